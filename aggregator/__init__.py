@@ -1,0 +1,80 @@
+"""aggregator: consolidated single billing for marketplace platforms."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask
+from flask_migrate import Migrate
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask_smorest import Api
+
+from .clock import Clocks, SystemClock
+from . import db as database
+from .config import PROJECT_ROOT, Settings
+
+
+def _schema_name(schema) -> str:
+    """OpenAPI component names: 'Tenant' for TenantSchema, 'TenantUpdate' for its partial form."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__.removesuffix("Schema")
+    return f"{name}Update" if getattr(schema, "partial", False) else name
+
+
+class _Api(Api):
+    def handle_http_exception(self, error):
+        from .errors import http_exception_response
+
+        return http_exception_response(error)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The application factory. `config` overrides settings read from the environment; a
+    "CLOCK" entry replaces the system clock (tests)."""
+    config = dict(config or {})
+    settings = config.pop("SETTINGS", None) or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(settings.flask_config())
+    app.config.update(config)
+    app.json.sort_keys = False
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        _prepare_sqlite(app)
+    database.db.init_app(app)
+    Migrate(app, database.db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    app.extensions["aggregator.clocks"] = Clocks(config.get("CLOCK") or SystemClock())
+
+    from . import errors
+    from .accounts import api as accounts_api, cli as accounts_cli
+    from .ingest import api as ingest_api
+
+    api = _Api(app, spec_kwargs={
+        "info": {"description": "Consolidated single billing API."},
+        "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name),
+    })
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.register_blueprint(accounts_api.blp)
+    api.register_blueprint(ingest_api.blp)
+    errors.register(app)
+    app.cli.add_command(accounts_cli.tenants)
+    return app
+
+
+def _prepare_sqlite(app: Flask) -> None:
+    """The embedded default: a file under var/, created on first use, WAL for concurrent readers."""
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    options.setdefault("connect_args", {}).setdefault("timeout", 30)
+
+    @sa.event.listens_for(sa.engine.Engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()

@@ -1,0 +1,105 @@
+"""Admin API for the tenant, its providers, customers and keys."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..fields import ListArgs, page_schema
+from ..web import clock_now, current, requires, with_secret
+from . import service
+from .schemas import (ApiKeySchema, CreatedProviderSchema, CustomerListArgs, CustomerSchema,
+                      IssuedKeySchema, ProviderSchema, TenantSchema)
+
+blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Tenant, providers, customers, keys")
+
+
+@blp.route("/tenant")
+class TenantView(MethodView):
+    @requires("admin")
+    @blp.response(200, TenantSchema)
+    def get(self):
+        return service.get_tenant(current())
+
+    @requires("admin")
+    @blp.arguments(TenantSchema(partial=True))
+    @blp.response(200, TenantSchema)
+    def patch(self, changes):
+        return service.update_tenant(current(), changes)
+
+
+@blp.route("/providers")
+class ProvidersView(MethodView):
+    @requires("admin")
+    @blp.arguments(ProviderSchema)
+    @blp.response(201, CreatedProviderSchema)
+    def post(self, fields):
+        principal = current()
+        created = service.create_provider(principal, fields, clock_now(principal))
+        return with_secret(created.provider, api_key=created.api_key)
+
+    @requires("admin")
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, page_schema(ProviderSchema, "ProviderPage"))
+    def get(self, args):
+        return service.list_providers(current(), **args)
+
+
+@blp.route("/providers/<provider_id>")
+class ProviderView(MethodView):
+    @requires("admin")
+    @blp.response(200, ProviderSchema)
+    def get(self, provider_id):
+        return service.get_provider(current(), provider_id)
+
+    @requires("admin")
+    @blp.arguments(ProviderSchema(partial=True))
+    @blp.response(200, ProviderSchema)
+    def patch(self, changes, provider_id):
+        return service.update_provider(current(), provider_id, changes)
+
+
+@blp.route("/providers/<provider_id>/keys", methods=["POST"])
+@requires("admin")
+@blp.response(201, IssuedKeySchema)
+def issue_provider_key(provider_id):
+    principal = current()
+    issued = service.issue_provider_key(principal, provider_id, clock_now(principal))
+    return with_secret(issued.key, secret=issued.plaintext)
+
+
+@blp.route("/keys/<key_id>", methods=["DELETE"])
+@requires("admin")
+@blp.response(200, ApiKeySchema)
+def revoke_key(key_id):
+    principal = current()
+    return service.revoke_key(principal, key_id, clock_now(principal))
+
+
+@blp.route("/customers")
+class CustomersView(MethodView):
+    @requires("admin")
+    @blp.arguments(CustomerSchema)
+    @blp.response(201, CustomerSchema)
+    def post(self, fields):
+        principal = current()
+        return service.create_customer(principal, fields, clock_now(principal))
+
+    @requires("admin")
+    @blp.arguments(CustomerListArgs, location="query")
+    @blp.response(200, page_schema(CustomerSchema, "CustomerPage"))
+    def get(self, args):
+        return service.list_customers(current(), **args)
+
+
+@blp.route("/customers/<customer_id>")
+class CustomerView(MethodView):
+    @requires("admin")
+    @blp.response(200, CustomerSchema)
+    def get(self, customer_id):
+        return service.get_customer(current(), customer_id)
+
+    @requires("admin")
+    @blp.arguments(CustomerSchema(partial=True))
+    @blp.response(200, CustomerSchema)
+    def patch(self, changes, customer_id):
+        return service.update_customer(current(), customer_id, changes)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import UTCDateTime, db, id_column
+
+ROLES = ("admin", "provider")
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = id_column("ten")
+    name: Mapped[str] = mapped_column(sa.String(200))
+    legal_name: Mapped[str | None] = mapped_column(sa.String(200))
+    address: Mapped[dict | None] = mapped_column(sa.JSON)
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    default_currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    period_anchor_day: Mapped[int] = mapped_column(sa.SmallInteger, default=25)
+    charge_day: Mapped[int] = mapped_column(sa.SmallInteger, default=2)
+    default_tax_rate: Mapped[str] = mapped_column(sa.String(16), default="0")
+    invoice_prefix: Mapped[str] = mapped_column(sa.String(16), default="INV")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        sa.CheckConstraint("period_anchor_day BETWEEN 1 AND 28", name="anchor_day"),
+        sa.CheckConstraint("charge_day BETWEEN 1 AND 28", name="charge_day"),
+    )
+
+
+class ApiKey(db.Model):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = id_column("key")
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), index=True)
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    provider_id: Mapped[str | None] = mapped_column(sa.ForeignKey("providers.id"), index=True)
+    key_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+    hint: Mapped[str] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('admin', 'provider')", name="role"),
+        sa.CheckConstraint(
+            "(role = 'provider') = (provider_id IS NOT NULL)", name="provider_keys_have_provider"
+        ),
+    )
+
+
+class Provider(db.Model):
+    __tablename__ = "providers"
+
+    id: Mapped[str] = id_column("prov")
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"))
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    revenue_share_rate: Mapped[str] = mapped_column(sa.String(16), default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.Index("ix_providers_scope", "tenant_id", "livemode", "id"),)
+
+
+class Customer(db.Model):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = id_column("cus")
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"))
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    external_id: Mapped[str] = mapped_column(sa.String(255))
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    address: Mapped[dict | None] = mapped_column(sa.JSON)
+    tax_exempt: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    tax_rate: Mapped[str | None] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "livemode", "external_id"),
+        sa.Index("ix_customers_scope", "tenant_id", "livemode", "id"),
+    )
+
+
+class Trial(db.Model):
+    """A provider's declaration that a customer's subscription to its app is in a free trial."""
+
+    __tablename__ = "trials"
+
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"), primary_key=True)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

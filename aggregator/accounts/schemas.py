@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ..fields import AddressSchema, Currency, ListArgs, Rate, StrictBoolean, TimeZone, optional_text, text
+
+
+class TenantSchema(Schema):
+    id = fields.String(dump_only=True)
+    object = fields.Constant("tenant", dump_only=True)
+    name = text(200)
+    legal_name = optional_text(200)
+    address = fields.Nested(AddressSchema, allow_none=True)
+    timezone = TimeZone()
+    default_currency = Currency()
+    period_anchor_day = fields.Integer(validate=validate.Range(min=1, max=28))
+    charge_day = fields.Integer(validate=validate.Range(min=1, max=28))
+    default_tax_rate = Rate()
+    invoice_prefix = fields.String(validate=validate.Regexp(
+        r"^[A-Z0-9][A-Z0-9-]{0,15}$", error="1-16 upper-case letters, digits or dashes."))
+    created_at = fields.DateTime(dump_only=True)
+
+
+class ProviderSchema(Schema):
+    id = fields.String(dump_only=True)
+    object = fields.Constant("provider", dump_only=True)
+    name = text(200, required=True)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=320))
+    revenue_share_rate = Rate(load_default="0")
+    livemode = fields.Boolean(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class CreatedProviderSchema(ProviderSchema):
+    api_key = fields.String(dump_only=True, metadata={"description": "Shown once."})
+
+
+class ApiKeySchema(Schema):
+    id = fields.String(dump_only=True)
+    object = fields.Constant("api_key", dump_only=True)
+    role = fields.String(dump_only=True)
+    provider = fields.String(attribute="provider_id", dump_only=True)
+    hint = fields.String(dump_only=True)
+    livemode = fields.Boolean(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    revoked_at = fields.DateTime(dump_only=True)
+
+
+class IssuedKeySchema(ApiKeySchema):
+    secret = fields.String(dump_only=True, metadata={"description": "The key itself; shown once."})
+
+
+class CustomerSchema(Schema):
+    id = fields.String(dump_only=True)
+    object = fields.Constant("customer", dump_only=True)
+    external_id = text(255, required=True)
+    name = optional_text(200)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=320))
+    currency = Currency()
+    address = fields.Nested(AddressSchema, allow_none=True)
+    tax_exempt = StrictBoolean(load_default=False)
+    tax_rate = Rate(allow_none=True, metadata={"description": "Overrides the tenant's default rate."})
+    livemode = fields.Boolean(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class CustomerListArgs(ListArgs):
+    external_id = fields.String()

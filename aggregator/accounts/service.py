@@ -1,0 +1,175 @@
+"""Use cases for tenants, providers, customers and API keys. Each owns its transaction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+
+from ..auth import NewKey, Principal, generate_key
+from ..db import db
+from ..errors import InvalidInput, NotFound
+from ..pagination import Page, paginate
+from .models import ApiKey, Customer, Provider, Tenant
+
+
+@dataclass(frozen=True)
+class CreatedTenant:
+    tenant: Tenant
+    admin_keys: dict[str, str]  # mode -> plaintext, shown once
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    plaintext: str  # shown once
+
+
+def _store_key(tenant_id: str, livemode: bool, role: str, provider_id: str | None,
+               now: datetime) -> IssuedKey:
+    new: NewKey = generate_key(role, livemode)
+    key = ApiKey(tenant_id=tenant_id, livemode=livemode, role=role, provider_id=provider_id,
+                 key_hash=new.key_hash, hint=new.hint, created_at=now)
+    db.session.add(key)
+    return IssuedKey(key, new.plaintext)
+
+
+# --- tenants -----------------------------------------------------------------------------
+
+def create_tenant(settings: Mapping[str, Any], now: datetime) -> CreatedTenant:
+    tenant = Tenant(created_at=now, **settings)
+    db.session.add(tenant)
+    db.session.flush()
+    keys = {mode: _store_key(tenant.id, mode == "live", "admin", None, now).plaintext
+            for mode in ("live", "test")}
+    db.session.commit()
+    return CreatedTenant(tenant, keys)
+
+
+def get_tenant(principal: Principal) -> Tenant:
+    return db.session.get(Tenant, principal.tenant_id)
+
+
+def update_tenant(principal: Principal, changes: Mapping[str, Any]) -> Tenant:
+    tenant = get_tenant(principal)
+    for name, value in changes.items():
+        setattr(tenant, name, value)
+    db.session.commit()
+    return tenant
+
+
+# --- providers ---------------------------------------------------------------------------
+
+def _scoped(model, principal: Principal) -> sa.Select:
+    return sa.select(model).where(model.tenant_id == principal.tenant_id,
+                                  model.livemode == principal.livemode)
+
+
+def _one(model, principal: Principal, object_id: str, noun: str):
+    found = db.session.scalars(_scoped(model, principal).where(model.id == object_id)).first()
+    if found is None:
+        raise NotFound(f"No such {noun}: {object_id!r}.")
+    return found
+
+
+@dataclass(frozen=True)
+class CreatedProvider:
+    provider: Provider
+    api_key: str  # shown once
+
+
+def create_provider(principal: Principal, fields: Mapping[str, Any], now: datetime) -> CreatedProvider:
+    provider = Provider(tenant_id=principal.tenant_id, livemode=principal.livemode,
+                        created_at=now, **fields)
+    db.session.add(provider)
+    db.session.flush()
+    issued = _store_key(principal.tenant_id, principal.livemode, "provider", provider.id, now)
+    db.session.commit()
+    return CreatedProvider(provider, issued.plaintext)
+
+
+def list_providers(principal: Principal, limit: int, starting_after: str | None = None) -> Page:
+    return paginate(_scoped(Provider, principal), Provider.id, limit, starting_after)
+
+
+def get_provider(principal: Principal, provider_id: str) -> Provider:
+    return _one(Provider, principal, provider_id, "provider")
+
+
+def update_provider(principal: Principal, provider_id: str, changes: Mapping[str, Any]) -> Provider:
+    provider = get_provider(principal, provider_id)
+    for name, value in changes.items():
+        setattr(provider, name, value)
+    db.session.commit()
+    return provider
+
+
+# --- keys --------------------------------------------------------------------------------
+
+def issue_provider_key(principal: Principal, provider_id: str, now: datetime) -> IssuedKey:
+    provider = get_provider(principal, provider_id)
+    issued = _store_key(principal.tenant_id, principal.livemode, "provider", provider.id, now)
+    db.session.commit()
+    return issued
+
+
+def revoke_key(principal: Principal, key_id: str, now: datetime) -> ApiKey:
+    """Revoke a key of the caller's tenant and mode; revoking twice keeps the first time."""
+    key = _one(ApiKey, principal, key_id, "API key")
+    if key.revoked_at is None:
+        key.revoked_at = now
+    db.session.commit()
+    return key
+
+
+# --- customers ---------------------------------------------------------------------------
+
+def create_customer(principal: Principal, fields: Mapping[str, Any], now: datetime) -> Customer:
+    fields = dict(fields)
+    if not fields.get("currency"):
+        fields["currency"] = get_tenant(principal).default_currency
+    customer = Customer(tenant_id=principal.tenant_id, livemode=principal.livemode,
+                        created_at=now, **fields)
+    db.session.add(customer)
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        raise InvalidInput.on("external_id",
+                              f"A customer with external_id {fields['external_id']!r} already exists.",
+                              code="external_id_taken") from None
+    return customer
+
+
+def list_customers(principal: Principal, limit: int, starting_after: str | None = None,
+                   external_id: str | None = None) -> Page:
+    query = _scoped(Customer, principal)
+    if external_id is not None:
+        query = query.where(Customer.external_id == external_id)
+    return paginate(query, Customer.id, limit, starting_after)
+
+
+def get_customer(principal: Principal, customer_id: str) -> Customer:
+    return _one(Customer, principal, customer_id, "customer")
+
+
+def find_customer(principal: Principal, external_id: str) -> Customer:
+    found = db.session.scalars(
+        _scoped(Customer, principal).where(Customer.external_id == external_id)).first()
+    if found is None:
+        raise NotFound(f"No customer with external_id {external_id!r}.")
+    return found
+
+
+def update_customer(principal: Principal, customer_id: str, changes: Mapping[str, Any]) -> Customer:
+    customer = get_customer(principal, customer_id)
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        raise InvalidInput.on("external_id", "Another customer already has that external_id.",
+                              code="external_id_taken") from None
+    return customer

@@ -1,0 +1,39 @@
+"""Clocks. Use cases never read the time themselves; they are handed `now` by a clock."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class FixedClock:
+    """A clock that says what it is told: for tests and for replaying a moment."""
+
+    def __init__(self, now: datetime):
+        self.set(now)
+
+    def set(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("FixedClock needs an aware datetime")
+        self._now = now.astimezone(timezone.utc)
+
+    def now(self) -> datetime:
+        return self._now
+
+
+class Clocks:
+    """Chooses the clock for a caller. Live mode always runs on `base` (real time in production)."""
+
+    def __init__(self, base: Clock):
+        self.base = base
+
+    def for_principal(self, principal) -> Clock:
+        return self.base

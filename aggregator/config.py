@@ -1,0 +1,53 @@
+"""All configuration comes from environment variables, read here and nowhere else."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_var_dir() -> Path:
+    return PROJECT_ROOT / "var"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    storage_dir: Path
+    max_request_bytes: int = 4 * 1024 * 1024
+    batch_limit: int = 1000
+    db_pool_size: int = 5
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        var_dir = Path(env.get("AGGREGATOR_VAR_DIR", _default_var_dir()))
+        return cls(
+            database_url=env.get(
+                "AGGREGATOR_DATABASE_URL", f"sqlite:///{var_dir / 'aggregator.sqlite3'}"
+            ),
+            storage_dir=Path(env.get("AGGREGATOR_STORAGE_DIR", var_dir / "storage")),
+            max_request_bytes=int(env.get("AGGREGATOR_MAX_REQUEST_BYTES", 4 * 1024 * 1024)),
+            db_pool_size=int(env.get("AGGREGATOR_DB_POOL_SIZE", 5)),
+        )
+
+    def flask_config(self) -> dict:
+        engine_options: dict = {"pool_pre_ping": True}
+        if self.database_url.startswith("postgresql"):
+            engine_options.update(pool_size=self.db_pool_size, max_overflow=10)
+        return {
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+            "MAX_CONTENT_LENGTH": self.max_request_bytes,
+            "AGGREGATOR_SETTINGS": self,
+            # OpenAPI (flask-smorest)
+            "API_TITLE": "aggregator",
+            "API_VERSION": "v1",
+            "OPENAPI_VERSION": "3.0.3",
+            "OPENAPI_URL_PREFIX": "/v1",
+            "OPENAPI_JSON_PATH": "openapi.json",
+            "JSON_SORT_KEYS": False,
+        }

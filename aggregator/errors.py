@@ -1,0 +1,164 @@
+"""Domain errors and the one table that turns them into HTTP responses.
+
+Use cases raise subclasses of the categories below; they never know about HTTP. Every error
+the API returns has one JSON shape:
+
+    {"error": {"type": "validation_error", "code": "...", "message": "...",
+               "fields": {"amount": ["..."]}}}
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None, fields: Mapping[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.fields = dict(fields) if fields else None
+
+
+class InvalidInput(DomainError):
+    """The request is well formed but a value in it is not acceptable (422)."""
+
+    code = "invalid"
+
+    @classmethod
+    def on(cls, field: str, message: str, code: str | None = None) -> "InvalidInput":
+        return cls(message, code=code, fields={field: [message]})
+
+
+class NotFound(DomainError):
+    code = "resource_missing"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class Unauthenticated(DomainError):
+    code = "invalid_api_key"
+
+
+class Forbidden(DomainError):
+    code = "wrong_role"
+
+
+#: category -> (HTTP status, error type)
+HTTP_TABLE: dict[type[DomainError], tuple[int, str]] = {
+    InvalidInput: (422, "validation_error"),
+    NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
+    Unauthenticated: (401, "authentication_error"),
+    Forbidden: (403, "permission_error"),
+}
+
+_HTTP_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    422: "validation_error",
+}
+
+
+def error_object(type_: str, message: str, code: str | None = None,
+                 fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": type_, "message": message}
+    if code:
+        error["code"] = code
+    if fields:
+        error["fields"] = fields
+    return error
+
+
+def error_body(status: int, type_: str, message: str, code: str | None = None,
+               fields: Mapping[str, Any] | None = None):
+    response = jsonify({"error": error_object(type_, message, code, fields)})
+    response.status_code = status
+    return response
+
+
+def describe(error: DomainError) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and error object for a domain error (also used per item in batches)."""
+    for category in type(error).__mro__:
+        if category in HTTP_TABLE:
+            status, type_ = HTTP_TABLE[category]
+            return status, error_object(type_, error.message, error.code, error.fields)
+    raise TypeError(f"{type(error).__name__} has no HTTP mapping")  # pragma: no cover
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested {"a": {"b": ["msg"]}} -> {"a.b": ["msg"]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                name = prefix or "body"
+            flat.update(flatten_messages(value, name))
+    elif isinstance(messages, (list, tuple)) and all(isinstance(m, str) for m in messages):
+        flat.setdefault(prefix or "body", []).extend(messages)
+    elif isinstance(messages, (list, tuple)):
+        for value in messages:
+            flat.update(flatten_messages(value, prefix))
+    else:
+        flat.setdefault(prefix or "body", []).append(str(messages))
+    return flat
+
+
+def validation_fields(messages: Mapping[str, Any]) -> dict[str, list[str]]:
+    """webargs groups messages by location ({"json": ..., "query": ...}); drop that level."""
+    flat: dict[str, list[str]] = {}
+    for location, inner in messages.items():
+        flat.update(flatten_messages(inner))
+    return flat
+
+
+def domain_error_response(error: DomainError):
+    status, body = describe(error)
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def http_exception_response(exc: HTTPException):
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if status == 400 and messages and "json" in messages:
+        return error_body(400, "invalid_request_error", "The request body is not valid JSON.",
+                          "invalid_json")
+    if messages:
+        fields = validation_fields(messages)
+        summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
+        return error_body(status, _HTTP_TYPES.get(status, "invalid_request_error"),
+                          f"Invalid request: {summary}", "invalid", fields)
+    if status == 413:
+        return error_body(413, "request_too_large", "The request body is too large.")
+    return error_body(status, _HTTP_TYPES.get(status, "api_error"), exc.description or exc.name)
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(DomainError, domain_error_response)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return http_exception_response(exc)
+        log.exception("unhandled error")
+        return error_body(500, "api_error", "An internal error occurred; it has been logged.")

@@ -1,0 +1,110 @@
+"""marshmallow fields and schemas shared by every area's API."""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from . import money
+from .pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true/false: "yes", 1 or "true" are refused rather than guessed at."""
+
+    def __init__(self, **kwargs):
+        super().__init__(truthy={True}, falsy={False}, **kwargs)
+
+
+class Currency(fields.String):
+    """An ISO 4217 code; accepted in any case, stored and returned upper-case."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).upper()
+        try:
+            return money.check_currency(text)
+        except money.MoneyError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class Rate(fields.String):
+    """A decimal-string rate between 0 and 1 ("0.30" = 30%), kept as its canonical string."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return money.format_rate(money.parse_rate(value))
+        except money.MoneyError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class AmountString(fields.String):
+    """A decimal string; turned into minor units by the schema, which knows the currency."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError('Amounts are decimal strings such as "12.50", not numbers.')
+        return value
+
+
+class TimeZone(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text not in _zones():
+            raise ValidationError(f"{text!r} is not an IANA time zone such as 'Australia/Sydney'.")
+        try:
+            ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError) as exc:  # pragma: no cover
+            raise ValidationError(f"{text!r} is not an IANA time zone.") from exc
+        return text
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _zones() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return _ZONES
+
+
+class AddressSchema(Schema):
+    line1 = fields.String(validate=validate.Length(max=200), allow_none=True)
+    line2 = fields.String(validate=validate.Length(max=200), allow_none=True)
+    city = fields.String(validate=validate.Length(max=100), allow_none=True)
+    state = fields.String(validate=validate.Length(max=100), allow_none=True)
+    postal_code = fields.String(validate=validate.Length(max=20), allow_none=True)
+    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="Use an ISO 3166 alpha-2 code."),
+                            allow_none=True)
+
+
+class Metadata(fields.Dict):
+    """A small flat map of strings, like Stripe's metadata: 50 keys, keys ≤ 40, values ≤ 500."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            keys=fields.String(validate=validate.Length(min=1, max=40)),
+            values=fields.String(validate=validate.Length(max=500)),
+            validate=validate.Length(max=50, error="At most {max} metadata keys."),
+            **kwargs,
+        )
+
+
+def text(max_length: int, **kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def optional_text(max_length: int) -> fields.String:
+    return fields.String(validate=validate.Length(max=max_length), allow_none=True)
+
+
+class ListArgs(Schema):
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
+    starting_after = fields.String(validate=validate.Length(min=1, max=40))
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    return Schema.from_dict(
+        {"data": fields.List(fields.Nested(item_schema)), "has_more": fields.Boolean()},
+        name=name,
+    )

@@ -1,0 +1,1 @@
+"""Bill intake: providers submit bills, idempotently, one at a time or in batches."""

@@ -1,0 +1,97 @@
+"""Bill intake API (provider keys), plus read access for admin keys."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from ..errors import describe
+from ..fields import page_schema
+from ..web import clock_now, current, requires
+from . import service
+from .bills import BillRequest
+from .schemas import (BatchResultSchema, BatchSchema, BillInputSchema, BillListArgs, BillSchema,
+                      IdempotencyHeader, TrialInputSchema, TrialSchema)
+
+blp = Blueprint("ingest", __name__, url_prefix="/v1", description="Bill intake")
+
+@blp.route("/bills", methods=["POST"])
+@requires("provider")
+@blp.arguments(IdempotencyHeader, location="headers")
+@blp.arguments(BillInputSchema)
+@blp.response(201, BillSchema)
+def create_bill(headers, body):
+    principal = current()
+    outcome = service.record_bill(principal, BillRequest(headers["idempotency_key"], **body),
+                                  clock_now(principal))
+    if outcome.error:
+        raise outcome.error
+    return outcome.bill, 201, {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+
+
+@blp.route("/bills/batch", methods=["POST"])
+@requires("provider")
+@blp.arguments(BatchSchema)
+@blp.response(200, BatchResultSchema)
+def create_bills(body):
+    principal = current()
+    items = body["bills"]
+    valid = [item for item in items if isinstance(item, BillRequest)]
+    outcomes = iter(service.record_bills(principal, valid, clock_now(principal)) if valid else [])
+    results = []
+    for item in items:
+        outcome = next(outcomes) if isinstance(item, BillRequest) else service.Outcome(error=item)
+        if outcome.error:
+            status, error = describe(outcome.error)
+            results.append({"status": status, "error": error})
+        else:
+            results.append({"status": 201, "replayed": outcome.replayed, "bill": outcome.bill})
+    return {"data": results}
+
+
+@blp.route("/bills", methods=["GET"])
+@requires("provider", "admin")
+@blp.arguments(BillListArgs, location="query")
+@blp.response(200, page_schema(BillSchema, "BillPage"))
+def list_bills(args):
+    principal = current()
+    if principal.role == "provider":
+        args.pop("provider", None)
+    return service.list_bills(principal, **args)
+
+
+@blp.route("/bills/<bill_id>", methods=["GET"])
+@requires("provider", "admin")
+@blp.response(200, BillSchema)
+def get_bill(bill_id):
+    return service.get_bill(current(), bill_id)
+
+
+@blp.route("/bills/<bill_id>", methods=["DELETE"])
+@requires("provider")
+@blp.response(200, BillSchema)
+def cancel_bill(bill_id):
+    principal = current()
+    return service.cancel_bill(principal, bill_id, clock_now(principal))
+
+
+@blp.route("/customers/<external_id>/trial", methods=["PUT"])
+@requires("provider")
+@blp.arguments(TrialInputSchema)
+@blp.response(200, TrialSchema)
+def set_trial(body, external_id):
+    principal = current()
+    return service.set_trial(principal, external_id, body["ends_at"], clock_now(principal))
+
+
+@blp.route("/customers/<external_id>/trial", methods=["GET"])
+@requires("provider")
+@blp.response(200, TrialSchema)
+def get_trial(external_id):
+    return service.get_trial(current(), external_id)
+
+
+@blp.route("/customers/<external_id>/trial", methods=["DELETE"])
+@requires("provider")
+@blp.response(200, TrialSchema)
+def end_trial(external_id):
+    principal = current()
+    return service.end_trial(principal, external_id, clock_now(principal))

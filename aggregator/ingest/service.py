@@ -1,0 +1,243 @@
+"""Bill intake use cases. Each owns its transaction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..accounts.models import Customer, Trial
+from ..auth import Principal
+from ..db import db, new_id
+from ..errors import Conflict, DomainError, InvalidInput, NotFound
+from ..pagination import Page, paginate
+from .bills import BillRequest, BillView
+from .models import BILL_STATES, Bill
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
+class BillAlreadyInvoiced(Conflict):
+    code = "bill_already_invoiced"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one submitted bill: created, replayed (already stored), or refused."""
+
+    bill: BillView | None = None
+    replayed: bool = False
+    error: DomainError | None = None
+
+
+def view(bill: Bill) -> BillView:
+    return BillView(
+        id=bill.id, status=bill.status, customer=bill.customer.external_id,
+        provider=bill.provider_id, amount=bill.amount, currency=bill.currency,
+        revenue_share=bill.revenue_share, description=bill.description,
+        service_period=bill.service_period, metadata=bill.metadata_ or {},
+        received_at=bill.received_at, livemode=bill.livemode,
+    )
+
+
+def _insert(table):
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+
+
+def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Outcome:
+    return record_bills(principal, [request], now)[0]
+
+
+def record_bills(principal: Principal, requests: Sequence[BillRequest], now: datetime) -> list[Outcome]:
+    """Store each bill once. A request whose idempotency key is already stored for this
+    provider is a replay when its content is the same and a conflict when it is not."""
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    customers = dict(db.session.execute(
+        sa.select(Customer.external_id, Customer.id).where(
+            Customer.tenant_id == principal.tenant_id, Customer.livemode == principal.livemode,
+            Customer.external_id.in_({r.customer for r in requests}))
+    ).all())
+    trial_ends = _trials_running(principal, [customers[r.customer] for r in requests
+                                             if r.revenue_share and r.customer in customers], now)
+
+    first_by_key: dict[str, int] = {}
+    rows: list[dict] = []
+    for i, request in enumerate(requests):
+        customer_id = customers.get(request.customer)
+        if customer_id is None:
+            outcomes[i] = Outcome(error=InvalidInput.on(
+                "customer", f"No customer with external_id {request.customer!r}.", "unknown_customer"))
+        elif request.revenue_share and customer_id in trial_ends:
+            outcomes[i] = Outcome(error=InvalidInput.on(
+                "revenue_share",
+                f"The customer is in a free trial of this app until "
+                f"{trial_ends[customer_id].isoformat()}; subscription bills are refused until then.",
+                "in_free_trial"))
+        elif request.idempotency_key in first_by_key:
+            continue  # settled below against the first request with this key
+        else:
+            first_by_key[request.idempotency_key] = i
+            rows.append(_row(principal, request, customer_id, now))
+
+    created: set[str] = set()
+    if rows:
+        rows.sort(key=lambda row: row["idempotency_key"])  # one lock order across workers
+        table = Bill.__table__
+        stmt = (_insert(table)
+                .on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
+                .returning(table.c.idempotency_key))
+        created = set(db.session.scalars(stmt, rows).all())
+
+    by_key = {row["idempotency_key"]: row for row in rows}
+    stored = _stored_bills(principal, [k for k in by_key if k not in created])
+    for i, request in enumerate(requests):
+        if outcomes[i] is not None:
+            continue
+        key = request.idempotency_key
+        if key in created and first_by_key[key] == i:
+            outcomes[i] = Outcome(bill=_view_of_row(by_key[key], request))
+            continue
+        existing = stored.get(key)
+        if existing is None:  # a later duplicate of a key first created in this batch
+            first = requests[first_by_key[key]]
+            existing_fp, existing_view = first.fingerprint(), _view_of_row(by_key[key], first)
+        else:
+            existing_fp, existing_view = existing.fingerprint, view(existing)
+        if existing_fp == request.fingerprint():
+            outcomes[i] = Outcome(bill=existing_view, replayed=True)
+        else:
+            outcomes[i] = Outcome(error=IdempotencyKeyReused(
+                f"Idempotency key {key!r} was already used for a different bill."))
+    db.session.commit()
+    return outcomes  # type: ignore[return-value]
+
+
+def _row(principal: Principal, request: BillRequest, customer_id: str, now: datetime) -> dict:
+    start, end = request.service_period or (None, None)
+    return {
+        "id": new_id("bill"), "tenant_id": principal.tenant_id, "livemode": principal.livemode,
+        "provider_id": principal.provider_id, "customer_id": customer_id,
+        "idempotency_key": request.idempotency_key, "fingerprint": request.fingerprint(),
+        "amount": request.amount, "currency": request.currency,
+        "revenue_share": request.revenue_share, "description": request.description,
+        "service_period_start": start, "service_period_end": end,
+        "metadata": request.metadata, "status": "pending", "received_at": now,
+    }
+
+
+def _view_of_row(row: dict, request: BillRequest) -> BillView:
+    start, end = row["service_period_start"], row["service_period_end"]
+    return BillView(
+        id=row["id"], status=row["status"], customer=request.customer, provider=row["provider_id"],
+        amount=row["amount"], currency=row["currency"], revenue_share=row["revenue_share"],
+        description=row["description"], service_period={"start": start, "end": end} if start else None,
+        metadata=row["metadata"], received_at=row["received_at"], livemode=row["livemode"],
+    )
+
+
+def _stored_bills(principal: Principal, keys: list[str]) -> dict[str, Bill]:
+    if not keys:
+        return {}
+    bills = db.session.scalars(sa.select(Bill).where(
+        Bill.provider_id == principal.provider_id, Bill.idempotency_key.in_(keys))).all()
+    return {bill.idempotency_key: bill for bill in bills}
+
+
+def _trials_running(principal: Principal, customer_ids: list[str], now: datetime) -> dict[str, datetime]:
+    if not customer_ids:
+        return {}
+    return dict(db.session.execute(sa.select(Trial.customer_id, Trial.ends_at).where(
+        Trial.provider_id == principal.provider_id, Trial.customer_id.in_(set(customer_ids)),
+        Trial.ends_at > now)).all())
+
+
+# --- reading and cancelling --------------------------------------------------------------
+
+def _scoped_bills(principal: Principal) -> sa.Select:
+    query = sa.select(Bill).where(Bill.tenant_id == principal.tenant_id,
+                                  Bill.livemode == principal.livemode)
+    if principal.role == "provider":  # a provider sees its own bills and nothing else
+        query = query.where(Bill.provider_id == principal.provider_id)
+    return query
+
+
+def get_bill(principal: Principal, bill_id: str) -> BillView:
+    bill = db.session.scalars(_scoped_bills(principal).where(Bill.id == bill_id)).first()
+    if bill is None:
+        raise NotFound(f"No such bill: {bill_id!r}.")
+    return view(bill)
+
+
+def list_bills(principal: Principal, limit: int, starting_after: str | None = None,
+               status: str | None = None, customer: str | None = None,
+               provider: str | None = None) -> Page:
+    query = _scoped_bills(principal)
+    if status:
+        query = query.where(Bill.status == status)
+    if customer:
+        query = query.join(Bill.customer).where(Customer.external_id == customer)
+    if provider:
+        query = query.where(Bill.provider_id == provider)
+    page = paginate(query, Bill.id, limit, starting_after)
+    return Page([view(b) for b in page.data], page.has_more)
+
+
+def cancel_bill(principal: Principal, bill_id: str, now: datetime) -> BillView:
+    """pending -> cancelled, atomically; cancelling a cancelled bill is a no-op."""
+    db.session.execute(
+        sa.update(Bill)
+        .where(Bill.id == bill_id, Bill.provider_id == principal.provider_id,
+               Bill.tenant_id == principal.tenant_id, Bill.livemode == principal.livemode,
+               Bill.status.in_(BILL_STATES.sources("cancelled")))
+        .values(status="cancelled", cancelled_at=now)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    bill = get_bill(principal, bill_id)
+    if bill.status == "invoiced":
+        raise BillAlreadyInvoiced(f"Bill {bill_id!r} has been invoiced and can no longer be cancelled.")
+    return bill
+
+
+# --- free trials -------------------------------------------------------------------------
+
+def _customer_by_external_id(principal: Principal, external_id: str) -> Customer:
+    customer = db.session.scalars(sa.select(Customer).where(
+        Customer.tenant_id == principal.tenant_id, Customer.livemode == principal.livemode,
+        Customer.external_id == external_id)).first()
+    if customer is None:
+        raise NotFound(f"No customer with external_id {external_id!r}.")
+    return customer
+
+
+def set_trial(principal: Principal, external_id: str, ends_at: datetime, now: datetime) -> Trial:
+    """Declare (or move) the end of this provider's free trial for the customer."""
+    customer = _customer_by_external_id(principal, external_id)
+    trial = db.session.get(Trial, (principal.provider_id, customer.id))
+    if trial is None:
+        trial = Trial(provider_id=principal.provider_id, customer_id=customer.id)
+        db.session.add(trial)
+    trial.ends_at, trial.updated_at = ends_at, now
+    db.session.commit()
+    return trial
+
+
+def get_trial(principal: Principal, external_id: str) -> Trial:
+    customer = _customer_by_external_id(principal, external_id)
+    trial = db.session.get(Trial, (principal.provider_id, customer.id))
+    if trial is None:
+        raise NotFound(f"No free trial is declared for customer {external_id!r}.")
+    return trial
+
+
+def end_trial(principal: Principal, external_id: str, now: datetime) -> Trial:
+    """End the trial now: subscription bills are accepted from this moment on."""
+    trial = get_trial(principal, external_id)
+    trial.ends_at = min(trial.ends_at, now)
+    trial.updated_at = now
+    db.session.commit()
+    return trial

@@ -1,0 +1,188 @@
+"""Money: exact integer minor units next to an ISO 4217 currency code.
+
+This module is the only place that turns decimal strings into amounts and back, and the only
+place that rounds. The rule, used for every derived amount (tax, revenue share, FX conversion):
+
+    ROUND_HALF_UP on the minor unit, i.e. halves round away from zero ("commercial rounding",
+    the rule most tax authorities prescribe for invoice totals).
+
+Currency exponents come from the Unicode CLDR data shipped with Babel, not a hand table.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+from babel import Locale
+from babel.numbers import format_currency, get_currency_precision
+
+ROUNDING = ROUND_HALF_UP
+
+#: The largest magnitude, in major units, that an amount may have (a trillion).
+MAX_MAJOR = 10**12
+
+_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+class MoneyError(ValueError):
+    """An amount, currency or rate that cannot be accepted. The message is user-facing."""
+
+
+@lru_cache(maxsize=1)
+def _tender_currencies() -> frozenset[str]:
+    """Codes that are legal tender in at least one territory today, according to CLDR."""
+    from babel.core import get_global
+
+    today = date.today()
+    codes: set[str] = set()
+    for territory, entries in get_global("territory_currencies").items():
+        for code, start, end, tender in entries:
+            if not tender:
+                continue
+            if (start is None or date(*start) <= today) and (end is None or today <= date(*end)):
+                codes.add(code)
+    return frozenset(codes)
+
+
+def is_currency(code: object) -> bool:
+    return isinstance(code, str) and bool(_CURRENCY_RE.match(code)) and code in _tender_currencies()
+
+
+def check_currency(code: object) -> str:
+    if not is_currency(code):
+        raise MoneyError(f"Unknown currency code {code!r}: expected an ISO 4217 code such as 'USD'.")
+    return code  # type: ignore[return-value]
+
+
+def exponent(currency: str) -> int:
+    """Digits after the decimal point of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
+    return get_currency_precision(check_currency(currency))
+
+
+def _max_minor(currency: str) -> int:
+    return MAX_MAJOR * 10 ** exponent(currency)
+
+
+def parse_amount(text: object, currency: str) -> int:
+    """A decimal string such as "12.50" in `currency` -> integer minor units (1250).
+
+    Refuses anything but a plain decimal string: JSON numbers, exponents, NaN/Infinity,
+    more decimals than the currency has, and magnitudes beyond MAX_MAJOR.
+    """
+    exp = exponent(currency)
+    if not isinstance(text, str):
+        raise MoneyError("Amounts are decimal strings such as \"12.50\", not numbers.")
+    if len(text) > 40 or not _DECIMAL_RE.match(text):
+        raise MoneyError(f"{text[:40]!r} is not a decimal amount such as \"12.50\".")
+    value = Decimal(text)
+    if -value.as_tuple().exponent > exp:  # type: ignore[operator]
+        raise MoneyError(
+            f"{currency} amounts have at most {exp} decimal place{'s' if exp != 1 else ''}."
+            if exp
+            else f"{currency} amounts have no decimal places."
+        )
+    if abs(value) > MAX_MAJOR:
+        raise MoneyError(f"The amount's magnitude must not exceed {MAX_MAJOR:,}.")
+    return int(value.scaleb(exp))
+
+
+def format_amount(minor: int, currency: str) -> str:
+    """Integer minor units -> the API's decimal string (1250, "USD" -> "12.50")."""
+    exp = exponent(currency)
+    return str(Decimal(minor).scaleb(-exp).quantize(Decimal(1).scaleb(-exp)))
+
+
+def to_decimal(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-exponent(currency))
+
+
+def display(minor: int, currency: str, locale: str | Locale = "en") -> str:
+    """Human formatting for documents, e.g. 'A$1,234.50' or '¥1,235' (Babel, CLDR)."""
+    return format_currency(to_decimal(minor, currency), currency, locale=locale)
+
+
+def round_minor(value: Decimal) -> int:
+    """The one rounding rule: half up (away from zero) to a whole minor unit."""
+    return int(value.quantize(Decimal(1), rounding=ROUNDING))
+
+
+def apply_rate(minor: int, rate: Decimal) -> int:
+    """`minor * rate`, rounded by the one rule (tax, platform cut, FX conversion)."""
+    return round_minor(Decimal(minor) * rate)
+
+
+def allocate(minor: int, weights: Sequence[int]) -> list[int]:
+    """Split `minor` in proportion to integer `weights`, exactly (largest remainder).
+
+    The parts always sum to `minor`; ties in the remainder go to the earliest weights.
+    """
+    if not weights or any(w < 0 for w in weights) or sum(weights) == 0:
+        raise ValueError("allocate needs non-negative weights with a positive sum")
+    total = sum(weights)
+    sign = -1 if minor < 0 else 1
+    magnitude = abs(minor)
+    parts = [magnitude * w // total for w in weights]
+    remainders = sorted(
+        range(len(weights)), key=lambda i: (-(magnitude * weights[i] % total), i)
+    )
+    for i in remainders[: magnitude - sum(parts)]:
+        parts[i] += 1
+    return [sign * p for p in parts]
+
+
+_RATE_RE = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
+
+
+def parse_rate(text: object, *, maximum: Decimal | None = Decimal(1), places: int = 6) -> Decimal:
+    """A non-negative decimal-string rate ("0.30" = 30%) with at most `places` decimals."""
+    if not isinstance(text, str):
+        raise MoneyError("Rates are decimal strings such as \"0.30\", not numbers.")
+    if len(text) > 32 or not _RATE_RE.match(text):
+        raise MoneyError(f"{text[:32]!r} is not a decimal rate such as \"0.30\".")
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
+        raise MoneyError(f"{text!r} is not a decimal rate.") from exc
+    if -value.as_tuple().exponent > places:  # type: ignore[operator]
+        raise MoneyError(f"Rates have at most {places} decimal places.")
+    if maximum is not None and value > maximum:
+        raise MoneyError(f"The rate must be between 0 and {maximum}.")
+    return value
+
+
+def format_rate(rate: Decimal) -> str:
+    """Canonical string for a rate: no exponent, no trailing zeros ("0.3", "1", "0")."""
+    return format(rate.normalize(), "f")
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    minor: int
+    currency: str
+
+    def __add__(self, other: "Money") -> "Money":
+        if other.currency != self.currency:
+            raise MoneyError(f"Cannot add {other.currency} to {self.currency}.")
+        return Money(self.minor + other.minor, self.currency)
+
+    def __neg__(self) -> "Money":
+        return Money(-self.minor, self.currency)
+
+    def __str__(self) -> str:
+        return f"{format_amount(self.minor, self.currency)} {self.currency}"
+
+    @classmethod
+    def zero(cls, currency: str) -> "Money":
+        return cls(0, currency)
+
+    @classmethod
+    def total(cls, amounts: Iterable["Money"], currency: str) -> "Money":
+        result = cls.zero(currency)
+        for amount in amounts:
+            result = result + amount
+        return result

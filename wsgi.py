@@ -1,0 +1,3 @@
+from aggregator import create_app
+
+app = create_app()
