@@ -72,7 +72,8 @@ def parse_amount(text: object, currency: str) -> int:
     """A decimal string such as "12.50" in `currency` -> integer minor units (1250).
 
     Refuses anything but a plain decimal string: JSON numbers, exponents, NaN/Infinity,
-    more decimals than the currency has, and magnitudes beyond MAX_MAJOR.
+    a value finer than the currency's minor unit ("1.005" USD, "1.5" JPY; trailing zeros
+    such as "19.990" are exact and accepted), and magnitudes beyond MAX_MAJOR.
     """
     exp = exponent(currency)
     if not isinstance(text, str):
@@ -80,7 +81,7 @@ def parse_amount(text: object, currency: str) -> int:
     if len(text) > 40 or not _DECIMAL_RE.match(text):
         raise MoneyError(f"{text[:40]!r} is not a decimal amount such as \"12.50\".")
     value = Decimal(text)
-    if -value.as_tuple().exponent > exp:  # type: ignore[operator]
+    if value != value.quantize(Decimal(1).scaleb(-exp)):  # "19.990" is fine, "19.995" is not
         raise MoneyError(
             f"{currency} amounts have at most {exp} decimal place{'s' if exp != 1 else ''}."
             if exp

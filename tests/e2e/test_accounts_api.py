@@ -1,0 +1,137 @@
+"""The admin API: tenant settings, providers, customers and API keys."""
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Caller
+
+
+def test_tenant_settings_are_read_and_patched_with_an_admin_key(tenant):
+    admin = tenant.admin["test"]
+    assert admin.get("/v1/tenant").json["period_anchor_day"] == 25
+    response = admin.patch("/v1/tenant", {"legal_name": "Marketplace Pty Ltd", "charge_day": 3,
+                                          "default_tax_rate": "0.10", "invoice_prefix": "MKT",
+                                          "address": {"line1": "1 George St", "city": "Sydney",
+                                                      "country": "AU"}})
+    assert response.status_code == 200, response.json
+    body = admin.get("/v1/tenant").json
+    assert (body["legal_name"], body["charge_day"], body["default_tax_rate"], body["invoice_prefix"]) == (
+        "Marketplace Pty Ltd", 3, "0.1", "MKT")
+    assert body["address"]["city"] == "Sydney"
+
+
+def test_invalid_tenant_settings_are_refused_with_the_field_at_fault(tenant):
+    admin = tenant.admin["test"]
+    for field, value in [("period_anchor_day", 29), ("charge_day", 0), ("timezone", "Mars/Base"),
+                         ("default_currency", "ZZZ"), ("default_tax_rate", 0.1),
+                         ("default_tax_rate", "1.5"), ("invoice_prefix", "bad prefix")]:
+        response = admin.patch("/v1/tenant", {field: value})
+        assert response.status_code == 422, (field, response.json)
+        assert field in response.json["error"]["fields"]
+
+
+def test_creating_a_provider_returns_its_key_once(tenant):
+    admin = tenant.admin["test"]
+    response = admin.post("/v1/providers", {"name": "Accounting App", "email": "billing@app.example",
+                                            "revenue_share_rate": "0.30"})
+    assert response.status_code == 201
+    body = response.json
+    assert body["api_key"].startswith("agg_prov_test_")
+    assert body["revenue_share_rate"] == "0.3" and body["livemode"] is False
+    fetched = admin.get(f"/v1/providers/{body['id']}").json
+    assert "api_key" not in fetched and fetched["name"] == "Accounting App"
+
+
+def test_provider_rate_must_be_a_decimal_string_between_zero_and_one(tenant):
+    admin = tenant.admin["test"]
+    for rate in ["1.01", "-0.1", 0.3, "30%", "0.1234567"]:
+        response = admin.post("/v1/providers", {"name": "X", "revenue_share_rate": rate})
+        assert response.status_code == 422, rate
+        assert "revenue_share_rate" in response.json["error"]["fields"]
+
+
+def test_providers_are_patched_and_listed_with_cursor_pagination(tenant):
+    admin = tenant.admin["test"]
+    ids = [tenant.provider(name=f"App {i}").id for i in range(5)]
+    assert admin.patch(f"/v1/providers/{ids[0]}", {"revenue_share_rate": "0.25"}).json[
+        "revenue_share_rate"] == "0.25"
+    first = admin.get("/v1/providers?limit=2").json
+    assert [p["id"] for p in first["data"]] == ids[::-1][:2] and first["has_more"]
+    rest = admin.get(f"/v1/providers?limit=10&starting_after={first['data'][-1]['id']}").json
+    assert [p["id"] for p in rest["data"]] == ids[::-1][2:] and not rest["has_more"]
+
+
+def test_a_revoked_provider_key_no_longer_authenticates(tenant):
+    provider = tenant.provider()
+    admin = tenant.admin["test"]
+    issued = admin.post(f"/v1/providers/{provider.id}/keys")
+    assert issued.status_code == 201 and issued.json["secret"].startswith("agg_prov_test_")
+    second = Caller(tenant.client, issued.json["secret"])
+    assert second.get("/v1/bills").status_code == 200
+    revoked = admin.delete(f"/v1/keys/{issued.json['id']}")
+    assert revoked.status_code == 200 and revoked.json["revoked_at"]
+    assert second.get("/v1/bills").status_code == 401
+    assert provider.get("/v1/bills").status_code == 200  # the first key still works
+
+
+def test_keys_are_stored_only_as_hashes(app, tenant):
+    from aggregator.accounts.models import ApiKey
+    from aggregator.db import db
+
+    plaintext = tenant.admin["test"].key
+    with app.app_context():
+        rows = db.session.scalars(db.select(ApiKey).where(ApiKey.tenant_id == tenant.id)).all()
+    assert rows and all(plaintext.encode() not in r.key_hash and plaintext not in r.hint for r in rows)
+
+
+def test_customers_have_a_unique_external_id_per_tenant_and_mode(tenant, make_tenant):
+    first = tenant.customer("acme", name="Acme Pty Ltd", email="ap@acme.example")
+    assert first["currency"] == "AUD"  # the tenant's default
+    again = tenant.admin["test"].post("/v1/customers", {"external_id": "acme"})
+    assert again.status_code == 422 and "external_id" in again.json["error"]["fields"]
+    assert tenant.customer("acme", mode="live")["livemode"] is True
+    assert make_tenant().customer("acme")["external_id"] == "acme"
+
+
+def test_customers_are_patched_found_by_external_id_and_carry_tax_settings(tenant):
+    customer = tenant.customer("acme", currency="usd", tax_rate="0.1",
+                               address={"line1": "2 Pitt St", "country": "AU"})
+    assert customer["currency"] == "USD" and customer["tax_rate"] == "0.1"
+    admin = tenant.admin["test"]
+    patched = admin.patch(f"/v1/customers/{customer['id']}", {"tax_exempt": True, "name": "Acme"})
+    assert patched.json["tax_exempt"] is True and patched.json["name"] == "Acme"
+    found = admin.get("/v1/customers?external_id=acme").json["data"]
+    assert [c["id"] for c in found] == [customer["id"]]
+
+
+def test_objects_of_another_tenant_or_mode_are_not_found(tenant, make_tenant):
+    provider_id = tenant.provider().id
+    customer_id = tenant.customer()["id"]
+    for other in (make_tenant().admin["test"], tenant.admin["live"]):
+        assert other.get(f"/v1/providers/{provider_id}").status_code == 404
+        assert other.get(f"/v1/customers/{customer_id}").status_code == 404
+        assert other.patch(f"/v1/customers/{customer_id}", {"name": "x"}).status_code == 404
+        assert other.get("/v1/providers").json["data"] == []
+
+
+def test_a_provider_key_cannot_use_the_admin_api(tenant):
+    provider = tenant.provider()
+    response = provider.get("/v1/providers")
+    assert response.status_code == 403 and response.json["error"]["type"] == "permission_error"
+
+
+def test_cli_creates_a_tenant_and_prints_its_admin_keys(app, client):
+    result = app.test_cli_runner().invoke(args=[
+        "tenants", "create", "--name", "Shop", "--timezone", "America/New_York", "--currency", "usd",
+        "--anchor-day", "1", "--charge-day", "5"])
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["admin_keys"]["live"].startswith("agg_admin_live_")
+    tenant = Caller(client, created["admin_keys"]["test"]).get("/v1/tenant").json
+    assert (tenant["id"], tenant["timezone"], tenant["default_currency"], tenant["period_anchor_day"],
+            tenant["charge_day"]) == (created["id"], "America/New_York", "USD", 1, 5)
+
+
+def test_cli_refuses_an_unknown_time_zone(app):
+    result = app.test_cli_runner().invoke(args=["tenants", "create", "--name", "X", "--timezone", "Nowhere"])
+    assert result.exit_code != 0 and "time zone" in result.output
