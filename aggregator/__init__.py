@@ -11,6 +11,8 @@ from flask_smorest import Api
 from .clock import Clocks, SystemClock
 from . import db as database
 from .config import PROJECT_ROOT, Settings
+from .consolidate.render import WeasyPrintRenderer
+from .storage import LocalStorage
 
 
 def _schema_name(schema) -> str:
@@ -42,9 +44,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     database.db.init_app(app)
     Migrate(app, database.db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     app.extensions["aggregator.clocks"] = Clocks(config.get("CLOCK") or SystemClock())
+    app.extensions["aggregator.storage"] = LocalStorage(settings.storage_dir)
+    app.extensions["aggregator.renderer"] = config.get("RENDERER") or WeasyPrintRenderer()
 
     from . import errors
     from .accounts import api as accounts_api, cli as accounts_cli
+    from .consolidate import api as consolidate_api, cli as consolidate_cli
     from .ingest import api as ingest_api
 
     api = _Api(app, spec_kwargs={
@@ -54,8 +59,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(accounts_api.blp)
     api.register_blueprint(ingest_api.blp)
+    api.register_blueprint(consolidate_api.blp)
     errors.register(app)
     app.cli.add_command(accounts_cli.tenants)
+    app.cli.add_command(consolidate_cli.periods)
     return app
 
 

@@ -30,10 +30,18 @@ class FixedClock:
 
 
 class Clocks:
-    """Chooses the clock for a caller. Live mode always runs on `base` (real time in production)."""
+    """Chooses the clock for a caller: live mode always runs on `base` (real time in production);
+    test mode runs on the tenant's test clock."""
 
     def __init__(self, base: Clock):
         self.base = base
 
     def for_principal(self, principal) -> Clock:
-        return self.base
+        return self.for_tenant(principal.tenant_id, principal.livemode)
+
+    def for_tenant(self, tenant_id: str, livemode: bool) -> Clock:
+        if livemode:
+            return self.base
+        from .testmode import TenantTestClock
+
+        return TenantTestClock(tenant_id, self.base)

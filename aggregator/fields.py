@@ -12,15 +12,20 @@ from .pagination import DEFAULT_LIMIT, MAX_LIMIT
 class StrictBoolean(fields.Boolean):
     """Only JSON true/false: "yes", 1 or "true" are refused rather than guessed at."""
 
-    def __init__(self, **kwargs):
-        super().__init__(truthy={True}, falsy={False}, **kwargs)
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not bool:  # 1 == True in Python, so a set lookup would take 1
+            raise ValidationError("Not a valid boolean: use true or false.")
+        return value
 
 
 class Currency(fields.String):
     """An ISO 4217 code; accepted in any case, stored and returned upper-case."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs).upper()
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.isascii():
+            raise ValidationError(f"Unknown currency code {text!r}.")
+        text = text.upper()
         try:
             return money.check_currency(text)
         except money.MoneyError as exc:

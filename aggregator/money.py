@@ -50,7 +50,7 @@ def _tender_currencies() -> frozenset[str]:
 
 
 def is_currency(code: object) -> bool:
-    return isinstance(code, str) and bool(_CURRENCY_RE.match(code)) and code in _tender_currencies()
+    return isinstance(code, str) and bool(_CURRENCY_RE.fullmatch(code)) and code in _tender_currencies()
 
 
 def check_currency(code: object) -> str:
@@ -78,17 +78,17 @@ def parse_amount(text: object, currency: str) -> int:
     exp = exponent(currency)
     if not isinstance(text, str):
         raise MoneyError("Amounts are decimal strings such as \"12.50\", not numbers.")
-    if len(text) > 40 or not _DECIMAL_RE.match(text):
+    if len(text) > 40 or not _DECIMAL_RE.fullmatch(text):
         raise MoneyError(f"{text[:40]!r} is not a decimal amount such as \"12.50\".")
     value = Decimal(text)
+    if abs(value) > MAX_MAJOR:  # before quantize, which has a precision limit
+        raise MoneyError(f"The amount's magnitude must not exceed {MAX_MAJOR:,}.")
     if value != value.quantize(Decimal(1).scaleb(-exp)):  # "19.990" is fine, "19.995" is not
         raise MoneyError(
             f"{currency} amounts have at most {exp} decimal place{'s' if exp != 1 else ''}."
             if exp
             else f"{currency} amounts have no decimal places."
         )
-    if abs(value) > MAX_MAJOR:
-        raise MoneyError(f"The amount's magnitude must not exceed {MAX_MAJOR:,}.")
     return int(value.scaleb(exp))
 
 
@@ -117,6 +117,11 @@ def apply_rate(minor: int, rate: Decimal) -> int:
     return round_minor(Decimal(minor) * rate)
 
 
+def convert(minor: int, source: str, target: str, rate: Decimal) -> int:
+    """`minor` units of `source` in `target` at `rate` (target per one source), by the one rule."""
+    return round_minor(Decimal(minor) * rate * Decimal(10) ** (exponent(target) - exponent(source)))
+
+
 def allocate(minor: int, weights: Sequence[int]) -> list[int]:
     """Split `minor` in proportion to integer `weights`, exactly (largest remainder).
 
@@ -143,7 +148,7 @@ def parse_rate(text: object, *, maximum: Decimal | None = Decimal(1), places: in
     """A non-negative decimal-string rate ("0.30" = 30%) with at most `places` decimals."""
     if not isinstance(text, str):
         raise MoneyError("Rates are decimal strings such as \"0.30\", not numbers.")
-    if len(text) > 32 or not _RATE_RE.match(text):
+    if len(text) > 32 or not _RATE_RE.fullmatch(text):
         raise MoneyError(f"{text[:32]!r} is not a decimal rate such as \"0.30\".")
     try:
         value = Decimal(text)

@@ -23,11 +23,16 @@ class Tenant(db.Model):
     charge_day: Mapped[int] = mapped_column(sa.SmallInteger, default=2)
     default_tax_rate: Mapped[str] = mapped_column(sa.String(16), default="0")
     invoice_prefix: Mapped[str] = mapped_column(sa.String(16), default="INV")
+    invoice_review: Mapped[str] = mapped_column(sa.String(8), default="auto")
+    auto_finalize_after_days: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    locale: Mapped[str] = mapped_column(sa.String(16), default="en")
+    logo: Mapped[str | None] = mapped_column(sa.Text)  # a data: URI, embedded in invoices
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         sa.CheckConstraint("period_anchor_day BETWEEN 1 AND 28", name="anchor_day"),
         sa.CheckConstraint("charge_day BETWEEN 1 AND 28", name="charge_day"),
+        sa.CheckConstraint("invoice_review IN ('auto', 'manual')", name="invoice_review"),
     )
 
 

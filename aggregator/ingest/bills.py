@@ -48,3 +48,4 @@ class BillView:
     metadata: dict[str, str]
     received_at: datetime
     livemode: bool
+    period: date  # the start date of the invoicing period the bill belongs to

@@ -34,6 +34,8 @@ class Bill(db.Model):
     service_period_end: Mapped[date | None] = mapped_column(sa.Date)
     metadata_: Mapped[dict] = mapped_column("metadata", sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    period_start: Mapped[date] = mapped_column(sa.Date)
+    invoice_id: Mapped[str | None] = mapped_column(sa.ForeignKey("invoices.id", use_alter=True))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -45,6 +47,7 @@ class Bill(db.Model):
         sa.Index("ix_bills_provider_listing", "provider_id", "id"),
         sa.Index("ix_bills_scope_listing", "tenant_id", "livemode", "id"),
         sa.Index("ix_bills_customer", "customer_id"),
+        sa.Index("ix_bills_period", "tenant_id", "livemode", "period_start", "status", "customer_id"),
     )
 
     @property

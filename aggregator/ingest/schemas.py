@@ -106,6 +106,7 @@ class BillSchema(Schema):
     service_period = fields.Nested(ServicePeriodOut, allow_none=True)
     metadata = fields.Dict(keys=fields.String(), values=fields.String())
     received_at = fields.DateTime()
+    period = fields.Date(metadata={"description": "The invoicing period (named by its start date)."})
     livemode = fields.Boolean()
 
     def _amount(self, bill):

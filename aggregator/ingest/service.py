@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Sequence
 
 import sqlalchemy as sa
@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts.models import Customer, Trial
 from ..auth import Principal
+from ..consolidate.service import claim_open_period
 from ..db import db, new_id
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..pagination import Page, paginate
@@ -40,7 +41,7 @@ def view(bill: Bill) -> BillView:
         provider=bill.provider_id, amount=bill.amount, currency=bill.currency,
         revenue_share=bill.revenue_share, description=bill.description,
         service_period=bill.service_period, metadata=bill.metadata_ or {},
-        received_at=bill.received_at, livemode=bill.livemode,
+        received_at=bill.received_at, livemode=bill.livemode, period=bill.period_start,
     )
 
 
@@ -57,6 +58,7 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
     """Store each bill once. A request whose idempotency key is already stored for this
     provider is a replay when its content is the same and a conflict when it is not."""
     outcomes: list[Outcome | None] = [None] * len(requests)
+    period = claim_open_period(principal.tenant_id, principal.livemode, now)
     customers = dict(db.session.execute(
         sa.select(Customer.external_id, Customer.id).where(
             Customer.tenant_id == principal.tenant_id, Customer.livemode == principal.livemode,
@@ -82,7 +84,7 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
             continue  # settled below against the first request with this key
         else:
             first_by_key[request.idempotency_key] = i
-            rows.append(_row(principal, request, customer_id, now))
+            rows.append(_row(principal, request, customer_id, period.start, now))
 
     created: set[str] = set()
     if rows:
@@ -117,7 +119,8 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
     return outcomes  # type: ignore[return-value]
 
 
-def _row(principal: Principal, request: BillRequest, customer_id: str, now: datetime) -> dict:
+def _row(principal: Principal, request: BillRequest, customer_id: str, period_start: date,
+         now: datetime) -> dict:
     start, end = request.service_period or (None, None)
     return {
         "id": new_id("bill"), "tenant_id": principal.tenant_id, "livemode": principal.livemode,
@@ -127,6 +130,7 @@ def _row(principal: Principal, request: BillRequest, customer_id: str, now: date
         "revenue_share": request.revenue_share, "description": request.description,
         "service_period_start": start, "service_period_end": end,
         "metadata": request.metadata, "status": "pending", "received_at": now,
+        "period_start": period_start,
     }
 
 
@@ -137,6 +141,7 @@ def _view_of_row(row: dict, request: BillRequest) -> BillView:
         amount=row["amount"], currency=row["currency"], revenue_share=row["revenue_share"],
         description=row["description"], service_period={"start": start, "end": end} if start else None,
         metadata=row["metadata"], received_at=row["received_at"], livemode=row["livemode"],
+        period=row["period_start"],
     )
 
 

@@ -1,0 +1,1 @@
+"""Invoicing periods, the period close and consolidated invoices."""

@@ -1,0 +1,33 @@
+"""`flask --app wsgi periods …`: operator commands for closing periods and rendering PDFs."""
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from . import service
+
+periods = AppGroup("periods", help="Close invoicing periods and render invoice PDFs.")
+
+_mode = click.option("--mode", type=click.Choice(["live", "test"]), default="live", show_default=True)
+
+
+@periods.command("close")
+@click.option("--tenant", "tenant_id", required=True)
+@_mode
+@click.option("--period", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="The period's start date, e.g. 2026-10-25.")
+def close(tenant_id, mode, start):
+    """Close one ended period (idempotent: safe to run again), then render its PDFs."""
+    clock = current_app.extensions["aggregator.clocks"].for_tenant(tenant_id, mode == "live")
+    report = service.close_period(tenant_id, mode == "live", date.fromordinal(start.toordinal()), clock.now())
+    pdfs = service.render_pdfs(tenant_id, mode == "live", current_app.extensions["aggregator.renderer"],
+                               current_app.extensions["aggregator.storage"])
+    click.echo(json.dumps({"period": report.period, "status": report.status,
+                           "invoices_created": report.invoices_created,
+                           "customers_waiting": report.customers_waiting,
+                           "missing_fx_rates": sorted(report.missing_fx_rates),
+                           "pdfs_rendered": pdfs.rendered, "pdfs_failed": pdfs.failed}))

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..accounts.models import Customer
+from ..db import UTCDateTime, db, id_column
+from ..states import machine
+
+PERIOD_STATES = machine("period", {"open": {"closing"}, "closing": {"closed"}, "closed": set()})
+INVOICE_STATES = machine("invoice", {
+    "draft": {"open", "void"},
+    "open": {"paid", "uncollectible", "void"},
+    "paid": set(),
+    "uncollectible": {"paid", "void"},
+    "void": set(),
+})
+
+
+class PeriodRecord(db.Model):
+    """A tenant's invoicing period in one mode, once anything has happened in it."""
+
+    __tablename__ = "periods"
+
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    livemode: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    start: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    end: Mapped[date] = mapped_column(sa.Date)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default="open")
+    closing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.CheckConstraint("status IN ('open', 'closing', 'closed')", name="status"),)
+
+
+class InvoiceSequence(db.Model):
+    """The next invoice number of a tenant in a mode: taken under a row lock, so gapless."""
+
+    __tablename__ = "invoice_sequences"
+
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    livemode: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    next_number: Mapped[int] = mapped_column(sa.BigInteger, default=1)
+
+
+class FxRate(db.Model):
+    __tablename__ = "fx_rates"
+
+    id: Mapped[str] = id_column("fxr")
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"))
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    base: Mapped[str] = mapped_column(sa.String(3))
+    quote: Mapped[str] = mapped_column(sa.String(3))
+    rate: Mapped[str] = mapped_column(sa.String(32))
+    effective_date: Mapped[date] = mapped_column(sa.Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "livemode", "base", "quote", "effective_date"),)
+
+
+class Invoice(db.Model):
+    __tablename__ = "invoices"
+
+    id: Mapped[str] = id_column("inv")
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"))
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
+    period_start: Mapped[date] = mapped_column(sa.Date)
+    period_end: Mapped[date] = mapped_column(sa.Date)
+    number: Mapped[str | None] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(16), default="draft")
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    tax_rate: Mapped[str] = mapped_column(sa.String(16))
+    subtotal: Mapped[int] = mapped_column(sa.BigInteger)
+    tax: Mapped[int] = mapped_column(sa.BigInteger)
+    total: Mapped[int] = mapped_column(sa.BigInteger)
+    amount_due: Mapped[int] = mapped_column(sa.BigInteger)
+    carried_credit: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    due_date: Mapped[date] = mapped_column(sa.Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    void_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    pdf_path: Mapped[str | None] = mapped_column(sa.String(500))
+    pdf_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    pdf_error: Mapped[str | None] = mapped_column(sa.String(500))
+    template: Mapped[str] = mapped_column(sa.String(40), default="invoice_v1.html")
+
+    customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
+    lines: Mapped[list["InvoiceLine"]] = relationship(
+        order_by="InvoiceLine.position", lazy="selectin", back_populates="invoice")
+
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "livemode", "customer_id", "period_start"),
+        sa.UniqueConstraint("tenant_id", "livemode", "number"),
+        sa.CheckConstraint("status IN ('draft', 'open', 'paid', 'uncollectible', 'void')", name="status"),
+        sa.CheckConstraint("(number IS NULL) = (finalized_at IS NULL)", name="numbered_when_final"),
+        sa.Index("ix_invoices_scope", "tenant_id", "livemode", "id"),
+    )
+
+
+class InvoiceLine(db.Model):
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    invoice_id: Mapped[str] = mapped_column(sa.ForeignKey("invoices.id"))
+    position: Mapped[int] = mapped_column(sa.Integer)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    bill_id: Mapped[str | None] = mapped_column(sa.ForeignKey("bills.id"))
+    provider_id: Mapped[str | None] = mapped_column(sa.ForeignKey("providers.id"))
+    credit_id: Mapped[str | None] = mapped_column(sa.String(40))
+    description: Mapped[str] = mapped_column(sa.String(1000))
+    service_start: Mapped[date | None] = mapped_column(sa.Date)
+    service_end: Mapped[date | None] = mapped_column(sa.Date)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    original_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    original_currency: Mapped[str | None] = mapped_column(sa.String(3))
+    fx_rate: Mapped[str | None] = mapped_column(sa.String(32))
+
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+    __table_args__ = (sa.Index("ix_invoice_lines_invoice", "invoice_id", "position"),
+                      sa.Index("ix_invoice_lines_bill", "bill_id"))
+
+
+class Credit(db.Model):
+    """Credit owed to a customer, carried from an invoice whose total was negative."""
+
+    __tablename__ = "credits"
+
+    id: Mapped[str] = id_column("cred")
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"))
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    source_invoice_id: Mapped[str] = mapped_column(sa.ForeignKey("invoices.id"), unique=True)
+    applied_invoice_id: Mapped[str | None] = mapped_column(sa.ForeignKey("invoices.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.Index("ix_credits_customer", "customer_id", "applied_invoice_id"),)
+

@@ -1,0 +1,86 @@
+"""Invoicing periods: pure functions of an anchor day and a time zone.
+
+A period starts at 00:00 local time on the anchor day and ends just before the next one
+(anchor 25: "the 25th until the 24th"). It is named by its start date. Boundaries are
+instants (UTC); consecutive periods tile time with no gap and no overlap, across DST
+changes and month lengths. Where local midnight does not exist (a DST jump at 00:00) the
+period starts at the first instant of that local day.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: date  # the local anchor date that names the period
+    end: date  # the last local day in the period (the day before the next start)
+    start_at: datetime  # UTC, inclusive
+    end_at: datetime  # UTC, exclusive
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start_at <= instant < self.end_at
+
+    @property
+    def name(self) -> str:
+        return self.start.isoformat()
+
+
+def _add_months(d: date, months: int) -> date:
+    index = d.year * 12 + d.month - 1 + months
+    return date(index // 12, index % 12 + 1, d.day)  # anchor days are 1-28: always valid
+
+
+def start_date_containing(local_day: date, anchor_day: int) -> date:
+    """The start date of the period that contains this local calendar day."""
+    candidate = local_day.replace(day=anchor_day)
+    return candidate if local_day >= candidate else _add_months(candidate, -1)
+
+
+def local_midnight(day: date, tz: str) -> datetime:
+    """The first instant of a local day, in UTC."""
+    zone = ZoneInfo(tz)
+    wall = datetime.combine(day, time(0), tzinfo=zone)
+    instant = wall.astimezone(timezone.utc)
+    # A non-existent midnight (clocks jump forward at 00:00) maps past the gap; that is the
+    # first instant of the day. An ambiguous one (fall back onto the day) takes the first.
+    if instant.astimezone(zone).date() < day:  # pragma: no cover - zone-specific edge
+        instant = datetime.combine(day, time(0), tzinfo=zone).replace(fold=1).astimezone(timezone.utc)
+    return instant
+
+
+def period_starting(start: date, anchor_day: int, tz: str) -> Period:
+    if start.day != anchor_day:
+        raise ValueError(f"{start.isoformat()} is not a period start for anchor day {anchor_day}")
+    following = _add_months(start, 1)
+    return Period(start, following - timedelta(days=1),
+                  local_midnight(start, tz), local_midnight(following, tz))
+
+
+def period_containing(instant: datetime, anchor_day: int, tz: str) -> Period:
+    if instant.tzinfo is None:
+        raise ValueError("period_containing needs an aware datetime")
+    local_day = instant.astimezone(ZoneInfo(tz)).date()
+    period = period_starting(start_date_containing(local_day, anchor_day), anchor_day, tz)
+    # The local date decides, except where a boundary is not local midnight exactly.
+    if instant < period.start_at:  # pragma: no cover - zone-specific edge
+        return previous_period(period, anchor_day, tz)
+    if instant >= period.end_at:  # pragma: no cover - zone-specific edge
+        return next_period(period, anchor_day, tz)
+    return period
+
+
+def next_period(period: Period, anchor_day: int, tz: str) -> Period:
+    return period_starting(_add_months(period.start, 1), anchor_day, tz)
+
+
+def previous_period(period: Period, anchor_day: int, tz: str) -> Period:
+    return period_starting(_add_months(period.start, -1), anchor_day, tz)
+
+
+def due_date(closed_on: date, charge_day: int) -> date:
+    """The first `charge_day` on or after the day the period closed (25 Oct-24 Nov -> 2 Dec)."""
+    candidate = closed_on.replace(day=charge_day)
+    return candidate if candidate >= closed_on else _add_months(candidate, 1)

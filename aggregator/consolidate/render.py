@@ -1,0 +1,75 @@
+"""The invoice renderer adapter: Jinja2 templates to PDF with WeasyPrint.
+
+Only this module imports weasyprint. Every value is autoescaped by Jinja2, and WeasyPrint's
+URL fetcher may load nothing but files inside the template folder and data: URIs (the
+tenant's logo): no network, no file outside it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+import jinja2
+
+from ..config import PROJECT_ROOT
+
+TEMPLATE_DIR = PROJECT_ROOT / "templates" / "invoices"
+
+
+class InvoiceRenderer(Protocol):
+    def render(self, template: str, context: Mapping[str, Any]) -> bytes: ...
+
+
+def confined_fetcher(root: Path):
+    """A WeasyPrint URL fetcher that serves regular files under `root` (after resolving links
+    and '..') and data: URIs; http(s), other schemes and any other file are refused, and a
+    refused fetch fails the render rather than producing a document without it."""
+    import mimetypes
+    import os
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    real_root = os.path.realpath(root)
+
+    class TemplateDirFetcher(URLFetcher):
+        def fetch(self, url, headers=None):
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            if scheme == "data":
+                return super().fetch(url, headers)  # decoded in memory, no I/O
+            if scheme != "file" or parts.netloc not in ("", "localhost"):
+                raise ValueError(f"blocked URL: {url[:80]}")
+            path = os.path.realpath(url2pathname(parts.path))
+            if os.path.commonpath((path, real_root)) != real_root or not os.path.isfile(path):
+                raise ValueError(f"blocked path outside the template folder: {url[:80]}")
+            with open(path, "rb") as handle:
+                body = handle.read()
+            mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+            return URLFetcherResponse(url, body, {"Content-Type": mime})
+
+    return TemplateDirFetcher(fail_on_errors=True, allowed_protocols=("file", "data"))
+
+
+class WeasyPrintRenderer:
+    def __init__(self, template_dir: Path = TEMPLATE_DIR):
+        self.template_dir = template_dir
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)),
+                                      autoescape=True, undefined=jinja2.StrictUndefined)
+        self.fetcher = confined_fetcher(template_dir)
+        self._font_config = None
+
+    def html(self, template: str, context: Mapping[str, Any]) -> str:
+        return self.env.get_template(template).render(**context)
+
+    def render(self, template: str, context: Mapping[str, Any]) -> bytes:
+        import weasyprint
+        from weasyprint.text.fonts import FontConfiguration
+
+        if self._font_config is None:
+            self._font_config = FontConfiguration()
+        document = weasyprint.HTML(string=self.html(template, context),
+                                   base_url=self.template_dir.as_uri() + "/",
+                                   url_fetcher=self.fetcher)
+        return document.write_pdf(font_config=self._font_config, optimize_images=True)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from .. import money
+from ..fields import Currency, ListArgs, text
+
+
+def _amount(attribute: str, currency_of=lambda obj: obj.currency):
+    return fields.Function(lambda obj: money.format_amount(getattr(obj, attribute), currency_of(obj)),
+                           metadata={"type": "string", "example": "19.99"})
+
+
+class ExchangeRate(fields.String):
+    """A positive decimal string, up to 12 decimal places."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            rate = money.parse_rate(value, maximum=None, places=12)
+        except money.MoneyError as exc:
+            raise ValidationError(str(exc)) from exc
+        if rate == 0:
+            raise ValidationError("A rate must be positive.")
+        return rate
+
+
+class PeriodRefSchema(Schema):
+    start = fields.Date(attribute="period_start")
+    end = fields.Date(attribute="period_end")
+
+
+class InvoiceLineSchema(Schema):
+    kind = fields.String(metadata={"enum": ["bill", "credit"]})
+    bill = fields.String(attribute="bill_id", allow_none=True)
+    provider = fields.String(attribute="provider_id", allow_none=True)
+    description = fields.String()
+    service_period = fields.Function(
+        lambda l: {"start": l.service_start.isoformat(), "end": l.service_end.isoformat()}
+        if l.service_start else None)
+    amount = _amount("amount", lambda l: l.invoice.currency)
+    original_amount = fields.Function(
+        lambda l: money.format_amount(l.original_amount, l.original_currency)
+        if l.original_currency else None)
+    original_currency = fields.String(allow_none=True)
+    fx_rate = fields.String(allow_none=True)
+
+
+class InvoiceSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("invoice")
+    number = fields.String(allow_none=True)
+    customer = fields.String(attribute="customer_id")
+    customer_external_id = fields.Function(lambda i: i.customer.external_id)
+    period = fields.Function(lambda i: {"start": i.period_start.isoformat(), "end": i.period_end.isoformat()})
+    status = fields.String(metadata={"enum": ["draft", "open", "paid", "uncollectible", "void"]})
+    currency = fields.String()
+    subtotal = _amount("subtotal")
+    tax_rate = fields.String()
+    tax = _amount("tax")
+    total = _amount("total")
+    amount_due = _amount("amount_due")
+    carried_credit = _amount("carried_credit")
+    due_date = fields.Date()
+    lines = fields.List(fields.Nested(InvoiceLineSchema))
+    pdf_url = fields.Function(lambda i: f"/v1/invoices/{i.id}/pdf" if i.pdf_path else None)
+    pdf_sha256 = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    finalized_at = fields.DateTime(allow_none=True)
+    voided_at = fields.DateTime(allow_none=True)
+    void_reason = fields.String(allow_none=True)
+    livemode = fields.Boolean()
+
+
+class InvoiceListArgs(ListArgs):
+    period = fields.Date(metadata={"description": "A period's start date, e.g. 2026-10-25."})
+    customer = fields.String(metadata={"description": "Customer id or external_id."})
+    status = fields.String(validate=validate.OneOf(["draft", "open", "paid", "uncollectible", "void"]))
+
+
+class VoidSchema(Schema):
+    reason = text(500, load_default=None, allow_none=True)
+
+
+class FxRateInputSchema(Schema):
+    base = Currency(required=True)
+    quote = Currency(required=True)
+    rate = ExchangeRate(required=True, metadata={"description": "Units of quote per one base, e.g. \"0.6521\"."})
+    effective_date = fields.Date(required=True)
+
+
+class FxRateSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("fx_rate")
+    base = fields.String()
+    quote = fields.String()
+    rate = fields.String()
+    effective_date = fields.Date()
+    created_at = fields.DateTime()
+
+
+class CloseReportSchema(Schema):
+    period = fields.String()
+    status = fields.String(metadata={"enum": ["closing", "closed"]})
+    invoices_created = fields.Integer()
+    customers_waiting = fields.Integer(metadata={"description": "Customers not invoiced yet (missing FX rates)."})
+    missing_fx_rates = fields.Function(lambda r: [{"base": b, "quote": q} for b, q in sorted(r.missing_fx_rates)])
+
+
+class RenderReportSchema(Schema):
+    rendered = fields.Integer()
+    failed = fields.Integer()
+
+
+class DueWorkSchema(Schema):
+    closes = fields.List(fields.Nested(CloseReportSchema))
+    finalized = fields.Integer()
+    pdfs = fields.Nested(RenderReportSchema)
+
+
+class TestClockSchema(Schema):
+    __test__ = False
+    now = fields.DateTime()
+
+
+class AdvanceSchema(Schema):
+    to = fields.AwareDateTime(required=True)
+
+
+class AdvanceResultSchema(Schema):
+    previous = fields.DateTime()
+    now = fields.DateTime()
+    ran = fields.Nested(DueWorkSchema)

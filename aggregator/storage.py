@@ -1,0 +1,32 @@
+"""Document storage adapter: files under the storage directory, written atomically."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+class LocalStorage:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"storage key escapes the storage directory: {key!r}")
+        return path
+
+    def put(self, key: str, data: bytes) -> str:
+        """Store `data` under `key` (write to a temporary file, fsync, rename) and return its SHA-256."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return hashlib.sha256(data).hexdigest()
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
