@@ -18,6 +18,16 @@ class TenantSchema(Schema):
     default_tax_rate = Rate()
     invoice_prefix = fields.String(validate=validate.Regexp(
         r"^[A-Z0-9][A-Z0-9-]{0,15}$", error="1-16 upper-case letters, digits or dashes."))
+    invoice_review = fields.String(validate=validate.OneOf(["auto", "manual"]), metadata={
+        "description": "auto: invoices are finalized at the close; manual: they stay draft until "
+                       "finalized (or until auto_finalize_after_days)."})
+    auto_finalize_after_days = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=60))
+    locale = fields.String(validate=validate.Regexp(r"^[a-z]{2,3}(_[A-Z]{2})?$"),
+                           metadata={"description": "Formatting of invoices, e.g. en_AU."})
+    logo = fields.String(allow_none=True, validate=[
+        validate.Regexp(r"^data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/=]+$",
+                        error="A base64 data: URI of a PNG, JPEG or SVG image."),
+        validate.Length(max=300_000)])
     created_at = fields.DateTime(dump_only=True)
 
 

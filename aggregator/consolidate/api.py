@@ -25,8 +25,8 @@ def _adapters():
 @blp.response(200, CloseReportSchema)
 def close_period(start):
     principal = current()
-    return service.close_period(principal.tenant_id, principal.livemode,
-                                service.parse_period_name(start), clock_now(principal))
+    return service.close_and_render(principal.tenant_id, principal.livemode,
+                                    service.parse_period_name(start), clock_now(principal), *_adapters())
 
 
 @blp.route("/invoices", methods=["GET"])
@@ -111,7 +111,7 @@ def get_test_clock():
 @requires("admin")
 @blp.arguments(AdvanceSchema)
 @blp.response(200, AdvanceResultSchema)
-def advance_test_clock(body):
+def advance_clock(body):
     principal = _test_mode_only()
     base = current_app.extensions["aggregator.clocks"].base
     return advance_test_clock(principal.tenant_id, body["to"], base.now(), *_adapters())

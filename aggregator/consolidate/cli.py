@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
-
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -23,11 +21,11 @@ _mode = click.option("--mode", type=click.Choice(["live", "test"]), default="liv
 def close(tenant_id, mode, start):
     """Close one ended period (idempotent: safe to run again), then render its PDFs."""
     clock = current_app.extensions["aggregator.clocks"].for_tenant(tenant_id, mode == "live")
-    report = service.close_period(tenant_id, mode == "live", date.fromordinal(start.toordinal()), clock.now())
-    pdfs = service.render_pdfs(tenant_id, mode == "live", current_app.extensions["aggregator.renderer"],
-                               current_app.extensions["aggregator.storage"])
+    report = service.close_and_render(tenant_id, mode == "live", start.date(), clock.now(),
+                                      current_app.extensions["aggregator.renderer"],
+                                      current_app.extensions["aggregator.storage"])
     click.echo(json.dumps({"period": report.period, "status": report.status,
                            "invoices_created": report.invoices_created,
                            "customers_waiting": report.customers_waiting,
                            "missing_fx_rates": sorted(report.missing_fx_rates),
-                           "pdfs_rendered": pdfs.rendered, "pdfs_failed": pdfs.failed}))
+                           "pdfs_rendered": report.pdfs.rendered, "pdfs_failed": report.pdfs.failed}))

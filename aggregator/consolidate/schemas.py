@@ -104,6 +104,7 @@ class CloseReportSchema(Schema):
     invoices_created = fields.Integer()
     customers_waiting = fields.Integer(metadata={"description": "Customers not invoiced yet (missing FX rates)."})
     missing_fx_rates = fields.Function(lambda r: [{"base": b, "quote": q} for b, q in sorted(r.missing_fx_rates)])
+    pdfs = fields.Nested(lambda: RenderReportSchema(), allow_none=True)
 
 
 class RenderReportSchema(Schema):

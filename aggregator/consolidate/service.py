@@ -92,6 +92,7 @@ class CloseReport:
     invoices_created: int = 0
     customers_waiting: int = 0
     missing_fx_rates: set[tuple[str, str]] = field(default_factory=set)
+    pdfs: "RenderReport | None" = None
 
 
 def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
@@ -508,6 +509,14 @@ def invoice_pdf(principal: Principal, invoice_id: str, storage) -> bytes:
         raise NotFound("This invoice has no PDF yet: drafts have none, and a finalized invoice's "
                        "PDF is rendered shortly after finalization.", code="pdf_not_ready")
     return storage.get(invoice.pdf_path)
+
+
+def close_and_render(tenant_id: str, livemode: bool, start: date, now: datetime, renderer,
+                     storage) -> CloseReport:
+    """The close as operators run it (API, CLI): close, then render the finalized invoices' PDFs."""
+    report = close_period(tenant_id, livemode, start, now)
+    report.pdfs = render_pdfs(tenant_id, livemode, renderer, storage)
+    return report
 
 
 # --- everything that became due --------------------------------------------------------------
