@@ -8,19 +8,23 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 1
 fi
 
-# System libraries: WeasyPrint renders with Pango; venv needs ensurepip; fonts for the PDFs.
+# System libraries: WeasyPrint renders with Pango and subsets fonts with HarfBuzz (without it,
+# a much slower fallback); venv needs ensurepip; DejaVu fonts for the PDFs.
 missing=()
 "$PYTHON" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 "$PYTHON" - <<'PY' || missing+=(libpango-1.0-0 libpangoft2-1.0-0)
 import ctypes.util, sys
 sys.exit(0 if ctypes.util.find_library("pango-1.0") and ctypes.util.find_library("pangoft2-1.0") else 1)
 PY
+"$PYTHON" -c 'import ctypes.util, sys; sys.exit(not ctypes.util.find_library("harfbuzz-subset"))' \
+  || missing+=(libharfbuzz-subset0)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing system packages: ${missing[*]}" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" fonts-dejavu-core >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "Missing system packages; install them with: sudo apt-get install ${missing[*]} fonts-dejavu-core" >&2
+    echo "Missing system packages; install them with: sudo apt-get install ${missing[*]}" >&2
     exit 1
   fi
 fi

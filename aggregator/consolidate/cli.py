@@ -18,14 +18,19 @@ _mode = click.option("--mode", type=click.Choice(["live", "test"]), default="liv
 @_mode
 @click.option("--period", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="The period's start date, e.g. 2026-10-25.")
-def close(tenant_id, mode, start):
+@click.option("--chunk", default=service.CHUNK_CUSTOMERS, show_default=True,
+              help="Customers invoiced per transaction.")
+@click.option("--no-pdf", is_flag=True, help="Close only; render PDFs later.")
+def close(tenant_id, mode, start, chunk, no_pdf):
     """Close one ended period (idempotent: safe to run again), then render its PDFs."""
     clock = current_app.extensions["aggregator.clocks"].for_tenant(tenant_id, mode == "live")
-    report = service.close_and_render(tenant_id, mode == "live", start.date(), clock.now(),
-                                      current_app.extensions["aggregator.renderer"],
-                                      current_app.extensions["aggregator.storage"])
+    report = service.close_period(tenant_id, mode == "live", start.date(), clock.now(), chunk=chunk)
+    if not no_pdf:
+        report.pdfs = service.render_pdfs(tenant_id, mode == "live", current_app.extensions["aggregator.renderer"],
+                                          current_app.extensions["aggregator.storage"])
     click.echo(json.dumps({"period": report.period, "status": report.status,
                            "invoices_created": report.invoices_created,
                            "customers_waiting": report.customers_waiting,
                            "missing_fx_rates": sorted(report.missing_fx_rates),
-                           "pdfs_rendered": report.pdfs.rendered, "pdfs_failed": report.pdfs.failed}))
+                           "pdfs_rendered": report.pdfs.rendered if report.pdfs else 0,
+                           "pdfs_failed": report.pdfs.failed if report.pdfs else 0}))

@@ -59,6 +59,7 @@ class WeasyPrintRenderer:
                                       autoescape=True, undefined=jinja2.StrictUndefined)
         self.fetcher = confined_fetcher(template_dir)
         self._font_config = None
+        self._image_cache: dict = {}  # the template's own assets and logos, per process
 
     def html(self, template: str, context: Mapping[str, Any]) -> str:
         return self.env.get_template(template).render(**context)
@@ -72,4 +73,5 @@ class WeasyPrintRenderer:
         document = weasyprint.HTML(string=self.html(template, context),
                                    base_url=self.template_dir.as_uri() + "/",
                                    url_fetcher=self.fetcher)
-        return document.write_pdf(font_config=self._font_config, optimize_images=True)
+        # Defaults otherwise: fonts are subset (with HarfBuzz), images resampled to 150 dpi.
+        return document.write_pdf(font_config=self._font_config, dpi=150, cache=self._image_cache)

@@ -242,15 +242,14 @@ def _store_invoices(ctx: _CloseContext, drafts: list[tuple[str, InvoiceDraft]], 
     for item in applied:
         db.session.execute(sa.update(Credit).where(Credit.id == item["credit_id"])
                            .values(applied_invoice_id=item["invoice_id"]))
-    db.session.execute(
-        sa.update(Bill)
-        .where(Bill.tenant_id == tenant.id, Bill.livemode == ctx.livemode,
-               Bill.period_start == period.start, Bill.status == "pending",
-               Bill.customer_id == Invoice.customer_id, Invoice.tenant_id == tenant.id,
-               Invoice.livemode == ctx.livemode, Invoice.period_start == period.start,
-               Invoice.id.in_(list(created.values())))
-        .values(status="invoiced", invoice_id=Invoice.id)
-        .execution_options(synchronize_session=False))
+    bills = Bill.__table__.c
+    db.session.execute(  # per customer, along ix_bills_period: no scan of the whole period
+        sa.update(Bill.__table__)
+        .where(bills.tenant_id == tenant.id, bills.livemode == ctx.livemode,
+               bills.period_start == period.start, bills.status == "pending",
+               bills.customer_id == sa.bindparam("customer"))
+        .values(status="invoiced", invoice_id=sa.bindparam("invoice")),
+        [{"customer": customer_id, "invoice": invoice_id} for customer_id, invoice_id in created.items()])
     report.invoices_created += len(created)
     if tenant.invoice_review == "auto":
         _number_invoices(tenant, ctx.livemode, sorted(created.values()), ctx.now)
@@ -276,12 +275,13 @@ def _number_invoices(tenant: Tenant, livemode: bool, invoice_ids: list[str], now
         .values(next_number=InvoiceSequence.next_number + len(invoice_ids))
         .returning(InvoiceSequence.next_number)) - len(invoice_ids)
     year = now.astimezone(ZoneInfo(tenant.timezone)).year
-    for offset, invoice_id in enumerate(invoice_ids):
-        db.session.execute(
-            sa.update(Invoice).where(Invoice.id == invoice_id, Invoice.status == "draft")
-            .values(status="open", finalized_at=now,
-                    number=_format_number(tenant.invoice_prefix, year, first + offset))
-            .execution_options(synchronize_session=False))
+    invoices = Invoice.__table__.c
+    db.session.execute(
+        sa.update(Invoice.__table__)
+        .where(invoices.id == sa.bindparam("invoice"), invoices.status == "draft")
+        .values(status="open", finalized_at=now, number=sa.bindparam("number")),
+        [{"invoice": invoice_id, "number": _format_number(tenant.invoice_prefix, year, first + offset)}
+         for offset, invoice_id in enumerate(invoice_ids)])
 
 
 def _scoped_invoices(principal: Principal) -> sa.Select:

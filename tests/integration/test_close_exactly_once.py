@@ -1,0 +1,176 @@
+"""The close on PostgreSQL: exactly once under re-runs, concurrency and kill -9."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from aggregator.config import PROJECT_ROOT
+from tests.conftest import Caller, bill_body
+
+pytestmark = pytest.mark.slow
+
+PERIOD = "2026-10-25"  # Sydney, anchor 25: ends 2026-11-24T13:00Z
+AFTER_END = datetime(2026, 11, 25, tzinfo=timezone.utc)
+
+
+def _sql(app, statement: str, **params):
+    from aggregator.db import db
+
+    with app.app_context():
+        result = db.session.execute(sa.text(statement), params)
+        rows = result.all() if result.returns_rows else None
+        db.session.commit()
+        return rows
+
+
+def _seed(app, tenant_id: str, customers: int, bills_each: int) -> str:
+    """Customers and pending test-mode bills in the period, written directly (fast)."""
+    from aggregator.db import db, new_id
+
+    with app.app_context():
+        provider = new_id("prov")
+        db.session.execute(sa.text(
+            "INSERT INTO providers (id, tenant_id, livemode, name, revenue_share_rate, created_at) "
+            "VALUES (:id, :t, false, 'Seeded app', '0.3', now())"), {"id": provider, "t": tenant_id})
+        rows, bills = [], []
+        for c in range(customers):
+            cid = new_id("cus")
+            rows.append({"id": cid, "t": tenant_id, "ext": f"seed-{c:05}"})
+            for b in range(bills_each):
+                bills.append({"id": new_id("bill"), "t": tenant_id, "p": provider, "c": cid,
+                              "k": f"{c}-{b}", "a": 100 + b})
+        db.session.execute(sa.text(
+            "INSERT INTO customers (id, tenant_id, livemode, external_id, currency, tax_exempt, created_at) "
+            "VALUES (:id, :t, false, :ext, 'AUD', false, now())"), rows)
+        db.session.execute(sa.text(
+            "INSERT INTO bills (id, tenant_id, livemode, provider_id, customer_id, idempotency_key, fingerprint, "
+            "amount, currency, revenue_share, description, metadata, status, received_at, period_start) "
+            "VALUES (:id, :t, false, :p, :c, :k, '\\x00', :a, 'AUD', true, 'seeded', '{}', 'pending', "
+            "'2026-11-10T00:00:00Z', '2026-10-25')"), bills)
+        db.session.execute(sa.text(
+            "INSERT INTO test_clocks (tenant_id, now) VALUES (:t, :now) "
+            "ON CONFLICT (tenant_id) DO UPDATE SET now = excluded.now"), {"t": tenant_id, "now": AFTER_END})
+        db.session.commit()
+    return provider
+
+
+def _assert_exactly_once(app, tenant_id: str, customers: int, bills: int) -> None:
+    invoices = _sql(app, "SELECT count(*), count(DISTINCT customer_id) FROM invoices WHERE tenant_id = :t",
+                    t=tenant_id)[0]
+    assert tuple(invoices) == (customers, customers)
+    lines = _sql(app, "SELECT count(*), count(DISTINCT l.bill_id) FROM invoice_lines l "
+                      "JOIN invoices i ON i.id = l.invoice_id WHERE i.tenant_id = :t", t=tenant_id)[0]
+    assert tuple(lines) == (bills, bills)
+    pending = _sql(app, "SELECT count(*) FROM bills WHERE tenant_id = :t AND status <> 'invoiced'", t=tenant_id)
+    assert pending[0][0] == 0
+    mismatched = _sql(app, "SELECT count(*) FROM bills b JOIN invoice_lines l ON l.bill_id = b.id "
+                           "WHERE b.tenant_id = :t AND b.invoice_id <> l.invoice_id", t=tenant_id)
+    assert mismatched[0][0] == 0
+    numbers = [r[0] for r in _sql(app, "SELECT number FROM invoices WHERE tenant_id = :t ORDER BY number",
+                                  t=tenant_id)]
+    assert numbers == [f"INV-2026-{n:06d}" for n in range(1, customers + 1)]  # gapless
+    assert _sql(app, "SELECT status FROM periods WHERE tenant_id = :t AND start = :s",
+                t=tenant_id, s=PERIOD)[0][0] == "closed"
+
+
+def _close(app, tenant_id: str, chunk: int = 500):
+    from aggregator.consolidate import service
+
+    with app.app_context():
+        report = service.close_period(tenant_id, False, datetime(2026, 10, 25).date(), AFTER_END, chunk=chunk)
+        return report
+
+
+def test_running_the_close_twice_produces_the_same_invoices(postgres_only, app, tenant):
+    _seed(app, tenant.id, customers=30, bills_each=3)
+    assert _close(app, tenant.id).invoices_created == 30
+    assert _close(app, tenant.id).invoices_created == 0
+    _assert_exactly_once(app, tenant.id, 30, 90)
+
+
+def test_concurrent_closes_never_duplicate(postgres_only, app, tenant):
+    _seed(app, tenant.id, customers=200, bills_each=2)
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(lambda _: _close(app, tenant.id, chunk=20), range(4)))
+    assert sum(r.invoices_created for r in reports) == 200
+    _assert_exactly_once(app, tenant.id, 200, 400)
+
+
+def test_a_close_killed_half_way_is_completed_by_running_it_again(postgres_only, app, tenant, database_url):
+    customers = 3000
+    _seed(app, tenant.id, customers=customers, bills_each=2)
+    env = {**os.environ, "AGGREGATOR_DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "periods", "close", "--tenant", tenant.id,
+               "--mode", "test", "--period", PERIOD, "--chunk", "25", "--no-pdf"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = _sql(app, "SELECT count(*) FROM invoices WHERE tenant_id = :t", t=tenant.id)[0][0]
+        if done >= 100:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = _sql(app, "SELECT count(*) FROM invoices WHERE tenant_id = :t", t=tenant.id)[0][0]
+    assert 0 < done < customers, f"the kill should land half way ({done} invoices)"
+    assert process.returncode == -signal.SIGKILL
+    finished = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    _assert_exactly_once(app, tenant.id, customers, 2 * customers)
+
+
+def test_bills_posted_while_the_period_closes_are_invoiced_exactly_once(postgres_only, app, tenant, clock):
+    """Providers keep posting while the test clock passes the period end and the close runs:
+    every accepted bill ends in exactly one invoice of the closed period or waits, pending, in
+    the next period. None is lost, none is invoiced twice."""
+    from aggregator.testmode import TestClockRecord  # noqa: F401 (table exists)
+
+    customers = [tenant.customer(f"c{i}")["external_id"] for i in range(5)]
+    provider = tenant.provider()
+    _sql(app, "INSERT INTO test_clocks (tenant_id, now) VALUES (:t, :now)",
+         t=tenant.id, now=datetime(2026, 11, 24, 12, 59, 59, tzinfo=timezone.utc))
+    accepted: list[dict] = []
+    lock, stop = threading.Lock(), threading.Event()
+
+    def post_bills(worker: int):
+        caller = Caller(app.test_client(), provider.key)
+        n = 0
+        while not stop.is_set() and n < 400:
+            response = caller.post("/v1/bills", bill_body(customer=customers[n % 5], amount="1.00"),
+                                   headers={"Idempotency-Key": f"w{worker}-{n}"})
+            assert response.status_code == 201, response.json
+            with lock:
+                accepted.append(response.json)
+            n += 1
+
+    threads = [threading.Thread(target=post_bills, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    advanced = tenant.admin["test"].post("/v1/test_clock/advance", {"to": "2026-11-24T13:00:00+00:00"})
+    assert advanced.status_code == 200, advanced.json
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+
+    in_period = [b["id"] for b in accepted if b["period"] == PERIOD]
+    later = [b["id"] for b in accepted if b["period"] != PERIOD]
+    assert in_period and later, "the close should have happened while bills were posted"
+    tenant.admin["test"].post(f"/v1/periods/{PERIOD}/close")
+    lines = _sql(app, "SELECT l.bill_id FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
+                      "WHERE i.tenant_id = :t AND i.period_start = :s", t=tenant.id, s=PERIOD)
+    invoiced = [r[0] for r in lines]
+    assert sorted(invoiced) == sorted(in_period)  # each exactly once
+    statuses = dict(_sql(app, "SELECT status, count(*) FROM bills WHERE tenant_id = :t GROUP BY status",
+                         t=tenant.id))
+    assert statuses == {"invoiced": len(in_period), "pending": len(later)}
