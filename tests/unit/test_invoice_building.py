@@ -1,0 +1,76 @@
+"""Building one consolidated invoice from a customer's bills (pure)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator.consolidate.invoices import (BillItem, CreditItem, MissingRates, build_invoice,
+                                             tax_rate_for, totals)
+
+
+def bill(id, amount, currency="AUD", provider="prov_b"):
+    return BillItem(id, provider, amount, currency, f"bill {id}")
+
+
+def test_lines_are_grouped_by_provider_and_totalled_with_tax():
+    draft = build_invoice("AUD", Decimal("0.1"), [bill("b2", 550, provider="prov_z"), bill("b1", 10000)], [], {})
+    assert [(l.provider_id, l.amount) for l in draft.lines] == [("prov_b", 10000), ("prov_z", 550)]
+    assert (draft.totals.subtotal, draft.totals.tax, draft.totals.total) == (10550, 1055, 11605)
+
+
+def test_tax_rounds_half_up_on_the_subtotal():
+    assert totals([5], Decimal("0.1")).tax == 1  # 0.5 cent -> 1
+    assert totals([4], Decimal("0.1")).tax == 0
+
+
+def test_foreign_bills_are_converted_at_the_rate_and_keep_their_original():
+    draft = build_invoice("AUD", Decimal(0), [bill("b1", 1000, "USD")], [], {("USD", "AUD"): Decimal("1.52345")})
+    line = draft.lines[0]
+    assert (line.amount, line.original_amount, line.original_currency, line.fx_rate) == (
+        1523, 1000, "USD", Decimal("1.52345"))
+
+
+def test_conversion_respects_each_currency_exponent():
+    draft = build_invoice("JPY", Decimal(0), [bill("b1", 1999, "USD")], [], {("USD", "JPY"): Decimal("151.5")})
+    assert draft.lines[0].amount == 3028  # 19.99 * 151.5 = 3028.485 -> 3028
+
+
+def test_every_missing_rate_is_named():
+    with pytest.raises(MissingRates) as missing:
+        build_invoice("AUD", Decimal(0), [bill("a", 1, "USD"), bill("b", 1, "EUR"), bill("c", 1)], [], {})
+    assert missing.value.pairs == {("USD", "AUD"), ("EUR", "AUD")}
+
+
+def test_a_negative_sum_is_invoiced_at_zero_and_carried():
+    result = totals([-3000, 1000], Decimal("0.1"))
+    assert (result.subtotal, result.tax, result.total, result.carried_credit) == (-2000, 0, 0, 2000)
+
+
+def test_carried_credits_reduce_the_next_invoice_before_tax():
+    draft = build_invoice("AUD", Decimal("0.1"), [bill("b", 5000)], [CreditItem("cred_1", 2000, "AUD", "Credit")], {})
+    assert [l.kind for l in draft.lines] == ["bill", "credit"]
+    assert (draft.totals.subtotal, draft.totals.tax, draft.totals.total) == (3000, 300, 3300)
+
+
+def test_credits_in_another_currency_wait():
+    draft = build_invoice("AUD", Decimal(0), [bill("b", 5000)], [CreditItem("cred_1", 2000, "USD", "Credit")], {})
+    assert [l.kind for l in draft.lines] == ["bill"]
+
+
+def test_exempt_customers_pay_no_tax_and_overrides_win():
+    assert tax_rate_for(Decimal("0.1"), Decimal("0.05"), exempt=True) == 0
+    assert tax_rate_for(Decimal("0.1"), Decimal("0.05"), exempt=False) == Decimal("0.05")
+    assert tax_rate_for(Decimal("0.1"), None, exempt=False) == Decimal("0.1")
+
+
+@settings(max_examples=200)
+@given(st.lists(st.integers(-10**9, 10**9), min_size=1, max_size=30),
+       st.decimals(min_value=0, max_value=1, places=4))
+def test_totals_are_consistent(amounts, rate):
+    result = totals(amounts, rate)
+    assert result.subtotal == sum(amounts)
+    assert result.total >= 0 and result.carried_credit >= 0
+    assert result.total - result.carried_credit == result.subtotal + result.tax
