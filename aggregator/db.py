@@ -61,3 +61,16 @@ def is_postgres() -> bool:
 
 def utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
+
+
+def dialect_insert(table):
+    """INSERT with ON CONFLICT support (PostgreSQL in production, SQLite embedded)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert(table) if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert(table)
+
+
+def locking(query: sa.Select, **kwargs) -> sa.Select:
+    """SELECT … FOR UPDATE (or FOR SHARE with read=True) on PostgreSQL. SQLite has no row locks;
+    it serializes writers, and the code takes its write lock before reading what it relies on."""
+    return query.with_for_update(**kwargs) if db.session.get_bind().dialect.name == "postgresql" else query

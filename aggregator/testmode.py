@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .clock import Clock
-from .db import UTCDateTime, db
+from .db import UTCDateTime, db, dialect_insert, locking
 from .errors import InvalidInput
 
 
@@ -35,12 +35,10 @@ class TenantTestClock:
 def lock_and_advance(tenant_id: str, to: datetime, base_now: datetime) -> tuple[datetime, datetime]:
     """Move the clock forward to `to` (never back) under a row lock held until the caller
     commits, so concurrent advances run their due work one after another. -> (from, to)"""
-    dialect = db.session.get_bind().dialect.name
-    insert = (sa.dialects.postgresql.insert if dialect == "postgresql" else sa.dialects.sqlite.insert)
-    db.session.execute(insert(TestClockRecord.__table__).values(tenant_id=tenant_id, now=base_now)
+    db.session.execute(dialect_insert(TestClockRecord.__table__).values(tenant_id=tenant_id, now=base_now)
                        .on_conflict_do_nothing(index_elements=["tenant_id"]))
-    query = sa.select(TestClockRecord).where(TestClockRecord.tenant_id == tenant_id)
-    record = db.session.scalars(query.with_for_update() if dialect == "postgresql" else query).one()
+    record = db.session.scalars(locking(
+        sa.select(TestClockRecord).where(TestClockRecord.tenant_id == tenant_id))).one()
     before = record.now
     if to < before:
         raise InvalidInput.on("to", f"The test clock only moves forward; it is at {before.isoformat()}.",

@@ -10,12 +10,11 @@ from itertools import groupby
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import money
 from ..accounts.models import Customer, Tenant
 from ..auth import Principal
-from ..db import db, new_id
+from ..db import db, dialect_insert, locking, new_id
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ingest.models import BILL_STATES, Bill
 from ..pagination import Page, paginate
@@ -37,18 +36,6 @@ class InvoiceNotEditable(Conflict):
     code = "invoice_not_editable"
 
 
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
-def _insert(table):
-    return postgresql.insert(table) if _dialect() == "postgresql" else sqlite.insert(table)
-
-
-def _for_update(query: sa.Select, **kw) -> sa.Select:
-    return query.with_for_update(**kw) if _dialect() == "postgresql" else query
-
-
 def tenant_period(tenant: Tenant, start: date) -> P.Period:
     try:
         return P.period_starting(start, tenant.period_anchor_day, tenant.timezone)
@@ -58,7 +45,7 @@ def tenant_period(tenant: Tenant, start: date) -> P.Period:
 
 
 def _ensure_period_row(tenant_id: str, livemode: bool, period: P.Period) -> None:
-    db.session.execute(_insert(PeriodRecord.__table__).values(
+    db.session.execute(dialect_insert(PeriodRecord.__table__).values(
         tenant_id=tenant_id, livemode=livemode, start=period.start, end=period.end,
         start_at=period.start_at, end_at=period.end_at, status="open",
     ).on_conflict_do_nothing(index_elements=["tenant_id", "livemode", "start"]))
@@ -74,7 +61,7 @@ def claim_open_period(tenant_id: str, livemode: bool, now: datetime) -> P.Period
     period = P.period_containing(now, tenant.period_anchor_day, tenant.timezone)
     while True:
         _ensure_period_row(tenant_id, livemode, period)
-        status = db.session.scalar(_for_update(
+        status = db.session.scalar(locking(
             sa.select(PeriodRecord.status).where(
                 PeriodRecord.tenant_id == tenant_id, PeriodRecord.livemode == livemode,
                 PeriodRecord.start == period.start), read=True))
@@ -161,7 +148,7 @@ class _CloseContext:
 
 def _invoice_customers(ctx: _CloseContext, customer_ids: list[str], report: CloseReport) -> None:
     tenant = ctx.tenant
-    bill_rows = db.session.execute(_for_update(
+    bill_rows = db.session.execute(locking(
         sa.select(Bill.id, Bill.customer_id, Bill.provider_id, Bill.amount, Bill.currency,
                   Bill.description, Bill.service_period_start, Bill.service_period_end)
         .where(Bill.tenant_id == tenant.id, Bill.livemode == ctx.livemode,
@@ -172,7 +159,7 @@ def _invoice_customers(ctx: _CloseContext, customer_ids: list[str], report: Clos
         sa.select(Customer.id, Customer.currency, Customer.tax_exempt, Customer.tax_rate)
         .where(Customer.id.in_(customer_ids))).all()}
     credits: dict[str, list[CreditItem]] = {}
-    for row in db.session.execute(_for_update(
+    for row in db.session.execute(locking(
             sa.select(Credit.id, Credit.customer_id, Credit.amount, Credit.currency, Invoice.number)
             .join(Invoice, Invoice.id == Credit.source_invoice_id)
             .where(Credit.customer_id.in_(customer_ids), Credit.applied_invoice_id.is_(None))
@@ -210,7 +197,7 @@ def _store_invoices(ctx: _CloseContext, drafts: list[tuple[str, InvoiceDraft]], 
     } for customer_id, d in drafts]
     table = Invoice.__table__
     created = dict(db.session.execute(
-        _insert(table).on_conflict_do_nothing(
+        dialect_insert(table).on_conflict_do_nothing(
             index_elements=["tenant_id", "livemode", "customer_id", "period_start"])
         .returning(table.c.customer_id, table.c.id), invoice_rows).all())
     if not created:
@@ -266,7 +253,7 @@ def _number_invoices(tenant: Tenant, livemode: bool, invoice_ids: list[str], now
     row stays locked until the caller's transaction commits; a rollback returns the numbers."""
     if not invoice_ids:
         return
-    db.session.execute(_insert(InvoiceSequence.__table__).values(
+    db.session.execute(dialect_insert(InvoiceSequence.__table__).values(
         tenant_id=tenant.id, livemode=livemode, next_number=1,
     ).on_conflict_do_nothing(index_elements=["tenant_id", "livemode"]))
     first = db.session.scalar(
@@ -340,7 +327,7 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
     """Void a draft, or an open invoice with a reason. Its bills are released: pending again, in
     the period open now, so the provider can cancel or re-bill them. Credits it applied are
     released; the credit it carried forward, if not yet used, is withdrawn."""
-    invoice = db.session.scalars(_for_update(
+    invoice = db.session.scalars(locking(
         _scoped_invoices(principal).where(Invoice.id == invoice_id))).first()
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id!r}.")

@@ -6,12 +6,11 @@ from datetime import date, datetime
 from typing import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts.models import Customer, Trial
 from ..auth import Principal
 from ..consolidate.service import claim_open_period
-from ..db import db, new_id
+from ..db import db, dialect_insert, new_id
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .bills import BillRequest, BillView
@@ -43,11 +42,6 @@ def view(bill: Bill) -> BillView:
         service_period=bill.service_period, metadata=bill.metadata_ or {},
         received_at=bill.received_at, livemode=bill.livemode, period=bill.period_start,
     )
-
-
-def _insert(table):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
 
 
 def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Outcome:
@@ -90,7 +84,7 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
     if rows:
         rows.sort(key=lambda row: row["idempotency_key"])  # one lock order across workers
         table = Bill.__table__
-        stmt = (_insert(table)
+        stmt = (dialect_insert(table)
                 .on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
                 .returning(table.c.idempotency_key))
         created = set(db.session.scalars(stmt, rows).all())
@@ -222,13 +216,13 @@ def _customer_by_external_id(principal: Principal, external_id: str) -> Customer
 def set_trial(principal: Principal, external_id: str, ends_at: datetime, now: datetime) -> Trial:
     """Declare (or move) the end of this provider's free trial for the customer."""
     customer = _customer_by_external_id(principal, external_id)
-    trial = db.session.get(Trial, (principal.provider_id, customer.id))
-    if trial is None:
-        trial = Trial(provider_id=principal.provider_id, customer_id=customer.id)
-        db.session.add(trial)
-    trial.ends_at, trial.updated_at = ends_at, now
+    db.session.execute(  # an upsert: two concurrent declarations cannot collide
+        dialect_insert(Trial.__table__)
+        .values(provider_id=principal.provider_id, customer_id=customer.id, ends_at=ends_at, updated_at=now)
+        .on_conflict_do_update(index_elements=["provider_id", "customer_id"],
+                               set_={"ends_at": ends_at, "updated_at": now}))
     db.session.commit()
-    return trial
+    return db.session.get(Trial, (principal.provider_id, customer.id), populate_existing=True)
 
 
 def get_trial(principal: Principal, external_id: str) -> Trial:
