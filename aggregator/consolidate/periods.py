@@ -41,14 +41,9 @@ def start_date_containing(local_day: date, anchor_day: int) -> date:
 
 def local_midnight(day: date, tz: str) -> datetime:
     """The first instant of a local day, in UTC."""
-    zone = ZoneInfo(tz)
-    wall = datetime.combine(day, time(0), tzinfo=zone)
-    instant = wall.astimezone(timezone.utc)
-    # A non-existent midnight (clocks jump forward at 00:00) maps past the gap; that is the
-    # first instant of the day. An ambiguous one (fall back onto the day) takes the first.
-    if instant.astimezone(zone).date() < day:  # pragma: no cover - zone-specific edge
-        instant = datetime.combine(day, time(0), tzinfo=zone).replace(fold=1).astimezone(timezone.utc)
-    return instant
+    # A non-existent midnight (clocks jump forward at 00:00) resolves to the first instant after
+    # the gap; an ambiguous one (fold=0) to its first occurrence.
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
 
 
 def period_starting(start: date, anchor_day: int, tz: str) -> Period:
