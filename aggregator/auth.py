@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import g, request
 
-from .accounts.models import ApiKey
+from .accounts.models import ApiKey, Tenant
 from .db import db
 from .errors import Forbidden, Unauthenticated
 
@@ -23,6 +23,9 @@ class Principal:
     role: str
     provider_id: str | None
     key_id: str
+    # The tenant's calendar, read with the key (one query): intake needs it for every bill.
+    period_anchor_day: int = 25
+    timezone: str = "UTC"
 
     @property
     def mode(self) -> str:
@@ -59,12 +62,14 @@ def authenticate(header: str | None) -> Principal:
     digest = hash_key(presented)
     row = db.session.execute(
         sa.select(ApiKey.id, ApiKey.tenant_id, ApiKey.livemode, ApiKey.role,
-                  ApiKey.provider_id, ApiKey.key_hash)
+                  ApiKey.provider_id, ApiKey.key_hash, Tenant.period_anchor_day, Tenant.timezone)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
         .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
     ).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise Unauthenticated("Invalid or revoked API key.")
-    return Principal(row.tenant_id, row.livemode, row.role, row.provider_id, row.id)
+    return Principal(row.tenant_id, row.livemode, row.role, row.provider_id, row.id,
+                     row.period_anchor_day, row.timezone)
 
 
 def require(role: str) -> Principal:

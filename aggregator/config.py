@@ -35,9 +35,10 @@ class Settings:
         )
 
     def flask_config(self) -> dict:
-        engine_options: dict = {"pool_pre_ping": True}
+        engine_options: dict = {}
         if self.database_url.startswith("postgresql"):
-            engine_options.update(pool_size=self.db_pool_size, max_overflow=10)
+            # No pre-ping round trip per request; connections are recycled instead.
+            engine_options.update(pool_size=self.db_pool_size, max_overflow=10, pool_recycle=300)
         return {
             "SQLALCHEMY_DATABASE_URI": self.database_url,
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options,

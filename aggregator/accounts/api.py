@@ -30,7 +30,7 @@ class TenantView(MethodView):
 @blp.route("/providers")
 class ProvidersView(MethodView):
     @requires("admin")
-    @blp.arguments(ProviderSchema)
+    @blp.arguments(ProviderSchema())
     @blp.response(201, CreatedProviderSchema)
     def post(self, fields):
         principal = current()
@@ -38,7 +38,7 @@ class ProvidersView(MethodView):
         return with_secret(created.provider, api_key=created.api_key)
 
     @requires("admin")
-    @blp.arguments(ListArgs, location="query")
+    @blp.arguments(ListArgs(), location="query")
     @blp.response(200, page_schema(ProviderSchema, "ProviderPage"))
     def get(self, args):
         return service.list_providers(current(), **args)
@@ -78,14 +78,14 @@ def revoke_key(key_id):
 @blp.route("/customers")
 class CustomersView(MethodView):
     @requires("admin")
-    @blp.arguments(CustomerSchema)
+    @blp.arguments(CustomerSchema())
     @blp.response(201, CustomerSchema)
     def post(self, fields):
         principal = current()
         return service.create_customer(principal, fields, clock_now(principal))
 
     @requires("admin")
-    @blp.arguments(CustomerListArgs, location="query")
+    @blp.arguments(CustomerListArgs(), location="query")
     @blp.response(200, page_schema(CustomerSchema, "CustomerPage"))
     def get(self, args):
         return service.list_customers(current(), **args)

@@ -31,7 +31,7 @@ def close_period(start):
 
 @blp.route("/invoices", methods=["GET"])
 @requires("admin")
-@blp.arguments(InvoiceListArgs, location="query")
+@blp.arguments(InvoiceListArgs(), location="query")
 @blp.response(200, page_schema(InvoiceSchema, "InvoicePage"))
 def list_invoices(args):
     return service.list_invoices(current(), **args)
@@ -56,7 +56,7 @@ def finalize_invoice(invoice_id):
 
 @blp.route("/invoices/<invoice_id>/void", methods=["POST"])
 @requires("admin")
-@blp.arguments(VoidSchema)
+@blp.arguments(VoidSchema())
 @blp.response(200, InvoiceSchema)
 def void_invoice(body, invoice_id):
     principal = current()
@@ -79,7 +79,7 @@ def invoice_pdf(invoice_id):
 @blp.route("/fx_rates")
 class FxRatesView(MethodView):
     @requires("admin")
-    @blp.arguments(FxRateInputSchema)
+    @blp.arguments(FxRateInputSchema())
     @blp.response(200, FxRateSchema)
     def put(self, body):
         principal = current()
@@ -87,7 +87,7 @@ class FxRatesView(MethodView):
                                    body["effective_date"], clock_now(principal))
 
     @requires("admin")
-    @blp.arguments(ListArgs, location="query")
+    @blp.arguments(ListArgs(), location="query")
     @blp.response(200, page_schema(FxRateSchema, "FxRatePage"))
     def get(self, args):
         return service.list_fx_rates(current(), **args)
@@ -109,7 +109,7 @@ def get_test_clock():
 
 @blp.route("/test_clock/advance", methods=["POST"])
 @requires("admin")
-@blp.arguments(AdvanceSchema)
+@blp.arguments(AdvanceSchema())
 @blp.response(200, AdvanceResultSchema)
 def advance_clock(body):
     principal = _test_mode_only()

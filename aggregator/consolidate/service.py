@@ -53,21 +53,30 @@ def _ensure_period_row(tenant_id: str, livemode: bool, period: P.Period) -> None
 
 # --- intake side -------------------------------------------------------------------------
 
-def claim_open_period(tenant_id: str, livemode: bool, now: datetime) -> P.Period:
+def claim_open_period(tenant_id: str, livemode: bool, now: datetime, anchor_day: int,
+                      tz: str) -> P.Period:
     """The period a bill received `now` belongs to: the one containing `now`, or, if that one is
     already closing, the next open one. Runs inside the caller's transaction and holds a share
     lock on the period row until it commits, so a close cannot start in between."""
-    tenant = db.session.get(Tenant, tenant_id)
-    period = P.period_containing(now, tenant.period_anchor_day, tenant.timezone)
+    period = P.period_containing(now, anchor_day, tz)
+    sqlite = db.session.get_bind().dialect.name == "sqlite"
     while True:
-        _ensure_period_row(tenant_id, livemode, period)
-        status = db.session.scalar(locking(
-            sa.select(PeriodRecord.status).where(
-                PeriodRecord.tenant_id == tenant_id, PeriodRecord.livemode == livemode,
-                PeriodRecord.start == period.start), read=True))
+        if sqlite:  # take SQLite's write lock before reading the status it must rely on
+            _ensure_period_row(tenant_id, livemode, period)
+        status = _period_status_locked(tenant_id, livemode, period.start)
+        if status is None:
+            _ensure_period_row(tenant_id, livemode, period)
+            status = _period_status_locked(tenant_id, livemode, period.start)
         if status == "open":
             return period
-        period = P.next_period(period, tenant.period_anchor_day, tenant.timezone)
+        period = P.next_period(period, anchor_day, tz)
+
+
+def _period_status_locked(tenant_id: str, livemode: bool, start: date) -> str | None:
+    return db.session.scalar(locking(
+        sa.select(PeriodRecord.status).where(
+            PeriodRecord.tenant_id == tenant_id, PeriodRecord.livemode == livemode,
+            PeriodRecord.start == start), read=True))
 
 
 # --- the close ---------------------------------------------------------------------------
@@ -343,7 +352,9 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
             "void that invoice first.")
     if carried is not None:
         db.session.delete(carried)
-    period = claim_open_period(principal.tenant_id, principal.livemode, now)
+    tenant = db.session.get(Tenant, principal.tenant_id)
+    period = claim_open_period(principal.tenant_id, principal.livemode, now,
+                               tenant.period_anchor_day, tenant.timezone)
     db.session.execute(
         sa.update(Bill).where(Bill.invoice_id == invoice.id,
                               Bill.status.in_(BILL_STATES.sources("pending")))

@@ -15,8 +15,8 @@ blp = Blueprint("ingest", __name__, url_prefix="/v1", description="Bill intake")
 
 @blp.route("/bills", methods=["POST"])
 @requires("provider")
-@blp.arguments(IdempotencyHeader, location="headers")
-@blp.arguments(BillInputSchema)
+@blp.arguments(IdempotencyHeader(), location="headers")
+@blp.arguments(BillInputSchema())
 @blp.response(201, BillSchema)
 def create_bill(headers, body):
     principal = current()
@@ -29,7 +29,7 @@ def create_bill(headers, body):
 
 @blp.route("/bills/batch", methods=["POST"])
 @requires("provider")
-@blp.arguments(BatchSchema)
+@blp.arguments(BatchSchema())
 @blp.response(200, BatchResultSchema)
 def create_bills(body):
     principal = current()
@@ -49,7 +49,7 @@ def create_bills(body):
 
 @blp.route("/bills", methods=["GET"])
 @requires("provider", "admin")
-@blp.arguments(BillListArgs, location="query")
+@blp.arguments(BillListArgs(), location="query")
 @blp.response(200, page_schema(BillSchema, "BillPage"))
 def list_bills(args):
     principal = current()
@@ -75,7 +75,7 @@ def cancel_bill(bill_id):
 
 @blp.route("/customers/<external_id>/trial", methods=["PUT"])
 @requires("provider")
-@blp.arguments(TrialInputSchema)
+@blp.arguments(TrialInputSchema())
 @blp.response(200, TrialSchema)
 def set_trial(body, external_id):
     principal = current()

@@ -52,7 +52,8 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
     """Store each bill once. A request whose idempotency key is already stored for this
     provider is a replay when its content is the same and a conflict when it is not."""
     outcomes: list[Outcome | None] = [None] * len(requests)
-    period = claim_open_period(principal.tenant_id, principal.livemode, now)
+    period = claim_open_period(principal.tenant_id, principal.livemode, now,
+                               principal.period_anchor_day, principal.timezone)
     customers = dict(db.session.execute(
         sa.select(Customer.external_id, Customer.id).where(
             Customer.tenant_id == principal.tenant_id, Customer.livemode == principal.livemode,
