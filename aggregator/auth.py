@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import g, request
 
 from .accounts.models import ApiKey, Tenant
-from .db import db
+from .db import run
 from .errors import Forbidden, Unauthenticated
 
 
@@ -60,11 +60,12 @@ def authenticate(header: str | None) -> Principal:
         )
     presented = header[len("Bearer "):].strip()
     digest = hash_key(presented)
-    row = db.session.execute(
-        sa.select(ApiKey.id, ApiKey.tenant_id, ApiKey.livemode, ApiKey.role,
-                  ApiKey.provider_id, ApiKey.key_hash, Tenant.period_anchor_day, Tenant.timezone)
-        .join(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
+    keys, tenants = ApiKey.__table__.c, Tenant.__table__.c
+    row = run(
+        sa.select(keys.id, keys.tenant_id, keys.livemode, keys.role, keys.provider_id, keys.key_hash,
+                  tenants.period_anchor_day, tenants.timezone)
+        .join_from(ApiKey.__table__, Tenant.__table__, tenants.id == keys.tenant_id)
+        .where(keys.key_hash == digest, keys.revoked_at.is_(None))
     ).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise Unauthenticated("Invalid or revoked API key.")

@@ -74,3 +74,9 @@ def locking(query: sa.Select, **kwargs) -> sa.Select:
     """SELECT … FOR UPDATE (or FOR SHARE with read=True) on PostgreSQL. SQLite has no row locks;
     it serializes writers, and the code takes its write lock before reading what it relies on."""
     return query.with_for_update(**kwargs) if db.session.get_bind().dialect.name == "postgresql" else query
+
+
+def run(statement, params=None):
+    """Execute a Core statement on the session's connection (same transaction), skipping the
+    ORM's statement processing: for the hot paths, where that overhead dominates."""
+    return db.session.connection().execute(statement, params)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from .. import money
 from ..accounts.models import Customer, Tenant
 from ..auth import Principal
-from ..db import db, dialect_insert, locking, new_id
+from ..db import db, dialect_insert, locking, new_id, run
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ingest.models import BILL_STATES, Bill
 from ..pagination import Page, paginate
@@ -73,10 +73,10 @@ def claim_open_period(tenant_id: str, livemode: bool, now: datetime, anchor_day:
 
 
 def _period_status_locked(tenant_id: str, livemode: bool, start: date) -> str | None:
-    return db.session.scalar(locking(
-        sa.select(PeriodRecord.status).where(
-            PeriodRecord.tenant_id == tenant_id, PeriodRecord.livemode == livemode,
-            PeriodRecord.start == start), read=True))
+    periods = PeriodRecord.__table__.c
+    return run(locking(sa.select(periods.status).where(
+        periods.tenant_id == tenant_id, periods.livemode == livemode, periods.start == start),
+        read=True)).scalar()
 
 
 # --- the close ---------------------------------------------------------------------------

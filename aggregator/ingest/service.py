@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from ..accounts.models import Customer, Trial
 from ..auth import Principal
 from ..consolidate.service import claim_open_period
-from ..db import db, dialect_insert, new_id
+from ..db import db, dialect_insert, new_id, run
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .bills import BillRequest, BillView
@@ -54,13 +54,8 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
     outcomes: list[Outcome | None] = [None] * len(requests)
     period = claim_open_period(principal.tenant_id, principal.livemode, now,
                                principal.period_anchor_day, principal.timezone)
-    customers = dict(db.session.execute(
-        sa.select(Customer.external_id, Customer.id).where(
-            Customer.tenant_id == principal.tenant_id, Customer.livemode == principal.livemode,
-            Customer.external_id.in_({r.customer for r in requests}))
-    ).all())
-    trial_ends = _trials_running(principal, [customers[r.customer] for r in requests
-                                             if r.revenue_share and r.customer in customers], now)
+    customers, trial_ends = _customers_and_trials(principal, {r.customer for r in requests},
+                                                  any(r.revenue_share for r in requests), now)
 
     first_by_key: dict[str, int] = {}
     rows: list[dict] = []
@@ -88,7 +83,7 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
         stmt = (dialect_insert(table)
                 .on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
                 .returning(table.c.idempotency_key))
-        created = set(db.session.scalars(stmt, rows).all())
+        created = set(run(stmt, rows).scalars().all())
 
     by_key = {row["idempotency_key"]: row for row in rows}
     stored = _stored_bills(principal, [k for k in by_key if k not in created])
@@ -148,12 +143,20 @@ def _stored_bills(principal: Principal, keys: list[str]) -> dict[str, Bill]:
     return {bill.idempotency_key: bill for bill in bills}
 
 
-def _trials_running(principal: Principal, customer_ids: list[str], now: datetime) -> dict[str, datetime]:
-    if not customer_ids:
-        return {}
-    return dict(db.session.execute(sa.select(Trial.customer_id, Trial.ends_at).where(
-        Trial.provider_id == principal.provider_id, Trial.customer_id.in_(set(customer_ids)),
-        Trial.ends_at > now)).all())
+def _customers_and_trials(principal: Principal, external_ids: set[str], with_trials: bool,
+                          now: datetime) -> tuple[dict[str, str], dict[str, datetime]]:
+    """external_id -> customer id for this tenant and mode, and customer id -> end of this
+    provider's free trial, for trials still running at `now` (one query)."""
+    c, t = Customer.__table__.c, Trial.__table__.c
+    if with_trials:
+        query = (sa.select(c.external_id, c.id, t.ends_at)
+                 .select_from(Customer.__table__.outerjoin(Trial.__table__, sa.and_(
+                     t.customer_id == c.id, t.provider_id == principal.provider_id, t.ends_at > now))))
+    else:
+        query = sa.select(c.external_id, c.id, sa.null())
+    rows = run(query.where(c.tenant_id == principal.tenant_id, c.livemode == principal.livemode,
+                           c.external_id.in_(external_ids))).all()
+    return {r[0]: r[1] for r in rows}, {r[1]: r[2] for r in rows if r[2] is not None}
 
 
 # --- reading and cancelling --------------------------------------------------------------
