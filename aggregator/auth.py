@@ -1,6 +1,7 @@
 """API keys: generation, hashing, and resolving a request's key to who is calling."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -53,6 +54,16 @@ def generate_key(role: str, livemode: bool) -> NewKey:
     return NewKey(plaintext, hash_key(plaintext), f"{prefix}…{plaintext[-4:]}")
 
 
+@functools.cache
+def _KEY_LOOKUP() -> sa.Select:
+    """Built once: the lookup runs on every request."""
+    keys, tenants = ApiKey.__table__.c, Tenant.__table__.c
+    return (sa.select(keys.id, keys.tenant_id, keys.livemode, keys.role, keys.provider_id, keys.key_hash,
+                      tenants.period_anchor_day, tenants.timezone)
+            .join_from(ApiKey.__table__, Tenant.__table__, tenants.id == keys.tenant_id)
+            .where(keys.key_hash == sa.bindparam("digest"), keys.revoked_at.is_(None)))
+
+
 def authenticate(header: str | None) -> Principal:
     if not header or not header.startswith("Bearer "):
         raise Unauthenticated(
@@ -60,13 +71,7 @@ def authenticate(header: str | None) -> Principal:
         )
     presented = header[len("Bearer "):].strip()
     digest = hash_key(presented)
-    keys, tenants = ApiKey.__table__.c, Tenant.__table__.c
-    row = run(
-        sa.select(keys.id, keys.tenant_id, keys.livemode, keys.role, keys.provider_id, keys.key_hash,
-                  tenants.period_anchor_day, tenants.timezone)
-        .join_from(ApiKey.__table__, Tenant.__table__, tenants.id == keys.tenant_id)
-        .where(keys.key_hash == digest, keys.revoked_at.is_(None))
-    ).first()
+    row = run(_KEY_LOOKUP(), {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise Unauthenticated("Invalid or revoked API key.")
     return Principal(row.tenant_id, row.livemode, row.role, row.provider_id, row.id,

@@ -1,6 +1,7 @@
 """Period and invoice use cases. Each owns its transaction and is handed `now`."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -73,10 +74,18 @@ def claim_open_period(tenant_id: str, livemode: bool, now: datetime, anchor_day:
 
 
 def _period_status_locked(tenant_id: str, livemode: bool, start: date) -> str | None:
+    return run(_period_status_query(db.session.get_bind().dialect.name),
+               {"tenant_id": tenant_id, "livemode": livemode, "start": start}).scalar()
+
+
+@functools.cache
+def _period_status_query(dialect: str) -> sa.Select:
+    """Built once per dialect: intake runs it for every bill."""
     periods = PeriodRecord.__table__.c
-    return run(locking(sa.select(periods.status).where(
-        periods.tenant_id == tenant_id, periods.livemode == livemode, periods.start == start),
-        read=True)).scalar()
+    query = sa.select(periods.status).where(
+        periods.tenant_id == sa.bindparam("tenant_id"), periods.livemode == sa.bindparam("livemode"),
+        periods.start == sa.bindparam("start"))
+    return query.with_for_update(read=True) if dialect == "postgresql" else query
 
 
 # --- the close ---------------------------------------------------------------------------
