@@ -80,3 +80,21 @@ def run(statement, params=None):
     """Execute a Core statement on the session's connection (same transaction), skipping the
     ORM's statement processing: for the hot paths, where that overhead dominates."""
     return db.session.connection().execute(statement, params)
+
+
+def bulk_insert(table: sa.Table, rows: list[dict]) -> None:
+    """Insert many rows in the session's transaction: COPY on PostgreSQL (several times faster
+    than INSERT for the close's invoice lines), executemany elsewhere. Rows are plain values;
+    no column here needs a Python-side type conversion."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(sa.insert(table), rows)
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in columns])

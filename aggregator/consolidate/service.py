@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from .. import money
 from ..accounts.models import Customer, Tenant
 from ..auth import Principal
-from ..db import db, dialect_insert, locking, new_id, run
+from ..db import bulk_insert, db, dialect_insert, locking, new_id, run
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ingest.models import BILL_STATES, Bill
 from ..pagination import Page, paginate
@@ -241,7 +241,7 @@ def _store_invoices(ctx: _CloseContext, drafts: list[tuple[str, InvoiceDraft]], 
                 "id": new_id("cred"), "tenant_id": tenant.id, "livemode": ctx.livemode,
                 "customer_id": customer_id, "amount": draft.totals.carried_credit,
                 "currency": draft.currency, "source_invoice_id": invoice_id, "created_at": ctx.now})
-    db.session.execute(sa.insert(InvoiceLine.__table__), line_rows)
+    bulk_insert(InvoiceLine.__table__, line_rows)
     if credit_rows:
         db.session.execute(sa.insert(Credit.__table__), credit_rows)
     for item in applied:
