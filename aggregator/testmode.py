@@ -2,7 +2,7 @@
 whole billing cycle can be run in seconds (the way Stripe's test clocks work)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -39,7 +39,7 @@ def lock_and_advance(tenant_id: str, to: datetime, base_now: datetime) -> tuple[
                        .on_conflict_do_nothing(index_elements=["tenant_id"]))
     record = db.session.scalars(locking(
         sa.select(TestClockRecord).where(TestClockRecord.tenant_id == tenant_id))).one()
-    before = record.now
+    before, to = record.now, to.astimezone(timezone.utc)
     if to < before:
         raise InvalidInput.on("to", f"The test clock only moves forward; it is at {before.isoformat()}.",
                               "clock_backwards")
