@@ -86,27 +86,34 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
         created = set(run(stmt, rows).scalars().all())
 
     by_key = {row["idempotency_key"]: row for row in rows}
-    stored = _stored_bills(principal, [k for k in by_key if k not in created])
+    # A key already stored decides, even for a request refused above: a retry of a stored bill
+    # is a replay though its customer has since entered a free trial (as with Stripe's keys).
+    refused = [r.idempotency_key for r, o in zip(requests, outcomes) if o is not None]
+    stored = _stored_bills(principal, [k for k in by_key if k not in created] + refused)
     for i, request in enumerate(requests):
-        if outcomes[i] is not None:
-            continue
         key = request.idempotency_key
+        existing = stored.get(key)
+        if outcomes[i] is not None:
+            if existing is not None:
+                outcomes[i] = _replay_or_conflict(existing.fingerprint, view(existing), request)
+            continue
         if key in created and first_by_key[key] == i:
             outcomes[i] = Outcome(bill=_view_of_row(by_key[key], request))
-            continue
-        existing = stored.get(key)
-        if existing is None:  # a later duplicate of a key first created in this batch
+        elif existing is None:  # a later duplicate of a key first created in this batch
             first = requests[first_by_key[key]]
-            existing_fp, existing_view = first.fingerprint(), _view_of_row(by_key[key], first)
+            outcomes[i] = _replay_or_conflict(by_key[key]["fingerprint"], _view_of_row(by_key[key], first),
+                                              request)
         else:
-            existing_fp, existing_view = existing.fingerprint, view(existing)
-        if existing_fp == request.fingerprint():
-            outcomes[i] = Outcome(bill=existing_view, replayed=True)
-        else:
-            outcomes[i] = Outcome(error=IdempotencyKeyReused(
-                f"Idempotency key {key!r} was already used for a different bill."))
+            outcomes[i] = _replay_or_conflict(existing.fingerprint, view(existing), request)
     db.session.commit()
     return outcomes  # type: ignore[return-value]
+
+
+def _replay_or_conflict(stored_fingerprint: bytes, stored: BillView, request: BillRequest) -> Outcome:
+    if stored_fingerprint == request.fingerprint():
+        return Outcome(bill=stored, replayed=True)
+    return Outcome(error=IdempotencyKeyReused(
+        f"Idempotency key {request.idempotency_key!r} was already used for a different bill."))
 
 
 def _row(principal: Principal, request: BillRequest, customer_id: str, period_start: date,

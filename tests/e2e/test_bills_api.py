@@ -311,3 +311,12 @@ def test_a_batch_refuses_only_the_subscription_bills_of_a_customer_in_trial(prov
     data = provider.post("/v1/bills/batch", {"bills": items}).json["data"]
     assert [d["status"] for d in data] == [422, 201]
     assert data[0]["error"]["code"] == "in_free_trial"
+
+
+def test_a_stored_bill_is_replayed_even_after_its_customer_entered_a_trial(provider, clock):
+    first = post_bill(provider, "sub")
+    provider.put("/v1/customers/cust-1/trial", {"ends_at": (clock.now() + timedelta(days=5)).isoformat()})
+    again = post_bill(provider, "sub")
+    assert again.status_code == 201 and again.json["id"] == first.json["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert post_bill(provider, "sub", amount="1.00").status_code == 409
