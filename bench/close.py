@@ -345,10 +345,30 @@ class SqlTimer:
         self._start.t = time.perf_counter()
 
     def _after(self, conn, cursor, statement, parameters, context, executemany):
-        dt = time.perf_counter() - self._start.t
-        entry = self.by_statement.setdefault(self._key(statement), [0, 0.0])
+        self.add(self._key(statement), time.perf_counter() - self._start.t)
+
+    def add(self, key: str, seconds: float) -> None:
+        entry = self.by_statement.setdefault(key, [0, 0.0])
         entry[0] += 1
-        entry[1] += dt
+        entry[1] += seconds
+
+    def watch_copy(self) -> None:
+        """COPY on the driver's cursor bypasses SQLAlchemy's events: time psycopg's copy()
+        blocks (from entering to leaving the `with`) as well."""
+        import contextlib
+
+        import psycopg
+
+        original, timer = psycopg.Cursor.copy, self
+
+        @contextlib.contextmanager
+        def copy(cursor, statement, *args, **kwargs):
+            t0 = time.perf_counter()
+            with original(cursor, statement, *args, **kwargs) as c:
+                yield c
+            timer.add(" ".join(str(statement).split())[:70], time.perf_counter() - t0)
+
+        psycopg.Cursor.copy = copy
 
 
 def close(args) -> dict:
@@ -372,6 +392,7 @@ def close(args) -> dict:
             "SELECT count(*), count(DISTINCT customer_id) FROM bills WHERE status = 'pending'")).one()
         db.session.commit()
         timer = SqlTimer(db.engine)
+        timer.watch_copy()
         gc.collect()
         rss_before_kb = _vmrss_kb()
         maxrss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -535,7 +556,8 @@ def format_report(runs: list[dict], quick: bool) -> str:
     lines.append(f"time inside SQL statements ({r['label']} run; count, seconds):")
     for key, count, seconds in r["statements"][:8]:
         lines.append(f"  {seconds:>8.2f}s {count:>7,}x  {key}")
-    lines.append(f"  {r['wall_s'] - r['sql_wall_s']:>8.2f}s outside SQL (Python: SQLAlchemy, build_invoice, ...)")
+    lines.append(f"  {r['wall_s'] - r['sql_wall_s']:>8.2f}s outside SQL (Python: SQLAlchemy, build_invoice, ...)"
+                 " [COPY blocks count as SQL, including the Python feeding them]")
     lines.append("")
     big = runs[0]
     verdicts = [f"bills/s {big['bills_per_s']:,} vs target {TARGET_BILLS_PER_S:,}: "
@@ -546,8 +568,12 @@ def format_report(runs: list[dict], quick: bool) -> str:
         small = runs[1]
         ratio = big["rss_peak_mb"] / small["rss_peak_mb"]
         growth = (big["rss_growth_mb"], small["rss_growth_mb"])
+        half, end = big["rss_mb_at_10_25_50_75_100pct"][2], big["rss_mb_at_10_25_50_75_100pct"][4]
+        flat = end - half <= 0.03 * end
         verdicts.append(f"peak RSS full/tenth {ratio:.2f} (growth during the close {growth[0]:.0f} MB vs "
-                        f"{growth[1]:.0f} MB): {'SAME' if ratio <= 1.10 else 'GROWS WITH SIZE'}")
+                        f"{growth[1]:.0f} MB): {'SAME' if ratio <= 1.10 else 'HIGHER at full size'}; full run "
+                        f"{half:.0f} -> {end:.0f} MB over its second half: "
+                        f"{'flat (bounded, not proportional to size)' if flat else 'STILL RISING'}")
     lines += ["targets" + (" (--quick: not comparable)" if quick else "") + ":"] + ["  " + v for v in verdicts]
     lines.append("RSS base = VmRSS just before close_period (after imports, create_app); peak = max VmRSS "
                  "sampled every 10 ms during it; maxrss = ru_maxrss after.")
@@ -590,6 +616,17 @@ def parse_args(argv=None):
     return args
 
 
+def _source() -> dict:
+    """The commit measured, and whether the service code differs from it (others edit it)."""
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    try:
+        return {"head": git("rev-parse", "--short", "HEAD"),
+                "uncommitted_changes": bool(git("status", "--porcelain", "--", "aggregator", "migrations"))}
+    except OSError:
+        return {}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.phase:
@@ -605,13 +642,14 @@ def main(argv=None) -> int:
         small.profile = None
         runs.append(run_size(small, "tenth"))
     result = {"benchmark": "close", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join([sys.executable, *sys.argv]),
+              "command": " ".join([sys.executable, *sys.argv]), "source": _source(),
               "machine": {"cores": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},
               "runs": runs, "elapsed_s": round(time.monotonic() - started, 1)}
     print()
     print(f"aggregator close benchmark — {result['date']} — {os.cpu_count()} cores, "
-          f"chunk {args.chunk} customers, no PDFs")
+          f"chunk {args.chunk} customers, no PDFs — code {result['source'].get('head')}"
+          f"{' + uncommitted changes' if result['source'].get('uncommitted_changes') else ''}")
     print(format_report(runs, args.quick))
     failures = [f"{r['label']}: verification failed {r['verification']}" for r in runs if not r["verification"]["ok"]]
     if args.check_targets and not args.quick:

@@ -364,8 +364,10 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
     tenant = db.session.get(Tenant, principal.tenant_id)
     period = claim_open_period(principal.tenant_id, principal.livemode, now,
                                tenant.period_anchor_day, tenant.timezone)
+    invoiced_bills = sa.select(InvoiceLine.bill_id).where(  # via the lines' index, not a bills scan
+        InvoiceLine.invoice_id == invoice.id, InvoiceLine.bill_id.is_not(None))
     db.session.execute(
-        sa.update(Bill).where(Bill.invoice_id == invoice.id,
+        sa.update(Bill).where(Bill.id.in_(invoiced_bills), Bill.invoice_id == invoice.id,
                               Bill.status.in_(BILL_STATES.sources("pending")))
         .values(status="pending", invoice_id=None, period_start=period.start)
         .execution_options(synchronize_session=False))

@@ -1,0 +1,458 @@
+#!/usr/bin/env python
+"""Invoice PDF benchmark: aggregator's WeasyPrintRenderer next to plain WeasyPrint defaults.
+
+Not a pytest test; no database. Run from the repository root with the project's virtualenv:
+
+    .venv/bin/python bench/pdf.py                  # full run, about 2-3 minutes
+    .venv/bin/python bench/pdf.py --quick          # few repetitions, < 30 s
+    .venv/bin/python bench/pdf.py --workers 2 --invoices 60 --json /tmp/pdf.json
+
+What it measures, for a 1-page invoice (--lines1, default 10 bill lines) and a ~10-page one
+(--lines10, default 300 lines), both built with aggregator.consolidate.document.
+invoice_document from plain values (three/ten apps, some lines converted from EUR, one
+carried credit, non-ASCII names):
+
+  renderer      WeasyPrintRenderer().render("invoice_v1.html", context): the service's path
+                (Jinja2, confined URL fetcher, FontConfiguration and image cache reused
+                across renders, dpi=150, fonts subset by HarfBuzz when libharfbuzz-subset0
+                is installed);
+  plain         weasyprint.HTML(string=<the same HTML>, base_url=<template dir>).write_pdf()
+                with WeasyPrint's defaults (default URL fetcher, a new FontConfiguration per
+                document), in the same process, interleaved with the renderer's renders;
+  plain-fonttools  the same plain render in a child process where WeasyPrint's font subsetter
+                is forced onto its fontTools fallback (weasyprint.pdf.fonts.harfbuzz_subset
+                set to None), i.e. WeasyPrint as it behaves without libharfbuzz-subset0;
+  presubset     (unless --no-font-experiment) the renderer on a temporary copy of the
+                template folder whose CSS declares @font-face DejaVu Sans faces pre-subset
+                with fontTools to Latin-1 + common punctuation/currency signs: what shipping
+                such fonts with the template would give. The template itself is not changed.
+
+Each figure is the median over --repeat renders after --warmup renders: wall ms, CPU ms of
+this process, PDF size, page count (pypdf). Then --workers N: --invoices K 1-page invoices
+rendered by a multiprocessing pool (one WeasyPrintRenderer per process, warmed up in its
+initializer) with 1 and N processes; invoices/s.
+
+Target: the 1-page invoice through the renderer in <= 40% of the plain default's time and
+<= 100 KB.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 0.40
+TARGET_BYTES = 100 * 1024
+TEMPLATE = "invoice_v1.html"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+APPS = ["Acme Analytics", "Beacon CRM", "Cobalt Mail", "Dynamo Forms", "Echo Backup", "Fable Docs",
+        "Gamma Chat", "Helix Search", "Iris Billing", "Juno Calendar"]
+DESCRIPTIONS = ["Pro plan – monthly subscription", "Seats ({n}) – Team plan", "API calls over quota: {n}k",
+                "Storage add-on, {n} GB", "Support: premium tier (Müller & Søn)", "Usage — {n} reports generated",
+                "Add-on: SSO & audit log", "Overage: {n} extra projects", "Starter plan", "Credits pack ({n})"]
+
+warnings.simplefilter("ignore", DeprecationWarning)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- the invoice document -------------------------------------------------------------------
+
+def make_context(n_lines: int, n_apps: int) -> dict:
+    """Template values for an invoice with n_lines bill lines over n_apps apps (plus a credit)."""
+    from aggregator import money
+    from aggregator.consolidate.document import DocumentLine, invoice_document
+
+    lines = []
+    for i in range(n_lines):
+        app = i * n_apps // n_lines
+        amount = 100 + (i * 7919) % 40_000
+        fx = i % 7 == 3
+        lines.append(DocumentLine(
+            "bill", f"prov_{app:02d}", DESCRIPTIONS[i % len(DESCRIPTIONS)].format(n=i % 97 + 1),
+            date(2026, 9, 25), date(2026, 10, 24), amount,
+            round(amount / 1.083412) if fx else None, "EUR" if fx else None, "1.083412" if fx else None))
+    lines.append(DocumentLine("credit", None, "Credit carried from invoice INV-2026-000042", None, None,
+                              -1500, None, None, None))
+    subtotal = sum(line.amount for line in lines)
+    tax = money.apply_rate(subtotal, money.parse_rate("0.2"))
+    return invoice_document(
+        invoice={"number": "INV-2026-000123", "currency": "USD", "issue_date": date(2026, 10, 25),
+                 "period_start": date(2026, 9, 25), "period_end": date(2026, 10, 24),
+                 "due_date": date(2026, 11, 2), "subtotal": subtotal, "tax": tax, "tax_rate": "0.2",
+                 "total": subtotal + tax, "amount_due": subtotal + tax, "carried_credit": 0},
+        lines=lines,
+        provider_names={f"prov_{i:02d}": name for i, name in enumerate(APPS)},
+        tenant={"legal_name": "Aggregator Marketplace Ltd", "logo": None,
+                "address_lines": ["1 Harbour Street", "Level 12", "Sydney NSW 2000", "AU"]},
+        customer={"name": "Müller & Søn GmbH", "email": "accounts@mueller-soen.example",
+                  "external_id": "ext-0004711",
+                  "address_lines": ["Hauptstraße 1", "10115 Berlin", "DE"]},
+        locale="en",
+    )
+
+
+def check_pdf(pdf: bytes) -> tuple[int, bool]:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(pdf))
+    text = "".join(page.extract_text() or "" for page in reader.pages)
+    ok = all(s in text for s in ("INV-2026-000123", "Müller & Søn", "Amount due", "Acme Analytics"))
+    return len(reader.pages), ok
+
+
+# --- render functions -----------------------------------------------------------------------
+
+def plain_default(html: str, base_url: str) -> bytes:
+    import weasyprint
+
+    return weasyprint.HTML(string=html, base_url=base_url).write_pdf()
+
+
+def _quiet_weasyprint() -> None:
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)  # e.g. the fontTools fallback warning
+
+
+def measure(fns: dict, warmup: int, repeat: int) -> dict:
+    """Median wall/CPU ms of each function, renders interleaved (ABAB...) to spread noise."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    last = {}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            last[k] = fn()
+            wall[k].append((time.perf_counter() - t0) * 1000)
+            cpu[k].append((time.process_time() - c0) * 1000)
+    out = {}
+    for k in fns:
+        pages, ok = check_pdf(last[k])
+        out[k] = {"median_ms": round(statistics.median(wall[k]), 1), "min_ms": round(min(wall[k]), 1),
+                  "cpu_ms": round(statistics.median(cpu[k]), 1), "bytes": len(last[k]), "pages": pages,
+                  "text_ok": ok}
+    return out
+
+
+# --- pre-subset font experiment -------------------------------------------------------------
+
+SUBSET_UNICODES = "U+0020-007E,U+00A0-00FF,U+2010-2027,U+2030-203A,U+20AC,U+20A3-20BF,U+2122,U+2212"
+
+
+def presubset_template_dir(workdir: Path) -> Path | None:
+    """A copy of templates/invoices whose CSS uses DejaVu Sans faces subset to Latin-1 and
+    punctuation/currency signs (fontTools), declared with @font-face. None without fc-match."""
+    from fontTools import subset
+    from aggregator.consolidate.render import TEMPLATE_DIR
+
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # "FFTM NOT subset ... dropped"
+
+    faces = {"normal normal": "DejaVu Sans", "bold normal": "DejaVu Sans:bold",
+             "normal italic": "DejaVu Sans:oblique", "bold italic": "DejaVu Sans:bold:oblique"}
+    target = workdir / "invoices"
+    shutil.copytree(TEMPLATE_DIR, target)
+    (target / "fonts").mkdir()
+    rules = []
+    for i, (style, pattern) in enumerate(faces.items()):
+        try:
+            src = subprocess.run(["fc-match", pattern, "file"], capture_output=True, text=True,
+                                 check=True).stdout.strip().removeprefix(":file=")
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        out = target / "fonts" / f"face{i}.ttf"
+        options = subset.Options()
+        options.layout_features = ["kern", "liga"]
+        options.hinting = False
+        options.name_IDs = ["*"]
+        font = subset.load_font(src, options)
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=subset.parse_unicodes(SUBSET_UNICODES))
+        subsetter.subset(font)
+        subset.save_font(font, str(out), options)
+        weight, slant = style.split()
+        rules.append(f'@font-face {{ font-family: "Invoice Sans"; font-weight: {weight}; font-style: {slant}; '
+                     f'src: url(fonts/{out.name}); }}')
+    css = (target / "invoice_v1.css").read_text()
+    (target / "invoice_v1.css").write_text("\n".join(rules) + "\n" + css.replace('"DejaVu Sans"', '"Invoice Sans"'))
+    return target
+
+
+# Layout levers measured by --layout-experiment (on a copy of the presubset folder): the line
+# table laid out with fixed column widths instead of WeasyPrint's auto layout (which measures
+# every cell's min/max content width), the header floated instead of flex, and the footer
+# without "of N" pages. These change the document's look slightly: a suggestion, not a drop-in.
+LAYOUT_CSS = """
+table.lines { table-layout: fixed; }
+table.lines .svc { width: 52mm; }
+table.lines .amt { width: 28mm; }
+header { display: block; overflow: hidden; }
+header .issuer { float: left; }
+header .meta { float: right; }
+@page { @bottom-right { content: "Page " counter(page); } }
+"""
+
+
+def layout_template_dir(presubset_dir: Path, workdir: Path) -> Path:
+    target = workdir / "tuned"
+    shutil.copytree(presubset_dir, target)
+    css = target / "invoice_v1.css"
+    css.write_text(css.read_text() + LAYOUT_CSS)
+    return target
+
+
+# --- the worker pool ------------------------------------------------------------------------
+
+_worker_renderer = None
+
+
+def _pool_init(context: dict) -> None:
+    global _worker_renderer
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _quiet_weasyprint()
+    from aggregator.consolidate.render import WeasyPrintRenderer
+
+    _worker_renderer = WeasyPrintRenderer()
+    _worker_renderer.render(TEMPLATE, context)  # warm: fonts, template, caches
+
+
+def _pool_render(context: dict) -> int:
+    return len(_worker_renderer.render(TEMPLATE, context))
+
+
+def pool_throughput(processes: int, contexts: list[dict]) -> dict:
+    ctx = mp.get_context("fork")
+    with ctx.Pool(processes, initializer=_pool_init, initargs=(contexts[0],)) as pool:
+        pool.map(_pool_render, contexts[:processes], chunksize=1)  # every worker is up and warm
+        pids = [worker.pid for worker in pool._pool]
+        c0, m0 = sum(_proc_ticks(pid) for pid in pids), _machine_busy()
+        t0 = time.perf_counter()
+        sizes = pool.map(_pool_render, contexts, chunksize=1)
+        wall = time.perf_counter() - t0
+        c1, m1 = sum(_proc_ticks(pid) for pid in pids), _machine_busy()
+    busy = ((m1[0] - m1[1]) - (m0[0] - m0[1])) / max(1, m1[0] - m0[0]) * (os.cpu_count() or 1)
+    return {"processes": processes, "invoices": len(contexts), "seconds": round(wall, 2),
+            "invoices_per_s": round(len(contexts) / wall, 2), "mean_bytes": round(sum(sizes) / len(sizes)),
+            "workers_cpu_s": round((c1 - c0) / CLK_TCK, 2), "machine_busy_cores": round(busy, 2)}
+
+
+def _proc_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    fields = data[data.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _machine_busy() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    return sum(parts[:8]), parts[3] + parts[4]
+
+
+# --- phases ---------------------------------------------------------------------------------
+
+def fonttools_baseline(args) -> dict:
+    """Child process: the plain default render with the fontTools subsetter forced."""
+    _quiet_weasyprint()
+    import weasyprint  # noqa: F401  (loads the libraries first)
+    from weasyprint.pdf import fonts
+
+    fonts.harfbuzz_subset = None  # what WeasyPrint 70 does when libharfbuzz-subset0 is absent
+    from aggregator.consolidate.render import TEMPLATE_DIR, WeasyPrintRenderer
+
+    renderer = WeasyPrintRenderer()
+    base = TEMPLATE_DIR.as_uri() + "/"
+    workdir = Path(tempfile.mkdtemp(prefix="aggregator-pdf-bench-"))
+    tdir = None if args.no_font_experiment else presubset_template_dir(workdir)
+    presubset = WeasyPrintRenderer(template_dir=tdir) if tdir else None
+    out = {}
+    for label, n_lines, n_apps in (("1 page", args.lines1, 3), ("10 pages", args.lines10, 10)):
+        context = make_context(n_lines, n_apps)
+        html = renderer.html(TEMPLATE, context)
+        fns = {"plain-fonttools": lambda: plain_default(html, base),
+               "renderer-fonttools": lambda: renderer.render(TEMPLATE, context)}
+        if presubset is not None:
+            fns["presubset-fonttools"] = lambda: presubset.render(TEMPLATE, context)
+        repeat, warmup = (args.repeat, args.warmup) if label == "1 page" else (args.repeat10, args.warmup10)
+        out[label] = measure(fns, warmup, repeat)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
+def main_run(args) -> dict:
+    _quiet_weasyprint()
+    import weasyprint
+    from weasyprint.pdf import fonts as wp_fonts
+    from aggregator.consolidate.render import TEMPLATE_DIR, WeasyPrintRenderer
+
+    result = {"weasyprint": weasyprint.__version__,
+              "harfbuzz_subset_loaded": wp_fonts.harfbuzz_subset is not None, "sizes": {}}
+    renderer = WeasyPrintRenderer()
+    base = TEMPLATE_DIR.as_uri() + "/"
+    workdir = Path(tempfile.mkdtemp(prefix="aggregator-pdf-bench-"))
+    presubset = tuned = None
+    if not args.no_font_experiment:
+        tdir = presubset_template_dir(workdir)
+        presubset = WeasyPrintRenderer(template_dir=tdir) if tdir else None
+        if tdir and args.layout_experiment:
+            tuned = WeasyPrintRenderer(template_dir=layout_template_dir(tdir, workdir))
+    m0 = _machine_busy()
+    for label, n_lines, n_apps in (("1 page", args.lines1, 3), ("10 pages", args.lines10, 10)):
+        context = make_context(n_lines, n_apps)
+        html = renderer.html(TEMPLATE, context)
+        fns = {"renderer": lambda: renderer.render(TEMPLATE, context),
+               "plain": lambda: plain_default(html, base)}
+        if presubset is not None:
+            fns["presubset"] = lambda: presubset.render(TEMPLATE, context)
+        if tuned is not None:
+            fns["presubset+layout"] = lambda: tuned.render(TEMPLATE, context)
+        repeat, warmup = (args.repeat, args.warmup) if label == "1 page" else (args.repeat10, args.warmup10)
+        log(f"{label}: {n_lines} lines, {warmup} warmup + {repeat} interleaved renders of {list(fns)}")
+        result["sizes"][label] = {"lines": n_lines, **measure(fns, warmup, repeat)}
+    log("plain default with the fontTools subsetter, in a child process")
+    child = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--phase", "fonttools",
+                            *(["--no-font-experiment"] if args.no_font_experiment else []),
+                            "--lines1", str(args.lines1), "--lines10", str(args.lines10),
+                            "--warmup", str(args.warmup), "--warmup10", str(args.warmup10),
+                            "--repeat", str(args.repeat),
+                            "--repeat10", str(args.repeat10)],
+                           cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    for label, figures in json.loads(child.stdout.strip().splitlines()[-1]).items():
+        result["sizes"][label].update(figures)
+    m1 = _machine_busy()
+    result["machine_busy_cores_during_single"] = round(
+        ((m1[0] - m1[1]) - (m0[0] - m0[1])) / max(1, m1[0] - m0[0]) * (os.cpu_count() or 1), 2)
+    result["ru_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+    if args.workers:
+        contexts = [make_context(args.lines1, 3) for _ in range(args.invoices)]
+        result["pool"] = []
+        for processes in sorted({1, args.workers}):
+            log(f"pool of {processes}: {args.invoices} 1-page invoices")
+            result["pool"].append(pool_throughput(processes, contexts))
+    return result
+
+
+def format_report(result: dict, quick: bool) -> str:
+    lines = [f"{'invoice':<10}{'variant':<20}{'median ms':>10}{'min ms':>8}{'cpu ms':>8}{'KB':>7}{'pages':>6}"
+             f"{'vs plain':>9}{'vs plain-ft':>12}  text", "-" * 95]
+    for label, s in result["sizes"].items():
+        plain, plain_ft = s["plain"]["median_ms"], s["plain-fonttools"]["median_ms"]
+        for variant in ("renderer", "presubset", "presubset+layout", "plain", "renderer-fonttools",
+                        "presubset-fonttools", "plain-fonttools"):
+            if variant not in s:
+                continue
+            v = s[variant]
+            lines.append(f"{label:<10}{variant:<20}{v['median_ms']:>10.1f}{v['min_ms']:>8.1f}{v['cpu_ms']:>8.1f}"
+                         f"{v['bytes'] / 1024:>7.1f}{v['pages']:>6}{v['median_ms'] / plain:>9.2f}"
+                         f"{v['median_ms'] / plain_ft:>12.2f}  {'ok' if v['text_ok'] else 'MISSING'}")
+    one = result["sizes"]["1 page"]
+    r, plain, plain_ft = one["renderer"], one["plain"]["median_ms"], one["plain-fonttools"]["median_ms"]
+    lines.append("")
+    lines.append("target, 1 page through the renderer" + (" (--quick: few renders)" if quick else "") + ":")
+    lines.append(f"  time {r['median_ms']:.1f} ms = {r['median_ms'] / plain:.0%} of plain defaults with HarfBuzz "
+                 f"subsetting ({plain:.1f} ms), {r['median_ms'] / plain_ft:.0%} of plain defaults with the fontTools "
+                 f"fallback ({plain_ft:.1f} ms); target <= {TARGET_RATIO:.0%}: "
+                 f"{'MET' if r['median_ms'] <= TARGET_RATIO * plain else 'NOT MET'} vs plain, "
+                 f"{'MET' if r['median_ms'] <= TARGET_RATIO * plain_ft else 'NOT MET'} vs plain-fonttools")
+    pmin, ftmin = one["plain"]["min_ms"], one["plain-fonttools"]["min_ms"]
+    lines.append(f"  by fastest render (less noise): {r['min_ms']:.1f} ms = {r['min_ms'] / pmin:.0%} of plain "
+                 f"({pmin:.1f}), {r['min_ms'] / ftmin:.0%} of plain-fonttools ({ftmin:.1f})")
+    lines.append(f"  size {r['bytes'] / 1024:.1f} KB; target <= {TARGET_BYTES // 1024} KB: "
+                 f"{'MET' if r['bytes'] <= TARGET_BYTES else 'NOT MET'}")
+    if result.get("pool"):
+        base = result["pool"][0]["invoices_per_s"]
+        lines.append("")
+        lines.append("worker pool (1-page invoices, one WeasyPrintRenderer per process):")
+        for p in result["pool"]:
+            lines.append(f"  {p['processes']} process{'es' if p['processes'] > 1 else '  '}: "
+                         f"{p['invoices_per_s']:>6.1f} invoices/s ({p['invoices']} in {p['seconds']} s, "
+                         f"x{p['invoices_per_s'] / base:.2f}, workers' CPU {p['workers_cpu_s']} s, "
+                         f"machine busy {p['machine_busy_cores']} cores)")
+    lines.append("")
+    lines.append(f"WeasyPrint {result['weasyprint']}, libharfbuzz-subset loaded: {result['harfbuzz_subset_loaded']}; "
+                 f"busy cores during the single-process part: {result['machine_busy_cores_during_single']} "
+                 f"(1.0 = this bench alone); peak RSS {result['ru_maxrss_mb']} MB.")
+    lines.append("renderer = WeasyPrintRenderer.render; plain = weasyprint.HTML(string, base_url).write_pdf() "
+                 "defaults; *-fonttools = the same with WeasyPrint's fontTools subsetter forced (child process, as without libharfbuzz-subset0); presubset = "
+                 "renderer with pre-subset DejaVu @font-face fonts (experiment); presubset+layout = that plus "
+                 "the --layout-experiment CSS.")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--lines1", type=int, default=10, help="bill lines of the 1-page invoice")
+    p.add_argument("--lines10", type=int, default=300, help="bill lines of the ~10-page invoice")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--warmup10", type=int, default=1, help="unmeasured renders per variant, 10 pages")
+    p.add_argument("--repeat", type=int, default=21, help="measured renders per variant, 1 page")
+    p.add_argument("--repeat10", type=int, default=5, help="measured renders per variant, 10 pages")
+    p.add_argument("--workers", type=int, default=2, help="pool size compared with 1 process (0: skip)")
+    p.add_argument("--invoices", type=int, default=60, help="1-page invoices rendered by each pool")
+    p.add_argument("--no-font-experiment", action="store_true", help="skip the pre-subset font variant")
+    p.add_argument("--layout-experiment", action="store_true",
+                   help="also render presubset fonts + fixed table layout, floated header, no page total "
+                        "(a temporary template copy; changes the look slightly)")
+    p.add_argument("--quick", action="store_true", help="few renders, a 100-line second invoice (< 30 s), to check the bench works")
+    p.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
+    p.add_argument("--phase", choices=["fonttools"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick and args.phase is None:
+        args.warmup, args.warmup10, args.repeat, args.repeat10, args.invoices = 1, 0, 3, 1, 8
+        args.lines10 = min(args.lines10, 100)  # ~4 pages: keeps --quick under 30 s
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.phase == "fonttools":
+        print(json.dumps(fonttools_baseline(args)))
+        return 0
+    started = time.monotonic()
+    result = main_run(args)
+    result.update({"benchmark": "pdf", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "command": " ".join([sys.executable, *sys.argv]),
+                   "machine": {"cores": os.cpu_count(), "platform": platform.platform(),
+                               "python": platform.python_version()},
+                   "elapsed_s": round(time.monotonic() - started, 1)})
+    print()
+    print(f"aggregator invoice PDF benchmark — {result['date']} — {os.cpu_count()} cores")
+    print(format_report(result, args.quick))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"figures written to {args.json}")
+    print(f"elapsed {result['elapsed_s']} s")
+    bad = [f"{label}/{variant}" for label, s in result["sizes"].items() for variant, v in s.items()
+           if isinstance(v, dict) and not v["text_ok"]]
+    if bad:
+        print("FAILED: text missing from " + ", ".join(bad))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
