@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ..auth import NewKey, Principal, generate_key
 from ..db import db
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .models import ApiKey, Customer, Provider, Tenant
 
@@ -51,12 +51,27 @@ def get_tenant(principal: Principal) -> Tenant:
     return db.session.get(Tenant, principal.tenant_id)
 
 
+class CalendarInUse(Conflict):
+    code = "calendar_in_use"
+
+
 def update_tenant(principal: Principal, changes: Mapping[str, Any]) -> Tenant:
+    """Change the tenant's settings. Its calendar (anchor day, time zone) is fixed once periods
+    exist: changing it would re-tile periods that bills and invoices already belong to."""
     tenant = get_tenant(principal)
+    calendar = {k for k in ("period_anchor_day", "timezone") if k in changes and changes[k] != getattr(tenant, k)}
+    if calendar and _has_periods(tenant.id):
+        raise CalendarInUse(f"{' and '.join(sorted(calendar))} cannot change once bills have been received.")
     for name, value in changes.items():
         setattr(tenant, name, value)
     db.session.commit()
     return tenant
+
+
+def _has_periods(tenant_id: str) -> bool:
+    from ..consolidate.models import PeriodRecord
+
+    return db.session.scalar(sa.select(sa.exists().where(PeriodRecord.tenant_id == tenant_id)))
 
 
 # --- providers ---------------------------------------------------------------------------

@@ -135,3 +135,16 @@ def test_cli_creates_a_tenant_and_prints_its_admin_keys(app, client):
 def test_cli_refuses_an_unknown_time_zone(app):
     result = app.test_cli_runner().invoke(args=["tenants", "create", "--name", "X", "--timezone", "Nowhere"])
     assert result.exit_code != 0 and "time zone" in result.output
+
+
+def test_the_calendar_is_fixed_once_bills_have_been_received(tenant):
+    admin = tenant.admin["test"]
+    assert admin.patch("/v1/tenant", {"period_anchor_day": 1}).status_code == 200  # nothing billed yet
+    tenant.customer("c")
+    provider = tenant.provider()
+    provider.post("/v1/bills", {"customer": "c", "amount": "1.00", "currency": "AUD", "revenue_share": False},
+                  headers={"Idempotency-Key": "k"})
+    response = admin.patch("/v1/tenant", {"period_anchor_day": 25})
+    assert response.status_code == 409 and response.json["error"]["code"] == "calendar_in_use"
+    assert admin.patch("/v1/tenant", {"timezone": "Europe/Paris"}).status_code == 409
+    assert admin.patch("/v1/tenant", {"period_anchor_day": 1, "name": "Same calendar"}).status_code == 200
