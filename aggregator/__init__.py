@@ -13,6 +13,7 @@ from . import db as database
 from .config import PROJECT_ROOT, Settings
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
+from .web import refuse_nul_characters
 
 
 def _schema_name(schema) -> str:
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(ingest_api.blp)
     api.register_blueprint(consolidate_api.blp)
     errors.register(app)
+    refuse_nul_characters(app)
     app.cli.add_command(accounts_cli.tenants)
     app.cli.add_command(consolidate_cli.periods)
     return app

@@ -98,3 +98,10 @@ def bulk_insert(table: sa.Table, rows: list[dict]) -> None:
     with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([row[name] for name in columns])
+
+
+def write_lock() -> None:
+    """Take SQLite's database write lock now, before reading rows the transaction relies on
+    (SQLite has no row locks). On PostgreSQL row locks are taken by the reads themselves."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(sa.text("UPDATE invoice_sequences SET next_number = next_number WHERE 0"))

@@ -103,6 +103,13 @@ def optional_text(max_length: int) -> fields.String:
     return fields.String(validate=validate.Length(max=max_length), allow_none=True)
 
 
+def reasonable_instant(value) -> None:
+    """Instants between 1970 and 2200: far enough for any billing date, and far from the
+    edges of the calendar where UTC conversions and month arithmetic overflow."""
+    if not 1970 <= value.year <= 2200 or value.utcoffset() is None:
+        raise ValidationError("Use a date between 1970 and 2200, with a time zone offset.")
+
+
 class ListArgs(Schema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
     starting_after = fields.String(validate=validate.Length(min=1, max=40))

@@ -119,7 +119,11 @@ def apply_rate(minor: int, rate: Decimal) -> int:
 
 def convert(minor: int, source: str, target: str, rate: Decimal) -> int:
     """`minor` units of `source` in `target` at `rate` (target per one source), by the one rule."""
-    return round_minor(Decimal(minor) * rate * Decimal(10) ** (exponent(target) - exponent(source)))
+    result = round_minor(Decimal(minor) * rate * Decimal(10) ** (exponent(target) - exponent(source)))
+    if abs(result) > _max_minor(target):
+        raise MoneyError(f"{format_amount(minor, source)} {source} at {rate} exceeds the largest "
+                         f"{target} amount.")
+    return result
 
 
 def allocate(minor: int, weights: Sequence[int]) -> list[int]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from flask import current_app, g
+from flask import Flask, current_app, g, request
 
 from .auth import Principal, require_any
-from .errors import Forbidden
+from .errors import Forbidden, InvalidInput, NotFound
 
 
 def requires(*roles: str):
@@ -49,3 +49,38 @@ class _WithSecret:
 
 def with_secret(obj, **secrets):
     return _WithSecret(obj, **secrets)
+
+
+def _nul_path(value, path: str = "") -> str | None:
+    """The dotted path of the first string holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path or "body" if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path}.{key}" if path else "body"
+        found = _nul_path(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
+def refuse_nul_characters(app: Flask) -> None:
+    """PostgreSQL text cannot hold NUL; refuse it at the door rather than fail deep inside."""
+
+    @app.before_request
+    def _refuse_nul():
+        if "\x00" in request.path:
+            raise NotFound("No such resource.")
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                raise InvalidInput.on(name, "NUL characters are not allowed.")
+        if request.is_json:
+            found = _nul_path(request.get_json(silent=True))
+            if found:
+                raise InvalidInput.on(found, "NUL characters are not allowed.")

@@ -6,6 +6,7 @@ tenant's logo): no network, no file outside it.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
@@ -60,11 +61,18 @@ class WeasyPrintRenderer:
         self.fetcher = confined_fetcher(template_dir)
         self._font_config = None
         self._image_cache: dict = {}  # the template's own assets and logos, per process
+        # Pango is not thread-safe: two renders at once in one process abort it (seen with
+        # concurrent finalize requests). Threads render one at a time; processes scale out.
+        self._lock = threading.Lock()
 
     def html(self, template: str, context: Mapping[str, Any]) -> str:
         return self.env.get_template(template).render(**context)
 
     def render(self, template: str, context: Mapping[str, Any]) -> bytes:
+        with self._lock:
+            return self._render(template, context)
+
+    def _render(self, template: str, context: Mapping[str, Any]) -> bytes:
         import weasyprint
         from weasyprint.text.fonts import FontConfiguration
 

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from decimal import Decimal
+
 from .. import money
+from ..fields import reasonable_instant
 from ..fields import Currency, ListArgs, text
 
 
@@ -11,12 +14,15 @@ def _amount(attribute: str, currency_of=lambda obj: obj.currency):
                            metadata={"type": "string", "example": "19.99"})
 
 
+MAX_FX_RATE = Decimal(1_000_000)
+
+
 class ExchangeRate(fields.String):
     """A positive decimal string, up to 12 decimal places."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
-            rate = money.parse_rate(value, maximum=None, places=12)
+            rate = money.parse_rate(value, maximum=MAX_FX_RATE, places=12)
         except money.MoneyError as exc:
             raise ValidationError(str(exc)) from exc
         if rate == 0:
@@ -103,6 +109,7 @@ class CloseReportSchema(Schema):
     status = fields.String(metadata={"enum": ["closing", "closed"]})
     invoices_created = fields.Integer()
     customers_waiting = fields.Integer(metadata={"description": "Customers not invoiced yet (missing FX rates)."})
+    errors = fields.List(fields.String())
     missing_fx_rates = fields.Function(lambda r: [{"base": b, "quote": q} for b, q in sorted(r.missing_fx_rates)])
     pdfs = fields.Nested(lambda: RenderReportSchema(), allow_none=True)
 
@@ -124,7 +131,7 @@ class TestClockSchema(Schema):
 
 
 class AdvanceSchema(Schema):
-    to = fields.AwareDateTime(required=True)
+    to = fields.AwareDateTime(required=True, validate=reasonable_instant)
 
 
 class AdvanceResultSchema(Schema):

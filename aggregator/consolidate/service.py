@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from .. import money
 from ..accounts.models import Customer, Tenant
 from ..auth import Principal
-from ..db import bulk_insert, db, dialect_insert, locking, new_id, run
+from ..db import bulk_insert, db, dialect_insert, locking, new_id, run, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ingest.models import BILL_STATES, Bill
 from ..pagination import Page, paginate
@@ -97,6 +97,7 @@ class CloseReport:
     invoices_created: int = 0
     customers_waiting: int = 0
     missing_fx_rates: set[tuple[str, str]] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
     pdfs: "RenderReport | None" = None
 
 
@@ -166,6 +167,7 @@ class _CloseContext:
 
 def _invoice_customers(ctx: _CloseContext, customer_ids: list[str], report: CloseReport) -> None:
     tenant = ctx.tenant
+    write_lock()
     bill_rows = db.session.execute(locking(
         sa.select(Bill.id, Bill.customer_id, Bill.provider_id, Bill.amount, Bill.currency,
                   Bill.description, Bill.service_period_start, Bill.service_period_end)
@@ -198,6 +200,8 @@ def _invoice_customers(ctx: _CloseContext, customer_ids: list[str], report: Clos
                                                       credits.get(customer_id, []), ctx.rates)))
         except MissingRates as missing:
             report.missing_fx_rates |= missing.pairs
+        except money.MoneyError as exc:  # e.g. a conversion beyond any storable amount
+            report.errors.append(f"customer {customer_id}: {exc}")
     if not drafts:
         return
     _store_invoices(ctx, drafts, report)
@@ -266,27 +270,32 @@ def _format_number(prefix: str, year: int, sequence: int) -> str:
     return f"{prefix}-{year}-{sequence:06d}"
 
 
-def _number_invoices(tenant: Tenant, livemode: bool, invoice_ids: list[str], now: datetime) -> None:
-    """draft -> open for these invoices, numbering them from the gapless sequence. The sequence
-    row stays locked until the caller's transaction commits; a rollback returns the numbers."""
+def _number_invoices(tenant: Tenant, livemode: bool, invoice_ids: list[str], now: datetime) -> list[str]:
+    """draft -> open for those of these invoices still draft, numbering them from the gapless
+    sequence. The drafts and the sequence row stay locked until the caller's transaction
+    commits; a rollback returns the numbers. -> the ids that were finalized here."""
     if not invoice_ids:
-        return
-    db.session.execute(dialect_insert(InvoiceSequence.__table__).values(
+        return []
+    db.session.execute(dialect_insert(InvoiceSequence.__table__).values(  # a write: SQLite's lock too
         tenant_id=tenant.id, livemode=livemode, next_number=1,
     ).on_conflict_do_nothing(index_elements=["tenant_id", "livemode"]))
+    invoices = Invoice.__table__.c
+    drafts = run(locking(sa.select(invoices.id).where(invoices.id.in_(invoice_ids), invoices.status == "draft")
+                         .order_by(invoices.id))).scalars().all()
+    if not drafts:
+        return []
     first = db.session.scalar(
         sa.update(InvoiceSequence)
         .where(InvoiceSequence.tenant_id == tenant.id, InvoiceSequence.livemode == livemode)
-        .values(next_number=InvoiceSequence.next_number + len(invoice_ids))
-        .returning(InvoiceSequence.next_number)) - len(invoice_ids)
+        .values(next_number=InvoiceSequence.next_number + len(drafts))
+        .returning(InvoiceSequence.next_number)) - len(drafts)
     year = now.astimezone(ZoneInfo(tenant.timezone)).year
-    invoices = Invoice.__table__.c
-    db.session.execute(
-        sa.update(Invoice.__table__)
+    run(sa.update(Invoice.__table__)
         .where(invoices.id == sa.bindparam("invoice"), invoices.status == "draft")
         .values(status="open", finalized_at=now, number=sa.bindparam("number")),
         [{"invoice": invoice_id, "number": _format_number(tenant.invoice_prefix, year, first + offset)}
-         for offset, invoice_id in enumerate(invoice_ids)])
+         for offset, invoice_id in enumerate(drafts)])
+    return list(drafts)
 
 
 def _scoped_invoices(principal: Principal) -> sa.Select:
@@ -324,6 +333,8 @@ def finalize_invoice(principal: Principal, invoice_id: str, now: datetime) -> In
         _number_invoices(tenant, principal.livemode, [invoice.id], now)
     db.session.commit()
     db.session.refresh(invoice)
+    if invoice.status != "open":  # voided meanwhile by another request
+        INVOICE_STATES.check(invoice.status, "open")
     return invoice
 
 
@@ -345,8 +356,9 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
     """Void a draft, or an open invoice with a reason. Its bills are released: pending again, in
     the period open now, so the provider can cancel or re-bill them. Credits it applied are
     released; the credit it carried forward, if not yet used, is withdrawn."""
+    write_lock()
     invoice = db.session.scalars(locking(
-        _scoped_invoices(principal).where(Invoice.id == invoice_id))).first()
+        _scoped_invoices(principal).where(Invoice.id == invoice_id), of=Invoice)).first()
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id!r}.")
     if invoice.status == "void":
@@ -354,7 +366,7 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
     INVOICE_STATES.check(invoice.status, "void")
     if invoice.status != "draft" and not reason:
         raise InvalidInput.on("reason", "Voiding a finalized invoice needs a reason.", "reason_required")
-    carried = db.session.scalars(sa.select(Credit).where(Credit.source_invoice_id == invoice.id)).first()
+    carried = db.session.scalars(locking(sa.select(Credit).where(Credit.source_invoice_id == invoice.id))).first()
     if carried is not None and carried.applied_invoice_id is not None:
         raise InvoiceNotEditable(
             f"This invoice's credit was already used by invoice {carried.applied_invoice_id}; "
@@ -492,18 +504,18 @@ def render_pdfs(tenant_id: str, livemode: bool, renderer, storage, limit: int | 
     ids = db.session.scalars(query.limit(limit) if limit else query).all()
     for invoice_id in ids:
         invoice = db.session.get(Invoice, invoice_id)
+        mode = "live" if livemode else "test"
         try:
             pdf = renderer.render(invoice.template, invoice_document_for(invoice))
-        except Exception as exc:  # a renderer bug or resource problem: record it, carry on
-            log.exception("rendering invoice %s failed", invoice_id)
+            digest = hashlib.sha256(pdf).hexdigest()
+            key = f"invoices/{tenant_id}/{mode}/{invoice_id}-{digest[:16]}.pdf"
+            storage.put(key, pdf)
+        except Exception as exc:  # renderer or storage trouble: record it, carry on, retry later
+            log.exception("rendering or storing the PDF of invoice %s failed", invoice_id)
             invoice.pdf_error = f"{type(exc).__name__}: {exc}"[:500]
             db.session.commit()
             report.failed += 1
             continue
-        mode = "live" if livemode else "test"
-        digest = hashlib.sha256(pdf).hexdigest()
-        key = f"invoices/{tenant_id}/{mode}/{invoice_id}-{digest[:16]}.pdf"
-        storage.put(key, pdf)
         db.session.execute(sa.update(Invoice).where(Invoice.id == invoice_id, Invoice.pdf_sha256.is_(None))
                            .values(pdf_path=key, pdf_sha256=digest, pdf_error=None)
                            .execution_options(synchronize_session=False))

@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from .. import money
 from ..errors import InvalidInput, flatten_messages
-from ..fields import AmountString, Currency, ListArgs, Metadata, StrictBoolean, text
+from ..fields import reasonable_instant, AmountString, Currency, ListArgs, Metadata, StrictBoolean, text
 from .bills import BillRequest
 
 IDEMPOTENCY_KEY = validate.Length(min=1, max=255)
@@ -131,7 +131,7 @@ class BillListArgs(ListArgs):
 
 
 class TrialInputSchema(Schema):
-    ends_at = fields.AwareDateTime(required=True, default_timezone=None)
+    ends_at = fields.AwareDateTime(required=True, default_timezone=None, validate=reasonable_instant)
 
 
 class TrialSchema(Schema):

@@ -46,7 +46,7 @@ def test_a_customer_gets_one_invoice_for_the_bills_of_every_app(shop):
     assert first["period"] == "2026-10-25"
     ran = advance(shop)["ran"]
     assert ran["closes"][0] == {"period": "2026-10-25", "status": "closed", "invoices_created": 1,
-                                "customers_waiting": 0, "missing_fx_rates": [], "pdfs": None}
+                                "customers_waiting": 0, "errors": [], "missing_fx_rates": [], "pdfs": None}
     assert ran["pdfs"] == {"rendered": 1, "failed": 0}
     invoices = shop.admin["test"].get("/v1/invoices?period=2026-10-25").json["data"]
     assert len(invoices) == 1

@@ -174,3 +174,23 @@ def test_bills_posted_while_the_period_closes_are_invoiced_exactly_once(postgres
     statuses = dict(_sql(app, "SELECT status, count(*) FROM bills WHERE tenant_id = :t GROUP BY status",
                          t=tenant.id))
     assert statuses == {"invoiced": len(in_period), "pending": len(later)}
+
+
+def test_finalizing_one_invoice_twice_at_once_uses_one_number(postgres_only, app, tenant):
+    """Manual review: two finalize requests race; the sequence stays gapless."""
+    tenant.admin["test"].patch("/v1/tenant", {"invoice_review": "manual"})
+    _seed(app, tenant.id, customers=2, bills_each=1)
+    _close(app, tenant.id)
+    first, second = sorted(r[0] for r in _sql(app, "SELECT id FROM invoices WHERE tenant_id = :t", t=tenant.id))
+    barrier = threading.Barrier(4)
+
+    def finalize(_):
+        caller = Caller(app.test_client(), tenant.admin["test"].key)
+        barrier.wait()
+        return caller.post(f"/v1/invoices/{first}/finalize")
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(finalize, range(4)))
+    assert {r.status_code for r in responses} == {200}
+    assert {r.json["number"] for r in responses} == {"INV-2026-000001"}
+    assert tenant.admin["test"].post(f"/v1/invoices/{second}/finalize").json["number"] == "INV-2026-000002"

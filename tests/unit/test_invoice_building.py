@@ -74,3 +74,10 @@ def test_totals_are_consistent(amounts, rate):
     assert result.subtotal == sum(amounts)
     assert result.total >= 0 and result.carried_credit >= 0
     assert result.total - result.carried_credit == result.subtotal + result.tax
+
+
+def test_a_conversion_beyond_any_storable_amount_is_a_money_error():
+    from aggregator.money import MoneyError, convert
+
+    with pytest.raises(MoneyError):
+        convert(10**14, "USD", "KWD", Decimal(1_000_000))

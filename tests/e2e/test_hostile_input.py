@@ -1,0 +1,48 @@
+"""Inputs at the edges: never a 500."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import bill_body
+
+
+@pytest.fixture
+def provider(tenant):
+    tenant.customer("cust-1")
+    return tenant.provider()
+
+
+def test_nul_characters_are_refused_wherever_they_appear(provider, tenant):
+    response = provider.post("/v1/bills", bill_body(description="a\x00b"), headers={"Idempotency-Key": "k"})
+    assert response.status_code == 422 and "description" in response.json["error"]["fields"]
+    batch = provider.post("/v1/bills/batch", {"bills": [{**bill_body(customer="c\x00"), "idempotency_key": "k"}]})
+    assert batch.status_code == 422 and "bills.0.customer" in batch.json["error"]["fields"]
+    assert provider.get("/v1/bills/a%00b").status_code == 404
+    assert provider.get("/v1/bills?starting_after=%00").status_code == 422
+    assert tenant.admin["test"].get("/v1/invoices?customer=%00").status_code == 422
+    assert provider.put("/v1/customers/a%00b/trial", {"ends_at": "2027-01-01T00:00:00Z"}).status_code == 404
+
+
+@pytest.mark.parametrize("ends_at", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_trial_dates_at_the_edges_of_the_calendar_are_refused(provider, ends_at):
+    response = provider.put("/v1/customers/cust-1/trial", {"ends_at": ends_at})
+    assert response.status_code == 422 and "ends_at" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("to", ["9999-12-26T00:00:00Z", "9999-12-31T23:59:59-05:00"])
+def test_the_test_clock_cannot_be_sent_past_the_calendar(tenant, to):
+    response = tenant.admin["test"].post("/v1/test_clock/advance", {"to": to})
+    assert response.status_code == 422 and "to" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("rate", ["99999999999999999999", "1000001"])
+def test_absurd_exchange_rates_are_refused(tenant, rate):
+    response = tenant.admin["test"].put("/v1/fx_rates", {"base": "USD", "quote": "AUD", "rate": rate,
+                                                         "effective_date": "2026-11-01"})
+    assert response.status_code == 422 and "rate" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("query", ["period=yesterday", "period=2026-13-01", "limit=99999999999999999999",
+                                   "starting_after=" + "x" * 500, "status=bogus"])
+def test_bad_invoice_list_queries_are_422(tenant, query):
+    assert tenant.admin["test"].get(f"/v1/invoices?{query}").status_code == 422
