@@ -3,6 +3,12 @@
 Only this module imports weasyprint. Every value is autoescaped by Jinja2, and WeasyPrint's
 URL fetcher may load nothing but files inside the template folder and data: URIs (the
 tenant's logo): no network, no file outside it.
+
+Templates are versioned and an invoice records the one it was issued with. From
+`invoice_v2.html` on, a template `X.html` is styled by `X.css`, which the renderer parses once
+per process and passes with every document (the HTML does not link it): its @font-face fonts
+are registered once in the kept FontConfiguration instead of being fetched and installed for
+every invoice. `invoice_v1.html` links its stylesheet itself and renders as it always did.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import jinja2
 from ..config import PROJECT_ROOT
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "invoices"
+LINKS_OWN_STYLESHEET = frozenset({"invoice_v1.html"})
 
 
 class InvoiceRenderer(Protocol):
@@ -60,6 +67,7 @@ class WeasyPrintRenderer:
                                       autoescape=True, undefined=jinja2.StrictUndefined)
         self.fetcher = confined_fetcher(template_dir)
         self._font_config = None
+        self._stylesheets: dict[str, list] = {}  # per template, parsed once (see the module doc)
         self._image_cache: dict = {}  # the template's own assets and logos, per process
         # Pango is not thread-safe: two renders at once in one process abort it (seen with
         # concurrent finalize requests). Threads render one at a time; processes scale out.
@@ -67,6 +75,18 @@ class WeasyPrintRenderer:
 
     def html(self, template: str, context: Mapping[str, Any]) -> str:
         return self.env.get_template(template).render(**context)
+
+    def stylesheet_name(self, template: str) -> str | None:
+        """The stylesheet the renderer passes with `template` (None: the HTML links its own)."""
+        if template in LINKS_OWN_STYLESHEET:
+            return None
+        return template.removesuffix(".html") + ".css"
+
+    def standalone_html(self, template: str, context: Mapping[str, Any]) -> str:
+        """The same document with its stylesheet linked, as a browser or plain WeasyPrint
+        (relative to the template folder) would render it."""
+        html, css = self.html(template, context), self.stylesheet_name(template)
+        return html if css is None else html.replace("<head>", f'<head>\n<link rel="stylesheet" href="{css}">', 1)
 
     def render(self, template: str, context: Mapping[str, Any]) -> bytes:
         with self._lock:
@@ -78,8 +98,13 @@ class WeasyPrintRenderer:
 
         if self._font_config is None:
             self._font_config = FontConfiguration()
-        document = weasyprint.HTML(string=self.html(template, context),
-                                   base_url=self.template_dir.as_uri() + "/",
+        base_url = self.template_dir.as_uri() + "/"
+        if template not in self._stylesheets:
+            css = self.stylesheet_name(template)
+            self._stylesheets[template] = [] if css is None else [weasyprint.CSS(
+                url=base_url + css, url_fetcher=self.fetcher, font_config=self._font_config)]
+        document = weasyprint.HTML(string=self.html(template, context), base_url=base_url,
                                    url_fetcher=self.fetcher)
         # Defaults otherwise: fonts are subset (with HarfBuzz), images resampled to 150 dpi.
-        return document.write_pdf(font_config=self._font_config, dpi=150, cache=self._image_cache)
+        return document.write_pdf(stylesheets=self._stylesheets[template], font_config=self._font_config,
+                                  dpi=150, cache=self._image_cache)
