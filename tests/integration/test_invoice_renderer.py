@@ -114,3 +114,29 @@ def test_the_standalone_document_links_its_stylesheet_and_prints_the_same(render
     plain = weasyprint.HTML(string=html, base_url=TEMPLATE_DIR.as_uri() + "/").write_pdf()
     assert text_of(plain)[1] == text_of(renderer.render("invoice_v2.html", document()))[1]
     assert renderer.standalone_html("invoice_v1.html", document()) == renderer.html("invoice_v1.html", document())
+
+
+@pytest.mark.slow
+def test_many_invoices_render_in_worker_processes_and_a_failure_stays_in_its_place(renderer):
+    from aggregator.consolidate.render import RenderError
+
+    jobs = [("invoice_v2.html", document(customer_name=f"Customer {i}")) for i in range(4)]
+    jobs.insert(2, ("no_such_template.html", document()))
+    results = renderer.render_many(jobs, processes=2)
+    assert [type(r) for r in results] == [bytes, bytes, RenderError, bytes, bytes]
+    assert "TemplateNotFound" in str(results[2])
+    for i, pdf in enumerate(results[:2] + results[3:]):
+        assert f"Customer {i}" in text_of(pdf)[1]
+    in_process = renderer.render_many(jobs[:3], processes=1)
+    assert isinstance(in_process[2], Exception) and text_of(in_process[0])[1] == text_of(results[0])[1]
+
+
+def test_a_refused_fetch_fails_the_render_with_an_ordinary_exception(renderer):
+    """WeasyPrint's FatalURLFetchingError is a BaseException: the renderer turns it into an
+    Exception, so render_pdfs records the failure on the invoice instead of aborting the run."""
+    from aggregator.consolidate.render import RenderError
+
+    doc = document()
+    doc["tenant"] = {**doc["tenant"], "logo": "file:///etc/passwd"}
+    with pytest.raises(RenderError, match="blocked"):
+        renderer.render("invoice_v2.html", doc)
