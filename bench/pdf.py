@@ -10,22 +10,23 @@ Not a pytest test; no database. Run from the repository root with the project's 
 What it measures, for a 1-page invoice (--lines1, default 10 bill lines) and a ~10-page one
 (--lines10, default 300 lines), both built with aggregator.consolidate.document.
 invoice_document from plain values (three/ten apps, some lines converted from EUR, one
-carried credit, non-ASCII names):
+carried credit, non-ASCII names), rendered from the template new invoices are issued with
+(document.INVOICE_TEMPLATE, invoice_v2.html):
 
-  renderer      WeasyPrintRenderer().render("invoice_v1.html", context): the service's path
-                (Jinja2, confined URL fetcher, FontConfiguration and image cache reused
-                across renders, dpi=150, fonts subset by HarfBuzz when libharfbuzz-subset0
-                is installed);
-  plain         weasyprint.HTML(string=<the same HTML>, base_url=<template dir>).write_pdf()
-                with WeasyPrint's defaults (default URL fetcher, a new FontConfiguration per
-                document), in the same process, interleaved with the renderer's renders;
-  plain-fonttools  the same plain render in a child process where WeasyPrint's font subsetter
-                is forced onto its fontTools fallback (weasyprint.pdf.fonts.harfbuzz_subset
-                set to None), i.e. WeasyPrint as it behaves without libharfbuzz-subset0;
-  presubset     (unless --no-font-experiment) the renderer on a temporary copy of the
-                template folder whose CSS declares @font-face DejaVu Sans faces pre-subset
-                with fontTools to Latin-1 + common punctuation/currency signs: what shipping
-                such fonts with the template would give. The template itself is not changed.
+  renderer      WeasyPrintRenderer().render(template, context): the service's path (Jinja2,
+                confined URL fetcher, FontConfiguration, the template's parsed stylesheet with
+                its @font-face fonts and the image cache kept across renders, dpi=150, fonts
+                subset by HarfBuzz when libharfbuzz-subset0 is installed);
+  plain         weasyprint.HTML(string=<the same document, its stylesheet linked>,
+                base_url=<template dir>).write_pdf() with WeasyPrint's defaults (default URL
+                fetcher, a new FontConfiguration per document, so the stylesheet and its fonts
+                are loaded for every document), interleaved with the renderer's renders;
+  *-fonttools   the same two in a child process where WeasyPrint's font subsetter is forced
+                onto its fontTools fallback (weasyprint.pdf.fonts.harfbuzz_subset set to None),
+                i.e. WeasyPrint as it behaves without libharfbuzz-subset0 (as when the target
+                was set);
+  renderer-v1, plain-v1  the same on invoice_v1.html (system DejaVu fonts, content-measured
+                tables, flex header), the template before v2 (unless --no-v1).
 
 Each figure is the median over --repeat renders after --warmup renders: wall ms, CPU ms of
 this process, PDF size, page count (pypdf). Then --workers N: --invoices K 1-page invoices
@@ -45,11 +46,9 @@ import multiprocessing as mp
 import os
 import platform
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from datetime import date, datetime, timezone
@@ -58,7 +57,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.40
 TARGET_BYTES = 100 * 1024
-TEMPLATE = "invoice_v1.html"
+V1 = "invoice_v1.html"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 APPS = ["Acme Analytics", "Beacon CRM", "Cobalt Mail", "Dynamo Forms", "Echo Backup", "Fable Docs",
         "Gamma Chat", "Helix Search", "Iris Billing", "Juno Calendar"]
@@ -109,6 +108,12 @@ def make_context(n_lines: int, n_apps: int) -> dict:
     )
 
 
+def template() -> str:
+    from aggregator.consolidate.document import INVOICE_TEMPLATE
+
+    return INVOICE_TEMPLATE
+
+
 def check_pdf(pdf: bytes) -> tuple[int, bool]:
     from pypdf import PdfReader
 
@@ -153,72 +158,6 @@ def measure(fns: dict, warmup: int, repeat: int) -> dict:
     return out
 
 
-# --- pre-subset font experiment -------------------------------------------------------------
-
-SUBSET_UNICODES = "U+0020-007E,U+00A0-00FF,U+2010-2027,U+2030-203A,U+20AC,U+20A3-20BF,U+2122,U+2212"
-
-
-def presubset_template_dir(workdir: Path) -> Path | None:
-    """A copy of templates/invoices whose CSS uses DejaVu Sans faces subset to Latin-1 and
-    punctuation/currency signs (fontTools), declared with @font-face. None without fc-match."""
-    from fontTools import subset
-    from aggregator.consolidate.render import TEMPLATE_DIR
-
-    logging.getLogger("fontTools").setLevel(logging.ERROR)  # "FFTM NOT subset ... dropped"
-
-    faces = {"normal normal": "DejaVu Sans", "bold normal": "DejaVu Sans:bold",
-             "normal italic": "DejaVu Sans:oblique", "bold italic": "DejaVu Sans:bold:oblique"}
-    target = workdir / "invoices"
-    shutil.copytree(TEMPLATE_DIR, target)
-    (target / "fonts").mkdir()
-    rules = []
-    for i, (style, pattern) in enumerate(faces.items()):
-        try:
-            src = subprocess.run(["fc-match", pattern, "file"], capture_output=True, text=True,
-                                 check=True).stdout.strip().removeprefix(":file=")
-        except (OSError, subprocess.CalledProcessError):
-            return None
-        out = target / "fonts" / f"face{i}.ttf"
-        options = subset.Options()
-        options.layout_features = ["kern", "liga"]
-        options.hinting = False
-        options.name_IDs = ["*"]
-        font = subset.load_font(src, options)
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(unicodes=subset.parse_unicodes(SUBSET_UNICODES))
-        subsetter.subset(font)
-        subset.save_font(font, str(out), options)
-        weight, slant = style.split()
-        rules.append(f'@font-face {{ font-family: "Invoice Sans"; font-weight: {weight}; font-style: {slant}; '
-                     f'src: url(fonts/{out.name}); }}')
-    css = (target / "invoice_v1.css").read_text()
-    (target / "invoice_v1.css").write_text("\n".join(rules) + "\n" + css.replace('"DejaVu Sans"', '"Invoice Sans"'))
-    return target
-
-
-# Layout levers measured by --layout-experiment (on a copy of the presubset folder): the line
-# table laid out with fixed column widths instead of WeasyPrint's auto layout (which measures
-# every cell's min/max content width), the header floated instead of flex, and the footer
-# without "of N" pages. These change the document's look slightly: a suggestion, not a drop-in.
-LAYOUT_CSS = """
-table.lines { table-layout: fixed; }
-table.lines .svc { width: 52mm; }
-table.lines .amt { width: 28mm; }
-header { display: block; overflow: hidden; }
-header .issuer { float: left; }
-header .meta { float: right; }
-@page { @bottom-right { content: "Page " counter(page); } }
-"""
-
-
-def layout_template_dir(presubset_dir: Path, workdir: Path) -> Path:
-    target = workdir / "tuned"
-    shutil.copytree(presubset_dir, target)
-    css = target / "invoice_v1.css"
-    css.write_text(css.read_text() + LAYOUT_CSS)
-    return target
-
-
 # --- the worker pool ------------------------------------------------------------------------
 
 _worker_renderer = None
@@ -231,11 +170,11 @@ def _pool_init(context: dict) -> None:
     from aggregator.consolidate.render import WeasyPrintRenderer
 
     _worker_renderer = WeasyPrintRenderer()
-    _worker_renderer.render(TEMPLATE, context)  # warm: fonts, template, caches
+    _worker_renderer.render(template(), context)  # warm: fonts, stylesheet, template, caches
 
 
 def _pool_render(context: dict) -> int:
-    return len(_worker_renderer.render(TEMPLATE, context))
+    return len(_worker_renderer.render(template(), context))
 
 
 def pool_throughput(processes: int, contexts: list[dict]) -> dict:
@@ -272,31 +211,37 @@ def _machine_busy() -> tuple[int, int]:
 
 # --- phases ---------------------------------------------------------------------------------
 
+def variants(args, renderer, context: dict) -> dict:
+    """The render functions compared on one invoice (see the module doc)."""
+    from aggregator.consolidate.render import TEMPLATE_DIR
+
+    base = TEMPLATE_DIR.as_uri() + "/"
+    current, fns = template(), {}
+    html = renderer.standalone_html(current, context)
+    fns["renderer"] = lambda: renderer.render(current, context)
+    fns["plain"] = lambda: plain_default(html, base)
+    if not args.no_v1:
+        html_v1 = renderer.standalone_html(V1, context)
+        fns["renderer-v1"] = lambda: renderer.render(V1, context)
+        fns["plain-v1"] = lambda: plain_default(html_v1, base)
+    return fns
+
+
 def fonttools_baseline(args) -> dict:
-    """Child process: the plain default render with the fontTools subsetter forced."""
+    """Child process: the same variants with WeasyPrint's fontTools subsetter forced."""
     _quiet_weasyprint()
     import weasyprint  # noqa: F401  (loads the libraries first)
     from weasyprint.pdf import fonts
 
     fonts.harfbuzz_subset = None  # what WeasyPrint 70 does when libharfbuzz-subset0 is absent
-    from aggregator.consolidate.render import TEMPLATE_DIR, WeasyPrintRenderer
+    from aggregator.consolidate.render import WeasyPrintRenderer
 
     renderer = WeasyPrintRenderer()
-    base = TEMPLATE_DIR.as_uri() + "/"
-    workdir = Path(tempfile.mkdtemp(prefix="aggregator-pdf-bench-"))
-    tdir = None if args.no_font_experiment else presubset_template_dir(workdir)
-    presubset = WeasyPrintRenderer(template_dir=tdir) if tdir else None
     out = {}
     for label, n_lines, n_apps in (("1 page", args.lines1, 3), ("10 pages", args.lines10, 10)):
-        context = make_context(n_lines, n_apps)
-        html = renderer.html(TEMPLATE, context)
-        fns = {"plain-fonttools": lambda: plain_default(html, base),
-               "renderer-fonttools": lambda: renderer.render(TEMPLATE, context)}
-        if presubset is not None:
-            fns["presubset-fonttools"] = lambda: presubset.render(TEMPLATE, context)
+        fns = variants(args, renderer, make_context(n_lines, n_apps))
         repeat, warmup = (args.repeat, args.warmup) if label == "1 page" else (args.repeat10, args.warmup10)
-        out[label] = measure(fns, warmup, repeat)
-    shutil.rmtree(workdir, ignore_errors=True)
+        out[label] = {f"{k}-fonttools": v for k, v in measure(fns, warmup, repeat).items()}
     return out
 
 
@@ -304,35 +249,20 @@ def main_run(args) -> dict:
     _quiet_weasyprint()
     import weasyprint
     from weasyprint.pdf import fonts as wp_fonts
-    from aggregator.consolidate.render import TEMPLATE_DIR, WeasyPrintRenderer
+    from aggregator.consolidate.render import WeasyPrintRenderer
 
-    result = {"weasyprint": weasyprint.__version__,
+    result = {"weasyprint": weasyprint.__version__, "template": template(),
               "harfbuzz_subset_loaded": wp_fonts.harfbuzz_subset is not None, "sizes": {}}
     renderer = WeasyPrintRenderer()
-    base = TEMPLATE_DIR.as_uri() + "/"
-    workdir = Path(tempfile.mkdtemp(prefix="aggregator-pdf-bench-"))
-    presubset = tuned = None
-    if not args.no_font_experiment:
-        tdir = presubset_template_dir(workdir)
-        presubset = WeasyPrintRenderer(template_dir=tdir) if tdir else None
-        if tdir and args.layout_experiment:
-            tuned = WeasyPrintRenderer(template_dir=layout_template_dir(tdir, workdir))
     m0 = _machine_busy()
     for label, n_lines, n_apps in (("1 page", args.lines1, 3), ("10 pages", args.lines10, 10)):
-        context = make_context(n_lines, n_apps)
-        html = renderer.html(TEMPLATE, context)
-        fns = {"renderer": lambda: renderer.render(TEMPLATE, context),
-               "plain": lambda: plain_default(html, base)}
-        if presubset is not None:
-            fns["presubset"] = lambda: presubset.render(TEMPLATE, context)
-        if tuned is not None:
-            fns["presubset+layout"] = lambda: tuned.render(TEMPLATE, context)
+        fns = variants(args, renderer, make_context(n_lines, n_apps))
         repeat, warmup = (args.repeat, args.warmup) if label == "1 page" else (args.repeat10, args.warmup10)
         log(f"{label}: {n_lines} lines, {warmup} warmup + {repeat} interleaved renders of {list(fns)}")
         result["sizes"][label] = {"lines": n_lines, **measure(fns, warmup, repeat)}
-    log("plain default with the fontTools subsetter, in a child process")
+    log("the same with the fontTools subsetter, in a child process")
     child = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--phase", "fonttools",
-                            *(["--no-font-experiment"] if args.no_font_experiment else []),
+                            *(["--no-v1"] if args.no_v1 else []),
                             "--lines1", str(args.lines1), "--lines10", str(args.lines10),
                             "--warmup", str(args.warmup), "--warmup10", str(args.warmup10),
                             "--repeat", str(args.repeat),
@@ -344,7 +274,6 @@ def main_run(args) -> dict:
     result["machine_busy_cores_during_single"] = round(
         ((m1[0] - m1[1]) - (m0[0] - m0[1])) / max(1, m1[0] - m0[0]) * (os.cpu_count() or 1), 2)
     result["ru_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    shutil.rmtree(workdir, ignore_errors=True)
 
     if args.workers:
         contexts = [make_context(args.lines1, 3) for _ in range(args.invoices)]
@@ -360,8 +289,8 @@ def format_report(result: dict, quick: bool) -> str:
              f"{'vs plain':>9}{'vs plain-ft':>12}  text", "-" * 95]
     for label, s in result["sizes"].items():
         plain, plain_ft = s["plain"]["median_ms"], s["plain-fonttools"]["median_ms"]
-        for variant in ("renderer", "presubset", "presubset+layout", "plain", "renderer-fonttools",
-                        "presubset-fonttools", "plain-fonttools"):
+        for variant in ("renderer", "plain", "renderer-fonttools", "plain-fonttools", "renderer-v1", "plain-v1",
+                        "renderer-v1-fonttools", "plain-v1-fonttools"):
             if variant not in s:
                 continue
             v = s[variant]
@@ -371,7 +300,8 @@ def format_report(result: dict, quick: bool) -> str:
     one = result["sizes"]["1 page"]
     r, plain, plain_ft = one["renderer"], one["plain"]["median_ms"], one["plain-fonttools"]["median_ms"]
     lines.append("")
-    lines.append("target, 1 page through the renderer" + (" (--quick: few renders)" if quick else "") + ":")
+    lines.append(f"target, 1 page through the renderer ({result['template']})"
+                 + (" (--quick: few renders)" if quick else "") + ":")
     lines.append(f"  time {r['median_ms']:.1f} ms = {r['median_ms'] / plain:.0%} of plain defaults with HarfBuzz "
                  f"subsetting ({plain:.1f} ms), {r['median_ms'] / plain_ft:.0%} of plain defaults with the fontTools "
                  f"fallback ({plain_ft:.1f} ms); target <= {TARGET_RATIO:.0%}: "
@@ -380,6 +310,8 @@ def format_report(result: dict, quick: bool) -> str:
     pmin, ftmin = one["plain"]["min_ms"], one["plain-fonttools"]["min_ms"]
     lines.append(f"  by fastest render (less noise): {r['min_ms']:.1f} ms = {r['min_ms'] / pmin:.0%} of plain "
                  f"({pmin:.1f}), {r['min_ms'] / ftmin:.0%} of plain-fonttools ({ftmin:.1f})")
+    lines.append(f"  by CPU time: {r['cpu_ms']:.1f} ms = {r['cpu_ms'] / one['plain']['cpu_ms']:.0%} of plain, "
+                 f"{r['cpu_ms'] / one['plain-fonttools']['cpu_ms']:.0%} of plain-fonttools")
     lines.append(f"  size {r['bytes'] / 1024:.1f} KB; target <= {TARGET_BYTES // 1024} KB: "
                  f"{'MET' if r['bytes'] <= TARGET_BYTES else 'NOT MET'}")
     if result.get("pool"):
@@ -396,9 +328,9 @@ def format_report(result: dict, quick: bool) -> str:
                  f"busy cores during the single-process part: {result['machine_busy_cores_during_single']} "
                  f"(1.0 = this bench alone); peak RSS {result['ru_maxrss_mb']} MB.")
     lines.append("renderer = WeasyPrintRenderer.render; plain = weasyprint.HTML(string, base_url).write_pdf() "
-                 "defaults; *-fonttools = the same with WeasyPrint's fontTools subsetter forced (child process, as without libharfbuzz-subset0); presubset = "
-                 "renderer with pre-subset DejaVu @font-face fonts (experiment); presubset+layout = that plus "
-                 "the --layout-experiment CSS.")
+                 "defaults on the same document with its stylesheet linked; *-fonttools = the same with "
+                 "WeasyPrint's fontTools subsetter forced (child process, as without libharfbuzz-subset0); "
+                 "*-v1 = the same on invoice_v1.html.")
     return "\n".join(lines)
 
 
@@ -413,10 +345,7 @@ def parse_args(argv=None):
     p.add_argument("--repeat10", type=int, default=5, help="measured renders per variant, 10 pages")
     p.add_argument("--workers", type=int, default=2, help="pool size compared with 1 process (0: skip)")
     p.add_argument("--invoices", type=int, default=60, help="1-page invoices rendered by each pool")
-    p.add_argument("--no-font-experiment", action="store_true", help="skip the pre-subset font variant")
-    p.add_argument("--layout-experiment", action="store_true",
-                   help="also render presubset fonts + fixed table layout, floated header, no page total "
-                        "(a temporary template copy; changes the look slightly)")
+    p.add_argument("--no-v1", action="store_true", help="skip the invoice_v1.html variants")
     p.add_argument("--quick", action="store_true", help="few renders, a 100-line second invoice (< 30 s), to check the bench works")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
     p.add_argument("--phase", choices=["fonttools"], help=argparse.SUPPRESS)

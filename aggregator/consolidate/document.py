@@ -13,6 +13,11 @@ from babel.dates import format_date
 
 from .. import money
 
+# The template new invoices are issued with. An invoice records its template, and a template
+# version is never changed visibly once used: a new look is a new version. v2 (shipped fonts,
+# fixed column widths) renders in about 70 % of v1's time.
+INVOICE_TEMPLATE = "invoice_v2.html"
+
 
 @dataclass(frozen=True)
 class DocumentLine:

@@ -3,18 +3,25 @@
 Only this module imports weasyprint. Every value is autoescaped by Jinja2, and WeasyPrint's
 URL fetcher may load nothing but files inside the template folder and data: URIs (the
 tenant's logo): no network, no file outside it.
+
+Templates are versioned and an invoice records the one it was issued with. From
+`invoice_v2.html` on, a template `X.html` is styled by `X.css`, which the renderer parses once
+per process and passes with every document (the HTML does not link it): its @font-face fonts
+are registered once in the kept FontConfiguration instead of being fetched and installed for
+every invoice. `invoice_v1.html` links its stylesheet itself and renders as it always did.
 """
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 import jinja2
 
 from ..config import PROJECT_ROOT
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "invoices"
+LINKS_OWN_STYLESHEET = frozenset({"invoice_v1.html"})
 
 
 class InvoiceRenderer(Protocol):
@@ -60,6 +67,7 @@ class WeasyPrintRenderer:
                                       autoescape=True, undefined=jinja2.StrictUndefined)
         self.fetcher = confined_fetcher(template_dir)
         self._font_config = None
+        self._stylesheets: dict[str, list] = {}  # per template, parsed once (see the module doc)
         self._image_cache: dict = {}  # the template's own assets and logos, per process
         # Pango is not thread-safe: two renders at once in one process abort it (seen with
         # concurrent finalize requests). Threads render one at a time; processes scale out.
@@ -68,9 +76,49 @@ class WeasyPrintRenderer:
     def html(self, template: str, context: Mapping[str, Any]) -> str:
         return self.env.get_template(template).render(**context)
 
+    def stylesheet_name(self, template: str) -> str | None:
+        """The stylesheet the renderer passes with `template` (None: the HTML links its own)."""
+        if template in LINKS_OWN_STYLESHEET:
+            return None
+        return template.removesuffix(".html") + ".css"
+
+    def standalone_html(self, template: str, context: Mapping[str, Any]) -> str:
+        """The same document with its stylesheet linked, as a browser or plain WeasyPrint
+        (relative to the template folder) would render it."""
+        html, css = self.html(template, context), self.stylesheet_name(template)
+        return html if css is None else html.replace("<head>", f'<head>\n<link rel="stylesheet" href="{css}">', 1)
+
     def render(self, template: str, context: Mapping[str, Any]) -> bytes:
+        from weasyprint.urls import FatalURLFetchingError
+
         with self._lock:
-            return self._render(template, context)
+            try:
+                return self._render(template, context)
+            except FatalURLFetchingError as exc:  # a BaseException: would pass callers' `except Exception`
+                raise RenderError(f"{exc} ({exc.__cause__})") from exc
+
+    def render_many(self, jobs: Sequence[tuple[str, Mapping[str, Any]]],
+                    processes: int = 1) -> list[bytes | Exception]:
+        """Render (template, context) jobs, in order. One process renders one document at a
+        time (Pango), so with `processes` > 1 the jobs go to a pool of that many fresh worker
+        processes (spawned: they inherit no database connection), each keeping its own
+        renderer for all the jobs it gets. A job that fails yields its exception (from a worker:
+        a RenderError naming it) in its place; the other jobs are rendered."""
+        if processes <= 1 or len(jobs) <= 1:
+            return [self._attempt(template, context) for template, context in jobs]
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        workers = min(processes, len(jobs))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_start_worker, initargs=(self.template_dir,)) as pool:
+            return list(pool.map(_render_in_worker, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+
+    def _attempt(self, template: str, context: Mapping[str, Any]) -> bytes | Exception:
+        try:
+            return self.render(template, context)
+        except Exception as exc:  # reported to the caller in the job's place, not raised
+            return exc
 
     def _render(self, template: str, context: Mapping[str, Any]) -> bytes:
         import weasyprint
@@ -78,8 +126,31 @@ class WeasyPrintRenderer:
 
         if self._font_config is None:
             self._font_config = FontConfiguration()
-        document = weasyprint.HTML(string=self.html(template, context),
-                                   base_url=self.template_dir.as_uri() + "/",
+        base_url = self.template_dir.as_uri() + "/"
+        html = self.html(template, context)
+        if template not in self._stylesheets:
+            css = self.stylesheet_name(template)
+            self._stylesheets[template] = [] if css is None else [weasyprint.CSS(
+                url=base_url + css, url_fetcher=self.fetcher, font_config=self._font_config)]
+        document = weasyprint.HTML(string=html, base_url=base_url,
                                    url_fetcher=self.fetcher)
         # Defaults otherwise: fonts are subset (with HarfBuzz), images resampled to 150 dpi.
-        return document.write_pdf(font_config=self._font_config, dpi=150, cache=self._image_cache)
+        return document.write_pdf(stylesheets=self._stylesheets[template], font_config=self._font_config,
+                                  dpi=150, cache=self._image_cache)
+
+
+class RenderError(Exception):
+    """A job that failed in a worker process (the original exception may not pickle)."""
+
+
+_worker_renderer: WeasyPrintRenderer | None = None
+
+
+def _start_worker(template_dir: Path) -> None:
+    global _worker_renderer
+    _worker_renderer = WeasyPrintRenderer(template_dir)
+
+
+def _render_in_worker(job: tuple[str, Mapping[str, Any]]) -> bytes | Exception:
+    result = _worker_renderer._attempt(*job)
+    return RenderError(f"{type(result).__name__}: {result}") if isinstance(result, Exception) else result

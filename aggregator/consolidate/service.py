@@ -20,6 +20,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..ingest.models import BILL_STATES, Bill
 from ..pagination import Page, paginate
 from . import periods as P
+from .document import INVOICE_TEMPLATE
 from .invoices import BillItem, CreditItem, InvoiceDraft, MissingRates, build_invoice, tax_rate_for
 from .models import (INVOICE_STATES, PERIOD_STATES, Credit, FxRate, Invoice, InvoiceLine,
                      InvoiceSequence, PeriodRecord)
@@ -215,7 +216,7 @@ def _store_invoices(ctx: _CloseContext, drafts: list[tuple[str, InvoiceDraft]], 
         "status": "draft", "currency": d.currency, "tax_rate": money.format_rate(d.tax_rate),
         "subtotal": d.totals.subtotal, "tax": d.totals.tax, "total": d.totals.total,
         "amount_due": d.totals.total, "carried_credit": d.totals.carried_credit,
-        "due_date": ctx.due_date, "created_at": ctx.now, "template": "invoice_v1.html",
+        "due_date": ctx.due_date, "created_at": ctx.now, "template": INVOICE_TEMPLATE,
     } for customer_id, d in drafts]
     table = Invoice.__table__
     created = dict(db.session.execute(
