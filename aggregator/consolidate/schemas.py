@@ -43,7 +43,7 @@ class InvoiceLineSchema(Schema):
     service_period = fields.Function(
         lambda l: {"start": l.service_start.isoformat(), "end": l.service_end.isoformat()}
         if l.service_start else None)
-    amount = _amount("amount", lambda l: l.invoice.currency)
+    amount = _amount("amount")
     original_amount = fields.Function(
         lambda l: money.format_amount(l.original_amount, l.original_currency)
         if l.original_currency else None)
