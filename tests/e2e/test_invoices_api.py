@@ -181,10 +181,27 @@ def test_voiding_releases_the_bills(shop):
     assert refused.status_code == 422 and "reason" in refused.json["error"]["fields"]
     voided = admin.post(f"/v1/invoices/{invoice['id']}/void", {"reason": "Billed in error"}).json
     assert voided["status"] == "void" and voided["void_reason"] == "Billed in error"
+    assert voided["lines"] == invoice["lines"] and [l["bill"] for l in voided["lines"]] == [bill["id"]]
     released = shop.apps[0].get(f"/v1/bills/{bill['id']}").json
     assert released["status"] == "pending" and released["period"] == "2026-11-25"
     assert shop.apps[0].delete(f"/v1/bills/{bill['id']}").json["status"] == "cancelled"
+    assert admin.get(f"/v1/invoices/{invoice['id']}").json["lines"] == invoice["lines"]  # frozen
     assert admin.post(f"/v1/invoices/{invoice['id']}/finalize").status_code == 409
+
+
+def test_a_voided_invoices_bills_are_invoiced_again_in_the_next_period(shop):
+    admin = shop.admin["test"]
+    send(shop.apps[0], "refund", amount="-30.00", description="Refund")
+    advance(shop)
+    first = admin.get("/v1/invoices").json["data"][0]
+    assert first["carried_credit"] == "30.00"
+    admin.post(f"/v1/invoices/{first['id']}/void", {"reason": "Wrong customer"})
+    send(shop.apps[1], "sms", amount="50.00", revenue_share=False)
+    advance(shop, "2026-12-26T00:00:00+00:00")
+    second = admin.get("/v1/invoices?period=2026-11-25").json["data"][0]
+    assert sorted(l["amount"] for l in second["lines"]) == ["-30.00", "50.00"]
+    assert (second["subtotal"], second["total"]) == ("20.00", "22.00")
+    assert [l["kind"] for l in second["lines"]] == ["bill", "bill"]  # the withdrawn credit is not applied
 
 
 def test_bill_content_is_escaped_and_fetches_nothing(shop):
