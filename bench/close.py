@@ -31,10 +31,11 @@ What it does, per size:
      of the database's PostgreSQL backends, time spent inside SQL statements (SQLAlchemy
      cursor-execute events, grouped by statement), and memory: VmRSS sampled every 10 ms by a
      thread (baseline just before the close, peak during it) plus ru_maxrss before and after.
-  3. verification (not timed): one invoice per customer, every bill invoiced exactly once with
-     its line, each invoice's subtotal equal to the sum of its lines and to the sum of its
-     bills converted in SQL at the 2026-10-20 rates (ROUND_HALF_UP), tax and totals, carried
-     credits, gapless numbers, and the period closed.
+  3. verification (not timed): one invoice per customer, every bill invoiced exactly once (the
+     live invoice of its customer and period; no bill line stored), each invoice's subtotal
+     equal to the sum of its bills converted in SQL at the 2026-10-20 rates (ROUND_HALF_UP),
+     tax and totals, carried credits, gapless numbers, the period closed, and the lines the
+     service derives for a sample of invoices adding up to their subtotals.
 
 Targets: >= 50,000 bills/s, peak RSS < 400 MB, and the same peak RSS at a tenth of the size
 (--scale-check runs both and prints the ratio). Exit status 1 when verification fails (and,
