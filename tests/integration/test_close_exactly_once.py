@@ -32,15 +32,16 @@ def _sql(app, statement: str, **params):
         return rows
 
 
-def _seed(app, tenant_id: str, customers: int, bills_each: int) -> str:
+def _seed(app, tenant_id: str, customers: int, bills_each: int, provider: str | None = None) -> str:
     """Customers and pending test-mode bills in the period, written directly (fast)."""
     from aggregator.db import db, new_id
 
     with app.app_context():
-        provider = new_id("prov")
-        db.session.execute(sa.text(
-            "INSERT INTO providers (id, tenant_id, livemode, name, revenue_share_rate, created_at) "
-            "VALUES (:id, :t, false, 'Seeded app', '0.3', now())"), {"id": provider, "t": tenant_id})
+        if provider is None:
+            provider = new_id("prov")
+            db.session.execute(sa.text(
+                "INSERT INTO providers (id, tenant_id, livemode, name, revenue_share_rate, created_at) "
+                "VALUES (:id, :t, false, 'Seeded app', '0.3', now())"), {"id": provider, "t": tenant_id})
         rows, bills = [], []
         for c in range(customers):
             cid = new_id("cus")
@@ -190,6 +191,47 @@ def _all_bill_ids(caller, status: str) -> list[str]:
         if not page["has_more"]:
             return ids
         after = ids[-1]
+
+
+def test_bills_cancelled_while_the_period_closes_are_either_cancelled_or_invoiced(postgres_only, app, tenant):
+    """Cancels race the close: each bill ends either cancelled (out of every invoice) or refused
+    with 409 and invoiced; each invoice's total is exactly its uncancelled bills."""
+    provider = tenant.provider()
+    _seed(app, tenant.id, customers=400, bills_each=2, provider=provider.id)
+    bill_ids = [r[0] for r in _sql(app, "SELECT id FROM bills WHERE tenant_id = :t ORDER BY customer_id, id",
+                                   t=tenant.id)]
+    outcomes: dict[str, int] = {}
+    started = threading.Event()
+
+    def cancel(worker: int):
+        caller = Caller(app.test_client(), provider.key)
+        for n, bill_id in enumerate(bill_ids[worker::4]):
+            if n == 10:
+                started.set()
+            response = caller.delete(f"/v1/bills/{bill_id}")
+            assert response.status_code in (200, 409), response.json
+            if response.status_code == 409:
+                assert response.json["error"]["code"] in ("period_closed", "bill_already_invoiced")
+            outcomes[bill_id] = response.status_code
+
+    threads = [threading.Thread(target=cancel, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    started.wait(10)
+    report = _close(app, tenant.id, chunk=10)
+    for t in threads:
+        t.join()
+    cancelled = {b for b, status in outcomes.items() if status == 200}
+    refused = {b for b, status in outcomes.items() if status == 409}
+    assert cancelled and refused, "the cancels should have raced the close"
+    assert report.status == "closed"
+    statuses = dict(_sql(app, "SELECT id, status FROM bills WHERE tenant_id = :t", t=tenant.id))
+    assert {b for b, s in statuses.items() if s == "cancelled"} == cancelled
+    assert set(r[0] for r in _sql(app, INVOICED_BILLS, t=tenant.id)) == set(bill_ids) - cancelled
+    wrong = _sql(app, "SELECT count(*) FROM invoices i WHERE i.tenant_id = :t AND i.subtotal <> ("
+                      "SELECT sum(b.amount) FROM bills b WHERE b.customer_id = i.customer_id "
+                      "AND b.period_start = i.period_start AND b.status = 'pending')", t=tenant.id)
+    assert wrong[0][0] == 0
 
 
 def test_finalizing_one_invoice_twice_at_once_uses_one_number(postgres_only, app, tenant):
