@@ -45,7 +45,8 @@ class CreditItem:
 @dataclass(frozen=True, slots=True)
 class Line:
     kind: str  # "bill" | "credit"
-    amount: int  # in the invoice currency
+    amount: int  # in `currency`, the invoice's
+    currency: str
     description: str
     bill_id: str | None = None
     provider_id: str | None = None
@@ -113,7 +114,7 @@ def _missing_rates(currencies: Iterable[str], currency: str,
 
 
 def _credit_lines(credits: Sequence[CreditItem], currency: str) -> list[Line]:
-    return [Line("credit", -c.amount, c.description, credit_id=c.id) for c in credits if c.currency == currency]
+    return [Line("credit", -c.amount, currency, c.description, credit_id=c.id) for c in credits if c.currency == currency]
 
 
 def summarize_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillTotal],
@@ -146,11 +147,11 @@ def build_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillItem],
     lines: list[Line] = []
     for bill in sorted(bills, key=lambda b: (b.provider_id, b.id)):
         if bill.currency == currency:
-            lines.append(Line("bill", bill.amount, bill.description, bill.id, bill.provider_id,
+            lines.append(Line("bill", bill.amount, currency, bill.description, bill.id, bill.provider_id,
                               service_start=bill.service_start, service_end=bill.service_end))
         else:
             rate = rates[(bill.currency, currency)]
-            lines.append(Line("bill", money.convert(bill.amount, bill.currency, currency, rate),
+            lines.append(Line("bill", money.convert(bill.amount, bill.currency, currency, rate), currency,
                               bill.description, bill.id, bill.provider_id,
                               service_start=bill.service_start, service_end=bill.service_end,
                               original_amount=bill.amount, original_currency=bill.currency,

@@ -48,7 +48,8 @@ class InvoiceLineSchema(Schema):
         lambda l: money.format_amount(l.original_amount, l.original_currency)
         if l.original_currency else None)
     original_currency = fields.String(allow_none=True)
-    fx_rate = fields.String(allow_none=True)
+    fx_rate = fields.Function(lambda l: money.format_rate(l.fx_rate) if l.fx_rate is not None else None,
+                              metadata={"type": "string", "nullable": True})
 
 
 class InvoiceSchema(Schema):

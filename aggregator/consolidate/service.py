@@ -295,6 +295,10 @@ def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummar
         run(sa.insert(Credit.__table__), credit_rows)
 
 
+def _rate_text(rate: Decimal | None) -> str | None:
+    return None if rate is None else money.format_rate(rate)
+
+
 def _rates_text(rates: dict[str, Decimal]) -> str | None:
     return json.dumps({c: money.format_rate(r) for c, r in sorted(rates.items())}) if rates else None
 
@@ -341,32 +345,13 @@ def _scoped_invoices(principal: Principal) -> sa.Select:
                                     Invoice.livemode == principal.livemode)
 
 
-@dataclass(frozen=True, slots=True)
-class InvoiceLineView:
-    """One line of an invoice as the API and the PDF show it; `amount` in `currency`."""
-
-    kind: str
-    currency: str
-    amount: int
-    description: str
-    bill_id: str | None = None
-    provider_id: str | None = None
-    credit_id: str | None = None
-    service_start: date | None = None
-    service_end: date | None = None
-    original_amount: int | None = None
-    original_currency: str | None = None
-    fx_rate: str | None = None
+def _stored_line(row: InvoiceLine, currency: str) -> Line:
+    return Line(row.kind, row.amount, currency, row.description, row.bill_id, row.provider_id, row.credit_id,
+                row.service_start, row.service_end, row.original_amount, row.original_currency,
+                Decimal(row.fx_rate) if row.fx_rate is not None else None)
 
 
-def _line_view(line: Line | InvoiceLine, currency: str) -> InvoiceLineView:
-    rate = line.fx_rate
-    return InvoiceLineView(line.kind, currency, line.amount, line.description, line.bill_id, line.provider_id,
-                           line.credit_id, line.service_start, line.service_end, line.original_amount,
-                           line.original_currency, money.format_rate(rate) if isinstance(rate, Decimal) else rate)
-
-
-def invoice_lines(invoices: list[Invoice]) -> dict[str, list[InvoiceLineView]]:
+def invoice_lines(invoices: list[Invoice]) -> dict[str, list[Line]]:
     """invoice id -> its lines. A void invoice's lines are its stored snapshot. Otherwise the
     bill lines are the bills of its customer and period that are not cancelled, built by the
     function that computed its totals at the close (build_invoice, with the recorded rates),
@@ -388,9 +373,9 @@ def invoice_lines(invoices: list[Invoice]) -> dict[str, list[InvoiceLineView]]:
         for customer_id, invoice in by_customer.items():
             draft = build_invoice(invoice.currency, Decimal(invoice.tax_rate), items[customer_id], [],
                                   _recorded_rates(invoice))
-            lines[invoice.id] = [_line_view(l, invoice.currency) for l in draft.lines]
+            lines[invoice.id] = list(draft.lines)
     for invoice in invoices:
-        lines[invoice.id] += [_line_view(l, invoice.currency) for l in invoice.stored_lines
+        lines[invoice.id] += [_stored_line(l, invoice.currency) for l in invoice.stored_lines
                               if invoice.status == "void" or l.kind == "credit"]
     return lines
 
@@ -492,7 +477,7 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
             "provider_id": l.provider_id, "credit_id": l.credit_id, "description": l.description,
             "service_start": l.service_start, "service_end": l.service_end, "amount": l.amount,
             "original_amount": l.original_amount, "original_currency": l.original_currency,
-            "fx_rate": l.fx_rate,
+            "fx_rate": _rate_text(l.fx_rate),
         } for position, l in enumerate(snapshot)])
     db.session.execute(
         sa.update(Bill).where(Bill.tenant_id == invoice.tenant_id, Bill.livemode == invoice.livemode,
@@ -598,7 +583,7 @@ def invoice_document_for(invoice: Invoice) -> dict:
                  "tax_rate": invoice.tax_rate, "total": invoice.total, "amount_due": invoice.amount_due,
                  "carried_credit": invoice.carried_credit},
         lines=[DocumentLine(l.kind, l.provider_id, l.description, l.service_start, l.service_end,
-                            l.amount, l.original_amount, l.original_currency, l.fx_rate)
+                            l.amount, l.original_amount, l.original_currency, _rate_text(l.fx_rate))
                for l in lines],
         provider_names=names,
         tenant={"legal_name": tenant.legal_name or tenant.name, "logo": tenant.logo,

@@ -1,6 +1,7 @@
 """Migration 0003 keeps what invoices closed before it show: their lines become derived."""
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -79,7 +80,7 @@ def test_invoices_closed_before_0003_show_the_same_lines_after_it(tmp_path: Path
         invoices = db.session.scalars(sa.select(Invoice).order_by(Invoice.id)).all()
         lines = service.invoice_lines(list(invoices))
         assert [(l.kind, l.bill_id, l.amount, l.original_amount, l.fx_rate) for l in lines["inv_1"]] == [
-            ("bill", "bill_1", 500, None, None), ("bill", "bill_2", 1500, 1000, "1.5"),
+            ("bill", "bill_1", 500, None, None), ("bill", "bill_2", 1500, 1000, Decimal("1.5")),
             ("credit", None, -600, None, None)]
         assert [(l.kind, l.bill_id, l.amount) for l in lines["inv_2"]] == [("bill", "bill_3", 1400)]
         db.session.rollback()
