@@ -14,7 +14,6 @@ from ..states import machine
 # invoiced while an invoice that is not void exists for its customer and period (see
 # Bill.invoiced). Voiding that invoice moves the bill to the open period: pending again.
 BILL_STATES = machine("bill", {"pending": {"cancelled"}, "cancelled": set()})
-API_BILL_STATES = ("pending", "invoiced", "cancelled")
 
 _invoices = Invoice.__table__.c
 

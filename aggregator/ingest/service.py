@@ -208,20 +208,23 @@ def cancel_bill(principal: Principal, bill_id: str, now: datetime) -> BillView:
     bill's period is closing or closed: an invoice's bills never change after the close has
     started. The close marks the period closing under the period row lock taken here."""
     mine = _scoped_bills(principal).where(Bill.id == bill_id, Bill.provider_id == principal.provider_id)
-    for _ in range(3):  # a void may move the bill to the open period meanwhile: look again
+    while True:
         write_lock()
         bill = db.session.scalars(mine.execution_options(populate_existing=True)).first()
         if bill is None:
             raise NotFound(f"No such bill: {bill_id!r}.")
         if bill.status == "cancelled":
+            shown = view(bill)
             db.session.rollback()
-            return view(bill)
-        if period_status_locked(bill.tenant_id, bill.livemode, bill.period_start) not in ("open", None):
+            return shown
+        period = period_status_locked(bill.tenant_id, bill.livemode, bill.period_start)
+        if period not in ("open", None):  # None: no period row yet, so no close has started
+            refusal = (BillAlreadyInvoiced(f"Bill {bill_id!r} has been invoiced and can no longer be cancelled.")
+                       if bill.invoiced else
+                       PeriodClosed(f"Bill {bill_id!r} belongs to the period {bill.period_start.isoformat()}, "
+                                    "which is being closed; it can no longer be cancelled."))
             db.session.rollback()
-            raise (BillAlreadyInvoiced(f"Bill {bill_id!r} has been invoiced and can no longer be cancelled.")
-                   if bill.invoiced else
-                   PeriodClosed(f"Bill {bill_id!r} belongs to the period {bill.period_start.isoformat()}, "
-                                "which is being closed; it can no longer be cancelled."))
+            raise refusal
         updated = db.session.execute(
             sa.update(Bill)
             .where(Bill.id == bill.id, Bill.period_start == bill.period_start,
@@ -231,7 +234,7 @@ def cancel_bill(principal: Principal, bill_id: str, now: datetime) -> BillView:
         db.session.commit()
         if updated:
             return get_bill(principal, bill_id)
-    raise PeriodClosed(f"Bill {bill_id!r} is being moved between periods; try again.")
+        # changed meanwhile (a concurrent cancel won): look again
 
 
 # --- free trials -------------------------------------------------------------------------
