@@ -21,6 +21,18 @@ class BillItem:
 
 
 @dataclass(frozen=True, slots=True)
+class BillTotal:
+    """`count` bills of one customer in `currency` adding up to `amount`: what the close reads
+    instead of the bills themselves (grouped in SQL). Conversion rounds each line, so bills in
+    another currency than the invoice's are only grouped when their amounts are equal: such a
+    total is `count` times one amount."""
+
+    currency: str
+    amount: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class CreditItem:
     """Credit carried from an earlier invoice whose total was negative."""
 
@@ -33,7 +45,8 @@ class CreditItem:
 @dataclass(frozen=True, slots=True)
 class Line:
     kind: str  # "bill" | "credit"
-    amount: int  # in the invoice currency
+    amount: int  # in `currency`, the invoice's
+    currency: str
     description: str
     bill_id: str | None = None
     provider_id: str | None = None
@@ -61,6 +74,18 @@ class InvoiceDraft:
     totals: Totals
 
 
+@dataclass(frozen=True, slots=True)
+class InvoiceSummary:
+    """An invoice without its bill lines: what the close stores (the lines are derived on read
+    with build_invoice and `rates`, which give the same totals)."""
+
+    currency: str
+    tax_rate: Decimal
+    credit_lines: tuple[Line, ...]
+    totals: Totals
+    rates: dict[str, Decimal]  # original currency -> rate into `currency`, for the converted bills
+
+
 @dataclass(frozen=True)
 class MissingRates(Exception):
     pairs: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (base, quote)
@@ -81,6 +106,36 @@ def totals(amounts: Iterable[int], tax_rate: Decimal) -> Totals:
     return Totals(subtotal, tax, subtotal + tax, 0)
 
 
+def _missing_rates(currencies: Iterable[str], currency: str,
+                   rates: Mapping[tuple[str, str], Decimal]) -> None:
+    missing = {(c, currency) for c in currencies if c != currency and (c, currency) not in rates}
+    if missing:
+        raise MissingRates(frozenset(missing))
+
+
+def _credit_lines(credits: Sequence[CreditItem], currency: str) -> list[Line]:
+    return [Line("credit", -c.amount, currency, c.description, credit_id=c.id) for c in credits if c.currency == currency]
+
+
+def summarize_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillTotal],
+                      credits: Sequence[CreditItem],
+                      rates: Mapping[tuple[str, str], Decimal]) -> InvoiceSummary:
+    """The totals build_invoice gives for the same bills, from their per-currency totals:
+    O(currencies), not O(bills). A converted total is `count` lines of one amount, each
+    converted and rounded on its own (money.convert), as build_invoice does."""
+    _missing_rates((b.currency for b in bills), currency, rates)
+    subtotal, used = 0, {}
+    for bill in bills:
+        if bill.currency == currency:
+            subtotal += bill.amount
+        else:
+            rate = used[bill.currency] = rates[(bill.currency, currency)]
+            subtotal += money.convert(bill.amount // bill.count, bill.currency, currency, rate) * bill.count
+    credit_lines = _credit_lines(credits, currency)
+    return InvoiceSummary(currency, tax_rate, tuple(credit_lines),
+                          totals([subtotal, *(l.amount for l in credit_lines)], tax_rate), used)
+
+
 def build_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillItem],
                   credits: Sequence[CreditItem], rates: Mapping[tuple[str, str], Decimal]) -> InvoiceDraft:
     """Lines in provider order (one per bill), converted to `currency` where needed, then credits.
@@ -88,23 +143,18 @@ def build_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillItem],
     `rates[(base, quote)]` is the tenant's rate in effect at the period end. Raises MissingRates
     naming every pair that is needed and absent.
     """
-    missing = {(b.currency, currency) for b in bills
-               if b.currency != currency and (b.currency, currency) not in rates}
-    if missing:
-        raise MissingRates(frozenset(missing))
+    _missing_rates((b.currency for b in bills), currency, rates)
     lines: list[Line] = []
     for bill in sorted(bills, key=lambda b: (b.provider_id, b.id)):
         if bill.currency == currency:
-            lines.append(Line("bill", bill.amount, bill.description, bill.id, bill.provider_id,
+            lines.append(Line("bill", bill.amount, currency, bill.description, bill.id, bill.provider_id,
                               service_start=bill.service_start, service_end=bill.service_end))
         else:
             rate = rates[(bill.currency, currency)]
-            lines.append(Line("bill", money.convert(bill.amount, bill.currency, currency, rate),
+            lines.append(Line("bill", money.convert(bill.amount, bill.currency, currency, rate), currency,
                               bill.description, bill.id, bill.provider_id,
                               service_start=bill.service_start, service_end=bill.service_end,
                               original_amount=bill.amount, original_currency=bill.currency,
                               fx_rate=rate))
-    for credit in credits:
-        if credit.currency == currency:
-            lines.append(Line("credit", -credit.amount, credit.description, credit_id=credit.id))
+    lines.extend(_credit_lines(credits, currency))
     return InvoiceDraft(currency, tax_rate, tuple(lines), totals((l.amount for l in lines), tax_rate))

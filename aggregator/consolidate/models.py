@@ -89,9 +89,12 @@ class Invoice(db.Model):
     pdf_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     pdf_error: Mapped[str | None] = mapped_column(sa.String(500))
     template: Mapped[str] = mapped_column(sa.String(40), default="invoice_v1.html")
+    # The exchange rates the close converted this invoice's bills at, as JSON text
+    # {"EUR": "1.083412"} (units of the invoice currency per one unit of the key); NULL when none.
+    fx_rates: Mapped[str | None] = mapped_column(sa.String(1000))
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
-    lines: Mapped[list["InvoiceLine"]] = relationship(
+    stored_lines: Mapped[list["InvoiceLine"]] = relationship(
         order_by="InvoiceLine.position", lazy="selectin", back_populates="invoice")
 
     __table_args__ = (
@@ -104,6 +107,11 @@ class Invoice(db.Model):
 
 
 class InvoiceLine(db.Model):
+    """A line kept as a row: the credit lines written at the close, and, once an invoice is
+    voided, a snapshot of its bill lines (its bills are then released to another period). The
+    bill lines of an invoice that is not void are not stored: they are derived from its bills
+    (consolidate.service.invoice_lines)."""
+
     __tablename__ = "invoice_lines"
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
@@ -122,10 +130,9 @@ class InvoiceLine(db.Model):
     original_currency: Mapped[str | None] = mapped_column(sa.String(3))
     fx_rate: Mapped[str | None] = mapped_column(sa.String(32))
 
-    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+    invoice: Mapped[Invoice] = relationship(back_populates="stored_lines")
 
-    __table_args__ = (sa.Index("ix_invoice_lines_invoice", "invoice_id", "position"),
-                      sa.Index("ix_invoice_lines_bill", "bill_id"))
+    __table_args__ = (sa.Index("ix_invoice_lines_invoice", "invoice_id", "position"),)
 
 
 class Credit(db.Model):

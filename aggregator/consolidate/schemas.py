@@ -43,12 +43,13 @@ class InvoiceLineSchema(Schema):
     service_period = fields.Function(
         lambda l: {"start": l.service_start.isoformat(), "end": l.service_end.isoformat()}
         if l.service_start else None)
-    amount = _amount("amount", lambda l: l.invoice.currency)
+    amount = _amount("amount")
     original_amount = fields.Function(
         lambda l: money.format_amount(l.original_amount, l.original_currency)
         if l.original_currency else None)
     original_currency = fields.String(allow_none=True)
-    fx_rate = fields.String(allow_none=True)
+    fx_rate = fields.Function(lambda l: money.format_rate(l.fx_rate) if l.fx_rate is not None else None,
+                              metadata={"type": "string", "nullable": True})
 
 
 class InvoiceSchema(Schema):

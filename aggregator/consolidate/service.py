@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -17,17 +18,18 @@ from ..accounts.models import Customer, Tenant
 from ..auth import Principal
 from ..db import bulk_insert, db, dialect_insert, locking, new_id, run, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
-from ..ingest.models import BILL_STATES, Bill
+from ..ingest.models import Bill
 from ..pagination import Page, paginate
 from . import periods as P
 from .document import INVOICE_TEMPLATE
-from .invoices import BillItem, CreditItem, InvoiceDraft, MissingRates, build_invoice, tax_rate_for
+from .invoices import (BillItem, BillTotal, CreditItem, InvoiceSummary, Line, MissingRates, build_invoice,
+                       summarize_invoice, tax_rate_for)
 from .models import (INVOICE_STATES, PERIOD_STATES, Credit, FxRate, Invoice, InvoiceLine,
                      InvoiceSequence, PeriodRecord)
 
 log = logging.getLogger(__name__)
 
-CHUNK_CUSTOMERS = 500
+CHUNK_CUSTOMERS = 2000  # customers per transaction: bigger chunks revisit fewer bill pages (bench/README.md)
 
 
 class PeriodNotEnded(Conflict):
@@ -65,16 +67,18 @@ def claim_open_period(tenant_id: str, livemode: bool, now: datetime, anchor_day:
     while True:
         if sqlite:  # take SQLite's write lock before reading the status it must rely on
             _ensure_period_row(tenant_id, livemode, period)
-        status = _period_status_locked(tenant_id, livemode, period.start)
+        status = period_status_locked(tenant_id, livemode, period.start)
         if status is None:
             _ensure_period_row(tenant_id, livemode, period)
-            status = _period_status_locked(tenant_id, livemode, period.start)
+            status = period_status_locked(tenant_id, livemode, period.start)
         if status == "open":
             return period
         period = P.next_period(period, anchor_day, tz)
 
 
-def _period_status_locked(tenant_id: str, livemode: bool, start: date) -> str | None:
+def period_status_locked(tenant_id: str, livemode: bool, start: date) -> str | None:
+    """The period's status, share-locked (PostgreSQL) until the transaction ends: the close
+    cannot mark it closing meanwhile. None when nothing has happened in the period yet."""
     return run(_period_status_query(db.session.get_bind().dialect.name),
                {"tenant_id": tenant_id, "livemode": livemode, "start": start}).scalar()
 
@@ -106,10 +110,18 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
                  chunk: int = CHUNK_CUSTOMERS) -> CloseReport:
     """Build one invoice per customer with uncancelled bills in the period.
 
-    Exactly once and resumable: the period is first marked closing (no bill enters it after
-    that), then customers are invoiced in chunks, each chunk in its own transaction; an invoice
-    is unique per (tenant, mode, customer, period) and its bills move from pending to invoiced
-    with it. Running it again, concurrently or after a crash, continues where it stopped.
+    The close writes one row per invoice and nothing per bill: an invoice's bill lines are the
+    bills of its customer and period that are not cancelled (derived on read, invoice_lines),
+    and a bill is "invoiced" while that invoice exists (Bill.invoiced). This holds because the
+    period is first marked closing, under the period row lock that intake and cancel take: no
+    bill enters or leaves it afterwards (a void releases the bills of its own invoice only).
+
+    Customers are invoiced in chunks of `chunk`, each in its own transaction, read in customer
+    order along ix_bills_period and summed per currency in SQL (summarize_invoice). Exactly once
+    and resumable: an invoice is unique per (tenant, mode, customer, period); each chunk holds
+    the invoice sequence row lock, so concurrent closes of a tenant take turns per chunk and
+    each skips the customers already invoiced. Running it again, concurrently or after a crash,
+    continues where it stopped; a customer whose FX rate is missing waits for the next run.
     """
     tenant = db.session.get(Tenant, tenant_id)
     period = tenant_period(tenant, start)
@@ -123,26 +135,22 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
     ).values(status="closing", closing_at=now))
     db.session.commit()
 
-    rates = rates_in_effect(tenant_id, livemode, period.end)
     report = CloseReport(period.name)
     closed_on = now.astimezone(ZoneInfo(tenant.timezone)).date()
-    context = _CloseContext(tenant, livemode, period, P.due_date(closed_on, tenant.charge_day), rates, now)
-    after = ""
+    context = _CloseContext(tenant, livemode, period, P.due_date(closed_on, tenant.charge_day),
+                            rates_in_effect(tenant_id, livemode, period.end), now,
+                            now.astimezone(ZoneInfo(tenant.timezone)).year)
+    after, waiting = "", 0
     while True:
-        customer_ids = db.session.scalars(
-            sa.select(Bill.customer_id).distinct().where(
-                Bill.tenant_id == tenant_id, Bill.livemode == livemode,
-                Bill.period_start == start, Bill.status == "pending", Bill.customer_id > after)
-            .order_by(Bill.customer_id).limit(chunk)).all()
-        if not customer_ids:
+        next_number = _lock_sequence(tenant_id, livemode)
+        upto = _chunk_end(context, after, chunk)
+        if upto is None:
+            db.session.rollback()
             break
-        _invoice_customers(context, customer_ids, report)
+        waiting += _invoice_customers(context, after, upto, next_number, report)
         db.session.commit()
-        after = customer_ids[-1]
+        after = upto
 
-    waiting = db.session.scalar(sa.select(sa.func.count(sa.distinct(Bill.customer_id))).where(
-        Bill.tenant_id == tenant_id, Bill.livemode == livemode, Bill.period_start == start,
-        Bill.status == "pending"))
     report.customers_waiting = waiting
     if not waiting:
         db.session.execute(sa.update(PeriodRecord).where(
@@ -164,105 +172,143 @@ class _CloseContext:
     due_date: date
     rates: dict[tuple[str, str], Decimal]
     now: datetime
+    year: int  # of the invoice numbers
 
 
-def _invoice_customers(ctx: _CloseContext, customer_ids: list[str], report: CloseReport) -> None:
+def _lock_sequence(tenant_id: str, livemode: bool) -> int:
+    """Lock the tenant's invoice sequence row until the transaction ends (on SQLite, the
+    database write lock) -> the next number."""
+    db.session.execute(dialect_insert(InvoiceSequence.__table__).values(  # a write: SQLite's lock too
+        tenant_id=tenant_id, livemode=livemode, next_number=1,
+    ).on_conflict_do_nothing(index_elements=["tenant_id", "livemode"]))
+    return db.session.scalar(locking(sa.select(InvoiceSequence.next_number).where(
+        InvoiceSequence.tenant_id == tenant_id, InvoiceSequence.livemode == livemode)))
+
+
+def _chunk_end(ctx: _CloseContext, after: str, chunk: int) -> str | None:
+    """The last of the next `chunk` customers with bills in the period (an index-only scan)."""
+    bills = Bill.__table__.c
+    customers = (sa.select(bills.customer_id).distinct()
+                 .where(bills.tenant_id == ctx.tenant.id, bills.livemode == ctx.livemode,
+                        bills.period_start == ctx.period.start, bills.customer_id > after)
+                 .order_by(bills.customer_id).limit(chunk).subquery())
+    return run(sa.select(sa.func.max(customers.c.customer_id))).scalar()
+
+
+def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: int,
+                       report: CloseReport) -> int:
+    """Invoice the customers in (after, upto] not invoiced yet -> how many must wait (missing
+    rates or an amount beyond storage). The caller holds the sequence lock: `next_number` is
+    the next invoice number, and no other close writes invoices until it commits."""
     tenant = ctx.tenant
-    write_lock()
-    bill_rows = db.session.execute(locking(
-        sa.select(Bill.id, Bill.customer_id, Bill.provider_id, Bill.amount, Bill.currency,
-                  Bill.description, Bill.service_period_start, Bill.service_period_end)
-        .where(Bill.tenant_id == tenant.id, Bill.livemode == ctx.livemode,
-               Bill.period_start == ctx.period.start, Bill.status == "pending",
-               Bill.customer_id.in_(customer_ids))
-        .order_by(Bill.customer_id))).all()
-    customers = {c.id: c for c in db.session.execute(
-        sa.select(Customer.id, Customer.currency, Customer.tax_exempt, Customer.tax_rate)
-        .where(Customer.id.in_(customer_ids))).all()}
+    invoices, bills, customers = Invoice.__table__.c, Bill.__table__.c, Customer.__table__.c
+    done = set(run(sa.select(invoices.customer_id).where(
+        invoices.tenant_id == tenant.id, invoices.livemode == ctx.livemode,
+        invoices.period_start == ctx.period.start, invoices.customer_id > after,
+        invoices.customer_id <= upto)).scalars())
+    foreign_amount = sa.case((bills.currency == customers.currency, None), else_=bills.amount)
+    rows = run(
+        sa.select(bills.customer_id, customers.currency, customers.tax_exempt, customers.tax_rate,
+                  bills.currency, sa.func.sum(bills.amount), sa.func.count())
+        .join_from(Bill.__table__, Customer.__table__, customers.id == bills.customer_id)
+        .where(bills.tenant_id == tenant.id, bills.livemode == ctx.livemode,
+               bills.period_start == ctx.period.start, bills.status == "pending",
+               bills.customer_id > after, bills.customer_id <= upto)
+        .group_by(bills.customer_id, customers.currency, customers.tax_exempt, customers.tax_rate,
+                  bills.currency, foreign_amount)
+        .order_by(bills.customer_id)).all()
     credits: dict[str, list[CreditItem]] = {}
-    for row in db.session.execute(locking(
+    for row in run(locking(
             sa.select(Credit.id, Credit.customer_id, Credit.amount, Credit.currency, Invoice.number)
             .join(Invoice, Invoice.id == Credit.source_invoice_id)
-            .where(Credit.customer_id.in_(customer_ids), Credit.applied_invoice_id.is_(None))
+            .where(Credit.tenant_id == tenant.id, Credit.livemode == ctx.livemode,
+                   Credit.customer_id > after, Credit.customer_id <= upto,
+                   Credit.applied_invoice_id.is_(None))
             .order_by(Credit.id), of=Credit)).all():
         credits.setdefault(row.customer_id, []).append(CreditItem(
             row.id, row.amount, row.currency, f"Credit carried from invoice {row.number or row.id}"))
 
     default_rate = money.parse_rate(tenant.default_tax_rate)
-    drafts: list[tuple[str, InvoiceDraft]] = []
-    for customer_id, rows in groupby(bill_rows, key=lambda r: r.customer_id):
-        customer = customers[customer_id]
-        rate = tax_rate_for(default_rate, money.parse_rate(customer.tax_rate) if customer.tax_rate else None,
-                            customer.tax_exempt)
-        items = [BillItem(r.id, r.provider_id, r.amount, r.currency, r.description,
-                          r.service_period_start, r.service_period_end) for r in rows]
+    summaries: list[tuple[str, InvoiceSummary]] = []
+    waiting = 0
+    for customer_id, group in groupby(rows, key=lambda r: r[0]):
+        if customer_id in done:
+            continue
+        group = list(group)
+        _, currency, exempt, own_rate, *_ = group[0]
+        rate = tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt)
         try:
-            drafts.append((customer_id, build_invoice(customer.currency, rate, items,
-                                                      credits.get(customer_id, []), ctx.rates)))
+            summaries.append((customer_id, summarize_invoice(
+                currency, rate, [BillTotal(r[4], r[5], r[6]) for r in group],
+                credits.get(customer_id, ()), ctx.rates)))
         except MissingRates as missing:
             report.missing_fx_rates |= missing.pairs
+            waiting += 1
         except money.MoneyError as exc:  # e.g. a conversion beyond any storable amount
             report.errors.append(f"customer {customer_id}: {exc}")
-    if not drafts:
-        return
-    _store_invoices(ctx, drafts, report)
+            waiting += 1
+    if summaries:
+        _store_invoices(ctx, summaries, next_number)
+        report.invoices_created += len(summaries)
+    return waiting
 
 
-def _store_invoices(ctx: _CloseContext, drafts: list[tuple[str, InvoiceDraft]], report: CloseReport) -> None:
+def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummary]], first: int) -> None:
+    """One invoice row per customer (COPY on PostgreSQL), finalized at once under automatic
+    review with the numbers from `first` on (the caller holds the sequence row lock, so they
+    are gapless); then the credits. A duplicate invoice could only come from a writer that
+    ignored the sequence lock: the unique constraint refuses it and the chunk rolls back."""
     tenant, period = ctx.tenant, ctx.period
-    invoice_rows = [{
-        "id": new_id("inv"), "tenant_id": tenant.id, "livemode": ctx.livemode,
-        "customer_id": customer_id, "period_start": period.start, "period_end": period.end,
-        "status": "draft", "currency": d.currency, "tax_rate": money.format_rate(d.tax_rate),
-        "subtotal": d.totals.subtotal, "tax": d.totals.tax, "total": d.totals.total,
-        "amount_due": d.totals.total, "carried_credit": d.totals.carried_credit,
-        "due_date": ctx.due_date, "created_at": ctx.now, "template": INVOICE_TEMPLATE,
-    } for customer_id, d in drafts]
-    table = Invoice.__table__
-    created = dict(db.session.execute(
-        dialect_insert(table).on_conflict_do_nothing(
-            index_elements=["tenant_id", "livemode", "customer_id", "period_start"])
-        .returning(table.c.customer_id, table.c.id), invoice_rows).all())
-    if not created:
-        return
-    line_rows, credit_rows, applied = [], [], []
-    for customer_id, draft in drafts:
-        invoice_id = created.get(customer_id)
-        if invoice_id is None:
-            continue
-        for position, line in enumerate(draft.lines):
-            line_rows.append({
-                "invoice_id": invoice_id, "position": position, "kind": line.kind,
-                "bill_id": line.bill_id, "provider_id": line.provider_id, "credit_id": line.credit_id,
-                "description": line.description, "service_start": line.service_start,
-                "service_end": line.service_end, "amount": line.amount,
-                "original_amount": line.original_amount, "original_currency": line.original_currency,
-                "fx_rate": money.format_rate(line.fx_rate) if line.fx_rate is not None else None,
-            })
-            if line.credit_id:
-                applied.append({"credit_id": line.credit_id, "invoice_id": invoice_id})
-        if draft.totals.carried_credit:
+    auto = tenant.invoice_review == "auto"
+    invoice_rows, credit_rows, applied = [], [], []
+    for offset, (customer_id, s) in enumerate(summaries):
+        invoice_id = new_id("inv")
+        invoice_rows.append({
+            "id": invoice_id, "tenant_id": tenant.id, "livemode": ctx.livemode,
+            "customer_id": customer_id, "period_start": period.start, "period_end": period.end,
+            "number": _format_number(tenant.invoice_prefix, ctx.year, first + offset) if auto else None,
+            "status": "open" if auto else "draft", "currency": s.currency,
+            "tax_rate": money.format_rate(s.tax_rate), "subtotal": s.totals.subtotal, "tax": s.totals.tax,
+            "total": s.totals.total, "amount_due": s.totals.total, "carried_credit": s.totals.carried_credit,
+            "due_date": ctx.due_date, "created_at": ctx.now, "finalized_at": ctx.now if auto else None,
+            "template": INVOICE_TEMPLATE, "fx_rates": _rates_text(s.rates),
+        })
+        for position, line in enumerate(s.credit_lines):
+            applied.append({"invoice_id": invoice_id, "position": position, "kind": "credit",
+                            "credit_id": line.credit_id, "description": line.description,
+                            "amount": line.amount})
+        if s.totals.carried_credit:
             credit_rows.append({
                 "id": new_id("cred"), "tenant_id": tenant.id, "livemode": ctx.livemode,
-                "customer_id": customer_id, "amount": draft.totals.carried_credit,
-                "currency": draft.currency, "source_invoice_id": invoice_id, "created_at": ctx.now})
-    bulk_insert(InvoiceLine.__table__, line_rows)
+                "customer_id": customer_id, "amount": s.totals.carried_credit,
+                "currency": s.currency, "source_invoice_id": invoice_id, "created_at": ctx.now})
+    bulk_insert(Invoice.__table__, invoice_rows)
+    if auto:
+        run(sa.update(InvoiceSequence.__table__)
+            .where(InvoiceSequence.tenant_id == tenant.id, InvoiceSequence.livemode == ctx.livemode)
+            .values(next_number=first + len(invoice_rows)))
+    if applied:  # credit lines are stored (void releases the credits they applied)
+        run(sa.insert(InvoiceLine.__table__), applied)
+        run(sa.update(Credit.__table__).where(Credit.id == sa.bindparam("credit"))
+            .values(applied_invoice_id=sa.bindparam("invoice")),
+            [{"credit": line["credit_id"], "invoice": line["invoice_id"]} for line in applied])
     if credit_rows:
-        db.session.execute(sa.insert(Credit.__table__), credit_rows)
-    for item in applied:
-        db.session.execute(sa.update(Credit).where(Credit.id == item["credit_id"])
-                           .values(applied_invoice_id=item["invoice_id"]))
-    bills = Bill.__table__.c
-    db.session.execute(  # per customer, along ix_bills_period: no scan of the whole period
-        sa.update(Bill.__table__)
-        .where(bills.tenant_id == tenant.id, bills.livemode == ctx.livemode,
-               bills.period_start == period.start, bills.status == "pending",
-               bills.customer_id == sa.bindparam("customer"))
-        .values(status="invoiced", invoice_id=sa.bindparam("invoice")),
-        [{"customer": customer_id, "invoice": invoice_id} for customer_id, invoice_id in created.items()])
-    report.invoices_created += len(created)
-    if tenant.invoice_review == "auto":
-        _number_invoices(tenant, ctx.livemode, sorted(created.values()), ctx.now)
+        run(sa.insert(Credit.__table__), credit_rows)
+
+
+def _rate_text(rate: Decimal | None) -> str | None:
+    return None if rate is None else money.format_rate(rate)
+
+
+def _rates_text(rates: dict[str, Decimal]) -> str | None:
+    return json.dumps({c: money.format_rate(r) for c, r in sorted(rates.items())}) if rates else None
+
+
+def _recorded_rates(invoice: Invoice) -> dict[tuple[str, str], Decimal]:
+    """The rates the close converted the invoice's bills at, as build_invoice takes them."""
+    if not invoice.fx_rates:
+        return {}
+    return {(base, invoice.currency): Decimal(rate) for base, rate in json.loads(invoice.fx_rates).items()}
 
 
 # --- finalization and numbering -------------------------------------------------------------
@@ -277,19 +323,15 @@ def _number_invoices(tenant: Tenant, livemode: bool, invoice_ids: list[str], now
     commits; a rollback returns the numbers. -> the ids that were finalized here."""
     if not invoice_ids:
         return []
-    db.session.execute(dialect_insert(InvoiceSequence.__table__).values(  # a write: SQLite's lock too
-        tenant_id=tenant.id, livemode=livemode, next_number=1,
-    ).on_conflict_do_nothing(index_elements=["tenant_id", "livemode"]))
+    first = _lock_sequence(tenant.id, livemode)
     invoices = Invoice.__table__.c
     drafts = run(locking(sa.select(invoices.id).where(invoices.id.in_(invoice_ids), invoices.status == "draft")
                          .order_by(invoices.id))).scalars().all()
     if not drafts:
         return []
-    first = db.session.scalar(
-        sa.update(InvoiceSequence)
+    run(sa.update(InvoiceSequence.__table__)
         .where(InvoiceSequence.tenant_id == tenant.id, InvoiceSequence.livemode == livemode)
-        .values(next_number=InvoiceSequence.next_number + len(drafts))
-        .returning(InvoiceSequence.next_number)) - len(drafts)
+        .values(next_number=first + len(drafts)))
     year = now.astimezone(ZoneInfo(tenant.timezone)).year
     run(sa.update(Invoice.__table__)
         .where(invoices.id == sa.bindparam("invoice"), invoices.status == "draft")
@@ -304,7 +346,56 @@ def _scoped_invoices(principal: Principal) -> sa.Select:
                                     Invoice.livemode == principal.livemode)
 
 
+def _stored_line(row: InvoiceLine, currency: str) -> Line:
+    return Line(row.kind, row.amount, currency, row.description, row.bill_id, row.provider_id, row.credit_id,
+                row.service_start, row.service_end, row.original_amount, row.original_currency,
+                Decimal(row.fx_rate) if row.fx_rate is not None else None)
+
+
+def invoice_lines(invoices: list[Invoice]) -> dict[str, list[Line]]:
+    """invoice id -> its lines. A void invoice's lines are its stored snapshot. Otherwise the
+    bill lines are the bills of its customer and period that are not cancelled, built by the
+    function that computed its totals at the close (build_invoice, with the recorded rates),
+    followed by its stored credit lines. One query per period for all the invoices given."""
+    lines = {i.id: [] for i in invoices}
+    live = [i for i in invoices if i.status != "void"]
+    bills = Bill.__table__.c
+    for (tenant_id, livemode, start), group in groupby(
+            sorted(live, key=lambda i: (i.tenant_id, i.livemode, i.period_start)),
+            key=lambda i: (i.tenant_id, i.livemode, i.period_start)):
+        by_customer = {i.customer_id: i for i in group}
+        items: dict[str, list[BillItem]] = {c: [] for c in by_customer}
+        for r in run(sa.select(bills.customer_id, bills.id, bills.provider_id, bills.amount, bills.currency,
+                               bills.description, bills.service_period_start, bills.service_period_end)
+                     .where(bills.tenant_id == tenant_id, bills.livemode == livemode,
+                            bills.period_start == start, bills.status == "pending",
+                            bills.customer_id.in_(list(by_customer)))):
+            items[r[0]].append(BillItem(*r[1:]))
+        for customer_id, invoice in by_customer.items():
+            draft = build_invoice(invoice.currency, Decimal(invoice.tax_rate), items[customer_id], [],
+                                  _recorded_rates(invoice))
+            lines[invoice.id] = list(draft.lines)
+    for invoice in invoices:
+        lines[invoice.id] += [_stored_line(l, invoice.currency) for l in invoice.stored_lines
+                              if invoice.status == "void" or l.kind == "credit"]
+    return lines
+
+
+def with_lines(invoices: list[Invoice]) -> list[Invoice]:
+    """Attach each invoice's lines as `invoice.lines` (not a column: see invoice_lines)."""
+    lines = invoice_lines(invoices)
+    for invoice in invoices:
+        invoice.lines = lines[invoice.id]
+    return invoices
+
+
 def get_invoice(principal: Principal, invoice_id: str) -> Invoice:
+    """The invoice with its lines."""
+    invoice = _find_invoice(principal, invoice_id)
+    return with_lines([invoice])[0]
+
+
+def _find_invoice(principal: Principal, invoice_id: str) -> Invoice:
     invoice = db.session.scalars(_scoped_invoices(principal).where(Invoice.id == invoice_id)).first()
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id!r}.")
@@ -322,12 +413,13 @@ def list_invoices(principal: Principal, limit: int, starting_after: str | None =
             sa.or_(Customer.id == customer, Customer.external_id == customer))
     if status:
         query = query.where(Invoice.status == status)
-    return paginate(query, Invoice.id, limit, starting_after)
+    page = paginate(query, Invoice.id, limit, starting_after)
+    return Page(with_lines(list(page.data)), page.has_more)
 
 
 def finalize_invoice(principal: Principal, invoice_id: str, now: datetime) -> Invoice:
     """draft -> open, with the next number. Finalizing an open invoice again is a no-op."""
-    invoice = get_invoice(principal, invoice_id)
+    invoice = _find_invoice(principal, invoice_id)
     if invoice.status != "open":
         INVOICE_STATES.check(invoice.status, "open")
         tenant = db.session.get(Tenant, principal.tenant_id)
@@ -336,7 +428,7 @@ def finalize_invoice(principal: Principal, invoice_id: str, now: datetime) -> In
     db.session.refresh(invoice)
     if invoice.status != "open":  # voided meanwhile by another request
         INVOICE_STATES.check(invoice.status, "open")
-    return invoice
+    return with_lines([invoice])[0]
 
 
 def finalize_due_drafts(tenant_id: str, livemode: bool, now: datetime) -> int:
@@ -354,16 +446,17 @@ def finalize_due_drafts(tenant_id: str, livemode: bool, now: datetime) -> int:
 
 
 def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now: datetime) -> Invoice:
-    """Void a draft, or an open invoice with a reason. Its bills are released: pending again, in
-    the period open now, so the provider can cancel or re-bill them. Credits it applied are
-    released; the credit it carried forward, if not yet used, is withdrawn."""
+    """Void a draft, or an open invoice with a reason. Its lines are frozen (stored as rows), then
+    its bills are released: pending in the period open now, so the provider can cancel or re-bill
+    them. Credits it applied are released; the credit it carried forward, if not yet used, is
+    withdrawn."""
     write_lock()
     invoice = db.session.scalars(locking(
         _scoped_invoices(principal).where(Invoice.id == invoice_id), of=Invoice)).first()
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id!r}.")
     if invoice.status == "void":
-        return invoice
+        return with_lines([invoice])[0]
     INVOICE_STATES.check(invoice.status, "void")
     if invoice.status != "draft" and not reason:
         raise InvalidInput.on("reason", "Voiding a finalized invoice needs a reason.", "reason_required")
@@ -377,18 +470,28 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
     tenant = db.session.get(Tenant, principal.tenant_id)
     period = claim_open_period(principal.tenant_id, principal.livemode, now,
                                tenant.period_anchor_day, tenant.timezone)
-    invoiced_bills = sa.select(InvoiceLine.bill_id).where(  # via the lines' index, not a bills scan
-        InvoiceLine.invoice_id == invoice.id, InvoiceLine.bill_id.is_not(None))
+    snapshot = invoice_lines([invoice])[invoice.id]
+    run(sa.delete(InvoiceLine.__table__).where(InvoiceLine.invoice_id == invoice.id))
+    if snapshot:
+        run(sa.insert(InvoiceLine.__table__), [{
+            "invoice_id": invoice.id, "position": position, "kind": l.kind, "bill_id": l.bill_id,
+            "provider_id": l.provider_id, "credit_id": l.credit_id, "description": l.description,
+            "service_start": l.service_start, "service_end": l.service_end, "amount": l.amount,
+            "original_amount": l.original_amount, "original_currency": l.original_currency,
+            "fx_rate": _rate_text(l.fx_rate),
+        } for position, l in enumerate(snapshot)])
     db.session.execute(
-        sa.update(Bill).where(Bill.id.in_(invoiced_bills), Bill.invoice_id == invoice.id,
-                              Bill.status.in_(BILL_STATES.sources("pending")))
-        .values(status="pending", invoice_id=None, period_start=period.start)
+        sa.update(Bill).where(Bill.tenant_id == invoice.tenant_id, Bill.livemode == invoice.livemode,
+                              Bill.period_start == invoice.period_start, Bill.customer_id == invoice.customer_id,
+                              Bill.status == "pending")
+        .values(period_start=period.start)
         .execution_options(synchronize_session=False))
     db.session.execute(sa.update(Credit).where(Credit.applied_invoice_id == invoice.id)
                        .values(applied_invoice_id=None))
     invoice.status, invoice.voided_at, invoice.void_reason = "void", now, reason
     db.session.commit()
-    return invoice
+    db.session.expire(invoice, ["stored_lines"])
+    return with_lines([invoice])[0]
 
 
 # --- FX rates --------------------------------------------------------------------------------
@@ -467,7 +570,8 @@ def invoice_document_for(invoice: Invoice) -> dict:
     from .document import DocumentLine, invoice_document
 
     tenant = db.session.get(Tenant, invoice.tenant_id)
-    provider_ids = {l.provider_id for l in invoice.lines if l.provider_id}
+    lines = invoice_lines([invoice])[invoice.id]
+    provider_ids = {l.provider_id for l in lines if l.provider_id}
     names = dict(db.session.execute(sa.select(Provider.id, Provider.name)
                                     .where(Provider.id.in_(provider_ids))).all()) if provider_ids else {}
     customer = invoice.customer
@@ -480,8 +584,8 @@ def invoice_document_for(invoice: Invoice) -> dict:
                  "tax_rate": invoice.tax_rate, "total": invoice.total, "amount_due": invoice.amount_due,
                  "carried_credit": invoice.carried_credit},
         lines=[DocumentLine(l.kind, l.provider_id, l.description, l.service_start, l.service_end,
-                            l.amount, l.original_amount, l.original_currency, l.fx_rate)
-               for l in invoice.lines],
+                            l.amount, l.original_amount, l.original_currency, _rate_text(l.fx_rate))
+               for l in lines],
         provider_names=names,
         tenant={"legal_name": tenant.legal_name or tenant.name, "logo": tenant.logo,
                 "address_lines": _address_lines(tenant.address)},
@@ -526,7 +630,7 @@ def render_pdfs(tenant_id: str, livemode: bool, renderer, storage, limit: int | 
 
 
 def invoice_pdf(principal: Principal, invoice_id: str, storage) -> bytes:
-    invoice = get_invoice(principal, invoice_id)
+    invoice = _find_invoice(principal, invoice_id)
     if invoice.pdf_path is None:
         raise NotFound("This invoice has no PDF yet: drafts have none, and a finalized invoice's "
                        "PDF is rendered shortly after finalization.", code="pdf_not_ready")

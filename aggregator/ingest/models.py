@@ -3,17 +3,19 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from ..accounts.models import Customer
+from ..consolidate.models import Invoice
 from ..db import UTCDateTime, db, id_column
 from ..states import machine
 
-BILL_STATES = machine("bill", {
-    "pending": {"invoiced", "cancelled"},
-    "invoiced": {"pending"},  # the invoice was voided: the bill is released
-    "cancelled": set(),
-})
+# The stored status is the provider's intent. "invoiced" is not stored: a pending bill is
+# invoiced while an invoice that is not void exists for its customer and period (see
+# Bill.invoiced). Voiding that invoice moves the bill to the open period: pending again.
+BILL_STATES = machine("bill", {"pending": {"cancelled"}, "cancelled": set()})
+
+_invoices = Invoice.__table__.c
 
 
 class Bill(db.Model):
@@ -35,22 +37,32 @@ class Bill(db.Model):
     metadata_: Mapped[dict] = mapped_column("metadata", sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     period_start: Mapped[date] = mapped_column(sa.Date)
-    invoice_id: Mapped[str | None] = mapped_column(sa.ForeignKey("invoices.id", use_alter=True))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Derived, loaded with every bill (one probe of the invoices' unique index): the close
+    # writes nothing per bill. A bill's invoice is the one of its customer and period.
+    invoiced: Mapped[bool] = column_property(
+        sa.exists().where(_invoices.tenant_id == tenant_id, _invoices.livemode == livemode,
+                          _invoices.customer_id == customer_id, _invoices.period_start == period_start,
+                          _invoices.status != "void")
+        .correlate_except(Invoice.__table__))
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
 
     __table_args__ = (
         sa.UniqueConstraint("provider_id", "idempotency_key"),
-        sa.CheckConstraint("status IN ('pending', 'invoiced', 'cancelled')", name="status"),
+        sa.CheckConstraint("status IN ('pending', 'cancelled')", name="status"),
         sa.Index("ix_bills_provider_listing", "provider_id", "id"),
         sa.Index("ix_bills_scope_listing", "tenant_id", "livemode", "id"),
         sa.Index("ix_bills_customer", "customer_id"),
-        # No index holds status or invoice_id, so invoicing a bill is a HOT update on PostgreSQL
-        # (no index writes); the table leaves room on each page for it (fillfactor, migration 0002).
         sa.Index("ix_bills_period", "tenant_id", "livemode", "period_start", "customer_id"),
     )
+
+    @property
+    def api_status(self) -> str:
+        """pending | invoiced | cancelled, as the API shows it."""
+        return "invoiced" if self.status == "pending" and self.invoiced else self.status
 
     @property
     def customer_external_id(self) -> str:

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from ..accounts.models import Customer, Trial
 from ..auth import Principal
-from ..consolidate.service import claim_open_period
-from ..db import db, dialect_insert, new_id, run
+from ..consolidate.service import claim_open_period, period_status_locked
+from ..db import db, dialect_insert, new_id, run, write_lock
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .bills import BillRequest, BillView
@@ -25,6 +25,10 @@ class BillAlreadyInvoiced(Conflict):
     code = "bill_already_invoiced"
 
 
+class PeriodClosed(Conflict):
+    code = "period_closed"
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one submitted bill: created, replayed (already stored), or refused."""
@@ -36,7 +40,7 @@ class Outcome:
 
 def view(bill: Bill) -> BillView:
     return BillView(
-        id=bill.id, status=bill.status, customer=bill.customer.external_id,
+        id=bill.id, status=bill.api_status, customer=bill.customer.external_id,
         provider=bill.provider_id, amount=bill.amount, currency=bill.currency,
         revenue_share=bill.revenue_share, description=bill.description,
         service_period=bill.service_period, metadata=bill.metadata_ or {},
@@ -187,8 +191,10 @@ def list_bills(principal: Principal, limit: int, starting_after: str | None = No
                status: str | None = None, customer: str | None = None,
                provider: str | None = None) -> Page:
     query = _scoped_bills(principal)
-    if status:
-        query = query.where(Bill.status == status)
+    if status == "cancelled":
+        query = query.where(Bill.status == "cancelled")
+    elif status:  # pending or invoiced: derived from the invoice of the bill's customer and period
+        query = query.where(Bill.status == "pending", Bill.invoiced if status == "invoiced" else ~Bill.invoiced)
     if customer:
         query = query.join(Bill.customer).where(Customer.external_id == customer)
     if provider:
@@ -198,19 +204,37 @@ def list_bills(principal: Principal, limit: int, starting_after: str | None = No
 
 
 def cancel_bill(principal: Principal, bill_id: str, now: datetime) -> BillView:
-    """pending -> cancelled, atomically; cancelling a cancelled bill is a no-op."""
-    db.session.execute(
-        sa.update(Bill)
-        .where(Bill.id == bill_id, Bill.provider_id == principal.provider_id,
-               Bill.tenant_id == principal.tenant_id, Bill.livemode == principal.livemode,
-               Bill.status.in_(BILL_STATES.sources("cancelled")))
-        .values(status="cancelled", cancelled_at=now)
-        .execution_options(synchronize_session=False))
-    db.session.commit()
-    bill = get_bill(principal, bill_id)
-    if bill.status == "invoiced":
-        raise BillAlreadyInvoiced(f"Bill {bill_id!r} has been invoiced and can no longer be cancelled.")
-    return bill
+    """pending -> cancelled; cancelling a cancelled bill is a no-op. Refused (409) once the
+    bill's period is closing or closed: an invoice's bills never change after the close has
+    started. The close marks the period closing under the period row lock taken here."""
+    mine = _scoped_bills(principal).where(Bill.id == bill_id, Bill.provider_id == principal.provider_id)
+    while True:
+        write_lock()
+        bill = db.session.scalars(mine.execution_options(populate_existing=True)).first()
+        if bill is None:
+            raise NotFound(f"No such bill: {bill_id!r}.")
+        if bill.status == "cancelled":
+            shown = view(bill)
+            db.session.rollback()
+            return shown
+        period = period_status_locked(bill.tenant_id, bill.livemode, bill.period_start)
+        if period not in ("open", None):  # None: no period row yet, so no close has started
+            refusal = (BillAlreadyInvoiced(f"Bill {bill_id!r} has been invoiced and can no longer be cancelled.")
+                       if bill.invoiced else
+                       PeriodClosed(f"Bill {bill_id!r} belongs to the period {bill.period_start.isoformat()}, "
+                                    "which is being closed; it can no longer be cancelled."))
+            db.session.rollback()
+            raise refusal
+        updated = db.session.execute(
+            sa.update(Bill)
+            .where(Bill.id == bill.id, Bill.period_start == bill.period_start,
+                   Bill.status.in_(BILL_STATES.sources("cancelled")))
+            .values(status="cancelled", cancelled_at=now)
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+        if updated:
+            return get_bill(principal, bill_id)
+        # changed meanwhile (a concurrent cancel won): look again
 
 
 # --- free trials -------------------------------------------------------------------------

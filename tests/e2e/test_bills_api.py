@@ -223,16 +223,28 @@ def test_cancelling_a_pending_bill(provider, clock):
     assert provider.delete(f"/v1/bills/{bill['id']}").json["status"] == "cancelled"  # idempotent
 
 
-def test_an_invoiced_bill_cannot_be_cancelled(app, provider):
-    from aggregator.db import db
-    from aggregator.ingest.models import Bill
-
+def test_an_invoiced_bill_cannot_be_cancelled(tenant, provider):
     bill = post_bill(provider).json
-    with app.app_context():  # the period close (a later use case) marks bills invoiced
-        db.session.execute(db.update(Bill).where(Bill.id == bill["id"]).values(status="invoiced"))
-        db.session.commit()
+    advance = tenant.admin["test"].post("/v1/test_clock/advance", {"to": "2026-11-25T00:00:00+00:00"})
+    assert advance.status_code == 200 and advance.json["ran"]["closes"][0]["invoices_created"] == 1
+    assert provider.get(f"/v1/bills/{bill['id']}").json["status"] == "invoiced"
+    assert [b["id"] for b in provider.get("/v1/bills?status=invoiced").json["data"]] == [bill["id"]]
+    assert provider.get("/v1/bills?status=pending").json["data"] == []
     response = provider.delete(f"/v1/bills/{bill['id']}")
     assert response.status_code == 409 and response.json["error"]["code"] == "bill_already_invoiced"
+
+
+def test_a_bill_cannot_be_cancelled_once_its_period_is_closing(tenant, provider):
+    """A customer waiting for an FX rate has no invoice yet, but its bills are frozen too."""
+    bill = post_bill(provider, currency="USD", amount="5.00").json
+    advance = tenant.admin["test"].post("/v1/test_clock/advance", {"to": "2026-11-25T00:00:00+00:00"})
+    assert advance.json["ran"]["closes"][0]["status"] == "closing"
+    assert provider.get(f"/v1/bills/{bill['id']}").json["status"] == "pending"
+    response = provider.delete(f"/v1/bills/{bill['id']}")
+    assert response.status_code == 409 and response.json["error"]["code"] == "period_closed"
+    late = post_bill(provider, key="late").json
+    assert late["period"] == "2026-11-25"
+    assert provider.delete(f"/v1/bills/{late['id']}").json["status"] == "cancelled"
 
 
 def test_admins_read_every_providers_bills_but_cannot_submit(tenant, provider):

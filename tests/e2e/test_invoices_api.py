@@ -115,6 +115,26 @@ def test_foreign_currency_bills_wait_for_a_rate_then_convert(shop):
     assert "$10.00 at 1.52345" in pdf_text(shop, invoice)
 
 
+def test_converted_bills_are_rounded_line_by_line_and_the_lines_add_up(shop):
+    """0.05 USD at 1.5 is 0.075 -> 0.08 AUD per bill: three such bills are 0.24, not 0.23 (the
+    close sums equal foreign amounts and converts each once); the derived lines show the same."""
+    admin = shop.admin["test"]
+    admin.put("/v1/fx_rates", {"base": "USD", "quote": "AUD", "rate": "1.5", "effective_date": "2026-10-01"})
+    admin.put("/v1/fx_rates", {"base": "EUR", "quote": "AUD", "rate": "1.65", "effective_date": "2026-10-01"})
+    for i in range(3):
+        send(shop.apps[i % 2], f"usd{i}", amount="0.05", currency="USD")
+    send(shop.apps[0], "usd-big", amount="10.01", currency="USD")  # 15.015 -> 15.02
+    send(shop.apps[1], "eur", amount="-1.00", currency="EUR")  # -1.65
+    send(shop.apps[0], "aud", amount="2.00")
+    assert advance(shop)["ran"]["closes"][0]["status"] == "closed"
+    invoice = admin.get("/v1/invoices").json["data"][0]
+    assert invoice["subtotal"] == "15.61"  # 0.24 + 15.02 - 1.65 + 2.00
+    assert sorted(l["amount"] for l in invoice["lines"]) == sorted(
+        ["0.08", "0.08", "0.08", "15.02", "-1.65", "2.00"])
+    assert {l["fx_rate"] for l in invoice["lines"] if l["original_currency"]} == {"1.5", "1.65"}
+    assert admin.get(f"/v1/invoices/{invoice['id']}").json == invoice
+
+
 def test_fx_rates_are_validated(shop):
     admin = shop.admin["test"]
     for body, field in [({"base": "USD", "quote": "AUD", "rate": "0", "effective_date": "2026-11-01"}, "rate"),
@@ -181,10 +201,27 @@ def test_voiding_releases_the_bills(shop):
     assert refused.status_code == 422 and "reason" in refused.json["error"]["fields"]
     voided = admin.post(f"/v1/invoices/{invoice['id']}/void", {"reason": "Billed in error"}).json
     assert voided["status"] == "void" and voided["void_reason"] == "Billed in error"
+    assert voided["lines"] == invoice["lines"] and [l["bill"] for l in voided["lines"]] == [bill["id"]]
     released = shop.apps[0].get(f"/v1/bills/{bill['id']}").json
     assert released["status"] == "pending" and released["period"] == "2026-11-25"
     assert shop.apps[0].delete(f"/v1/bills/{bill['id']}").json["status"] == "cancelled"
+    assert admin.get(f"/v1/invoices/{invoice['id']}").json["lines"] == invoice["lines"]  # frozen
     assert admin.post(f"/v1/invoices/{invoice['id']}/finalize").status_code == 409
+
+
+def test_a_voided_invoices_bills_are_invoiced_again_in_the_next_period(shop):
+    admin = shop.admin["test"]
+    send(shop.apps[0], "refund", amount="-30.00", description="Refund")
+    advance(shop)
+    first = admin.get("/v1/invoices").json["data"][0]
+    assert first["carried_credit"] == "30.00"
+    admin.post(f"/v1/invoices/{first['id']}/void", {"reason": "Wrong customer"})
+    send(shop.apps[1], "sms", amount="50.00", revenue_share=False)
+    advance(shop, "2026-12-26T00:00:00+00:00")
+    second = admin.get("/v1/invoices?period=2026-11-25").json["data"][0]
+    assert sorted(l["amount"] for l in second["lines"]) == ["-30.00", "50.00"]
+    assert (second["subtotal"], second["total"]) == ("20.00", "22.00")
+    assert [l["kind"] for l in second["lines"]] == ["bill", "bill"]  # the withdrawn credit is not applied
 
 
 def test_bill_content_is_escaped_and_fetches_nothing(shop):

@@ -32,15 +32,16 @@ def _sql(app, statement: str, **params):
         return rows
 
 
-def _seed(app, tenant_id: str, customers: int, bills_each: int) -> str:
+def _seed(app, tenant_id: str, customers: int, bills_each: int, provider: str | None = None) -> str:
     """Customers and pending test-mode bills in the period, written directly (fast)."""
     from aggregator.db import db, new_id
 
     with app.app_context():
-        provider = new_id("prov")
-        db.session.execute(sa.text(
-            "INSERT INTO providers (id, tenant_id, livemode, name, revenue_share_rate, created_at) "
-            "VALUES (:id, :t, false, 'Seeded app', '0.3', now())"), {"id": provider, "t": tenant_id})
+        if provider is None:
+            provider = new_id("prov")
+            db.session.execute(sa.text(
+                "INSERT INTO providers (id, tenant_id, livemode, name, revenue_share_rate, created_at) "
+                "VALUES (:id, :t, false, 'Seeded app', '0.3', now())"), {"id": provider, "t": tenant_id})
         rows, bills = [], []
         for c in range(customers):
             cid = new_id("cus")
@@ -63,18 +64,23 @@ def _seed(app, tenant_id: str, customers: int, bills_each: int) -> str:
     return provider
 
 
+INVOICED_BILLS = (  # a bill's invoice: the live one of its customer and period (derived lines)
+    "SELECT b.id, b.amount, i.id AS invoice_id FROM bills b JOIN invoices i ON i.tenant_id = b.tenant_id "
+    "AND i.livemode = b.livemode AND i.customer_id = b.customer_id AND i.period_start = b.period_start "
+    "AND i.status <> 'void' WHERE b.tenant_id = :t AND b.status = 'pending'")
+
+
 def _assert_exactly_once(app, tenant_id: str, customers: int, bills: int) -> None:
     invoices = _sql(app, "SELECT count(*), count(DISTINCT customer_id) FROM invoices WHERE tenant_id = :t",
                     t=tenant_id)[0]
     assert tuple(invoices) == (customers, customers)
-    lines = _sql(app, "SELECT count(*), count(DISTINCT l.bill_id) FROM invoice_lines l "
-                      "JOIN invoices i ON i.id = l.invoice_id WHERE i.tenant_id = :t", t=tenant_id)[0]
-    assert tuple(lines) == (bills, bills)
-    pending = _sql(app, "SELECT count(*) FROM bills WHERE tenant_id = :t AND status <> 'invoiced'", t=tenant_id)
-    assert pending[0][0] == 0
-    mismatched = _sql(app, "SELECT count(*) FROM bills b JOIN invoice_lines l ON l.bill_id = b.id "
-                           "WHERE b.tenant_id = :t AND b.invoice_id <> l.invoice_id", t=tenant_id)
-    assert mismatched[0][0] == 0
+    invoiced = _sql(app, f"SELECT count(*), count(DISTINCT id) FROM ({INVOICED_BILLS}) x", t=tenant_id)[0]
+    assert tuple(invoiced) == (bills, bills)
+    assert _sql(app, "SELECT count(*) FROM bills WHERE tenant_id = :t", t=tenant_id)[0][0] == bills
+    wrong_totals = _sql(app, f"SELECT count(*) FROM invoices i JOIN (SELECT invoice_id, sum(amount) AS s "
+                             f"FROM ({INVOICED_BILLS}) x GROUP BY invoice_id) b ON b.invoice_id = i.id "
+                             "WHERE i.subtotal <> b.s OR i.total <> b.s + i.tax", t=tenant_id)
+    assert wrong_totals[0][0] == 0
     numbers = [r[0] for r in _sql(app, "SELECT number FROM invoices WHERE tenant_id = :t ORDER BY number",
                                   t=tenant_id)]
     assert numbers == [f"INV-2026-{n:06d}" for n in range(1, customers + 1)]  # gapless
@@ -167,13 +173,65 @@ def test_bills_posted_while_the_period_closes_are_invoiced_exactly_once(postgres
     later = [b["id"] for b in accepted if b["period"] != PERIOD]
     assert in_period and later, "the close should have happened while bills were posted"
     tenant.admin["test"].post(f"/v1/periods/{PERIOD}/close")
-    lines = _sql(app, "SELECT l.bill_id FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
-                      "WHERE i.tenant_id = :t AND i.period_start = :s", t=tenant.id, s=PERIOD)
-    invoiced = [r[0] for r in lines]
+    invoiced = [r[0] for r in _sql(app, INVOICED_BILLS, t=tenant.id)]
     assert sorted(invoiced) == sorted(in_period)  # each exactly once
-    statuses = dict(_sql(app, "SELECT status, count(*) FROM bills WHERE tenant_id = :t GROUP BY status",
-                         t=tenant.id))
-    assert statuses == {"invoiced": len(in_period), "pending": len(later)}
+    subtotals = _sql(app, "SELECT sum(subtotal) FROM invoices WHERE tenant_id = :t AND period_start = :s",
+                     t=tenant.id, s=PERIOD)[0][0]
+    assert subtotals == 100 * len(in_period)  # every accepted bill counted in its invoice's total
+    caller = Caller(app.test_client(), provider.key)
+    for status, expected in (("invoiced", in_period), ("pending", later)):  # as the API shows them
+        assert sorted(_all_bill_ids(caller, status)) == sorted(expected)
+
+
+def _all_bill_ids(caller, status: str) -> list[str]:
+    ids, after = [], ""
+    while True:
+        page = caller.get(f"/v1/bills?status={status}&limit=100" + (f"&starting_after={after}" if after else "")).json
+        ids += [b["id"] for b in page["data"]]
+        if not page["has_more"]:
+            return ids
+        after = ids[-1]
+
+
+def test_bills_cancelled_while_the_period_closes_are_either_cancelled_or_invoiced(postgres_only, app, tenant):
+    """Cancels race the close: each bill ends either cancelled (out of every invoice) or refused
+    with 409 and invoiced; each invoice's total is exactly its uncancelled bills."""
+    provider = tenant.provider()
+    _seed(app, tenant.id, customers=400, bills_each=2, provider=provider.id)
+    bill_ids = [r[0] for r in _sql(app, "SELECT id FROM bills WHERE tenant_id = :t ORDER BY customer_id, id",
+                                   t=tenant.id)]
+    outcomes: dict[str, int] = {}
+    started = threading.Event()
+
+    def cancel(worker: int):
+        caller = Caller(app.test_client(), provider.key)
+        for n, bill_id in enumerate(bill_ids[worker::4]):
+            if n == 10:
+                started.set()
+            response = caller.delete(f"/v1/bills/{bill_id}")
+            assert response.status_code in (200, 409), response.json
+            if response.status_code == 409:
+                assert response.json["error"]["code"] in ("period_closed", "bill_already_invoiced")
+            outcomes[bill_id] = response.status_code
+
+    threads = [threading.Thread(target=cancel, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    started.wait(10)
+    report = _close(app, tenant.id, chunk=10)
+    for t in threads:
+        t.join()
+    cancelled = {b for b, status in outcomes.items() if status == 200}
+    refused = {b for b, status in outcomes.items() if status == 409}
+    assert cancelled and refused, "the cancels should have raced the close"
+    assert report.status == "closed"
+    statuses = dict(_sql(app, "SELECT id, status FROM bills WHERE tenant_id = :t", t=tenant.id))
+    assert {b for b, s in statuses.items() if s == "cancelled"} == cancelled
+    assert set(r[0] for r in _sql(app, INVOICED_BILLS, t=tenant.id)) == set(bill_ids) - cancelled
+    wrong = _sql(app, "SELECT count(*) FROM invoices i WHERE i.tenant_id = :t AND i.subtotal <> ("
+                      "SELECT sum(b.amount) FROM bills b WHERE b.customer_id = i.customer_id "
+                      "AND b.period_start = i.period_start AND b.status = 'pending')", t=tenant.id)
+    assert wrong[0][0] == 0
 
 
 def test_finalizing_one_invoice_twice_at_once_uses_one_number(postgres_only, app, tenant):

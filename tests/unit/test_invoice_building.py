@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.consolidate.invoices import (BillItem, CreditItem, MissingRates, build_invoice,
-                                             tax_rate_for, totals)
+from aggregator.consolidate.invoices import (BillItem, BillTotal, CreditItem, MissingRates, build_invoice,
+                                             summarize_invoice, tax_rate_for, totals)
 
 
 def bill(id, amount, currency="AUD", provider="prov_b"):
@@ -81,3 +81,48 @@ def test_a_conversion_beyond_any_storable_amount_is_a_money_error():
 
     with pytest.raises(MoneyError):
         convert(10**14, "USD", "KWD", Decimal(1_000_000))
+
+
+def grouped_as_the_close_reads_them(bills, currency):
+    """Per currency; bills in another currency also per amount (the close's GROUP BY)."""
+    groups: dict[tuple[str, int | None], list[int]] = {}
+    for b in bills:
+        groups.setdefault((b.currency, None if b.currency == currency else b.amount), []).append(b.amount)
+    return [BillTotal(c, sum(amounts), len(amounts)) for (c, _), amounts in groups.items()]
+
+
+CURRENCIES = ["AUD", "USD", "JPY", "KWD"]
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(CURRENCIES),
+       st.lists(st.tuples(st.sampled_from(CURRENCIES), st.integers(-10**7, 10**7) | st.sampled_from([1, 5, -5, 995])),
+                min_size=1, max_size=40),
+       st.lists(st.tuples(st.integers(1, 10**6), st.sampled_from(CURRENCIES)), max_size=3),
+       st.dictionaries(st.tuples(st.sampled_from(CURRENCIES), st.sampled_from(CURRENCIES)),
+                       st.decimals(min_value=Decimal("0.000001"), max_value=1000, places=6), max_size=16),
+       st.decimals(min_value=0, max_value=Decimal("0.3"), places=4))
+def test_the_close_totals_from_sums_equal_the_invoice_built_line_by_line(currency, raw, raw_credits, rates, tax):
+    bills = [BillItem(f"b{i}", f"prov_{i % 3}", amount, cur, "x") for i, (cur, amount) in enumerate(raw)]
+    credits = [CreditItem(f"cred_{i}", amount, cur, "Credit") for i, (amount, cur) in enumerate(raw_credits)]
+    from aggregator.money import MoneyError
+
+    grouped = grouped_as_the_close_reads_them(bills, currency)
+    try:
+        draft = build_invoice(currency, tax, bills, credits, rates)
+    except MoneyError:  # a conversion beyond any storable amount
+        with pytest.raises(MoneyError):
+            summarize_invoice(currency, tax, grouped, credits, rates)
+        return
+    except MissingRates as missing:
+        with pytest.raises(MissingRates) as same:
+            summarize_invoice(currency, tax, grouped, credits, rates)
+        assert same.value.pairs == missing.pairs
+        return
+    summary = summarize_invoice(currency, tax, grouped, credits, rates)
+    assert summary.totals == draft.totals
+    assert summary.credit_lines == tuple(l for l in draft.lines if l.kind == "credit")
+    assert summary.rates == {l.original_currency: l.fx_rate for l in draft.lines if l.original_currency}
+    # the lines derived on read with the recorded rates are the ones the totals came from
+    recorded = {(base, currency): rate for base, rate in summary.rates.items()}
+    assert build_invoice(currency, tax, bills, credits, recorded) == draft
