@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -21,13 +23,15 @@ _mode = click.option("--mode", type=click.Choice(["live", "test"]), default="liv
 @click.option("--chunk", default=service.CHUNK_CUSTOMERS, show_default=True,
               help="Customers invoiced per transaction.")
 @click.option("--no-pdf", is_flag=True, help="Close only; render PDFs later.")
-def close(tenant_id, mode, start, chunk, no_pdf):
+@click.option("--render-processes", default=os.cpu_count() or 1, show_default=True,
+              help="Worker processes rendering PDFs (one document at a time each).")
+def close(tenant_id, mode, start, chunk, no_pdf, render_processes):
     """Close one ended period (idempotent: safe to run again), then render its PDFs."""
     clock = current_app.extensions["aggregator.clocks"].for_tenant(tenant_id, mode == "live")
     report = service.close_period(tenant_id, mode == "live", start.date(), clock.now(), chunk=chunk)
     if not no_pdf:
         report.pdfs = service.render_pdfs(tenant_id, mode == "live", current_app.extensions["aggregator.renderer"],
-                                          current_app.extensions["aggregator.storage"])
+                                          current_app.extensions["aggregator.storage"], processes=render_processes)
     click.echo(json.dumps({"period": report.period, "status": report.status,
                            "invoices_created": report.invoices_created,
                            "customers_waiting": report.customers_waiting,

@@ -27,6 +27,10 @@ LINKS_OWN_STYLESHEET = frozenset({"invoice_v1.html"})
 class InvoiceRenderer(Protocol):
     def render(self, template: str, context: Mapping[str, Any]) -> bytes: ...
 
+    def render_many(self, jobs: Sequence[tuple[str, Mapping[str, Any]]],
+                    processes: int = 1) -> list[bytes | Exception]:
+        """Each job's PDF, or the exception that stopped it, in order."""
+
 
 def confined_fetcher(root: Path):
     """A WeasyPrint URL fetcher that serves regular files under `root` (after resolving links

@@ -596,10 +596,14 @@ def invoice_document_for(invoice: Invoice) -> dict:
 
 
 def render_pdfs(tenant_id: str, livemode: bool, renderer, storage, limit: int | None = None,
-                only: list[str] | None = None) -> RenderReport:
+                only: list[str] | None = None, processes: int = 1) -> RenderReport:
     """Render the PDF of every finalized invoice that has none yet. A failure is recorded on the
     invoice and retried by the next run; it never blocks finalization. Once stored, a PDF is
-    never replaced (the conditional update keeps the first one that was recorded)."""
+    never replaced (the conditional update keeps the first one that was recorded).
+
+    Invoices go to the renderer in batches (`render_many`): with `processes` > 1 each batch is
+    rendered on that many cores; documents are built and results stored here, one batch in
+    memory at a time."""
     report = RenderReport()
     query = (sa.select(Invoice.id).where(Invoice.tenant_id == tenant_id, Invoice.livemode == livemode,
                                          Invoice.number.is_not(None), Invoice.pdf_sha256.is_(None))
@@ -607,26 +611,49 @@ def render_pdfs(tenant_id: str, livemode: bool, renderer, storage, limit: int | 
     if only is not None:
         query = query.where(Invoice.id.in_(only))
     ids = db.session.scalars(query.limit(limit) if limit else query).all()
-    for invoice_id in ids:
-        invoice = db.session.get(Invoice, invoice_id)
-        mode = "live" if livemode else "test"
-        try:
-            pdf = renderer.render(invoice.template, invoice_document_for(invoice))
-            digest = hashlib.sha256(pdf).hexdigest()
-            key = f"invoices/{tenant_id}/{mode}/{invoice_id}-{digest[:16]}.pdf"
-            storage.put(key, pdf)
-        except Exception as exc:  # renderer or storage trouble: record it, carry on, retry later
-            log.exception("rendering or storing the PDF of invoice %s failed", invoice_id)
-            invoice.pdf_error = f"{type(exc).__name__}: {exc}"[:500]
-            db.session.commit()
-            report.failed += 1
-            continue
-        db.session.execute(sa.update(Invoice).where(Invoice.id == invoice_id, Invoice.pdf_sha256.is_(None))
-                           .values(pdf_path=key, pdf_sha256=digest, pdf_error=None)
-                           .execution_options(synchronize_session=False))
-        db.session.commit()
-        report.rendered += 1
+    batch = RENDER_BATCH_PER_PROCESS * max(1, processes)
+    for first in range(0, len(ids), batch):
+        invoices = [db.session.get(Invoice, invoice_id) for invoice_id in ids[first:first + batch]]
+        jobs, built = [], []
+        for invoice in invoices:
+            try:
+                jobs.append((invoice.template, invoice_document_for(invoice)))
+                built.append(invoice)
+            except Exception as exc:  # a document that cannot be built: recorded like a failed render
+                _record_pdf_failure(invoice, exc, report)
+        for invoice, result in zip(built, renderer.render_many(jobs, processes=processes)):
+            _store_pdf(tenant_id, livemode, invoice, result, storage, report)
     return report
+
+
+RENDER_BATCH_PER_PROCESS = 100  # invoices per worker process per batch
+
+
+def _store_pdf(tenant_id: str, livemode: bool, invoice: Invoice, result: bytes | Exception, storage,
+               report: RenderReport) -> None:
+    if isinstance(result, Exception):
+        _record_pdf_failure(invoice, result, report)
+        return
+    digest = hashlib.sha256(result).hexdigest()
+    key = f"invoices/{tenant_id}/{'live' if livemode else 'test'}/{invoice.id}-{digest[:16]}.pdf"
+    try:
+        storage.put(key, result)
+    except Exception as exc:  # storage trouble: record it, carry on, retry later
+        _record_pdf_failure(invoice, exc, report)
+        return
+    db.session.execute(sa.update(Invoice).where(Invoice.id == invoice.id, Invoice.pdf_sha256.is_(None))
+                       .values(pdf_path=key, pdf_sha256=digest, pdf_error=None)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+    report.rendered += 1
+
+
+def _record_pdf_failure(invoice: Invoice, exc: BaseException, report: RenderReport) -> None:
+    log.error("rendering or storing the PDF of invoice %s failed: %s: %s", invoice.id, type(exc).__name__, exc,
+              exc_info=exc)
+    invoice.pdf_error = f"{type(exc).__name__}: {exc}"[:500]
+    db.session.commit()
+    report.failed += 1
 
 
 def invoice_pdf(principal: Principal, invoice_id: str, storage) -> bytes:

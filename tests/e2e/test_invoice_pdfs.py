@@ -7,7 +7,7 @@ import pytest
 from pypdf import PdfReader
 
 from tests.conftest import bill_body
-from tests.e2e.test_invoices_api import advance, send
+from tests.e2e.test_invoices_api import advance, pdf_text, send
 
 
 class BrokenRenderer:
@@ -15,6 +15,9 @@ class BrokenRenderer:
 
     def render(self, template, context):
         raise OSError("renderer unavailable")
+
+    def render_many(self, jobs, processes=1):
+        return [OSError("renderer unavailable") for _ in jobs]
 
 
 @pytest.fixture
@@ -37,6 +40,26 @@ def test_a_rendering_failure_does_not_block_finalization_and_is_retried(app, sho
     monkeypatch.setitem(app.extensions, "aggregator.renderer", working)
     assert advance(shop, "2026-11-25T01:00:00+00:00")["ran"]["pdfs"] == {"rendered": 1, "failed": 0}
     assert admin.get(f"/v1/invoices/{invoice['id']}/pdf").status_code == 200
+
+
+def test_many_invoices_render_on_several_processes_each_to_its_own_pdf(app, shop, monkeypatch):
+    for n in range(2, 6):
+        shop.customer(f"cust-{n}", name=f"Customer {n}")
+    for n in range(1, 6):
+        send(shop.apps[0], f"k{n}", customer=f"cust-{n}", description=f"Seats for customer {n}")
+    working = app.extensions["aggregator.renderer"]
+    monkeypatch.setitem(app.extensions, "aggregator.renderer", BrokenRenderer())
+    assert advance(shop)["ran"]["pdfs"] == {"rendered": 0, "failed": 5}
+
+    from aggregator.consolidate import service
+    with app.app_context():
+        report = service.render_pdfs(shop.id, False, working, app.extensions["aggregator.storage"], processes=2)
+    assert (report.rendered, report.failed) == (5, 0)
+    for invoice in shop.admin["test"].get("/v1/invoices").json["data"]:
+        text = pdf_text(shop, invoice)
+        assert invoice["number"] in text
+        customer = shop.admin["test"].get(f"/v1/customers/{invoice['customer']}").json
+        assert f"Seats for customer {customer['external_id'].removeprefix('cust-')}" in text
 
 
 def test_a_long_invoice_has_page_numbers_and_repeats_the_table_header(shop):
