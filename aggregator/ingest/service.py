@@ -1,14 +1,18 @@
 """Bill intake use cases. Each owns its transaction."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts.models import Customer, Trial
 from ..auth import Principal
+from ..consolidate import periods as P
+from ..consolidate.models import PeriodRecord
 from ..consolidate.service import claim_open_period
 from ..db import db, dialect_insert, new_id, run
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
@@ -45,7 +49,46 @@ def view(bill: Bill) -> BillView:
 
 
 def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Outcome:
-    return record_bills(principal, [request], now)[0]
+    """Store one bill once. The usual case, a new bill for a known customer while the period of
+    `now` is open, is one statement; anything else (a replay, a conflict, a refusal, the first
+    bill of a period, a period closing) is settled by record_bills."""
+    period_start = P.period_containing(now, principal.period_anchor_day, principal.timezone).start
+    row = _row(principal, request, None, period_start, now)
+    if run(_insert_if_open(db.session.get_bind().dialect.name, request.revenue_share),
+           {**row, "customer": request.customer}).first() is None:
+        return record_bills(principal, [request], now)[0]
+    db.session.commit()
+    return Outcome(bill=_view_of_row(row, request))
+
+
+@functools.cache
+def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
+    """INSERT the bill (parameters as _row makes them, plus the customer's external_id as
+    `customer`) if its customer exists in the tenant and mode, is not in this provider's free
+    trial (for a revenue-share bill), and its period row is open; nothing otherwise, nor when the
+    idempotency key is already stored. On PostgreSQL the period row is share-locked until commit,
+    as claim_open_period does, so the close cannot mark it closing while the bill goes in; SQLite
+    takes its database write lock for the INSERT before it reads the period."""
+    bills, customers, periods = Bill.__table__, Customer.__table__, PeriodRecord.__table__
+    names = [c.name for c in bills.columns if c.name not in ("customer_id", "invoice_id", "cancelled_at")]
+    values = [customers.c.id if name == "customer_id" else sa.bindparam(name, type_=bills.c[name].type)
+              for name in ["customer_id", *names]]
+    query = sa.select(*values).select_from(customers.join(periods, sa.and_(
+        periods.c.tenant_id == customers.c.tenant_id, periods.c.livemode == customers.c.livemode))).where(
+        customers.c.tenant_id == sa.bindparam("tenant_id"), customers.c.livemode == sa.bindparam("livemode"),
+        customers.c.external_id == sa.bindparam("customer"),
+        periods.c.start == sa.bindparam("period_start"), periods.c.status == "open")
+    if revenue_share:
+        trials = Trial.__table__
+        query = query.where(~sa.exists().where(
+            trials.c.customer_id == customers.c.id, trials.c.provider_id == sa.bindparam("provider_id"),
+            trials.c.ends_at > sa.bindparam("received_at")))
+    if dialect == "postgresql":
+        query = query.with_for_update(read=True, of=periods)
+    insert = postgresql.insert(bills) if dialect == "postgresql" else sqlite.insert(bills)
+    return (insert.from_select(["customer_id", *names], query)
+            .on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
+            .returning(bills.c.id))
 
 
 def record_bills(principal: Principal, requests: Sequence[BillRequest], now: datetime) -> list[Outcome]:
