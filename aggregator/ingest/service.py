@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Sequence
@@ -122,11 +123,7 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
     created: set[str] = set()
     if rows:
         rows.sort(key=lambda row: row["idempotency_key"])  # one lock order across workers
-        table = Bill.__table__
-        stmt = (dialect_insert(table)
-                .on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
-                .returning(table.c.idempotency_key))
-        created = set(run(stmt, rows).scalars().all())
+        created = _insert_new(rows)
 
     by_key = {row["idempotency_key"]: row for row in rows}
     # A key already stored decides, even for a request refused above: a retry of a stored bill
@@ -150,6 +147,36 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
             outcomes[i] = _replay_or_conflict(existing.fingerprint, view(existing), request)
     db.session.commit()
     return outcomes  # type: ignore[return-value]
+
+
+def _insert_new(rows: list[dict]) -> set[str]:
+    """INSERT the rows (as _row makes them, of one tenant, mode, provider, time and period) whose
+    idempotency key is not stored yet, in the given order; -> the keys inserted. PostgreSQL gets
+    one short statement over arrays: as a 17,000-parameter INSERT, 1,000 bills cost more to
+    convert in psycopg than to store. SQLite gets the same INSERT, one row at a time."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        table = Bill.__table__
+        stmt = (dialect_insert(table)
+                .on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
+                .returning(table.c.idempotency_key))
+        return set(run(stmt, rows).scalars().all())
+    first = rows[0]
+    params = {name: first[name] for name in _SAME_FOR_ALL}
+    params.update({name: [row[name] for row in rows] for name in _PER_BILL})
+    params["metadata"] = [json.dumps(row["metadata"]) for row in rows]
+    return set(run(_INSERT_ARRAYS, params).scalars().all())
+
+
+_SAME_FOR_ALL = ("tenant_id", "livemode", "provider_id", "status", "received_at", "period_start")
+_PER_BILL = {"id": "varchar", "customer_id": "varchar", "idempotency_key": "varchar", "fingerprint": "bytea",
+             "amount": "bigint", "currency": "varchar", "revenue_share": "boolean", "description": "varchar",
+             "service_period_start": "date", "service_period_end": "date", "metadata": "json"}
+_INSERT_ARRAYS = sa.text(
+    f"INSERT INTO bills ({', '.join([*_SAME_FOR_ALL, *_PER_BILL])}) "
+    "SELECT CAST(:tenant_id AS varchar), CAST(:livemode AS boolean), CAST(:provider_id AS varchar), "
+    "CAST(:status AS varchar), CAST(:received_at AS timestamptz), CAST(:period_start AS date), v.* "
+    f"FROM unnest({', '.join(f'CAST(:{name} AS {type_}[])' for name, type_ in _PER_BILL.items())}) AS v "
+    "ON CONFLICT (provider_id, idempotency_key) DO NOTHING RETURNING idempotency_key")
 
 
 def _replay_or_conflict(stored_fingerprint: bytes, stored: BillView, request: BillRequest) -> Outcome:
