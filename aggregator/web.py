@@ -93,6 +93,10 @@ def _nul_path(value, path: str = "") -> str | None:
     return None
 
 
+def _may_hold_nul(body: bytes) -> bool:
+    return b"\x00" in body or b"\\u0000" in body
+
+
 def refuse_nul_characters(app: Flask) -> None:
     """PostgreSQL text cannot hold NUL; refuse it at the door rather than fail deep inside."""
 
@@ -103,7 +107,9 @@ def refuse_nul_characters(app: Flask) -> None:
         for name, value in request.args.items(multi=True):
             if "\x00" in name or "\x00" in value:
                 raise InvalidInput.on(name, "NUL characters are not allowed.")
-        if request.is_json:
+        # A NUL can only reach a parsed JSON string as the escape \u0000, or as a NUL byte of the
+        # body (UTF-16/32 bodies have many): without either, nothing needs walking.
+        if request.is_json and _may_hold_nul(request.get_data(cache=True)):
             found = _nul_path(request.get_json(silent=True))
             if found:
                 raise InvalidInput.on(found, "NUL characters are not allowed.")

@@ -46,3 +46,13 @@ def test_absurd_exchange_rates_are_refused(tenant, rate):
                                    "starting_after=" + "x" * 500, "status=bogus"])
 def test_bad_invoice_list_queries_are_422(tenant, query):
     assert tenant.admin["test"].get(f"/v1/invoices?{query}").status_code == 422
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_nul_characters_are_refused_in_any_json_encoding(provider, encoding):
+    import json
+
+    data = json.dumps(bill_body(description="a\x00b"), ensure_ascii=encoding == "utf-8").encode(encoding)
+    response = provider.post("/v1/bills", data=data, headers={"Idempotency-Key": "k",
+                                                              "Content-Type": "application/json"})
+    assert response.status_code == 422 and "description" in response.json["error"]["fields"]
