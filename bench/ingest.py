@@ -744,7 +744,7 @@ def parse_args(argv=None):
     p.add_argument("--database-url", default=None,
                    help=f"PostgreSQL database to DROP and recreate (default {DEFAULT_URL}, "
                         "or .../aggregator_bench_quick with --quick)")
-    p.add_argument("--workers", type=int, default=cores + 1, help="gunicorn workers")
+    p.add_argument("--workers", type=int, default=cores, help="gunicorn workers")
     p.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"],
                    help="gthread keeps connections alive (as bin/start serves); sync closes each")
     p.add_argument("--threads", type=int, default=4, help="threads per worker (gthread only)")
