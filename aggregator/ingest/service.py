@@ -15,7 +15,7 @@ from ..auth import Principal
 from ..consolidate import periods as P
 from ..consolidate.models import PeriodRecord
 from ..consolidate.service import claim_open_period
-from ..db import db, dialect_insert, new_id, run
+from ..db import db, dialect_insert, new_id, run, run_prepared
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .bills import BillRequest, BillView
@@ -55,8 +55,8 @@ def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Ou
     bill of a period, a period closing) is settled by record_bills."""
     period_start = P.period_containing(now, principal.period_anchor_day, principal.timezone).start
     row = _row(principal, request, None, period_start, now)
-    if run(_insert_if_open(db.session.get_bind().dialect.name, request.revenue_share),
-           {**row, "customer": request.customer}).first() is None:
+    if run_prepared(_insert_if_open(db.session.get_bind().dialect.name, request.revenue_share),
+                    {**row, "customer": request.customer}).fetchone() is None:
         return record_bills(principal, [request], now)[0]
     db.session.commit()
     return Outcome(bill=_view_of_row(row, request))
