@@ -71,7 +71,7 @@ def authenticate(header: str | None) -> Principal:
         )
     presented = header[len("Bearer "):].strip()
     digest = hash_key(presented)
-    row = run_prepared(_KEY_LOOKUP(), {"digest": digest}).fetchone()
+    row = run_prepared(_KEY_LOOKUP(), {"digest": digest}, whole=True).fetchone()
     if row is None:
         raise Unauthenticated("Invalid or revoked API key.")
     key_id, tenant_id, livemode, role, provider_id, key_hash, anchor_day, timezone = row

@@ -56,9 +56,9 @@ def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Ou
     period_start = P.period_containing(now, principal.period_anchor_day, principal.timezone).start
     row = _row(principal, request, None, period_start, now)
     if run_prepared(_insert_if_open(db.session.get_bind().dialect.name, request.revenue_share),
-                    {**row, "customer": request.customer}).fetchone() is None:
+                    {**row, "customer": request.customer}, whole=True).fetchone() is None:
         return record_bills(principal, [request], now)[0]
-    db.session.commit()
+    db.session.commit()  # on PostgreSQL usually done already: the INSERT was its own transaction
     return Outcome(bill=_view_of_row(row, request))
 
 
