@@ -56,3 +56,17 @@ def test_nul_characters_are_refused_in_any_json_encoding(provider, encoding):
     response = provider.post("/v1/bills", data=data, headers={"Idempotency-Key": "k",
                                                               "Content-Type": "application/json"})
     assert response.status_code == 422 and "description" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("escaped", [True, False])
+def test_unpaired_surrogates_are_refused_not_a_500(provider, escaped):
+    surrogate = "\\ud800" if escaped else "\ud800"  # a JSON escape, or raw (CESU-8 bytes)
+    single = ('{"customer": "cust-1", "amount": "1.00", "currency": "AUD", "revenue_share": true, '
+              f'"description": "a{surrogate}b"}}').encode("utf-8", "surrogatepass")
+    response = provider.post("/v1/bills", data=single, headers={"Idempotency-Key": "k",
+                                                                "Content-Type": "application/json"})
+    assert response.status_code == 422 and "description" in response.json["error"]["fields"]
+    batch = ('{"bills": [{"idempotency_key": "k", "customer": "cust-1", "amount": "1.00", "currency": "AUD", '
+             f'"revenue_share": true, "metadata": {{"{surrogate}": "x"}}}}]}}').encode("utf-8", "surrogatepass")
+    response = provider.post("/v1/bills/batch", data=batch, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "bills.0.metadata" in response.json["error"]["fields"]
