@@ -154,8 +154,7 @@ def _insert_new(rows: list[dict]) -> set[str]:
     idempotency key is not stored yet, in the given order; -> the keys inserted. PostgreSQL gets
     one short statement with the bills as one JSON parameter, an array of arrays (as a
     17,000-parameter INSERT, or as 11 arrays, 1,000 bills cost more to convert in psycopg than
-    to store). SQLite gets the same
-    INSERT, one row at a time."""
+    to store). SQLite gets the same INSERT, one row at a time."""
     if db.session.get_bind().dialect.name != "postgresql":
         table = Bill.__table__
         stmt = (dialect_insert(table)
