@@ -336,3 +336,16 @@ def test_a_batch_stores_each_bill_as_it_answers_it(provider):
     assert data[1]["bill"]["service_period"] == {"start": "2026-10-01", "end": "2026-10-11"}
     assert data[0]["bill"]["service_period"] is None and data[0]["bill"]["metadata"] == {}
     assert data[2]["bill"]["metadata"] == {"order": "A-2", "note": "ü"}
+
+
+def test_a_bill_arriving_while_its_period_is_closing_goes_to_the_next_period(app, tenant, provider):
+    from aggregator.db import db
+
+    first = post_bill(provider, "before").json
+    with app.app_context():  # what the close does first, under its exclusive lock on the row
+        db.session.execute(db.text("UPDATE periods SET status = 'closing' WHERE tenant_id = :t AND start = :s"),
+                           {"t": tenant.id, "s": first["period"]})
+        db.session.commit()
+    later = post_bill(provider, "during").json
+    assert first["period"] == "2026-10-25" and later["period"] == "2026-11-25"
+    assert provider.get(f"/v1/bills/{later['id']}").json["period"] == "2026-11-25"
