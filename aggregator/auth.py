@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import g, request
 
 from .accounts.models import ApiKey, Tenant
-from .db import run
+from .db import run_prepared
 from .errors import Forbidden, Unauthenticated
 
 
@@ -71,11 +71,13 @@ def authenticate(header: str | None) -> Principal:
         )
     presented = header[len("Bearer "):].strip()
     digest = hash_key(presented)
-    row = run(_KEY_LOOKUP(), {"digest": digest}).first()
-    if row is None or not hmac.compare_digest(row.key_hash, digest):
+    row = run_prepared(_KEY_LOOKUP(), {"digest": digest}, whole=True).fetchone()
+    if row is None:
         raise Unauthenticated("Invalid or revoked API key.")
-    return Principal(row.tenant_id, row.livemode, row.role, row.provider_id, row.id,
-                     row.period_anchor_day, row.timezone)
+    key_id, tenant_id, livemode, role, provider_id, key_hash, anchor_day, timezone = row
+    if not hmac.compare_digest(bytes(key_hash), digest):
+        raise Unauthenticated("Invalid or revoked API key.")
+    return Principal(tenant_id, bool(livemode), role, provider_id, key_id, anchor_day, timezone)
 
 
 def require(role: str) -> Principal:

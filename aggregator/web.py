@@ -5,6 +5,8 @@ import functools
 from datetime import datetime
 
 from flask import Flask, current_app, g, request
+from flask_smorest import abort
+from werkzeug.exceptions import BadRequest
 
 from .auth import Principal, require_any
 from .errors import Forbidden, InvalidInput, NotFound
@@ -25,6 +27,27 @@ def requires(*roles: str):
         return wrapped
 
     return decorate
+
+
+def documents(arguments_decorator):
+    """Use a flask-smorest `blp.arguments(...)` for the OpenAPI description only: the view parses
+    the request itself (the intake hot path, where webargs' per-request work is too dear)."""
+
+    def decorate(view):
+        view._apidoc = arguments_decorator(view)._apidoc
+        return view
+
+    return decorate
+
+
+def json_body():
+    """The request's JSON body (None if it has none), or the 400 that webargs would answer."""
+    if not request.is_json:
+        return None
+    try:
+        return request.get_json()
+    except BadRequest:
+        abort(400, messages={"json": ["Invalid JSON body."]})
 
 
 def current() -> Principal:
@@ -51,10 +74,24 @@ def with_secret(obj, **secrets):
     return _WithSecret(obj, **secrets)
 
 
-def _nul_path(value, path: str = "") -> str | None:
-    """The dotted path of the first string holding a NUL character, if any."""
+def _unstorable(text: str) -> str | None:
+    """Why `text` cannot be stored as text (PostgreSQL holds no NUL; UTF-8 no unpaired
+    surrogate, which JSON's \\udXXX escapes can produce), or None."""
+    if "\x00" in text:
+        return "NUL characters are not allowed."
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Unpaired surrogate characters are not allowed."
+    return None
+
+
+def _unstorable_path(value, path: str = "") -> tuple[str, str] | None:
+    """The dotted path of the first string (or key) that cannot be stored, and why."""
     if isinstance(value, str):
-        return path or "body" if "\x00" in value else None
+        problem = _unstorable(value)
+        return (path or "body", problem) if problem else None
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
@@ -62,16 +99,24 @@ def _nul_path(value, path: str = "") -> str | None:
     else:
         return None
     for key, item in items:
-        if isinstance(key, str) and "\x00" in key:
-            return f"{path}.{key}" if path else "body"
-        found = _nul_path(item, f"{path}.{key}" if path else str(key))
+        if isinstance(key, str) and (problem := _unstorable(key)):
+            return path or "body", problem  # the object holding the key
+        found = _unstorable_path(item, f"{path}.{key}" if path else str(key))
         if found:
             return found
     return None
 
 
+def _may_hold_unstorable(body: bytes) -> bool:
+    """False when no string parsed from this JSON body can hold a NUL or an unpaired surrogate:
+    those come only from a \\u escape, a NUL byte (UTF-16/32 bodies have many) or a UTF-8
+    surrogate encoding (lead byte ED), which the JSON decoder lets through."""
+    return b"\x00" in body or b"\\u" in body or b"\xed" in body
+
+
 def refuse_nul_characters(app: Flask) -> None:
-    """PostgreSQL text cannot hold NUL; refuse it at the door rather than fail deep inside."""
+    """PostgreSQL text cannot hold NUL, nor UTF-8 an unpaired surrogate: refuse them at the door
+    rather than fail deep inside."""
 
     @app.before_request
     def _refuse_nul():
@@ -80,7 +125,7 @@ def refuse_nul_characters(app: Flask) -> None:
         for name, value in request.args.items(multi=True):
             if "\x00" in name or "\x00" in value:
                 raise InvalidInput.on(name, "NUL characters are not allowed.")
-        if request.is_json:
-            found = _nul_path(request.get_json(silent=True))
+        if request.is_json and _may_hold_unstorable(request.get_data(cache=True)):
+            found = _unstorable_path(request.get_json(silent=True))
             if found:
-                raise InvalidInput.on(found, "NUL characters are not allowed.")
+                raise InvalidInput.on(*found)

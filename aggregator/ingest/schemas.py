@@ -1,11 +1,17 @@
+"""The bill intake API's contract: marshmallow schemas (they generate the OpenAPI description and
+hold every refusal rule), plus a fast acceptance check for well-formed bills and the bill's JSON
+representation built without marshmallow, both proven equal to the schemas by the unit tests."""
 from __future__ import annotations
+
+from datetime import date
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from .. import money
 from ..errors import InvalidInput, flatten_messages
 from ..fields import reasonable_instant, AmountString, Currency, ListArgs, Metadata, StrictBoolean, text
-from .bills import BillRequest
+from .bills import BillRequest, BillView
 
 IDEMPOTENCY_KEY = validate.Length(min=1, max=255)
 
@@ -74,13 +80,15 @@ class ItemsLoadedOneByOne(fields.List):
             raise ValidationError(f"Send between 1 and {self.max_items} items.")
         results = []
         for item in value:
+            accepted = accepted_bill(item, item.get("idempotency_key") if type(item) is dict else None,
+                                     _BATCH_ITEM_FIELDS)
+            if accepted is not None:
+                results.append(accepted)
+                continue
             try:
                 results.append(self.inner.deserialize(item))
             except ValidationError as exc:
-                flat = flatten_messages(exc.messages)
-                results.append(InvalidInput(
-                    "Invalid bill: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in flat.items()),
-                    fields=flat))
+                results.append(refusal("Invalid bill", exc.messages))
         return results
 
 
@@ -139,3 +147,105 @@ class TrialSchema(Schema):
     provider = fields.String(attribute="provider_id")
     ends_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+
+# --- the fast path: well-formed bills without marshmallow's per-field machinery ------------------
+
+_BILL_FIELDS = frozenset(BillInputSchema().fields)
+_BATCH_ITEM_FIELDS = frozenset(BatchItemSchema().fields)
+_ABSENT: Any = object()
+_BILL = BillInputSchema()
+_HEADER = IdempotencyHeader()
+
+
+def accepted_bill(data: Any, idempotency_key: Any, allowed: frozenset[str] = _BILL_FIELDS) -> BillRequest | None:
+    """The BillRequest that the schemas would load from `data`, when `data` is plainly well formed;
+    None for anything else, which the schemas then judge. This never refuses anything: every rule
+    and every error message stays in the schemas above (the unit tests check that whatever this
+    accepts, the schemas load to the same request)."""
+    if type(data) is not dict or not allowed.issuperset(data) or type(idempotency_key) is not str \
+            or not 1 <= len(idempotency_key) <= 255:
+        return None
+    customer, amount = data.get("customer"), data.get("amount")
+    currency, revenue_share = data.get("currency"), data.get("revenue_share")
+    description = data.get("description", "")
+    if (type(customer) is not str or not 1 <= len(customer) <= 255 or type(amount) is not str
+            or type(currency) is not str or not currency.isascii() or type(revenue_share) is not bool
+            or type(description) is not str or len(description) > 1000):
+        return None
+    currency = currency.upper()
+    if not money.is_currency(currency):
+        return None
+    try:
+        minor = money.parse_amount(amount, currency)
+    except money.MoneyError:
+        return None
+    period = data.get("service_period")
+    if period is not None:
+        period = _service_period(period)
+        if period is None:
+            return None
+    metadata = data.get("metadata", _ABSENT)
+    if metadata is _ABSENT:
+        metadata = {}
+    elif not _plain_metadata(metadata):
+        return None
+    return BillRequest(idempotency_key, customer, minor, currency, revenue_share, description, period,
+                       dict(metadata))
+
+
+def _service_period(value: Any) -> tuple[date, date] | None:
+    if type(value) is not dict or len(value) != 2:
+        return None
+    start, end = value.get("start"), value.get("end")
+    if type(start) is not str or type(end) is not str:
+        return None
+    try:
+        start, end = date.fromisoformat(start), date.fromisoformat(end)  # what fields.Date uses
+    except ValueError:
+        return None
+    return (start, end) if start <= end else None
+
+
+def _plain_metadata(value: Any) -> bool:
+    return type(value) is dict and len(value) <= 50 and all(
+        type(k) is str and 1 <= len(k) <= 40 and type(v) is str and len(v) <= 500
+        for k, v in value.items())
+
+
+def refusal(summary: str, messages: Any) -> InvalidInput:
+    """marshmallow's messages as the 422 error naming each field (nested ones dotted)."""
+    flat = flatten_messages(messages)
+    return InvalidInput(f"{summary}: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in flat.items()),
+                        fields=flat)
+
+
+def load_bill(body: Any, idempotency_key: str | None) -> BillRequest:
+    """The body and Idempotency-Key header of `POST /v1/bills` as a BillRequest, or InvalidInput
+    naming the refused fields (the header first, as it is checked before the body)."""
+    accepted = accepted_bill(body, idempotency_key)
+    if accepted is not None:
+        return accepted
+    try:
+        header = _HEADER.load({} if idempotency_key is None else {"Idempotency-Key": idempotency_key})
+        loaded = _BILL.load({} if body is None else body)
+    except ValidationError as exc:
+        raise refusal("Invalid request", exc.messages) from None
+    return BillRequest(header["idempotency_key"], **loaded)
+
+
+# --- the bill as the API shows it, without marshmallow's dump ------------------------------------
+
+def bill_document(bill: BillView) -> dict[str, Any]:
+    """What BillSchema dumps for `bill` (the unit tests hold the two equal), built directly: the
+    intake responses show up to 1,000 bills each."""
+    period = bill.service_period
+    return {
+        "id": bill.id, "object": "bill", "status": bill.status, "customer": bill.customer,
+        "provider": bill.provider, "amount": money.format_amount(bill.amount, bill.currency),
+        "currency": bill.currency, "revenue_share": bill.revenue_share, "description": bill.description,
+        "service_period": None if period is None else {
+            "start": period["start"].isoformat(), "end": period["end"].isoformat()},
+        "metadata": bill.metadata, "received_at": bill.received_at.isoformat(),
+        "period": bill.period.isoformat(), "livemode": bill.livemode,
+    }

@@ -332,3 +332,32 @@ def test_a_stored_bill_is_replayed_even_after_its_customer_entered_a_trial(provi
     assert again.status_code == 201 and again.json["id"] == first.json["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert post_bill(provider, "sub", amount="1.00").status_code == 409
+
+
+def test_a_batch_stores_each_bill_as_it_answers_it(provider):
+    items = [{**bill_body(amount=f"{i}.50", currency=["AUD", "JPY", "KWD"][i % 3] if i % 3 == 0 else "AUD",
+                          revenue_share=bool(i % 2), description=f"item {i} é",
+                          **({"service_period": {"start": "2026-10-01", "end": f"2026-10-{10 + i:02d}"}}
+                             if i % 2 else {}),
+                          **({"metadata": {"order": f"A-{i}", "note": "ü"}} if i % 3 else {})),
+              "idempotency_key": f"mixed-{i}"} for i in range(6)]
+    data = provider.post("/v1/bills/batch", {"bills": items}).json["data"]
+    assert [d["status"] for d in data] == [201] * 6
+    for answered in data:
+        assert provider.get(f"/v1/bills/{answered['bill']['id']}").json == answered["bill"]
+    assert data[1]["bill"]["service_period"] == {"start": "2026-10-01", "end": "2026-10-11"}
+    assert data[0]["bill"]["service_period"] is None and data[0]["bill"]["metadata"] == {}
+    assert data[2]["bill"]["metadata"] == {"order": "A-2", "note": "ü"}
+
+
+def test_a_bill_arriving_while_its_period_is_closing_goes_to_the_next_period(app, tenant, provider):
+    from aggregator.db import db
+
+    first = post_bill(provider, "before").json
+    with app.app_context():  # what the close does first, under its exclusive lock on the row
+        db.session.execute(db.text("UPDATE periods SET status = 'closing' WHERE tenant_id = :t AND start = :s"),
+                           {"t": tenant.id, "s": first["period"]})
+        db.session.commit()
+    later = post_bill(provider, "during").json
+    assert first["period"] == "2026-10-25" and later["period"] == "2026-11-25"
+    assert provider.get(f"/v1/bills/{later['id']}").json["period"] == "2026-11-25"

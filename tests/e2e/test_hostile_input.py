@@ -46,3 +46,27 @@ def test_absurd_exchange_rates_are_refused(tenant, rate):
                                    "starting_after=" + "x" * 500, "status=bogus"])
 def test_bad_invoice_list_queries_are_422(tenant, query):
     assert tenant.admin["test"].get(f"/v1/invoices?{query}").status_code == 422
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_nul_characters_are_refused_in_any_json_encoding(provider, encoding):
+    import json
+
+    data = json.dumps(bill_body(description="a\x00b"), ensure_ascii=encoding == "utf-8").encode(encoding)
+    response = provider.post("/v1/bills", data=data, headers={"Idempotency-Key": "k",
+                                                              "Content-Type": "application/json"})
+    assert response.status_code == 422 and "description" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("escaped", [True, False])
+def test_unpaired_surrogates_are_refused_not_a_500(provider, escaped):
+    surrogate = "\\ud800" if escaped else "\ud800"  # a JSON escape, or raw (CESU-8 bytes)
+    single = ('{"customer": "cust-1", "amount": "1.00", "currency": "AUD", "revenue_share": true, '
+              f'"description": "a{surrogate}b"}}').encode("utf-8", "surrogatepass")
+    response = provider.post("/v1/bills", data=single, headers={"Idempotency-Key": "k",
+                                                                "Content-Type": "application/json"})
+    assert response.status_code == 422 and "description" in response.json["error"]["fields"]
+    batch = ('{"bills": [{"idempotency_key": "k", "customer": "cust-1", "amount": "1.00", "currency": "AUD", '
+             f'"revenue_share": true, "metadata": {{"{surrogate}": "x"}}}}]}}').encode("utf-8", "surrogatepass")
+    response = provider.post("/v1/bills/batch", data=batch, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "bills.0.metadata" in response.json["error"]["fields"]

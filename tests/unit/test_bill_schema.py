@@ -12,7 +12,9 @@ from marshmallow import ValidationError
 from aggregator import money
 from aggregator.ingest.bills import BillRequest
 from aggregator.errors import InvalidInput
-from aggregator.ingest.schemas import BatchItemSchema, BatchSchema, BillInputSchema
+from aggregator.ingest.bills import BillView
+from aggregator.ingest.schemas import (BatchItemSchema, BatchSchema, BillInputSchema, BillSchema,
+                                       accepted_bill, bill_document, load_bill)
 
 FEW = settings(max_examples=100, deadline=None)
 
@@ -27,6 +29,11 @@ def body(**changes) -> dict:
 
 
 def refusal(data: dict, schema=BillInputSchema) -> dict:
+    """The schema's messages; the fast path (accepted_bill) must leave the body to the schema."""
+    if schema is BillInputSchema:
+        assert accepted_bill(data, "k") is None
+    elif schema is BatchItemSchema:
+        assert accepted_bill(data, data.get("idempotency_key"), frozenset(BatchItemSchema().fields)) is None
     with pytest.raises(ValidationError) as refused:
         schema().load(data)
     return refused.value.messages
@@ -388,3 +395,118 @@ def test_an_amount_with_or_without_trailing_zeros_loads_to_the_same_fingerprint(
     shortened = canonical.rstrip("0").rstrip(".") if "." in canonical else canonical
     assert load_item(amount=canonical, currency=currency).fingerprint() == \
         load_item(amount=shortened, currency=currency).fingerprint()
+
+
+# --- the fast path agrees with the schemas -----------------------------------------------------
+
+
+def loaded_by_schema(data: dict, key: str) -> BillRequest:
+    return BillRequest(key, **BillInputSchema().load(data))
+
+
+@pytest.mark.parametrize("data", [
+    body(),
+    body(currency="aud", amount="12.5"),
+    body(amount="-5.00", revenue_share=False, description="SMS pack"),
+    body(amount="1500", currency="JPY", service_period=None),
+    body(amount="1.234", currency="KWD", metadata={"k" * 40: "v" * 500, "note": ""}),
+    body(service_period={"start": "2026-11-01", "end": "2026-11-01"}, metadata={}),
+    body(description="d" * 1000, customer="c" * 255),
+])
+def test_the_fast_path_accepts_well_formed_bills_as_the_schema_loads_them(data):
+    assert accepted_bill(data, "k") == loaded_by_schema(data, "k")
+    assert load_bill(data, "k") == loaded_by_schema(data, "k")
+
+
+def test_load_bill_reports_the_header_before_the_body():
+    with pytest.raises(InvalidInput) as refused:
+        load_bill(body(amount=1), None)
+    assert list(refused.value.fields) == ["Idempotency-Key"]
+    with pytest.raises(InvalidInput) as refused:
+        load_bill(body(amount=1, currency="ZZZ"), "k")
+    assert set(refused.value.fields) == {"amount", "currency"}
+    assert refused.value.message.startswith("Invalid request: ")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
+    max_leaves=4)
+amount_texts = st.sampled_from(["19.99", "12.5", "0", "-5.00", "1500", "1.234", "1.5", "1e3", "NaN", " 1",
+                                "1000000000000.00", "1000000000000.01", "019.99", "", "19.", "-0"])
+currency_texts = st.sampled_from(["USD", "usd", "JPY", "KWD", "AUD", "ZZZ", "XTS", "DEM", "us", "ÜSD", "EUR"])
+date_texts = st.sampled_from(["2026-11-01", "2026-11-30", "2026-02-30", "20261101", "2026-W44-1", "soon",
+                              "2026-11-01T00:00:00"])
+field_values = {
+    "customer": st.text(max_size=3) | st.sampled_from(["c" * 255, "c" * 256]) | json_values,
+    "amount": amount_texts | json_values,
+    "currency": currency_texts | json_values,
+    "revenue_share": st.booleans() | json_values,
+    "description": st.text(max_size=3) | st.sampled_from(["d" * 1000, "d" * 1001]) | json_values,
+    "service_period": st.none() | st.fixed_dictionaries({"start": date_texts, "end": date_texts})
+    | st.dictionaries(st.sampled_from(["start", "end", "days"]), date_texts | json_values) | json_values,
+    "metadata": st.dictionaries(st.text(max_size=41), st.text(max_size=3), max_size=3)
+    | st.dictionaries(st.text(min_size=1, max_size=3), json_values, max_size=2) | json_values,
+    "extra": json_values,
+    "idempotency_key": st.text(max_size=3),
+}
+
+
+well_formed = {
+    "customer": st.sampled_from(["cus_42", "c" * 255, "ü"]),
+    "amount": st.sampled_from(["19.99", "12.5", "0", "-5.00", "1500", "1.234", "19.990"]),
+    "currency": st.sampled_from(["USD", "usd", "JPY", "KWD", "EUR"]),
+    "revenue_share": st.booleans(),
+    "description": st.text(max_size=5),
+    "service_period": st.none() | st.fixed_dictionaries({"start": st.just("2026-11-01"),
+                                                         "end": st.sampled_from(["2026-11-01", "2026-11-30"])}),
+    "metadata": st.dictionaries(st.text(min_size=1, max_size=4), st.text(max_size=4), max_size=3),
+}
+
+
+def mostly(field: str):
+    """Usually a well-formed value, sometimes anything (both are judged by both loaders)."""
+    return st.integers(0, 9).flatmap(lambda n: well_formed[field] if n < 8 else field_values[field])
+
+
+bodies = st.fixed_dictionaries(
+    {k: mostly(k) for k in ("customer", "amount", "currency", "revenue_share")},
+    optional={k: mostly(k) for k in ("description", "service_period", "metadata")},
+) | st.dictionaries(st.sampled_from(sorted(field_values)), st.none(), max_size=8).flatmap(
+    lambda keys: st.fixed_dictionaries({k: field_values[k] for k in keys}))
+
+
+@settings(max_examples=600, deadline=None)
+@given(bodies, st.text(min_size=1, max_size=3) | st.none() | st.sampled_from(["", "k" * 255, "k" * 256])
+       | st.integers())
+def test_whatever_the_fast_path_accepts_the_schema_loads_to_the_same_request(data, key):
+    accepted = accepted_bill(data, key)
+    if accepted is not None:
+        assert accepted == loaded_by_schema(data, key)
+        assert IDEMPOTENCY_KEY_OK(key)
+    item = {**data, "idempotency_key": key}
+    accepted = accepted_bill(item, key, frozenset(BatchItemSchema().fields))
+    if accepted is not None:
+        assert accepted == BatchItemSchema().load(item)
+
+
+def IDEMPOTENCY_KEY_OK(key) -> bool:
+    return isinstance(key, str) and 1 <= len(key) <= 255
+
+
+views = st.builds(
+    BillView,
+    id=st.text(min_size=1, max_size=8), status=st.sampled_from(["pending", "invoiced", "cancelled"]),
+    customer=st.text(max_size=8), provider=st.text(max_size=8),
+    amount=st.integers(min_value=-10**15, max_value=10**15), currency=currencies,
+    revenue_share=st.booleans(), description=short_text,
+    service_period=st.none() | st.tuples(dates, dates).map(lambda t: {"start": t[0], "end": t[1]}),
+    metadata=metadata, received_at=st.datetimes(timezones=st.just(__import__("datetime").timezone.utc)),
+    livemode=st.booleans(), period=dates,
+)
+
+
+@FEW
+@given(views)
+def test_the_bill_document_is_what_the_bill_schema_dumps(view):
+    assert bill_document(view) == BillSchema().dump(view)
