@@ -13,7 +13,7 @@ from . import db as database
 from .config import PROJECT_ROOT, Settings
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
-from .web import refuse_nul_characters
+from .web import FastJSONProvider, refuse_nul_characters
 
 
 def _schema_name(schema) -> str:
@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     settings = config.pop("SETTINGS", None) or Settings.from_env()
     app = Flask(__name__)
+    app.json = FastJSONProvider(app)
     app.config.update(settings.flask_config())
     app.config.update(config)
     app.json.sort_keys = False

@@ -4,8 +4,12 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
+import orjson
 from flask import Flask, current_app, g, request
+from flask.json.provider import DefaultJSONProvider
+import flask_smorest
 from flask_smorest import abort
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import BadRequest
 
 from .auth import Principal, require_any
@@ -129,3 +133,67 @@ def refuse_nul_characters(app: Flask) -> None:
             found = _unstorable_path(request.get_json(silent=True))
             if found:
                 raise InvalidInput.on(*found)
+
+
+class FastJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, encoded and decoded by orjson (a batch of 1,000 bills spends about a fifth
+    of its server time in the standard library's json). Whatever orjson handles differently
+    goes the standard way, so the results are Flask's: a body orjson refuses (NaN, lone
+    surrogates, integers beyond 64 bits, which it would turn into floats) is parsed by `json`;
+    values it does not encode like Flask (dates, dataclasses, Decimal, subclasses) or at all
+    are encoded by Flask's own provider. Output is UTF-8 rather than \\u-escaped ASCII."""
+
+    _options = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+    def dumps(self, obj, **kwargs) -> str:
+        if not kwargs.keys() <= {"separators", "indent"} or kwargs.get("indent") not in (None, 2):
+            return super().dumps(obj, **kwargs)
+        try:
+            return orjson.dumps(obj, option=self._options | (
+                orjson.OPT_INDENT_2 if kwargs.get("indent") else 0)).decode()
+        except TypeError:  # a value orjson passes through or cannot encode
+            return super().dumps(obj, **kwargs)
+
+    def loads(self, s, **kwargs):
+        if not kwargs:
+            try:
+                value = orjson.loads(s)
+            except orjson.JSONDecodeError:
+                return super().loads(s)  # the standard parser decides, and words any error
+            if not _has_big_float(value):
+                return value
+        return super().loads(s, **kwargs)
+
+
+def _has_big_float(value) -> bool:
+    """True if orjson may have read an integer beyond 64 bits as a float (json keeps an int)."""
+    if isinstance(value, float):
+        return abs(value) >= 2**63
+    if isinstance(value, dict):
+        return any(_has_big_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_big_float(v) for v in value)
+    return False
+
+
+class _ArgumentsParser(FlaskParser):
+    """webargs' parser, reading JSON bodies with orjson (as FastJSONProvider does); a body that
+    orjson refuses, or may read differently, is read by webargs itself, errors included."""
+
+    def _raw_load_json(self, req):
+        if is_json_request(req):
+            try:
+                value = orjson.loads(req.get_data(cache=True))
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if not _has_big_float(value):
+                    return value
+        return super()._raw_load_json(req)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """Every area's blueprint: flask-smorest's, with the faster JSON body parser."""
+
+    ARGUMENTS_PARSER = _ArgumentsParser()

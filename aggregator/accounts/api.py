@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..fields import ListArgs, page_schema
-from ..web import clock_now, current, requires, with_secret
+from ..web import Blueprint, clock_now, current, requires, with_secret
 from . import service
 from .schemas import (ApiKeySchema, CreatedProviderSchema, CustomerListArgs, CustomerSchema,
                       IssuedKeySchema, ProviderSchema, TenantSchema)

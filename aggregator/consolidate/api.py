@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from flask import Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..errors import NotFound
 from ..fields import ListArgs, page_schema
 from ..testmode import advance_test_clock
-from ..web import clock_now, current, requires
+from ..web import Blueprint, clock_now, current, requires
 from . import service
 from .schemas import (AdvanceResultSchema, AdvanceSchema, CloseReportSchema, FxRateInputSchema,
                       FxRateSchema, InvoiceListArgs, InvoiceSchema, TestClockSchema, VoidSchema)

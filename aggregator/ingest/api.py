@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from flask import current_app, request
-from flask_smorest import Blueprint
 
 from ..errors import describe
 from ..fields import page_schema
-from ..web import clock_now, current, documents, json_body, requires
+from ..web import Blueprint, clock_now, current, documents, json_body, requires
 from . import service
 from .bills import BillRequest
 from .schemas import (BatchResultSchema, BatchSchema, BillInputSchema, BillListArgs, BillSchema,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Sequence
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -167,13 +168,13 @@ def _insert_new(rows: list[dict]) -> set[str]:
         return set(run(stmt, rows).scalars().all())
     first = rows[0]
     params = {name: first[name] for name in _SAME_FOR_ALL}
-    params["bills"] = json.dumps([
+    params["bills"] = orjson.dumps([
         [row["id"], row["customer_id"], row["idempotency_key"], row["fingerprint"].hex(), row["amount"],
          row["currency"], row["revenue_share"], row["description"],
          row["service_period_start"] and row["service_period_start"].isoformat(),
          row["service_period_end"] and row["service_period_end"].isoformat(),
          json.dumps(row["metadata"])]  # stored as this text, as the JSON column type stores it
-        for row in rows], ensure_ascii=False, separators=(",", ":"))
+        for row in rows]).decode()
     return set(run(_INSERT_JSON, params).scalars().all())
 
 
