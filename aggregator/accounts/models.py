@@ -68,7 +68,9 @@ class Provider(db.Model):
     revenue_share_rate: Mapped[str] = mapped_column(sa.String(16), default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (sa.Index("ix_providers_scope", "tenant_id", "livemode", "id"),)
+    # Unique so that rows of other tables can reference (tenant, mode, provider) together: the
+    # database then refuses a bill whose provider belongs to another tenant or mode.
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "livemode", "id"),)
 
 
 class Customer(db.Model):
@@ -88,7 +90,7 @@ class Customer(db.Model):
 
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "livemode", "external_id"),
-        sa.Index("ix_customers_scope", "tenant_id", "livemode", "id"),
+        sa.UniqueConstraint("tenant_id", "livemode", "id"),  # referenced with the tenant and mode
     )
 
 
