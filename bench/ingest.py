@@ -444,6 +444,20 @@ def run_scenario(name: str, kind: str, concurrency: int, procs: int, *, server: 
     }
 
 
+def framework_floor(args, workdir: Path, run_id: str, dbname: str) -> dict:
+    """The single-bill load at --concurrency against bench/floor_app.py (Flask, no database)
+    under the same gunicorn configuration: the framework's own cost per request."""
+    log(f"baseline: framework floor (bench/floor_app.py) at c={args.concurrency}")
+    server = Server(ROOT / "bench", dict(os.environ), args.workers, args.worker_class, args.threads,
+                    workdir / "gunicorn-floor.log", app="floor_app:app")
+    try:
+        server.wait_ready(args.workers)
+        return run_scenario(f"floor c={args.concurrency}", "single", args.concurrency, args.client_procs,
+                            server=server, api_key="none", args=args, run_id=f"{run_id}-floor", dbname=dbname)
+    finally:
+        server.stop()
+
+
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
@@ -471,14 +485,14 @@ class Server:
     """gunicorn serving wsgi:app; stopped by stop() (SIGTERM, then SIGKILL)."""
 
     def __init__(self, src: Path, env: dict, workers: int, worker_class: str, threads: int,
-                 log_path: Path):
+                 log_path: Path, app: str = "wsgi:app"):
         self.port = free_port()
         self.log_path = log_path
         cmd = [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
                "--worker-class", worker_class, "--timeout", "120"]
         if worker_class == "gthread":
             cmd += ["--threads", str(threads)]
-        cmd.append("wsgi:app")
+        cmd.append(app)
         self.cmd = cmd
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=src, env=env, stdout=self._log,
@@ -720,6 +734,14 @@ def report(result: dict) -> str:
     lines.append(f"{'baseline 1 row/commit':<24}{_fmt(one['rows_per_s']):>10}{'':>9}"
                  f"{_fmt(one['p50_ms'], '.2f'):>9}{_fmt(one['p99_ms'], '.2f'):>9}{0:>8}{'':>9}{'':>6}"
                  f"{one['rows_per_s'] / base:>8.3f}{'':>22}   (1 connection)")
+    floor = result["baseline"].get("framework_floor")
+    if floor is not None:
+        cpu = floor["cpu_cores"]
+        lines.append(f"{'baseline framework floor':<24}{_fmt(floor['requests_per_s']):>10}{'':>9}"
+                     f"{_fmt(floor['p50_ms'], '.1f'):>9}{_fmt(floor['p99_ms'], '.1f'):>9}{floor['errors']:>8}"
+                     f"{'':>9}{'':>6}{'':>8}{_per_request(cpu, floor['requests_per_s']):>13}{'':>9}"
+                     f"   {cpu['server']:.2f}/{cpu['postgres']:.2f}/{cpu['client']:.2f}/{cpu['other']:.2f}"
+                     f"   (bench/floor_app.py: Flask, no database, c={floor['concurrency']})")
     lines.append("")
     lines.append("targets: single POST /v1/bills at concurrency 16 >= 1,500 bills/s; "
                  "batch >= 20,000 bills/s. 'x base' = bills/s / baseline executemany rows/s.")
@@ -832,6 +854,9 @@ def main(argv=None) -> int:
     finally:
         server.stop()
     problems = server.problems()
+    floor = None
+    if args.only in (None, "single"):
+        floor = framework_floor(args, workdir, run_id, dbname)
     if args.ref is not None:
         shutil.rmtree(src, ignore_errors=True)  # the exported snapshot; the log stays
 
@@ -839,6 +864,8 @@ def main(argv=None) -> int:
     created = sum(s["created_total"] for s in scenarios)
     log(f"baseline: executemany {args.baseline_rows} rows in batches of {args.batch_size}")
     base = baseline(conninfo, args.baseline_rows, args.batch_size, args.baseline_single_seconds, run_id)
+    if floor is not None:
+        base["framework_floor"] = floor
 
     result = {
         "benchmark": "ingest",
