@@ -25,6 +25,9 @@ ROUNDING = ROUND_HALF_UP
 #: The largest magnitude, in major units, that an amount may have (a trillion).
 MAX_MAJOR = 10**12
 
+#: The largest magnitude, in minor units, that a stored sum may have (a signed 64-bit integer).
+MAX_STORED_MINOR = 2**63 - 1
+
 _DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 
@@ -62,6 +65,13 @@ def check_currency(code: object) -> str:
 def exponent(currency: str) -> int:
     """Digits after the decimal point of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
     return get_currency_precision(check_currency(currency))
+
+
+def check_storable(minor: int, currency: str) -> int:
+    """`minor`, if a 64-bit column can hold it (sums of many bills can exceed any one amount)."""
+    if abs(minor) > MAX_STORED_MINOR:
+        raise MoneyError(f"A total of {format_amount(minor, currency)} {currency} is beyond what can be stored.")
+    return minor
 
 
 def _max_minor(currency: str) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from datetime import datetime
 
 import orjson
@@ -130,7 +131,10 @@ def refuse_nul_characters(app: Flask) -> None:
             if "\x00" in name or "\x00" in value:
                 raise InvalidInput.on(name, "NUL characters are not allowed.")
         if request.is_json and _may_hold_unstorable(request.get_data(cache=True)):
-            found = _unstorable_path(request.get_json(silent=True))
+            try:
+                found = _unstorable_path(request.get_json(silent=True))
+            except RecursionError:  # parsed, but nested too deeply to walk: not a bill
+                abort(400, messages={"json": ["JSON nested too deeply."]})
             if found:
                 raise InvalidInput.on(*found)
 
@@ -156,14 +160,17 @@ class FastJSONProvider(DefaultJSONProvider):
             return super().dumps(obj, **kwargs)
 
     def loads(self, s, **kwargs):
-        if not kwargs:
-            try:
-                value = orjson.loads(s)
-            except orjson.JSONDecodeError:
-                return super().loads(s)  # the standard parser decides, and words any error
-            if not _has_big_float(value):
-                return value
-        return super().loads(s, **kwargs)
+        try:
+            if not kwargs:
+                try:
+                    value = orjson.loads(s)
+                except orjson.JSONDecodeError:
+                    return super().loads(s)  # the standard parser decides, and words any error
+                if not _has_big_float(value):
+                    return value
+            return super().loads(s, **kwargs)
+        except RecursionError:  # nested deeper than the parser (or the check) can follow
+            raise ValueError("JSON nested too deeply.") from None
 
 
 def _has_big_float(value) -> bool:
@@ -182,15 +189,18 @@ class _ArgumentsParser(FlaskParser):
     orjson refuses, or may read differently, is read by webargs itself, errors included."""
 
     def _raw_load_json(self, req):
-        if is_json_request(req):
-            try:
-                value = orjson.loads(req.get_data(cache=True))
-            except orjson.JSONDecodeError:
-                pass
-            else:
-                if not _has_big_float(value):
-                    return value
-        return super()._raw_load_json(req)
+        try:
+            if is_json_request(req):
+                try:
+                    value = orjson.loads(req.get_data(cache=True))
+                except orjson.JSONDecodeError:
+                    pass
+                else:
+                    if not _has_big_float(value):
+                        return value
+            return super()._raw_load_json(req)
+        except RecursionError:  # nested deeper than the parser (or the check) can follow
+            raise json.JSONDecodeError("JSON nested too deeply", "[nested too deeply]", 0) from None
 
 
 class Blueprint(flask_smorest.Blueprint):

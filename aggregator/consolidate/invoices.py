@@ -97,13 +97,14 @@ def tax_rate_for(default_rate: Decimal, override: Decimal | None, exempt: bool) 
     return default_rate if override is None else override
 
 
-def totals(amounts: Iterable[int], tax_rate: Decimal) -> Totals:
-    """Tax is charged on a positive subtotal; a negative subtotal is carried forward as credit."""
-    subtotal = sum(amounts)
+def totals(amounts: Iterable[int], tax_rate: Decimal, currency: str) -> Totals:
+    """Tax is charged on a positive subtotal; a negative subtotal is carried forward as credit.
+    Raises MoneyError for totals beyond what can be stored."""
+    subtotal = money.check_storable(sum(amounts), currency)
     if subtotal <= 0:
         return Totals(subtotal, 0, 0, -subtotal)
     tax = money.apply_rate(subtotal, tax_rate)
-    return Totals(subtotal, tax, subtotal + tax, 0)
+    return Totals(subtotal, tax, money.check_storable(subtotal + tax, currency), 0)
 
 
 def _missing_rates(currencies: Iterable[str], currency: str,
@@ -133,7 +134,7 @@ def summarize_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillTota
             subtotal += money.convert(bill.amount // bill.count, bill.currency, currency, rate) * bill.count
     credit_lines = _credit_lines(credits, currency)
     return InvoiceSummary(currency, tax_rate, tuple(credit_lines),
-                          totals([subtotal, *(l.amount for l in credit_lines)], tax_rate), used)
+                          totals([subtotal, *(l.amount for l in credit_lines)], tax_rate, currency), used)
 
 
 def build_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillItem],
@@ -157,4 +158,4 @@ def build_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillItem],
                               original_amount=bill.amount, original_currency=bill.currency,
                               fx_rate=rate))
     lines.extend(_credit_lines(credits, currency))
-    return InvoiceDraft(currency, tax_rate, tuple(lines), totals((l.amount for l in lines), tax_rate))
+    return InvoiceDraft(currency, tax_rate, tuple(lines), totals((l.amount for l in lines), tax_rate, currency))

@@ -91,7 +91,7 @@ class Invoice(db.Model):
     template: Mapped[str] = mapped_column(sa.String(40), default="invoice_v1.html")
     # The exchange rates the close converted this invoice's bills at, as JSON text
     # {"EUR": "1.083412"} (units of the invoice currency per one unit of the key); NULL when none.
-    fx_rates: Mapped[str | None] = mapped_column(sa.String(1000))
+    fx_rates: Mapped[str | None] = mapped_column(sa.Text)
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
     stored_lines: Mapped[list["InvoiceLine"]] = relationship(

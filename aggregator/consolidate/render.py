@@ -113,10 +113,19 @@ class WeasyPrintRenderer:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        from concurrent.futures.process import BrokenProcessPool
+
         workers = min(processes, len(jobs))
+        results: list[bytes | Exception] = []
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_start_worker, initargs=(self.template_dir,)) as pool:
-            return list(pool.map(_render_in_worker, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+            try:
+                for result in pool.map(_render_in_worker, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+                    results.append(result)
+            except BrokenProcessPool as exc:  # a worker died (killed, out of memory, Pango abort)
+                failure = RenderError(f"a rendering worker process died: {exc}")
+                results += [failure] * (len(jobs) - len(results))
+        return results
 
     def _attempt(self, template: str, context: Mapping[str, Any]) -> bytes | Exception:
         try:

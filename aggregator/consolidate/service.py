@@ -41,11 +41,16 @@ class InvoiceNotEditable(Conflict):
 
 
 def tenant_period(tenant: Tenant, start: date) -> P.Period:
+    """The tenant's period starting on `start`; NotFound if none does, or if it ended before the
+    tenant existed (it can hold no bill, and recording it would fix the tenant's calendar)."""
     try:
-        return P.period_starting(start, tenant.period_anchor_day, tenant.timezone)
+        period = P.period_starting(start, tenant.period_anchor_day, tenant.timezone)
     except ValueError as exc:
         raise NotFound(f"No period starts on {start.isoformat()}: periods start on day "
                        f"{tenant.period_anchor_day} of the month.") from exc
+    if period.end_at <= tenant.created_at:
+        raise NotFound(f"No period starting on {start.isoformat()}: it ended before the tenant was created.")
+    return period
 
 
 def _ensure_period_row(tenant_id: str, livemode: bool, period: P.Period) -> None:

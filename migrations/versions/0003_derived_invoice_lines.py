@@ -28,7 +28,7 @@ bills = sa.table('bills', sa.column('status'))
 
 def upgrade():
     with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('fx_rates', sa.String(length=1000), nullable=True))
+        batch_op.add_column(sa.Column('fx_rates', sa.Text(), nullable=True))
 
     conn = op.get_bind()
     rates: dict[str, dict[str, str]] = {}

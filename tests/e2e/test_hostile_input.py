@@ -70,3 +70,18 @@ def test_unpaired_surrogates_are_refused_not_a_500(provider, escaped):
              f'"revenue_share": true, "metadata": {{"{surrogate}": "x"}}}}]}}').encode("utf-8", "surrogatepass")
     response = provider.post("/v1/bills/batch", data=batch, headers={"Content-Type": "application/json"})
     assert response.status_code == 422 and "bills.0.metadata" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("path", ["/v1/bills", "/v1/bills/batch"])
+@pytest.mark.parametrize("body", ["[" * 50_000 + "]" * 50_000, '{"a": ' * 1000 + '"\\u00e9"' + "}" * 1000])
+def test_json_nested_too_deeply_is_a_400_not_a_500(provider, path, body):
+    response = provider.post(path, data=body, headers={"Content-Type": "application/json",
+                                                       "Idempotency-Key": "deep"})
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["type"]
+
+
+def test_a_period_that_ended_before_the_tenant_existed_cannot_be_closed(tenant):
+    response = tenant.admin["test"].post("/v1/periods/0001-01-25/close")
+    assert response.status_code == 404
+    assert "before the tenant was created" in response.json["error"]["message"]

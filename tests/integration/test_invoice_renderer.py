@@ -140,3 +140,21 @@ def test_a_refused_fetch_fails_the_render_with_an_ordinary_exception(renderer):
     doc["tenant"] = {**doc["tenant"], "logo": "file:///etc/passwd"}
     with pytest.raises(RenderError, match="blocked"):
         renderer.render("invoice_v2.html", doc)
+
+
+class _KillsTheWorker:
+    """Unpickled in a worker process, it ends that process at once (as an OOM kill would)."""
+
+    def __reduce__(self):
+        import os
+        return os._exit, (1,)
+
+
+@pytest.mark.slow
+def test_a_worker_process_that_dies_fails_the_unfinished_jobs_not_the_run(renderer):
+    from aggregator.consolidate.render import RenderError
+
+    jobs = [("invoice_v2.html", document()), ("invoice_v2.html", {"poison": _KillsTheWorker()})]
+    results = renderer.render_many(jobs, processes=2)
+    assert len(results) == 2 and isinstance(results[1], RenderError)
+    assert all(isinstance(r, (bytes, RenderError)) for r in results)

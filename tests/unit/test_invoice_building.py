@@ -22,8 +22,8 @@ def test_lines_are_grouped_by_provider_and_totalled_with_tax():
 
 
 def test_tax_rounds_half_up_on_the_subtotal():
-    assert totals([5], Decimal("0.1")).tax == 1  # 0.5 cent -> 1
-    assert totals([4], Decimal("0.1")).tax == 0
+    assert totals([5], Decimal("0.1"), "AUD").tax == 1  # 0.5 cent -> 1
+    assert totals([4], Decimal("0.1"), "AUD").tax == 0
 
 
 def test_foreign_bills_are_converted_at_the_rate_and_keep_their_original():
@@ -45,7 +45,7 @@ def test_every_missing_rate_is_named():
 
 
 def test_a_negative_sum_is_invoiced_at_zero_and_carried():
-    result = totals([-3000, 1000], Decimal("0.1"))
+    result = totals([-3000, 1000], Decimal("0.1"), "AUD")
     assert (result.subtotal, result.tax, result.total, result.carried_credit) == (-2000, 0, 0, 2000)
 
 
@@ -70,7 +70,7 @@ def test_exempt_customers_pay_no_tax_and_overrides_win():
 @given(st.lists(st.integers(-10**9, 10**9), min_size=1, max_size=30),
        st.decimals(min_value=0, max_value=1, places=4))
 def test_totals_are_consistent(amounts, rate):
-    result = totals(amounts, rate)
+    result = totals(amounts, rate, "AUD")
     assert result.subtotal == sum(amounts)
     assert result.total >= 0 and result.carried_credit >= 0
     assert result.total - result.carried_credit == result.subtotal + result.tax
@@ -126,3 +126,15 @@ def test_the_close_totals_from_sums_equal_the_invoice_built_line_by_line(currenc
     # the lines derived on read with the recorded rates are the ones the totals came from
     recorded = {(base, currency): rate for base, rate in summary.rates.items()}
     assert build_invoice(currency, tax, bills, credits, recorded) == draft
+
+
+def test_totals_beyond_what_can_be_stored_are_a_money_error_not_a_failed_close():
+    from aggregator.consolidate.invoices import BillTotal, summarize_invoice
+    from aggregator.money import MoneyError
+
+    with pytest.raises(MoneyError, match="beyond what can be stored"):
+        totals([2**62, 2**62], Decimal("0"), "AUD")
+    with pytest.raises(MoneyError, match="beyond what can be stored"):
+        totals([2**62 + 2**61], Decimal("0.5"), "AUD")  # the subtotal fits, the total with tax does not
+    with pytest.raises(MoneyError):
+        summarize_invoice("AUD", Decimal("0"), [BillTotal("AUD", 92_300 * 10**14, 92_300)], [], {})
