@@ -35,6 +35,6 @@ def close(tenant_id, mode, start, chunk, no_pdf, render_processes):
     click.echo(json.dumps({"period": report.period, "status": report.status,
                            "invoices_created": report.invoices_created,
                            "customers_waiting": report.customers_waiting,
-                           "missing_fx_rates": sorted(report.missing_fx_rates),
+                           "missing_fx_rates": sorted(report.missing_fx_rates), "errors": report.errors,
                            "pdfs_rendered": report.pdfs.rendered if report.pdfs else 0,
                            "pdfs_failed": report.pdfs.failed if report.pdfs else 0}))

@@ -109,7 +109,7 @@ class CloseReportSchema(Schema):
     period = fields.String()
     status = fields.String(metadata={"enum": ["closing", "closed"]})
     invoices_created = fields.Integer()
-    customers_waiting = fields.Integer(metadata={"description": "Customers not invoiced yet (missing FX rates)."})
+    customers_waiting = fields.Integer(metadata={"description": "Customers not invoiced yet (missing FX rates, or totals beyond storage: see errors)."})
     errors = fields.List(fields.String())
     missing_fx_rates = fields.Function(lambda r: [{"base": b, "quote": q} for b, q in sorted(r.missing_fx_rates)])
     pdfs = fields.Nested(lambda: RenderReportSchema(), allow_none=True)
