@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from datetime import datetime
 
 import orjson
@@ -143,7 +144,8 @@ class FastJSONProvider(DefaultJSONProvider):
     """Flask's JSON, encoded and decoded by orjson (a batch of 1,000 bills spends about a fifth
     of its server time in the standard library's json). Whatever orjson handles differently
     goes the standard way, so the results are Flask's: a body orjson refuses (NaN, lone
-    surrogates, integers beyond 64 bits, which it would turn into floats) is parsed by `json`;
+    surrogates) or may read differently (integers beyond 64 bits, which it would turn into
+    floats) is parsed by `json`;
     values it does not encode like Flask (dates, dataclasses, Decimal, subclasses) or at all
     are encoded by Flask's own provider. Output is UTF-8 rather than \\u-escaped ASCII."""
 
@@ -161,27 +163,23 @@ class FastJSONProvider(DefaultJSONProvider):
 
     def loads(self, s, **kwargs):
         try:
-            if not kwargs:
+            if not kwargs and not _may_hold_big_int(s):
                 try:
-                    value = orjson.loads(s)
+                    return orjson.loads(s)
                 except orjson.JSONDecodeError:
-                    return super().loads(s)  # the standard parser decides, and words any error
-                if not _has_big_float(value):
-                    return value
+                    pass  # the standard parser decides, and words any error
             return super().loads(s, **kwargs)
         except RecursionError:  # nested deeper than the parser (or the check) can follow
             raise ValueError("JSON nested too deeply.") from None
 
 
-def _has_big_float(value) -> bool:
-    """True if orjson may have read an integer beyond 64 bits as a float (json keeps an int)."""
-    if isinstance(value, float):
-        return abs(value) >= 2**63
-    if isinstance(value, dict):
-        return any(_has_big_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_big_float(v) for v in value)
-    return False
+_BIG_INT = {bytes: re.compile(rb"[0-9]{19}"), str: re.compile(r"[0-9]{19}")}
+
+
+def _may_hold_big_int(body) -> bool:
+    """True if the JSON text may hold an integer beyond 64 bits, which orjson would read as a
+    float and json as an int (a run of 19 digits; rarely a string's, which only costs speed)."""
+    return _BIG_INT[str if isinstance(body, str) else bytes].search(body) is not None
 
 
 class _ArgumentsParser(FlaskParser):
@@ -190,14 +188,11 @@ class _ArgumentsParser(FlaskParser):
 
     def _raw_load_json(self, req):
         try:
-            if is_json_request(req):
+            if is_json_request(req) and not _may_hold_big_int(body := req.get_data(cache=True)):
                 try:
-                    value = orjson.loads(req.get_data(cache=True))
+                    return orjson.loads(body)
                 except orjson.JSONDecodeError:
                     pass
-                else:
-                    if not _has_big_float(value):
-                        return value
             return super()._raw_load_json(req)
         except RecursionError:  # nested deeper than the parser (or the check) can follow
             raise json.JSONDecodeError("JSON nested too deeply", "[nested too deeply]", 0) from None

@@ -510,3 +510,17 @@ views = st.builds(
 @given(views)
 def test_the_bill_document_is_what_the_bill_schema_dumps(view):
     assert bill_document(view) == BillSchema().dump(view)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.one_of(st.text(), st.integers(-10**15, 10**15), st.booleans(), st.none(),
+                          st.lists(st.tuples(st.text(max_size=5), st.text(max_size=5)), max_size=3)),
+                max_size=8))
+def test_fingerprints_are_computed_on_the_same_bytes_as_before(value):
+    """Stored fingerprints were computed on json.dumps' compact form: the faster encoder must
+    write exactly those bytes, or a replay would be taken for a conflict."""
+    import json
+
+    from aggregator.ingest.bills import canonical_json
+
+    assert canonical_json(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
