@@ -10,13 +10,31 @@ from ..testmode import advance_test_clock
 from ..web import Blueprint, clock_now, current, requires
 from . import service
 from .schemas import (AdvanceResultSchema, AdvanceSchema, CloseReportSchema, FxRateInputSchema,
-                      FxRateSchema, InvoiceListArgs, InvoiceSchema, TestClockSchema, VoidSchema)
+                      FxRateSchema, InvoiceListArgs, InvoiceSchema, PeriodListArgs, PeriodSchema,
+                      TestClockSchema, VoidSchema)
 
 blp = Blueprint("consolidate", __name__, url_prefix="/v1", description="Periods and invoices")
 
 
 def _adapters():
     return current_app.extensions["aggregator.renderer"], current_app.extensions["aggregator.storage"]
+
+
+@blp.route("/periods", methods=["GET"])
+@requires("admin")
+@blp.arguments(PeriodListArgs(), location="query")
+@blp.response(200, page_schema(PeriodSchema, "PeriodPage"))
+def list_periods(args):
+    principal = current()
+    return service.list_periods(principal, clock_now(principal), **args)
+
+
+@blp.route("/periods/<start>", methods=["GET"])
+@requires("admin")
+@blp.response(200, PeriodSchema)
+def get_period(start):
+    principal = current()
+    return service.get_period(principal, service.parse_period_name(start), clock_now(principal))
 
 
 @blp.route("/periods/<start>/close", methods=["POST"])

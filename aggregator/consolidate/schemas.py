@@ -78,6 +78,25 @@ class InvoiceSchema(Schema):
     livemode = fields.Boolean()
 
 
+class PeriodSchema(Schema):
+    object = fields.Constant("period")
+    start = fields.Date(metadata={"description": "The period's name."})
+    end = fields.Date(metadata={"description": "Its last day."})
+    start_at = fields.DateTime()
+    end_at = fields.DateTime(metadata={"description": "The instant it ends (exclusive)."})
+    status = fields.String(metadata={"enum": ["open", "closing", "closed"]})
+    ended = fields.Boolean(metadata={"description": "Ended on the tenant's clock; if still open, its close is due."})
+    livemode = fields.Boolean()
+    closing_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+
+
+class PeriodListArgs(ListArgs):
+    starting_after = fields.Date(metadata={
+        "description": "A period's start date: the page continues with older periods."})
+    status = fields.String(validate=validate.OneOf(["open", "closing", "closed"]))
+
+
 class InvoiceListArgs(ListArgs):
     period = fields.Date(metadata={"description": "A period's start date, e.g. 2026-10-25."})
     customer = fields.String(metadata={"description": "Customer id or external_id."})

@@ -546,6 +546,50 @@ def close_ended_periods(tenant_id: str, livemode: bool, now: datetime) -> list[C
     return [close_period(tenant_id, livemode, start, now) for start in ended_periods(tenant_id, livemode, now)]
 
 
+@dataclass(frozen=True)
+class PeriodView:
+    """A period as operators see it: its bounds, its state, and whether it has ended on the
+    tenant's clock (an ended period still open is waiting for its close)."""
+
+    start: date
+    end: date
+    start_at: datetime
+    end_at: datetime
+    status: str
+    ended: bool
+    livemode: bool
+    closing_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+def _period_view(record: PeriodRecord, now: datetime) -> PeriodView:
+    return PeriodView(record.start, record.end, record.start_at, record.end_at, record.status,
+                      now >= record.end_at, record.livemode, record.closing_at, record.closed_at)
+
+
+def list_periods(principal: Principal, now: datetime, limit: int, starting_after: date | None = None,
+                 status: str | None = None) -> Page:
+    """The periods in which something has happened (a bill, a close), newest first; paginated by
+    period name (`starting_after` = a period's start date)."""
+    query = sa.select(PeriodRecord).where(PeriodRecord.tenant_id == principal.tenant_id,
+                                          PeriodRecord.livemode == principal.livemode)
+    if status:
+        query = query.where(PeriodRecord.status == status)
+    page = paginate(query, PeriodRecord.start, limit, starting_after)
+    return Page([_period_view(r, now) for r in page.data], page.has_more)
+
+
+def get_period(principal: Principal, start: date, now: datetime) -> PeriodView:
+    """The tenant's period starting on `start`: recorded, or (nothing has happened in it yet)
+    open, as its calendar defines it."""
+    record = db.session.get(PeriodRecord, (principal.tenant_id, principal.livemode, start))
+    if record is not None:
+        return _period_view(record, now)
+    period = tenant_period(db.session.get(Tenant, principal.tenant_id), start)
+    return PeriodView(period.start, period.end, period.start_at, period.end_at, "open",
+                      now >= period.end_at, principal.livemode)
+
+
 def parse_period_name(text: str) -> date:
     try:
         return date.fromisoformat(text)

@@ -267,3 +267,30 @@ def test_invoices_are_isolated_between_tenants_and_modes(shop, make_tenant):
         assert other.get(f"/v1/invoices/{invoice['id']}/pdf").status_code == 404
         assert other.get("/v1/invoices").json["data"] == []
     assert shop.apps[0].get("/v1/invoices").status_code == 403
+
+
+def test_operators_see_each_period_its_state_and_whether_its_close_is_due(shop):
+    admin = shop.admin["test"]
+    send(shop.apps[0], "p1")
+    [period] = admin.get("/v1/periods").json["data"]
+    assert period == {"object": "period", "start": "2026-10-25", "end": "2026-11-24",
+                      "start_at": "2026-10-24T13:00:00+00:00", "end_at": "2026-11-24T13:00:00+00:00",
+                      "status": "open", "ended": False, "livemode": False, "closing_at": None, "closed_at": None}
+    advance(shop)  # past the end: the close runs
+    send(shop.apps[0], "p2")  # received in the next period
+    page = admin.get("/v1/periods?limit=1").json
+    assert [p["start"] for p in page["data"]] == ["2026-11-25"] and page["has_more"]
+    older = admin.get("/v1/periods?starting_after=2026-11-25").json
+    assert [(p["start"], p["status"], p["ended"]) for p in older["data"]] == [("2026-10-25", "closed", True)]
+    assert older["data"][0]["closed_at"] and not older["has_more"]
+    assert [p["start"] for p in admin.get("/v1/periods?status=open").json["data"]] == ["2026-11-25"]
+
+    nothing_yet = admin.get("/v1/periods/2026-12-25").json  # no record: open, as the calendar says
+    assert (nothing_yet["status"], nothing_yet["ended"], nothing_yet["end"]) == ("open", False, "2027-01-24")
+    assert admin.get("/v1/periods/2026-10-25").json["status"] == "closed"
+    assert admin.get("/v1/periods/2026-12-26").status_code == 404
+    assert admin.get("/v1/periods/not-a-date").status_code == 404
+    assert admin.get("/v1/periods?status=paid").status_code == 422
+    assert admin.get("/v1/periods?starting_after=soon").status_code == 422
+    assert shop.admin["live"].get("/v1/periods").json["data"] == []  # test-mode periods stay in test mode
+    assert shop.apps[0].get("/v1/periods").status_code == 403
