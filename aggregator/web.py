@@ -156,8 +156,9 @@ class FastJSONProvider(DefaultJSONProvider):
         if not kwargs.keys() <= {"separators", "indent"} or kwargs.get("indent") not in (None, 2):
             return super().dumps(obj, **kwargs)
         try:
-            return orjson.dumps(obj, option=self._options | (
-                orjson.OPT_INDENT_2 if kwargs.get("indent") else 0)).decode()
+            return orjson.dumps(obj, option=self._options
+                                | (orjson.OPT_INDENT_2 if kwargs.get("indent") else 0)
+                                | (orjson.OPT_SORT_KEYS if self.sort_keys else 0)).decode()
         except TypeError:  # a value orjson passes through or cannot encode
             return super().dumps(obj, **kwargs)
 

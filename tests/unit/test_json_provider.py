@@ -45,3 +45,10 @@ def test_refuses_what_the_standard_provider_refuses(text):
 ])
 def test_writes_what_the_standard_provider_writes(value):
     assert json.loads(fast.dumps(value)) == json.loads(standard.dumps(value))
+
+
+def test_keys_are_sorted_only_when_the_provider_says_so():
+    unsorted, ordered = FastJSONProvider(app), FastJSONProvider(app)
+    unsorted.sort_keys = False
+    assert unsorted.dumps({"b": 1, "a": 2}) == '{"b":1,"a":2}'
+    assert ordered.dumps({"b": 1, "a": 2}) == '{"a":2,"b":1}'  # Flask's default: sorted
