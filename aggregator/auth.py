@@ -1,6 +1,7 @@
 """API keys: generation, hashing, and resolving a request's key to who is calling."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -27,6 +28,9 @@ class Principal:
     # The tenant's calendar, read with the key (one query): intake needs it for every bill.
     period_anchor_day: int = 25
     timezone: str = "UTC"
+    # False for a principal recalled from this process's memory of keys (`recall`): the key may
+    # have been revoked since. Whatever acts on it must check the key again (`verified`).
+    verified: bool = True
 
     @property
     def mode(self) -> str:
@@ -55,29 +59,72 @@ def generate_key(role: str, livemode: bool) -> NewKey:
 
 
 @functools.cache
-def _KEY_LOOKUP() -> sa.Select:
-    """Built once: the lookup runs on every request."""
+def _KEY_LOOKUP(by: str) -> sa.Select:
+    """Built once: the lookup runs on every request. `by` is "key_hash" or "id"."""
     keys, tenants = ApiKey.__table__.c, Tenant.__table__.c
     return (sa.select(keys.id, keys.tenant_id, keys.livemode, keys.role, keys.provider_id, keys.key_hash,
                       tenants.period_anchor_day, tenants.timezone)
             .join_from(ApiKey.__table__, Tenant.__table__, tenants.id == keys.tenant_id)
-            .where(keys.key_hash == sa.bindparam("digest"), keys.revoked_at.is_(None)))
+            .where(keys[by] == sa.bindparam("value"), keys.revoked_at.is_(None)))
 
 
-def authenticate(header: str | None) -> Principal:
+def _digest(header: str | None) -> bytes:
     if not header or not header.startswith("Bearer "):
         raise Unauthenticated(
             "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key"
         )
-    presented = header[len("Bearer "):].strip()
-    digest = hash_key(presented)
-    row = run_prepared(_KEY_LOOKUP(), {"digest": digest}, whole=True).fetchone()
+    return hash_key(header[len("Bearer "):].strip())
+
+
+def authenticate(header: str | None) -> Principal:
+    return _lookup(_digest(header))
+
+
+def _lookup(digest: bytes) -> Principal:
+    row = run_prepared(_KEY_LOOKUP("key_hash"), {"value": digest}, whole=True).fetchone()
+    if row is None:
+        _RECALLED.pop(digest, None)
+        raise Unauthenticated("Invalid or revoked API key.")
+    if not hmac.compare_digest(bytes(row[5]), digest):
+        raise Unauthenticated("Invalid or revoked API key.")
+    return _principal(row)
+
+
+# Keys this process has authenticated, by digest (of the whole key: no two keys share one),
+# with who they are. A key's tenant, mode, role and provider never change; its revocation and
+# a change of the tenant's calendar (possible until the tenant has periods) can make an entry
+# stale, and whatever acts on a recalled principal checks both first.
+_RECALLED: dict[bytes, Principal] = {}
+_RECALLED_MAX = 10_000
+
+
+def _principal(row) -> Principal:
+    """The principal of a _KEY_LOOKUP row, remembered for `recall`."""
+    key_id, tenant_id, livemode, role, provider_id, key_hash, anchor_day, timezone = row
+    principal = Principal(tenant_id, bool(livemode), role, provider_id, key_id, anchor_day, timezone)
+    if len(_RECALLED) >= _RECALLED_MAX:
+        _RECALLED.clear()  # a bound, not a policy: keys in use are relearnt at one lookup each
+    _RECALLED[bytes(key_hash)] = dataclasses.replace(principal, verified=False)
+    return principal
+
+
+def recall(header: str | None) -> Principal:
+    """The principal of a key this process authenticated before, from memory (no query), marked
+    unverified; a key not seen before is authenticated now. For the intake hot path, whose one
+    statement checks the key and the calendar again (otherwise, see `verified`)."""
+    digest = _digest(header)
+    return _RECALLED.get(digest) or _lookup(digest)
+
+
+def verified(principal: Principal) -> Principal:
+    """`principal`, read again from the database if it was recalled: the key must still be
+    valid (Unauthenticated otherwise), and the tenant's calendar is read as it is now."""
+    if principal.verified:
+        return principal
+    row = run_prepared(_KEY_LOOKUP("id"), {"value": principal.key_id}, whole=True).fetchone()
     if row is None:
         raise Unauthenticated("Invalid or revoked API key.")
-    key_id, tenant_id, livemode, role, provider_id, key_hash, anchor_day, timezone = row
-    if not hmac.compare_digest(bytes(key_hash), digest):
-        raise Unauthenticated("Invalid or revoked API key.")
-    return Principal(tenant_id, bool(livemode), role, provider_id, key_id, anchor_day, timezone)
+    return _principal(row)
 
 
 def require(role: str) -> Principal:
@@ -88,9 +135,18 @@ def require(role: str) -> Principal:
     return principal
 
 
-def require_any() -> Principal:
-    """The calling principal, whatever its role; authenticated once per request."""
+def require_any(*, recalled: bool = False) -> Principal:
+    """The calling principal, whatever its role; authenticated once per request. With
+    `recalled`, possibly from memory and unverified (see `recall`)."""
     principal = g.get("principal")
     if principal is None:
-        principal = g.principal = authenticate(request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        principal = g.principal = recall(header) if recalled else authenticate(header)
     return principal
+
+
+def confirm() -> None:
+    """Authenticate the request afresh if its principal was recalled (Unauthenticated if its key
+    has been revoked since, which also forgets it): before any answer but the hot path's own."""
+    if not g.principal.verified:
+        g.principal = authenticate(request.headers.get("Authorization"))

@@ -14,21 +14,33 @@ from flask_smorest import abort
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import BadRequest
 
-from .auth import Principal, require_any
+from .auth import Principal, confirm, require_any
+from .db import db
 from .errors import Forbidden, InvalidInput, NotFound
 
 
-def requires(*roles: str):
-    """Authenticate the request and check the key's role before anything else is parsed."""
+def requires(*roles: str, recalled: bool = False):
+    """Authenticate the request and check the key's role before anything else is parsed.
+
+    `recalled=True` (the intake hot path) lets the view act on a principal recalled from memory
+    (auth.recall), whose key the view's own statement checks again; any other outcome (an error
+    raised by the view) is answered only after the key has been authenticated afresh, so a
+    revoked key is told 401 whatever else was wrong."""
 
     def decorate(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            principal = require_any()
-            if principal.role not in roles:
-                raise Forbidden(f"This endpoint needs a key with the {' or '.join(roles)} role; "
-                                f"the key used has the {principal.role} role.")
-            return view(*args, **kwargs)
+            try:
+                principal = require_any(recalled=recalled)
+                if principal.role not in roles:
+                    raise Forbidden(f"This endpoint needs a key with the {' or '.join(roles)} role; "
+                                    f"the key used has the {principal.role} role.")
+                return view(*args, **kwargs)
+            except Exception:
+                if recalled and "principal" in g and not g.principal.verified:
+                    db.session.rollback()  # nothing of a failed request is kept; a clean transaction
+                    confirm()
+                raise
 
         return wrapped
 

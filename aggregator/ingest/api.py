@@ -14,13 +14,14 @@ from .schemas import (BatchResultSchema, BatchSchema, BillInputSchema, BillListA
 blp = Blueprint("ingest", __name__, url_prefix="/v1", description="Bill intake")
 
 @blp.route("/bills", methods=["POST"])
-@requires("provider")
+@requires("provider", recalled=True)
 @documents(blp.arguments(IdempotencyHeader(), location="headers"))
 @documents(blp.arguments(BillInputSchema()))
 @blp.response(201, BillSchema)
 def create_bill():
     # The hot path: loaded by load_bill (the schemas' rules, fast for well-formed bills) and
-    # answered with bill_document (what BillSchema dumps), not through webargs and a dump.
+    # answered with bill_document (what BillSchema dumps), not through webargs and a dump. The
+    # key may be recalled from memory: record_bill checks it again (see requires).
     principal = current()
     bill = load_bill(json_body(), request.headers.get("Idempotency-Key"))
     outcome = service.record_bill(principal, bill, clock_now(principal))

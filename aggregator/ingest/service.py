@@ -11,12 +11,12 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..accounts.models import Customer, Trial
-from ..auth import Principal
+from ..accounts.models import ApiKey, Customer, Tenant, Trial
+from ..auth import Principal, verified
 from ..consolidate import periods as P
 from ..consolidate.models import PeriodRecord
 from ..consolidate.service import claim_open_period, period_status_locked
-from ..db import db, dialect_insert, new_id, run, run_prepared, write_lock
+from ..db import db, dialect_insert, new_id, run, run_alone, write_lock
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .bills import BillRequest, BillView
@@ -56,23 +56,27 @@ def view(bill: Bill) -> BillView:
 
 def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Outcome:
     """Store one bill once. The usual case, a new bill for a known customer while the period of
-    `now` is open, is one statement; anything else (a replay, a conflict, a refusal, the first
-    bill of a period, a period closing) is settled by record_bills."""
+    `now` is open, is one statement, on a connection of its own; anything else (a replay, a
+    conflict, a refusal, the first bill of a period, a period closing) is settled by record_bills.
+
+    `principal` may be recalled from memory (auth.recall): the statement itself checks that its
+    key is still valid and its tenant's calendar unchanged, and record_bills gets it verified."""
     period_start = P.period_containing(now, principal.period_anchor_day, principal.timezone).start
     row = _row(principal, request, None, period_start, now)
-    if run_prepared(_insert_if_open(db.session.get_bind().dialect.name, request.revenue_share),
-                    {**row, "customer": request.customer}, whole=True).fetchone() is None:
-        return record_bills(principal, [request], now)[0]
-    db.session.commit()  # on PostgreSQL usually done already: the INSERT was its own transaction
+    if run_alone(_insert_if_open(db.engine.dialect.name, request.revenue_share),
+                 {**row, "customer": request.customer, "key_id": principal.key_id,
+                  "period_anchor_day": principal.period_anchor_day, "timezone": principal.timezone}) is None:
+        return record_bills(verified(principal), [request], now)[0]
     return Outcome(bill=_view_of_row(row, request))
 
 
 @functools.cache
 def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
     """INSERT the bill (parameters as _row makes them, plus the customer's external_id as
-    `customer`) if its customer exists in the tenant and mode, is not in this provider's free
-    trial (for a revenue-share bill), and its period row is open; nothing otherwise, nor when the
-    idempotency key is already stored. On PostgreSQL the period row is share-locked until commit,
+    `customer`, the principal's `key_id`, `period_anchor_day` and `timezone`) if the key is not
+    revoked and the tenant's calendar is the one given, its customer exists in the tenant and
+    mode, is not in this provider's free trial (for a revenue-share bill), and its period row is
+    open; nothing otherwise, nor when the idempotency key is already stored. On PostgreSQL the period row is share-locked until commit,
     as claim_open_period does, so the close cannot mark it closing while the bill goes in; SQLite
     takes its database write lock for the INSERT before it reads the period."""
     bills, customers, periods = Bill.__table__, Customer.__table__, PeriodRecord.__table__
@@ -84,6 +88,11 @@ def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
         customers.c.tenant_id == sa.bindparam("tenant_id"), customers.c.livemode == sa.bindparam("livemode"),
         customers.c.external_id == sa.bindparam("customer"),
         periods.c.start == sa.bindparam("period_start"), periods.c.status == "open")
+    keys, tenants = ApiKey.__table__, Tenant.__table__
+    query = query.where(sa.exists().where(
+        keys.c.id == sa.bindparam("key_id"), keys.c.revoked_at.is_(None), tenants.c.id == keys.c.tenant_id,
+        tenants.c.period_anchor_day == sa.bindparam("period_anchor_day"),
+        tenants.c.timezone == sa.bindparam("timezone")))
     if revenue_share:
         trials = Trial.__table__
         query = query.where(~sa.exists().where(

@@ -74,6 +74,51 @@ def test_a_revoked_provider_key_no_longer_authenticates(tenant):
     assert provider.get("/v1/bills").status_code == 200  # the first key still works
 
 
+def test_a_key_revoked_after_submitting_bills_can_submit_nothing_more(tenant):
+    # Intake recalls keys it has seen (no query); revocation must still take effect at once.
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    admin = tenant.admin["test"]
+    issued = admin.post(f"/v1/providers/{provider.id}/keys").json
+    second = Caller(tenant.client, issued["secret"])
+    bill = {"customer": "cust-1", "amount": "1.00", "currency": "AUD", "revenue_share": False}
+    assert second.post("/v1/bills", bill, headers={"Idempotency-Key": "k1"}).status_code == 201
+    assert admin.delete(f"/v1/keys/{issued['id']}").status_code == 200
+
+    for body, key in [(bill, "k2"), (bill, "k1"), ({**bill, "amount": 1.5}, "k3"),
+                      ({**bill, "customer": "nobody"}, "k4"), (bill, None)]:
+        response = second.post("/v1/bills", body, headers={"Idempotency-Key": key} if key else {})
+        assert response.status_code == 401, (body, key, response.json)  # not 201, 422 or 400
+    assert second.post("/v1/bills", data="{", headers={"Idempotency-Key": "k5"},
+                       content_type="application/json").status_code == 401
+    assert len(provider.get("/v1/bills").json["data"]) == 1
+    assert provider.post("/v1/bills", bill, headers={"Idempotency-Key": "k2"}).status_code == 201
+
+
+def test_intake_refuses_an_admin_key_it_has_seen_before(tenant):
+    admin = tenant.admin["test"]
+    assert admin.get("/v1/bills").status_code == 200
+    response = admin.post("/v1/bills", {"customer": "c"}, headers={"Idempotency-Key": "k"})
+    assert response.status_code == 403
+
+
+def test_bills_follow_a_calendar_changed_after_their_key_was_seen(tenant, clock):
+    from datetime import datetime, timezone
+
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    assert provider.get("/v1/bills").status_code == 200  # the key is now known to this process
+    admin = tenant.admin["test"]
+    assert admin.patch("/v1/tenant", {"timezone": "UTC", "period_anchor_day": 1}).status_code == 200
+    clock.set(datetime(2026, 11, 30, 20, 0, tzinfo=timezone.utc))  # 1 December in Sydney
+    bill = {"customer": "cust-1", "amount": "1.00", "currency": "AUD", "revenue_share": False}
+    response = provider.post("/v1/bills", bill, headers={"Idempotency-Key": "k1"})
+    assert response.status_code == 201, response.json
+    assert response.json["period"] == "2026-11-01"  # not Sydney's 2026-11-25
+    again = provider.post("/v1/bills", bill, headers={"Idempotency-Key": "k2"})
+    assert again.json["period"] == "2026-11-01"
+
+
 def test_keys_are_stored_only_as_hashes(app, tenant):
     from aggregator.accounts.models import ApiKey
     from aggregator.db import db
