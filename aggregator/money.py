@@ -28,8 +28,7 @@ MAX_MAJOR = 10**12
 #: The largest magnitude, in minor units, that a stored sum may have (a signed 64-bit integer).
 MAX_STORED_MINOR = 2**63 - 1
 
-_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(?:\.([0-9]+))?$")
 
 
 class MoneyError(ValueError):
@@ -53,7 +52,7 @@ def _tender_currencies() -> frozenset[str]:
 
 
 def is_currency(code: object) -> bool:
-    return isinstance(code, str) and bool(_CURRENCY_RE.fullmatch(code)) and code in _tender_currencies()
+    return isinstance(code, str) and code in _tender_currencies()  # each is three letters A-Z
 
 
 def check_currency(code: object) -> str:
@@ -64,7 +63,14 @@ def check_currency(code: object) -> str:
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
-    return get_currency_precision(check_currency(currency))
+    try:
+        return _EXPONENTS[currency]
+    except (KeyError, TypeError):  # not looked up yet, or not even a code
+        exp = _EXPONENTS[currency] = get_currency_precision(check_currency(currency))
+        return exp
+
+
+_EXPONENTS: dict[str, int] = {}  # of tender currencies, as Babel gives them: read once each
 
 
 def check_storable(minor: int, currency: str) -> int:
@@ -88,24 +94,31 @@ def parse_amount(text: object, currency: str) -> int:
     exp = exponent(currency)
     if not isinstance(text, str):
         raise MoneyError("Amounts are decimal strings such as \"12.50\", not numbers.")
-    if len(text) > 40 or not _DECIMAL_RE.fullmatch(text):
+    match = _DECIMAL_RE.fullmatch(text) if len(text) <= 40 else None
+    if match is None:
         raise MoneyError(f"{text[:40]!r} is not a decimal amount such as \"12.50\".")
-    value = Decimal(text)
-    if abs(value) > MAX_MAJOR:  # before quantize, which has a precision limit
+    # Exact in integers: the whole part, and the fraction without its trailing zeros ("19.990"
+    # is exactly 19.99; "19.995" is finer than a cent).
+    whole, fraction = int(match[1]), (match[2] or "").rstrip("0")
+    if whole > MAX_MAJOR or (whole == MAX_MAJOR and fraction):
         raise MoneyError(f"The amount's magnitude must not exceed {MAX_MAJOR:,}.")
-    if value != value.quantize(Decimal(1).scaleb(-exp)):  # "19.990" is fine, "19.995" is not
+    if len(fraction) > exp:
         raise MoneyError(
             f"{currency} amounts have at most {exp} decimal place{'s' if exp != 1 else ''}."
             if exp
             else f"{currency} amounts have no decimal places."
         )
-    return int(value.scaleb(exp))
+    minor = whole * 10**exp + (int(fraction) * 10 ** (exp - len(fraction)) if fraction else 0)
+    return -minor if text[0] == "-" else minor
 
 
 def format_amount(minor: int, currency: str) -> str:
     """Integer minor units -> the API's decimal string (1250, "USD" -> "12.50")."""
     exp = exponent(currency)
-    return str(Decimal(minor).scaleb(-exp).quantize(Decimal(1).scaleb(-exp)))
+    if not exp:
+        return str(minor)
+    whole, fraction = divmod(abs(minor), 10**exp)
+    return f"{'-' if minor < 0 else ''}{whole}.{fraction:0{exp}d}"
 
 
 def to_decimal(minor: int, currency: str) -> Decimal:

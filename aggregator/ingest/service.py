@@ -182,7 +182,7 @@ def _insert_new(rows: list[dict]) -> set[str]:
          row["currency"], row["revenue_share"], row["description"],
          row["service_period_start"] and row["service_period_start"].isoformat(),
          row["service_period_end"] and row["service_period_end"].isoformat(),
-         json.dumps(row["metadata"])]  # stored as this text, as the JSON column type stores it
+         json.dumps(row["metadata"]) if row["metadata"] else "{}"]  # as the JSON column type stores it
         for row in rows]).decode()
     return set(run(_INSERT_JSON, params).scalars().all())
 

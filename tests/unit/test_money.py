@@ -305,6 +305,43 @@ def test_any_short_text_is_either_an_amount_or_a_money_error(currency, text):
     assert abs(minor) <= MAX_MAJOR * 10 ** money.exponent(currency)
 
 
+def _parse_by_decimal(text: str, currency: str) -> int | None:
+    """parse_amount's definition, in decimal arithmetic: the minor units, or None if refused."""
+    exp = money.exponent(currency)
+    value = Decimal(text)
+    if abs(value) > MAX_MAJOR or value != value.quantize(Decimal(1).scaleb(-exp)):
+        return None
+    return int(value.scaleb(exp))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(TENDER_SAMPLE),
+       st.from_regex(r"\A-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,6})?\Z")
+       | st.from_regex(r"\A-?1000000000000(\.0{0,3}[0-9])?\Z"))
+@example("USD", "1000000000000.00")
+@example("USD", "1000000000000.001")
+@example("JPY", "-0.0")
+@example("KWD", "0.1230")
+def test_parsing_in_integers_is_exactly_the_decimal_definition(currency, text):
+    expected = _parse_by_decimal(text, currency)
+    if expected is None:
+        with pytest.raises(MoneyError):
+            parse_amount(text, currency)
+    else:
+        assert parse_amount(text, currency) == expected
+
+
+@FEW
+@given(currency_and_minor)
+@example(("USD", -5))
+@example(("KWD", -1))
+@example(("JPY", -MAX_MAJOR))
+def test_formatting_in_integers_is_exactly_the_decimal_definition(case):
+    currency, minor = case
+    exp = money.exponent(currency)
+    assert format_amount(minor, currency) == str(Decimal(minor).scaleb(-exp).quantize(Decimal(1).scaleb(-exp)))
+
+
 @FEW
 @given(currency_and_minor)
 @example(("USD", 0))
