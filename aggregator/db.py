@@ -128,13 +128,14 @@ def run_alone(statement, params: dict) -> tuple | None:
     """Execute a Core statement built once that is a whole transaction by itself, and commit it.
     -> its first row (a plain tuple), or None.
 
-    On PostgreSQL it runs on a pooled connection of its own, outside the session, in the
-    driver's autocommit: no BEGIN or COMMIT round trip, and none of the session's work (about
-    0.05 ms a request on the intake hot path). Elsewhere it runs in the session's transaction,
-    which is then committed."""
+    On PostgreSQL, when the session holds no connection yet, it runs on a pooled connection of
+    its own in the driver's autocommit: no BEGIN or COMMIT round trip, and none of the session's
+    work (about 0.05 ms a request on the intake hot path). Otherwise (a session already in use
+    must not wait for a second connection; SQLite) it runs on the session's connection: alone
+    if no transaction is open there (see run_prepared), and the session is then committed."""
     engine = db.engine
-    if engine.dialect.name != "postgresql":
-        row = run_prepared(statement, params).fetchone()
+    if engine.dialect.name != "postgresql" or (db.session.registry.has() and db.session.registry().in_transaction()):
+        row = run_prepared(statement, params, whole=True).fetchone()
         db.session.commit()
         return row
     sql, values = _prepared(statement, engine.dialect, params)
@@ -144,8 +145,13 @@ def run_alone(statement, params: dict) -> tuple | None:
         driver.autocommit = True
         try:
             return driver.execute(sql, values).fetchone()
+        except Exception as exc:
+            if driver.closed:  # lost: never handed out again
+                pooled.invalidate(exc)
+            raise
         finally:
-            driver.autocommit = False
+            if not driver.closed:
+                driver.autocommit = False
     finally:
         pooled.close()  # back to the pool
 

@@ -9,6 +9,7 @@ period starts at the first instant of that local day.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -46,6 +47,7 @@ def local_midnight(day: date, tz: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
 
 
+@lru_cache(maxsize=4096)  # a pure function, asked the same few questions on every bill
 def period_starting(start: date, anchor_day: int, tz: str) -> Period:
     if start.day != anchor_day:
         raise ValueError(f"{start.isoformat()} is not a period start for anchor day {anchor_day}")

@@ -244,7 +244,7 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         rate = tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt)
         try:
             summaries.append((customer_id, summarize_invoice(
-                currency, rate, [BillTotal(r[4], r[5], r[6]) for r in group],
+                currency, rate, [BillTotal(r[4], int(r[5]), r[6]) for r in group],  # SUM: numeric
                 credits.get(customer_id, ()), ctx.rates)))
         except MissingRates as missing:
             report.missing_fx_rates |= missing.pairs

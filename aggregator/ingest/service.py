@@ -74,7 +74,7 @@ def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Ou
 def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
     """INSERT the bill (parameters as _row makes them, plus the customer's external_id as
     `customer`, the principal's `key_id`, `period_anchor_day` and `timezone`) if the key is not
-    revoked and the tenant's calendar is the one given, its customer exists in the tenant and
+    revoked, is this provider's in this tenant and mode, and the tenant's calendar is the one given, its customer exists in the tenant and
     mode, is not in this provider's free trial (for a revenue-share bill), and its period row is
     open; nothing otherwise, nor when the idempotency key is already stored. On PostgreSQL the period row is share-locked until commit,
     as claim_open_period does, so the close cannot mark it closing while the bill goes in; SQLite
@@ -90,7 +90,9 @@ def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
         periods.c.start == sa.bindparam("period_start"), periods.c.status == "open")
     keys, tenants = ApiKey.__table__, Tenant.__table__
     query = query.where(sa.exists().where(
-        keys.c.id == sa.bindparam("key_id"), keys.c.revoked_at.is_(None), tenants.c.id == keys.c.tenant_id,
+        keys.c.id == sa.bindparam("key_id"), keys.c.revoked_at.is_(None),
+        keys.c.tenant_id == sa.bindparam("tenant_id"), keys.c.livemode == sa.bindparam("livemode"),
+        keys.c.provider_id == sa.bindparam("provider_id"), tenants.c.id == keys.c.tenant_id,
         tenants.c.period_anchor_day == sa.bindparam("period_anchor_day"),
         tenants.c.timezone == sa.bindparam("timezone")))
     if revenue_share:

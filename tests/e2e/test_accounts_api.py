@@ -85,12 +85,17 @@ def test_a_key_revoked_after_submitting_bills_can_submit_nothing_more(tenant):
     assert second.post("/v1/bills", bill, headers={"Idempotency-Key": "k1"}).status_code == 201
     assert admin.delete(f"/v1/keys/{issued['id']}").status_code == 200
 
+    from aggregator import auth
+
+    digest = auth.hash_key(issued["secret"])
+    remembered = auth._RECALLED[digest]
     for body, key in [(bill, "k2"), (bill, "k1"), ({**bill, "amount": 1.5}, "k3"),
-                      ({**bill, "customer": "nobody"}, "k4"), (bill, None)]:
-        response = second.post("/v1/bills", body, headers={"Idempotency-Key": key} if key else {})
-        assert response.status_code == 401, (body, key, response.json)  # not 201, 422 or 400
-    assert second.post("/v1/bills", data="{", headers={"Idempotency-Key": "k5"},
-                       content_type="application/json").status_code == 401
+                      ({**bill, "customer": "nobody"}, "k4"), (bill, None), ("{", "k5")]:
+        auth._RECALLED[digest] = remembered  # as another worker process still remembers it
+        kwargs = {"data": body, "content_type": "application/json"} if body == "{" else {"json": body}
+        response = second.client.post("/v1/bills", headers={
+            "Authorization": f"Bearer {second.key}", **({"Idempotency-Key": key} if key else {})}, **kwargs)
+        assert response.status_code == 401, (body, key, response.json)  # not 201, 409, 422 or 400
     assert len(provider.get("/v1/bills").json["data"]) == 1
     assert provider.post("/v1/bills", bill, headers={"Idempotency-Key": "k2"}).status_code == 201
 

@@ -294,3 +294,13 @@ def test_operators_see_each_period_its_state_and_whether_its_close_is_due(shop):
     assert admin.get("/v1/periods?starting_after=soon").status_code == 422
     assert shop.admin["live"].get("/v1/periods").json["data"] == []  # test-mode periods stay in test mode
     assert shop.apps[0].get("/v1/periods").status_code == 403
+
+
+def test_a_total_no_currency_can_hold_makes_its_customer_wait_and_is_reported(shop):
+    # On PostgreSQL the close's sums come back as numeric; this one, converted, exceeds any AUD amount.
+    send(shop.apps[0], "usd", amount="1000000000000.00", currency="USD", description="Huge")
+    admin = shop.admin["test"]
+    assert admin.put("/v1/fx_rates", {"base": "USD", "quote": "AUD", "rate": "1000000",
+                                      "effective_date": "2026-10-01"}).status_code == 200
+    report = advance(shop)["ran"]["closes"][0]
+    assert report["customers_waiting"] == 1 and "exceeds the largest" in report["errors"][0]

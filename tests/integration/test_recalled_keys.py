@@ -52,3 +52,26 @@ def test_a_recalled_key_that_has_been_revoked_files_nothing(app, tenant, clock):
     with app.app_context(), pytest.raises(Unauthenticated):
         service.record_bill(recalled, load_bill(bill_body(), "k2"), clock.now())
     assert len(admin.get(f"/v1/bills?provider={provider.id}").json["data"]) == 1
+
+
+def test_intake_never_holds_two_pooled_connections(postgres_only, app, tenant, database_url, clock, tmp_path):
+    # Test mode reads the tenant's test clock through the session first; the INSERT must then use
+    # the session's connection, not wait for a second one (a full pool would stall every thread).
+    from aggregator import create_app
+    from aggregator.config import Settings
+    from aggregator.db import db
+    from tests.conftest import Caller
+
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    small = create_app({"SETTINGS": Settings(database_url=database_url, storage_dir=tmp_path),
+                        "CLOCK": clock, "TESTING": True,
+                        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0, "pool_timeout": 2}})
+    try:
+        caller = Caller(small.test_client(), provider.key)
+        for key in ("k1", "k2"):  # the key looked up, then recalled
+            response = caller.post("/v1/bills", bill_body(), headers={"Idempotency-Key": key})
+            assert response.status_code == 201, response.json
+    finally:
+        with small.app_context():
+            db.engine.dispose()
