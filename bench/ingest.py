@@ -485,13 +485,15 @@ class Server:
     """gunicorn serving wsgi:app; stopped by stop() (SIGTERM, then SIGKILL)."""
 
     def __init__(self, src: Path, env: dict, workers: int, worker_class: str, threads: int,
-                 log_path: Path, app: str = "wsgi:app"):
+                 log_path: Path, app: str = "wsgi:app", access_log: bool = False):
         self.port = free_port()
         self.log_path = log_path
         cmd = [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
                "--worker-class", worker_class, "--timeout", "120"]
         if worker_class == "gthread":
             cmd += ["--threads", str(threads)]
+        if access_log:  # as bin/start serves: one line per request, here into the server's log
+            cmd += ["--access-logfile", "-", "--logger-class", "aggregator.serving.AccessLogger"]
         cmd.append(app)
         self.cmd = cmd
         self._log = open(log_path, "wb")
@@ -770,6 +772,8 @@ def parse_args(argv=None):
     p.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"],
                    help="gthread keeps connections alive (as bin/start serves); sync closes each")
     p.add_argument("--threads", type=int, default=4, help="threads per worker (gthread only)")
+    p.add_argument("--access-log", action="store_true",
+                   help="log every request as bin/start does (off by default: the figures are the service's)")
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per scenario")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each")
@@ -824,7 +828,8 @@ def main(argv=None) -> int:
 
     log(f"starting gunicorn: {args.workers} {args.worker_class} workers "
         f"(log {workdir / 'gunicorn.log'})")
-    server = Server(src, env, args.workers, args.worker_class, args.threads, workdir / "gunicorn.log")
+    server = Server(src, env, args.workers, args.worker_class, args.threads, workdir / "gunicorn.log",
+                    access_log=args.access_log)
     scenarios = []
     try:
         server.wait_ready(args.workers)
