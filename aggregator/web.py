@@ -12,7 +12,7 @@ from flask.json.provider import DefaultJSONProvider
 import flask_smorest
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from .auth import Principal, confirm, require_any
 from .db import db
@@ -143,6 +143,11 @@ def refuse_nul_characters(app: Flask) -> None:
         for name, value in request.args.items(multi=True):
             if "\x00" in name or "\x00" in value:
                 raise InvalidInput.on(name, "NUL characters are not allowed.")
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and "\x00" in idempotency_key:
+            raise InvalidInput.on("Idempotency-Key", "NUL characters are not allowed.")
+        if request.content_length is None and "wsgi.input_terminated" in request.environ:
+            _refuse_oversized_stream()
         if request.is_json and _may_hold_unstorable(request.get_data(cache=True)):
             try:
                 found = _unstorable_path(request.get_json(silent=True))
@@ -150,6 +155,16 @@ def refuse_nul_characters(app: Flask) -> None:
                 abort(400, messages={"json": ["JSON nested too deeply."]})
             if found:
                 raise InvalidInput.on(*found)
+
+
+def _refuse_oversized_stream() -> None:
+    """A body sent without Content-Length (chunked) is read only up to MAX_CONTENT_LENGTH by
+    werkzeug, which then stops without an error: a longer body would be read cut short, as if
+    that were all of it. Read it now and refuse it (413) if anything is left beyond the limit."""
+    limit = request.max_content_length
+    if limit is not None and len(request.get_data(cache=True)) >= limit \
+            and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 class FastJSONProvider(DefaultJSONProvider):

@@ -80,7 +80,7 @@ def cancel_bill(bill_id):
     return service.cancel_bill(principal, bill_id, clock_now(principal))
 
 
-@blp.route("/customers/<external_id>/trial", methods=["PUT"])
+@blp.route("/customers/<path:external_id>/trial", methods=["PUT"])
 @requires("provider")
 @blp.arguments(TrialInputSchema())
 @blp.response(200, TrialSchema)
@@ -89,14 +89,14 @@ def set_trial(body, external_id):
     return service.set_trial(principal, external_id, body["ends_at"], clock_now(principal))
 
 
-@blp.route("/customers/<external_id>/trial", methods=["GET"])
+@blp.route("/customers/<path:external_id>/trial", methods=["GET"])
 @requires("provider")
 @blp.response(200, TrialSchema)
 def get_trial(external_id):
     return service.get_trial(current(), external_id)
 
 
-@blp.route("/customers/<external_id>/trial", methods=["DELETE"])
+@blp.route("/customers/<path:external_id>/trial", methods=["DELETE"])
 @requires("provider")
 @blp.response(200, TrialSchema)
 def end_trial(external_id):

@@ -150,7 +150,8 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
         key = request.idempotency_key
         existing = stored.get(key)
         if outcomes[i] is not None:
-            if existing is not None:
+            # In order: a key that only a later item of this batch stored was not taken yet.
+            if existing is not None and not (key in created and first_by_key[key] > i):
                 outcomes[i] = _replay_or_conflict(existing.fingerprint, view(existing), request)
             continue
         if key in created and first_by_key[key] == i:

@@ -310,6 +310,27 @@ def test_a_trial_is_per_provider_and_can_be_ended_early(tenant, provider, clock)
     assert post_bill(provider, "p").status_code == 201
 
 
+def test_a_customer_whose_external_id_holds_a_slash_can_have_a_trial(tenant, clock):
+    tenant.customer("team/acme")
+    provider = tenant.provider()
+    ends = (clock.now() + timedelta(days=14)).isoformat()
+    assert provider.put("/v1/customers/team%2Facme/trial", {"ends_at": ends}).status_code == 200
+    assert provider.get("/v1/customers/team/acme/trial").json["ends_at"] == ends
+    refused = post_bill(provider, "sub", customer="team/acme")
+    assert refused.status_code == 422 and refused.json["error"]["code"] == "in_free_trial"
+    assert provider.delete("/v1/customers/team%2Facme/trial").status_code == 200
+
+
+def test_a_batch_judges_items_sharing_a_key_in_order(provider):
+    items = [{**bill_body(customer="nobody"), "idempotency_key": "d1"},
+             {**bill_body(), "idempotency_key": "d1"},
+             {**bill_body(customer="nobody"), "idempotency_key": "d1"}]
+    data = provider.post("/v1/bills/batch", {"bills": items}).json["data"]
+    assert [d["status"] for d in data] == [422, 201, 409]
+    assert data[0]["error"]["code"] == "unknown_customer"
+    assert data[2]["error"]["code"] == "idempotency_key_reused"
+
+
 def test_trial_requests_are_validated(provider):
     assert provider.put("/v1/customers/ghost/trial", {"ends_at": "2027-01-01T00:00:00Z"}).status_code == 404
     response = provider.put("/v1/customers/cust-1/trial", {"ends_at": "2027-01-01T00:00:00"})

@@ -85,3 +85,29 @@ def test_a_period_that_ended_before_the_tenant_existed_cannot_be_closed(tenant):
     response = tenant.admin["test"].post("/v1/periods/0001-01-25/close")
     assert response.status_code == 404
     assert "before the tenant was created" in response.json["error"]["message"]
+
+
+def _chunked(provider, body: bytes, key: str):
+    import io
+
+    return provider.client.post("/v1/bills", input_stream=io.BytesIO(body), headers={
+        "Authorization": f"Bearer {provider.key}", "Idempotency-Key": key,
+        "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True})  # as gunicorn serves a chunked body
+
+
+def test_a_chunked_body_beyond_the_limit_is_refused_not_read_cut_short(app, provider):
+    import json
+
+    bill = json.dumps(bill_body()).encode()
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    response = _chunked(provider, bill + b" " * limit + b"GARBAGE", "k1")
+    assert response.status_code == 413, response.json
+    assert response.json["error"]["type"] == "request_too_large"
+    assert provider.get("/v1/bills").json["data"] == []
+    assert _chunked(provider, bill + b" " * 1000, "k2").status_code == 201  # within the limit
+
+
+def test_a_nul_in_the_idempotency_key_is_refused(provider):
+    response = provider.post("/v1/bills", bill_body(), headers={"Idempotency-Key": "a\x00b"})
+    assert response.status_code == 422 and "Idempotency-Key" in response.json["error"]["fields"]
