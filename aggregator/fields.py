@@ -1,8 +1,10 @@
 """marshmallow fields and schemas shared by every area's API."""
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from babel import Locale, UnknownLocaleError
 from marshmallow import Schema, ValidationError, fields, validate
 
 from . import money
@@ -67,10 +69,26 @@ _ZONES: frozenset[str] | None = None
 
 
 def _zones() -> frozenset[str]:
+    """IANA zones, less the tzdata files that are not places: "localtime" (whatever the server's
+    zone is) and "Factory" (a placeholder)."""
     global _ZONES
     if _ZONES is None:
-        _ZONES = frozenset(available_timezones())
+        _ZONES = frozenset(available_timezones()) - {"localtime", "Factory"}
     return _ZONES
+
+
+class LocaleName(fields.String):
+    """A locale that Babel (CLDR) knows, such as "en_AU": invoices are formatted with it."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", text):
+            raise ValidationError("A locale such as 'en' or 'en_AU'.")
+        try:
+            Locale.parse(text)
+        except (UnknownLocaleError, ValueError):
+            raise ValidationError(f"{text!r} is not a locale known to CLDR.") from None
+        return text
 
 
 class AddressSchema(Schema):

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from ..fields import AddressSchema, Currency, ListArgs, Rate, StrictBoolean, TimeZone, optional_text, text
+from ..fields import (AddressSchema, Currency, ListArgs, LocaleName, Rate, StrictBoolean, TimeZone, optional_text,
+                      text)
 
 
 class TenantSchema(Schema):
@@ -22,8 +23,7 @@ class TenantSchema(Schema):
         "description": "auto: invoices are finalized at the close; manual: they stay draft until "
                        "finalized (or until auto_finalize_after_days)."})
     auto_finalize_after_days = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=60))
-    locale = fields.String(validate=validate.Regexp(r"^[a-z]{2,3}(_[A-Z]{2})?$"),
-                           metadata={"description": "Formatting of invoices, e.g. en_AU."})
+    locale = LocaleName(metadata={"description": "Formatting of invoices, e.g. en_AU."})
     logo = fields.String(allow_none=True, validate=[
         validate.Regexp(r"^data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/=]+$",
                         error="A base64 data: URI of a PNG, JPEG or SVG image."),

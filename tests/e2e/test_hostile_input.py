@@ -111,3 +111,14 @@ def test_a_chunked_body_beyond_the_limit_is_refused_not_read_cut_short(app, prov
 def test_a_nul_in_the_idempotency_key_is_refused(provider):
     response = provider.post("/v1/bills", bill_body(), headers={"Idempotency-Key": "a\x00b"})
     assert response.status_code == 422 and "Idempotency-Key" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("field,value", [("locale", "xx"), ("locale", "zz_ZZ"), ("locale", "EN"),
+                                         ("timezone", "localtime"), ("timezone", "Factory")])
+def test_tenant_settings_that_would_break_invoices_are_refused(tenant, field, value):
+    response = tenant.admin["test"].patch("/v1/tenant", {field: value})
+    assert response.status_code == 422 and field in response.json["error"]["fields"], response.json
+
+
+def test_a_known_locale_is_accepted(tenant):
+    assert tenant.admin["test"].patch("/v1/tenant", {"locale": "de_CH"}).json["locale"] == "de_CH"
