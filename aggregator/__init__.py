@@ -11,6 +11,7 @@ from flask_smorest import Api
 from .clock import Clocks, SystemClock
 from . import db as database
 from .config import PROJECT_ROOT, Settings
+from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
 from .web import FastJSONProvider, refuse_nul_characters
@@ -24,6 +25,8 @@ def _schema_name(schema) -> str:
 
 
 class _Api(Api):
+    ERROR_SCHEMA = ErrorSchema  # documents the error responses as they are
+
     def handle_http_exception(self, error):
         from .errors import http_exception_response
 
@@ -56,6 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api = _Api(app, spec_kwargs={
         "info": {"description": "Consolidated single billing API."},
+        "security": [{"bearer": []}],  # every endpoint but this description needs a key
         "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name),
     })
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

@@ -12,6 +12,7 @@ import logging
 from typing import Any, Mapping
 
 from flask import Flask, jsonify
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,24 @@ _HTTP_TYPES = {
     415: "invalid_request_error",
     422: "validation_error",
 }
+
+
+class ErrorObjectSchema(Schema):
+    """What went wrong (documentation of `error_object`)."""
+
+    type = fields.String(required=True, metadata={
+        "description": "invalid_request_error, validation_error, authentication_error, "
+                       "permission_error, not_found, conflict, request_too_large, api_error, ..."})
+    message = fields.String(required=True, metadata={"description": "For people; may change."})
+    code = fields.String(metadata={"description": "For programs, e.g. idempotency_key_reused."})
+    fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.List(fields.String()),
+                          metadata={"description": "Messages per field at fault; nested fields dotted."})
+
+
+class ErrorSchema(Schema):
+    """The one shape of every error answer (the OpenAPI description's error responses)."""
+
+    error = fields.Nested(ErrorObjectSchema, required=True)
 
 
 def error_object(type_: str, message: str, code: str | None = None,

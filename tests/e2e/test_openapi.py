@@ -6,3 +6,13 @@ def test_the_openapi_description_is_generated_from_the_schemas(client):
     bill_input = spec["components"]["schemas"]["BillInput"]
     assert {"customer", "amount", "currency", "revenue_share"} <= set(bill_input["required"])
     assert spec["components"]["schemas"]["TenantUpdate"]["properties"]["period_anchor_day"]["maximum"] == 28
+
+
+def test_error_responses_are_described_in_the_shape_they_have(client, tenant):
+    spec = client.get("/v1/openapi.json").json
+    schemas = spec["components"]["schemas"]
+    assert schemas["Error"]["required"] == ["error"]
+    assert {"type", "message", "code", "fields"} <= set(schemas["ErrorObject"]["properties"])
+    assert spec["security"] == [{"bearer": []}] and "bearer" in spec["components"]["securitySchemes"]
+    refused = tenant.admin["test"].patch("/v1/tenant", {"charge_day": 0}).json
+    assert set(refused) == {"error"} and set(refused["error"]) <= set(schemas["ErrorObject"]["properties"])
