@@ -149,12 +149,36 @@ def refuse_nul_characters(app: Flask) -> None:
         if request.content_length is None and "wsgi.input_terminated" in request.environ:
             _refuse_oversized_stream()
         if request.is_json and _may_hold_unstorable(request.get_data(cache=True)):
+            body = request.get_json(silent=True)
+            items_key = getattr(app.view_functions.get(request.endpoint), "_items_one_by_one", None)
             try:
-                found = _unstorable_path(request.get_json(silent=True))
+                if items_key and type(body) is dict and type(body.get(items_key)) is list:
+                    # each item refused on its own (see items_one_by_one), the rest as a whole
+                    g.unstorable_items = {i: found for i, item in enumerate(body[items_key])
+                                          if (found := _unstorable_path(item))}
+                    body = {k: v for k, v in body.items() if k != items_key}
+                found = _unstorable_path(body)
             except RecursionError:  # parsed, but nested too deeply to walk: not a bill
                 abort(400, messages={"json": ["JSON nested too deeply."]})
             if found:
                 raise InvalidInput.on(*found)
+
+
+def items_one_by_one(key: str):
+    """Mark a view whose body's list `key` holds items accepted or refused one by one: a NUL or
+    an unpaired surrogate in an item refuses that item only (see `unstorable_items`)."""
+
+    def decorate(view):
+        view._items_one_by_one = key
+        return view
+
+    return decorate
+
+
+def unstorable_items() -> dict[int, InvalidInput]:
+    """The refusals of an items_one_by_one view's items that hold a string that cannot be
+    stored, by index."""
+    return {i: InvalidInput.on(*found) for i, found in g.get("unstorable_items", {}).items()}
 
 
 def _refuse_oversized_stream() -> None:
@@ -211,17 +235,22 @@ def _may_hold_big_int(body) -> bool:
 
 
 class _ArgumentsParser(FlaskParser):
-    """webargs' parser, reading JSON bodies with orjson (as FastJSONProvider does); a body that
-    orjson refuses, or may read differently, is read by webargs itself, errors included."""
+    """webargs' parser, reading JSON bodies as Flask's get_json does (FastJSONProvider): orjson,
+    and the standard library for what orjson refuses or may read differently (including its
+    reading of UTF-16/32 bodies and of lone surrogates, which the NUL check then refuses by
+    field, as on the single-bill path)."""
 
     def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return super()._raw_load_json(req)
+        body = req.get_data(cache=True)
         try:
-            if is_json_request(req) and not _may_hold_big_int(body := req.get_data(cache=True)):
+            if not _may_hold_big_int(body):
                 try:
                     return orjson.loads(body)
                 except orjson.JSONDecodeError:
                     pass
-            return super()._raw_load_json(req)
+            return json.loads(body)  # not UTF-8/16/32 text: a UnicodeDecodeError, which webargs answers
         except RecursionError:  # nested deeper than the parser (or the check) can follow
             raise json.JSONDecodeError("JSON nested too deeply", "[nested too deeply]", 0) from None
 

@@ -5,7 +5,8 @@ from flask import current_app, request
 
 from ..errors import describe
 from ..fields import page_schema
-from ..web import Blueprint, clock_now, current, documents, json_body, requires
+from ..web import (Blueprint, clock_now, current, documents, items_one_by_one, json_body, requires,
+                   unstorable_items)
 from . import service
 from .bills import BillRequest
 from .schemas import (BatchResultSchema, BatchSchema, BillInputSchema, BillListArgs, BillSchema,
@@ -35,12 +36,15 @@ def create_bill():
 
 
 @blp.route("/bills/batch", methods=["POST"])
+@items_one_by_one("bills")
 @requires("provider")
 @blp.arguments(BatchSchema())
 @blp.response(200, BatchResultSchema)
 def create_bills(body):
     principal = current()
-    items = body["bills"]
+    items, refused = body["bills"], unstorable_items()
+    if refused:
+        items = [refused.get(i, item) for i, item in enumerate(items)]
     valid = [item for item in items if isinstance(item, BillRequest)]
     outcomes = iter(service.record_bills(principal, valid, clock_now(principal)) if valid else [])
     results = []

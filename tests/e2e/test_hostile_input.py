@@ -15,8 +15,15 @@ def provider(tenant):
 def test_nul_characters_are_refused_wherever_they_appear(provider, tenant):
     response = provider.post("/v1/bills", bill_body(description="a\x00b"), headers={"Idempotency-Key": "k"})
     assert response.status_code == 422 and "description" in response.json["error"]["fields"]
-    batch = provider.post("/v1/bills/batch", {"bills": [{**bill_body(customer="c\x00"), "idempotency_key": "k"}]})
-    assert batch.status_code == 422 and "bills.0.customer" in batch.json["error"]["fields"]
+    batch = provider.post("/v1/bills/batch", {"bills": [{**bill_body(customer="c\x00"), "idempotency_key": "k"},
+                                                        {**bill_body(), "idempotency_key": "k2"},
+                                                        {**bill_body(metadata={"a\x00": "b"}), "idempotency_key": "k3"}]})
+    assert batch.status_code == 200, batch.json  # each item accepted or refused on its own
+    assert [item["status"] for item in batch.json["data"]] == [422, 201, 422]
+    assert "customer" in batch.json["data"][0]["error"]["fields"]
+    assert "metadata" in batch.json["data"][2]["error"]["fields"]
+    whole = provider.post("/v1/bills/batch", {"bills": [{**bill_body(), "idempotency_key": "k4"}], "x\x00": 1})
+    assert whole.status_code == 422 and "body" in whole.json["error"]["fields"]
     assert provider.get("/v1/bills/a%00b").status_code == 404
     assert provider.get("/v1/bills?starting_after=%00").status_code == 422
     assert tenant.admin["test"].get("/v1/invoices?customer=%00").status_code == 422
@@ -69,7 +76,8 @@ def test_unpaired_surrogates_are_refused_not_a_500(provider, escaped):
     batch = ('{"bills": [{"idempotency_key": "k", "customer": "cust-1", "amount": "1.00", "currency": "AUD", '
              f'"revenue_share": true, "metadata": {{"{surrogate}": "x"}}}}]}}').encode("utf-8", "surrogatepass")
     response = provider.post("/v1/bills/batch", data=batch, headers={"Content-Type": "application/json"})
-    assert response.status_code == 422 and "bills.0.metadata" in response.json["error"]["fields"]
+    assert response.status_code == 200, response.json  # the item is refused on its own
+    assert "metadata" in response.json["data"][0]["error"]["fields"]
 
 
 @pytest.mark.parametrize("path", ["/v1/bills", "/v1/bills/batch"])
@@ -122,3 +130,10 @@ def test_tenant_settings_that_would_break_invoices_are_refused(tenant, field, va
 
 def test_a_known_locale_is_accepted(tenant):
     assert tenant.admin["test"].patch("/v1/tenant", {"locale": "de_CH"}).json["locale"] == "de_CH"
+
+
+def test_a_body_that_is_not_text_is_a_400_on_both_intake_paths(provider):
+    for path in ("/v1/bills", "/v1/bills/batch"):
+        response = provider.post(path, data=b'{"bills": "\xff\xfe\xfa"}', headers={
+            "Content-Type": "application/json", "Idempotency-Key": "k"})
+        assert response.status_code == 400, (path, response.json)
