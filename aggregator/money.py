@@ -6,10 +6,13 @@ place that rounds. The rule, used for every derived amount (tax, revenue share, 
     ROUND_HALF_UP on the minor unit, i.e. halves round away from zero ("commercial rounding",
     the rule most tax authorities prescribe for invoice totals).
 
-Currency exponents come from the Unicode CLDR data shipped with Babel, not a hand table.
+Currency exponents are ISO 4217's minor units, read from ISO's own table (the `iso4217`
+package); which codes are legal tender today comes from the Unicode CLDR data shipped with Babel.
+No hand table. (CLDR's own "digits" differ from ISO for a dozen currencies, e.g. IQD 0 vs 3.)
 """
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -18,7 +21,7 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 from babel import Locale
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import NumberPattern
 
 ROUNDING = ROUND_HALF_UP
 
@@ -36,23 +39,26 @@ class MoneyError(ValueError):
 
 
 @lru_cache(maxsize=1)
-def _tender_currencies() -> frozenset[str]:
-    """Codes that are legal tender in at least one territory today, according to CLDR."""
+def _exponents() -> dict[str, int]:
+    """ISO 4217 minor units of the codes that are legal tender in at least one territory today
+    (CLDR) and current in ISO 4217 with a number of minor units."""
+    import iso4217
     from babel.core import get_global
 
     today = date.today()
-    codes: set[str] = set()
+    exponents: dict[str, int] = {}
     for territory, entries in get_global("territory_currencies").items():
         for code, start, end, tender in entries:
-            if not tender:
+            if not tender or not ((start is None or date(*start) <= today) and (end is None or today <= date(*end))):
                 continue
-            if (start is None or date(*start) <= today) and (end is None or today <= date(*end)):
-                codes.add(code)
-    return frozenset(codes)
+            minor_units = (iso4217.raw_table.get(code) or {}).get("CcyMnrUnts") or ""
+            if minor_units.isdigit():
+                exponents[code] = int(minor_units)
+    return exponents
 
 
 def is_currency(code: object) -> bool:
-    return isinstance(code, str) and code in _tender_currencies()  # each is three letters A-Z
+    return isinstance(code, str) and code in _exponents()  # each is three letters A-Z
 
 
 def check_currency(code: object) -> str:
@@ -63,14 +69,7 @@ def check_currency(code: object) -> str:
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
-    try:
-        return _EXPONENTS[currency]
-    except (KeyError, TypeError):  # not looked up yet, or not even a code
-        exp = _EXPONENTS[currency] = get_currency_precision(check_currency(currency))
-        return exp
-
-
-_EXPONENTS: dict[str, int] = {}  # of tender currencies, as Babel gives them: read once each
+    return _exponents()[check_currency(currency)]
 
 
 def check_storable(minor: int, currency: str) -> int:
@@ -126,8 +125,19 @@ def to_decimal(minor: int, currency: str) -> Decimal:
 
 
 def display(minor: int, currency: str, locale: str | Locale = "en") -> str:
-    """Human formatting for documents, e.g. 'A$1,234.50' or '¥1,235' (Babel, CLDR)."""
-    return format_currency(to_decimal(minor, currency), currency, locale=locale)
+    """Human formatting for documents, e.g. 'A$1,234.50' or '¥1,235': the locale's conventions
+    (Babel, CLDR) with exactly the currency's ISO 4217 decimals."""
+    locale = Locale.parse(locale)
+    return _currency_pattern(locale, exponent(currency)).apply(
+        to_decimal(minor, currency), locale, currency=currency, currency_digits=False)
+
+
+@lru_cache(maxsize=256)
+def _currency_pattern(locale: Locale, decimals: int) -> NumberPattern:
+    """The locale's currency format showing exactly `decimals` decimals."""
+    pattern = copy.copy(locale.currency_formats["standard"])
+    pattern.frac_prec = (decimals, decimals)
+    return pattern
 
 
 def round_minor(value: Decimal) -> int:

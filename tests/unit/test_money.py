@@ -46,9 +46,27 @@ currency_and_minor = st.sampled_from(TENDER_SAMPLE).flatmap(
 
 @pytest.mark.parametrize(("currency", "places"), [
     ("USD", 2), ("EUR", 2), ("AUD", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3), ("BHD", 3),
+    # ISO 4217's minor units where CLDR's everyday digits say 0
+    ("IQD", 3), ("LAK", 2), ("RSD", 2), ("IRR", 2), ("MGA", 2),
 ])
 def test_exponent_is_the_number_of_digits_in_the_minor_unit(currency, places):
     assert money.exponent(currency) == places
+
+
+def test_amounts_follow_iso_4217_where_cldr_differs():
+    assert parse_amount("1.500", "IQD") == 1500 and format_amount(1500, "IQD") == "1.500"
+    assert parse_amount("1.50", "LAK") == 150
+    with pytest.raises(MoneyError):
+        parse_amount("1.0001", "IQD")
+
+
+def test_documents_show_exactly_the_iso_decimals():
+    assert money.display(1500, "IQD", "en") == "IQD1.500"
+    assert money.display(150, "LAK", "en") == "LAK1.50"
+
+
+def test_a_currency_iso_4217_has_withdrawn_is_refused():
+    assert not money.is_currency("BGN")  # Bulgaria adopted the euro on 1 January 2026
 
 
 @pytest.mark.parametrize("code", ["USD", "EUR", "JPY", "KWD", "AUD"])
