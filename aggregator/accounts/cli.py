@@ -31,7 +31,8 @@ def _check(kind, value, check):
 @click.option("--legal-name", default=None)
 @click.option("--invoice-prefix", default="INV", show_default=True)
 def create(name, timezone, currency, anchor_day, charge_day, legal_name, invoice_prefix):
-    """Create a tenant and print its id and admin keys (live and test) as JSON, once."""
+    """Create a tenant and print as JSON its id, its admin keys (live and test, shown once) and
+    their ids."""
     _check("--timezone", timezone, lambda v: TimeZone().deserialize(v))
     currency = _check("--currency", currency.upper(), money.check_currency)
     now = current_app.extensions["aggregator.clocks"].base.now()
@@ -39,4 +40,5 @@ def create(name, timezone, currency, anchor_day, charge_day, legal_name, invoice
         name=name, legal_name=legal_name or name, timezone=timezone, default_currency=currency,
         period_anchor_day=anchor_day, charge_day=charge_day, invoice_prefix=invoice_prefix,
     ), now)
-    click.echo(json.dumps({"id": created.tenant.id, "admin_keys": created.admin_keys}))
+    click.echo(json.dumps({"id": created.tenant.id, "admin_keys": created.admin_keys,
+                           "admin_key_ids": created.admin_key_ids}))

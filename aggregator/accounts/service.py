@@ -18,6 +18,7 @@ from .models import ApiKey, Customer, Provider, Tenant
 class CreatedTenant:
     tenant: Tenant
     admin_keys: dict[str, str]  # mode -> plaintext, shown once
+    admin_key_ids: dict[str, str]  # mode -> the key's id, to revoke it later
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ def _store_key(tenant_id: str, livemode: bool, role: str, provider_id: str | Non
     key = ApiKey(tenant_id=tenant_id, livemode=livemode, role=role, provider_id=provider_id,
                  key_hash=new.key_hash, hint=new.hint, created_at=now)
     db.session.add(key)
+    db.session.flush()  # assigns the id, which the caller returns with the secret
     return IssuedKey(key, new.plaintext)
 
 
@@ -41,10 +43,11 @@ def create_tenant(settings: Mapping[str, Any], now: datetime) -> CreatedTenant:
     tenant = Tenant(created_at=now, **settings)
     db.session.add(tenant)
     db.session.flush()
-    keys = {mode: _store_key(tenant.id, mode == "live", "admin", None, now).plaintext
-            for mode in ("live", "test")}
+    issued = {mode: _store_key(tenant.id, mode == "live", "admin", None, now)
+              for mode in ("live", "test")}
+    ids = {mode: key.key.id for mode, key in issued.items()}
     db.session.commit()
-    return CreatedTenant(tenant, keys)
+    return CreatedTenant(tenant, {mode: key.plaintext for mode, key in issued.items()}, ids)
 
 
 def get_tenant(principal: Principal) -> Tenant:
@@ -92,6 +95,7 @@ def _one(model, principal: Principal, object_id: str, noun: str):
 class CreatedProvider:
     provider: Provider
     api_key: str  # shown once
+    api_key_id: str
 
 
 def create_provider(principal: Principal, fields: Mapping[str, Any], now: datetime) -> CreatedProvider:
@@ -100,8 +104,9 @@ def create_provider(principal: Principal, fields: Mapping[str, Any], now: dateti
     db.session.add(provider)
     db.session.flush()
     issued = _store_key(principal.tenant_id, principal.livemode, "provider", provider.id, now)
+    key_id = issued.key.id
     db.session.commit()
-    return CreatedProvider(provider, issued.plaintext)
+    return CreatedProvider(provider, issued.plaintext, key_id)
 
 
 def list_providers(principal: Principal, limit: int, starting_after: str | None = None) -> Page:
@@ -122,6 +127,21 @@ def update_provider(principal: Principal, provider_id: str, changes: Mapping[str
 
 # --- keys --------------------------------------------------------------------------------
 
+def list_keys(principal: Principal, limit: int, starting_after: str | None = None,
+              provider: str | None = None, role: str | None = None) -> Page:
+    """The keys of the caller's tenant and mode, revoked ones included; never their secrets."""
+    query = _scoped(ApiKey, principal)
+    if provider is not None:
+        query = query.where(ApiKey.provider_id == provider)
+    if role is not None:
+        query = query.where(ApiKey.role == role)
+    return paginate(query, ApiKey.id, limit, starting_after)
+
+
+def get_key(principal: Principal, key_id: str) -> ApiKey:
+    return _one(ApiKey, principal, key_id, "API key")
+
+
 def issue_provider_key(principal: Principal, provider_id: str, now: datetime) -> IssuedKey:
     provider = get_provider(principal, provider_id)
     issued = _store_key(principal.tenant_id, principal.livemode, "provider", provider.id, now)
@@ -131,7 +151,7 @@ def issue_provider_key(principal: Principal, provider_id: str, now: datetime) ->
 
 def revoke_key(principal: Principal, key_id: str, now: datetime) -> ApiKey:
     """Revoke a key of the caller's tenant and mode; revoking twice keeps the first time."""
-    key = _one(ApiKey, principal, key_id, "API key")
+    key = get_key(principal, key_id)
     if key.revoked_at is None:
         key.revoked_at = now
     db.session.commit()
