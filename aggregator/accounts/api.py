@@ -26,6 +26,16 @@ class TenantView(MethodView):
         return service.update_tenant(current(), changes)
 
 
+@blp.route("/tenant/keys", methods=["POST"])
+@requires("admin")
+@blp.response(201, IssuedKeySchema)
+def issue_admin_key():
+    """Issue another admin key for this mode (to rotate one: issue, then revoke the old one)."""
+    principal = current()
+    issued = service.issue_admin_key(principal, clock_now(principal))
+    return with_secret(issued.key, secret=issued.plaintext)
+
+
 @blp.route("/providers")
 class ProvidersView(MethodView):
     @requires("admin")
@@ -85,6 +95,7 @@ class KeyView(MethodView):
     @requires("admin")
     @blp.response(200, ApiKeySchema)
     def delete(self, key_id):
+        """Revoke a key. The mode's last unrevoked admin key cannot be revoked (409 last_admin_key)."""
         principal = current()
         return service.revoke_key(principal, key_id, clock_now(principal))
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 
 from ..auth import NewKey, Principal, generate_key
-from ..db import db
+from ..db import db, locking, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .models import ApiKey, Customer, Provider, Tenant
@@ -127,6 +127,10 @@ def update_provider(principal: Principal, provider_id: str, changes: Mapping[str
 
 # --- keys --------------------------------------------------------------------------------
 
+class LastAdminKey(Conflict):
+    code = "last_admin_key"
+
+
 def list_keys(principal: Principal, limit: int, starting_after: str | None = None,
               provider: str | None = None, role: str | None = None) -> Page:
     """The keys of the caller's tenant and mode, revoked ones included; never their secrets."""
@@ -142,6 +146,14 @@ def get_key(principal: Principal, key_id: str) -> ApiKey:
     return _one(ApiKey, principal, key_id, "API key")
 
 
+def issue_admin_key(principal: Principal, now: datetime) -> IssuedKey:
+    """Another admin key for the caller's tenant and mode: how an admin key is rotated (issue a
+    new one, then revoke the old one)."""
+    issued = _store_key(principal.tenant_id, principal.livemode, "admin", None, now)
+    db.session.commit()
+    return issued
+
+
 def issue_provider_key(principal: Principal, provider_id: str, now: datetime) -> IssuedKey:
     provider = get_provider(principal, provider_id)
     issued = _store_key(principal.tenant_id, principal.livemode, "provider", provider.id, now)
@@ -150,12 +162,34 @@ def issue_provider_key(principal: Principal, provider_id: str, now: datetime) ->
 
 
 def revoke_key(principal: Principal, key_id: str, now: datetime) -> ApiKey:
-    """Revoke a key of the caller's tenant and mode; revoking twice keeps the first time."""
+    """Revoke a key of the caller's tenant and mode; revoking twice keeps the first time.
+
+    Any key may be revoked, the calling one included, except the mode's last unrevoked admin
+    key (LastAdminKey): without it the tenant could no longer manage that mode through the API.
+    The mode's unrevoked admin keys are locked while this is decided, so two admins revoking
+    each other's keys at once cannot both succeed and leave none."""
+    write_lock()
     key = get_key(principal, key_id)
+    if key.role == "admin" and key.revoked_at is None:
+        unrevoked = _lock_unrevoked_admin_keys(principal)
+        if unrevoked == [key.id]:
+            db.session.rollback()
+            raise LastAdminKey("This is the last unrevoked admin key of this mode: issue another "
+                               "(POST /v1/tenant/keys) before revoking it.")
+        db.session.refresh(key)  # as it is now that the keys are locked
     if key.revoked_at is None:
         key.revoked_at = now
     db.session.commit()
     return key
+
+
+def _lock_unrevoked_admin_keys(principal: Principal) -> list[str]:
+    """The ids of the mode's unrevoked admin keys, locked in id order (no deadlock between two
+    revocations) until the transaction ends."""
+    return list(db.session.scalars(locking(
+        sa.select(ApiKey.id).where(ApiKey.tenant_id == principal.tenant_id,
+                                   ApiKey.livemode == principal.livemode, ApiKey.role == "admin",
+                                   ApiKey.revoked_at.is_(None)).order_by(ApiKey.id))))
 
 
 # --- customers ---------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_a_provider_key_cannot_use_the_admin_api(tenant):
     response = provider.get("/v1/providers")
     assert response.status_code == 403 and response.json["error"]["type"] == "permission_error"
     for method, path in [("get", "/v1/keys"), ("get", f"/v1/keys/{provider.key_id}"),
-                         ("delete", f"/v1/keys/{provider.key_id}")]:
+                         ("post", "/v1/tenant/keys"), ("delete", f"/v1/keys/{provider.key_id}")]:
         assert getattr(provider, method)(path).status_code == 403, path
 
 
@@ -257,6 +257,48 @@ def test_keys_of_another_tenant_or_mode_are_never_listed_shown_or_revoked(tenant
             assert other.delete(f"/v1/keys/{key_id}").status_code == 404
     assert provider.get("/v1/bills").status_code == 200
     assert tenant.admin["test"].get("/v1/keys").status_code == 200
+
+
+def test_the_last_admin_key_of_a_mode_cannot_be_revoked(tenant):
+    admin = tenant.admin["test"]
+    first_id = _admin_key_id(tenant)
+    refused = admin.delete(f"/v1/keys/{first_id}")
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "last_admin_key"
+    assert admin.get(f"/v1/keys/{first_id}").json["revoked_at"] is None
+    # Rotation: issue another admin key, then revoke the old one (even with itself).
+    issued = admin.post("/v1/tenant/keys")
+    assert issued.status_code == 201 and issued.json["secret"].startswith("agg_admin_test_")
+    assert (issued.json["role"], issued.json["provider"]) == ("admin", None)
+    rotated = Caller(tenant.client, issued.json["secret"])
+    assert admin.delete(f"/v1/keys/{first_id}").status_code == 200
+    assert admin.get("/v1/keys").status_code == 401
+    assert rotated.delete(f"/v1/keys/{first_id}").json["revoked_at"]  # revoking again changes nothing
+    refused = rotated.delete(f"/v1/keys/{issued.json['id']}")
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "last_admin_key"
+    assert rotated.get("/v1/tenant").status_code == 200
+    assert tenant.admin["live"].get("/v1/tenant").status_code == 200  # each mode has its own
+
+
+def test_admins_revoking_each_others_keys_at_once_leave_one(postgres_only, app, tenant):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = tenant.admin["test"]
+    issued = [admin.post("/v1/tenant/keys").json for _ in range(5)]
+    secrets = [admin.key] + [k["secret"] for k in issued]
+    ids = [_admin_key_id(tenant)] + [k["id"] for k in issued]
+    barrier = threading.Barrier(len(ids))
+
+    def revoke_the_next(i):  # each admin revokes the next one's key
+        caller = Caller(app.test_client(), secrets[i])
+        barrier.wait()
+        return caller.delete(f"/v1/keys/{ids[(i + 1) % len(ids)]}").status_code
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        statuses = list(pool.map(revoke_the_next, range(len(ids))))
+    assert set(statuses) <= {200, 401, 409}, statuses  # 401: revoked before its own request
+    survivors = [s for s in secrets if Caller(app.test_client(), s).get("/v1/tenant").status_code == 200]
+    assert survivors and statuses.count(200) == len(ids) - len(survivors)
 
 
 def test_cli_creates_a_tenant_and_prints_its_admin_keys(app, client):
