@@ -7,7 +7,7 @@ from ..fields import ListArgs, page_schema
 from ..web import Blueprint, clock_now, current, requires, with_secret
 from . import service
 from .schemas import (ApiKeySchema, CreatedProviderSchema, CustomerListArgs, CustomerSchema,
-                      IssuedKeySchema, ProviderSchema, TenantSchema)
+                      IssuedKeySchema, KeyListArgs, ProviderSchema, TenantSchema)
 
 blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Tenant, providers, customers, keys")
 
@@ -26,6 +26,16 @@ class TenantView(MethodView):
         return service.update_tenant(current(), changes)
 
 
+@blp.route("/tenant/keys", methods=["POST"])
+@requires("admin")
+@blp.response(201, IssuedKeySchema)
+def issue_admin_key():
+    """Issue another admin key for this mode (to rotate one: issue, then revoke the old one)."""
+    principal = current()
+    issued = service.issue_admin_key(principal, clock_now(principal))
+    return with_secret(issued.key, secret=issued.plaintext)
+
+
 @blp.route("/providers")
 class ProvidersView(MethodView):
     @requires("admin")
@@ -34,7 +44,7 @@ class ProvidersView(MethodView):
     def post(self, fields):
         principal = current()
         created = service.create_provider(principal, fields, clock_now(principal))
-        return with_secret(created.provider, api_key=created.api_key)
+        return with_secret(created.provider, api_key=created.api_key, api_key_id=created.api_key_id)
 
     @requires("admin")
     @blp.arguments(ListArgs(), location="query")
@@ -66,12 +76,28 @@ def issue_provider_key(provider_id):
     return with_secret(issued.key, secret=issued.plaintext)
 
 
-@blp.route("/keys/<key_id>", methods=["DELETE"])
+@blp.route("/keys", methods=["GET"])
 @requires("admin")
-@blp.response(200, ApiKeySchema)
-def revoke_key(key_id):
-    principal = current()
-    return service.revoke_key(principal, key_id, clock_now(principal))
+@blp.arguments(KeyListArgs(), location="query")
+@blp.response(200, page_schema(ApiKeySchema, "ApiKeyPage"))
+def list_keys(args):
+    """The keys of this tenant and mode, newest first, revoked ones included (never a secret)."""
+    return service.list_keys(current(), **args)
+
+
+@blp.route("/keys/<key_id>")
+class KeyView(MethodView):
+    @requires("admin")
+    @blp.response(200, ApiKeySchema)
+    def get(self, key_id):
+        return service.get_key(current(), key_id)
+
+    @requires("admin")
+    @blp.response(200, ApiKeySchema)
+    def delete(self, key_id):
+        """Revoke a key. The mode's last unrevoked admin key cannot be revoked (409 last_admin_key)."""
+        principal = current()
+        return service.revoke_key(principal, key_id, clock_now(principal))
 
 
 @blp.route("/customers")

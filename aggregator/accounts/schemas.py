@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 
 from ..fields import (AddressSchema, Currency, ListArgs, LocaleName, Rate, StrictBoolean, TimeZone, optional_text,
                       text)
+from .models import ROLES
 
 
 class TenantSchema(Schema):
@@ -43,6 +44,7 @@ class ProviderSchema(Schema):
 
 class CreatedProviderSchema(ProviderSchema):
     api_key = fields.String(dump_only=True, metadata={"description": "Shown once."})
+    api_key_id = fields.String(dump_only=True, metadata={"description": "The id of `api_key`, to revoke it."})
 
 
 class ApiKeySchema(Schema):
@@ -58,6 +60,11 @@ class ApiKeySchema(Schema):
 
 class IssuedKeySchema(ApiKeySchema):
     secret = fields.String(dump_only=True, metadata={"description": "The key itself; shown once."})
+
+
+class KeyListArgs(ListArgs):
+    provider = fields.String(metadata={"description": "A provider's id: that provider's keys."})
+    role = fields.String(validate=validate.OneOf(ROLES))
 
 
 class CustomerSchema(Schema):

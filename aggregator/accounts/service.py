@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 
 from ..auth import NewKey, Principal, generate_key
-from ..db import db
+from ..db import db, locking, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .models import ApiKey, Customer, Provider, Tenant
@@ -18,6 +18,7 @@ from .models import ApiKey, Customer, Provider, Tenant
 class CreatedTenant:
     tenant: Tenant
     admin_keys: dict[str, str]  # mode -> plaintext, shown once
+    admin_key_ids: dict[str, str]  # mode -> the key's id, to revoke it later
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ def _store_key(tenant_id: str, livemode: bool, role: str, provider_id: str | Non
     key = ApiKey(tenant_id=tenant_id, livemode=livemode, role=role, provider_id=provider_id,
                  key_hash=new.key_hash, hint=new.hint, created_at=now)
     db.session.add(key)
+    db.session.flush()  # assigns the id, which the caller returns with the secret
     return IssuedKey(key, new.plaintext)
 
 
@@ -41,10 +43,11 @@ def create_tenant(settings: Mapping[str, Any], now: datetime) -> CreatedTenant:
     tenant = Tenant(created_at=now, **settings)
     db.session.add(tenant)
     db.session.flush()
-    keys = {mode: _store_key(tenant.id, mode == "live", "admin", None, now).plaintext
-            for mode in ("live", "test")}
+    issued = {mode: _store_key(tenant.id, mode == "live", "admin", None, now)
+              for mode in ("live", "test")}
+    ids = {mode: key.key.id for mode, key in issued.items()}
     db.session.commit()
-    return CreatedTenant(tenant, keys)
+    return CreatedTenant(tenant, {mode: key.plaintext for mode, key in issued.items()}, ids)
 
 
 def get_tenant(principal: Principal) -> Tenant:
@@ -92,6 +95,7 @@ def _one(model, principal: Principal, object_id: str, noun: str):
 class CreatedProvider:
     provider: Provider
     api_key: str  # shown once
+    api_key_id: str
 
 
 def create_provider(principal: Principal, fields: Mapping[str, Any], now: datetime) -> CreatedProvider:
@@ -100,8 +104,9 @@ def create_provider(principal: Principal, fields: Mapping[str, Any], now: dateti
     db.session.add(provider)
     db.session.flush()
     issued = _store_key(principal.tenant_id, principal.livemode, "provider", provider.id, now)
+    key_id = issued.key.id
     db.session.commit()
-    return CreatedProvider(provider, issued.plaintext)
+    return CreatedProvider(provider, issued.plaintext, key_id)
 
 
 def list_providers(principal: Principal, limit: int, starting_after: str | None = None) -> Page:
@@ -122,6 +127,33 @@ def update_provider(principal: Principal, provider_id: str, changes: Mapping[str
 
 # --- keys --------------------------------------------------------------------------------
 
+class LastAdminKey(Conflict):
+    code = "last_admin_key"
+
+
+def list_keys(principal: Principal, limit: int, starting_after: str | None = None,
+              provider: str | None = None, role: str | None = None) -> Page:
+    """The keys of the caller's tenant and mode, revoked ones included; never their secrets."""
+    query = _scoped(ApiKey, principal)
+    if provider is not None:
+        query = query.where(ApiKey.provider_id == provider)
+    if role is not None:
+        query = query.where(ApiKey.role == role)
+    return paginate(query, ApiKey.id, limit, starting_after)
+
+
+def get_key(principal: Principal, key_id: str) -> ApiKey:
+    return _one(ApiKey, principal, key_id, "API key")
+
+
+def issue_admin_key(principal: Principal, now: datetime) -> IssuedKey:
+    """Another admin key for the caller's tenant and mode: how an admin key is rotated (issue a
+    new one, then revoke the old one)."""
+    issued = _store_key(principal.tenant_id, principal.livemode, "admin", None, now)
+    db.session.commit()
+    return issued
+
+
 def issue_provider_key(principal: Principal, provider_id: str, now: datetime) -> IssuedKey:
     provider = get_provider(principal, provider_id)
     issued = _store_key(principal.tenant_id, principal.livemode, "provider", provider.id, now)
@@ -130,12 +162,34 @@ def issue_provider_key(principal: Principal, provider_id: str, now: datetime) ->
 
 
 def revoke_key(principal: Principal, key_id: str, now: datetime) -> ApiKey:
-    """Revoke a key of the caller's tenant and mode; revoking twice keeps the first time."""
-    key = _one(ApiKey, principal, key_id, "API key")
+    """Revoke a key of the caller's tenant and mode; revoking twice keeps the first time.
+
+    Any key may be revoked, the calling one included, except the mode's last unrevoked admin
+    key (LastAdminKey): without it the tenant could no longer manage that mode through the API.
+    The mode's unrevoked admin keys are locked while this is decided, so two admins revoking
+    each other's keys at once cannot both succeed and leave none."""
+    write_lock()
+    key = get_key(principal, key_id)
+    if key.role == "admin" and key.revoked_at is None:
+        unrevoked = _lock_unrevoked_admin_keys(principal)
+        if unrevoked == [key.id]:
+            db.session.rollback()
+            raise LastAdminKey("This is the last unrevoked admin key of this mode: issue another "
+                               "(POST /v1/tenant/keys) before revoking it.")
+        db.session.refresh(key)  # as it is now that the keys are locked
     if key.revoked_at is None:
         key.revoked_at = now
     db.session.commit()
     return key
+
+
+def _lock_unrevoked_admin_keys(principal: Principal) -> list[str]:
+    """The ids of the mode's unrevoked admin keys, locked in id order (no deadlock between two
+    revocations) until the transaction ends."""
+    return list(db.session.scalars(locking(
+        sa.select(ApiKey.id).where(ApiKey.tenant_id == principal.tenant_id,
+                                   ApiKey.livemode == principal.livemode, ApiKey.role == "admin",
+                                   ApiKey.revoked_at.is_(None)).order_by(ApiKey.id))))
 
 
 # --- customers ---------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_creating_a_provider_returns_its_key_once(tenant):
                                             "revenue_share_rate": "0.30"})
     assert response.status_code == 201
     body = response.json
-    assert body["api_key"].startswith("agg_prov_test_")
+    assert body["api_key"].startswith("agg_prov_test_") and body["api_key_id"].startswith("key_")
     assert body["revenue_share_rate"] == "0.3" and body["livemode"] is False
     fetched = admin.get(f"/v1/providers/{body['id']}").json
     assert "api_key" not in fetched and fetched["name"] == "Accounting App"
@@ -165,9 +165,140 @@ def test_objects_of_another_tenant_or_mode_are_not_found(tenant, make_tenant):
 
 
 def test_a_provider_key_cannot_use_the_admin_api(tenant):
-    provider = tenant.provider()
+    provider = _provider(tenant)
     response = provider.get("/v1/providers")
     assert response.status_code == 403 and response.json["error"]["type"] == "permission_error"
+    for method, path in [("get", "/v1/keys"), ("get", f"/v1/keys/{provider.key_id}"),
+                         ("post", "/v1/tenant/keys"), ("delete", f"/v1/keys/{provider.key_id}")]:
+        assert getattr(provider, method)(path).status_code == 403, path
+
+
+# --- keys --------------------------------------------------------------------------------
+
+KEY_FIELDS = {"id", "object", "role", "provider", "hint", "livemode", "created_at", "revoked_at"}
+
+
+def _provider(tenant, name="App"):
+    """A caller with the provider's first key, knowing the provider's id and the key's."""
+    response = tenant.admin["test"].post("/v1/providers", {"name": name})
+    assert response.status_code == 201, response.json
+    caller = Caller(tenant.client, response.json["api_key"])
+    caller.id, caller.key_id = response.json["id"], response.json["api_key_id"]
+    return caller
+
+
+def _admin_key_id(tenant, mode="test") -> str:
+    admin = tenant.admin[mode]
+    listed = admin.get("/v1/keys?role=admin&limit=100").json["data"]
+    (key,) = [k for k in listed if k["hint"].endswith(admin.key[-4:])]
+    return key["id"]
+
+
+def test_the_key_returned_when_a_provider_is_created_can_be_revoked_by_its_id(tenant):
+    provider = _provider(tenant)
+    assert provider.get("/v1/bills").status_code == 200
+    revoked = tenant.admin["test"].delete(f"/v1/keys/{provider.key_id}")
+    assert revoked.status_code == 200, revoked.json
+    assert (revoked.json["id"], revoked.json["role"], revoked.json["provider"]) == (
+        provider.key_id, "provider", provider.id)
+    assert revoked.json["revoked_at"]
+    assert provider.get("/v1/bills").status_code == 401
+
+
+def test_keys_are_listed_newest_first_without_their_secrets(tenant):
+    admin = tenant.admin["test"]
+    admin_key_id = _admin_key_id(tenant)
+    first = _provider(tenant, name="First")
+    second_key = admin.post(f"/v1/providers/{first.id}/keys").json
+    other = _provider(tenant, name="Other")
+    listed = admin.get("/v1/keys").json
+    assert [k["id"] for k in listed["data"]] == [other.key_id, second_key["id"], first.key_id, admin_key_id]
+    assert not listed["has_more"]
+    for key in listed["data"]:
+        assert set(key) == KEY_FIELDS and key["object"] == "api_key" and key["livemode"] is False
+    secrets = {admin.key, first.key, other.key, second_key["secret"]}
+    assert not any(secret in json.dumps(listed) for secret in secrets)
+    assert listed["data"][-1]["role"] == "admin" and listed["data"][-1]["provider"] is None
+    assert admin.get(f"/v1/keys/{second_key['id']}").json == listed["data"][1]
+
+
+def test_keys_are_paginated_and_filtered_by_provider_and_role(tenant):
+    admin = tenant.admin["test"]
+    first, other = _provider(tenant, name="First"), _provider(tenant, name="Other")
+    issued = [admin.post(f"/v1/providers/{first.id}/keys").json["id"] for _ in range(2)]
+    admin.delete(f"/v1/keys/{issued[0]}")
+    page = admin.get("/v1/keys?limit=2").json
+    assert [k["id"] for k in page["data"]] == issued[::-1] and page["has_more"]
+    assert page["data"][1]["revoked_at"]  # revoked keys are listed, with when
+    rest = admin.get(f"/v1/keys?starting_after={issued[0]}").json
+    assert [k["id"] for k in rest["data"]] == [other.key_id, first.key_id, _admin_key_id(tenant)]
+    assert not rest["has_more"]
+    mine = admin.get(f"/v1/keys?provider={first.id}").json["data"]
+    assert [k["id"] for k in mine] == [issued[1], issued[0], first.key_id]
+    assert [k["role"] for k in admin.get("/v1/keys?role=admin").json["data"]] == ["admin"]
+    assert len(admin.get("/v1/keys?role=provider").json["data"]) == 4
+    assert admin.get(f"/v1/keys?role=admin&provider={first.id}").json["data"] == []
+    refused = admin.get("/v1/keys?role=owner")
+    assert refused.status_code == 422 and "role" in refused.json["error"]["fields"]
+
+
+def test_keys_of_another_tenant_or_mode_are_never_listed_shown_or_revoked(tenant, make_tenant):
+    provider = _provider(tenant)
+    admin_key_id = _admin_key_id(tenant)
+    elsewhere = make_tenant()
+    elsewhere.provider()
+    for other in (elsewhere.admin["test"], tenant.admin["live"]):
+        listed = other.get("/v1/keys?limit=100").json["data"]
+        assert {provider.key_id, admin_key_id}.isdisjoint(k["id"] for k in listed)
+        assert all(k["role"] == "admin" or k["provider"] != provider.id for k in listed)
+        assert other.get(f"/v1/keys?provider={provider.id}").json["data"] == []
+        for key_id in (provider.key_id, admin_key_id):
+            assert other.get(f"/v1/keys/{key_id}").status_code == 404
+            assert other.delete(f"/v1/keys/{key_id}").status_code == 404
+    assert provider.get("/v1/bills").status_code == 200
+    assert tenant.admin["test"].get("/v1/keys").status_code == 200
+
+
+def test_the_last_admin_key_of_a_mode_cannot_be_revoked(tenant):
+    admin = tenant.admin["test"]
+    first_id = _admin_key_id(tenant)
+    refused = admin.delete(f"/v1/keys/{first_id}")
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "last_admin_key"
+    assert admin.get(f"/v1/keys/{first_id}").json["revoked_at"] is None
+    # Rotation: issue another admin key, then revoke the old one (even with itself).
+    issued = admin.post("/v1/tenant/keys")
+    assert issued.status_code == 201 and issued.json["secret"].startswith("agg_admin_test_")
+    assert (issued.json["role"], issued.json["provider"]) == ("admin", None)
+    rotated = Caller(tenant.client, issued.json["secret"])
+    assert admin.delete(f"/v1/keys/{first_id}").status_code == 200
+    assert admin.get("/v1/keys").status_code == 401
+    assert rotated.delete(f"/v1/keys/{first_id}").json["revoked_at"]  # revoking again changes nothing
+    refused = rotated.delete(f"/v1/keys/{issued.json['id']}")
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "last_admin_key"
+    assert rotated.get("/v1/tenant").status_code == 200
+    assert tenant.admin["live"].get("/v1/tenant").status_code == 200  # each mode has its own
+
+
+def test_admins_revoking_each_others_keys_at_once_leave_one(postgres_only, app, tenant):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = tenant.admin["test"]
+    issued = [admin.post("/v1/tenant/keys").json for _ in range(5)]
+    secrets = [admin.key] + [k["secret"] for k in issued]
+    ids = [_admin_key_id(tenant)] + [k["id"] for k in issued]
+    barrier = threading.Barrier(len(ids))
+
+    def revoke_the_next(i):  # each admin revokes the next one's key
+        caller = Caller(app.test_client(), secrets[i])
+        barrier.wait()
+        return caller.delete(f"/v1/keys/{ids[(i + 1) % len(ids)]}").status_code
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        statuses = list(pool.map(revoke_the_next, range(len(ids))))
+    assert set(statuses) <= {200, 401, 409}, statuses  # 401: revoked before its own request
+    survivors = [s for s in secrets if Caller(app.test_client(), s).get("/v1/tenant").status_code == 200]
+    assert survivors and statuses.count(200) == len(ids) - len(survivors)
 
 
 def test_cli_creates_a_tenant_and_prints_its_admin_keys(app, client):
@@ -180,11 +311,44 @@ def test_cli_creates_a_tenant_and_prints_its_admin_keys(app, client):
     tenant = Caller(client, created["admin_keys"]["test"]).get("/v1/tenant").json
     assert (tenant["id"], tenant["timezone"], tenant["default_currency"], tenant["period_anchor_day"],
             tenant["charge_day"]) == (created["id"], "America/New_York", "USD", 1, 5)
+    for mode in ("live", "test"):  # the ids of the keys printed, to revoke them once rotated
+        admin = Caller(client, created["admin_keys"][mode])
+        (key,) = admin.get("/v1/keys").json["data"]
+        assert key["id"] == created["admin_key_ids"][mode] and key["role"] == "admin"
 
 
-def test_cli_refuses_an_unknown_time_zone(app):
-    result = app.test_cli_runner().invoke(args=["tenants", "create", "--name", "X", "--timezone", "Nowhere"])
-    assert result.exit_code != 0 and "time zone" in result.output
+def _tenant_count(app) -> int:
+    from aggregator.accounts.models import Tenant
+    from aggregator.db import db
+
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(Tenant))
+
+
+def test_cli_refuses_what_the_api_refuses_naming_the_option(app):
+    before = _tenant_count(app)
+    for option, value, words in [
+        ("--timezone", "Nowhere", "time zone"), ("--name", "", "Length"),
+        ("--invoice-prefix", "bad prefix", "upper-case"), ("--invoice-prefix", "P" * 20, "upper-case"),
+        ("--currency", "ZZZ", "ZZZ"), ("--anchor-day", "29", "28"), ("--charge-day", "0", "1"),
+        ("--legal-name", "L" * 201, "Length"), ("--name", "N" * 201, "Length"),
+    ]:
+        args = {"--name": "Shop", option: value}
+        result = app.test_cli_runner().invoke(
+            args=["tenants", "create", *[a for kv in args.items() for a in kv]])
+        assert result.exit_code == 2, (option, value, result.output)
+        assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+        assert f"Invalid value for '{option}'" in result.output, result.output
+        assert words.lower() in result.output.lower(), result.output
+    assert _tenant_count(app) == before
+
+
+def test_cli_names_every_option_at_fault(app):
+    result = app.test_cli_runner().invoke(args=[
+        "tenants", "create", "--name", "", "--invoice-prefix", "inv", "--currency", "usd"])
+    assert result.exit_code == 2
+    assert "'--name'" in result.output and "'--invoice-prefix'" in result.output
+    assert "'--currency'" not in result.output  # lower case is accepted, as by the API
 
 
 def test_the_calendar_is_fixed_once_bills_have_been_received(tenant):
