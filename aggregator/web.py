@@ -68,6 +68,18 @@ def json_body():
         abort(400, messages={"json": ["Invalid JSON body."]})
 
 
+def header_text(name: str) -> str | None:
+    """A request header as the UTF-8 text the client sent: WSGI hands header values over decoded
+    as latin-1, so "é" would arrive as two characters ("Ã©"), unlike the same text in a JSON body."""
+    value = request.headers.get(name)
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidInput.on(name, "Not UTF-8 text.") from None
+
+
 def current() -> Principal:
     return g.principal
 

@@ -15,15 +15,15 @@ class TenantSchema(Schema):
     address = fields.Nested(AddressSchema, allow_none=True)
     timezone = TimeZone()
     default_currency = Currency()
-    period_anchor_day = fields.Integer(validate=validate.Range(min=1, max=28))
-    charge_day = fields.Integer(validate=validate.Range(min=1, max=28))
+    period_anchor_day = fields.Integer(strict=True, validate=validate.Range(min=1, max=28))  # 5.5 is not 5
+    charge_day = fields.Integer(strict=True, validate=validate.Range(min=1, max=28))
     default_tax_rate = Rate()
     invoice_prefix = fields.String(validate=validate.Regexp(
         r"^[A-Z0-9][A-Z0-9-]{0,15}$", error="1-16 upper-case letters, digits or dashes."))
     invoice_review = fields.String(validate=validate.OneOf(["auto", "manual"]), metadata={
         "description": "auto: invoices are finalized at the close; manual: they stay draft until "
                        "finalized (or until auto_finalize_after_days)."})
-    auto_finalize_after_days = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=60))
+    auto_finalize_after_days = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0, max=60))
     locale = LocaleName(metadata={"description": "Formatting of invoices, e.g. en_AU."})
     logo = fields.String(allow_none=True, validate=[
         validate.Regexp(r"^data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/=]+$",

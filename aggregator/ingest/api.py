@@ -1,12 +1,12 @@
 """Bill intake API (provider keys), plus read access for admin keys."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app
 
 from ..errors import describe
 from ..fields import page_schema
-from ..web import (Blueprint, clock_now, current, documents, items_one_by_one, json_body, requires,
-                   unstorable_items)
+from ..web import (Blueprint, clock_now, current, documents, header_text, items_one_by_one, json_body,
+                   requires, unstorable_items)
 from . import service
 from .bills import BillRequest
 from .schemas import (BatchResultSchema, BatchSchema, BillInputSchema, BillListArgs, BillSchema,
@@ -24,7 +24,7 @@ def create_bill():
     # answered with bill_document (what BillSchema dumps), not through webargs and a dump. The
     # key may be recalled from memory: record_bill checks it again (see requires).
     principal = current()
-    bill = load_bill(json_body(), request.headers.get("Idempotency-Key"))
+    bill = load_bill(json_body(), header_text("Idempotency-Key"))
     outcome = service.record_bill(principal, bill, clock_now(principal))
     if outcome.error:
         raise outcome.error

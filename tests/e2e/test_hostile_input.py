@@ -137,3 +137,20 @@ def test_a_body_that_is_not_text_is_a_400_on_both_intake_paths(provider):
         response = provider.post(path, data=b'{"bills": "\xff\xfe\xfa"}', headers={
             "Content-Type": "application/json", "Idempotency-Key": "k"})
         assert response.status_code == 400, (path, response.json)
+
+
+def test_a_non_ascii_idempotency_key_is_the_same_key_in_a_header_and_in_a_batch(provider):
+    on_the_wire = "clé-1".encode().decode("latin-1")  # how a WSGI server hands the header over
+    single = provider.post("/v1/bills", bill_body(), headers={"Idempotency-Key": on_the_wire})
+    assert single.status_code == 201, single.json
+    batch = provider.post("/v1/bills/batch", {"bills": [{**bill_body(), "idempotency_key": "clé-1"}]}).json
+    assert batch["data"][0]["replayed"] and batch["data"][0]["bill"]["id"] == single.json["id"]
+    bad = provider.post("/v1/bills", bill_body(), headers={"Idempotency-Key": "\xe9t\xe9"})  # not UTF-8
+    assert bad.status_code == 422 and "Idempotency-Key" in bad.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("field,value", [("period_anchor_day", 5.5), ("charge_day", "3"),
+                                         ("auto_finalize_after_days", 1.5)])
+def test_day_settings_must_be_whole_numbers(tenant, field, value):
+    response = tenant.admin["test"].patch("/v1/tenant", {field: value})
+    assert response.status_code == 422 and field in response.json["error"]["fields"], response.json
