@@ -77,6 +77,19 @@ def _zones() -> frozenset[str]:
     return _ZONES
 
 
+class CalendarDate(fields.Date):
+    """A date written as ISO 8601's extended calendar date, YYYY-MM-DD only (Python's
+    date.fromisoformat also reads "20261001" and week dates such as "2026-W40-1")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not CALENDAR_DATE.fullmatch(value):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 class LocaleName(fields.String):
     """A locale that Babel (CLDR) knows, such as "en_AU": invoices are formatted with it."""
 

@@ -12,7 +12,7 @@ from flask.json.provider import DefaultJSONProvider
 import flask_smorest
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from .auth import Principal, confirm, require_any
 from .db import db
@@ -160,6 +160,9 @@ def refuse_nul_characters(app: Flask) -> None:
             raise InvalidInput.on("Idempotency-Key", "NUL characters are not allowed.")
         if request.content_length is None and "wsgi.input_terminated" in request.environ:
             _refuse_oversized_stream()
+        if not request.is_json and request.method in ("POST", "PUT", "PATCH") and (
+                request.content_length or (request.content_length is None and request.get_data(cache=True))):
+            raise UnsupportedMediaType("Send the body as JSON, with 'Content-Type: application/json'.")
         if request.is_json and _may_hold_unstorable(request.get_data(cache=True)):
             body = request.get_json(silent=True)
             items_key = getattr(app.view_functions.get(request.endpoint), "_items_one_by_one", None)

@@ -10,15 +10,16 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from .. import money
 from ..errors import InvalidInput, flatten_messages
-from ..fields import reasonable_instant, AmountString, Currency, ListArgs, Metadata, StrictBoolean, text
+from ..fields import (CALENDAR_DATE, AmountString, CalendarDate, Currency, ListArgs, Metadata, StrictBoolean,
+                      reasonable_instant, text)
 from .bills import BillRequest, BillView
 
 IDEMPOTENCY_KEY = validate.Length(min=1, max=255)
 
 
 class ServicePeriodSchema(Schema):
-    start = fields.Date(required=True)
-    end = fields.Date(required=True)
+    start = CalendarDate(required=True)
+    end = CalendarDate(required=True)
 
     @validates_schema
     def _ordered(self, data, **kwargs):
@@ -198,7 +199,8 @@ def _service_period(value: Any) -> tuple[date, date] | None:
     if type(value) is not dict or len(value) != 2:
         return None
     start, end = value.get("start"), value.get("end")
-    if type(start) is not str or type(end) is not str:
+    if type(start) is not str or type(end) is not str or not CALENDAR_DATE.fullmatch(start) \
+            or not CALENDAR_DATE.fullmatch(end):
         return None
     try:
         start, end = date.fromisoformat(start), date.fromisoformat(end)  # what fields.Date uses

@@ -72,6 +72,8 @@ def test_keys_are_per_provider(tenant, provider):
     ("metadata", {"k": 1}), ("metadata", {f"k{i}": "v" for i in range(51)}), ("metadata", "flat"),
     ("service_period", {"start": "2026-10-31", "end": "2026-10-01"}),
     ("service_period", {"start": "yesterday", "end": "2026-10-01"}),
+    ("service_period", {"start": "20261001", "end": "2026-10-31"}),
+    ("service_period", {"start": "2026-10-01", "end": "2026-W44-6"}),
 ])
 def test_invalid_bills_are_refused_with_422_naming_the_field(provider, field, value):
     response = post_bill(provider, **{field: value})

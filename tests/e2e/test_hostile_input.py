@@ -154,3 +154,14 @@ def test_a_non_ascii_idempotency_key_is_the_same_key_in_a_header_and_in_a_batch(
 def test_day_settings_must_be_whole_numbers(tenant, field, value):
     response = tenant.admin["test"].patch("/v1/tenant", {field: value})
     assert response.status_code == 422 and field in response.json["error"]["fields"], response.json
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_sent_as_json_is_a_415(provider, content_type):
+    import json
+
+    headers = {"Idempotency-Key": "k", **({"Content-Type": content_type} if content_type else {})}
+    for path in ("/v1/bills", "/v1/bills/batch"):
+        response = provider.post(path, data=json.dumps(bill_body()), headers=headers)
+        assert response.status_code == 415, (path, response.json)
+        assert "application/json" in response.json["error"]["message"]
