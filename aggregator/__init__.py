@@ -14,7 +14,7 @@ from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
-from .web import FastJSONProvider, refuse_nul_characters
+from .web import FastJSONProvider, refuse_unusable_requests
 
 
 def _schema_name(schema) -> str:
@@ -67,7 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(ingest_api.blp)
     api.register_blueprint(consolidate_api.blp)
     errors.register(app)
-    refuse_nul_characters(app)
+    refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)
     app.cli.add_command(consolidate_cli.periods)
     return app

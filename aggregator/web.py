@@ -144,12 +144,14 @@ def _may_hold_unstorable(body: bytes) -> bool:
     return b"\x00" in body or b"\\u" in body or b"\xed" in body
 
 
-def refuse_nul_characters(app: Flask) -> None:
-    """PostgreSQL text cannot hold NUL, nor UTF-8 an unpaired surrogate: refuse them at the door
-    rather than fail deep inside."""
+def refuse_unusable_requests(app: Flask) -> None:
+    """Refuse at the door, for every endpoint, what no endpoint can use, rather than fail deep
+    inside: NUL characters (PostgreSQL text cannot hold them) and unpaired surrogates (nor can
+    UTF-8) anywhere in the request, a body too large even when sent chunked, and a body that is
+    not sent as JSON."""
 
     @app.before_request
-    def _refuse_nul():
+    def _refuse_unusable():
         if "\x00" in request.path:
             raise NotFound("No such resource.")
         for name, value in request.args.items(multi=True):
