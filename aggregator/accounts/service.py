@@ -79,9 +79,15 @@ def _has_periods(tenant_id: str) -> bool:
 
 # --- providers ---------------------------------------------------------------------------
 
-def _scoped(model, principal: Principal) -> sa.Select:
-    return sa.select(model).where(model.tenant_id == principal.tenant_id,
-                                  model.livemode == principal.livemode)
+def _scoped(model, principal: Principal, **equal) -> sa.Select:
+    """The model's rows of the caller's tenant and mode, filtered on each column in `equal` whose
+    value is not None (a list's optional filters)."""
+    query = sa.select(model).where(model.tenant_id == principal.tenant_id,
+                                   model.livemode == principal.livemode)
+    for column, value in equal.items():
+        if value is not None:
+            query = query.where(getattr(model, column) == value)
+    return query
 
 
 def _one(model, principal: Principal, object_id: str, noun: str):
@@ -134,12 +140,8 @@ class LastAdminKey(Conflict):
 def list_keys(principal: Principal, limit: int, starting_after: str | None = None,
               provider: str | None = None, role: str | None = None) -> Page:
     """The keys of the caller's tenant and mode, revoked ones included; never their secrets."""
-    query = _scoped(ApiKey, principal)
-    if provider is not None:
-        query = query.where(ApiKey.provider_id == provider)
-    if role is not None:
-        query = query.where(ApiKey.role == role)
-    return paginate(query, ApiKey.id, limit, starting_after)
+    return paginate(_scoped(ApiKey, principal, provider_id=provider, role=role), ApiKey.id, limit,
+                    starting_after)
 
 
 def get_key(principal: Principal, key_id: str) -> ApiKey:
@@ -213,10 +215,7 @@ def create_customer(principal: Principal, fields: Mapping[str, Any], now: dateti
 
 def list_customers(principal: Principal, limit: int, starting_after: str | None = None,
                    external_id: str | None = None) -> Page:
-    query = _scoped(Customer, principal)
-    if external_id is not None:
-        query = query.where(Customer.external_id == external_id)
-    return paginate(query, Customer.id, limit, starting_after)
+    return paginate(_scoped(Customer, principal, external_id=external_id), Customer.id, limit, starting_after)
 
 
 def get_customer(principal: Principal, customer_id: str) -> Customer:
