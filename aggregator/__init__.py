@@ -8,6 +8,7 @@ from flask_migrate import Migrate
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask_smorest import Api
 
+from .adapters import Adapters
 from .clock import Clocks, SystemClock
 from . import db as database
 from .config import PROJECT_ROOT, Settings
@@ -28,14 +29,14 @@ class _Api(Api):
     ERROR_SCHEMA = ErrorSchema  # documents the error responses as they are
 
     def handle_http_exception(self, error):
-        from .errors import http_exception_response
+        from .error_responses import http_exception_response
 
         return http_exception_response(error)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The application factory. `config` overrides settings read from the environment; a
-    "CLOCK" entry replaces the system clock (tests)."""
+    "CLOCK" entry replaces the system clock and "ADAPTERS" entries replace adapters (tests)."""
     config = dict(config or {})
     settings = config.pop("SETTINGS", None) or Settings.from_env()
     app = Flask(__name__)
@@ -48,13 +49,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         _prepare_sqlite(app)
     database.db.init_app(app)
     Migrate(app, database.db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
-    app.extensions["aggregator.clocks"] = Clocks(config.get("CLOCK") or SystemClock())
-    app.extensions["aggregator.storage"] = LocalStorage(settings.storage_dir)
-    app.extensions["aggregator.renderer"] = config.get("RENDERER") or WeasyPrintRenderer()
+    app.extensions["aggregator.adapters"] = Adapters(
+        clocks=Clocks(config.get("CLOCK") or SystemClock()),
+        renderer=WeasyPrintRenderer(),
+        storage=LocalStorage(settings.storage_dir),
+    ).replacing(**config.get("ADAPTERS", {}))
 
-    from . import errors
+    from . import error_responses
     from .accounts import api as accounts_api, cli as accounts_cli
     from .consolidate import api as consolidate_api, cli as consolidate_cli
+    from .events import api as events_api
     from .ingest import api as ingest_api
 
     api = _Api(app, spec_kwargs={
@@ -66,7 +70,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(accounts_api.blp)
     api.register_blueprint(ingest_api.blp)
     api.register_blueprint(consolidate_api.blp)
-    errors.register(app)
+    api.register_blueprint(events_api.blp)
+    error_responses.register(app)
     refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)
     app.cli.add_command(consolidate_cli.periods)

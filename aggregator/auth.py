@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import g, request
 
-from .accounts.models import ApiKey, Tenant
+from .accounts.models import ApiKey, TenantSettings
 from .db import run_prepared
 from .errors import Forbidden, Unauthenticated
 
@@ -25,7 +25,8 @@ class Principal:
     role: str
     provider_id: str | None
     key_id: str
-    # The tenant's calendar, read with the key (one query): intake needs it for every bill.
+    # The tenant's calendar in the key's mode, read with the key (one query): intake needs it for
+    # every bill.
     period_anchor_day: int = 25
     timezone: str = "UTC"
     # False for a principal recalled from this process's memory of keys (`recall`): the key may
@@ -61,10 +62,11 @@ def generate_key(role: str, livemode: bool) -> NewKey:
 @functools.cache
 def _KEY_LOOKUP(by: str) -> sa.Select:
     """Built once: the lookup runs on every request. `by` is "key_hash" or "id"."""
-    keys, tenants = ApiKey.__table__.c, Tenant.__table__.c
+    keys, settings = ApiKey.__table__.c, TenantSettings.__table__.c
     return (sa.select(keys.id, keys.tenant_id, keys.livemode, keys.role, keys.provider_id, keys.key_hash,
-                      tenants.period_anchor_day, tenants.timezone)
-            .join_from(ApiKey.__table__, Tenant.__table__, tenants.id == keys.tenant_id)
+                      settings.period_anchor_day, settings.timezone)
+            .join_from(ApiKey.__table__, TenantSettings.__table__,
+                       sa.and_(settings.tenant_id == keys.tenant_id, settings.livemode == keys.livemode))
             .where(keys[by] == sa.bindparam("value"), keys.revoked_at.is_(None)))
 
 

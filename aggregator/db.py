@@ -1,6 +1,7 @@
 """The database handle, shared column types and identifier generation."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -49,6 +50,23 @@ class UTCDateTime(sa.types.TypeDecorator):
 def new_id(prefix: str) -> str:
     """A public identifier such as 'bill_01JD3…': unguessable and sortable by creation time."""
     return f"{prefix}_{str(ULID()).lower()}"
+
+
+_last_ordered = 0
+_ordered_lock = threading.Lock()
+
+
+def new_ordered_id(prefix: str) -> str:
+    """Like new_id, and strictly increasing within this process even within one millisecond
+    (ULID's monotonic rule: the next value is the last plus one), so ids made one after another
+    sort in the order they were made (events)."""
+    global _last_ordered
+    with _ordered_lock:
+        value = int(ULID())
+        if value <= _last_ordered:
+            value = _last_ordered + 1
+        _last_ordered = value
+    return f"{prefix}_{str(ULID.from_int(value)).lower()}"
 
 
 def id_column(prefix: str) -> sa.orm.MappedColumn:

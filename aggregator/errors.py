@@ -1,21 +1,17 @@
 """Domain errors and the one table that turns them into HTTP responses.
 
-Use cases raise subclasses of the categories below; they never know about HTTP. Every error
-the API returns has one JSON shape:
+Use cases raise subclasses of the categories below; they never know about HTTP (this module
+imports no Flask: aggregator.error_responses turns these into responses). Every error the API
+returns has one JSON shape:
 
     {"error": {"type": "validation_error", "code": "...", "message": "...",
                "fields": {"amount": ["..."]}}}
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
-from flask import Flask, jsonify
 from marshmallow import Schema, fields
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
@@ -105,13 +101,6 @@ def error_object(type_: str, message: str, code: str | None = None,
     return error
 
 
-def error_body(status: int, type_: str, message: str, code: str | None = None,
-               fields: Mapping[str, Any] | None = None):
-    response = jsonify({"error": error_object(type_, message, code, fields)})
-    response.status_code = status
-    return response
-
-
 def describe(error: DomainError) -> tuple[int, dict[str, Any]]:
     """The HTTP status and error object for a domain error (also used per item in batches)."""
     for category in type(error).__mro__:
@@ -146,38 +135,3 @@ def validation_fields(messages: Mapping[str, Any]) -> dict[str, list[str]]:
     for location, inner in messages.items():
         flat.update(flatten_messages(inner))
     return flat
-
-
-def domain_error_response(error: DomainError):
-    status, body = describe(error)
-    response = jsonify({"error": body})
-    response.status_code = status
-    return response
-
-
-def http_exception_response(exc: HTTPException):
-    status = exc.code or 500
-    data = getattr(exc, "data", None) or {}
-    messages = data.get("messages")
-    if status == 400 and messages and "json" in messages:
-        return error_body(400, "invalid_request_error", "The request body is not valid JSON.",
-                          "invalid_json")
-    if messages:
-        fields = validation_fields(messages)
-        summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
-        return error_body(status, _HTTP_TYPES.get(status, "invalid_request_error"),
-                          f"Invalid request: {summary}", "invalid", fields)
-    if status == 413:
-        return error_body(413, "request_too_large", "The request body is too large.")
-    return error_body(status, _HTTP_TYPES.get(status, "api_error"), exc.description or exc.name)
-
-
-def register(app: Flask) -> None:
-    app.register_error_handler(DomainError, domain_error_response)
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        if isinstance(exc, HTTPException):
-            return http_exception_response(exc)
-        log.exception("unhandled error")
-        return error_body(500, "api_error", "An internal error occurred; it has been logged.")

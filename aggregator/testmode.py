@@ -1,15 +1,24 @@
 """Test mode's clock: each tenant's test mode has one, moved forward only when told, so that a
-whole billing cycle can be run in seconds (the way Stripe's test clocks work)."""
+whole billing cycle can be run in seconds (the way Stripe's test clocks work).
+
+Moving the clock makes everything up to its new time due in the tenant's test-mode lane; the
+due work then runs in order, each unit as of its own instant (see aggregator.due), either in the
+request that moved the clock (`wait`, the default) or by the workers (the clock's status is
+`advancing` until they have caught up, then `ready`)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from . import due
 from .clock import Clock
 from .db import UTCDateTime, db, dialect_insert, locking
-from .errors import InvalidInput
+from .errors import Conflict, InvalidInput
+
+CLOCK_STATES = ("ready", "advancing")
 
 
 class TestClockRecord(db.Model):
@@ -18,6 +27,9 @@ class TestClockRecord(db.Model):
 
     tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
     now: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default="ready", server_default="ready")
+
+    __table_args__ = (sa.CheckConstraint("status IN ('ready', 'advancing')", name="status"),)
 
 
 class TenantTestClock:
@@ -32,9 +44,18 @@ class TenantTestClock:
         return current if current is not None else self.base.now()
 
 
+class TestClockBusy(Conflict):
+    code = "test_clock_busy"
+
+
+def get_test_clock(tenant_id: str, base_now: datetime) -> dict:
+    record = db.session.get(TestClockRecord, tenant_id)
+    return {"now": record.now if record else base_now, "status": record.status if record else "ready"}
+
+
 def lock_and_advance(tenant_id: str, to: datetime, base_now: datetime) -> tuple[datetime, datetime]:
     """Move the clock forward to `to` (never back) under a row lock held until the caller
-    commits, so concurrent advances run their due work one after another. -> (from, to)"""
+    commits, mark it advancing and nudge the tenant's test-mode lane. -> (from, to)"""
     db.session.execute(dialect_insert(TestClockRecord.__table__).values(tenant_id=tenant_id, now=base_now)
                        .on_conflict_do_nothing(index_elements=["tenant_id"]))
     record = db.session.scalars(locking(
@@ -43,14 +64,40 @@ def lock_and_advance(tenant_id: str, to: datetime, base_now: datetime) -> tuple[
     if to < before:
         raise InvalidInput.on("to", f"The test clock only moves forward; it is at {before.isoformat()}.",
                               "clock_backwards")
-    record.now = to
+    record.now, record.status = to, "advancing"
+    due.nudge(tenant_id, False)
     return before, to
 
 
-def advance_test_clock(tenant_id: str, to: datetime, base_now: datetime, renderer, storage) -> dict:
-    """Move the tenant's test clock forward, then run everything that became due by then."""
-    from .consolidate.service import run_due_work
-
-    previous, now = lock_and_advance(tenant_id, to, base_now)
+def mark_ready(tenant_id: str, caught_up_to: datetime) -> None:
+    """The lane's due work is done up to `caught_up_to`: the clock is ready unless it has been
+    moved further meanwhile (then the nudge of that move keeps the lane due)."""
+    db.session.execute(sa.update(TestClockRecord).where(
+        TestClockRecord.tenant_id == tenant_id, TestClockRecord.status == "advancing",
+        TestClockRecord.now <= caught_up_to).values(status="ready"))
     db.session.commit()
-    return {"previous": previous, "now": now, "ran": run_due_work(tenant_id, False, now, renderer, storage)}
+
+
+def advance_test_clock(tenant_id: str, to: datetime, adapters, *, wait: bool = True,
+                       wait_seconds: float = 120.0) -> dict:
+    """Move the tenant's test clock forward. With `wait`, run everything that became due by then
+    here (in order, each unit as of its own instant) and render the PDFs it produced; otherwise
+    leave it to the workers and answer at once (status `advancing`)."""
+    from .consolidate import due_work
+
+    base = adapters.clocks.base
+    previous, now = lock_and_advance(tenant_id, to, base.now())
+    db.session.commit()
+    if not wait:
+        return {"previous": previous, "now": now, "status": "advancing", "ran": None}
+    lane = due.Lane(tenant_id, False)
+    deadline = time.monotonic() + wait_seconds
+    while (claim := due.claim_lane(lane, base.now())) is None:
+        if time.monotonic() > deadline:
+            raise TestClockBusy("A worker has been running this test clock's due work for too long; "
+                                "try again later.")
+        time.sleep(0.05)
+    caught_up = due.run_lane(claim, adapters, base.now())
+    pdfs = due.drain(due_work.PDF_QUEUE, adapters, lane=lane)
+    return {"previous": previous, "now": now, "status": get_test_clock(tenant_id, now)["status"],
+            "ran": due_work.summary(caught_up, pdfs)}

@@ -86,7 +86,7 @@ def current() -> Principal:
 
 def clock_now(principal: Principal) -> datetime:
     """The time for this principal: real time in live mode, the tenant's test clock in test mode."""
-    return current_app.extensions["aggregator.clocks"].for_principal(principal).now()
+    return current_app.extensions["aggregator.adapters"].clocks.for_principal(principal).now()
 
 
 class _WithSecret:

@@ -380,7 +380,7 @@ def close(args) -> dict:
     import sqlalchemy as sa
 
     from aggregator import create_app
-    from aggregator.consolidate import service
+    from aggregator.consolidate import close_service as service, invoice_service
     from aggregator.db import db
 
     app = create_app()
@@ -451,7 +451,7 @@ def verify(conninfo: str, tenant_id: str, n_bills: int, n_customers: int, sample
     import sqlalchemy as sa
 
     from aggregator import money
-    from aggregator.consolidate import service
+    from aggregator.consolidate import close_service as service, invoice_service
     from aggregator.consolidate.models import Invoice
     from aggregator.db import db
 
@@ -495,7 +495,7 @@ def verify(conninfo: str, tenant_id: str, n_bills: int, n_customers: int, sample
         checks["period_status"] = one("SELECT status FROM periods WHERE start = %s", PERIOD_START)[0]
     ids = db.session.scalars(sa.select(Invoice.id).order_by(sa.func.random()).limit(sample)).all()
     invoices = db.session.scalars(sa.select(Invoice).where(Invoice.id.in_(ids))).all()
-    lines = service.invoice_lines(list(invoices))
+    lines = invoice_service.invoice_lines(list(invoices))
     checks["derived_lines_sampled"] = sum(len(v) for v in lines.values())
     checks["derived_subtotal_mismatches"] = sum(sum(l.amount for l in lines[i.id]) != i.subtotal for i in invoices)
     checks["derived_fx_lines"] = sum(l.original_currency is not None and money.convert(
@@ -613,7 +613,7 @@ def parse_args(argv=None):
     if args.quick and args.phase is None:
         args.customers, args.bills, args.providers = 2_000, 20_000, 10
     if args.chunk is None:
-        from aggregator.consolidate.service import CHUNK_CUSTOMERS
+        from aggregator.consolidate.close_service import CHUNK_CUSTOMERS
         args.chunk = CHUNK_CUSTOMERS
     if args.database_url is None:
         args.database_url = DEFAULT_URL + ("_quick" if args.quick else "")

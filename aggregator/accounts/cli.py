@@ -50,7 +50,7 @@ def create(name, timezone, currency, anchor_day, charge_day, legal_name, invoice
         name=name, legal_name=legal_name or name, timezone=timezone, default_currency=currency,
         period_anchor_day=anchor_day, charge_day=charge_day, invoice_prefix=invoice_prefix,
     ))
-    now = current_app.extensions["aggregator.clocks"].base.now()
+    now = current_app.extensions["aggregator.adapters"].clocks.base.now()
     created = service.create_tenant(settings, now)
     click.echo(json.dumps({"id": created.tenant.id, "admin_keys": created.admin_keys,
                            "admin_key_ids": created.admin_key_ids}))

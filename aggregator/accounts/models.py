@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import UTCDateTime, db, id_column
 
@@ -11,9 +11,30 @@ ROLES = ("admin", "provider")
 
 
 class Tenant(db.Model):
+    """A platform using the service. Its settings are kept per mode (TenantSettings): a test key
+    changes test mode's and never what live mode does."""
+
     __tablename__ = "tenants"
 
     id: Mapped[str] = id_column("ten")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+#: The settings a tenant has in each mode, and their defaults.
+SETTING_DEFAULTS = {
+    "timezone": "UTC", "default_currency": "USD", "period_anchor_day": 25, "charge_day": 2,
+    "default_tax_rate": "0", "invoice_prefix": "INV", "invoice_review": "auto", "locale": "en",
+}
+
+
+class TenantSettings(db.Model):
+    """A tenant's settings in one mode. Both modes start alike (tenant creation writes both);
+    each then changes only with a key of its own mode."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    livemode: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     legal_name: Mapped[str | None] = mapped_column(sa.String(200))
     address: Mapped[dict | None] = mapped_column(sa.JSON)
@@ -27,13 +48,28 @@ class Tenant(db.Model):
     auto_finalize_after_days: Mapped[int | None] = mapped_column(sa.SmallInteger)
     locale: Mapped[str] = mapped_column(sa.String(16), default="en")
     logo: Mapped[str | None] = mapped_column(sa.Text)  # a data: URI, embedded in invoices
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Email: the sender shown to customers, where replies go, and finance's address (period
+    # summaries, notices). The sender address defaults to the operator's AGGREGATOR_EMAIL_FROM.
+    email_from_name: Mapped[str | None] = mapped_column(sa.String(200))
+    email_from: Mapped[str | None] = mapped_column(sa.String(320))
+    email_reply_to: Mapped[str | None] = mapped_column(sa.String(320))
+    finance_email: Mapped[str | None] = mapped_column(sa.String(320))
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined", innerjoin=True)
 
     __table_args__ = (
         sa.CheckConstraint("period_anchor_day BETWEEN 1 AND 28", name="anchor_day"),
         sa.CheckConstraint("charge_day BETWEEN 1 AND 28", name="charge_day"),
         sa.CheckConstraint("invoice_review IN ('auto', 'manual')", name="invoice_review"),
     )
+
+    @property
+    def id(self) -> str:  # the tenant's: what the API shows as the tenant
+        return self.tenant_id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.tenant.created_at
 
 
 class ApiKey(db.Model):

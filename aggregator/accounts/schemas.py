@@ -29,6 +29,14 @@ class TenantSchema(Schema):
         validate.Regexp(r"^data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/=]+$",
                         error="A base64 data: URI of a PNG, JPEG or SVG image."),
         validate.Length(max=300_000)])
+    email_from_name = optional_text(200)
+    email_from = fields.Email(allow_none=True, validate=validate.Length(max=320), metadata={
+        "description": "The sender address of emails to customers (default: the operator's AGGREGATOR_EMAIL_FROM)."})
+    email_reply_to = fields.Email(allow_none=True, validate=validate.Length(max=320))
+    finance_email = fields.Email(allow_none=True, validate=validate.Length(max=320), metadata={
+        "description": "Receives the summary of each closed period and operational notices."})
+    livemode = fields.Boolean(dump_only=True, metadata={
+        "description": "The mode these settings apply to: each mode has its own, changed with its own keys."})
     created_at = fields.DateTime(dump_only=True)
 
 

@@ -7,16 +7,17 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
+from .. import due
 from ..auth import NewKey, Principal, generate_key
 from ..db import db, locking, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, paginate
-from .models import ApiKey, Customer, Provider, Tenant
+from .models import SETTING_DEFAULTS, ApiKey, Customer, Provider, Tenant, TenantSettings
 
 
 @dataclass(frozen=True)
 class CreatedTenant:
-    tenant: Tenant
+    tenant: TenantSettings  # its live-mode settings (test mode starts alike)
     admin_keys: dict[str, str]  # mode -> plaintext, shown once
     admin_key_ids: dict[str, str]  # mode -> the key's id, to revoke it later
 
@@ -40,41 +41,59 @@ def _store_key(tenant_id: str, livemode: bool, role: str, provider_id: str | Non
 # --- tenants -----------------------------------------------------------------------------
 
 def create_tenant(settings: Mapping[str, Any], now: datetime) -> CreatedTenant:
-    tenant = Tenant(created_at=now, **settings)
+    """A tenant with the same settings in both modes, and an admin key for each."""
+    tenant = Tenant(created_at=now)
     db.session.add(tenant)
     db.session.flush()
+    values = {**SETTING_DEFAULTS, **settings}
+    modes = {mode: TenantSettings(tenant_id=tenant.id, livemode=mode == "live", **values) for mode in ("live", "test")}
+    db.session.add_all(modes.values())
     issued = {mode: _store_key(tenant.id, mode == "live", "admin", None, now)
               for mode in ("live", "test")}
     ids = {mode: key.key.id for mode, key in issued.items()}
     db.session.commit()
-    return CreatedTenant(tenant, {mode: key.plaintext for mode, key in issued.items()}, ids)
+    return CreatedTenant(modes["live"], {mode: key.plaintext for mode, key in issued.items()}, ids)
 
 
-def get_tenant(principal: Principal) -> Tenant:
-    return db.session.get(Tenant, principal.tenant_id)
+def settings_of(tenant_id: str, livemode: bool) -> TenantSettings | None:
+    return db.session.get(TenantSettings, (tenant_id, livemode))
+
+
+def get_tenant(principal: Principal) -> TenantSettings:
+    """The tenant as the caller's mode sees it: its settings in that mode."""
+    return settings_of(principal.tenant_id, principal.livemode)
 
 
 class CalendarInUse(Conflict):
     code = "calendar_in_use"
 
 
-def update_tenant(principal: Principal, changes: Mapping[str, Any]) -> Tenant:
-    """Change the tenant's settings. Its calendar (anchor day, time zone) is fixed once periods
-    exist: changing it would re-tile periods that bills and invoices already belong to."""
-    tenant = get_tenant(principal)
-    calendar = {k for k in ("period_anchor_day", "timezone") if k in changes and changes[k] != getattr(tenant, k)}
-    if calendar and _has_periods(tenant.id):
+#: Settings that move when due work falls due (its lane is nudged when they change).
+_SCHEDULE_SETTINGS = frozenset({"invoice_review", "auto_finalize_after_days", "charge_day", "timezone",
+                                "period_anchor_day"})
+
+
+def update_tenant(principal: Principal, changes: Mapping[str, Any]) -> TenantSettings:
+    """Change the tenant's settings in the caller's mode only: a test key never changes what live
+    mode does. The calendar (anchor day, time zone) is fixed once the mode has periods: changing
+    it would re-tile periods that bills and invoices already belong to."""
+    settings = get_tenant(principal)
+    calendar = {k for k in ("period_anchor_day", "timezone") if k in changes and changes[k] != getattr(settings, k)}
+    if calendar and _has_periods(principal.tenant_id, principal.livemode):
         raise CalendarInUse(f"{' and '.join(sorted(calendar))} cannot change once bills have been received.")
     for name, value in changes.items():
-        setattr(tenant, name, value)
+        setattr(settings, name, value)
+    if _SCHEDULE_SETTINGS & changes.keys():
+        due.nudge(principal.tenant_id, principal.livemode)
     db.session.commit()
-    return tenant
+    return settings
 
 
-def _has_periods(tenant_id: str) -> bool:
-    from ..consolidate.models import PeriodRecord
+def _has_periods(tenant_id: str, livemode: bool) -> bool:
+    from ..periods.models import PeriodRecord
 
-    return db.session.scalar(sa.select(sa.exists().where(PeriodRecord.tenant_id == tenant_id)))
+    return db.session.scalar(sa.select(sa.exists().where(PeriodRecord.tenant_id == tenant_id,
+                                                         PeriodRecord.livemode == livemode)))
 
 
 # --- providers ---------------------------------------------------------------------------

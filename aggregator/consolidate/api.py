@@ -1,23 +1,21 @@
 """Periods, invoices, FX rates and the test clock (admin keys)."""
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response
 from flask.views import MethodView
 
+from .. import adapters as edge
 from ..errors import NotFound
 from ..fields import ListArgs, page_schema
-from ..testmode import advance_test_clock
+from ..periods import service as periods
+from .. import testmode
 from ..web import Blueprint, clock_now, current, requires
-from . import service
+from . import close_service, fx_service, invoice_service, pdf_service
 from .schemas import (AdvanceResultSchema, AdvanceSchema, CloseReportSchema, FxRateInputSchema,
                       FxRateSchema, InvoiceListArgs, InvoiceSchema, PeriodListArgs, PeriodSchema,
                       TestClockSchema, VoidSchema)
 
 blp = Blueprint("consolidate", __name__, url_prefix="/v1", description="Periods and invoices")
-
-
-def _adapters():
-    return current_app.extensions["aggregator.renderer"], current_app.extensions["aggregator.storage"]
 
 
 @blp.route("/periods", methods=["GET"])
@@ -26,7 +24,7 @@ def _adapters():
 @blp.response(200, page_schema(PeriodSchema, "PeriodPage"))
 def list_periods(args):
     principal = current()
-    return service.list_periods(principal, clock_now(principal), **args)
+    return periods.list_periods(principal, clock_now(principal), **args)
 
 
 @blp.route("/periods/<start>", methods=["GET"])
@@ -34,7 +32,7 @@ def list_periods(args):
 @blp.response(200, PeriodSchema)
 def get_period(start):
     principal = current()
-    return service.get_period(principal, service.parse_period_name(start), clock_now(principal))
+    return periods.get_period(principal, periods.parse_period_name(start), clock_now(principal))
 
 
 @blp.route("/periods/<start>/close", methods=["POST"])
@@ -42,8 +40,11 @@ def get_period(start):
 @blp.response(200, CloseReportSchema)
 def close_period(start):
     principal = current()
-    return service.close_and_render(principal.tenant_id, principal.livemode,
-                                    service.parse_period_name(start), clock_now(principal), *_adapters())
+    report = close_service.close_period(principal.tenant_id, principal.livemode, periods.parse_period_name(start),
+                                        clock_now(principal))
+    report.pdfs = pdf_service.render_pending(edge.current(), tenant_id=principal.tenant_id,
+                                             livemode=principal.livemode)
+    return report
 
 
 @blp.route("/invoices", methods=["GET"])
@@ -51,14 +52,14 @@ def close_period(start):
 @blp.arguments(InvoiceListArgs(), location="query")
 @blp.response(200, page_schema(InvoiceSchema, "InvoicePage"))
 def list_invoices(args):
-    return service.list_invoices(current(), **args)
+    return invoice_service.list_invoices(current(), **args)
 
 
 @blp.route("/invoices/<invoice_id>", methods=["GET"])
 @requires("admin")
 @blp.response(200, InvoiceSchema)
 def get_invoice(invoice_id):
-    return service.get_invoice(current(), invoice_id)
+    return invoice_service.get_invoice(current(), invoice_id)
 
 
 @blp.route("/invoices/<invoice_id>/finalize", methods=["POST"])
@@ -66,9 +67,9 @@ def get_invoice(invoice_id):
 @blp.response(200, InvoiceSchema)
 def finalize_invoice(invoice_id):
     principal = current()
-    invoice = service.finalize_invoice(principal, invoice_id, clock_now(principal))
-    service.render_pdfs(principal.tenant_id, principal.livemode, *_adapters(), only=[invoice.id])
-    return service.get_invoice(principal, invoice_id)
+    invoice = invoice_service.finalize_invoice(principal, invoice_id, clock_now(principal))
+    pdf_service.render_pending(edge.current(), only=[invoice.id])
+    return invoice_service.get_invoice(principal, invoice_id)
 
 
 @blp.route("/invoices/<invoice_id>/void", methods=["POST"])
@@ -77,7 +78,7 @@ def finalize_invoice(invoice_id):
 @blp.response(200, InvoiceSchema)
 def void_invoice(body, invoice_id):
     principal = current()
-    return service.void_invoice(principal, invoice_id, body.get("reason"), clock_now(principal))
+    return invoice_service.void_invoice(principal, invoice_id, body.get("reason"), clock_now(principal))
 
 
 @blp.route("/invoices/<invoice_id>/pdf", methods=["GET"])
@@ -86,8 +87,8 @@ def void_invoice(body, invoice_id):
                             "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 def invoice_pdf(invoice_id):
     principal = current()
-    invoice = service.get_invoice(principal, invoice_id)
-    pdf = service.invoice_pdf(principal, invoice_id, _adapters()[1])
+    invoice = invoice_service.get_invoice(principal, invoice_id)
+    pdf = pdf_service.invoice_pdf(principal, invoice_id, edge.current().storage)
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{invoice.number or invoice.id}.pdf"',
         "ETag": invoice.pdf_sha256})
@@ -100,14 +101,14 @@ class FxRatesView(MethodView):
     @blp.response(200, FxRateSchema)
     def put(self, body):
         principal = current()
-        return service.set_fx_rate(principal, body["base"], body["quote"], body["rate"],
+        return fx_service.set_fx_rate(principal, body["base"], body["quote"], body["rate"],
                                    body["effective_date"], clock_now(principal))
 
     @requires("admin")
     @blp.arguments(ListArgs(), location="query")
     @blp.response(200, page_schema(FxRateSchema, "FxRatePage"))
     def get(self, args):
-        return service.list_fx_rates(current(), **args)
+        return fx_service.list_fx_rates(current(), **args)
 
 
 def _test_mode_only():
@@ -121,14 +122,18 @@ def _test_mode_only():
 @requires("admin")
 @blp.response(200, TestClockSchema)
 def get_test_clock():
-    return {"now": clock_now(_test_mode_only())}
+    principal = _test_mode_only()
+    return testmode.get_test_clock(principal.tenant_id, edge.current().clocks.base.now())
 
 
 @blp.route("/test_clock/advance", methods=["POST"])
 @requires("admin")
 @blp.arguments(AdvanceSchema())
 @blp.response(200, AdvanceResultSchema)
+@blp.alt_response(202, schema=AdvanceResultSchema, description="With `wait: false`: the workers do the due work")
 def advance_clock(body):
+    """Move the test clock forward and run what became due, in order, each as of its instant.
+    With `"wait": false`, answer 202 at once (status `advancing`) and leave it to the workers."""
     principal = _test_mode_only()
-    base = current_app.extensions["aggregator.clocks"].base
-    return advance_test_clock(principal.tenant_id, body["to"], base.now(), *_adapters())
+    result = testmode.advance_test_clock(principal.tenant_id, body["to"], edge.current(), wait=body["wait"])
+    return result, 200 if body["wait"] else 202

@@ -9,7 +9,6 @@ from ..accounts.models import Customer
 from ..db import UTCDateTime, db, id_column
 from ..states import machine
 
-PERIOD_STATES = machine("period", {"open": {"closing"}, "closing": {"closed"}, "closed": set()})
 INVOICE_STATES = machine("invoice", {
     "draft": {"open", "void"},
     "open": {"paid", "uncollectible", "void"},
@@ -17,24 +16,6 @@ INVOICE_STATES = machine("invoice", {
     "uncollectible": {"paid", "void"},
     "void": set(),
 })
-
-
-class PeriodRecord(db.Model):
-    """A tenant's invoicing period in one mode, once anything has happened in it."""
-
-    __tablename__ = "periods"
-
-    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
-    livemode: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
-    start: Mapped[date] = mapped_column(sa.Date, primary_key=True)
-    end: Mapped[date] = mapped_column(sa.Date)
-    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(sa.String(16), default="open")
-    closing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    __table_args__ = (sa.CheckConstraint("status IN ('open', 'closing', 'closed')", name="status"),)
 
 
 class InvoiceSequence(db.Model):
@@ -88,6 +69,11 @@ class Invoice(db.Model):
     pdf_path: Mapped[str | None] = mapped_column(sa.String(500))
     pdf_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     pdf_error: Mapped[str | None] = mapped_column(sa.String(500))
+    # Rendering is claimed by one worker at a time (pdf_locked_until, a lease that a killed
+    # worker's claim outlives only briefly) and a failure is retried with backoff (pdf_retry_at).
+    pdf_attempts: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    pdf_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pdf_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     template: Mapped[str] = mapped_column(sa.String(40), default="invoice_v1.html")
     # The exchange rates the close converted this invoice's bills at, as JSON text
     # {"EUR": "1.083412"} (units of the invoice currency per one unit of the key); NULL when none.
@@ -103,6 +89,12 @@ class Invoice(db.Model):
         sa.CheckConstraint("status IN ('draft', 'open', 'paid', 'uncollectible', 'void')", name="status"),
         sa.CheckConstraint("(number IS NULL) = (finalized_at IS NULL)", name="numbered_when_final"),
         sa.Index("ix_invoices_scope", "tenant_id", "livemode", "id"),
+        # what the PDF workers look for: finalized invoices without a stored PDF
+        sa.Index("ix_invoices_pdf_pending", "id", postgresql_where=sa.text("number IS NOT NULL AND pdf_sha256 IS NULL"),
+                 sqlite_where=sa.text("number IS NOT NULL AND pdf_sha256 IS NULL")),
+        # drafts awaiting their review deadline (auto_finalize_after_days)
+        sa.Index("ix_invoices_drafts", "tenant_id", "livemode", "created_at",
+                 postgresql_where=sa.text("status = 'draft'"), sqlite_where=sa.text("status = 'draft'")),
     )
 
 
@@ -110,7 +102,7 @@ class InvoiceLine(db.Model):
     """A line kept as a row: the credit lines written at the close, and, once an invoice is
     voided, a snapshot of its bill lines (its bills are then released to another period). The
     bill lines of an invoice that is not void are not stored: they are derived from its bills
-    (consolidate.service.invoice_lines)."""
+    (consolidate.invoice_service.invoice_lines)."""
 
     __tablename__ = "invoice_lines"
 

@@ -5,8 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from decimal import Decimal
 
 from .. import money
-from ..fields import reasonable_instant
-from ..fields import Currency, ListArgs, text
+from ..fields import Currency, ListArgs, StrictBoolean, reasonable_instant, text
 
 
 def _amount(attribute: str, currency_of=lambda obj: obj.currency):
@@ -89,6 +88,10 @@ class PeriodSchema(Schema):
     livemode = fields.Boolean()
     closing_at = fields.DateTime(allow_none=True)
     closed_at = fields.DateTime(allow_none=True)
+    waiting = fields.String(allow_none=True, metadata={
+        "enum": ["missing_fx_rates", "errors", None],
+        "description": "Why a close that ran left the period closing; it runs again when an FX rate is set, "
+                       "or when an operator closes the period again."})
 
 
 class PeriodListArgs(ListArgs):
@@ -147,14 +150,21 @@ class DueWorkSchema(Schema):
 
 class TestClockSchema(Schema):
     __test__ = False
+    object = fields.Constant("test_clock")
     now = fields.DateTime()
+    status = fields.String(metadata={"enum": ["ready", "advancing"], "description":
+                                     "advancing: the workers are running what became due; ready: all done."})
 
 
 class AdvanceSchema(Schema):
     to = fields.AwareDateTime(required=True, validate=reasonable_instant)
+    wait = StrictBoolean(load_default=True, metadata={
+        "description": "true (default): run what became due in this request and answer 200 with what ran; "
+                       "false: answer 202 at once, the workers run it (GET /v1/test_clock shows when it is ready)."})
 
 
 class AdvanceResultSchema(Schema):
     previous = fields.DateTime()
     now = fields.DateTime()
-    ran = fields.Nested(DueWorkSchema)
+    status = fields.String(metadata={"enum": ["ready", "advancing"]})
+    ran = fields.Nested(DueWorkSchema, allow_none=True)

@@ -11,15 +11,16 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..accounts.models import ApiKey, Customer, Tenant, Trial
+from ..accounts.models import ApiKey, Customer, TenantSettings, Trial
 from ..auth import Principal, verified
-from ..consolidate import periods as P
-from ..consolidate.models import PeriodRecord
-from ..consolidate.service import claim_open_period, period_status_locked
 from ..db import db, dialect_insert, new_id, run, run_alone, write_lock
+from ..periods import calendar as P
+from ..periods.models import PeriodRecord
+from ..periods.service import claim_open_period, period_status_locked
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from .bills import BillRequest, BillView
+from . import transitions
 from .models import BILL_STATES, Bill
 
 
@@ -88,13 +89,14 @@ def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
         customers.c.tenant_id == sa.bindparam("tenant_id"), customers.c.livemode == sa.bindparam("livemode"),
         customers.c.external_id == sa.bindparam("customer"),
         periods.c.start == sa.bindparam("period_start"), periods.c.status == "open")
-    keys, tenants = ApiKey.__table__, Tenant.__table__
+    keys, settings = ApiKey.__table__, TenantSettings.__table__
     query = query.where(sa.exists().where(
         keys.c.id == sa.bindparam("key_id"), keys.c.revoked_at.is_(None),
         keys.c.tenant_id == sa.bindparam("tenant_id"), keys.c.livemode == sa.bindparam("livemode"),
-        keys.c.provider_id == sa.bindparam("provider_id"), tenants.c.id == keys.c.tenant_id,
-        tenants.c.period_anchor_day == sa.bindparam("period_anchor_day"),
-        tenants.c.timezone == sa.bindparam("timezone")))
+        keys.c.provider_id == sa.bindparam("provider_id"), settings.c.tenant_id == keys.c.tenant_id,
+        settings.c.livemode == keys.c.livemode,
+        settings.c.period_anchor_day == sa.bindparam("period_anchor_day"),
+        settings.c.timezone == sa.bindparam("timezone")))
     if revenue_share:
         trials = Trial.__table__
         query = query.where(~sa.exists().where(
@@ -220,7 +222,7 @@ def _row(principal: Principal, request: BillRequest, customer_id: str, period_st
         "amount": request.amount, "currency": request.currency,
         "revenue_share": request.revenue_share, "description": request.description,
         "service_period_start": start, "service_period_end": end,
-        "metadata": request.metadata, "status": "pending", "received_at": now,
+        "metadata": request.metadata, "status": BILL_STATES.initial, "received_at": now,
         "period_start": period_start,
     }
 
@@ -320,12 +322,7 @@ def cancel_bill(principal: Principal, bill_id: str, now: datetime) -> BillView:
                                     "which is being closed; it can no longer be cancelled."))
             db.session.rollback()
             raise refusal
-        updated = db.session.execute(
-            sa.update(Bill)
-            .where(Bill.id == bill.id, Bill.period_start == bill.period_start,
-                   Bill.status.in_(BILL_STATES.sources("cancelled")))
-            .values(status="cancelled", cancelled_at=now)
-            .execution_options(synchronize_session=False)).rowcount
+        updated = transitions.cancel(bill, now)
         db.session.commit()
         if updated:
             return get_bill(principal, bill_id)

@@ -162,7 +162,7 @@ def upgrade():
 
 def _backfill_bill_periods():
     """Bills received before periods existed belong to the period containing their receipt."""
-    from aggregator.consolidate.periods import period_containing
+    from aggregator.periods.calendar import period_containing
 
     conn = op.get_bind()
     bills = sa.table('bills', sa.column('id'), sa.column('tenant_id'), sa.column('received_at', UTCDateTime()),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from pypdf import PdfReader
@@ -27,18 +28,26 @@ def shop(tenant):
     return tenant
 
 
-def test_a_rendering_failure_does_not_block_finalization_and_is_retried(app, shop, monkeypatch):
+def _renderer(app, monkeypatch, renderer):
+    adapters = app.extensions["aggregator.adapters"]
+    monkeypatch.setitem(app.extensions, "aggregator.adapters", adapters.replacing(renderer=renderer))
+    return adapters.renderer
+
+
+def test_a_rendering_failure_does_not_block_finalization_and_is_retried(app, shop, monkeypatch, clock):
     send(shop.apps[0], "a1")
-    working = app.extensions["aggregator.renderer"]
-    monkeypatch.setitem(app.extensions, "aggregator.renderer", BrokenRenderer())
+    working = _renderer(app, monkeypatch, BrokenRenderer())
     ran = advance(shop)["ran"]
     assert ran["pdfs"] == {"rendered": 0, "failed": 1}
     admin = shop.admin["test"]
     invoice = admin.get("/v1/invoices").json["data"][0]
     assert invoice["status"] == "open" and invoice["number"] and invoice["pdf_url"] is None
     assert admin.get(f"/v1/invoices/{invoice['id']}/pdf").json["error"]["code"] == "pdf_not_ready"
-    monkeypatch.setitem(app.extensions, "aggregator.renderer", working)
-    assert advance(shop, "2026-11-25T01:00:00+00:00")["ran"]["pdfs"] == {"rendered": 1, "failed": 0}
+    _renderer(app, monkeypatch, working)
+    # a failure is retried after a backoff, in real time (a minute after the first)
+    assert advance(shop, "2026-11-25T01:00:00+00:00")["ran"]["pdfs"] == {"rendered": 0, "failed": 0}
+    clock.set(clock.now() + timedelta(minutes=1))
+    assert advance(shop, "2026-11-25T02:00:00+00:00")["ran"]["pdfs"] == {"rendered": 1, "failed": 0}
     assert admin.get(f"/v1/invoices/{invoice['id']}/pdf").status_code == 200
 
 
@@ -47,13 +56,14 @@ def test_many_invoices_render_on_several_processes_each_to_its_own_pdf(app, shop
         shop.customer(f"cust-{n}", name=f"Customer {n}")
     for n in range(1, 6):
         send(shop.apps[0], f"k{n}", customer=f"cust-{n}", description=f"Seats for customer {n}")
-    working = app.extensions["aggregator.renderer"]
-    monkeypatch.setitem(app.extensions, "aggregator.renderer", BrokenRenderer())
+    working = _renderer(app, monkeypatch, BrokenRenderer())
     assert advance(shop)["ran"]["pdfs"] == {"rendered": 0, "failed": 5}
+    adapters = _renderer(app, monkeypatch, working) and app.extensions["aggregator.adapters"]
 
-    from aggregator.consolidate import service
-    with app.app_context():
-        report = service.render_pdfs(shop.id, False, working, app.extensions["aggregator.storage"], processes=2)
+    from aggregator.consolidate import pdf_service
+    with app.app_context():  # an operator's re-run renders them at once, on two processes
+        report = pdf_service.render_pending(adapters, tenant_id=shop.id, livemode=False, processes=2,
+                                            retry_now=True)
     assert (report.rendered, report.failed) == (5, 0)
     for invoice in shop.admin["test"].get("/v1/invoices").json["data"]:
         text = pdf_text(shop, invoice)

@@ -275,7 +275,8 @@ def test_operators_see_each_period_its_state_and_whether_its_close_is_due(shop):
     [period] = admin.get("/v1/periods").json["data"]
     assert period == {"object": "period", "start": "2026-10-25", "end": "2026-11-24",
                       "start_at": "2026-10-24T13:00:00+00:00", "end_at": "2026-11-24T13:00:00+00:00",
-                      "status": "open", "ended": False, "livemode": False, "closing_at": None, "closed_at": None}
+                      "status": "open", "ended": False, "livemode": False, "closing_at": None, "closed_at": None,
+                      "waiting": None}
     advance(shop)  # past the end: the close runs
     send(shop.apps[0], "p2")  # received in the next period
     page = admin.get("/v1/periods?limit=1").json

@@ -89,10 +89,10 @@ def _assert_exactly_once(app, tenant_id: str, customers: int, bills: int) -> Non
 
 
 def _close(app, tenant_id: str, chunk: int = 500):
-    from aggregator.consolidate import service
+    from aggregator.consolidate import close_service
 
     with app.app_context():
-        report = service.close_period(tenant_id, False, datetime(2026, 10, 25).date(), AFTER_END, chunk=chunk)
+        report = close_service.close_period(tenant_id, False, datetime(2026, 10, 25).date(), AFTER_END, chunk=chunk)
         return report
 
 

@@ -58,7 +58,7 @@ def _closed_the_0002_way(conn) -> None:
 def test_invoices_closed_before_0003_show_the_same_lines_after_it(tmp_path: Path):
     import flask_migrate
 
-    from aggregator.consolidate import service
+    from aggregator.consolidate import invoice_service as service
     from aggregator.consolidate.models import Invoice
     from aggregator.db import db
 

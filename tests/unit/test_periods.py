@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.consolidate.periods import (
+from aggregator.periods.calendar import (
     Period,
     due_date,
     next_period,

@@ -81,3 +81,9 @@ def due_date(closed_on: date, charge_day: int) -> date:
     """The first `charge_day` on or after the day the period closed (25 Oct-24 Nov -> 2 Dec)."""
     candidate = closed_on.replace(day=charge_day)
     return candidate if candidate >= closed_on else _add_months(candidate, 1)
+
+
+def period_due_date(period: Period, charge_day: int) -> date:
+    """When the invoices of `period` are due: the first `charge_day` on or after the day it ends
+    (the day after its last day), whenever its close actually runs."""
+    return due_date(period.end + timedelta(days=1), charge_day)

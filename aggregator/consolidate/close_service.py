@@ -1,0 +1,269 @@
+"""The close: one consolidated invoice per customer with bills in an ended period."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from itertools import groupby
+
+import sqlalchemy as sa
+
+from .. import money
+from ..accounts.models import Customer, TenantSettings
+from ..db import db, locking, new_id, run
+from ..errors import Conflict
+from ..events.service import NewEvent
+from ..ingest.models import Bill
+from ..periods import calendar as C
+from ..periods import transitions as period_transitions
+from ..periods.service import ensure_period_row, tenant_period
+from . import transitions
+from .document import INVOICE_TEMPLATE
+from .fx_service import rates_in_effect
+from .invoices import BillTotal, CreditItem, InvoiceSummary, MissingRates, summarize_invoice, tax_rate_for
+from .models import Credit, Invoice, InvoiceLine
+
+log = logging.getLogger(__name__)
+
+CHUNK_CUSTOMERS = 2000  # customers per transaction: bigger chunks revisit fewer bill pages (bench/README.md)
+
+
+class PeriodNotEnded(Conflict):
+    code = "period_not_ended"
+
+
+@dataclass
+class CloseReport:
+    period: str
+    closed: bool = False
+    invoices_created: int = 0
+    customers_waiting: int = 0
+    missing_fx_rates: set[tuple[str, str]] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    pdfs: object = None  # the PDFs rendered after it, when the caller renders them
+
+    @property
+    def status(self) -> str:
+        """The period's status after this run: closed, or still closing (customers wait)."""
+        return "closed" if self.closed else "closing"
+
+
+def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
+                 chunk: int = CHUNK_CUSTOMERS) -> CloseReport:
+    """Build one invoice per customer with uncancelled bills in the period, as of the period's
+    end: the invoices are created (and, under automatic review, finalized and numbered) at that
+    instant and due on the period's charge day, whenever the close actually runs (`now`, the
+    run's time on the tenant's clock, only dates the period's own closing_at and closed_at).
+
+    The close writes one row per invoice (and its events) and nothing per bill: an invoice's
+    bill lines are the bills of its customer and period that are not cancelled (derived on read,
+    invoice_service.invoice_lines), and a bill is "invoiced" while that invoice exists
+    (Bill.invoiced). This holds because the period is first marked closing, under the period row
+    lock that intake and cancel take: no bill enters or leaves it afterwards (a void releases the
+    bills of its own invoice only).
+
+    Customers are invoiced in chunks of `chunk`, each in its own transaction, read in customer
+    order along ix_bills_period and summed per currency in SQL (summarize_invoice). Exactly once
+    and resumable: an invoice is unique per (tenant, mode, customer, period); each chunk holds
+    the invoice sequence row lock, so concurrent closes of a tenant take turns per chunk and
+    each skips the customers already invoiced. Running it again, concurrently or after a crash,
+    continues where it stopped; a customer whose FX rate is missing waits for the next run.
+    """
+    settings = db.session.get(TenantSettings, (tenant_id, livemode))
+    period = tenant_period(settings, start)
+    if now < period.end_at:
+        raise PeriodNotEnded(f"The period {start.isoformat()} ends at {period.end_at.isoformat()} "
+                             "and cannot be closed before then.")
+    ensure_period_row(tenant_id, livemode, period)
+    period_transitions.start_closing(tenant_id, livemode, start, now)
+    db.session.commit()
+
+    report = CloseReport(period.name)
+    context = _CloseContext(settings, period, C.period_due_date(period, settings.charge_day),
+                            rates_in_effect(tenant_id, livemode, period.end))
+    after, waiting = "", 0
+    while True:
+        next_number = transitions.lock_sequence(tenant_id, livemode)
+        upto = _chunk_end(context, after, chunk)
+        if upto is None:
+            db.session.rollback()
+            break
+        waiting += _invoice_customers(context, after, upto, next_number, report)
+        db.session.commit()
+        after = upto
+
+    report.customers_waiting = waiting
+    if waiting:
+        period_transitions.wait(tenant_id, livemode, start, "missing_fx_rates" if report.missing_fx_rates else "errors")
+        log.warning("close of %s waits: FX rates %s, errors %s", start, sorted(report.missing_fx_rates), report.errors)
+    else:  # (a concurrent run may have closed it first: then this one announces nothing)
+        period_transitions.finish_closing(tenant_id, livemode, start, now, *_close_events(settings, period))
+        report.closed = True
+    db.session.commit()
+    return report
+
+
+@dataclass(frozen=True)
+class _CloseContext:
+    settings: TenantSettings
+    period: C.Period
+    due_date: date
+    rates: dict[tuple[str, str], Decimal]
+
+    @property
+    def tenant_id(self) -> str:
+        return self.settings.tenant_id
+
+    @property
+    def livemode(self) -> bool:
+        return self.settings.livemode
+
+    @property
+    def as_of(self) -> datetime:
+        """The instant the period's invoices are dated: its end."""
+        return self.period.end_at
+
+
+def _chunk_end(ctx: _CloseContext, after: str, chunk: int) -> str | None:
+    """The last of the next `chunk` customers with bills in the period (an index-only scan)."""
+    bills = Bill.__table__.c
+    customers = (sa.select(bills.customer_id).distinct()
+                 .where(bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode,
+                        bills.period_start == ctx.period.start, bills.customer_id > after)
+                 .order_by(bills.customer_id).limit(chunk).subquery())
+    return run(sa.select(sa.func.max(customers.c.customer_id))).scalar()
+
+
+def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: int,
+                       report: CloseReport) -> int:
+    """Invoice the customers in (after, upto] not invoiced yet -> how many must wait (missing
+    rates or an amount beyond storage). The caller holds the sequence lock: `next_number` is
+    the next invoice number, and no other close writes invoices until it commits."""
+    invoices, bills, customers = Invoice.__table__.c, Bill.__table__.c, Customer.__table__.c
+    done = set(run(sa.select(invoices.customer_id).where(
+        invoices.tenant_id == ctx.tenant_id, invoices.livemode == ctx.livemode,
+        invoices.period_start == ctx.period.start, invoices.customer_id > after,
+        invoices.customer_id <= upto)).scalars())
+    foreign_amount = sa.case((bills.currency == customers.currency, None), else_=bills.amount)
+    rows = run(
+        sa.select(bills.customer_id, customers.currency, customers.tax_exempt, customers.tax_rate,
+                  customers.external_id, bills.currency, sa.func.sum(bills.amount), sa.func.count())
+        .join_from(Bill.__table__, Customer.__table__, customers.id == bills.customer_id)
+        .where(bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode,
+               bills.period_start == ctx.period.start, bills.status == "pending",
+               bills.customer_id > after, bills.customer_id <= upto)
+        .group_by(bills.customer_id, customers.currency, customers.tax_exempt, customers.tax_rate,
+                  customers.external_id, bills.currency, foreign_amount)
+        .order_by(bills.customer_id)).all()
+    credits: dict[str, list[CreditItem]] = {}
+    for row in run(locking(
+            sa.select(Credit.id, Credit.customer_id, Credit.amount, Credit.currency, Invoice.number)
+            .join(Invoice, Invoice.id == Credit.source_invoice_id)
+            .where(Credit.tenant_id == ctx.tenant_id, Credit.livemode == ctx.livemode,
+                   Credit.customer_id > after, Credit.customer_id <= upto,
+                   Credit.applied_invoice_id.is_(None))
+            .order_by(Credit.id), of=Credit)).all():
+        credits.setdefault(row.customer_id, []).append(CreditItem(
+            row.id, row.amount, row.currency, f"Credit carried from invoice {row.number or row.id}"))
+
+    default_rate = money.parse_rate(ctx.settings.default_tax_rate)
+    summaries: list[tuple[str, InvoiceSummary]] = []
+    external_ids: dict[str, str] = {}
+    waiting = 0
+    for customer_id, group in groupby(rows, key=lambda r: r[0]):
+        if customer_id in done:
+            continue
+        group = list(group)
+        _, currency, exempt, own_rate, external_ids[customer_id], *_ = group[0]
+        rate = tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt)
+        try:
+            summaries.append((customer_id, summarize_invoice(
+                currency, rate, [BillTotal(r[5], int(r[6]), r[7]) for r in group],  # SUM: numeric
+                credits.get(customer_id, ()), ctx.rates)))
+        except MissingRates as missing:
+            report.missing_fx_rates |= missing.pairs
+            waiting += 1
+        except money.MoneyError as exc:  # e.g. a conversion beyond any storable amount
+            report.errors.append(f"customer {customer_id}: {exc}")
+            waiting += 1
+    if summaries:
+        _store_invoices(ctx, summaries, external_ids, next_number)
+        report.invoices_created += len(summaries)
+    return waiting
+
+
+def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummary]],
+                    external_ids: dict[str, str], first: int) -> None:
+    """One invoice per customer (see transitions.create_invoices), then the credits. A duplicate
+    invoice could only come from a writer that ignored the sequence lock: the unique constraint
+    refuses it and the chunk rolls back."""
+    invoice_rows, credit_rows, applied = [], [], []
+    for customer_id, s in summaries:
+        invoice_id = new_id("inv")
+        invoice_rows.append({
+            "id": invoice_id, "tenant_id": ctx.tenant_id, "livemode": ctx.livemode,
+            "customer_id": customer_id, "period_start": ctx.period.start, "period_end": ctx.period.end,
+            "currency": s.currency, "tax_rate": money.format_rate(s.tax_rate), "subtotal": s.totals.subtotal,
+            "tax": s.totals.tax, "total": s.totals.total, "amount_due": s.totals.total,
+            "carried_credit": s.totals.carried_credit, "due_date": ctx.due_date, "template": INVOICE_TEMPLATE,
+            "fx_rates": _rates_text(s.rates),
+        })
+        for position, line in enumerate(s.credit_lines):
+            applied.append({"invoice_id": invoice_id, "position": position, "kind": "credit",
+                            "credit_id": line.credit_id, "description": line.description,
+                            "amount": line.amount})
+        if s.totals.carried_credit:
+            credit_rows.append({
+                "id": new_id("cred"), "tenant_id": ctx.tenant_id, "livemode": ctx.livemode,
+                "customer_id": customer_id, "amount": s.totals.carried_credit,
+                "currency": s.currency, "source_invoice_id": invoice_id, "created_at": ctx.as_of})
+    transitions.create_invoices(ctx.settings, invoice_rows, external_ids, ctx.as_of, first)
+    if applied:  # credit lines are stored (void releases the credits they applied)
+        run(sa.insert(InvoiceLine.__table__), applied)
+        run(sa.update(Credit.__table__).where(Credit.id == sa.bindparam("credit"))
+            .values(applied_invoice_id=sa.bindparam("invoice")),
+            [{"credit": line["credit_id"], "invoice": line["invoice_id"]} for line in applied])
+    if credit_rows:
+        run(sa.insert(Credit.__table__), credit_rows)
+
+
+def _rates_text(rates: dict[str, Decimal]) -> str | None:
+    return json.dumps({c: money.format_rate(r) for c, r in sorted(rates.items())}) if rates else None
+
+
+def _close_events(settings: TenantSettings, period: C.Period) -> tuple[NewEvent, list[NewEvent]]:
+    """`period.closed` (the period, with its invoices' count and totals per currency) and, per
+    provider, `bills.invoiced`: how many of its bills were invoiced and their sums, per currency
+    (one event per provider, never one per bill). Every pending bill of a closed period is
+    invoiced: the close made an invoice for each of its customers."""
+    invoices, bills = Invoice.__table__.c, Bill.__table__.c
+    totals = run(sa.select(invoices.currency, sa.func.count(), sa.func.sum(invoices.total), sa.func.sum(invoices.amount_due))
+                 .where(invoices.tenant_id == settings.tenant_id, invoices.livemode == settings.livemode,
+                        invoices.period_start == period.start, invoices.status != "void")
+                 .group_by(invoices.currency).order_by(invoices.currency)).all()
+    period_data = {"object": "period", "start": period.start.isoformat(), "end": period.end.isoformat(),
+                   "start_at": period.start_at.isoformat(), "end_at": period.end_at.isoformat(),
+                   "livemode": settings.livemode}
+    closed = NewEvent("period.closed", None, {"object": {
+        **period_data, "status": "closed", "invoice_count": sum(r[1] for r in totals),
+        "totals": [{"currency": c, "invoices": n, "total": money.format_amount(int(t), c),
+                    "amount_due": money.format_amount(int(d), c)} for c, n, t, d in totals]}})
+    shared = sa.func.sum(sa.case((bills.revenue_share, bills.amount), else_=0))
+    by_provider = run(sa.select(bills.provider_id, bills.currency, sa.func.count(), sa.func.sum(bills.amount), shared)
+                      .where(bills.tenant_id == settings.tenant_id, bills.livemode == settings.livemode,
+                             bills.period_start == period.start, bills.status == "pending")
+                      .group_by(bills.provider_id, bills.currency)
+                      .order_by(bills.provider_id, bills.currency)).all()
+    invoiced = []
+    for provider_id, group in groupby(by_provider, key=lambda r: r[0]):
+        group = list(group)
+        invoiced.append(NewEvent("bills.invoiced", None, {"object": {
+            "object": "bills_invoiced", "provider": provider_id, "period": period_data,
+            "bill_count": sum(r[2] for r in group),
+            "currencies": [{"currency": c, "bill_count": n, "amount": money.format_amount(int(a), c),
+                            "revenue_share_amount": money.format_amount(int(s), c),
+                            "pass_through_amount": money.format_amount(int(a) - int(s), c)}
+                           for _, c, n, a, s in group]}}, provider_id=provider_id))
+    return closed, invoiced

@@ -1,0 +1,214 @@
+"""Invoice use cases: reading invoices with their lines, finalizing and voiding them."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from itertools import groupby
+
+import sqlalchemy as sa
+
+from .. import money
+from ..accounts.models import Customer, TenantSettings
+from ..auth import Principal
+from ..db import db, locking, run, write_lock
+from ..errors import Conflict, InvalidInput, NotFound
+from ..ingest.models import Bill
+from ..pagination import Page, paginate
+from ..periods.service import claim_open_period
+from . import transitions
+from .invoices import BillItem, Line, build_invoice
+from .models import INVOICE_STATES, Credit, Invoice, InvoiceLine
+
+
+class InvoiceNotEditable(Conflict):
+    code = "invoice_not_editable"
+
+
+def _scoped_invoices(principal: Principal) -> sa.Select:
+    return sa.select(Invoice).where(Invoice.tenant_id == principal.tenant_id,
+                                    Invoice.livemode == principal.livemode)
+
+
+def find_invoice(principal: Principal, invoice_id: str) -> Invoice:
+    invoice = db.session.scalars(_scoped_invoices(principal).where(Invoice.id == invoice_id)).first()
+    if invoice is None:
+        raise NotFound(f"No such invoice: {invoice_id!r}.")
+    return invoice
+
+
+# --- lines ------------------------------------------------------------------------------------
+
+def rate_text(rate: Decimal | None) -> str | None:
+    return None if rate is None else money.format_rate(rate)
+
+
+def _recorded_rates(invoice: Invoice) -> dict[tuple[str, str], Decimal]:
+    """The rates the close converted the invoice's bills at, as build_invoice takes them."""
+    if not invoice.fx_rates:
+        return {}
+    return {(base, invoice.currency): Decimal(rate) for base, rate in json.loads(invoice.fx_rates).items()}
+
+
+def _stored_line(row: InvoiceLine, currency: str) -> Line:
+    return Line(row.kind, row.amount, currency, row.description, row.bill_id, row.provider_id, row.credit_id,
+                row.service_start, row.service_end, row.original_amount, row.original_currency,
+                Decimal(row.fx_rate) if row.fx_rate is not None else None)
+
+
+def invoice_lines(invoices: list[Invoice]) -> dict[str, list[Line]]:
+    """invoice id -> its lines. A void invoice's lines are its stored snapshot. Otherwise the
+    bill lines are the bills of its customer and period that are not cancelled, built by the
+    function that computed its totals at the close (build_invoice, with the recorded rates),
+    followed by its stored credit lines. One query per period for all the invoices given."""
+    lines = {i.id: [] for i in invoices}
+    live = [i for i in invoices if i.status != "void"]
+    bills = Bill.__table__.c
+    for (tenant_id, livemode, start), group in groupby(
+            sorted(live, key=lambda i: (i.tenant_id, i.livemode, i.period_start)),
+            key=lambda i: (i.tenant_id, i.livemode, i.period_start)):
+        by_customer = {i.customer_id: i for i in group}
+        items: dict[str, list[BillItem]] = {c: [] for c in by_customer}
+        for r in run(sa.select(bills.customer_id, bills.id, bills.provider_id, bills.amount, bills.currency,
+                               bills.description, bills.service_period_start, bills.service_period_end)
+                     .where(bills.tenant_id == tenant_id, bills.livemode == livemode,
+                            bills.period_start == start, bills.status == "pending",
+                            bills.customer_id.in_(list(by_customer)))):
+            items[r[0]].append(BillItem(*r[1:]))
+        for customer_id, invoice in by_customer.items():
+            draft = build_invoice(invoice.currency, Decimal(invoice.tax_rate), items[customer_id], [],
+                                  _recorded_rates(invoice))
+            lines[invoice.id] = list(draft.lines)
+    for invoice in invoices:
+        lines[invoice.id] += [_stored_line(l, invoice.currency) for l in invoice.stored_lines
+                              if invoice.status == "void" or l.kind == "credit"]
+    return lines
+
+
+def with_lines(invoices: list[Invoice]) -> list[Invoice]:
+    """Attach each invoice's lines as `invoice.lines` (not a column: see invoice_lines)."""
+    lines = invoice_lines(invoices)
+    for invoice in invoices:
+        invoice.lines = lines[invoice.id]
+    return invoices
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def get_invoice(principal: Principal, invoice_id: str) -> Invoice:
+    """The invoice with its lines."""
+    return with_lines([find_invoice(principal, invoice_id)])[0]
+
+
+def list_invoices(principal: Principal, limit: int, starting_after: str | None = None,
+                  period: date | None = None, customer: str | None = None,
+                  status: str | None = None) -> Page:
+    query = _scoped_invoices(principal)
+    if period:
+        query = query.where(Invoice.period_start == period)
+    if customer:
+        query = query.join(Invoice.customer).where(
+            sa.or_(Customer.id == customer, Customer.external_id == customer))
+    if status:
+        query = query.where(Invoice.status == status)
+    page = paginate(query, Invoice.id, limit, starting_after)
+    return Page(with_lines(list(page.data)), page.has_more)
+
+
+# --- finalizing ------------------------------------------------------------------------------
+
+def finalize_invoice(principal: Principal, invoice_id: str, now: datetime) -> Invoice:
+    """draft -> open as of `now`, with the next number. Finalizing an open invoice again is a no-op."""
+    invoice = find_invoice(principal, invoice_id)
+    if invoice.status != "open":
+        INVOICE_STATES.check(invoice.status, "open")
+        settings = db.session.get(TenantSettings, (principal.tenant_id, principal.livemode))
+        transitions.finalize_invoices(settings, [invoice.id], now)
+    db.session.commit()
+    db.session.refresh(invoice)
+    if invoice.status != "open":  # voided meanwhile by another request
+        INVOICE_STATES.check(invoice.status, "open")
+    return with_lines([invoice])[0]
+
+
+def review_deadline(settings: TenantSettings) -> timedelta | None:
+    """How long a draft waits for review before it is finalized by itself (None: until finalized)."""
+    if settings.invoice_review != "manual" or settings.auto_finalize_after_days is None:
+        return None
+    return timedelta(days=settings.auto_finalize_after_days)
+
+
+def oldest_draft_deadline(tenant_id: str, livemode: bool) -> datetime | None:
+    """When the lane's oldest draft's review window ends (the due instant of its finalization)."""
+    settings = db.session.get(TenantSettings, (tenant_id, livemode))
+    window = review_deadline(settings) if settings else None
+    if window is None:
+        return None
+    oldest = db.session.scalar(sa.select(sa.func.min(Invoice.created_at)).where(
+        Invoice.tenant_id == tenant_id, Invoice.livemode == livemode, Invoice.status == "draft"))
+    return oldest + window if oldest is not None else None
+
+
+def finalize_drafts_due(tenant_id: str, livemode: bool, due_at: datetime) -> int:
+    """Finalize, as of `due_at`, the drafts whose review window has ended by then."""
+    settings = db.session.get(TenantSettings, (tenant_id, livemode))
+    window = review_deadline(settings)
+    if window is None:
+        return 0
+    ids = db.session.scalars(sa.select(Invoice.id).where(
+        Invoice.tenant_id == tenant_id, Invoice.livemode == livemode, Invoice.status == "draft",
+        Invoice.created_at <= due_at - window).order_by(Invoice.id)).all()
+    finalized = transitions.finalize_invoices(settings, list(ids), due_at)
+    db.session.commit()
+    return len(finalized)
+
+
+# --- voiding ---------------------------------------------------------------------------------
+
+def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now: datetime) -> Invoice:
+    """Void a draft, or an open invoice with a reason. Its lines are frozen (stored as rows), then
+    its bills are released: pending in the period open now, so the provider can cancel or re-bill
+    them. Credits it applied are released; the credit it carried forward, if not yet used, is
+    withdrawn."""
+    write_lock()
+    invoice = db.session.scalars(locking(
+        _scoped_invoices(principal).where(Invoice.id == invoice_id), of=Invoice)).first()
+    if invoice is None:
+        raise NotFound(f"No such invoice: {invoice_id!r}.")
+    if invoice.status == "void":
+        return with_lines([invoice])[0]
+    INVOICE_STATES.check(invoice.status, "void")
+    if invoice.status != "draft" and not reason:
+        raise InvalidInput.on("reason", "Voiding a finalized invoice needs a reason.", "reason_required")
+    carried = db.session.scalars(locking(sa.select(Credit).where(Credit.source_invoice_id == invoice.id))).first()
+    if carried is not None and carried.applied_invoice_id is not None:
+        raise InvoiceNotEditable(
+            f"This invoice's credit was already used by invoice {carried.applied_invoice_id}; "
+            "void that invoice first.")
+    if carried is not None:
+        db.session.delete(carried)
+    settings = db.session.get(TenantSettings, (principal.tenant_id, principal.livemode))
+    period = claim_open_period(principal.tenant_id, principal.livemode, now,
+                               settings.period_anchor_day, settings.timezone)
+    snapshot = invoice_lines([invoice])[invoice.id]
+    run(sa.delete(InvoiceLine.__table__).where(InvoiceLine.invoice_id == invoice.id))
+    if snapshot:
+        run(sa.insert(InvoiceLine.__table__), [{
+            "invoice_id": invoice.id, "position": position, "kind": l.kind, "bill_id": l.bill_id,
+            "provider_id": l.provider_id, "credit_id": l.credit_id, "description": l.description,
+            "service_start": l.service_start, "service_end": l.service_end, "amount": l.amount,
+            "original_amount": l.original_amount, "original_currency": l.original_currency,
+            "fx_rate": rate_text(l.fx_rate),
+        } for position, l in enumerate(snapshot)])
+    db.session.execute(
+        sa.update(Bill).where(Bill.tenant_id == invoice.tenant_id, Bill.livemode == invoice.livemode,
+                              Bill.period_start == invoice.period_start, Bill.customer_id == invoice.customer_id,
+                              Bill.status == "pending")
+        .values(period_start=period.start)
+        .execution_options(synchronize_session=False))
+    db.session.execute(sa.update(Credit).where(Credit.applied_invoice_id == invoice.id)
+                       .values(applied_invoice_id=None))
+    transitions.void(invoice, reason, now)
+    db.session.commit()
+    db.session.expire(invoice, ["stored_lines"])
+    return with_lines([invoice])[0]

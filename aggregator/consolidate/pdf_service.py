@@ -1,0 +1,189 @@
+"""Invoice PDFs: rendered once an invoice is finalized, by whichever worker claims it, stored
+once, announced by `invoice.pdf_ready`. Rendering never blocks finalization: a failure is
+recorded on the invoice and retried with backoff."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Sequence
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from ..accounts.models import Provider, TenantSettings
+from ..auth import Principal
+from ..db import db
+from ..errors import NotFound
+from ..events.service import NewEvent, record_one
+from .document import DocumentLine, invoice_document
+from .invoice_service import find_invoice, invoice_lines, rate_text
+from .models import Invoice
+from .snapshots import columns, invoice_snapshot
+
+log = logging.getLogger(__name__)
+
+RENDER_BATCH_PER_PROCESS = 20  # invoices per rendering process per claim
+_RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
+                  timedelta(hours=6))  # then every 6 hours
+
+
+@dataclass
+class RenderReport:
+    rendered: int = 0
+    failed: int = 0
+
+
+def _lease(count: int) -> timedelta:
+    """How long a claim of `count` invoices lasts: well beyond rendering them (~0.1 s each)."""
+    return timedelta(seconds=60 + 2 * count)
+
+
+def claim_pdfs(now: datetime, limit: int, *, tenant_id: str | None = None, livemode: bool | None = None,
+               only: Sequence[str] | None = None, retry_now: bool = False) -> list[str]:
+    """Claim up to `limit` finalized invoices that have no PDF, are not claimed by a worker, and
+    (unless `retry_now`) are not waiting to retry a failure; and commit. Several workers
+    claiming at once each get others (SKIP LOCKED on PostgreSQL; SQLite serializes writers)."""
+    invoices = Invoice.__table__.c
+    ready = (sa.select(invoices.id)
+             .where(invoices.number.is_not(None), invoices.pdf_sha256.is_(None),
+                    sa.or_(invoices.pdf_locked_until.is_(None), invoices.pdf_locked_until < now))
+             .order_by(invoices.id).limit(limit))
+    if not retry_now:
+        ready = ready.where(sa.or_(invoices.pdf_retry_at.is_(None), invoices.pdf_retry_at <= now))
+    if tenant_id is not None:
+        ready = ready.where(invoices.tenant_id == tenant_id, invoices.livemode == livemode)
+    if only is not None:
+        ready = ready.where(invoices.id.in_(list(only)))
+    if db.session.get_bind().dialect.name == "postgresql":
+        ready = ready.with_for_update(skip_locked=True)
+    ids = db.session.execute(sa.update(Invoice.__table__).where(invoices.id.in_(ready))
+                             .values(pdf_locked_until=now + _lease(limit))
+                             .returning(invoices.id)).scalars().all()
+    db.session.commit()
+    return sorted(ids)
+
+
+def render_claimed(invoice_ids: Sequence[str], adapters, processes: int = 1) -> RenderReport:
+    """Render and store the PDFs of claimed invoices (on `processes` processes when more than
+    one: see the renderer's render_many)."""
+    report = RenderReport()
+    invoices = [db.session.get(Invoice, invoice_id) for invoice_id in invoice_ids]
+    jobs, built = [], []
+    for invoice in invoices:
+        try:
+            jobs.append((invoice.template, invoice_document_for(invoice)))
+            built.append(invoice)
+        except Exception as exc:  # a document that cannot be built: recorded like a failed render
+            _record_failure(invoice, exc, report, adapters.clocks.base.now())
+    for invoice, result in zip(built, adapters.renderer.render_many(jobs, processes=processes)):
+        _store(invoice, result, adapters, report)
+    return report
+
+
+def render_pending(adapters, *, tenant_id: str | None = None, livemode: bool | None = None,
+                   only: Sequence[str] | None = None, processes: int = 1, retry_now: bool = False) -> RenderReport:
+    """Claim and render, batch after batch, every PDF that is due (of one lane, or only of the
+    invoices given): what the CLI, the API and the test clock run in their own process."""
+    report, batch = RenderReport(), RENDER_BATCH_PER_PROCESS * max(1, processes)
+    while ids := claim_pdfs(adapters.clocks.base.now(), batch, tenant_id=tenant_id, livemode=livemode,
+                            only=only, retry_now=retry_now):
+        done = render_claimed(ids, adapters, processes)
+        report.rendered += done.rendered
+        report.failed += done.failed
+        retry_now = False  # a failure in this run waits for its backoff
+    return report
+
+
+def _store(invoice: Invoice, result: bytes | Exception, adapters, report: RenderReport) -> None:
+    now = adapters.clocks.base.now()
+    if isinstance(result, Exception):
+        _record_failure(invoice, result, report, now)
+        return
+    digest = hashlib.sha256(result).hexdigest()
+    key = f"invoices/{invoice.tenant_id}/{'live' if invoice.livemode else 'test'}/{invoice.id}-{digest[:16]}.pdf"
+    try:
+        adapters.storage.put(key, result)
+    except Exception as exc:  # storage trouble: record it, carry on, retry later
+        _record_failure(invoice, exc, report, now)
+        return
+    # Once stored, a PDF never changes: the conditional update keeps the first one recorded.
+    stored = db.session.execute(
+        sa.update(Invoice).where(Invoice.id == invoice.id, Invoice.pdf_sha256.is_(None))
+        .values(pdf_path=key, pdf_sha256=digest, pdf_error=None, pdf_locked_until=None, pdf_retry_at=None)
+        .execution_options(synchronize_session=False)).rowcount
+    if stored:
+        db.session.refresh(invoice)
+        record_one(invoice.tenant_id, invoice.livemode, _ready_at(invoice, now),
+                   NewEvent("invoice.pdf_ready", invoice.id,
+                            {"object": invoice_snapshot(columns(invoice), invoice.customer.external_id)}))
+    db.session.commit()
+    report.rendered += 1
+
+
+def _ready_at(invoice: Invoice, now: datetime) -> datetime:
+    """When `invoice.pdf_ready` happened in the tenant's time: now in live mode; in test mode the
+    test clock's time, which a PDF rendered right after its invoice was finalized never precedes."""
+    if invoice.livemode:
+        return now
+    from ..testmode import TestClockRecord
+
+    clock = db.session.get(TestClockRecord, invoice.tenant_id)
+    return max(clock.now if clock else now, invoice.finalized_at)
+
+
+def _record_failure(invoice: Invoice, exc: BaseException, report: RenderReport, now: datetime) -> None:
+    log.error("rendering or storing the PDF of invoice %s failed: %s: %s", invoice.id, type(exc).__name__, exc,
+              exc_info=exc)
+    attempts = invoice.pdf_attempts + 1
+    invoice.pdf_error = f"{type(exc).__name__}: {exc}"[:500]
+    invoice.pdf_attempts = attempts
+    invoice.pdf_retry_at = now + _RETRY_BACKOFF[min(attempts, len(_RETRY_BACKOFF)) - 1]
+    invoice.pdf_locked_until = None
+    db.session.commit()
+    report.failed += 1
+
+
+# --- the document ----------------------------------------------------------------------------
+
+def _address_lines(address: dict | None) -> list[str]:
+    if not address:
+        return []
+    city = " ".join(filter(None, [address.get("city"), address.get("state"), address.get("postal_code")]))
+    return [line for line in (address.get("line1"), address.get("line2"), city, address.get("country")) if line]
+
+
+def invoice_document_for(invoice: Invoice) -> dict:
+    settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
+    lines = invoice_lines([invoice])[invoice.id]
+    provider_ids = {l.provider_id for l in lines if l.provider_id}
+    names = dict(db.session.execute(sa.select(Provider.id, Provider.name)
+                                    .where(Provider.id.in_(provider_ids))).all()) if provider_ids else {}
+    customer = invoice.customer
+    issued = invoice.finalized_at or invoice.created_at
+    return invoice_document(
+        invoice={"number": invoice.number, "currency": invoice.currency,
+                 "issue_date": issued.astimezone(ZoneInfo(settings.timezone)).date(),
+                 "period_start": invoice.period_start, "period_end": invoice.period_end,
+                 "due_date": invoice.due_date, "subtotal": invoice.subtotal, "tax": invoice.tax,
+                 "tax_rate": invoice.tax_rate, "total": invoice.total, "amount_due": invoice.amount_due,
+                 "carried_credit": invoice.carried_credit},
+        lines=[DocumentLine(l.kind, l.provider_id, l.description, l.service_start, l.service_end,
+                            l.amount, l.original_amount, l.original_currency, rate_text(l.fx_rate))
+               for l in lines],
+        provider_names=names,
+        tenant={"legal_name": settings.legal_name or settings.name, "logo": settings.logo,
+                "address_lines": _address_lines(settings.address)},
+        customer={"name": customer.name or customer.external_id, "email": customer.email,
+                  "external_id": customer.external_id, "address_lines": _address_lines(customer.address)},
+        locale=settings.locale,
+    )
+
+
+def invoice_pdf(principal: Principal, invoice_id: str, storage) -> bytes:
+    invoice = find_invoice(principal, invoice_id)
+    if invoice.pdf_path is None:
+        raise NotFound("This invoice has no PDF yet: drafts have none, and a finalized invoice's "
+                       "PDF is rendered shortly after finalization.", code="pdf_not_ready")
+    return storage.get(invoice.pdf_path)

@@ -1,0 +1,114 @@
+"""The guarded transitions of invoices: created (draft, or open at once under automatic
+review), draft -> open (finalized: numbered from the gapless sequence), -> void. The only code
+that writes an invoice's status, and where each change's event is written, in the same
+transaction: `invoice.created`, `invoice.finalized`, `invoice.voided`."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from .. import due
+from ..accounts.models import Customer, TenantSettings
+from ..db import bulk_insert, db, dialect_insert, locking, run
+from ..events.service import NewEvent, record
+from ..states import guarded_update
+from .models import INVOICE_STATES, Invoice, InvoiceSequence
+from .snapshots import columns, invoice_snapshot
+
+_invoices = Invoice.__table__
+
+
+def format_number(prefix: str, year: int, sequence: int) -> str:
+    return f"{prefix}-{year}-{sequence:06d}"
+
+
+def lock_sequence(tenant_id: str, livemode: bool) -> int:
+    """Lock the tenant's invoice sequence row until the transaction ends (on SQLite, the
+    database write lock) -> the next number."""
+    db.session.execute(dialect_insert(InvoiceSequence.__table__).values(  # a write: SQLite's lock too
+        tenant_id=tenant_id, livemode=livemode, next_number=1,
+    ).on_conflict_do_nothing(index_elements=["tenant_id", "livemode"]))
+    return db.session.scalar(locking(sa.select(InvoiceSequence.next_number).where(
+        InvoiceSequence.tenant_id == tenant_id, InvoiceSequence.livemode == livemode)))
+
+
+def _advance_sequence(tenant_id: str, livemode: bool, next_number: int) -> None:
+    run(sa.update(InvoiceSequence.__table__)
+        .where(InvoiceSequence.tenant_id == tenant_id, InvoiceSequence.livemode == livemode)
+        .values(next_number=next_number))
+
+
+def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: dict[str, str],
+                    as_of: datetime, first_number: int) -> None:
+    """Store new invoices (rows of every column but the lifecycle's), each as of `as_of`:
+    finalized at once with the numbers from `first_number` on under automatic review (the
+    caller holds the sequence row lock, so they are gapless), drafts otherwise; with their
+    `invoice.created` (and `invoice.finalized`) events. `external_ids`: customer id -> its
+    external_id, for the events."""
+    auto = settings.invoice_review == "auto"
+    year = as_of.astimezone(ZoneInfo(settings.timezone)).year
+    for offset, row in enumerate(rows):
+        row.update(status="open" if auto else "draft", created_at=as_of, finalized_at=as_of if auto else None,
+                   number=format_number(settings.invoice_prefix, year, first_number + offset) if auto else None)
+    bulk_insert(_invoices, rows)
+    if auto:
+        _advance_sequence(settings.tenant_id, settings.livemode, first_number + len(rows))
+    events = []
+    for row in rows:
+        snapshot = {"object": invoice_snapshot(row, external_ids[row["customer_id"]])}
+        events.append(NewEvent("invoice.created", row["id"], snapshot))
+        if auto:
+            events.append(NewEvent("invoice.finalized", row["id"], snapshot))
+    record(settings.tenant_id, settings.livemode, as_of, events)
+    if not auto and settings.auto_finalize_after_days is not None:
+        due.nudge(settings.tenant_id, settings.livemode)  # their review deadline is due work
+
+
+def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datetime) -> list[str]:
+    """draft -> open, as of `as_of`, for those of these invoices still draft, numbering them
+    from the gapless sequence in id order, with an `invoice.finalized` event each. The drafts
+    and the sequence row stay locked until the caller's transaction commits; a rollback returns
+    the numbers. -> the ids finalized here."""
+    if not invoice_ids:
+        return []
+    tenant_id, livemode = settings.tenant_id, settings.livemode
+    first = lock_sequence(tenant_id, livemode)
+    drafts = run(locking(sa.select(_invoices.c.id).where(_invoices.c.id.in_(list(invoice_ids)),
+                                                         _invoices.c.tenant_id == tenant_id,
+                                                         _invoices.c.livemode == livemode,
+                                                         _invoices.c.status == "draft")
+                         .order_by(_invoices.c.id))).scalars().all()
+    if not drafts:
+        return []
+    _advance_sequence(tenant_id, livemode, first + len(drafts))
+    year = as_of.astimezone(ZoneInfo(settings.timezone)).year
+    run(guarded_update(INVOICE_STATES, _invoices, "open", _invoices.c.id == sa.bindparam("invoice"))
+        .values(finalized_at=as_of, number=sa.bindparam("number")),
+        [{"invoice": invoice_id, "number": format_number(settings.invoice_prefix, year, first + offset)}
+         for offset, invoice_id in enumerate(drafts)])
+    _announce(settings, "invoice.finalized", drafts, as_of)
+    return list(drafts)
+
+
+def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
+    """-> void (from draft, open or uncollectible), with its `invoice.voided` event. -> whether
+    it changed (False: it was void already)."""
+    changed = db.session.execute(guarded_update(INVOICE_STATES, _invoices, "void", _invoices.c.id == invoice.id)
+                                 .values(voided_at=now, void_reason=reason)).rowcount
+    if changed:
+        db.session.expire(invoice)
+        settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
+        _announce(settings, "invoice.voided", [invoice.id], now)
+    return bool(changed)
+
+
+def _announce(settings: TenantSettings, type_: str, invoice_ids: Sequence[str], created: datetime) -> None:
+    rows = db.session.execute(sa.select(Invoice, Customer.external_id).join(Customer, Customer.id == Invoice.customer_id)
+                              .where(Invoice.id.in_(list(invoice_ids)))
+                              .execution_options(populate_existing=True)).all()
+    record(settings.tenant_id, settings.livemode, created,
+           [NewEvent(type_, invoice.id, {"object": invoice_snapshot(columns(invoice), external_id)})
+            for invoice, external_id in sorted(rows, key=lambda r: r[0].id)])

@@ -1,0 +1,341 @@
+"""Due work: what becomes due at an instant derived from the data, run as of that instant, in
+order; and the queues of work that simply waits to be done (PDFs, deliveries).
+
+Two kinds of work, both registered here by the areas, and driven by the scheduler, the CLI and
+the test clock alike (nothing else decides what runs):
+
+* **Due kinds** (business time). Each finds, in one *lane* (a tenant in one mode), its earliest
+  unit of work and the instant it is due (a period's end, a draft's review deadline; later a
+  charge day, a retry time, a payout day), and runs one unit *as of* that instant: its results
+  (issue dates, number years, due dates) are those of that instant, whenever it actually runs.
+  `catch_up` runs a lane's units in order of their instants, so a clock that jumps months, or a
+  scheduler that was down for days, gives what running on time would have given.
+
+* **Queues** (real time). Each claims a batch of ready items in the database (FOR UPDATE SKIP
+  LOCKED, or a lease that a killed worker's claim outlives only briefly) and works them: any
+  number of worker processes on any number of machines share the work, and an item is done once.
+
+A lane is claimed by one worker at a time (a lease on its row in `due_lanes`). The row stores
+when a worker must next look at the lane (`wake_at`, real time), so a tick finds due lanes with
+one indexed query whatever the number of tenants. Anything that may bring due work forward (a
+new period, an FX rate that unblocks a close, a test clock advance, a changed setting) nudges
+its lane: the next tick looks at it at once and computes its next instant afresh.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .db import UTCDateTime, db, dialect_insert
+
+log = logging.getLogger(__name__)
+
+#: `wake_at` for "look at this lane at once" (any real time is later).
+AT_ONCE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+#: How long a claim on a lane or a queue item lasts unless renewed or released.
+DEFAULT_LEASE = timedelta(seconds=120)
+
+#: Backoff of a lane whose due work failed: 1 min, 2, 4, ... at most an hour.
+_MAX_BACKOFF = timedelta(hours=1)
+
+
+class DueLane(db.Model):
+    """The scheduling state of one lane (a tenant in one mode)."""
+
+    __tablename__ = "due_lanes"
+
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    livemode: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    # The due instant (the lane's own time) of its earliest unit, as last computed.
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When (real time) a worker must next look at the lane; NULL: not until nudged.
+    wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every nudge: a worker that computed wake_at before a nudge landed keeps it due.
+    nudges: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    locked_by: Mapped[str | None] = mapped_column(sa.String(64))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+
+    __table_args__ = (sa.Index("ix_due_lanes_wake_at", "wake_at"),)
+
+
+@dataclass(frozen=True, order=True)
+class Lane:
+    """A tenant in one mode: due work runs in order within a lane, on the lane's clock."""
+
+    tenant_id: str
+    livemode: bool
+
+    @property
+    def mode(self) -> str:
+        return "live" if self.livemode else "test"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of due work of a kind, in a lane, due at `due_at` (the lane's time)."""
+
+    kind: str
+    due_at: datetime
+    key: tuple = ()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of due work. `next_unit(lane)` is its earliest unit in the lane, due or not (None:
+    nothing); `run(lane, unit, adapters)` does that unit as of `unit.due_at` and returns a report.
+    Running a unit must make progress: the kind's next unit afterwards is another one."""
+
+    name: str
+    next_unit: Callable[[Lane], Unit | None]
+    run: Callable[[Lane, Unit, Any], Any]
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Work that waits to be done in real time. `run_batch(adapters, now, limit, lane)` claims up
+    to `limit` ready items (of one lane only, when `lane` is given; the claim is committed before
+    the work starts, so other workers take other items) and does them: -> how many succeeded and
+    failed (nothing of either: nothing was ready)."""
+
+    name: str
+    run_batch: Callable[[Any, datetime, int, "Lane | None"], "Worked"]
+    batch: int = 50
+
+
+@dataclass
+class Worked:
+    done: int = 0
+    failed: int = 0
+
+    @property
+    def taken(self) -> int:
+        return self.done + self.failed
+
+    def __iadd__(self, other: "Worked") -> "Worked":
+        self.done += other.done
+        self.failed += other.failed
+        return self
+
+
+class DueWorkFailed(Exception):
+    """A unit of due work raised: the lane stops there (later units must wait for it)."""
+
+    def __init__(self, lane: Lane, unit: Unit, cause: BaseException):
+        super().__init__(f"{unit.kind} due {unit.due_at.isoformat()} in {lane}: {type(cause).__name__}: {cause}")
+        self.lane, self.unit, self.cause = lane, unit, cause
+
+
+class NoProgress(RuntimeError):
+    """A kind returned the same unit again after running it: a defect, stopped rather than looped."""
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+def kinds() -> list[Kind]:
+    """Every kind of due work, in the order they run when due at the same instant (a period is
+    closed before its drafts' review deadline; charges, retries and payouts come after)."""
+    from .consolidate import due_work as consolidate
+
+    return [*consolidate.KINDS]
+
+
+def queues() -> list[Queue]:
+    """Every queue a worker drains (the outbox first: it feeds the delivery queues)."""
+    from .consolidate import due_work as consolidate
+    from .events.dispatch import DISPATCH_QUEUE
+
+    return [DISPATCH_QUEUE, *consolidate.QUEUES]
+
+
+# --- one lane -------------------------------------------------------------------------------
+
+def next_unit(lane: Lane, among: Sequence[Kind] | None = None) -> Unit | None:
+    """The lane's earliest unit of due work, of any kind (ties: in the order of `kinds()`)."""
+    found = [(unit.due_at, rank, unit) for rank, kind in enumerate(among or kinds())
+             if (unit := kind.next_unit(lane)) is not None]
+    return min(found, key=lambda f: (f[0], f[1]))[2] if found else None
+
+
+@dataclass
+class CatchUp:
+    """What catching a lane up did: each unit run, in order, with its report."""
+
+    lane: Lane
+    until: datetime
+    ran: list[tuple[Unit, Any]] = field(default_factory=list)
+
+    def reports(self, kind: str) -> list[Any]:
+        return [report for unit, report in self.ran if unit.kind == kind]
+
+
+def catch_up(lane: Lane, now: datetime, adapters, *, on_unit: Callable[[Unit], None] | None = None) -> CatchUp:
+    """Run every unit of the lane due at or before `now`, earliest first, each as of its own
+    instant. A unit that raises stops the lane (DueWorkFailed): what is due later waits for it."""
+    registered = kinds()
+    by_name = {kind.name: kind for kind in registered}
+    result, last = CatchUp(lane, now), None
+    while (unit := next_unit(lane, registered)) is not None and unit.due_at <= now:
+        if unit == last:
+            raise NoProgress(f"{unit.kind} due {unit.due_at.isoformat()} in {lane} ran without progress")
+        if on_unit:
+            on_unit(unit)
+        try:
+            report = by_name[unit.kind].run(lane, unit, adapters)
+        except Exception as exc:
+            db.session.rollback()
+            raise DueWorkFailed(lane, unit, exc) from exc
+        result.ran.append((unit, report))
+        last = unit
+    return result
+
+
+# --- scheduling lanes -------------------------------------------------------------------------
+
+def nudge(tenant_id: str, livemode: bool) -> None:
+    """Something in the lane may now be due earlier than its stored instant (a new period, an
+    unblocked close, a moved test clock, a changed setting): have a worker look at it at once.
+    In the caller's transaction."""
+    lanes = DueLane.__table__
+    db.session.execute(
+        dialect_insert(lanes).values(tenant_id=tenant_id, livemode=livemode, wake_at=AT_ONCE, nudges=1)
+        .on_conflict_do_update(index_elements=["tenant_id", "livemode"],
+                               set_={"wake_at": AT_ONCE, "nudges": lanes.c.nudges + 1}))
+
+
+@dataclass(frozen=True)
+class Claim:
+    lane: Lane
+    token: str
+    nudges: int
+
+
+def _lease_until(now: datetime, lease: timedelta) -> datetime:
+    return now + lease
+
+
+def claim_lanes(now: datetime, limit: int, lease: timedelta = DEFAULT_LEASE) -> list[Claim]:
+    """Claim up to `limit` lanes a worker must look at now (earliest first), and commit: one
+    statement, whatever the number of lanes, using the index on wake_at."""
+    lanes = DueLane.__table__
+    token = secrets.token_hex(8)
+    due = (sa.select(lanes.c.tenant_id, lanes.c.livemode)
+           .where(lanes.c.wake_at <= now, sa.or_(lanes.c.locked_until.is_(None), lanes.c.locked_until < now))
+           .order_by(lanes.c.wake_at).limit(limit))
+    if db.session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = db.session.execute(
+        sa.update(lanes).where(sa.tuple_(lanes.c.tenant_id, lanes.c.livemode).in_(due))
+        .values(locked_by=token, locked_until=_lease_until(now, lease))
+        .returning(lanes.c.tenant_id, lanes.c.livemode, lanes.c.nudges)).all()
+    db.session.commit()
+    return [Claim(Lane(r.tenant_id, r.livemode), token, r.nudges) for r in rows]
+
+
+def claim_lane(lane: Lane, now: datetime, lease: timedelta = DEFAULT_LEASE) -> Claim | None:
+    """Claim this lane if no other worker holds it (its row is created if need be), and commit."""
+    lanes = DueLane.__table__
+    db.session.execute(dialect_insert(lanes).values(tenant_id=lane.tenant_id, livemode=lane.livemode)
+                       .on_conflict_do_nothing(index_elements=["tenant_id", "livemode"]))
+    token = secrets.token_hex(8)
+    row = db.session.execute(
+        sa.update(lanes).where(lanes.c.tenant_id == lane.tenant_id, lanes.c.livemode == lane.livemode,
+                               sa.or_(lanes.c.locked_until.is_(None), lanes.c.locked_until < now))
+        .values(locked_by=token, locked_until=_lease_until(now, lease))
+        .returning(lanes.c.nudges)).first()
+    db.session.commit()
+    return Claim(lane, token, row.nudges) if row else None
+
+
+def renew(claim: Claim, now: datetime, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """Extend a claim (a long catch-up); False if it was lost (expired and taken by another)."""
+    lanes = DueLane.__table__
+    renewed = db.session.execute(
+        sa.update(lanes).where(lanes.c.tenant_id == claim.lane.tenant_id, lanes.c.livemode == claim.lane.livemode,
+                               lanes.c.locked_by == claim.token)
+        .values(locked_until=_lease_until(now, lease))).rowcount
+    db.session.commit()
+    return bool(renewed)
+
+
+def release(claim: Claim, lane_now: datetime) -> datetime | None:
+    """Let go of a lane whose due work is done up to `lane_now` (its clock's time): store its
+    next due instant and when a worker must look at it again (live mode: at that instant; test
+    mode: when its clock is moved, which nudges it). A nudge that landed while the lane was
+    claimed keeps it due at once. -> the next due instant."""
+    upcoming = next_unit(claim.lane)
+    next_due = upcoming.due_at if upcoming else None
+    if next_due is None:
+        wake = None
+    elif claim.lane.livemode:
+        wake = next_due
+    else:
+        wake = AT_ONCE if next_due <= lane_now else None
+    lanes = DueLane.__table__
+    db.session.execute(
+        sa.update(lanes).where(lanes.c.tenant_id == claim.lane.tenant_id, lanes.c.livemode == claim.lane.livemode,
+                               lanes.c.locked_by == claim.token)
+        .values(next_due_at=next_due, locked_by=None, locked_until=None, failures=0, last_error=None,
+                wake_at=sa.case((lanes.c.nudges == claim.nudges, wake), else_=AT_ONCE)))
+    db.session.commit()
+    return next_due
+
+
+def fail(claim: Claim, error: BaseException, now: datetime) -> None:
+    """Let go of a lane whose due work failed: look at it again after a backoff."""
+    db.session.rollback()
+    lanes = DueLane.__table__
+    lane = db.session.get(DueLane, (claim.lane.tenant_id, claim.lane.livemode))
+    failures = (lane.failures if lane else 0) + 1
+    backoff = min(timedelta(minutes=2 ** min(failures - 1, 10)), _MAX_BACKOFF)
+    db.session.execute(
+        sa.update(lanes).where(lanes.c.tenant_id == claim.lane.tenant_id, lanes.c.livemode == claim.lane.livemode,
+                               lanes.c.locked_by == claim.token)
+        .values(locked_by=None, locked_until=None, failures=failures, wake_at=now + backoff,
+                last_error=f"{type(error).__name__}: {error}"[:1000]))
+    db.session.commit()
+
+
+def lane_clock(lane: Lane, adapters):
+    return adapters.clocks.for_tenant(lane.tenant_id, lane.livemode)
+
+
+def run_lane(claim: Claim, adapters, real_now: datetime) -> CatchUp:
+    """Catch a claimed lane up to its clock's time and release it (or record its failure)."""
+    from .testmode import mark_ready
+
+    lane = claim.lane
+    lane_now = lane_clock(lane, adapters).now()
+    try:
+        caught_up = catch_up(lane, lane_now, adapters)
+    except Exception as exc:
+        log.error("due work failed in %s: %s", lane, exc, exc_info=exc)
+        fail(claim, exc, real_now)
+        raise
+    if not lane.livemode:
+        mark_ready(lane.tenant_id, lane_now)
+    release(claim, lane_now)
+    return caught_up
+
+
+# --- queues ---------------------------------------------------------------------------------
+
+def drain(queue: Queue, adapters, *, lane: Lane | None = None, limit: int | None = None) -> Worked:
+    """Claim and work batches of `queue` until nothing is ready (or `limit` items were taken),
+    on real time (the adapters' base clock), read afresh for each batch."""
+    total = Worked()
+    while limit is None or total.taken < limit:
+        size = queue.batch if limit is None else min(queue.batch, limit - total.taken)
+        batch = queue.run_batch(adapters, adapters.clocks.base.now(), size, lane)
+        if not batch.taken:
+            break
+        total += batch
+    return total

@@ -1,0 +1,65 @@
+"""Errors as HTTP responses: domain errors through errors.HTTP_TABLE, and HTTP errors raised by
+Flask, werkzeug and webargs, all in the one JSON shape of aggregator.errors."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .errors import _HTTP_TYPES, DomainError, describe, error_object, validation_fields
+
+log = logging.getLogger(__name__)
+
+#: The `code` of an HTTP error that no domain error describes.
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "unknown_url",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_body(status: int, type_: str, message: str, code: str | None = None,
+               fields: Mapping[str, Any] | None = None):
+    response = jsonify({"error": error_object(type_, message, code, fields)})
+    response.status_code = status
+    return response
+
+
+def domain_error_response(error: DomainError):
+    status, body = describe(error)
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def http_exception_response(exc: HTTPException):
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if status == 400 and messages and "json" in messages:
+        return error_body(400, "invalid_request_error", "The request body is not valid JSON.",
+                          "invalid_json")
+    if messages:
+        fields = validation_fields(messages)
+        summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
+        return error_body(status, _HTTP_TYPES.get(status, "invalid_request_error"),
+                          f"Invalid request: {summary}", "invalid", fields)
+    if status == 413:
+        return error_body(413, "request_too_large", "The request body is too large.", _HTTP_CODES[413])
+    return error_body(status, _HTTP_TYPES.get(status, "api_error"), exc.description or exc.name,
+                      _HTTP_CODES.get(status, "api_error" if status >= 500 else "invalid_request"))
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(DomainError, domain_error_response)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return http_exception_response(exc)
+        log.exception("unhandled error")
+        return error_body(500, "api_error", "An internal error occurred; it has been logged.", "internal_error")

@@ -1,0 +1,48 @@
+"""The dispatcher: works through the outbox, handing each event to its subscribers (webhook
+endpoints, emails), which record what they must deliver, in the same transaction that marks the
+event dispatched. Deliveries are then sent by their own queues, retried on their own schedules.
+
+Events are claimed in the order they were written (FOR UPDATE SKIP LOCKED on PostgreSQL): any
+number of dispatchers share the outbox and an event is fanned out once; a dispatcher killed
+half way rolls back, and the events are dispatched again by another."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable, Sequence
+
+import sqlalchemy as sa
+
+from ..db import db
+from ..due import Lane, Queue, Worked
+from .models import Event
+
+#: A subscriber records, in the caller's transaction, what it must deliver for these events.
+Subscriber = Callable[[Sequence[Event], datetime], None]
+
+
+def subscribers() -> list[Subscriber]:
+    """Every subscriber of the outbox, in a fixed order."""
+    return []
+
+
+def dispatch_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) -> Worked:
+    """Claim up to `limit` undispatched events (oldest first), fan them out and mark them
+    dispatched, in one transaction. -> how many were dispatched."""
+    query = (sa.select(Event).where(Event.dispatched.is_(False)).order_by(Event.seq).limit(limit))
+    if lane is not None:
+        query = query.where(Event.tenant_id == lane.tenant_id, Event.livemode == lane.livemode)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    events = db.session.scalars(query).all()
+    if not events:
+        db.session.rollback()
+        return Worked()
+    for subscriber in subscribers():
+        subscriber(events, now)
+    db.session.execute(sa.update(Event).where(Event.seq.in_([e.seq for e in events]))
+                       .values(dispatched=True).execution_options(synchronize_session=False))
+    db.session.commit()
+    return Worked(done=len(events))
+
+
+DISPATCH_QUEUE = Queue("events.dispatch", dispatch_batch, batch=500)

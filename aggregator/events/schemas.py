@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ..fields import ListArgs
+
+#: Every event type, with what it announces.
+EVENT_TYPES = {
+    "invoice.created": "An invoice was created at a period's close (a draft under manual review).",
+    "invoice.finalized": "An invoice was finalized: numbered and open for payment.",
+    "invoice.voided": "An invoice was voided.",
+    "invoice.pdf_ready": "An invoice's PDF was rendered and stored.",
+    "period.closed": "A period was closed: every customer with bills in it has its invoice.",
+    "bills.invoiced": "A provider's bills of a closed period were invoiced (counts and sums per currency).",
+}
+
+
+class EventSchema(Schema):
+    """An event, as Stripe's Events API shows them; webhooks deliver exactly this JSON."""
+
+    id = fields.String(metadata={"description": "evt_…: stable, also the webhook-id of its deliveries."})
+    object = fields.Constant("event")
+    type = fields.String(metadata={"enum": sorted(EVENT_TYPES)})
+    created = fields.DateTime(metadata={"description": "When the change happened, on the tenant's clock."})
+    livemode = fields.Boolean()
+    tenant = fields.String(attribute="tenant_id")
+    provider = fields.String(attribute="provider_id", allow_none=True, metadata={
+        "description": "The provider the event is about, if it is about one provider only."})
+    data = fields.Dict(metadata={"description": "{\"object\": the object as it was after the change}"})
+
+
+class EventListArgs(ListArgs):
+    type = fields.String(validate=validate.Length(min=1, max=64), metadata={
+        "description": "An event type, or a prefix such as invoice.*"})

@@ -1,0 +1,1 @@
+"""Invoicing periods: the calendar (pure), the period records intake and the close lock."""
