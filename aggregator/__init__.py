@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses
+    from . import demo as demo_cli
     from .accounts import api as accounts_api, cli as accounts_cli
     from .consolidate import api as consolidate_api, cli as consolidate_cli
     from .events import api as events_api
@@ -75,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)
     app.cli.add_command(consolidate_cli.periods)
+    app.cli.add_command(demo_cli.demo)
     return app
 
 
