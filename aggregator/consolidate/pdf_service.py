@@ -7,7 +7,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -83,9 +83,11 @@ def render_claimed(invoice_ids: Sequence[str], adapters, processes: int = 1) -> 
 
 
 def render_pending(adapters, *, tenant_id: str | None = None, livemode: bool | None = None,
-                   only: Sequence[str] | None = None, processes: int = 1, retry_now: bool = False) -> RenderReport:
+                   only: Sequence[str] | None = None, processes: int = 1, retry_now: bool = False,
+                   on_batch: Callable[[RenderReport], None] | None = None) -> RenderReport:
     """Claim and render, batch after batch, every PDF that is due (of one lane, or only of the
-    invoices given): what the CLI, the API and the test clock run in their own process."""
+    invoices given): what the CLI, the API and the test clock run in their own process.
+    `on_batch` is told the report so far after each batch (a progress bar)."""
     report, batch = RenderReport(), RENDER_BATCH_PER_PROCESS * max(1, processes)
     while ids := claim_pdfs(adapters.clocks.base.now(), batch, tenant_id=tenant_id, livemode=livemode,
                             only=only, retry_now=retry_now):
@@ -93,7 +95,17 @@ def render_pending(adapters, *, tenant_id: str | None = None, livemode: bool | N
         report.rendered += done.rendered
         report.failed += done.failed
         retry_now = False  # a failure in this run waits for its backoff
+        if on_batch:
+            on_batch(report)
     return report
+
+
+def pdfs_pending(tenant_id: str, livemode: bool) -> int:
+    """How many finalized invoices of the lane have no PDF yet (rendering's work left)."""
+    invoices = Invoice.__table__.c
+    return db.session.scalar(sa.select(sa.func.count()).where(
+        invoices.tenant_id == tenant_id, invoices.livemode == livemode, invoices.number.is_not(None),
+        invoices.pdf_sha256.is_(None)))
 
 
 def _store(invoice: Invoice, result: bytes | Exception, adapters, report: RenderReport) -> None:

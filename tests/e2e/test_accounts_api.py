@@ -304,7 +304,7 @@ def test_admins_revoking_each_others_keys_at_once_leave_one(postgres_only, app, 
 def test_cli_creates_a_tenant_and_prints_its_admin_keys(app, client):
     result = app.test_cli_runner().invoke(args=[
         "tenants", "create", "--name", "Shop", "--timezone", "America/New_York", "--currency", "usd",
-        "--anchor-day", "1", "--charge-day", "5"])
+        "--anchor-day", "1", "--charge-day", "5", "--json"])
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)
     assert created["admin_keys"]["live"].startswith("agg_admin_live_")
