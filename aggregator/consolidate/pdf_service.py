@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from ..accounts.logos import logo_problem
 from ..accounts.models import Provider, TenantSettings
 from ..auth import Principal
 from ..db import db
@@ -185,12 +186,21 @@ def invoice_document_for(invoice: Invoice) -> dict:
                             l.amount, l.original_amount, l.original_currency, rate_text(l.fx_rate))
                for l in lines],
         provider_names=names,
-        tenant={"legal_name": settings.legal_name or settings.name, "logo": settings.logo,
+        tenant={"legal_name": settings.legal_name or settings.name, "logo": _usable_logo(settings),
                 "address_lines": _address_lines(settings.address)},
         customer={"name": customer.name or customer.external_id, "email": customer.email,
                   "external_id": customer.external_id, "address_lines": _address_lines(customer.address)},
         locale=settings.locale,
     )
+
+
+def _usable_logo(settings: TenantSettings) -> str | None:
+    """The tenant's logo, or None if it cannot be read (stored before logos were checked): the
+    invoice is rendered without it rather than not at all."""
+    if settings.logo and (problem := logo_problem(settings.logo)):
+        log.warning("tenant %s's logo is left out of its invoices: %s", settings.tenant_id, problem)
+        return None
+    return settings.logo
 
 
 def invoice_pdf(principal: Principal, invoice_id: str, storage) -> bytes:
