@@ -66,11 +66,12 @@ class ApiKeySchema(Schema):
     id = fields.String(dump_only=True)
     object = fields.Constant("api_key", dump_only=True)
     role = fields.String(dump_only=True)
-    provider = fields.String(attribute="provider_id", dump_only=True)
+    provider = fields.String(attribute="provider_id", dump_only=True, allow_none=True, metadata={
+        "description": "The provider of a provider key; null for an admin key."})
     hint = fields.String(dump_only=True)
     livemode = fields.Boolean(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
-    revoked_at = fields.DateTime(dump_only=True)
+    revoked_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class IssuedKeySchema(ApiKeySchema):
