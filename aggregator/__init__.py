@@ -77,7 +77,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.cli.add_command(accounts_cli.tenants)
     app.cli.add_command(consolidate_cli.periods)
     app.cli.add_command(demo_cli.demo)
+    _add_area_commands(app)
     return app
+
+
+def _add_area_commands(app: Flask) -> None:
+    """The rest of the command line's groups, one per area (`aggregator --help`)."""
+    from .accounts import cli as accounts_cli
+    from .consolidate import cli as consolidate_cli
+    from .events import cli as events_cli
+
+    for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events):
+        app.cli.add_command(group)
 
 
 def _prepare_sqlite(app: Flask) -> None:

@@ -308,14 +308,15 @@ def lane_clock(lane: Lane, adapters):
     return adapters.clocks.for_tenant(lane.tenant_id, lane.livemode)
 
 
-def run_lane(claim: Claim, adapters, real_now: datetime) -> CatchUp:
+def run_lane(claim: Claim, adapters, real_now: datetime, *,
+             on_unit: Callable[[Unit], None] | None = None) -> CatchUp:
     """Catch a claimed lane up to its clock's time and release it (or record its failure)."""
     from .testmode import mark_ready
 
     lane = claim.lane
     lane_now = lane_clock(lane, adapters).now()
     try:
-        caught_up = catch_up(lane, lane_now, adapters)
+        caught_up = catch_up(lane, lane_now, adapters, on_unit=on_unit)
     except Exception as exc:
         log.error("due work failed in %s: %s", lane, exc, exc_info=exc)
         fail(claim, exc, real_now)

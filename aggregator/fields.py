@@ -117,13 +117,22 @@ class AddressSchema(Schema):
 class Metadata(fields.Dict):
     """A small flat map of strings, like Stripe's metadata: 50 keys, keys ≤ 40, values ≤ 500."""
 
+    MAX_KEYS = 50
+
     def __init__(self, **kwargs):
+        # The key count is checked by a function, not validate.Length: apispec documents a Length
+        # as a string's maxLength, where an object's limit is maxProperties.
+        kwargs["metadata"] = {"maxProperties": self.MAX_KEYS, **kwargs.get("metadata", {})}
         super().__init__(
             keys=fields.String(validate=validate.Length(min=1, max=40)),
             values=fields.String(validate=validate.Length(max=500)),
-            validate=validate.Length(max=50, error="At most {max} metadata keys."),
+            validate=self._few_keys,
             **kwargs,
         )
+
+    def _few_keys(self, value) -> None:
+        if len(value) > self.MAX_KEYS:
+            raise ValidationError(f"At most {self.MAX_KEYS} metadata keys.")
 
 
 def text(max_length: int, **kwargs) -> fields.String:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -79,12 +80,15 @@ def mark_ready(tenant_id: str, caught_up_to: datetime) -> None:
 
 
 def advance_test_clock(tenant_id: str, to: datetime, adapters, *, wait: bool = True,
-                       wait_seconds: float = 120.0) -> dict:
+                       wait_seconds: float = 120.0, on_unit: Callable[[due.Unit], None] | None = None) -> dict:
     """Move the tenant's test clock forward. With `wait`, run everything that became due by then
-    here (in order, each unit as of its own instant) and render the PDFs it produced; otherwise
-    leave it to the workers and answer at once (status `advancing`)."""
+    here (in order, each unit as of its own instant, `on_unit` told of each before it runs) and
+    render the PDFs it produced; otherwise leave it to the workers and answer at once (status
+    `advancing`). NotFound if there is no such tenant."""
+    from .accounts.service import tenant_settings
     from .consolidate import due_work
 
+    tenant_settings(tenant_id, False)
     base = adapters.clocks.base
     previous, now = lock_and_advance(tenant_id, to, base.now())
     db.session.commit()
@@ -97,7 +101,7 @@ def advance_test_clock(tenant_id: str, to: datetime, adapters, *, wait: bool = T
             raise TestClockBusy("A worker has been running this test clock's due work for too long; "
                                 "try again later.")
         time.sleep(0.05)
-    caught_up = due.run_lane(claim, adapters, base.now())
+    caught_up = due.run_lane(claim, adapters, base.now(), on_unit=on_unit)
     pdfs = due.drain(due_work.PDF_QUEUE, adapters, lane=lane)
     return {"previous": previous, "now": now, "status": get_test_clock(tenant_id, now)["status"],
             "ran": due_work.summary(caught_up, pdfs)}

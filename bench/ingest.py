@@ -11,7 +11,7 @@ Not a pytest test. Run from the repository root with the project's virtualenv:
 What it does:
   1. drops and creates a dedicated database (default postgresql://postgres@127.0.0.1:5432/
      aggregator_bench; aggregator_bench_quick with --quick), runs `flask --app wsgi db upgrade`;
-  2. creates a tenant (`flask --app wsgi tenants create`), then over HTTP one provider and
+  2. creates a tenant (`flask --app wsgi tenants create --json`), then over HTTP one provider and
      --customers customers;
   3. serves the app with gunicorn (-w --workers, --worker-class gthread --threads by default, as
      bin/start does; --worker-class sync to compare);
@@ -822,7 +822,12 @@ def main(argv=None) -> int:
     recreate_database(admin_conninfo, dbname)
     log("flask db upgrade")
     flask_cli(src, env, "db", "upgrade")
-    out = flask_cli(src, env, "tenants", "create", "--name", "Bench")
+    try:
+        out = flask_cli(src, env, "tenants", "create", "--name", "Bench", "--json")
+    except RuntimeError as exc:  # a tree from before `--json` (it printed JSON by default)
+        if "--json" not in str(exc):
+            raise
+        out = flask_cli(src, env, "tenants", "create", "--name", "Bench")
     tenant = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("{")))
     admin_key = tenant["admin_keys"]["live"]
 

@@ -116,8 +116,10 @@ class CustomersView(MethodView):
         return service.list_customers(current(), **args)
 
 
-@blp.route("/customers/<customer_id>")
+@blp.route("/customers/<path:customer_id>")
 class CustomerView(MethodView):
+    """`customer_id` is the customer's id (cus_…) or its external_id."""
+
     @requires("admin")
     @blp.response(200, CustomerSchema)
     def get(self, customer_id):

@@ -1,56 +1,285 @@
-"""`flask --app wsgi tenants …`: operator commands for tenants."""
+"""`aggregator tenants|providers|customers …`: operator commands over the accounts use cases."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
-from flask import current_app
-from flask.cli import AppGroup
 from marshmallow import ValidationError
 
+from ..cli import (AreaGroup, json_option, list_options, now_for, print_json, print_object, print_page,
+                   print_record, say, tenant_scoped)
 from ..errors import flatten_messages
 from . import service
-from .schemas import TenantSchema
+from .schemas import ApiKeySchema, CustomerSchema, ProviderSchema, TenantSchema
 
-tenants = AppGroup("tenants", help="Create and inspect tenants.")
+tenants = AreaGroup("tenants", help="Create, inspect and change tenants (the platforms), and their admin keys.")
+providers = AreaGroup("providers", help="A tenant's providers (the apps that send bills).")
+customers = AreaGroup("customers", help="A tenant's customers (who receive the consolidated invoices).")
 
-#: TenantSchema field -> the option of `tenants create` that sets it
-_OPTIONS = {"name": "--name", "legal_name": "--legal-name", "timezone": "--timezone",
-            "default_currency": "--currency", "period_anchor_day": "--anchor-day",
-            "charge_day": "--charge-day", "invoice_prefix": "--invoice-prefix"}
+_MODES = {"live": True, "test": False}
 
 
-def _tenant_settings(values: dict[str, Any]) -> dict[str, Any]:
-    """`values` checked by the API's own tenant schema (the rules of PATCH /v1/tenant); a usage
-    error naming each option at fault otherwise."""
+def _checked(schema, values: dict[str, Any], options: dict[str, str]) -> dict[str, Any]:
+    """`values` checked by the API's own schema (the rules of its endpoint); a usage error
+    naming each option at fault otherwise."""
     try:
-        return TenantSchema().load(values)
+        return schema.load(values)
     except ValidationError as exc:
         problems = flatten_messages(exc.messages)
         raise click.UsageError("\n".join(
-            f"Invalid value for '{_OPTIONS.get(field, field)}': {' '.join(messages)}"
+            f"Invalid value for '{options.get(field.split('.')[0], field)}': {' '.join(messages)}"
             for field, messages in problems.items())) from None
 
 
+def _address(ctx, param, pairs: tuple[str, ...]) -> dict[str, str] | None:
+    """--address line1='1 George St' --address city=Sydney … -> {"line1": …, "city": …}."""
+    if not pairs:
+        return None
+    address = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not FIELD=VALUE (line1, line2, city, state, postal_code, country).")
+        address[name.strip()] = value
+    return address
+
+
+# --- tenants ----------------------------------------------------------------------------------
+
+#: TenantSchema field -> the option that sets it
+_TENANT_OPTIONS = {"name": "--name", "legal_name": "--legal-name", "timezone": "--timezone",
+                   "default_currency": "--currency", "period_anchor_day": "--anchor-day",
+                   "charge_day": "--charge-day", "invoice_prefix": "--invoice-prefix", "locale": "--locale",
+                   "default_tax_rate": "--tax-rate", "address": "--address", "email_from": "--email-from",
+                   "email_from_name": "--email-from-name", "email_reply_to": "--email-reply-to",
+                   "finance_email": "--finance-email", "invoice_review": "--invoice-review",
+                   "auto_finalize_after_days": "--auto-finalize-after-days"}
+
+
+def _setting_options(create: bool):
+    """The options of `tenants create` (with its defaults) and `tenants update` (none: only
+    what is given changes)."""
+    def default(value):
+        return value if create else None
+
+    options = [
+        click.option("--name", required=create, help="The platform's name."),
+        click.option("--legal-name", help="As invoices show it (defaults to the name)."),
+        click.option("--timezone", default=default("UTC"), show_default=create, help="IANA time zone."),
+        click.option("--currency", default=default("USD"), show_default=create, help="Default ISO 4217 currency."),
+        click.option("--anchor-day", type=int, default=default(25), show_default=create,
+                     help="Day of the month (1-28) the invoicing period starts."),
+        click.option("--charge-day", type=int, default=default(2), show_default=create, help="Day of the month (1-28)."),
+        click.option("--invoice-prefix", default=default("INV"), show_default=create,
+                     help="1-16 upper-case letters, digits or dashes."),
+        click.option("--locale", default=default("en"), show_default=create,
+                     help="How invoices format amounts and dates, e.g. en_AU."),
+        click.option("--tax-rate", default=default("0"), show_default=create,
+                     help='Default tax rate, "0.10" = 10 %.'),
+        click.option("--address", multiple=True, callback=_address, metavar="FIELD=VALUE",
+                     help="Repeat: line1=…, line2=…, city=…, state=…, postal_code=…, country=AU."),
+        click.option("--email-from", help="Sender address of emails to customers."),
+        click.option("--email-from-name", help="Sender name of emails to customers."),
+        click.option("--email-reply-to", help="Where customers' replies go."),
+        click.option("--finance-email", help="Receives period summaries and notices."),
+        click.option("--invoice-review", type=click.Choice(["auto", "manual"]), default=default("auto"),
+                     show_default=create, help="manual: invoices stay drafts until finalized."),
+        click.option("--auto-finalize-after-days", type=int,
+                     help="Under manual review, drafts are finalized after this many days."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _settings(options: dict[str, Any], partial: bool) -> dict[str, Any]:
+    """Command options -> TenantSchema input, checked (options not given are left out)."""
+    values = {field: options[option.removeprefix("--").replace("-", "_")]
+              for field, option in _TENANT_OPTIONS.items()}
+    values = {field: value for field, value in values.items() if value is not None}
+    return _checked(TenantSchema(partial=partial), values, _TENANT_OPTIONS)
+
+
 @tenants.command("create")
+@_setting_options(create=True)
+@json_option
+def create(as_json, **options):
+    """Create a tenant (both modes alike) and show its admin keys, live and test, once.
+
+    Options are checked by the rules of PATCH /v1/tenant: a bad one is a usage error (exit
+    status 2). With --json: {"id", "admin_keys": {"live", "test"}, "admin_key_ids": {…}}."""
+    settings = _settings(options, partial=False)
+    settings.setdefault("legal_name", settings["name"])
+    from ..adapters import current
+
+    created = service.create_tenant(settings, current().clocks.base.now())
+    if as_json:
+        print_json({"id": created.tenant.id, "admin_keys": created.admin_keys,
+                    "admin_key_ids": created.admin_key_ids})
+        return
+    say(f"Created tenant {created.tenant.id} ({created.tenant.name}).")
+    say("Admin keys, shown once (keep them now):")
+    for mode, key in created.admin_keys.items():
+        say(f"  {mode}: {key}   (id {created.admin_key_ids[mode]})")
+
+
+@tenants.command("list")
+@list_options
+@json_option
+def list_(limit, starting_after, as_json):
+    """Every tenant, newest first (names as live mode has them)."""
+    print_page(service.list_tenants(limit, starting_after), TenantSchema(),
+               ["id", "name", "timezone", "default_currency", "period_anchor_day", "created_at"],
+               "Tenants", as_json)
+
+
+@tenants.command("show")
+@click.argument("tenant_id", metavar="TENANT")
+@json_option
+def show(tenant_id, as_json):
+    """A tenant's settings in both modes (each mode has its own)."""
+    modes = {mode: TenantSchema().dump(service.tenant_settings(tenant_id, livemode))
+             for mode, livemode in _MODES.items()}
+    if as_json:
+        print_json(modes)
+        return
+    for mode, settings in modes.items():
+        print_record(settings, f"{tenant_id}, {mode} mode")
+
+
+@tenants.command("update")
+@click.argument("tenant_id", metavar="TENANT")
+@click.option("--mode", type=click.Choice(list(_MODES)), required=True,
+              help="The mode whose settings change (the other keeps its own).")
+@_setting_options(create=False)
+@json_option
+def update(tenant_id, mode, as_json, **options):
+    """Change a tenant's settings in one mode, by the rules of PATCH /v1/tenant (the calendar is
+    fixed once bills have been received)."""
+    changes = _settings(options, partial=True)
+    if not changes:
+        raise click.UsageError("Nothing to change: give at least one setting option.")
+    settings = service.update_tenant(service.operator(tenant_id, _MODES[mode]), changes)
+    print_object(settings, TenantSchema(), f"{tenant_id}, {mode} mode", as_json)
+
+
+keys = AreaGroup("keys", help="A tenant's admin keys.")
+tenants.add_command(keys)
+
+
+_mode = click.option("--mode", type=click.Choice(list(_MODES)), required=True)
+
+
+@keys.command("list")
+@click.argument("tenant_id", metavar="TENANT")
+@_mode
+@list_options
+@json_option
+def list_keys(tenant_id, mode, limit, starting_after, as_json):
+    """The keys of one mode of a tenant, revoked ones included (never a secret)."""
+    principal = service.operator(tenant_id, _MODES[mode])
+    print_page(service.list_keys(principal, limit, starting_after), ApiKeySchema(),
+               ["id", "role", "provider", "hint", "created_at", "revoked_at"], "API keys", as_json)
+
+
+@keys.command("reissue")
+@click.argument("tenant_id", metavar="TENANT")
+@_mode
+@click.option("--revoke-others", is_flag=True,
+              help="Also revoke every other admin key of this mode (a lost or leaked key).")
+@json_option
+def reissue(tenant_id, mode, revoke_others, as_json):
+    """Issue a new admin key for one mode of a tenant, shown once."""
+    principal = service.operator(tenant_id, _MODES[mode])
+    result = service.reissue_admin_key(principal, now_for(principal), revoke_others=revoke_others)
+    key = result.issued
+    if as_json:
+        print_json({**ApiKeySchema().dump(key.key), "secret": key.plaintext, "revoked": result.revoked})
+        return
+    say(f"New {mode} admin key for {tenant_id}, shown once: {key.plaintext}   (id {key.key.id})")
+    if result.revoked:
+        say(f"Revoked: {', '.join(result.revoked)}")
+
+
+# --- providers --------------------------------------------------------------------------------
+
+@providers.command("create")
+@tenant_scoped
 @click.option("--name", required=True)
-@click.option("--timezone", "timezone", default="UTC", show_default=True, help="IANA time zone.")
-@click.option("--currency", default="USD", show_default=True, help="Default ISO 4217 currency.")
-@click.option("--anchor-day", type=int, default=25, show_default=True,
-              help="Day of the month (1-28) the invoicing period starts.")
-@click.option("--charge-day", type=int, default=2, show_default=True, help="Day of the month (1-28).")
-@click.option("--legal-name", default=None, help="Defaults to the name.")
-@click.option("--invoice-prefix", default="INV", show_default=True,
-              help="1-16 upper-case letters, digits or dashes.")
-def create(name, timezone, currency, anchor_day, charge_day, legal_name, invoice_prefix):
-    """Create a tenant and print as JSON its id, its admin keys (live and test, shown once) and
-    their ids."""
-    settings = _tenant_settings(dict(
-        name=name, legal_name=legal_name or name, timezone=timezone, default_currency=currency,
-        period_anchor_day=anchor_day, charge_day=charge_day, invoice_prefix=invoice_prefix,
-    ))
-    now = current_app.extensions["aggregator.adapters"].clocks.base.now()
-    created = service.create_tenant(settings, now)
-    click.echo(json.dumps({"id": created.tenant.id, "admin_keys": created.admin_keys,
-                           "admin_key_ids": created.admin_key_ids}))
+@click.option("--email", default=None)
+@click.option("--revenue-share", "revenue_share_rate", default="0", show_default=True,
+              help='The platform\'s cut of revenue-sharing bills, "0.30" = 30 %.')
+@json_option
+def create_provider(principal, as_json, **fields):
+    """Add a provider and show its API key once."""
+    fields = _checked(ProviderSchema(), {k: v for k, v in fields.items() if v is not None},
+                      {"name": "--name", "email": "--email", "revenue_share_rate": "--revenue-share"})
+    created = service.create_provider(principal, fields, now_for(principal))
+    if as_json:
+        print_json({**ProviderSchema().dump(created.provider), "api_key": created.api_key,
+                    "api_key_id": created.api_key_id})
+        return
+    print_object(created.provider, ProviderSchema(), "Provider", False)
+    say(f"API key, shown once: {created.api_key}   (id {created.api_key_id})")
+
+
+@providers.command("list")
+@tenant_scoped
+@list_options
+@json_option
+def list_providers(principal, limit, starting_after, as_json):
+    """The tenant's providers in this mode, newest first."""
+    print_page(service.list_providers(principal, limit, starting_after), ProviderSchema(),
+               ["id", "name", "email", "revenue_share_rate", "created_at"], "Providers", as_json)
+
+
+@providers.command("show")
+@tenant_scoped
+@click.argument("provider_id", metavar="PROVIDER")
+@json_option
+def show_provider(principal, provider_id, as_json):
+    """One provider."""
+    print_object(service.get_provider(principal, provider_id), ProviderSchema(), "Provider", as_json)
+
+
+# --- customers --------------------------------------------------------------------------------
+
+@customers.command("create")
+@tenant_scoped
+@click.option("--external-id", required=True, help="How providers name this customer in their bills.")
+@click.option("--name", default=None)
+@click.option("--email", default=None)
+@click.option("--currency", default=None, help="Invoice currency (default: the tenant's).")
+@click.option("--tax-rate", default=None, help="Overrides the tenant's default rate.")
+@click.option("--tax-exempt", is_flag=True, default=None)
+@json_option
+def create_customer(principal, as_json, **fields):
+    """Add a customer."""
+    fields = _checked(CustomerSchema(), {k: v for k, v in fields.items() if v is not None},
+                      {k: f"--{k.replace('_', '-')}" for k in fields})
+    print_object(service.create_customer(principal, fields, now_for(principal)), CustomerSchema(),
+                 "Customer", as_json)
+
+
+@customers.command("list")
+@tenant_scoped
+@list_options
+@click.option("--external-id", default=None, help="Only the customer with this external id.")
+@json_option
+def list_customers(principal, limit, starting_after, external_id, as_json):
+    """The tenant's customers in this mode, newest first."""
+    print_page(service.list_customers(principal, limit, starting_after, external_id), CustomerSchema(),
+               ["id", "external_id", "name", "email", "currency", "created_at"], "Customers", as_json)
+
+
+@customers.command("show")
+@tenant_scoped
+@click.argument("customer", metavar="CUSTOMER")
+@json_option
+def show_customer(principal, customer, as_json):
+    """One customer, by its id (cus_…) or its external id."""
+    print_object(service.get_customer(principal, customer), CustomerSchema(), "Customer", as_json)

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from ..fields import (AddressSchema, Currency, ListArgs, LocaleName, Rate, StrictBoolean, TimeZone, optional_text,
                       text)
+from .logos import MAX_SIDE, MAX_URI_CHARS, logo_problem
 from .models import ROLES
+
+
+def _real_image(uri: str) -> None:
+    problem = logo_problem(uri)
+    if problem:
+        raise ValidationError(problem)
 
 
 class TenantSchema(Schema):
@@ -25,10 +32,10 @@ class TenantSchema(Schema):
                        "finalized (or until auto_finalize_after_days)."})
     auto_finalize_after_days = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0, max=60))
     locale = LocaleName(metadata={"description": "Formatting of invoices, e.g. en_AU."})
-    logo = fields.String(allow_none=True, validate=[
-        validate.Regexp(r"^data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/=]+$",
-                        error="A base64 data: URI of a PNG, JPEG or SVG image."),
-        validate.Length(max=300_000)])
+    logo = fields.String(allow_none=True, validate=_real_image, metadata={
+        "description": "A base64 data: URI of a PNG, JPEG, GIF, WebP or SVG image, checked to be one "
+                       f"(at most {MAX_URI_CHARS:,} characters and {MAX_SIDE}×{MAX_SIDE} pixels).",
+        "maxLength": MAX_URI_CHARS})
     email_from_name = optional_text(200)
     email_from = fields.Email(allow_none=True, validate=validate.Length(max=320), metadata={
         "description": "The sender address of emails to customers (default: the operator's AGGREGATOR_EMAIL_FROM)."})
@@ -59,11 +66,12 @@ class ApiKeySchema(Schema):
     id = fields.String(dump_only=True)
     object = fields.Constant("api_key", dump_only=True)
     role = fields.String(dump_only=True)
-    provider = fields.String(attribute="provider_id", dump_only=True)
+    provider = fields.String(attribute="provider_id", dump_only=True, allow_none=True, metadata={
+        "description": "The provider of a provider key; null for an admin key."})
     hint = fields.String(dump_only=True)
     livemode = fields.Boolean(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
-    revoked_at = fields.DateTime(dump_only=True)
+    revoked_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class IssuedKeySchema(ApiKeySchema):

@@ -59,6 +59,28 @@ def settings_of(tenant_id: str, livemode: bool) -> TenantSettings | None:
     return db.session.get(TenantSettings, (tenant_id, livemode))
 
 
+def tenant_settings(tenant_id: str, livemode: bool) -> TenantSettings:
+    """The tenant's settings in one mode; NotFound if there is no such tenant."""
+    settings = settings_of(tenant_id, livemode)
+    if settings is None:
+        raise NotFound(f"No such tenant: {tenant_id!r}.")
+    return settings
+
+
+def operator(tenant_id: str, livemode: bool) -> Principal:
+    """The operator acting as the tenant's admin in one mode (the command line); NotFound if
+    there is no such tenant."""
+    settings = tenant_settings(tenant_id, livemode)
+    return Principal(tenant_id, livemode, "admin", None, key_id="", period_anchor_day=settings.period_anchor_day,
+                     timezone=settings.timezone)
+
+
+def list_tenants(limit: int, starting_after: str | None = None) -> Page:
+    """Every tenant (as its live-mode settings show it), newest first: the operator's view."""
+    return paginate(sa.select(TenantSettings).where(TenantSettings.livemode.is_(True)),
+                    TenantSettings.tenant_id, limit, starting_after)
+
+
 def get_tenant(principal: Principal) -> TenantSettings:
     """The tenant as the caller's mode sees it: its settings in that mode."""
     return settings_of(principal.tenant_id, principal.livemode)
@@ -175,6 +197,26 @@ def issue_admin_key(principal: Principal, now: datetime) -> IssuedKey:
     return issued
 
 
+@dataclass(frozen=True)
+class ReissuedKey:
+    issued: IssuedKey
+    revoked: list[str]  # the ids of the admin keys revoked in its favour
+
+
+def reissue_admin_key(principal: Principal, now: datetime, *, revoke_others: bool) -> ReissuedKey:
+    """A new admin key for the caller's tenant and mode (an operator's answer to a lost key),
+    and, with `revoke_others`, every other unrevoked admin key of the mode revoked in the same
+    transaction: the new key is then the only one that works."""
+    write_lock()
+    revoked = _lock_unrevoked_admin_keys(principal) if revoke_others else []
+    issued = _store_key(principal.tenant_id, principal.livemode, "admin", None, now)
+    if revoked:
+        db.session.execute(sa.update(ApiKey).where(ApiKey.id.in_(revoked)).values(revoked_at=now)
+                           .execution_options(synchronize_session=False))
+    db.session.commit()
+    return ReissuedKey(issued, revoked)
+
+
 def issue_provider_key(principal: Principal, provider_id: str, now: datetime) -> IssuedKey:
     provider = get_provider(principal, provider_id)
     issued = _store_key(principal.tenant_id, principal.livemode, "provider", provider.id, now)
@@ -237,8 +279,14 @@ def list_customers(principal: Principal, limit: int, starting_after: str | None 
     return paginate(_scoped(Customer, principal, external_id=external_id), Customer.id, limit, starting_after)
 
 
-def get_customer(principal: Principal, customer_id: str) -> Customer:
-    return _one(Customer, principal, customer_id, "customer")
+def get_customer(principal: Principal, customer: str) -> Customer:
+    """The customer whose id (cus_…) is `customer`, else the one whose external_id is."""
+    found = db.session.scalars(
+        _scoped(Customer, principal).where(sa.or_(Customer.id == customer, Customer.external_id == customer))
+        .order_by((Customer.id == customer).desc())).first()
+    if found is None:
+        raise NotFound(f"No customer with id or external_id {customer!r} in {principal.mode} mode.")
+    return found
 
 
 def find_customer(principal: Principal, external_id: str) -> Customer:

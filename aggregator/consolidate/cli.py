@@ -1,41 +1,224 @@
-"""`flask --app wsgi periods …`: operator commands for closing periods and rendering PDFs."""
+"""`aggregator periods|invoices …`: closing periods, moving test clocks, reading, finalizing,
+voiding and rendering invoices."""
 from __future__ import annotations
 
-import json
+import math
 import os
+from pathlib import Path
 
 import click
-from flask.cli import AppGroup
 
 from .. import adapters as edge
-from . import close_service, pdf_service
+from .. import testmode
+from ..cli import (AreaGroup, Instant, json_option, list_options, now_for, print_json, print_object,
+                   print_page, print_record, print_rows, progress, say, tenant_scoped)
+from ..periods import service as periods_service
+from . import close_service, invoice_service, pdf_service
+from .schemas import (AdvanceResultSchema, CloseReportSchema, InvoiceSchema, PeriodSchema, RenderReportSchema,
+                      TestClockSchema)
 
-periods = AppGroup("periods", help="Close invoicing periods and render invoice PDFs.")
+periods = AreaGroup("periods", help="Invoicing periods: list them, close them, move a tenant's test clock.")
+invoices = AreaGroup("invoices", help="Consolidated invoices: read, finalize, void, render and save their PDFs.")
 
-_mode = click.option("--mode", type=click.Choice(["live", "test"]), default="live", show_default=True)
+_date = click.DateTime(["%Y-%m-%d"])
+_processes = click.option("--render-processes", "processes", type=click.IntRange(1), default=os.cpu_count() or 1,
+                          show_default=True, help="Worker processes rendering PDFs (one document at a time each).")
+
+
+# --- periods ----------------------------------------------------------------------------------
+
+@periods.command("list")
+@tenant_scoped
+@list_options
+@click.option("--status", type=click.Choice(["open", "closing", "closed"]), default=None)
+@json_option
+def list_periods(principal, limit, starting_after, status, as_json):
+    """The periods in which something has happened, newest first (--starting-after: a start date)."""
+    after = periods_service.parse_period_name(starting_after) if starting_after else None
+    page = periods_service.list_periods(principal, now_for(principal), limit, after, status)
+    print_page(page, PeriodSchema(), ["start", "end", "end_at", "status", "ended", "closed_at", "waiting"],
+               f"Periods ({principal.mode} mode)", as_json)
+
+
+@periods.command("show")
+@tenant_scoped
+@click.argument("start", metavar="START", type=_date)
+@json_option
+def show_period(principal, start, as_json):
+    """One period, named by its start date (e.g. 2026-10-25)."""
+    period = periods_service.get_period(principal, start.date(), now_for(principal))
+    print_object(period, PeriodSchema(), "Period", as_json)
+
+
+def _render(principal, processes: int, retry_now: bool) -> pdf_service.RenderReport:
+    """Render the lane's pending PDFs with a progress bar."""
+    total = pdf_service.pdfs_pending(principal.tenant_id, principal.livemode)
+    with progress("Rendering PDFs", total) as update:
+        return pdf_service.render_pending(
+            edge.current(), tenant_id=principal.tenant_id, livemode=principal.livemode, processes=processes,
+            retry_now=retry_now, on_batch=lambda report: update(report.rendered + report.failed))
 
 
 @periods.command("close")
-@click.option("--tenant", "tenant_id", required=True)
-@_mode
-@click.option("--period", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="The period's start date, e.g. 2026-10-25.")
-@click.option("--chunk", default=close_service.CHUNK_CUSTOMERS, show_default=True,
+@tenant_scoped
+@click.option("--period", "start", type=_date, required=True, help="The period's start date, e.g. 2026-10-25.")
+@click.option("--chunk", type=click.IntRange(1), default=close_service.CHUNK_CUSTOMERS, show_default=True,
               help="Customers invoiced per transaction.")
-@click.option("--no-pdf", is_flag=True, help="Close only; render PDFs later.")
-@click.option("--render-processes", default=os.cpu_count() or 1, show_default=True,
-              help="Worker processes rendering PDFs (one document at a time each).")
-def close(tenant_id, mode, start, chunk, no_pdf, render_processes):
+@click.option("--no-pdf", is_flag=True, help="Close only; render PDFs later (invoices render).")
+@_processes
+@json_option
+def close(principal, start, chunk, no_pdf, processes, as_json):
     """Close one ended period (idempotent: safe to run again), then render its PDFs."""
-    adapters, livemode = edge.current(), mode == "live"
-    clock = adapters.clocks.for_tenant(tenant_id, livemode)
-    report = close_service.close_period(tenant_id, livemode, start.date(), clock.now(), chunk=chunk)
+    start = start.date()
+    total = close_service.customers_to_invoice(principal.tenant_id, principal.livemode, start)
+    with progress(f"Closing {start.isoformat()}", total) as update:
+        report = close_service.close_period(principal.tenant_id, principal.livemode, start, now_for(principal),
+                                            chunk=chunk, on_chunk=lambda r: update(r.invoices_created))
     if not no_pdf:
-        report.pdfs = pdf_service.render_pending(adapters, tenant_id=tenant_id, livemode=livemode,
-                                                 processes=render_processes, retry_now=True)
-    click.echo(json.dumps({"period": report.period, "status": report.status,
-                           "invoices_created": report.invoices_created,
-                           "customers_waiting": report.customers_waiting,
-                           "missing_fx_rates": sorted(report.missing_fx_rates), "errors": report.errors,
-                           "pdfs_rendered": report.pdfs.rendered if report.pdfs else 0,
-                           "pdfs_failed": report.pdfs.failed if report.pdfs else 0}))
+        report.pdfs = _render(principal, processes, retry_now=True)
+    if as_json:
+        print_json(CloseReportSchema().dump(report))
+        return
+    print_record(title=f"Close of {report.period}", record={
+        "status": report.status, "invoices created": report.invoices_created,
+        "customers waiting": report.customers_waiting,
+        "missing FX rates": ", ".join(f"{b}→{q}" for b, q in sorted(report.missing_fx_rates)) or None,
+        "errors": "; ".join(report.errors) or None,
+        "PDFs rendered": report.pdfs.rendered if report.pdfs else "not rendered (--no-pdf)",
+        "PDFs failed": report.pdfs.failed if report.pdfs else None})
+
+
+@periods.command("clock")
+@tenant_scoped
+@json_option
+def show_clock(principal, as_json):
+    """The tenant's test clock (test mode only)."""
+    if principal.livemode:
+        raise click.UsageError("Test clocks exist in test mode only: use --mode test.")
+    clock = testmode.get_test_clock(principal.tenant_id, edge.current().clocks.base.now())
+    print_object(clock, TestClockSchema(), "Test clock", as_json)
+
+
+@periods.command("advance-clock")
+@tenant_scoped
+@click.option("--to", "to", type=Instant(), required=True,
+              help="Where the clock goes, e.g. 2026-11-25T00:00:00+11:00 (past a period's end_at closes it).")
+@click.option("--no-wait", is_flag=True, help="Only move the clock; the workers run what became due.")
+@json_option
+def advance_clock(principal, to, no_wait, as_json):
+    """Move the tenant's test clock forward and run what became due, in order, each as of its
+    own instant: closes, finalizations, then the PDFs (a catch-up of any length)."""
+    if principal.livemode:
+        raise click.UsageError("Test clocks exist in test mode only: use --mode test.")
+    start = now_for(principal)
+    days = max(1, math.ceil((to - start).total_seconds() / 86400))
+    with progress("Advancing the test clock (days)", days) as update:
+        def on_unit(unit):
+            update(max(0, (unit.due_at - start).total_seconds() / 86400),
+                   f"{unit.kind} due {unit.due_at.isoformat()}")
+
+        result = testmode.advance_test_clock(principal.tenant_id, to, edge.current(), wait=not no_wait,
+                                             on_unit=on_unit)
+        update(days, "Advanced")
+    if as_json:
+        print_json(AdvanceResultSchema().dump(result))
+        return
+    ran = result["ran"]
+    print_record(title="Test clock", record={
+        "from": result["previous"].isoformat(), "to": result["now"].isoformat(), "status": result["status"],
+        "periods closed": ", ".join(f"{c.period} ({c.status}, {c.invoices_created} invoices)"
+                                    for c in ran.closes) or "none" if ran else "left to the workers",
+        "drafts finalized": ran.finalized if ran else None,
+        "PDFs rendered": ran.pdfs.rendered if ran else None,
+        "PDFs failed": ran.pdfs.failed if ran else None})
+
+
+# --- invoices ---------------------------------------------------------------------------------
+
+_INVOICE_COLUMNS = ["id", "number", "customer_external_id", "status", "currency", "total", "amount_due",
+                    "due_date"]
+
+
+@invoices.command("list")
+@tenant_scoped
+@list_options
+@click.option("--period", type=_date, default=None, help="A period's start date, e.g. 2026-10-25.")
+@click.option("--customer", default=None, help="A customer's id or external id.")
+@click.option("--status", type=click.Choice(["draft", "open", "paid", "uncollectible", "void"]), default=None)
+@json_option
+def list_invoices(principal, limit, starting_after, period, customer, status, as_json):
+    """The tenant's invoices in this mode, newest first."""
+    page = invoice_service.list_invoices(principal, limit, starting_after, period and period.date(), customer,
+                                         status)
+    print_page(page, InvoiceSchema(), _INVOICE_COLUMNS, f"Invoices ({principal.mode} mode)", as_json)
+
+
+def _print_invoice(invoice, as_json: bool) -> None:
+    data = InvoiceSchema().dump(invoice)
+    if as_json:
+        print_json(data)
+        return
+    lines = data.pop("lines")
+    print_record(data, f"Invoice {invoice.number or invoice.id}")
+    print_rows(lines, ["kind", "provider", "description", "amount", "original_amount", "fx_rate"], "Lines")
+
+
+@invoices.command("show")
+@tenant_scoped
+@click.argument("invoice_id", metavar="INVOICE")
+@json_option
+def show_invoice(principal, invoice_id, as_json):
+    """One invoice with its lines."""
+    _print_invoice(invoice_service.get_invoice(principal, invoice_id), as_json)
+
+
+@invoices.command("finalize")
+@tenant_scoped
+@click.argument("invoice_id", metavar="INVOICE")
+@json_option
+def finalize(principal, invoice_id, as_json):
+    """Finalize a draft (number it, open it) and render its PDF; finalizing again changes nothing."""
+    invoice = invoice_service.finalize_invoice(principal, invoice_id, now_for(principal))
+    pdf_service.render_pending(edge.current(), only=[invoice.id])
+    _print_invoice(invoice_service.get_invoice(principal, invoice_id), as_json)
+
+
+@invoices.command("void")
+@tenant_scoped
+@click.argument("invoice_id", metavar="INVOICE")
+@click.option("--reason", default=None, help="Needed to void a finalized invoice.")
+@json_option
+def void(principal, invoice_id, reason, as_json):
+    """Void a draft, or a finalized invoice with a reason; its bills are released."""
+    _print_invoice(invoice_service.void_invoice(principal, invoice_id, reason, now_for(principal)), as_json)
+
+
+@invoices.command("render")
+@tenant_scoped
+@_processes
+@click.option("--retry-now", is_flag=True, help="Also retry failed renders now, not after their backoff.")
+@json_option
+def render(principal, processes, retry_now, as_json):
+    """Render the PDFs still pending of the tenant's finalized invoices in this mode."""
+    report = _render(principal, processes, retry_now)
+    if as_json:
+        print_json(RenderReportSchema().dump(report))
+    else:
+        print_record({"rendered": report.rendered, "failed": report.failed}, "PDFs")
+
+
+@invoices.command("pdf")
+@tenant_scoped
+@click.argument("invoice_id", metavar="INVOICE")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="The file to write (default: NUMBER.pdf; '-' for standard output).")
+def pdf(principal, invoice_id, output):
+    """Save an invoice's PDF."""
+    invoice = invoice_service.find_invoice(principal, invoice_id)
+    document = pdf_service.invoice_pdf(principal, invoice_id, edge.current().storage)
+    if str(output) == "-":
+        click.get_binary_stream("stdout").write(document)
+        return
+    output = output or Path(f"{invoice.number or invoice.id}.pdf")
+    output.write_bytes(document)
+    say(f"Wrote {output} ({len(document):,} bytes).")

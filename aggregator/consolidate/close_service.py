@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import groupby
+from typing import Callable
 
 import sqlalchemy as sa
 
 from .. import money
 from ..accounts.models import Customer, TenantSettings
+from ..accounts.service import tenant_settings
 from ..db import db, locking, new_id, run
 from ..errors import Conflict
 from ..events.service import NewEvent
@@ -51,7 +53,8 @@ class CloseReport:
 
 
 def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
-                 chunk: int = CHUNK_CUSTOMERS) -> CloseReport:
+                 chunk: int = CHUNK_CUSTOMERS,
+                 on_chunk: Callable[[CloseReport], None] | None = None) -> CloseReport:
     """Build one invoice per customer with uncancelled bills in the period, as of the period's
     end: the invoices are created (and, under automatic review, finalized and numbered) at that
     instant and due on the period's charge day, whenever the close actually runs (`now`, the
@@ -70,8 +73,9 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
     the invoice sequence row lock, so concurrent closes of a tenant take turns per chunk and
     each skips the customers already invoiced. Running it again, concurrently or after a crash,
     continues where it stopped; a customer whose FX rate is missing waits for the next run.
+    `on_chunk` is told the report so far after each chunk (a progress bar).
     """
-    settings = db.session.get(TenantSettings, (tenant_id, livemode))
+    settings = tenant_settings(tenant_id, livemode)
     period = tenant_period(settings, start)
     if now < period.end_at:
         raise PeriodNotEnded(f"The period {start.isoformat()} ends at {period.end_at.isoformat()} "
@@ -93,6 +97,8 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
         waiting += _invoice_customers(context, after, upto, next_number, report)
         db.session.commit()
         after = upto
+        if on_chunk:
+            on_chunk(report)
 
     report.customers_waiting = waiting
     if waiting:
@@ -103,6 +109,18 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
         report.closed = True
     db.session.commit()
     return report
+
+
+def customers_to_invoice(tenant_id: str, livemode: bool, start: date) -> int:
+    """How many customers with bills in the period have no invoice for it yet (what a close of
+    it has left to do)."""
+    tenant_settings(tenant_id, livemode)
+    bills, invoices = Bill.__table__.c, Invoice.__table__.c
+    invoiced = sa.select(invoices.customer_id).where(
+        invoices.tenant_id == tenant_id, invoices.livemode == livemode, invoices.period_start == start)
+    return run(sa.select(sa.func.count(sa.distinct(bills.customer_id))).where(
+        bills.tenant_id == tenant_id, bills.livemode == livemode, bills.period_start == start,
+        bills.status == "pending", bills.customer_id.not_in(invoiced))).scalar()
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from ..accounts.logos import logo_problem
 from ..accounts.models import Provider, TenantSettings
 from ..auth import Principal
 from ..db import db
@@ -83,9 +84,11 @@ def render_claimed(invoice_ids: Sequence[str], adapters, processes: int = 1) -> 
 
 
 def render_pending(adapters, *, tenant_id: str | None = None, livemode: bool | None = None,
-                   only: Sequence[str] | None = None, processes: int = 1, retry_now: bool = False) -> RenderReport:
+                   only: Sequence[str] | None = None, processes: int = 1, retry_now: bool = False,
+                   on_batch: Callable[[RenderReport], None] | None = None) -> RenderReport:
     """Claim and render, batch after batch, every PDF that is due (of one lane, or only of the
-    invoices given): what the CLI, the API and the test clock run in their own process."""
+    invoices given): what the CLI, the API and the test clock run in their own process.
+    `on_batch` is told the report so far after each batch (a progress bar)."""
     report, batch = RenderReport(), RENDER_BATCH_PER_PROCESS * max(1, processes)
     while ids := claim_pdfs(adapters.clocks.base.now(), batch, tenant_id=tenant_id, livemode=livemode,
                             only=only, retry_now=retry_now):
@@ -93,7 +96,17 @@ def render_pending(adapters, *, tenant_id: str | None = None, livemode: bool | N
         report.rendered += done.rendered
         report.failed += done.failed
         retry_now = False  # a failure in this run waits for its backoff
+        if on_batch:
+            on_batch(report)
     return report
+
+
+def pdfs_pending(tenant_id: str, livemode: bool) -> int:
+    """How many finalized invoices of the lane have no PDF yet (rendering's work left)."""
+    invoices = Invoice.__table__.c
+    return db.session.scalar(sa.select(sa.func.count()).where(
+        invoices.tenant_id == tenant_id, invoices.livemode == livemode, invoices.number.is_not(None),
+        invoices.pdf_sha256.is_(None)))
 
 
 def _store(invoice: Invoice, result: bytes | Exception, adapters, report: RenderReport) -> None:
@@ -173,12 +186,21 @@ def invoice_document_for(invoice: Invoice) -> dict:
                             l.amount, l.original_amount, l.original_currency, rate_text(l.fx_rate))
                for l in lines],
         provider_names=names,
-        tenant={"legal_name": settings.legal_name or settings.name, "logo": settings.logo,
+        tenant={"legal_name": settings.legal_name or settings.name, "logo": _usable_logo(settings),
                 "address_lines": _address_lines(settings.address)},
         customer={"name": customer.name or customer.external_id, "email": customer.email,
                   "external_id": customer.external_id, "address_lines": _address_lines(customer.address)},
         locale=settings.locale,
     )
+
+
+def _usable_logo(settings: TenantSettings) -> str | None:
+    """The tenant's logo, or None if it cannot be read (stored before logos were checked): the
+    invoice is rendered without it rather than not at all."""
+    if settings.logo and (problem := logo_problem(settings.logo)):
+        log.warning("tenant %s's logo is left out of its invoices: %s", settings.tenant_id, problem)
+        return None
+    return settings.logo
 
 
 def invoice_pdf(principal: Principal, invoice_id: str, storage) -> bytes:

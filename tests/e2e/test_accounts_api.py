@@ -304,7 +304,7 @@ def test_admins_revoking_each_others_keys_at_once_leave_one(postgres_only, app, 
 def test_cli_creates_a_tenant_and_prints_its_admin_keys(app, client):
     result = app.test_cli_runner().invoke(args=[
         "tenants", "create", "--name", "Shop", "--timezone", "America/New_York", "--currency", "usd",
-        "--anchor-day", "1", "--charge-day", "5"])
+        "--anchor-day", "1", "--charge-day", "5", "--json"])
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)
     assert created["admin_keys"]["live"].startswith("agg_admin_live_")
@@ -362,3 +362,25 @@ def test_the_calendar_is_fixed_once_bills_have_been_received(tenant):
     assert response.status_code == 409 and response.json["error"]["code"] == "calendar_in_use"
     assert admin.patch("/v1/tenant", {"timezone": "Europe/Paris"}).status_code == 409
     assert admin.patch("/v1/tenant", {"period_anchor_day": 1, "name": "Same calendar"}).status_code == 200
+
+
+def test_a_customer_is_found_by_its_id_or_its_external_id(tenant):
+    admin = tenant.admin["test"]
+    customer = tenant.customer("acme/co-1")
+    other = tenant.customer(customer["id"] + "-x")
+    for ref in (customer["id"], "acme/co-1"):
+        assert admin.get(f"/v1/customers/{ref}").json["id"] == customer["id"]
+    changed = admin.patch("/v1/customers/acme/co-1", {"name": "Acme Co"})
+    assert changed.status_code == 200 and changed.json["name"] == "Acme Co"
+    assert admin.get(f"/v1/customers/{other['external_id']}").json["id"] == other["id"]
+    missing = admin.get("/v1/customers/nobody")
+    assert missing.status_code == 404
+    assert missing.json["error"]["message"] == "No customer with id or external_id 'nobody' in test mode."
+    assert tenant.admin["live"].get("/v1/customers/acme/co-1").status_code == 404  # another mode
+
+
+def test_an_external_id_that_is_another_customers_id_finds_the_customer_with_that_id(tenant):
+    admin = tenant.admin["test"]
+    first = tenant.customer("first")
+    tenant.customer(first["id"])  # external_id equal to the first one's id
+    assert admin.get(f"/v1/customers/{first['id']}").json["id"] == first["id"]

@@ -384,3 +384,22 @@ def test_a_bill_arriving_while_its_period_is_closing_goes_to_the_next_period(app
     later = post_bill(provider, "during").json
     assert first["period"] == "2026-10-25" and later["period"] == "2026-11-25"
     assert provider.get(f"/v1/bills/{later['id']}").json["period"] == "2026-11-25"
+
+
+@pytest.mark.parametrize("status, request_, code", [
+    (404, lambda p: p.get("/v1/nothing-here"), "unknown_url"),
+    (405, lambda p: p.put("/v1/bills", bill_body()), "method_not_allowed"),
+    (413, lambda p: p.post("/v1/bills", data="x" * (5 * 1024 * 1024),
+                           headers={"Idempotency-Key": "k", "Content-Type": "application/json"}), "request_too_large"),
+    (415, lambda p: p.post("/v1/bills", data="customer=c", headers={
+        "Idempotency-Key": "k", "Content-Type": "application/x-www-form-urlencoded"}), "unsupported_media_type"),
+], ids=["404", "405", "413", "415"])
+def test_http_errors_have_a_code_for_programs(client, provider, status, request_, code):
+    from tests.e2e.test_openapi import conforms
+
+    response = request_(provider)
+    assert response.status_code == status
+    error = response.json["error"]
+    assert error["code"] == code and error["message"] and error["type"], error
+    spec = client.get("/v1/openapi.json").json
+    conforms(spec, "POST", "/v1/bills", response)  # the documented error shape
