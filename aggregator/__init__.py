@@ -53,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         clocks=Clocks(config.get("CLOCK") or SystemClock()),
         renderer=WeasyPrintRenderer(),
         storage=LocalStorage(settings.storage_dir),
+        mailer=settings.mailer(),
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .consolidate import api as consolidate_api, cli as consolidate_cli
     from .events import api as events_api
     from .ingest import api as ingest_api
+    from .mail import api as mail_api
 
     api = _Api(app, spec_kwargs={
         "info": {"description": "Consolidated single billing API."},
@@ -72,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(ingest_api.blp)
     api.register_blueprint(consolidate_api.blp)
     api.register_blueprint(events_api.blp)
+    api.register_blueprint(mail_api.blp)
     error_responses.register(app)
     refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)

@@ -20,6 +20,12 @@ class Settings:
     batch_limit: int = 1000
     db_pool_size: int = 5
     extra: dict = field(default_factory=dict)
+    # Email: live mode's transport and test mode's (URLs: see aggregator/mail/mailer.py; unset:
+    # a file sink under mail_dir/live and mail_dir/test), and the operator's sender address.
+    smtp_url: str | None = None
+    test_smtp_url: str | None = None
+    email_from: str = "billing@localhost"
+    mail_dir: Path | None = None  # default: "mail" next to storage_dir
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -32,7 +38,18 @@ class Settings:
             storage_dir=Path(env.get("AGGREGATOR_STORAGE_DIR", var_dir / "storage")),
             max_request_bytes=int(env.get("AGGREGATOR_MAX_REQUEST_BYTES", 4 * 1024 * 1024)),
             db_pool_size=int(env.get("AGGREGATOR_DB_POOL_SIZE", 5)),
+            smtp_url=env.get("AGGREGATOR_SMTP_URL") or None,
+            test_smtp_url=env.get("AGGREGATOR_TEST_SMTP_URL") or None,
+            email_from=env.get("AGGREGATOR_EMAIL_FROM") or "billing@localhost",
+            mail_dir=var_dir / "mail",
         )
+
+    def mailer(self):
+        """The mailer adapter these settings describe."""
+        from .mail.mailer import Mailer
+
+        return Mailer.from_urls(self.smtp_url, self.test_smtp_url, self.email_from,
+                                self.mail_dir or self.storage_dir.parent / "mail")
 
     def flask_config(self) -> dict:
         engine_options: dict = {}

@@ -152,8 +152,9 @@ def queues() -> list[Queue]:
     """Every queue a worker drains (the outbox first: it feeds the delivery queues)."""
     from .consolidate import due_work as consolidate
     from .events.dispatch import DISPATCH_QUEUE
+    from .mail import due_work as mail
 
-    return [DISPATCH_QUEUE, *consolidate.QUEUES]
+    return [DISPATCH_QUEUE, *consolidate.QUEUES, *mail.QUEUES]
 
 
 # --- one lane -------------------------------------------------------------------------------

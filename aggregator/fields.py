@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+from email.errors import MessageError
+from email.headerregistry import Address
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel import Locale, UnknownLocaleError
@@ -88,6 +90,28 @@ class CalendarDate(fields.Date):
 
 
 CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class EmailAddress(fields.String):
+    """One email address (no display name), as SMTP takes it: what marshmallow's validator
+    accepts and the standard library's email package parses back to the same address (which
+    refuses line breaks, several @ and non-ASCII local parts)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {}).setdefault("format", "email")
+        super().__init__(validate=validate.Length(max=320), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        error = f"{text[:80]!r} is not an email address such as billing@example.com."
+        try:
+            validate.Email(error=error)(text)
+            parsed = Address(addr_spec=text)
+        except (ValueError, IndexError, MessageError):
+            raise ValidationError(error) from None
+        if not parsed.domain or parsed.addr_spec != text:
+            raise ValidationError(error)
+        return text
 
 
 class LocaleName(fields.String):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..fields import (AddressSchema, Currency, ListArgs, LocaleName, Rate, StrictBoolean, TimeZone, optional_text,
-                      text)
+from ..fields import (AddressSchema, Currency, EmailAddress, ListArgs, LocaleName, Rate, StrictBoolean, TimeZone,
+                      optional_text, text)
 from .logos import MAX_SIDE, MAX_URI_CHARS, logo_problem
 from .models import ROLES
 
@@ -36,12 +36,16 @@ class TenantSchema(Schema):
         "description": "A base64 data: URI of a PNG, JPEG, GIF, WebP or SVG image, checked to be one "
                        f"(at most {MAX_URI_CHARS:,} characters and {MAX_SIDE}×{MAX_SIDE} pixels).",
         "maxLength": MAX_URI_CHARS})
-    email_from_name = optional_text(200)
-    email_from = fields.Email(allow_none=True, validate=validate.Length(max=320), metadata={
+    email_from_name = fields.String(allow_none=True, validate=[
+        validate.Length(max=200),
+        validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="No line breaks or other control characters.")],
+        metadata={"description": "The sender name of emails to customers (default: the tenant's name)."})
+    email_from = EmailAddress(allow_none=True, metadata={
         "description": "The sender address of emails to customers (default: the operator's AGGREGATOR_EMAIL_FROM)."})
-    email_reply_to = fields.Email(allow_none=True, validate=validate.Length(max=320))
-    finance_email = fields.Email(allow_none=True, validate=validate.Length(max=320), metadata={
-        "description": "Receives the summary of each closed period and operational notices."})
+    email_reply_to = EmailAddress(allow_none=True, metadata={"description": "Where customers' replies go."})
+    finance_email = EmailAddress(allow_none=True, metadata={
+        "description": "Receives the summary of each closed period and operational notices (a webhook endpoint "
+                       "disabled). None: nothing is sent to finance."})
     livemode = fields.Boolean(dump_only=True, metadata={
         "description": "The mode these settings apply to: each mode has its own, changed with its own keys."})
     created_at = fields.DateTime(dump_only=True)
@@ -51,7 +55,7 @@ class ProviderSchema(Schema):
     id = fields.String(dump_only=True)
     object = fields.Constant("provider", dump_only=True)
     name = text(200, required=True)
-    email = fields.Email(allow_none=True, validate=validate.Length(max=320))
+    email = EmailAddress(allow_none=True)
     revenue_share_rate = Rate(load_default="0")
     livemode = fields.Boolean(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
@@ -88,7 +92,7 @@ class CustomerSchema(Schema):
     object = fields.Constant("customer", dump_only=True)
     external_id = text(255, required=True)
     name = optional_text(200)
-    email = fields.Email(allow_none=True, validate=validate.Length(max=320))
+    email = EmailAddress(allow_none=True)
     currency = Currency()
     address = fields.Nested(AddressSchema, allow_none=True)
     tax_exempt = StrictBoolean(load_default=False)

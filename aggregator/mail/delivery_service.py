@@ -1,0 +1,267 @@
+"""Sending recorded email deliveries: claimed in the database by whichever worker comes first
+(FOR UPDATE SKIP LOCKED and a lease, like the PDFs), built, sent through the mailer adapter,
+and recorded: sent; failed (a permanent refusal, or retried for about a day); or retried later
+with exponential backoff on real time. And reading them back (the API).
+
+Exactly-once is as good as SMTP allows: two workers never hold the same delivery (the claim),
+and a batch starts no message after half its lease, so a lease never runs out under a
+message being sent. A worker that dies between the server's acceptance and the recording of
+it leaves the delivery pending: it is sent once more when its lease has run out."""
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+
+import sqlalchemy as sa
+
+from ..accounts.models import Customer, TenantSettings
+from ..auth import Principal
+from ..consolidate.models import Invoice
+from ..db import db
+from ..due import Lane, Worked
+from ..errors import NotFound
+from ..events.models import Event
+from ..pagination import Page, paginate
+from ..periods.models import PeriodRecord
+from . import messages, transitions
+from .models import ENDPOINT_DISABLED, INVOICE, PERIOD_SUMMARY, EmailDelivery
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = 50
+#: A claim's lease. A batch begins no message once half of it has passed (see the module doc).
+LEASE = timedelta(minutes=5)
+#: Retries: 1 min, 2, 4, … at most 4 hours apart, for a day after the delivery was recorded.
+FIRST_RETRY, LONGEST_RETRY, RETRY_FOR = timedelta(minutes=1), timedelta(hours=4), timedelta(days=1)
+
+_deliveries = EmailDelivery.__table__
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed attempt."""
+    return min(FIRST_RETRY * 2 ** min(attempts - 1, 20), LONGEST_RETRY)
+
+
+@dataclass(frozen=True)
+class Claim:
+    token: str
+    ids: list[str]
+
+
+def claim_deliveries(now: datetime, limit: int, lane: Lane | None = None) -> Claim:
+    """Claim up to `limit` pending deliveries whose next attempt is due and that no worker
+    holds, and commit. Workers claiming at once get different ones (SKIP LOCKED on
+    PostgreSQL; SQLite serializes writers)."""
+    token = secrets.token_hex(8)
+    d = _deliveries.c
+    ready = (sa.select(d.id).where(sa.text("email_deliveries.status = 'pending'"), d.next_attempt_at <= now,
+                                   sa.or_(d.locked_until.is_(None), d.locked_until < now))
+             .order_by(d.next_attempt_at, d.id).limit(limit))
+    if lane is not None:
+        ready = ready.where(d.tenant_id == lane.tenant_id, d.livemode == lane.livemode)
+    if db.session.get_bind().dialect.name == "postgresql":
+        ready = ready.with_for_update(skip_locked=True)
+    ids = db.session.execute(sa.update(_deliveries).where(d.id.in_(ready))
+                             .values(locked_by=token, locked_until=now + LEASE).returning(d.id)).scalars().all()
+    db.session.commit()
+    return Claim(token, sorted(ids))
+
+
+class NotToBeSent(Exception):
+    """This delivery must not be sent any more (its invoice was voided)."""
+
+
+@dataclass
+class _Outgoing:
+    delivery_id: str
+    message: EmailMessage
+    attempts: int
+    created_at: datetime
+
+
+@dataclass
+class _Results:
+    sent: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    retries: list = field(default_factory=list)
+
+
+def send_claimed(claim: Claim, adapters, now: datetime) -> Worked:
+    """Build, send and record the deliveries of a claim. -> how many were sent, and how many
+    failed (for good, or for now)."""
+    results = _Results()
+    outgoing = _build(claim, adapters, now, results)
+    db.session.commit()  # no transaction stays open while the SMTP server is talked to
+    deadline = time.monotonic() + LEASE.total_seconds() / 2
+    for livemode, batch in outgoing.items():
+        outcomes = adapters.mailer.send_many([o.message for o in batch], livemode, deadline)
+        for item, outcome in zip(batch, outcomes):
+            _sort(item, outcome, now, results)
+    transitions.sent(claim.token, results.sent, now)
+    transitions.failed(claim.token, results.failed)
+    transitions.retry_later(claim.token, results.retries)
+    db.session.commit()
+    return Worked(done=len(results.sent), failed=len(results.failed) + sum(1 for r in results.retries if r[3]))
+
+
+def _sort(item: _Outgoing, outcome, now: datetime, results: _Results) -> None:
+    from .mailer import NotAttempted
+
+    message_id = item.message["Message-ID"]
+    if outcome is None:
+        results.sent.append((item.delivery_id, message_id))
+    elif isinstance(outcome, NotAttempted):
+        results.retries.append((item.delivery_id, None, now, False))
+    elif outcome.permanent:
+        results.failed.append((item.delivery_id, f"refused: {outcome}", True))
+    else:
+        attempts = item.attempts + 1
+        retry_at = now + retry_delay(attempts)
+        if retry_at > item.created_at + RETRY_FOR:
+            results.failed.append((item.delivery_id, f"gave up after {attempts} attempts: {outcome}", True))
+        else:
+            results.retries.append((item.delivery_id, str(outcome), retry_at, True))
+
+
+def _build(claim: Claim, adapters, now: datetime, results: _Results) -> dict[bool, list[_Outgoing]]:
+    deliveries = db.session.scalars(sa.select(EmailDelivery).where(
+        EmailDelivery.id.in_(claim.ids), EmailDelivery.locked_by == claim.token).order_by(EmailDelivery.id)).all()
+    invoice_ids = [d.invoice_id for d in deliveries if d.invoice_id]
+    invoices = {i.id: i for i in db.session.scalars(sa.select(Invoice).where(Invoice.id.in_(invoice_ids)))} \
+        if invoice_ids else {}
+    settings: dict[tuple[str, bool], TenantSettings] = {}
+    outgoing: dict[bool, list[_Outgoing]] = {}
+    for delivery in deliveries:
+        lane = (delivery.tenant_id, delivery.livemode)
+        if lane not in settings:
+            settings[lane] = db.session.get(TenantSettings, lane)
+        try:
+            message = _compose(delivery, settings[lane], invoices, adapters, now)
+        except NotToBeSent as reason:
+            results.failed.append((delivery.id, f"not sent: {reason}", False))
+            continue
+        except Exception as exc:  # a message that cannot be built (its PDF unreadable …): retried, recorded
+            log.error("building email delivery %s failed: %s", delivery.id, exc, exc_info=exc)
+            outcome = _build_failure(exc)
+            _sort(_Outgoing(delivery.id, EmailMessage(), delivery.attempts, delivery.created_at), outcome, now,
+                  results)
+            continue
+        outgoing.setdefault(delivery.livemode, []).append(
+            _Outgoing(delivery.id, message, delivery.attempts, delivery.created_at))
+    return outgoing
+
+
+def _build_failure(exc: Exception):
+    from .mailer import TransientFailure
+
+    return TransientFailure(f"building the message failed: {type(exc).__name__}: {exc}")
+
+
+def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[str, Invoice], adapters,
+             now: datetime) -> EmailMessage:
+    mailer = adapters.mailer
+    attachments: list[messages.Attachment] = []
+    if delivery.kind == INVOICE:
+        invoice = invoices[delivery.invoice_id]
+        if invoice.status == "void":
+            raise NotToBeSent("the invoice was voided before its email was sent")
+        context = messages.invoice_context(invoice, settings)
+        attachments.append(messages.Attachment(f"{invoice.number}.pdf", adapters.storage.get(invoice.pdf_path)))
+    else:
+        event = db.session.scalars(sa.select(Event).where(Event.id == delivery.event_id)).one()
+        if delivery.kind == PERIOD_SUMMARY:
+            context = messages.period_summary_context(
+                period_summary(delivery.tenant_id, delivery.livemode, event.data["object"]), settings)
+        elif delivery.kind == ENDPOINT_DISABLED:
+            context = messages.endpoint_disabled_context(event.data.get("object") or {}, settings)
+        else:  # pragma: no cover - the kinds are a closed list
+            raise ValueError(f"unknown email kind {delivery.kind!r}")
+    return messages.build(delivery.kind, context, sender=messages.Sender.of(settings, mailer.default_from),
+                          to=delivery.recipient, message_id=messages.message_id(delivery.id, mailer.domain), date_=now, attachments=attachments)
+
+
+# --- the period summary -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CurrencySummary:
+    currency: str
+    invoices: int
+    open: int
+    drafts: int
+    total: int
+    amount_due: int
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    start: date
+    end: date
+    currencies: list[CurrencySummary]
+    without_address: int
+    pdf_failures: int
+    waiting: list[tuple[date, str]]
+
+
+def period_summary(tenant_id: str, livemode: bool, period: dict) -> PeriodSummary:
+    """A closed period as it stands now: its invoices per currency (void ones left out), the
+    drafts awaiting review, the customers without an address, the PDFs that failed, and the
+    lane's periods whose close waits (for an FX rate, …)."""
+    start = date.fromisoformat(period["start"])
+    i = Invoice.__table__.c
+    is_ = lambda status: sa.func.sum(sa.case((i.status == status, 1), else_=0))  # noqa: E731
+    rows = db.session.execute(
+        sa.select(i.currency, sa.func.count(), is_("open"), is_("draft"), sa.func.sum(i.total), sa.func.sum(i.amount_due))
+        .where(i.tenant_id == tenant_id, i.livemode == livemode, i.period_start == start, i.status != "void")
+        .group_by(i.currency).order_by(i.currency)).all()
+    without_address = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Invoice).join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.tenant_id == tenant_id, Invoice.livemode == livemode, Invoice.period_start == start,
+               Invoice.status != "void", Customer.email.is_(None)))
+    pdf_failures = db.session.scalar(
+        sa.select(sa.func.count()).where(i.tenant_id == tenant_id, i.livemode == livemode, i.period_start == start,
+                                         i.pdf_sha256.is_(None), i.pdf_error.is_not(None)))
+    waiting = db.session.execute(sa.select(PeriodRecord.start, PeriodRecord.waiting).where(
+        PeriodRecord.tenant_id == tenant_id, PeriodRecord.livemode == livemode,
+        PeriodRecord.waiting.is_not(None)).order_by(PeriodRecord.start)).all()
+    return PeriodSummary(start, date.fromisoformat(period["end"]),
+                         [CurrencySummary(c, n, int(o or 0), int(dr or 0), int(t or 0), int(a or 0))
+                          for c, n, o, dr, t, a in rows],
+                         int(without_address or 0), int(pdf_failures or 0), [(s, w) for s, w in waiting])
+
+
+# --- reading them back ------------------------------------------------------------------------
+
+def list_deliveries(principal: Principal, limit: int, starting_after: str | None = None, *,
+                    status: str | None = None, event: str | None = None, invoice: str | None = None,
+                    recipient: str | None = None) -> Page:
+    """The tenant's deliveries in its mode, newest first, with optional equality filters."""
+    query = sa.select(EmailDelivery).where(EmailDelivery.tenant_id == principal.tenant_id,
+                                           EmailDelivery.livemode == principal.livemode)
+    for column, value in ((EmailDelivery.status, status), (EmailDelivery.event_id, event),
+                          (EmailDelivery.invoice_id, invoice), (EmailDelivery.recipient, recipient)):
+        if value is not None:
+            query = query.where(column == value)
+    return paginate(query, EmailDelivery.id, limit, starting_after)
+
+
+def get_delivery(principal: Principal, delivery_id: str) -> EmailDelivery:
+    delivery = db.session.scalars(sa.select(EmailDelivery).where(
+        EmailDelivery.id == delivery_id, EmailDelivery.tenant_id == principal.tenant_id,
+        EmailDelivery.livemode == principal.livemode)).first()
+    if delivery is None:
+        raise NotFound(f"No such email delivery: {delivery_id!r}.")
+    return delivery
+
+
+def send_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) -> Worked:
+    """The queue's batch: claim ready deliveries and send them (none in a process without a
+    mailer)."""
+    if adapters.mailer is None:
+        return Worked()
+    claim = claim_deliveries(now, limit, lane)
+    return send_claimed(claim, adapters, now) if claim.ids else Worked()
+
