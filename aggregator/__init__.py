@@ -15,6 +15,8 @@ from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
+from .vault import Vault
+from .webhooks.sender import WebhookSender
 from .web import FastJSONProvider, refuse_unusable_requests
 
 
@@ -53,6 +55,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         clocks=Clocks(config.get("CLOCK") or SystemClock()),
         renderer=WeasyPrintRenderer(),
         storage=LocalStorage(settings.storage_dir),
+        webhooks=WebhookSender(settings.webhooks_allow_private),
+        vault=Vault(settings.secret_keys, settings.secret_key_file),
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses
@@ -61,6 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .consolidate import api as consolidate_api, cli as consolidate_cli
     from .events import api as events_api
     from .ingest import api as ingest_api
+    from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={
         "info": {"description": "Consolidated single billing API."},
@@ -72,6 +77,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(ingest_api.blp)
     api.register_blueprint(consolidate_api.blp)
     api.register_blueprint(events_api.blp)
+    api.register_blueprint(webhooks_api.blp)
     error_responses.register(app)
     refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)

@@ -20,6 +20,12 @@ class Settings:
     batch_limit: int = 1000
     db_pool_size: int = 5
     extra: dict = field(default_factory=dict)
+    # Webhooks may be sent to loopback and private addresses (development, tests): never in production.
+    webhooks_allow_private: bool = False
+    # Fernet keys sealing secrets at rest (aggregator.vault): the first seals, all unseal. None
+    # given: one generated into secret_key_file on first use.
+    secret_keys: tuple[str, ...] = ()
+    secret_key_file: Path = field(default_factory=lambda: _default_var_dir() / "secret.key")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -32,6 +38,9 @@ class Settings:
             storage_dir=Path(env.get("AGGREGATOR_STORAGE_DIR", var_dir / "storage")),
             max_request_bytes=int(env.get("AGGREGATOR_MAX_REQUEST_BYTES", 4 * 1024 * 1024)),
             db_pool_size=int(env.get("AGGREGATOR_DB_POOL_SIZE", 5)),
+            webhooks_allow_private=env.get("AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+            secret_keys=tuple(k.strip() for k in env.get("AGGREGATOR_SECRET_KEYS", "").split(",") if k.strip()),
+            secret_key_file=var_dir / "secret.key",
         )
 
     def flask_config(self) -> dict:

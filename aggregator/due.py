@@ -152,8 +152,9 @@ def queues() -> list[Queue]:
     """Every queue a worker drains (the outbox first: it feeds the delivery queues)."""
     from .consolidate import due_work as consolidate
     from .events.dispatch import DISPATCH_QUEUE
+    from .webhooks.delivery import DELIVERY_QUEUE as webhooks
 
-    return [DISPATCH_QUEUE, *consolidate.QUEUES]
+    return [DISPATCH_QUEUE, *consolidate.QUEUES, webhooks]
 
 
 # --- one lane -------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ Subscriber = Callable[[Sequence[Event], datetime], None]
 
 def subscribers() -> list[Subscriber]:
     """Every subscriber of the outbox, in a fixed order."""
-    return []
+    from ..webhooks.delivery import fan_out as webhooks
+
+    return [webhooks]
 
 
 def dispatch_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) -> Worked:
