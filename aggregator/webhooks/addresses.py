@@ -49,8 +49,8 @@ def refusal(address: IPAddress | str) -> str | None:
             return f"{reason} ({embedded}, embedded in an IPv6 address)" if reason else None
     checks = [("unspecified", address.is_unspecified), ("loopback", address.is_loopback),
               ("link-local", address.is_link_local), ("multicast", address.is_multicast),
-              ("shared (CGNAT)", address in _CGNAT), ("private", address.is_private),
-              ("reserved", address.is_reserved), ("not globally routable", not address.is_global)]
+              ("shared (CGNAT)", address in _CGNAT), ("reserved", address.is_reserved),
+              ("private", address.is_private), ("not globally routable", not address.is_global)]
     reason = next((name for name, hit in checks if hit), None)
     return f"a {reason} address" if reason else None
 
