@@ -70,7 +70,7 @@ class WebhookDelivery(db.Model):
         # the fan-out queues an event for an endpoint once (a resend adds its own row)
         sa.Index("uq_webhook_deliveries_fan_out", "endpoint_id", "event_id", unique=True,
                  postgresql_where=sa.text("NOT resend"), sqlite_where=sa.text("NOT resend")),
-        sa.Index("ix_webhook_deliveries_ready", "next_attempt_at",
+        sa.Index("ix_webhook_deliveries_ready", "next_attempt_at", "id",
                  postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'")),
         sa.Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
     )

@@ -67,7 +67,7 @@ def upgrade():
     )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_deliveries_endpoint', ['endpoint_id', 'id'], unique=False)
-        batch_op.create_index('ix_webhook_deliveries_ready', ['next_attempt_at'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+        batch_op.create_index('ix_webhook_deliveries_ready', ['next_attempt_at', 'id'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
         batch_op.create_index('uq_webhook_deliveries_fan_out', ['endpoint_id', 'event_id'], unique=True, postgresql_where=sa.text('NOT resend'), sqlite_where=sa.text('NOT resend'))
 
     op.create_table('webhook_attempts',
