@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ class Outcome:
 
 class WebhookSender:
     def __init__(self, allow_private: bool = False, *, workers: int = 32, connect_timeout: float = CONNECT_TIMEOUT,
-                 total_timeout: float = TOTAL_TIMEOUT):
+                 total_timeout: float = TOTAL_TIMEOUT, ca_certs: str | None = None):
         self.allow_private = allow_private
         self.workers = workers
         flag = {"allow_private": allow_private}
@@ -104,11 +105,12 @@ class WebhookSender:
         self._pools = urllib3.PoolManager(num_pools=256, maxsize=workers, block=False, retries=False,
                                           timeout=urllib3.Timeout(connect=connect_timeout, read=total_timeout,
                                                                   total=total_timeout),
-                                          headers={"User-Agent": USER_AGENT})
+                                          headers={"User-Agent": USER_AGENT}, ca_certs=ca_certs)
         self._pools.pool_classes_by_scheme = {
             "http": type("PinnedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
             "https": type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https})}
         self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def send(self, request: Outgoing) -> Outcome:
         started = time.perf_counter()
@@ -119,7 +121,6 @@ class WebhookSender:
             try:
                 response.read(MAX_RESPONSE_BYTES, decode_content=False)
                 if response.read(1, decode_content=False):  # longer than we read: not worth keeping alive
-                    response.drain_conn = lambda: None
                     response.close()
             finally:
                 response.release_conn()
@@ -132,14 +133,16 @@ class WebhookSender:
         """Send concurrently; the outcomes in the order of `requests`."""
         if len(requests) <= 1:
             return [self.send(r) for r in requests]
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="webhooks")
+        with self._lock:  # one pool of threads, whichever worker thread asks first
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="webhooks")
         return list(self._executor.map(self.send, requests))
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
         self._pools.clear()
 
 

@@ -116,3 +116,78 @@ def test_many_requests_are_sent_concurrently_in_order_of_the_outcomes(receiver):
         sender.close()
     assert all(o.delivered for o in outcomes) and sorted(r.path for r in receiver.received) == sorted(
         f"/{n}" for n in range(50))
+
+
+def test_a_long_answer_is_read_only_in_part_and_the_next_request_still_goes_through():
+    class Talkative(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b"x" * (1024 * 1024)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Talkative)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    sender = WebhookSender(allow_private=True)
+    try:
+        assert [post(sender, f"http://127.0.0.1:{server.server_port}/").status_code for _ in range(3)] == [200] * 3
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _certificate(tmp_path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for `name` (its own CA), and its key: PEM files."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_https_to_the_pinned_address_still_uses_the_name_for_sni_and_the_certificate(tmp_path, monkeypatch):
+    import ssl
+
+    cert, key = _certificate(tmp_path, "hooks.example")
+    receiver = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(
+        "127.0.0.1" if host == "hooks.example" else host, *a, **k))
+    sender = WebhookSender(allow_private=True, ca_certs=cert)
+    try:
+        port = receiver.server.server_port
+        assert post(sender, f"https://hooks.example:{port}/tls").status_code == 200
+        mismatch = post(sender, f"https://127.0.0.1:{port}/tls")  # the certificate is not for this name
+        assert mismatch.status_code is None and "certificate" in mismatch.error.lower()
+    finally:
+        receiver.close()
+    assert names[0] == "hooks.example" and [r.path for r in receiver.received] == ["/tls"]
