@@ -15,6 +15,8 @@ from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
+from .vault import Vault
+from .webhooks.sender import WebhookSender
 from .web import FastJSONProvider, refuse_unusable_requests
 
 
@@ -54,6 +56,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         renderer=WeasyPrintRenderer(),
         storage=LocalStorage(settings.storage_dir),
         mailer=settings.mailer(),
+        webhooks=WebhookSender(settings.webhooks_allow_private),
+        vault=Vault(settings.secret_keys, settings.secret_key_file),
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses
@@ -63,6 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .events import api as events_api
     from .ingest import api as ingest_api
     from .mail import api as mail_api
+    from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={
         "info": {"description": "Consolidated single billing API."},
@@ -75,6 +80,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(consolidate_api.blp)
     api.register_blueprint(events_api.blp)
     api.register_blueprint(mail_api.blp)
+    api.register_blueprint(webhooks_api.blp)
     error_responses.register(app)
     refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)

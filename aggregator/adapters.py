@@ -16,6 +16,7 @@ class Adapters:
     storage: Any  # storage.LocalStorage
     mailer: Any = None  # mail.mailer.Mailer (None: email is not configured in this process)
     webhooks: Any = None  # webhooks.sender.WebhookSender
+    vault: Any = None  # vault.Vault: secrets sealed at rest (webhook signing secrets)
 
     def replacing(self, **changes) -> "Adapters":
         """The same adapters with some replaced (tests, a CLI option)."""

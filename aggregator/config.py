@@ -26,6 +26,12 @@ class Settings:
     test_smtp_url: str | None = None
     email_from: str = "billing@localhost"
     mail_dir: Path | None = None  # default: "mail" next to storage_dir
+    # Webhooks may be sent to loopback and private addresses (development, tests): never in production.
+    webhooks_allow_private: bool = False
+    # Fernet keys sealing secrets at rest (aggregator.vault): the first seals, all unseal. None
+    # given: one generated into secret_key_file on first use.
+    secret_keys: tuple[str, ...] = ()
+    secret_key_file: Path = field(default_factory=lambda: _default_var_dir() / "secret.key")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -42,6 +48,9 @@ class Settings:
             test_smtp_url=env.get("AGGREGATOR_TEST_SMTP_URL") or None,
             email_from=env.get("AGGREGATOR_EMAIL_FROM") or "billing@localhost",
             mail_dir=var_dir / "mail",
+            webhooks_allow_private=env.get("AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+            secret_keys=tuple(k.strip() for k in env.get("AGGREGATOR_SECRET_KEYS", "").split(",") if k.strip()),
+            secret_key_file=var_dir / "secret.key",
         )
 
     def mailer(self):

@@ -153,8 +153,9 @@ def queues() -> list[Queue]:
     from .consolidate import due_work as consolidate
     from .events.dispatch import DISPATCH_QUEUE
     from .mail import due_work as mail
+    from .webhooks.delivery import DELIVERY_QUEUE as webhooks
 
-    return [DISPATCH_QUEUE, *consolidate.QUEUES, *mail.QUEUES]
+    return [DISPATCH_QUEUE, *consolidate.QUEUES, webhooks, *mail.QUEUES]
 
 
 # --- one lane -------------------------------------------------------------------------------

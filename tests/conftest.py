@@ -61,7 +61,9 @@ def app(database_url, clock, tmp_path_factory):
     if is_postgres(database_url):
         _reset_postgres(database_url)
     settings = Settings(database_url=database_url,
-                        storage_dir=Path(tmp_path_factory.mktemp("storage")), db_pool_size=20)
+                        storage_dir=Path(tmp_path_factory.mktemp("storage")), db_pool_size=20,
+                        webhooks_allow_private=True,  # receivers run on 127.0.0.1
+                        secret_key_file=Path(tmp_path_factory.mktemp("vault")) / "secret.key")
     app = create_app({"SETTINGS": settings, "CLOCK": clock, "TESTING": True})
     with app.app_context():
         flask_migrate.upgrade()

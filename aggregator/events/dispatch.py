@@ -23,8 +23,9 @@ Subscriber = Callable[[Sequence[Event], datetime], None]
 def subscribers() -> list[Subscriber]:
     """Every subscriber of the outbox, in a fixed order."""
     from ..mail.subscriber import record_deliveries as email_deliveries
+    from ..webhooks.delivery import fan_out as webhooks
 
-    return [email_deliveries]
+    return [webhooks, email_deliveries]
 
 
 def dispatch_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) -> Worked:

@@ -12,6 +12,7 @@ EVENT_TYPES = {
     "invoice.pdf_ready": "An invoice's PDF was rendered and stored.",
     "period.closed": "A period was closed: every customer with bills in it has its invoice.",
     "bills.invoiced": "A provider's bills of a closed period were invoiced (counts and sums per currency).",
+    "webhook_endpoint.disabled": "A webhook endpoint was disabled after its deliveries failed for about three days.",
 }
 
 

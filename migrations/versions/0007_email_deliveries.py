@@ -1,7 +1,7 @@
 """email deliveries: one row per (event, kind, recipient), unique, so nothing is sent twice
 
 Revision ID: 0007
-Revises: 0005 (re-chained after 0006, the webhooks, when merged)
+Revises: 0006 (re-chained after 0006, the webhooks, when merged)
 Create Date: 2026-12-02 12:00:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ from aggregator.db import UTCDateTime
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
