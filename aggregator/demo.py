@@ -5,10 +5,14 @@ it. The invoices' PDFs are written under the output directory, the emails to a f
 (or an SMTP server), the webhooks to a receiver the demo starts on 127.0.0.1."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from rich.table import Table
 
 from . import due
 from .adapters import Adapters
+from .webhooks import signing
 
 #: (name, what it sells, revenue share rate or None for pass-through only)
 PROVIDERS = [
@@ -81,12 +86,20 @@ def _drain(lane: due.Lane, adapters: Adapters) -> dict[str, int]:
 
 
 def run_demo(app: Flask, adapters: Adapters, out: Path, console: Console) -> dict[str, Any]:
-    """The demo's story, step by step. -> what it made (for tests)."""
-    from .accounts import service as accounts
-
+    """The demo's story, step by step, with `adapters` (which must allow webhooks to loopback:
+    the receiver is local). -> what it made (for tests)."""
     api = _Client(app)
     out.mkdir(parents=True, exist_ok=True)
     now = adapters.clocks.base.now()
+    receiver = _Receiver()
+    try:
+        return _story(app, adapters, api, out, now, receiver, console)
+    finally:
+        receiver.close()
+
+
+def _story(app, adapters, api, out, now, receiver, console) -> dict[str, Any]:
+    from .accounts import service as accounts
 
     console.rule("[bold]1. A platform")
     created = accounts.create_tenant({"name": "Demo Marketplace", "legal_name": "Demo Marketplace Pty Ltd",
@@ -132,7 +145,7 @@ def run_demo(app: Flask, adapters: Adapters, out: Path, console: Console) -> dic
     api.call("PUT", "/fx_rates", admin, {"base": "USD", "quote": "EUR", "rate": "0.92", "effective_date": rate_day})
     console.print(f"FX rate USD→EUR 0.92 from {rate_day}: the SMS pack billed in USD is converted on the EUR invoice.")
 
-    extras = _before_close(app, adapters, api, admin, out, console)
+    _before_close(api, admin, receiver, console)
 
     console.rule("[bold]5. The period ends, and the service closes it by itself")
     end = datetime.fromisoformat(period["end_at"])
@@ -171,7 +184,7 @@ def run_demo(app: Flask, adapters: Adapters, out: Path, console: Console) -> dic
     for type_, count in sorted(counts.items()):
         table.add_row(type_, str(count))
     console.print(table)
-    _after_close(extras, delivered, console)
+    extras = _after_close(api, admin, receiver, adapters, console)
 
     console.rule("[bold]Try it yourself")
     console.print(f"Open {written[0] if written else out}.\n"
@@ -181,13 +194,65 @@ def run_demo(app: Flask, adapters: Adapters, out: Path, console: Console) -> dic
             "delivered": delivered, **extras}
 
 
-def _before_close(app, adapters, api, admin, out, console) -> dict[str, Any]:
-    """Subscribers set up before the close (webhooks, email): filled in by those areas."""
-    return {}
+class _Receiver:
+    """A webhook receiver on 127.0.0.1 (a thread of the demo) that checks each signature as a
+    subscriber would (Standard Webhooks: HMAC-SHA256 of "id.timestamp.body" with the secret)."""
+
+    def __init__(self):
+        self.received: list[tuple[str, bool]] = []  # (event type, signature verified)
+        self.secret = ""
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                expected = signing.signature(receiver.secret, self.headers["webhook-id"],
+                                             int(self.headers["webhook-timestamp"]), body)
+                verified = expected in self.headers.get("webhook-signature", "").split()
+                receiver.received.append((json.loads(body)["type"], verified))
+                self.send_response(200 if verified else 400)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/webhooks"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
-def _after_close(extras: dict[str, Any], delivered: dict[str, int], console: Console) -> None:
-    console.print("Queues worked: " + ", ".join(f"{name} {count}" for name, count in delivered.items()))
+def _before_close(api: _Client, admin: str, receiver: _Receiver, console: Console) -> None:
+    console.rule("[bold]Who is told: a webhook endpoint, emails")
+    endpoint = api.call("POST", "/webhook_endpoints", admin, {"url": receiver.url, "enabled_events": ["*"],
+                                                              "description": "the demo's receiver"})
+    receiver.secret = endpoint["secret"]
+    console.print(f"Endpoint {endpoint['id']} → {receiver.url}, every event type; signing secret "
+                  f"{endpoint['secret'][:12]}… (shown once). Emails go to the customers and to the finance address.")
+
+
+def _after_close(api: _Client, admin: str, receiver: _Receiver, adapters: Adapters, console: Console) -> dict:
+    verified = sum(ok for _, ok in receiver.received)
+    console.print(f"Webhooks: {len(receiver.received)} events POSTed to {receiver.url}, {verified} with a valid "
+                  "Standard Webhooks signature.")
+    emails = api.call("GET", "/email_deliveries?limit=100", admin)["data"]
+    table = Table("email", "to", "status")
+    for email in sorted(emails, key=lambda e: (e["kind"], e["recipient"] or "")):
+        table.add_row(email["kind"], email["recipient"] or "(no address)", email["status"])
+    console.print(table)
+    console.print(f"Each customer's email carries its invoice PDF; finance gets the period's summary. In test mode "
+                  f"emails go to {adapters.mailer.test!r}, never to the customers' real addresses.")
+    return {"webhooks": list(receiver.received), "emails": emails}
 
 
 def _console() -> Console:
@@ -203,5 +268,14 @@ def demo(out: Path) -> None:
     """Run one month of consolidated billing on a new test-mode tenant and show what happened."""
     import flask_migrate
 
+    from .mail.mailer import FileSink
+    from .webhooks.sender import WebhookSender
+
     flask_migrate.upgrade()  # a fresh machine: the embedded database is created here
+    adapters = current_app.extensions["aggregator.adapters"]
+    mailer = adapters.mailer
+    if not os.environ.get("AGGREGATOR_TEST_SMTP_URL"):  # an SMTP sink the operator named, else files here
+        mailer = dataclasses.replace(mailer, test=FileSink(out / "mail"))
+    # This process is the demo's own: its API calls and its queues use the demo's adapters.
+    current_app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(True), mailer=mailer)
     run_demo(current_app, current_app.extensions["aggregator.adapters"], out, _console())

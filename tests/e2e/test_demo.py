@@ -21,3 +21,6 @@ def test_the_demo_closes_a_period_and_writes_each_customers_invoice(app, tmp_pat
     for pdf in made["pdfs"]:
         assert pdf.stem in PdfReader(pdf).pages[0].extract_text()  # the file is the invoice it is named after
     assert made["events"]["period.closed"] == 1 and made["events"]["invoice.pdf_ready"] == 3
+    assert len(made["webhooks"]) == sum(made["events"].values()) and all(ok for _, ok in made["webhooks"])
+    assert sorted((e["kind"], e["status"]) for e in made["emails"]) == [
+        ("invoice", "sent")] * 3 + [("period_summary", "sent")]
