@@ -14,7 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 
 import sqlalchemy as sa
 
@@ -78,7 +78,7 @@ class NotToBeSent(Exception):
 @dataclass
 class _Outgoing:
     delivery_id: str
-    message: EmailMessage
+    message: Message
     attempts: int
     created_at: datetime
 
@@ -147,7 +147,7 @@ def _build(claim: Claim, adapters, now: datetime, results: _Results) -> dict[boo
         except Exception as exc:  # a message that cannot be built (its PDF unreadable …): retried, recorded
             log.error("building email delivery %s failed: %s", delivery.id, exc, exc_info=exc)
             outcome = _build_failure(exc)
-            _sort(_Outgoing(delivery.id, EmailMessage(), delivery.attempts, delivery.created_at), outcome, now,
+            _sort(_Outgoing(delivery.id, Message(), delivery.attempts, delivery.created_at), outcome, now,
                   results)
             continue
         outgoing.setdefault(delivery.livemode, []).append(
@@ -162,7 +162,7 @@ def _build_failure(exc: Exception):
 
 
 def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[str, Invoice], adapters,
-             now: datetime) -> EmailMessage:
+             now: datetime) -> Message:
     mailer = adapters.mailer
     attachments: list[messages.Attachment] = []
     if delivery.kind == INVOICE:

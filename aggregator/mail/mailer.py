@@ -26,7 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -59,7 +59,7 @@ Outcome = SendFailure | None
 
 
 class Transport(Protocol):
-    def send_many(self, messages: Sequence[EmailMessage], deadline: float | None = None) -> list[Outcome]:
+    def send_many(self, messages: Sequence[Message], deadline: float | None = None) -> list[Outcome]:
         """Send each message, in order -> one outcome each. Messages not yet begun when
         `deadline` (time.monotonic()) has passed are answered NotAttempted."""
 
@@ -88,7 +88,7 @@ class FileSink:
     def __repr__(self) -> str:
         return f"FileSink({str(self.directory)!r})"
 
-    def send_many(self, messages: Sequence[EmailMessage], deadline: float | None = None) -> list[Outcome]:
+    def send_many(self, messages: Sequence[Message], deadline: float | None = None) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for message in messages:
             if deadline is not None and time.monotonic() > deadline:
@@ -147,7 +147,7 @@ class SmtpTransport:
     def __repr__(self) -> str:
         return f"SmtpTransport({self.server!r})"
 
-    def send_many(self, messages: Sequence[EmailMessage], deadline: float | None = None) -> list[Outcome]:
+    def send_many(self, messages: Sequence[Message], deadline: float | None = None) -> list[Outcome]:
         parts = max(1, min(self.server.connections, len(messages)))
         if parts == 1:
             return self._send_on_one_connection(messages, deadline)
@@ -166,7 +166,7 @@ class SmtpTransport:
                 self._pool = ThreadPoolExecutor(self.server.connections, thread_name_prefix="smtp")
             return self._pool
 
-    def _send_on_one_connection(self, messages: Sequence[EmailMessage], deadline: float | None) -> list[Outcome]:
+    def _send_on_one_connection(self, messages: Sequence[Message], deadline: float | None) -> list[Outcome]:
         outcomes: list[Outcome] = []
         unreachable: SendFailure | None = None
         for message in messages:
@@ -185,7 +185,7 @@ class SmtpTransport:
                     outcomes.append(failure)
         return outcomes
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, message: Message) -> None:
         """Send one message, on a fresh connection once more if the kept one was dropped."""
         for attempt in (1, 2):
             connection = self._connection()
@@ -314,7 +314,7 @@ class Mailer:
     def transport(self, livemode: bool) -> Transport:
         return self.live if livemode else self.test
 
-    def send_many(self, messages: Sequence[EmailMessage], livemode: bool,
+    def send_many(self, messages: Sequence[Message], livemode: bool,
                   deadline: float | None = None) -> list[Outcome]:
         return self.transport(livemode).send_many(messages, deadline)
 

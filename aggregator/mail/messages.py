@@ -1,14 +1,19 @@
 """Email messages: the values each kind of email shows (formatted in the tenant's locale, amounts
 through money.display as on the invoice PDF), rendered from `templates/emails/<kind>.subject.txt`,
-`<kind>.txt` and `<kind>.html` (Jinja2; HTML autoescaped), built as an EmailMessage with a text
+`<kind>.txt` and `<kind>.html` (Jinja2; HTML autoescaped), built as a MIME message with a text
 and an HTML part and any attachments."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email import encoders
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
+import secrets
 from functools import cache
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -60,22 +65,43 @@ def render(kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def build(kind: str, context: Mapping[str, Any], *, sender: Sender, to: str, message_id: str, date_: datetime,
-          attachments: Sequence[Attachment] = ()) -> EmailMessage:
+          attachments: Sequence[Attachment] = ()) -> Message:
+    """The message, built with the `email.mime` classes (the compat32 policy): the same MIME as
+    an `EmailMessage` gives, at a fifth of its cost (no header parsing and refolding on every
+    assignment; bench/deliver_email.py). Headers that are not ASCII are RFC 2047 encoded."""
     subject, text, html = render(kind, context)
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = Address(display_name=sender.name or "", addr_spec=sender.address)
-    message["To"] = Address(addr_spec=to)
+    body = MIMEMultipart("alternative", boundary=_boundary())
+    body.attach(MIMEText(text, "plain", "utf-8"))
+    body.attach(MIMEText(html, "html", "utf-8"))
+    if attachments:
+        message = MIMEMultipart("mixed", boundary=_boundary())
+        message.attach(body)
+        for attachment in attachments:
+            part = MIMEBase(attachment.maintype, attachment.subtype)
+            part.set_payload(attachment.content)
+            encoders.encode_base64(part)
+            part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
+            message.attach(part)
+    else:
+        message = body
+    message["Subject"] = _header(subject)
+    message["From"] = formataddr((sender.name or "", sender.address), "utf-8")
+    message["To"] = to
     if sender.reply_to:
-        message["Reply-To"] = Address(addr_spec=sender.reply_to)
+        message["Reply-To"] = sender.reply_to
     message["Date"] = format_datetime(date_)
     message["Message-ID"] = message_id
-    message.set_content(text)
-    message.add_alternative(html, subtype="html")
-    for attachment in attachments:
-        message.add_attachment(attachment.content, maintype=attachment.maintype, subtype=attachment.subtype,
-                               filename=attachment.filename)
     return message
+
+
+def _boundary() -> str:
+    """A MIME boundary that cannot occur in the parts (all base64: "=" only pads a line's end), so
+    the generator need not search each part for it (a regex compiled per message)."""
+    return f"==aggregator_{secrets.token_hex(12)}"
+
+
+def _header(value: str) -> str | Header:
+    return value if value.isascii() else Header(value, "utf-8")
 
 
 def message_id(delivery_id: str, domain: str) -> str:
