@@ -73,11 +73,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(consolidate_api.blp)
     api.register_blueprint(events_api.blp)
     error_responses.register(app)
+    _add_operations(app)
     refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)
     app.cli.add_command(consolidate_cli.periods)
     app.cli.add_command(demo_cli.demo)
     return app
+
+
+def _add_operations(app: Flask) -> None:
+    """Probes and metrics (outside /v1 and the OpenAPI document), and the worker's commands."""
+    from . import ops, worker
+
+    ops.count_requests(app)  # before the request screen: a refused request is timed too
+    app.register_blueprint(ops.blp)
+    app.cli.add_command(worker.worker)
 
 
 def _prepare_sqlite(app: Flask) -> None:

@@ -47,7 +47,8 @@ def _render_batch(adapters, now, limit: int, lane: Lane | None) -> Worked:
     return Worked(report.rendered, report.failed)
 
 
-PDF_QUEUE = Queue("pdf.render", _render_batch, batch=pdf_service.RENDER_BATCH_PER_PROCESS)
+PDF_QUEUE = Queue("pdf.render", _render_batch, batch=pdf_service.RENDER_BATCH_PER_PROCESS,
+                  backlog=pdf_service.backlog)
 QUEUES = [PDF_QUEUE]
 
 
