@@ -33,7 +33,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from close import BIN, ROOT, log, recreate_database, urls  # noqa: E402
+from benchdb import fresh_database  # noqa: E402
+from close import BIN, ROOT, log  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/aggregator_bench_render"
 TARGET_RATIO = 1.8
@@ -125,11 +126,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     invoices = args.invoices or (30 if args.quick else 400)
     url = args.database_url or (DEFAULT_URL + ("_quick" if args.quick else ""))
-    app_url, conninfo, admin_conninfo, dbname = urls(url)
-    log(f"recreating database {dbname!r}")
-    recreate_database(admin_conninfo, dbname)
-    os.environ["AGGREGATOR_DATABASE_URL"] = app_url
-    os.chdir(ROOT)
+    app_url, conninfo = fresh_database(url)
     log(f"{invoices:,} finalized invoices without PDFs")
     setup(conninfo, invoices)
     rates = {}

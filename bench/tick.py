@@ -20,14 +20,14 @@ Targets: an idle tick in <= 50 ms, and a number of statements that does not grow
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from close import ROOT, log, recreate_database, urls  # noqa: E402
+from benchdb import fresh_database  # noqa: E402
+from close import log  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/aggregator_bench_tick"
 TARGET_MS = 50.0
@@ -93,11 +93,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sizes = (100, 1_000) if args.quick else (1_000, 10_000)
     url = args.database_url or (DEFAULT_URL + ("_quick" if args.quick else ""))
-    app_url, conninfo, admin_conninfo, dbname = urls(url)
-    log(f"recreating database {dbname!r}")
-    recreate_database(admin_conninfo, dbname)
-    os.environ["AGGREGATOR_DATABASE_URL"] = app_url
-    os.chdir(ROOT)
+    app_url, conninfo = fresh_database(url)
     import flask_migrate
 
     from aggregator import create_app
