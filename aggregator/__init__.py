@@ -85,7 +85,7 @@ def _add_operations(app: Flask) -> None:
     """Probes and metrics (outside /v1 and the OpenAPI document), and the worker's commands."""
     from . import ops, worker
 
-    ops.count_requests(app)  # before the request screen: a refused request is timed too
+    ops.count_requests(app)
     app.register_blueprint(ops.blp)
     app.cli.add_command(worker.worker)
 
