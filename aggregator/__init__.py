@@ -82,6 +82,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(mail_api.blp)
     api.register_blueprint(webhooks_api.blp)
     error_responses.register(app)
+    _add_operations(app)
     refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)
     app.cli.add_command(consolidate_cli.periods)
@@ -98,6 +99,15 @@ def _add_area_commands(app: Flask) -> None:
 
     for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events):
         app.cli.add_command(group)
+
+
+def _add_operations(app: Flask) -> None:
+    """Probes and metrics (outside /v1 and the OpenAPI document), and the worker's commands."""
+    from . import ops, worker
+
+    ops.count_requests(app)
+    app.register_blueprint(ops.blp)
+    app.cli.add_command(worker.worker)
 
 
 def _prepare_sqlite(app: Flask) -> None:

@@ -18,6 +18,16 @@ class Settings:
     storage_dir: Path
     max_request_bytes: int = 4 * 1024 * 1024
     batch_limit: int = 1000
+    # The worker (aggregator.worker): how often it looks for due lanes and drains its queues,
+    # a lease for every claim instead of each claim's own (None; tests of kill -9 shorten it),
+    # and how many worker processes gunicorn's master starts beside the API (bin/start: 1).
+    tick_seconds: float = 30.0
+    drain_seconds: float = 1.0
+    lease_seconds: float | None = None
+    embedded_workers: int = 0
+    # Where prometheus_client's multiprocess mode keeps every process's metrics (its own
+    # PROMETHEUS_MULTIPROC_DIR; None: each process serves its own, single-process mode).
+    metrics_dir: Path | None = None
     db_pool_size: int = 5
     extra: dict = field(default_factory=dict)
     # Email: live mode's transport and test mode's (URLs: see aggregator/mail/mailer.py; unset:
@@ -43,6 +53,11 @@ class Settings:
             ),
             storage_dir=Path(env.get("AGGREGATOR_STORAGE_DIR", var_dir / "storage")),
             max_request_bytes=int(env.get("AGGREGATOR_MAX_REQUEST_BYTES", 4 * 1024 * 1024)),
+            tick_seconds=float(env.get("AGGREGATOR_TICK_SECONDS", 30)),
+            drain_seconds=float(env.get("AGGREGATOR_DRAIN_SECONDS", 1)),
+            lease_seconds=float(env["AGGREGATOR_LEASE_SECONDS"]) if env.get("AGGREGATOR_LEASE_SECONDS") else None,
+            embedded_workers=int(env.get("AGGREGATOR_EMBEDDED_WORKERS", 0)),
+            metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
             db_pool_size=int(env.get("AGGREGATOR_DB_POOL_SIZE", 5)),
             smtp_url=env.get("AGGREGATOR_SMTP_URL") or None,
             test_smtp_url=env.get("AGGREGATOR_TEST_SMTP_URL") or None,

@@ -42,6 +42,10 @@ AT_ONCE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 #: How long a claim on a lane or a queue item lasts unless renewed or released.
 DEFAULT_LEASE = timedelta(seconds=120)
 
+#: A process-wide lease that replaces every claim's own (set by a worker process from
+#: AGGREGATOR_LEASE_SECONDS: short leases let tests see a killed worker's claims expire).
+_lease_override: timedelta | None = None
+
 #: Backoff of a lane whose due work failed: 1 min, 2, 4, ... at most an hour.
 _MAX_BACKOFF = timedelta(hours=1)
 
@@ -109,6 +113,9 @@ class Queue:
     name: str
     run_batch: Callable[[Any, datetime, int, "Lane | None"], "Worked"]
     batch: int = 50
+    # What waits, read at scrape time by /metrics: -> (how many items, when the oldest was
+    # created, or None). One cheap query; None: the queue reports no backlog.
+    backlog: Callable[[], "tuple[int, datetime | None]"] | None = None
 
 
 @dataclass
@@ -220,8 +227,19 @@ class Claim:
     nudges: int
 
 
-def _lease_until(now: datetime, lease: timedelta) -> datetime:
-    return now + lease
+def lease(own: timedelta = DEFAULT_LEASE) -> timedelta:
+    """How long a claim lasts: its own lease, unless this process was given one (set_lease)."""
+    return _lease_override or own
+
+
+def set_lease(seconds: float | None) -> None:
+    """Every claim this process makes lasts `seconds` (None: each claim's own lease)."""
+    global _lease_override
+    _lease_override = timedelta(seconds=seconds) if seconds else None
+
+
+def _lease_until(now: datetime, own: timedelta) -> datetime:
+    return now + lease(own)
 
 
 def claim_lanes(now: datetime, limit: int, lease: timedelta = DEFAULT_LEASE) -> list[Claim]:
@@ -289,6 +307,18 @@ def release(claim: Claim, lane_now: datetime) -> datetime | None:
                 wake_at=sa.case((lanes.c.nudges == claim.nudges, wake), else_=AT_ONCE)))
     db.session.commit()
     return next_due
+
+
+def let_go(claim: Claim) -> None:
+    """Let go of a claimed lane without running it (a worker stopping): it stays due, and
+    another worker (or this one, later) takes it."""
+    db.session.rollback()
+    lanes = DueLane.__table__
+    db.session.execute(
+        sa.update(lanes).where(lanes.c.tenant_id == claim.lane.tenant_id, lanes.c.livemode == claim.lane.livemode,
+                               lanes.c.locked_by == claim.token)
+        .values(locked_by=None, locked_until=None))
+    db.session.commit()
 
 
 def fail(claim: Claim, error: BaseException, now: datetime) -> None:

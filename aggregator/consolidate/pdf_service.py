@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from ..accounts.logos import logo_problem
 from ..accounts.models import Provider, TenantSettings
+from .. import due
 from ..auth import Principal
 from ..db import db
 from ..errors import NotFound
@@ -38,7 +39,7 @@ class RenderReport:
 
 def _lease(count: int) -> timedelta:
     """How long a claim of `count` invoices lasts: well beyond rendering them (~0.1 s each)."""
-    return timedelta(seconds=60 + 2 * count)
+    return due.lease(timedelta(seconds=60 + 2 * count))
 
 
 def claim_pdfs(now: datetime, limit: int, *, tenant_id: str | None = None, livemode: bool | None = None,
@@ -107,6 +108,15 @@ def pdfs_pending(tenant_id: str, livemode: bool) -> int:
     return db.session.scalar(sa.select(sa.func.count()).where(
         invoices.tenant_id == tenant_id, invoices.livemode == livemode, invoices.number.is_not(None),
         invoices.pdf_sha256.is_(None)))
+
+
+def backlog() -> tuple[int, datetime | None]:
+    """Finalized invoices without a PDF, and when the oldest live-mode one was finalized (test
+    mode's instants are its clocks', not real time)."""
+    invoices = Invoice.__table__.c
+    row = db.session.execute(sa.select(sa.func.count(), sa.func.min(sa.case((invoices.livemode, invoices.finalized_at))))
+                             .where(invoices.number.is_not(None), invoices.pdf_sha256.is_(None))).one()
+    return row[0], row[1]
 
 
 def _store(invoice: Invoice, result: bytes | Exception, adapters, report: RenderReport) -> None:

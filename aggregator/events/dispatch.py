@@ -48,4 +48,12 @@ def dispatch_batch(adapters, now: datetime, limit: int, lane: Lane | None = None
     return Worked(done=len(events))
 
 
-DISPATCH_QUEUE = Queue("events.dispatch", dispatch_batch, batch=500)
+def backlog() -> tuple[int, datetime | None]:
+    """Undispatched events (the outbox's backlog), and when the oldest live-mode one was written
+    (test mode's `created` is its clock's time, not real time)."""
+    row = db.session.execute(sa.select(sa.func.count(), sa.func.min(sa.case((Event.livemode, Event.created))))
+                             .where(Event.dispatched.is_(False))).one()
+    return row[0], row[1]
+
+
+DISPATCH_QUEUE = Queue("events.dispatch", dispatch_batch, batch=500, backlog=backlog)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app
 
 from ..errors import describe
+from ..metrics import BILLS_ACCEPTED
 from ..fields import page_schema
 from ..web import (Blueprint, clock_now, current, documents, header_text, items_one_by_one, json_body,
                    requires, unstorable_items)
@@ -32,6 +33,8 @@ def create_bill():
     response.status_code = 201
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    else:
+        BILLS_ACCEPTED.labels(principal.mode).inc()
     return response
 
 
@@ -47,7 +50,7 @@ def create_bills(body):
         items = [refused.get(i, item) for i, item in enumerate(items)]
     valid = [item for item in items if isinstance(item, BillRequest)]
     outcomes = iter(service.record_bills(principal, valid, clock_now(principal)) if valid else [])
-    results = []
+    results, accepted = [], 0
     for item in items:
         outcome = next(outcomes) if isinstance(item, BillRequest) else service.Outcome(error=item)
         if outcome.error:
@@ -55,6 +58,8 @@ def create_bills(body):
             results.append({"status": status, "error": error})
         else:
             results.append({"status": 201, "replayed": outcome.replayed, "bill": bill_document(outcome.bill)})
+            accepted += not outcome.replayed
+    BILLS_ACCEPTED.labels(principal.mode).inc(accepted)
     return current_app.json.response({"data": results})  # BatchResultSchema, without its dump
 
 

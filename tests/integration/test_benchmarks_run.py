@@ -11,7 +11,8 @@ from aggregator.config import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("script", ["ingest.py", "close.py", "pdf.py", "deliver.py", "deliver_email.py"])
+@pytest.mark.parametrize("script", ["ingest.py", "close.py", "pdf.py", "deliver.py", "deliver_email.py", "tick.py",
+                                    "render.py"])
 def test_benchmark_runs_at_a_tiny_size(postgres_only, script):
     result = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / script), "--quick"],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240)
