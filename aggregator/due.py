@@ -361,6 +361,13 @@ def run_lane(claim: Claim, adapters, real_now: datetime, *,
 
 # --- queues ---------------------------------------------------------------------------------
 
+def waiting(table: sa.Table, *where) -> tuple[int, datetime | None]:
+    """A delivery queue's backlog (for `Queue.backlog`): rows of `table` matching `where`, and the
+    oldest one's `created_at` (a delivery is created at real time, in either mode)."""
+    row = db.session.execute(sa.select(sa.func.count(), sa.func.min(table.c.created_at)).where(*where)).one()
+    return row[0], row[1]
+
+
 def drain(queue: Queue, adapters, *, lane: Lane | None = None, limit: int | None = None) -> Worked:
     """Claim and work batches of `queue` until nothing is ready (or `limit` items were taken),
     on real time (the adapters' base clock), read afresh for each batch."""

@@ -25,7 +25,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..db import bulk_insert, db, dialect_insert, new_ordered_id
-from ..due import Lane, Queue, Worked
+from ..due import Lane, Queue, Worked, waiting
 from ..events.models import Event
 from ..events.schemas import EventSchema
 from . import transitions
@@ -189,4 +189,10 @@ def deliver_batch(adapters, now: datetime, limit: int, lane: Lane | None = None)
     return send_claimed(ids, adapters, now) if ids else Worked()
 
 
-DELIVERY_QUEUE = Queue("webhooks.deliver", deliver_batch, batch=BATCH)
+def backlog():
+    """Deliveries waiting (first attempts and retries), and the oldest one's creation."""
+    deliveries = WebhookDelivery.__table__
+    return waiting(deliveries, deliveries.c.status == "pending")
+
+
+DELIVERY_QUEUE = Queue("webhooks.deliver", deliver_batch, batch=BATCH, backlog=backlog)

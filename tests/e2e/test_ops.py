@@ -58,6 +58,7 @@ def test_metrics_count_requests_by_route_and_status_and_accepted_bills(tenant, c
     assert after[1] - before[1] == 1 + 3  # the replay is not a new bill
     assert 'aggregator_http_request_duration_seconds_count{method="POST",route="/v1/bills"}' in text
     for name in ("aggregator_queue_backlog{queue=\"events.dispatch\"}", "aggregator_queue_backlog{queue=\"pdf.render\"}",
+                 "aggregator_queue_backlog{queue=\"webhooks.deliver\"}", "aggregator_queue_backlog{queue=\"email.send\"}",
                  "aggregator_outbox_backlog", "aggregator_oldest_undelivered_age_seconds",
                  "aggregator_tick_duration_seconds_count"):
         assert name in text, name
