@@ -1,5 +1,5 @@
 """Worker processes against one PostgreSQL: two share a close of many customers (each invoice,
-PDF and event exactly once), one killed with kill -9 mid-render and another finishing after its
+PDF, event, webhook delivery and email exactly once), one killed with kill -9 mid-render and another finishing after its
 claims expire, and one that was down past several due instants catching up in order."""
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from aggregator.config import PROJECT_ROOT
+from tests.smtp_server import SmtpServer
+from tests.webhook_receiver import Receiver
 from tests.e2e.test_invoices_api import send
 from tests.integration.test_close_exactly_once import PERIOD, _assert_exactly_once, _seed, _sql
 
@@ -102,20 +105,36 @@ def _pdf_ready_per_invoice(app, tenant_id: str) -> set[int]:
                                t=tenant_id)}
 
 
-def test_two_workers_share_a_close_and_do_each_invoice_pdf_and_event_once(postgres_only, app, tenant,
-                                                                          database_url, tmp_path):
+def _pending(app, table: str, tenant_id: str) -> int:
+    return _sql(app, f"SELECT count(*) FROM {table} WHERE tenant_id = :t AND status = 'pending'", t=tenant_id)[0][0]
+
+
+def test_two_workers_share_a_close_and_do_each_invoice_pdf_event_webhook_and_email_once(
+        postgres_only, app, tenant, database_url, tmp_path):
     customers = 300
     _seed(app, tenant.id, customers=customers, bills_each=2)
+    _sql(app, "UPDATE customers SET email = external_id || '@customers.example' WHERE tenant_id = :t", t=tenant.id)
+    admin = tenant.admin["test"]
+    assert admin.patch("/v1/tenant", {"finance_email": "finance@platform.example"}).status_code == 200
+    receiver = Receiver()
+    assert admin.post("/v1/webhook_endpoints", {"url": receiver.url(), "enabled_events": ["*"]}).status_code == 201
     _open_period(app, tenant.id)
     dispatched_before, stored_before = _totals(app)
-    workers = Workers(app, database_url, tmp_path)
-    workers.start(), workers.start()
-    try:
-        _wait_for(lambda: _rendered(app, tenant.id) == customers
-                  and _sql(app, "SELECT count(*) FROM events WHERE NOT dispatched")[0][0] == 0,
-                  workers, what="every PDF rendered and every event dispatched")
-    finally:
-        statuses = workers.stop()
+    with SmtpServer() as smtp:
+        workers = Workers(app, database_url, tmp_path, AGGREGATOR_TEST_SMTP_URL=smtp.url,
+                          AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE="1",  # the receiver is on 127.0.0.1
+                          AGGREGATOR_SECRET_KEYS=app.config["AGGREGATOR_SETTINGS"].secret_key_file.read_text().strip())
+        workers.start(), workers.start()
+        try:
+            _wait_for(lambda: _rendered(app, tenant.id) == customers
+                      and _sql(app, "SELECT count(*) FROM events WHERE NOT dispatched")[0][0] == 0
+                      and _pending(app, "webhook_deliveries", tenant.id) == 0
+                      and _pending(app, "email_deliveries", tenant.id) == 0,
+                      workers, what="every PDF rendered, every event dispatched, webhook and email delivered")
+        finally:
+            statuses = workers.stop()
+            receiver.close()
+        received_mail = list(smtp.handler.received)
     assert statuses == [0, 0], workers.log_text()
     _assert_exactly_once(app, tenant.id, customers, 2 * customers)
     dispatched_after, stored_after = _totals(app)
@@ -127,6 +146,14 @@ def test_two_workers_share_a_close_and_do_each_invoice_pdf_and_event_once(postgr
     assert len(files) == customers
     assert _pdf_ready_per_invoice(app, tenant.id) == {1}
     assert _sql(app, "SELECT max(pdf_attempts) FROM invoices WHERE tenant_id = :t", t=tenant.id)[0][0] == 0
+    # Every event of the tenant reached the endpoint once (its webhook-id is the event id) ...
+    events = {r[0] for r in _sql(app, "SELECT id FROM events WHERE tenant_id = :t", t=tenant.id)}
+    delivered = Counter(r.headers["webhook-id"] for r in receiver.received)
+    assert set(delivered) == events and set(delivered.values()) == {1}
+    # ... and each customer its invoice email, finance the period's summary, once each.
+    recipients = Counter(to for m in received_mail for to in m.rcpt_tos)
+    assert len(recipients) == customers + 1 and set(recipients.values()) == {1}
+    assert recipients["finance@platform.example"] == 1
 
 
 def test_a_worker_killed_mid_render_leaves_nothing_that_another_does_not_finish(postgres_only, app, tenant,
