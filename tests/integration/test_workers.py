@@ -104,7 +104,7 @@ def _pdf_ready_per_invoice(app, tenant_id: str) -> set[int]:
 
 def test_two_workers_share_a_close_and_do_each_invoice_pdf_and_event_once(postgres_only, app, tenant,
                                                                           database_url, tmp_path):
-    customers = 300
+    customers = 200
     _seed(app, tenant.id, customers=customers, bills_each=2)
     _open_period(app, tenant.id)
     dispatched_before, stored_before = _totals(app)
