@@ -279,6 +279,7 @@ class Supervisor:
         self.on_exit = on_exit or mark_process_dead
         self.children: list[subprocess.Popen] = []
         self.stopping = threading.Event()
+        self._signalled: set[int] = set()
 
     def start(self) -> None:
         self.children = [subprocess.Popen(self.command) for _ in range(self.processes)]
@@ -294,20 +295,30 @@ class Supervisor:
                 self.on_exit(child.pid)
                 self.children.remove(child)
                 if self.stopping.is_set() or self.once:
-                    failed |= status != 0
+                    # Ended by our SIGTERM before it could handle it (still starting): it had
+                    # claimed nothing (its handler is set before its app is built).
+                    failed |= status not in (0, -signal.SIGTERM if self.stopping.is_set() else 0)
                 else:
                     log.error("worker process %d exited with status %s; starting another", child.pid, status)
                     self.stopping.wait(self.RESTART_PAUSE)
                     if not self.stopping.is_set():
                         self.children.append(subprocess.Popen(self.command))
+            if self.stopping.is_set():
+                self._signal_children()
             self.stopping.wait(0.2)
         return 1 if failed else 0
 
     def stop(self) -> None:
+        """Have watch() send each child SIGTERM, once: only watch() signals (from a signal
+        handler or another thread, a second SIGTERM could reach a child during its shutdown,
+        when Python has restored the default action, and kill it)."""
         self.stopping.set()
+
+    def _signal_children(self) -> None:
         for child in self.children:
-            if child.poll() is None:
+            if child.pid not in self._signalled and child.poll() is None:
                 child.send_signal(signal.SIGTERM)
+                self._signalled.add(child.pid)
 
 
 def mark_process_dead(pid: int) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -142,7 +143,7 @@ def test_a_stopping_worker_finishes_the_unit_in_hand_and_lets_the_other_lanes_go
     assert Worker(app).drain().taken >= 0 and worker.drain().taken == 0  # a stopped worker drains nothing
 
 
-def test_sigterm_stops_a_worker_process_cleanly(database_url, tmp_path):
+def test_sigterm_stops_a_worker_process_cleanly(app, database_url, tmp_path):
     env = {**os.environ, "AGGREGATOR_DATABASE_URL": database_url, "AGGREGATOR_STORAGE_DIR": str(tmp_path),
            "AGGREGATOR_TICK_SECONDS": "0.5", "AGGREGATOR_DRAIN_SECONDS": "0.2"}
     process = subprocess.Popen([sys.executable, "-m", "aggregator.worker"], cwd=PROJECT_ROOT, env=env,
@@ -161,3 +162,29 @@ def test_sigterm_stops_a_worker_process_cleanly(database_url, tmp_path):
             process.kill()
     assert process.returncode == 0, "".join(lines) + rest
     assert "worker stopping" in rest and "worker stopped" in rest
+
+
+def test_the_supervisor_starts_again_a_worker_that_died_and_stops_all_with_sigterm(tmp_path):
+    from aggregator.worker import Supervisor
+
+    child = ("import pathlib, signal, sys, threading, time\n"
+             f"marks = pathlib.Path({str(tmp_path)!r})\n"
+             "first = not any(marks.glob('*.started'))\n"
+             "(marks / f'{time.monotonic_ns()}.started').touch()\n"
+             "if first: sys.exit(3)  # the first one dies\n"
+             "stop = threading.Event(); signal.signal(signal.SIGTERM, lambda *_: stop.set())\n"
+             "(marks / 'ready').touch(); stop.wait(60); sys.exit(0)\n")
+    exited = []
+    supervisor = Supervisor(1, command=[sys.executable, "-c", child], on_exit=exited.append)
+    supervisor.RESTART_PAUSE = 0.1
+    supervisor.start()
+    watching = threading.Thread(target=lambda: exited.append(("status", supervisor.watch())))
+    watching.start()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ready").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    supervisor.stop()
+    watching.join(30)
+    assert len(list(tmp_path.glob("*.started"))) == 2  # the one that died was started again
+    assert exited[-1] == ("status", 0) and len(exited) == 3, exited  # both exits seen (metrics retired)
