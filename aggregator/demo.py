@@ -132,13 +132,20 @@ def _story(app, adapters, api, out, now, receiver, console) -> dict[str, Any]:
 
     console.rule("[bold]4. Bills: each provider sends what its customers owe (POST /v1/bills)")
     table = Table("provider", "customer", "description", "amount", "revenue share")
+    sent = []
     for n, (provider, customer, amount, currency, share, description) in enumerate(BILLS):
-        api.call("POST", "/bills", provider_keys[provider],
-                 {"customer": customer, "amount": amount, "currency": currency, "revenue_share": share,
-                  "description": description}, **{"Idempotency-Key": f"demo-{n}"})
+        body = {"customer": customer, "amount": amount, "currency": currency, "revenue_share": share,
+                "description": description}
+        sent.append(api.call("POST", "/bills", provider_keys[provider], body, **{"Idempotency-Key": f"demo-{n}"}))
         table.add_row(PROVIDERS[provider][0], customer, description, f"{amount} {currency}", "yes" if share else "no")
     console.print(table)
-    console.print("A retried request with the same Idempotency-Key is answered with the same bill, never a second one.")
+    provider, customer, amount, currency, share, description = BILLS[0]
+    again = api.call("POST", "/bills", provider_keys[provider],
+                     {"customer": customer, "amount": amount, "currency": currency, "revenue_share": share,
+                      "description": description}, **{"Idempotency-Key": "demo-0"})
+    console.print(f"The first bill sent again with the same Idempotency-Key (a retry after a timeout) is answered "
+                  f"with the same bill, {again['id']} {'=' if again['id'] == sent[0]['id'] else '!='} "
+                  f"{sent[0]['id']}: never a second one.")
 
     [period] = [p for p in api.call("GET", "/periods", admin)["data"] if p["status"] == "open"]
     rate_day = period["end_at"][:10]
