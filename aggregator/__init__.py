@@ -15,6 +15,7 @@ from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
+from .payments.gateway import Gateways
 from .vault import Vault
 from .webhooks.sender import WebhookSender
 from .web import FastJSONProvider, refuse_unusable_requests
@@ -57,7 +58,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         storage=LocalStorage(settings.storage_dir),
         mailer=settings.mailer(),
         webhooks=WebhookSender(settings.webhooks_allow_private),
-        vault=Vault(settings.secret_keys, settings.secret_key_file),
+        vault=(vault := Vault(settings.secret_keys, settings.secret_key_file)),
+        payments=Gateways(vault),
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses
@@ -67,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .events import api as events_api
     from .ingest import api as ingest_api
     from .mail import api as mail_api
+    from .payments import models as _payment_models  # noqa: F401 (the API comes with its blueprint)
     from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={

@@ -1,5 +1,5 @@
 """The adapters: everything at the edge of the service (documents, storage, email, webhooks,
-clocks; later the payment gateway), built once by the app factory and handed to use cases as
+clocks, the payment gateway), built once by the app factory and handed to use cases as
 one object instead of one positional argument each."""
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class Adapters:
     storage: Any  # storage.LocalStorage
     mailer: Any = None  # mail.mailer.Mailer (None: email is not configured in this process)
     webhooks: Any = None  # webhooks.sender.WebhookSender
-    vault: Any = None  # vault.Vault: secrets sealed at rest (webhook signing secrets)
+    vault: Any = None  # vault.Vault: secrets sealed at rest (webhook signing secrets, Stripe keys)
+    payments: Any = None  # payments.gateway.Gateways: a tenant's payment gateway (None: manual only)
 
     def replacing(self, **changes) -> "Adapters":
         """The same adapters with some replaced (tests, a CLI option)."""

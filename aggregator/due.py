@@ -151,8 +151,9 @@ def kinds() -> list[Kind]:
     """Every kind of due work, in the order they run when due at the same instant (a period is
     closed before its drafts' review deadline; charges, retries and payouts come after)."""
     from .consolidate import due_work as consolidate
+    from .payments import due_work as payments
 
-    return [*consolidate.KINDS]
+    return [*consolidate.KINDS, *payments.KINDS]
 
 
 def queues() -> list[Queue]:

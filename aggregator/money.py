@@ -229,3 +229,53 @@ class Money:
         for amount in amounts:
             result = result + amount
         return result
+
+
+# --- Stripe's units ---------------------------------------------------------------------------
+# Stripe takes amounts as integers in its own unit per currency, which is not always ISO 4217's
+# minor unit (https://docs.stripe.com/currencies): zero-decimal currencies in whole units; ISK in
+# hundredths although it has none (amounts a multiple of 100); the three-decimal currencies in
+# thousandths whose last digit must be 0. HUF and TWD charge in hundredths like ISO (their
+# payouts must be whole units: the payouts' concern). An amount Stripe cannot take exactly is
+# refused, never rounded away.
+
+STRIPE_ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX",
+                                 "VND", "VUV", "XAF", "XOF", "XPF"})
+STRIPE_THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+
+
+def _stripe_exponent(currency: str) -> int:
+    """Stripe's decimal places for `currency` (ISK: 2, ISO's 0 sent ×100)."""
+    if currency in STRIPE_ZERO_DECIMAL:
+        return 0
+    return 3 if currency in STRIPE_THREE_DECIMAL else 2
+
+
+def to_stripe_amount(minor: int, currency: str) -> int:
+    """`minor` units of `currency` as Stripe's `amount`, or MoneyError if Stripe cannot charge it
+    exactly (e.g. KWD 1.235: its last digit must be 0; MGA 12.50: Stripe takes whole ariary)."""
+    iso, stripe_ = exponent(currency), _stripe_exponent(currency)
+    if stripe_ < iso:
+        step = 10 ** (iso - stripe_)
+        if minor % step:
+            raise MoneyError(f"Stripe cannot charge {format_amount(minor, currency)} {currency} exactly "
+                             f"(it takes {currency} to {stripe_} decimal places).")
+        units = minor // step
+    else:
+        units = minor * 10 ** (stripe_ - iso)
+    if currency in STRIPE_THREE_DECIMAL and units % 10:
+        raise MoneyError(f"Stripe charges {currency} in multiples of 0.010: {format_amount(minor, currency)} "
+                         f"{currency} cannot be charged exactly.")
+    return units
+
+
+def from_stripe_amount(units: int, currency: str) -> int:
+    """Stripe's `amount` in `currency` -> ISO minor units (exact: Stripe's unit is never coarser
+    than what to_stripe_amount sends; a finer one, from elsewhere, is refused)."""
+    iso, stripe_ = exponent(currency), _stripe_exponent(currency)
+    if stripe_ <= iso:
+        return units * 10 ** (iso - stripe_)
+    step = 10 ** (stripe_ - iso)
+    if units % step:
+        raise MoneyError(f"Stripe's amount {units} {currency} is finer than the currency's minor unit.")
+    return units // step

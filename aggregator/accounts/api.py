@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from .. import adapters as edge
 from ..fields import ListArgs, page_schema
 from ..web import Blueprint, clock_now, current, requires, with_secret
 from . import service
@@ -23,7 +24,7 @@ class TenantView(MethodView):
     @blp.arguments(TenantSchema(partial=True))
     @blp.response(200, TenantSchema)
     def patch(self, changes):
-        return service.update_tenant(current(), changes)
+        return service.update_tenant(current(), changes, edge.current().vault)
 
 
 @blp.route("/tenant/keys", methods=["POST"])
@@ -123,10 +124,12 @@ class CustomerView(MethodView):
     @requires("admin")
     @blp.response(200, CustomerSchema)
     def get(self, customer_id):
-        return service.get_customer(current(), customer_id)
+        return service.with_credit_balance(service.get_customer(current(), customer_id))
 
     @requires("admin")
     @blp.arguments(CustomerSchema(partial=True))
     @blp.response(200, CustomerSchema)
     def patch(self, changes, customer_id):
-        return service.update_customer(current(), customer_id, changes)
+        principal = current()
+        return service.with_credit_balance(
+            service.update_customer(principal, customer_id, changes, clock_now(principal)))

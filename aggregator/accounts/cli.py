@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 
 from ..cli import (AreaGroup, json_option, list_options, now_for, print_json, print_object, print_page,
                    print_record, say, tenant_scoped)
+from .. import adapters as edge
 from ..errors import flatten_messages
 from . import service
 from .schemas import ApiKeySchema, CustomerSchema, ProviderSchema, TenantSchema
@@ -163,7 +164,7 @@ def update(tenant_id, mode, as_json, **options):
     changes = _settings(options, partial=True)
     if not changes:
         raise click.UsageError("Nothing to change: give at least one setting option.")
-    settings = service.update_tenant(service.operator(tenant_id, _MODES[mode]), changes)
+    settings = service.update_tenant(service.operator(tenant_id, _MODES[mode]), changes, edge.current().vault)
     print_object(settings, TenantSchema(), f"{tenant_id}, {mode} mode", as_json)
 
 

@@ -54,6 +54,23 @@ class TenantSettings(db.Model):
     email_from: Mapped[str | None] = mapped_column(sa.String(320))
     email_reply_to: Mapped[str | None] = mapped_column(sa.String(320))
     finance_email: Mapped[str | None] = mapped_column(sa.String(320))
+    # Collection: the hour of the due date (tenant's time zone) at which invoices are charged;
+    # the days after the first failure at which a declined charge is retried; what an invoice
+    # becomes after the last failure (uncollectible, or open and past due).
+    charge_hour: Mapped[int] = mapped_column(sa.SmallInteger, default=9, server_default="9")
+    retry_days: Mapped[list] = mapped_column(sa.JSON, default=lambda: [3, 5, 7])
+    after_final_failure: Mapped[str] = mapped_column(sa.String(16), default="uncollectible",
+                                                     server_default="uncollectible")
+    # Stripe, in this mode: the secret key and webhook signing secret sealed by the vault (and
+    # the hints the API shows), an API base (test mode only: localstripe, the tests' server),
+    # and the pace of a charge run (None: Stripe's limits for the mode).
+    stripe_secret_key: Mapped[str | None] = mapped_column(sa.Text)
+    stripe_secret_key_hint: Mapped[str | None] = mapped_column(sa.String(40))
+    stripe_webhook_secret: Mapped[str | None] = mapped_column(sa.Text)
+    stripe_webhook_secret_hint: Mapped[str | None] = mapped_column(sa.String(40))
+    stripe_api_base: Mapped[str | None] = mapped_column(sa.String(500))
+    stripe_rate_limit: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    stripe_concurrency: Mapped[int | None] = mapped_column(sa.SmallInteger)
 
     tenant: Mapped[Tenant] = relationship(lazy="joined", innerjoin=True)
 
@@ -61,6 +78,8 @@ class TenantSettings(db.Model):
         sa.CheckConstraint("period_anchor_day BETWEEN 1 AND 28", name="anchor_day"),
         sa.CheckConstraint("charge_day BETWEEN 1 AND 28", name="charge_day"),
         sa.CheckConstraint("invoice_review IN ('auto', 'manual')", name="invoice_review"),
+        sa.CheckConstraint("charge_hour BETWEEN 0 AND 23", name="charge_hour"),
+        sa.CheckConstraint("after_final_failure IN ('uncollectible', 'past_due')", name="after_final_failure"),
     )
 
     @property
@@ -122,6 +141,8 @@ class Customer(db.Model):
     address: Mapped[dict | None] = mapped_column(sa.JSON)
     tax_exempt: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     tax_rate: Mapped[str | None] = mapped_column(sa.String(16))
+    stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_payment_method: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (

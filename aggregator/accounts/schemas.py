@@ -4,8 +4,14 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..fields import (AddressSchema, Currency, EmailAddress, ListArgs, LocaleName, Rate, StrictBoolean, TimeZone,
                       optional_text, text)
+from .. import money
 from .logos import MAX_SIDE, MAX_URI_CHARS, logo_problem
 from .models import ROLES
+
+
+def _increasing(days: list[int]) -> None:
+    if any(b <= a for a, b in zip(days, days[1:])):
+        raise ValidationError("Days in increasing order, each once.")
 
 
 def _real_image(uri: str) -> None:
@@ -46,6 +52,33 @@ class TenantSchema(Schema):
     finance_email = EmailAddress(allow_none=True, metadata={
         "description": "Receives the summary of each closed period and operational notices (a webhook endpoint "
                        "disabled). None: nothing is sent to finance."})
+    charge_hour = fields.Integer(strict=True, validate=validate.Range(min=0, max=23), metadata={
+        "description": "The hour of the due date (tenant's time zone) at which invoices are charged (default 9)."})
+    retry_days = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1, max=60)),
+                             validate=[validate.Length(max=10), _increasing], metadata={
+        "description": "Days after the first failed charge on which it is retried (default [3, 5, 7]); [] : never."})
+    after_final_failure = fields.String(validate=validate.OneOf(["uncollectible", "past_due"]), metadata={
+        "description": "What an invoice becomes when the last retry fails: uncollectible (default), or it stays "
+                       "open, past due."})
+    stripe_secret_key = fields.String(load_only=True, allow_none=True, validate=validate.Regexp(
+        r"^(sk|rk)_(test|live)_[A-Za-z0-9_]{4,250}$", error="A Stripe secret key: sk_test_… or sk_live_…"),
+        metadata={"description": "Write-only; stored encrypted. sk_test_… in test mode only, sk_live_… in live "
+                                 "mode only. null: stop charging through Stripe (manual collection)."})
+    stripe_webhook_secret = fields.String(load_only=True, allow_none=True, validate=validate.Regexp(
+        r"^whsec_[A-Za-z0-9_+/=]{4,250}$", error="A Stripe webhook signing secret: whsec_…"),
+        metadata={"description": "Write-only; stored encrypted: verifies POST /v1/stripe/webhooks/{tenant}/{mode}."})
+    stripe_api_base = fields.Url(load_only=True, allow_none=True, require_tld=False, schemes={"http", "https"},
+                                 validate=validate.Length(max=500), metadata={
+        "description": "Test mode only: another Stripe API address (localstripe, a test server)."})
+    stripe_rate_limit = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=1000),
+                                       metadata={"description": "Stripe requests a second a charge run makes "
+                                                                "(default: 25 in test mode, 100 live)."})
+    stripe_concurrency = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=100),
+                                        metadata={"description": "Charges in flight at once (default 10)."})
+    stripe = fields.Function(lambda s: {
+        "secret_key": s.stripe_secret_key_hint, "webhook_secret": s.stripe_webhook_secret_hint,
+        "api_base": s.stripe_api_base, "webhook_path": f"/v1/stripe/webhooks/{s.tenant_id}/{'live' if s.livemode else 'test'}",
+    }, dump_only=True, metadata={"type": "object", "description": "Stripe in this mode, as hints (never the secrets)."})
     livemode = fields.Boolean(dump_only=True, metadata={
         "description": "The mode these settings apply to: each mode has its own, changed with its own keys."})
     created_at = fields.DateTime(dump_only=True)
@@ -97,6 +130,16 @@ class CustomerSchema(Schema):
     address = fields.Nested(AddressSchema, allow_none=True)
     tax_exempt = StrictBoolean(load_default=False)
     tax_rate = Rate(allow_none=True, metadata={"description": "Overrides the tenant's default rate."})
+    stripe_customer_id = fields.String(allow_none=True, validate=validate.Regexp(
+        r"^cus_[A-Za-z0-9]{1,250}$", error="A Stripe customer id: cus_…"))
+    stripe_payment_method = fields.String(allow_none=True, validate=validate.Regexp(
+        r"^(pm|card|src)_[A-Za-z0-9]{1,250}$", error="A Stripe payment method id: pm_…"), metadata={
+        "description": "Charged off session on the charge day. Setting a new one charges the customer's open "
+                       "invoices that wait for one (hard decline, action required, past due) at once."})
+    credit_balance = fields.Function(lambda c: money.format_amount(getattr(c, "credit_balance", 0), c.currency),
+                                     dump_only=True, metadata={
+        "type": "string", "description": "Credit not yet applied (overpayments, negative totals): the next "
+                                         "invoice takes it as a credit line."})
     livemode = fields.Boolean(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
 

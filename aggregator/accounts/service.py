@@ -92,17 +92,44 @@ class CalendarInUse(Conflict):
 
 #: Settings that move when due work falls due (its lane is nudged when they change).
 _SCHEDULE_SETTINGS = frozenset({"invoice_review", "auto_finalize_after_days", "charge_day", "timezone",
-                                "period_anchor_day"})
+                                "period_anchor_day", "stripe_secret_key", "stripe_api_base"})
 
 
-def update_tenant(principal: Principal, changes: Mapping[str, Any]) -> TenantSettings:
+def _hint(secret: str) -> str:
+    """What the API shows of a secret: its prefix and last four characters (sk_test_…4242)."""
+    prefix = secret[:secret.index("_", secret.index("_") + 1) + 1] if secret.count("_") >= 2 else secret[:6]
+    return f"{prefix}…{secret[-4:]}"
+
+
+def _seal_stripe_secrets(principal: Principal, changes: dict[str, Any], vault) -> dict[str, Any]:
+    mode = "live" if principal.livemode else "test"
+    key = changes.get("stripe_secret_key")
+    if key is not None and f"_{mode}_" not in key[:9]:
+        raise InvalidInput.on("stripe_secret_key", f"A {mode}-mode key must be given in {mode} mode "
+                              f"(…_{mode}_…): a key of the other mode would charge the wrong customers.",
+                              "stripe_key_mode")
+    if changes.get("stripe_api_base") and principal.livemode:
+        raise InvalidInput.on("stripe_api_base", "Live mode always talks to Stripe itself.", "live_api_base")
+    for name in ("stripe_secret_key", "stripe_webhook_secret"):
+        if name in changes:
+            secret = changes[name]
+            if secret is not None and vault is None:
+                raise RuntimeError("Sealing a secret needs the vault")
+            changes[name] = vault.seal(secret) if secret is not None else None
+            changes[f"{name}_hint"] = _hint(secret) if secret is not None else None
+    return changes
+
+
+def update_tenant(principal: Principal, changes: Mapping[str, Any], vault=None) -> TenantSettings:
     """Change the tenant's settings in the caller's mode only: a test key never changes what live
     mode does. The calendar (anchor day, time zone) is fixed once the mode has periods: changing
-    it would re-tile periods that bills and invoices already belong to."""
+    it would re-tile periods that bills and invoices already belong to. Stripe's secrets are
+    sealed by `vault` and only their hints kept in the clear."""
     settings = get_tenant(principal)
     calendar = {k for k in ("period_anchor_day", "timezone") if k in changes and changes[k] != getattr(settings, k)}
     if calendar and _has_periods(principal.tenant_id, principal.livemode):
         raise CalendarInUse(f"{' and '.join(sorted(calendar))} cannot change once bills have been received.")
+    changes = _seal_stripe_secrets(principal, dict(changes), vault)
     for name, value in changes.items():
         setattr(settings, name, value)
     if _SCHEDULE_SETTINGS & changes.keys():
@@ -297,8 +324,14 @@ def find_customer(principal: Principal, external_id: str) -> Customer:
     return found
 
 
-def update_customer(principal: Principal, customer_id: str, changes: Mapping[str, Any]) -> Customer:
+def update_customer(principal: Principal, customer_id: str, changes: Mapping[str, Any],
+                    now: datetime | None = None) -> Customer:
+    """Change a customer. A new payment method puts its open invoices that wait for one (a hard
+    decline, an authentication required, retries run out) up for a charge at once (`now`)."""
     customer = get_customer(principal, customer_id)
+    new_method = changes.get("stripe_payment_method")
+    if new_method and new_method != customer.stripe_payment_method and now is not None:
+        _charge_waiting_invoices(customer, now)
     for name, value in changes.items():
         setattr(customer, name, value)
     try:
@@ -307,4 +340,24 @@ def update_customer(principal: Principal, customer_id: str, changes: Mapping[str
         db.session.rollback()
         raise InvalidInput.on("external_id", "Another customer already has that external_id.",
                               code="external_id_taken") from None
+    return customer
+
+
+def _charge_waiting_invoices(customer: Customer, now: datetime) -> None:
+    from ..consolidate.models import Invoice
+
+    rescheduled = db.session.execute(
+        sa.update(Invoice).where(Invoice.customer_id == customer.id, Invoice.status == "open",
+                                 Invoice.collection.in_(["payment_method_required", "action_required", "past_due"]))
+        .values(next_charge_at=now, collection="scheduled").execution_options(synchronize_session=False)).rowcount
+    if rescheduled:
+        due.nudge(customer.tenant_id, customer.livemode)
+
+
+def with_credit_balance(customer: Customer) -> Customer:
+    """The customer, with `credit_balance`: its credits not yet applied to an invoice."""
+    from ..consolidate.models import Credit
+
+    customer.credit_balance = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Credit.amount), 0)).where(
+        Credit.customer_id == customer.id, Credit.applied_invoice_id.is_(None))) or 0
     return customer

@@ -177,14 +177,16 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         .order_by(bills.customer_id)).all()
     credits: dict[str, list[CreditItem]] = {}
     for row in run(locking(
-            sa.select(Credit.id, Credit.customer_id, Credit.amount, Credit.currency, Invoice.number)
+            sa.select(Credit.id, Credit.customer_id, Credit.amount, Credit.currency, Credit.kind, Invoice.number)
             .join(Invoice, Invoice.id == Credit.source_invoice_id)
             .where(Credit.tenant_id == ctx.tenant_id, Credit.livemode == ctx.livemode,
                    Credit.customer_id > after, Credit.customer_id <= upto,
                    Credit.applied_invoice_id.is_(None))
             .order_by(Credit.id), of=Credit)).all():
         credits.setdefault(row.customer_id, []).append(CreditItem(
-            row.id, row.amount, row.currency, f"Credit carried from invoice {row.number or row.id}"))
+            row.id, row.amount, row.currency,
+            f"Overpayment of invoice {row.number}" if row.kind == "overpayment"
+            else f"Credit carried from invoice {row.number or row.id}"))
 
     default_rate = money.parse_rate(ctx.settings.default_tax_rate)
     summaries: list[tuple[str, InvoiceSummary]] = []

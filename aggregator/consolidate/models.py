@@ -78,6 +78,21 @@ class Invoice(db.Model):
     # The exchange rates the close converted this invoice's bills at, as JSON text
     # {"EUR": "1.083412"} (units of the invoice currency per one unit of the key); NULL when none.
     fx_rates: Mapped[str | None] = mapped_column(sa.Text)
+    # Collection (written by payments.transitions and the transitions here): what was paid and
+    # refunded; when the next automatic charge is due (NULL: none is scheduled); how collection
+    # stands while the invoice is open (COLLECTION); whether a charge of it is disputed.
+    amount_paid: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_charge_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempt_count: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    collection: Mapped[str | None] = mapped_column(sa.String(32))
+    disputed: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+
+    @property
+    def amount_remaining(self) -> int:
+        return max(self.amount_due - self.amount_paid, 0)
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
     stored_lines: Mapped[list["InvoiceLine"]] = relationship(
@@ -92,6 +107,11 @@ class Invoice(db.Model):
         # what the PDF workers look for: finalized invoices without a stored PDF
         sa.Index("ix_invoices_pdf_pending", "id", postgresql_where=sa.text("number IS NOT NULL AND pdf_sha256 IS NULL"),
                  sqlite_where=sa.text("number IS NOT NULL AND pdf_sha256 IS NULL")),
+        sa.CheckConstraint("amount_paid >= 0 AND amount_refunded BETWEEN 0 AND amount_paid", name="paid_amounts"),
+        # what the charge run looks for: open invoices whose next charge is due
+        sa.Index("ix_invoices_charge_due", "tenant_id", "livemode", "next_charge_at",
+                 postgresql_where=sa.text("next_charge_at IS NOT NULL"),
+                 sqlite_where=sa.text("next_charge_at IS NOT NULL")),
         # drafts awaiting their review deadline (auto_finalize_after_days)
         sa.Index("ix_invoices_drafts", "tenant_id", "livemode", "created_at",
                  postgresql_where=sa.text("status = 'draft'"), sqlite_where=sa.text("status = 'draft'")),
@@ -127,8 +147,21 @@ class InvoiceLine(db.Model):
     __table_args__ = (sa.Index("ix_invoice_lines_invoice", "invoice_id", "position"),)
 
 
+#: How collection stands while an invoice is open (NULL once it is not).
+COLLECTION = {
+    "scheduled": "An automatic charge is due at next_charge_at.",
+    "retrying": "A charge was declined; it is retried at next_charge_at.",
+    "action_required": "The customer must authenticate the payment (3-D Secure); no automatic retry.",
+    "payment_method_required": "A hard decline, or no payment method on file: waits for a new payment method.",
+    "past_due": "Every retry failed; the invoice stays open (after_final_failure = past_due).",
+    "manual": "No gateway charges it: it waits for a payment recorded by the platform (a bank transfer).",
+    "processing": "A charge was sent and its outcome is not known yet.",
+}
+
+
 class Credit(db.Model):
-    """Credit owed to a customer, carried from an invoice whose total was negative."""
+    """Credit owed to a customer: carried from an invoice whose total was negative, or the
+    excess of a payment over what its invoice asked (an overpayment)."""
 
     __tablename__ = "credits"
 
@@ -138,7 +171,11 @@ class Credit(db.Model):
     customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
+    # an invoice gives at most one credit: a negative total (nothing due, so never overpaid) or
+    # an overpayment (after which it is paid, so never overpaid again)
     source_invoice_id: Mapped[str] = mapped_column(sa.ForeignKey("invoices.id"), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), default="carried", server_default="carried")
+    source_payment_id: Mapped[str | None] = mapped_column(sa.String(40))
     applied_invoice_id: Mapped[str | None] = mapped_column(sa.ForeignKey("invoices.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

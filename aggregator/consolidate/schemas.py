@@ -5,6 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from decimal import Decimal
 
 from .. import money
+from .models import COLLECTION
 from ..fields import Currency, ListArgs, StrictBoolean, reasonable_instant, text
 
 
@@ -67,6 +68,17 @@ class InvoiceSchema(Schema):
     amount_due = _amount("amount_due")
     carried_credit = _amount("carried_credit")
     due_date = fields.Date()
+    amount_paid = _amount("amount_paid")
+    amount_remaining = _amount("amount_remaining")
+    amount_refunded = _amount("amount_refunded")
+    paid_at = fields.DateTime(allow_none=True)
+    collection = fields.String(allow_none=True, metadata={
+        "enum": [*COLLECTION, None], "description": "How collection stands while the invoice is open: "
+        + "; ".join(f"{k}: {v}" for k, v in COLLECTION.items())})
+    next_charge_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When the next automatic charge is due (tenant's clock); null: none is scheduled."})
+    attempt_count = fields.Integer(metadata={"description": "Charges attempted through the gateway."})
+    disputed = fields.Boolean(metadata={"description": "A charge of it is disputed (finance is told)."})
     lines = fields.List(fields.Nested(InvoiceLineSchema))
     pdf_url = fields.Function(lambda i: f"/v1/invoices/{i.id}/pdf" if i.pdf_path else None)
     pdf_sha256 = fields.String(allow_none=True)

@@ -23,7 +23,7 @@ def invoice_snapshot(invoice: Mapping[str, Any], customer_external_id: str) -> d
     currency = invoice["currency"]
 
     def amount(name: str) -> str:
-        return money.format_amount(invoice[name], currency)
+        return money.format_amount(invoice.get(name) or 0, currency)  # a new row: 0 paid, 0 refunded
 
     return {
         "id": invoice["id"], "object": "invoice", "number": invoice["number"],
@@ -33,6 +33,11 @@ def invoice_snapshot(invoice: Mapping[str, Any], customer_external_id: str) -> d
         "tax_rate": invoice["tax_rate"], "tax": amount("tax"), "total": amount("total"),
         "amount_due": amount("amount_due"), "carried_credit": amount("carried_credit"),
         "due_date": _day(invoice["due_date"]),
+        "amount_paid": amount("amount_paid"), "amount_remaining": money.format_amount(
+            max(invoice["amount_due"] - (invoice.get("amount_paid") or 0), 0), currency),
+        "amount_refunded": amount("amount_refunded"), "paid_at": _instant(invoice.get("paid_at")),
+        "collection": invoice.get("collection"), "next_charge_at": _instant(invoice.get("next_charge_at")),
+        "attempt_count": invoice.get("attempt_count") or 0, "disputed": bool(invoice.get("disputed")),
         "pdf_url": f"/v1/invoices/{invoice['id']}/pdf" if invoice.get("pdf_path") else None,
         "pdf_sha256": invoice.get("pdf_sha256"), "created_at": _instant(invoice["created_at"]),
         "finalized_at": _instant(invoice.get("finalized_at")), "voided_at": _instant(invoice.get("voided_at")),

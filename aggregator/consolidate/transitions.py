@@ -1,7 +1,9 @@
 """The guarded transitions of invoices: created (draft, or open at once under automatic
-review), draft -> open (finalized: numbered from the gapless sequence), -> void. The only code
-that writes an invoice's status, and where each change's event is written, in the same
-transaction: `invoice.created`, `invoice.finalized`, `invoice.voided`."""
+review), draft -> open (finalized: numbered from the gapless sequence, its charge scheduled),
+open -> paid | uncollectible, uncollectible -> paid, -> void. The only code that writes an
+invoice's status, and where each change's event is written, in the same transaction:
+`invoice.created`, `invoice.finalized`, `invoice.paid`, `invoice.marked_uncollectible`,
+`invoice.voided`."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,6 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from .. import due
+from ..payments.schedule import charge_at
 from ..accounts.models import Customer, TenantSettings
 from ..db import bulk_insert, db, dialect_insert, locking, run
 from ..events.service import NewEvent, record
@@ -52,7 +55,9 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     for offset, row in enumerate(rows):
         row.update(status="open" if auto else "draft", created_at=as_of, finalized_at=as_of if auto else None,
-                   number=format_number(settings.invoice_prefix, year, first_number + offset) if auto else None)
+                   number=format_number(settings.invoice_prefix, year, first_number + offset) if auto else None,
+                   next_charge_at=_charge_at(settings, row["due_date"], as_of) if auto else None,
+                   collection="scheduled" if auto else None)
     bulk_insert(_invoices, rows)
     if auto:
         _advance_sequence(settings.tenant_id, settings.livemode, first_number + len(rows))
@@ -63,8 +68,8 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
         if auto:
             events.append(NewEvent("invoice.finalized", row["id"], snapshot))
     record(settings.tenant_id, settings.livemode, as_of, events)
-    if not auto and settings.auto_finalize_after_days is not None:
-        due.nudge(settings.tenant_id, settings.livemode)  # their review deadline is due work
+    if auto or settings.auto_finalize_after_days is not None:
+        due.nudge(settings.tenant_id, settings.livemode)  # their charge (or review deadline) is due work
 
 
 def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datetime) -> list[str]:
@@ -76,28 +81,62 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
         return []
     tenant_id, livemode = settings.tenant_id, settings.livemode
     first = lock_sequence(tenant_id, livemode)
-    drafts = run(locking(sa.select(_invoices.c.id).where(_invoices.c.id.in_(list(invoice_ids)),
+    drafts = run(locking(sa.select(_invoices.c.id, _invoices.c.due_date).where(_invoices.c.id.in_(list(invoice_ids)),
                                                          _invoices.c.tenant_id == tenant_id,
                                                          _invoices.c.livemode == livemode,
                                                          _invoices.c.status == "draft")
-                         .order_by(_invoices.c.id))).scalars().all()
+                         .order_by(_invoices.c.id))).all()
     if not drafts:
         return []
     _advance_sequence(tenant_id, livemode, first + len(drafts))
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     run(guarded_update(INVOICE_STATES, _invoices, "open", _invoices.c.id == sa.bindparam("invoice"))
-        .values(finalized_at=as_of, number=sa.bindparam("number")),
-        [{"invoice": invoice_id, "number": format_number(settings.invoice_prefix, year, first + offset)}
-         for offset, invoice_id in enumerate(drafts)])
-    _announce(settings, "invoice.finalized", drafts, as_of)
-    return list(drafts)
+        .values(finalized_at=as_of, number=sa.bindparam("number"), next_charge_at=sa.bindparam("charge_at"),
+                collection="scheduled"),
+        [{"invoice": invoice_id, "number": format_number(settings.invoice_prefix, year, first + offset),
+          "charge_at": _charge_at(settings, due_date, as_of)}
+         for offset, (invoice_id, due_date) in enumerate(drafts)])
+    ids = [invoice_id for invoice_id, _ in drafts]
+    _announce(settings, "invoice.finalized", ids, as_of)
+    due.nudge(tenant_id, livemode)  # their charge is due work
+    return ids
+
+
+def _charge_at(settings: TenantSettings, due_date, finalized_at: datetime) -> datetime:
+    return charge_at(due_date, settings.charge_hour, settings.timezone, not_before=finalized_at)
+
+
+def mark_paid(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datetime,
+              details: dict | None = None) -> list[str]:
+    """open | uncollectible -> paid, as of `as_of` (what was paid is already on the invoices),
+    with an `invoice.paid` event each. -> the ids that changed (others were paid or void)."""
+    if not invoice_ids:
+        return []
+    changed = db.session.execute(
+        guarded_update(INVOICE_STATES, _invoices, "paid", _invoices.c.id.in_(list(invoice_ids)))
+        .values(paid_at=as_of, next_charge_at=None, collection=None)
+        .returning(_invoices.c.id)).scalars().all()
+    _announce(settings, "invoice.paid", changed, as_of, details)
+    return list(changed)
+
+
+def mark_uncollectible(settings: TenantSettings, invoice_id: str, as_of: datetime, details: dict | None = None) -> bool:
+    """open -> uncollectible (every retry failed, or an operator gave up), with its
+    `invoice.marked_uncollectible` event."""
+    changed = db.session.execute(
+        guarded_update(INVOICE_STATES, _invoices, "uncollectible", _invoices.c.id == invoice_id)
+        .values(next_charge_at=None, collection=None)).rowcount
+    if changed:
+        _announce(settings, "invoice.marked_uncollectible", [invoice_id], as_of, details)
+    return bool(changed)
 
 
 def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
     """-> void (from draft, open or uncollectible), with its `invoice.voided` event. -> whether
     it changed (False: it was void already)."""
     changed = db.session.execute(guarded_update(INVOICE_STATES, _invoices, "void", _invoices.c.id == invoice.id)
-                                 .values(voided_at=now, void_reason=reason)).rowcount
+                                 .values(voided_at=now, void_reason=reason, next_charge_at=None,
+                                         collection=None)).rowcount
     if changed:
         db.session.expire(invoice)
         settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
@@ -105,10 +144,15 @@ def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
     return bool(changed)
 
 
-def _announce(settings: TenantSettings, type_: str, invoice_ids: Sequence[str], created: datetime) -> None:
+def _announce(settings: TenantSettings, type_: str, invoice_ids: Sequence[str], created: datetime,
+              details: dict | None = None) -> None:
+    """Record `type_` for each invoice: data {"object": the invoice, **details[invoice id]}."""
+    if not invoice_ids:
+        return
     rows = db.session.execute(sa.select(Invoice, Customer.external_id).join(Customer, Customer.id == Invoice.customer_id)
                               .where(Invoice.id.in_(list(invoice_ids)))
                               .execution_options(populate_existing=True)).all()
     record(settings.tenant_id, settings.livemode, created,
-           [NewEvent(type_, invoice.id, {"object": invoice_snapshot(columns(invoice), external_id)})
+           [NewEvent(type_, invoice.id, {"object": invoice_snapshot(columns(invoice), external_id),
+                                         **((details or {}).get(invoice.id) or {})})
             for invoice, external_id in sorted(rows, key=lambda r: r[0].id)])

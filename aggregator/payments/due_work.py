@@ -1,0 +1,20 @@
+"""What the payments area registers with aggregator.due: the charge of invoices at their charge
+instant (the due date at the tenant's charge hour, then each retry time)."""
+from __future__ import annotations
+
+from ..due import Kind, Lane, Unit
+from . import charge_service
+
+CHARGE = "invoice.charge"
+
+
+def _next_charge(lane: Lane) -> Unit | None:
+    at = charge_service.next_charge_due(lane.tenant_id, lane.livemode)
+    return Unit(CHARGE, at) if at else None
+
+
+def _run_charge(lane: Lane, unit: Unit, adapters) -> charge_service.ChargeReport:
+    return charge_service.charge_due(lane.tenant_id, lane.livemode, unit.due_at, adapters)
+
+
+KINDS = [Kind(CHARGE, _next_charge, _run_charge)]

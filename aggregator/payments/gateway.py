@@ -1,0 +1,308 @@
+"""The payment gateway adapter: Stripe through the official SDK (a `StripeClient` per tenant and
+mode, never the global `stripe.api_key`), or none (manual collection: bank transfers and other
+payments the platform records).
+
+The gateway never decides what a charge means for an invoice; it turns one attempt (a payment
+row already committed, whose id makes the idempotency key) into an `Outcome`. An outcome it
+cannot know (a dropped connection, a timeout, a Stripe 5xx or 429) is resolved by looking the
+PaymentIntent up (by id, or by listing the customer's PaymentIntents and matching the payment
+id in their metadata), never by creating another; the request is sent again, with the same
+idempotency key, only when Stripe has no record of it. When even that cannot be learned, the
+outcome is `unknown` and the payment stays pending, to be resolved the same way later."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import stripe
+
+log = logging.getLogger(__name__)
+
+#: Answers that leave a request's outcome unknown (Stripe may or may not have acted on it).
+UNKNOWN_ERRORS = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
+
+#: How many times an attempt whose outcome is unknown is looked up (and, if Stripe has no
+#: record of it, sent again) before it is left pending for a later run.
+RESOLVE_TRIES = 3
+REQUEST_TIMEOUT = 30.0  # seconds; a slower answer is an unknown outcome
+
+
+class GatewayMisconfigured(Exception):
+    """The gateway refused our credentials or our account's permissions: nothing was charged,
+    and nothing will be until an operator fixes the settings (the attempt stays pending)."""
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One attempt, as the gateway needs it."""
+
+    payment_id: str
+    idempotency_key: str
+    amount: int  # in the gateway's units for the currency (money.to_stripe_amount)
+    currency: str  # ISO code, upper case
+    customer: str
+    payment_method: str
+    metadata: Mapping[str, str]
+    description: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What became of an attempt. `status`: succeeded, failed, requires_action, pending (the
+    gateway is still processing: a webhook settles it), unknown (not learned: stays pending)."""
+
+    status: str
+    payment_intent_id: str | None = None
+    charge_id: str | None = None
+    gateway_status: str | None = None
+    failure_code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+    requests: int = 0
+    amount: int | None = None  # the gateway's amount, in its units (refund outcomes)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    refund_id: str
+    idempotency_key: str
+    payment_intent_id: str
+    amount: int  # gateway units
+    reason: str | None
+    metadata: Mapping[str, str]
+
+
+class RateLimiter:
+    """At most `rate` calls per second across threads (calls are spaced 1/rate apart)."""
+
+    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep):
+        self.interval, self._sleep = 1.0 / rate, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+def _intent_outcome(intent: Any, requests: int) -> Outcome:
+    """A PaymentIntent as an outcome."""
+    status = intent.get("status")
+    charge = intent.get("latest_charge")
+    charge_id = charge if isinstance(charge, str) or charge is None else charge.get("id")
+    error = intent.get("last_payment_error") or {}
+    common = {"payment_intent_id": intent.get("id"), "charge_id": charge_id, "gateway_status": status,
+              "requests": requests}
+    if status == "succeeded":
+        return Outcome("succeeded", **common)
+    if status in ("requires_action", "requires_confirmation"):
+        return Outcome("requires_action", message="The payment needs the customer's authentication.", **common)
+    if status == "processing":
+        return Outcome("pending", **common)
+    return Outcome("failed", failure_code=error.get("code") or status, decline_code=error.get("decline_code"),
+                   message=error.get("message") or f"The PaymentIntent is {status}.", **common)
+
+
+def _card_error_outcome(error: stripe.CardError, requests: int) -> Outcome:
+    details = error.error
+    intent = getattr(details, "payment_intent", None) if details is not None else None
+    return Outcome("failed", payment_intent_id=intent.get("id") if intent else None,
+                   charge_id=getattr(details, "charge", None) if details is not None else None,
+                   gateway_status=intent.get("status") if intent else "card_error",
+                   failure_code=error.code or "card_declined",
+                   decline_code=getattr(details, "decline_code", None) if details is not None else None,
+                   message=error.user_message or str(error), requests=requests)
+
+
+class StripeGateway:
+    name = "stripe"
+
+    def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = REQUEST_TIMEOUT,
+                 sleep: Callable[[float], None] = time.sleep, backoff: float = 0.5):
+        addresses = {"api": api_base.rstrip("/")} if api_base else None
+        self.client = stripe.StripeClient(secret_key, base_addresses=addresses, max_network_retries=0,
+                                          http_client=stripe.RequestsClient(timeout=timeout))
+        self._sleep, self._backoff = sleep, backoff
+
+    # --- charges --------------------------------------------------------------------------
+
+    def charge(self, charge: Charge, *, resume: bool = False, payment_intent_id: str | None = None,
+               pace: Callable[[], None] = lambda: None) -> Outcome:
+        """Create and confirm the attempt's PaymentIntent (off session). `resume`: the attempt may
+        have been sent before (a pending payment found after a crash): look it up first."""
+        requests = 0
+        look_first = resume
+        for tries in range(RESOLVE_TRIES + 1):
+            if look_first:
+                pace()
+                try:
+                    intent, calls = self._find_intent(charge, payment_intent_id)
+                except UNKNOWN_ERRORS as exc:
+                    requests += 1
+                    return Outcome("unknown", message=f"Looking the attempt up failed: {_describe(exc)}",
+                                   requests=requests)
+                except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+                    raise GatewayMisconfigured(_describe(exc)) from exc
+                requests += calls
+                if intent is not None:
+                    return _intent_outcome(intent, requests)
+                # Stripe has no record of it: (re)send it, with the same idempotency key
+            if tries:
+                self._sleep(self._backoff * 2 ** (tries - 1))
+            requests += 1
+            pace()
+            try:
+                intent = self.client.v1.payment_intents.create(params=self._intent_params(charge),
+                                                               options={"idempotency_key": charge.idempotency_key})
+            except stripe.CardError as exc:
+                return _card_error_outcome(exc, requests)
+            except UNKNOWN_ERRORS as exc:
+                log.warning("charge %s: outcome unknown (%s); looking it up", charge.payment_id, _describe(exc))
+                look_first = True
+                continue
+            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+                raise GatewayMisconfigured(_describe(exc)) from exc
+            except stripe.InvalidRequestError as exc:  # no such customer or payment method, …
+                return Outcome("failed", gateway_status="invalid_request", failure_code=exc.code or "invalid_request",
+                               message=_describe(exc), requests=requests, extra={"param": getattr(exc, "param", None)})
+            except stripe.IdempotencyError as exc:  # the key was used with other parameters: a defect
+                return Outcome("unknown", message=_describe(exc), requests=requests)
+            return _intent_outcome(intent, requests)
+        return Outcome("unknown", message=f"No answer after {RESOLVE_TRIES + 1} tries.", requests=requests)
+
+    def _intent_params(self, charge: Charge) -> dict:
+        params = {"amount": charge.amount, "currency": charge.currency.lower(), "customer": charge.customer,
+                  "payment_method": charge.payment_method, "off_session": True, "confirm": True,
+                  "metadata": dict(charge.metadata)}
+        if charge.description:
+            params["description"] = charge.description
+        return params
+
+    def retrieve(self, payment_intent_id: str) -> Outcome:
+        return _intent_outcome(self.client.v1.payment_intents.retrieve(payment_intent_id), 1)
+
+    def _find_intent(self, charge: Charge, payment_intent_id: str | None) -> tuple[Any | None, int]:
+        """The attempt's PaymentIntent: by id if known, else the customer's PaymentIntents
+        (newest first, back to when the attempt was saved) matched on metadata.payment_id."""
+        if payment_intent_id:
+            return self.client.v1.payment_intents.retrieve(payment_intent_id), 1
+        params: dict[str, Any] = {"customer": charge.customer, "limit": 100}  # a customer has few
+        calls = 0
+        try:
+            page = self.client.v1.payment_intents.list(params=params)
+        except stripe.InvalidRequestError as exc:
+            # A peer that cannot filter the list (localstripe does not take `customer`): read
+            # it whole. Stripe itself takes it.
+            if "Unexpected" not in str(exc):
+                raise
+            page = self.client.v1.payment_intents.list(params={"limit": 100})
+        while True:
+            calls += 1
+            for intent in page.data:
+                if (intent.get("metadata") or {}).get("payment_id") == charge.payment_id:
+                    return intent, calls
+            if not page.has_more or not page.data:
+                return None, calls
+            page = page.next_page()
+
+    # --- refunds --------------------------------------------------------------------------
+
+    def refund(self, request: RefundRequest, *, resume: bool = False, refund_id: str | None = None,
+               pace: Callable[[], None] = lambda: None) -> Outcome:
+        """Refund (part of) a PaymentIntent, idempotently: an unknown outcome is looked up among
+        the PaymentIntent's refunds (metadata.refund_id) before it is sent again."""
+        requests = 0
+        look_first = resume
+        for tries in range(RESOLVE_TRIES + 1):
+            if look_first:
+                pace()
+                try:
+                    found = self._find_refund(request, refund_id)
+                except UNKNOWN_ERRORS as exc:
+                    return Outcome("unknown", message=_describe(exc), requests=requests + 1)
+                requests += 1
+                if found is not None:
+                    return _refund_outcome(found, requests)
+            if tries:
+                self._sleep(self._backoff * 2 ** (tries - 1))
+            requests += 1
+            params = {"payment_intent": request.payment_intent_id, "amount": request.amount,
+                      "metadata": dict(request.metadata)}
+            if request.reason in ("duplicate", "fraudulent", "requested_by_customer"):
+                params["reason"] = request.reason
+            pace()
+            try:
+                refund = self.client.v1.refunds.create(params=params,
+                                                       options={"idempotency_key": request.idempotency_key})
+            except UNKNOWN_ERRORS as exc:
+                log.warning("refund %s: outcome unknown (%s); looking it up", request.refund_id, _describe(exc))
+                look_first = True
+                continue
+            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+                raise GatewayMisconfigured(_describe(exc)) from exc
+            except stripe.StripeError as exc:
+                return Outcome("failed", failure_code=getattr(exc, "code", None) or "refund_failed",
+                               message=_describe(exc), requests=requests)
+            return _refund_outcome(refund, requests)
+        return Outcome("unknown", message=f"No answer after {RESOLVE_TRIES + 1} tries.", requests=requests)
+
+    def _find_refund(self, request: RefundRequest, refund_id: str | None):
+        if refund_id:
+            return self.client.v1.refunds.retrieve(refund_id)
+        page = self.client.v1.refunds.list(params={"payment_intent": request.payment_intent_id, "limit": 100})
+        for refund in page.auto_paging_iter():
+            if (refund.get("metadata") or {}).get("refund_id") == request.refund_id:
+                return refund
+        return None
+
+
+def _refund_outcome(refund: Any, requests: int) -> Outcome:
+    status = refund.get("status")
+    mapped = {"succeeded": "succeeded", "pending": "pending", "requires_action": "pending",
+              "failed": "failed", "canceled": "failed"}.get(status, "pending")
+    return Outcome(mapped, gateway_status=status, message=refund.get("failure_reason"), requests=requests,
+                   amount=refund.get("amount"), extra={"refund_id": refund.get("id")},
+                   charge_id=refund.get("charge") if isinstance(refund.get("charge"), str) else None)
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "http_status", None)
+    message = getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}{f' ({status})' if status else ''}: {message}"[:1000]
+
+
+class Gateways:
+    """Builds the gateway of a tenant in a mode from its settings (None: manual collection),
+    one StripeClient per key and API base, shared by the threads of a charge run."""
+
+    def __init__(self, vault, *, timeout: float = REQUEST_TIMEOUT):
+        self.vault, self.timeout = vault, timeout
+        self._cache: dict[tuple[str, str | None], StripeGateway] = {}
+        self._lock = threading.Lock()
+
+    def for_settings(self, settings) -> StripeGateway | None:
+        if not settings.stripe_secret_key:
+            return None
+        key = self.vault.unseal(settings.stripe_secret_key)
+        cache_key = (key, settings.stripe_api_base)
+        with self._lock:
+            gateway = self._cache.get(cache_key)
+            if gateway is None:
+                gateway = self._cache[cache_key] = StripeGateway(key, settings.stripe_api_base, timeout=self.timeout)
+        return gateway
+
+
+def default_rate(livemode: bool) -> int:
+    """Stripe's documented pace: about 100 write requests a second live, 25 in test mode."""
+    return 100 if livemode else 25
+
+
+DEFAULT_CONCURRENCY = 10

@@ -1,0 +1,118 @@
+"""The only place that writes the status of payments and refunds (see states.py), each change
+with its event in the same transaction.
+
+Payment: pending -> succeeded | failed | requires_action | canceled; requires_action ->
+succeeded | failed | canceled (the customer authenticated, or gave up: Stripe's webhook tells).
+A payment recorded outside a gateway is created succeeded. Events: `payment.succeeded`,
+`payment.failed` (`payment.requires_action` has its invoice's event instead).
+
+Refund: pending -> succeeded | failed | canceled. Events: `refund.created`, `refund.succeeded`,
+`refund.failed`."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from ..db import bulk_insert, db
+from ..events.service import NewEvent, record
+from ..states import guarded_update, machine
+from .models import Payment, Refund
+from .schemas import PaymentSchema, RefundSchema
+
+PAYMENT_STATES = machine("payment", {
+    "pending": {"succeeded", "failed", "requires_action", "canceled"},
+    "requires_action": {"succeeded", "failed", "canceled"},
+    "succeeded": set(),
+    "failed": set(),
+    "canceled": set(),
+})
+REFUND_STATES = machine("refund", {
+    "pending": {"succeeded", "failed", "canceled"},
+    "succeeded": set(),
+    "failed": set(),
+    "canceled": set(),
+})
+
+_payments, _refunds = Payment.__table__, Refund.__table__
+_payment_schema, _refund_schema = PaymentSchema(), RefundSchema()
+
+
+def start_attempts(rows: list[dict]) -> None:
+    """Store gateway attempts `pending` (the caller commits them before calling the gateway)."""
+    for row in rows:
+        row["status"] = PAYMENT_STATES.initial
+    bulk_insert(_payments, rows)
+
+
+def record_received(row: dict, as_of: datetime) -> Payment:
+    """A payment received outside a gateway, stored succeeded, with `payment.succeeded`."""
+    payment = Payment(**row, status="succeeded", settled_at=as_of)
+    db.session.add(payment)
+    db.session.flush()
+    _announce(payment.tenant_id, payment.livemode, "payment.succeeded", [payment], as_of)
+    return payment
+
+
+def settle_payments(changes: Sequence[tuple[Payment, str, dict[str, Any]]], as_of: datetime) -> list[Payment]:
+    """Move each payment to its target with other columns (the gateway's ids, codes), if the
+    table allows it from where it stands now; announce `payment.succeeded` / `payment.failed`.
+    -> the payments that changed (a webhook that settled one first leaves it alone here)."""
+    changed: list[Payment] = []
+    for payment, target, values in changes:
+        done = db.session.execute(guarded_update(PAYMENT_STATES, _payments, target, _payments.c.id == payment.id)
+                                  .values(settled_at=as_of if target != "requires_action" else None, **values)
+                                  .execution_options(synchronize_session=False)).rowcount
+        if done:
+            changed.append(payment)
+    if changed:
+        for payment in changed:
+            db.session.refresh(payment)
+        by_lane: dict[tuple[str, bool], dict[str, list[Payment]]] = {}
+        for payment in changed:
+            if payment.status in ("succeeded", "failed"):
+                by_lane.setdefault((payment.tenant_id, payment.livemode), {}).setdefault(
+                    f"payment.{payment.status}", []).append(payment)
+        for (tenant_id, livemode), by_type in by_lane.items():
+            for type_, payments in by_type.items():
+                _announce(tenant_id, livemode, type_, payments, as_of)
+    return changed
+
+
+def note_payment(payment: Payment, **values) -> None:
+    """Columns of a payment that are not its status (the requests made, the gateway's ids)."""
+    db.session.execute(sa.update(_payments).where(_payments.c.id == payment.id).values(**values)
+                       .execution_options(synchronize_session=False))
+
+
+def _announce(tenant_id: str, livemode: bool, type_: str, payments: Iterable[Payment], created: datetime) -> None:
+    record(tenant_id, livemode, created,
+           [NewEvent(type_, p.id, {"object": _payment_schema.dump(p)}) for p in payments])
+
+
+# --- refunds ----------------------------------------------------------------------------------
+
+def create_refund(row: dict, as_of: datetime, *, settled: bool) -> Refund:
+    """A refund, pending (a gateway's, sent once committed) or, for money returned outside a
+    gateway, succeeded at once; with `refund.created` (and `refund.succeeded`)."""
+    refund = Refund(**row, status="succeeded" if settled else REFUND_STATES.initial,
+                    settled_at=as_of if settled else None)
+    db.session.add(refund)
+    db.session.flush()
+    types = ["refund.created", "refund.succeeded"] if settled else ["refund.created"]
+    record(refund.tenant_id, refund.livemode, as_of,
+           [NewEvent(t, refund.id, {"object": _refund_schema.dump(refund)}) for t in types])
+    return refund
+
+
+def settle_refund(refund: Refund, target: str, as_of: datetime, **values) -> bool:
+    """pending -> succeeded | failed | canceled, with `refund.<target>`. False: it was settled."""
+    done = db.session.execute(guarded_update(REFUND_STATES, _refunds, target, _refunds.c.id == refund.id)
+                              .values(settled_at=as_of, locked_until=None, **values)
+                              .execution_options(synchronize_session=False)).rowcount
+    if done:
+        db.session.refresh(refund)
+        record(refund.tenant_id, refund.livemode, as_of,
+               [NewEvent(f"refund.{target}", refund.id, {"object": _refund_schema.dump(refund)})])
+    return bool(done)
