@@ -12,6 +12,16 @@ EVENT_TYPES = {
     "invoice.pdf_ready": "An invoice's PDF was rendered and stored.",
     "period.closed": "A period was closed: every customer with bills in it has its invoice.",
     "bills.invoiced": "A provider's bills of a closed period were invoiced (counts and sums per currency).",
+    "invoice.paid": "An invoice was paid in full (by a charge, recorded payments, or nothing being due).",
+    "invoice.payment_failed": "A charge of an invoice failed; data.next_retry_at tells when it is retried (null: "
+                              "not automatically).",
+    "invoice.payment_action_required": "A charge needs the customer's authentication (3-D Secure).",
+    "invoice.marked_uncollectible": "An invoice's last retry failed: it was marked uncollectible.",
+    "payment.succeeded": "A payment succeeded (a charge, or money recorded as received).",
+    "payment.failed": "A charge attempt failed (declined, or refused before it was sent).",
+    "refund.created": "A refund was created.",
+    "refund.succeeded": "A refund succeeded.",
+    "refund.failed": "A refund failed.",
     "webhook_endpoint.disabled": "A webhook endpoint was disabled after its deliveries failed for about three days.",
 }
 
