@@ -161,3 +161,12 @@ def bill_body(**overrides) -> dict:
             "description": "Pro plan, October"}
     body.update(overrides)
     return body
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    from tests.localstripe_server import LocalStripe
+
+    server = LocalStripe()
+    yield server
+    server.stop()

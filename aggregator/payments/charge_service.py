@@ -253,8 +253,7 @@ def _charge_of(payment: Payment, invoice: Invoice, settings: TenantSettings) -> 
         amount=money.to_stripe_amount(payment.amount, payment.currency), currency=payment.currency,
         customer=payment.stripe_customer_id, payment_method=payment.stripe_payment_method,
         metadata={"tenant": settings.tenant_id, "mode": "live" if settings.livemode else "test",
-                  "invoice_id": invoice.id, "invoice_number": invoice.number or "", "payment_id": payment.id},
-        description=f"Invoice {invoice.number}" if invoice.number else None)
+                  "invoice_id": invoice.id, "invoice_number": invoice.number or "", "payment_id": payment.id})
 
 
 # --- outcomes ---------------------------------------------------------------------------------

@@ -46,7 +46,6 @@ class Charge:
     customer: str
     payment_method: str
     metadata: Mapping[str, str]
-    description: str | None = None
 
 
 @dataclass
@@ -93,8 +92,14 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
+def _plain(obj: Any) -> dict:
+    """A Stripe object as plain dicts (the SDK's objects are not dicts since v15)."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj or {})
+
+
 def _intent_outcome(intent: Any, requests: int) -> Outcome:
     """A PaymentIntent as an outcome."""
+    intent = _plain(intent)
     status = intent.get("status")
     charge = intent.get("latest_charge")
     charge_id = charge if isinstance(charge, str) or charge is None else charge.get("id")
@@ -114,6 +119,7 @@ def _intent_outcome(intent: Any, requests: int) -> Outcome:
 def _card_error_outcome(error: stripe.CardError, requests: int) -> Outcome:
     details = error.error
     intent = getattr(details, "payment_intent", None) if details is not None else None
+    intent = _plain(intent) if intent is not None else None
     return Outcome("failed", payment_intent_id=intent.get("id") if intent else None,
                    charge_id=getattr(details, "charge", None) if details is not None else None,
                    gateway_status=intent.get("status") if intent else "card_error",
@@ -179,12 +185,9 @@ class StripeGateway:
         return Outcome("unknown", message=f"No answer after {RESOLVE_TRIES + 1} tries.", requests=requests)
 
     def _intent_params(self, charge: Charge) -> dict:
-        params = {"amount": charge.amount, "currency": charge.currency.lower(), "customer": charge.customer,
-                  "payment_method": charge.payment_method, "off_session": True, "confirm": True,
-                  "metadata": dict(charge.metadata)}
-        if charge.description:
-            params["description"] = charge.description
-        return params
+        return {"amount": charge.amount, "currency": charge.currency.lower(), "customer": charge.customer,
+                "payment_method": charge.payment_method, "off_session": True, "confirm": True,
+                "metadata": dict(charge.metadata)}
 
     def retrieve(self, payment_intent_id: str) -> Outcome:
         return _intent_outcome(self.client.v1.payment_intents.retrieve(payment_intent_id), 1)
@@ -207,7 +210,7 @@ class StripeGateway:
         while True:
             calls += 1
             for intent in page.data:
-                if (intent.get("metadata") or {}).get("payment_id") == charge.payment_id:
+                if (_plain(intent).get("metadata") or {}).get("payment_id") == charge.payment_id:
                     return intent, calls
             if not page.has_more or not page.data:
                 return None, calls
@@ -259,12 +262,13 @@ class StripeGateway:
             return self.client.v1.refunds.retrieve(refund_id)
         page = self.client.v1.refunds.list(params={"payment_intent": request.payment_intent_id, "limit": 100})
         for refund in page.auto_paging_iter():
-            if (refund.get("metadata") or {}).get("refund_id") == request.refund_id:
+            if (_plain(refund).get("metadata") or {}).get("refund_id") == request.refund_id:
                 return refund
         return None
 
 
 def _refund_outcome(refund: Any, requests: int) -> Outcome:
+    refund = _plain(refund)
     status = refund.get("status")
     mapped = {"succeeded": "succeeded", "pending": "pending", "requires_action": "pending",
               "failed": "failed", "canceled": "failed"}.get(status, "pending")

@@ -1,0 +1,119 @@
+"""Charging on the charge day against a real peer (localstripe): the test clock moves past the
+due date at the charge hour, and past each retry day; each charge runs as of its own instant."""
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.test_invoices_api import advance, send
+from tests.localstripe_server import CARD_3DS, CARD_DECLINED, CARD_OK
+
+# The tenant is in Australia/Sydney: the period 2026-10-25 ends 2026-11-25 00:00 local; the
+# invoice is due on the 2nd and charged at 09:00 local, 2026-12-01 22:00 UTC.
+CHARGE_AT = "2026-12-01T22:00:00+00:00"
+
+
+@pytest.fixture
+def stripe_tenant(tenant, localstripe):
+    response = tenant.admin["test"].patch("/v1/tenant", {
+        "stripe_secret_key": "sk_test_aggregator4242", "stripe_api_base": localstripe.url})
+    assert response.status_code == 200, response.json
+    return tenant
+
+
+def _customer_paying_with(tenant, localstripe, card: str, external_id: str = "cust-1") -> dict:
+    tenant.customer(external_id)
+    stripe_customer, method = localstripe.customer_with_card(card)
+    response = tenant.admin["test"].patch(f"/v1/customers/{external_id}", {
+        "stripe_customer_id": stripe_customer, "stripe_payment_method": method})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def _invoice(tenant) -> dict:
+    invoices = tenant.admin["test"].get("/v1/invoices").json["data"]
+    assert len(invoices) == 1
+    return invoices[0]
+
+
+def _intents_of(localstripe, invoice_id: str) -> list:
+    return [pi for pi in localstripe.payment_intents() if pi.to_dict().get("metadata", {}).get("invoice_id") == invoice_id]
+
+
+def _event_types(tenant) -> list[str]:
+    return [e["type"] for e in tenant.admin["test"].get("/v1/events", query_string={"limit": 100}).json["data"]]
+
+
+def test_the_settings_show_only_hints_of_the_stripe_secrets(stripe_tenant):
+    body = stripe_tenant.admin["test"].get("/v1/tenant").json
+    assert body["stripe"]["secret_key"] == "sk_test_…4242"
+    assert "stripe_secret_key" not in body and "sk_test_aggregator4242" not in str(body)
+    wrong = stripe_tenant.admin["test"].patch("/v1/tenant", {"stripe_secret_key": "sk_live_abcd1234"})
+    assert wrong.status_code == 422 and "stripe_secret_key" in str(wrong.json)
+    live_base = stripe_tenant.admin["live"].patch("/v1/tenant", {"stripe_api_base": "http://127.0.0.1:1"})
+    assert live_base.status_code == 422
+
+
+def test_an_invoice_is_charged_once_at_its_charge_instant(stripe_tenant, localstripe):
+    _customer_paying_with(stripe_tenant, localstripe, CARD_OK)
+    provider = stripe_tenant.provider()
+    send(provider, "b1", amount="120.00")
+    advance(stripe_tenant, "2026-12-01T21:59:00+00:00")  # closed, not yet charged
+    invoice = _invoice(stripe_tenant)
+    assert invoice["status"] == "open" and invoice["collection"] == "scheduled"
+    assert invoice["next_charge_at"] == "2026-12-01T22:00:00+00:00"
+    advance(stripe_tenant, "2026-12-20T00:00:00+00:00")
+    invoice = _invoice(stripe_tenant)
+    assert invoice["status"] == "paid" and invoice["amount_paid"] == "120.00"
+    assert invoice["amount_remaining"] == "0.00" and invoice["paid_at"] == CHARGE_AT
+    intents = _intents_of(localstripe, invoice["id"])
+    assert len(intents) == 1 and intents[0].status == "succeeded" and intents[0].amount == 12000
+    assert intents[0].currency == "aud" and intents[0].metadata["invoice_number"] == invoice["number"]
+    types = _event_types(stripe_tenant)
+    assert "invoice.paid" in types and "payment.succeeded" in types
+
+
+def test_a_declined_card_is_retried_on_the_schedule_then_the_invoice_is_uncollectible(stripe_tenant, localstripe):
+    _customer_paying_with(stripe_tenant, localstripe, CARD_DECLINED)
+    send(stripe_tenant.provider(), "b1", amount="50.00")
+    advance(stripe_tenant, "2026-12-03T00:00:00+00:00")
+    invoice = _invoice(stripe_tenant)
+    assert invoice["status"] == "open" and invoice["collection"] == "retrying"
+    assert invoice["next_charge_at"] == "2026-12-04T22:00:00+00:00"  # 3 days after the first failure
+    advance(stripe_tenant, "2027-01-01T00:00:00+00:00")  # past the retries of days 3, 5 and 7
+    invoice = _invoice(stripe_tenant)
+    assert invoice["status"] == "uncollectible" and invoice["attempt_count"] == 4
+    assert len(_intents_of(localstripe, invoice["id"])) == 4
+    types = _event_types(stripe_tenant)
+    assert types.count("invoice.payment_failed") == 4 and "invoice.marked_uncollectible" in types
+
+
+def test_a_card_that_needs_authentication_waits_for_the_customer(stripe_tenant, localstripe):
+    _customer_paying_with(stripe_tenant, localstripe, CARD_3DS)
+    send(stripe_tenant.provider(), "b1", amount="50.00")
+    advance(stripe_tenant, "2026-12-20T00:00:00+00:00")
+    invoice = _invoice(stripe_tenant)
+    assert invoice["status"] == "open" and invoice["collection"] == "action_required"
+    assert invoice["next_charge_at"] is None and invoice["attempt_count"] == 1
+    assert "invoice.payment_action_required" in _event_types(stripe_tenant)
+
+
+def test_a_new_payment_method_charges_an_invoice_that_waits_for_one(stripe_tenant, localstripe):
+    _customer_paying_with(stripe_tenant, localstripe, CARD_3DS)
+    send(stripe_tenant.provider(), "b1", amount="50.00")
+    advance(stripe_tenant, "2026-12-20T00:00:00+00:00")
+    stripe_customer = stripe_tenant.admin["test"].get("/v1/customers/cust-1").json["stripe_customer_id"]
+    method = localstripe.client.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": CARD_OK, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    localstripe.client.v1.payment_methods.attach(method.id, params={"customer": stripe_customer})
+    patched = stripe_tenant.admin["test"].patch("/v1/customers/cust-1", {"stripe_payment_method": method.id})
+    assert patched.status_code == 200
+    advance(stripe_tenant, "2026-12-20T00:01:00+00:00")
+    assert _invoice(stripe_tenant)["status"] == "paid"
+
+
+def test_a_customer_without_a_card_pays_by_transfer(stripe_tenant):
+    stripe_tenant.customer("cust-1")
+    send(stripe_tenant.provider(), "b1", amount="50.00")
+    advance(stripe_tenant, "2026-12-20T00:00:00+00:00")
+    invoice = _invoice(stripe_tenant)
+    assert invoice["status"] == "open" and invoice["collection"] == "manual" and invoice["attempt_count"] == 0
