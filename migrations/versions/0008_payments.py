@@ -199,7 +199,7 @@ def downgrade():
         batch_op.drop_column('kind')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index('ix_invoices_charge_due')
-        batch_op.drop_constraint('ck_invoices_paid_amounts', type_='check')
+        batch_op.drop_constraint(op.f('ck_invoices_paid_amounts'), type_='check')
         for column in ('disputed', 'collection', 'first_failed_at', 'attempt_count', 'next_charge_at', 'paid_at',
                        'amount_refunded', 'amount_paid'):
             batch_op.drop_column(column)
@@ -207,8 +207,8 @@ def downgrade():
         batch_op.drop_column('stripe_payment_method')
         batch_op.drop_column('stripe_customer_id')
     with op.batch_alter_table('tenant_settings', schema=None) as batch_op:
-        batch_op.drop_constraint('ck_tenant_settings_after_final_failure', type_='check')
-        batch_op.drop_constraint('ck_tenant_settings_charge_hour', type_='check')
+        batch_op.drop_constraint(op.f('ck_tenant_settings_after_final_failure'), type_='check')
+        batch_op.drop_constraint(op.f('ck_tenant_settings_charge_hour'), type_='check')
         for column in ('stripe_concurrency', 'stripe_rate_limit', 'stripe_api_base', 'stripe_webhook_secret_hint',
                        'stripe_webhook_secret', 'stripe_secret_key_hint', 'stripe_secret_key', 'after_final_failure',
                        'retry_days', 'charge_hour'):

@@ -250,7 +250,7 @@ def test_deleted_and_disabled_endpoints_are_sent_nothing(app, tenant, receiver):
     ({"url": "https://example.com/x#frag", "enabled_events": ["*"]}, "url"),
     ({"url": "not a url", "enabled_events": ["*"]}, "url"),
     ({"url": "https://example.com:99999/", "enabled_events": ["*"]}, "url"),
-    ({"url": "https://example.com/x", "enabled_events": ["invoice.paid"]}, "enabled_events"),
+    ({"url": "https://example.com/x", "enabled_events": ["invoice.exploded"]}, "enabled_events"),
     ({"url": "https://example.com/x", "enabled_events": ["*", "period.closed"]}, "enabled_events"),
     ({"url": "https://example.com/x", "enabled_events": []}, "enabled_events"),
     ({"url": "https://example.com/x"}, "enabled_events"),
