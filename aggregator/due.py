@@ -161,9 +161,10 @@ def queues() -> list[Queue]:
     from .consolidate import due_work as consolidate
     from .events.dispatch import DISPATCH_QUEUE
     from .mail import due_work as mail
+    from .payments import due_work as payments
     from .webhooks.delivery import DELIVERY_QUEUE as webhooks
 
-    return [DISPATCH_QUEUE, *consolidate.QUEUES, webhooks, *mail.QUEUES]
+    return [DISPATCH_QUEUE, *consolidate.QUEUES, *payments.QUEUES, webhooks, *mail.QUEUES]
 
 
 # --- one lane -------------------------------------------------------------------------------

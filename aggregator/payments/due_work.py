@@ -2,7 +2,7 @@
 instant (the due date at the tenant's charge hour, then each retry time)."""
 from __future__ import annotations
 
-from ..due import Kind, Lane, Unit
+from ..due import Kind, Lane, Queue, Unit
 from . import charge_service
 
 CHARGE = "invoice.charge"
@@ -18,3 +18,6 @@ def _run_charge(lane: Lane, unit: Unit, adapters) -> charge_service.ChargeReport
 
 
 KINDS = [Kind(CHARGE, _next_charge, _run_charge)]
+
+#: Real-time queues of the payments area (refunds to send, Stripe events to handle).
+QUEUES: list[Queue] = []
