@@ -95,24 +95,45 @@ def _announce(tenant_id: str, livemode: bool, type_: str, payments: Iterable[Pay
 
 def create_refund(row: dict, as_of: datetime, *, settled: bool) -> Refund:
     """A refund, pending (a gateway's, sent once committed) or, for money returned outside a
-    gateway, succeeded at once; with `refund.created` (and `refund.succeeded`)."""
+    gateway, succeeded at once; with `refund.created` (and `refund.succeeded`).
+
+    Its amount is counted in its payment's and invoice's `amount_refunded` from the moment it
+    exists (pending included), so two refunds racing cannot give back more than was paid: the
+    tables' checks (`amount_refunded` within the amount paid) refuse the second. A refund that
+    fails or is canceled gives its amount back (`settle_refund`)."""
     refund = Refund(**row, status="succeeded" if settled else REFUND_STATES.initial,
                     settled_at=as_of if settled else None)
     db.session.add(refund)
     db.session.flush()
+    _count_refunded(refund, refund.amount)
     types = ["refund.created", "refund.succeeded"] if settled else ["refund.created"]
     record(refund.tenant_id, refund.livemode, as_of,
            [NewEvent(t, refund.id, {"object": _refund_schema.dump(refund)}) for t in types])
     return refund
 
 
+def _count_refunded(refund: Refund, delta: int) -> None:
+    from ..consolidate.models import Invoice
+
+    invoices = Invoice.__table__
+    db.session.execute(sa.update(_payments).where(_payments.c.id == refund.payment_id)
+                       .values(amount_refunded=_payments.c.amount_refunded + delta)
+                       .execution_options(synchronize_session=False))
+    db.session.execute(sa.update(invoices).where(invoices.c.id == refund.invoice_id)
+                       .values(amount_refunded=invoices.c.amount_refunded + delta)
+                       .execution_options(synchronize_session=False))
+
+
 def settle_refund(refund: Refund, target: str, as_of: datetime, **values) -> bool:
-    """pending -> succeeded | failed | canceled, with `refund.<target>`. False: it was settled."""
+    """pending -> succeeded | failed | canceled, with `refund.<target>` (a failed or canceled
+    refund no longer counts in `amount_refunded`). False: it was settled already."""
     done = db.session.execute(guarded_update(REFUND_STATES, _refunds, target, _refunds.c.id == refund.id)
                               .values(settled_at=as_of, locked_until=None, **values)
                               .execution_options(synchronize_session=False)).rowcount
     if done:
         db.session.refresh(refund)
+        if target != "succeeded":
+            _count_refunded(refund, -refund.amount)  # not given back after all
         record(refund.tenant_id, refund.livemode, as_of,
                [NewEvent(f"refund.{target}", refund.id, {"object": _refund_schema.dump(refund)})])
     return bool(done)
