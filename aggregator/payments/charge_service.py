@@ -82,6 +82,8 @@ class _Attempt:
     resume: bool
     charge: Charge | None  # None: refused before any call (outcome set)
     outcome: Outcome | None = None
+    # read before the start commits (the calls run in threads, outside the session)
+    payment_intent_id: str | None = None
 
 
 # --- due work ---------------------------------------------------------------------------------
@@ -144,12 +146,15 @@ def _charge_batch(settings: TenantSettings, gateway, ids: list[str], as_of: date
     limiter = RateLimiter(settings.stripe_rate_limit or default_rate(settings.livemode))
     to_call = [a for a in attempts if a.charge is not None]
     misconfigured: list[GatewayMisconfigured] = []
+    found, lookups = _look_up_resumed(gateway, [a for a in to_call if a.resume and not a.payment_intent_id],
+                                      limiter)
 
     def call(attempt: _Attempt) -> None:
+        looked_up = attempt.charge.payment_id in found
         try:
-            attempt.outcome = gateway.charge(attempt.charge, resume=attempt.resume,
-                                             payment_intent_id=attempt.payment.stripe_payment_intent_id,
-                                             pace=limiter.wait)
+            attempt.outcome = gateway.charge(attempt.charge, resume=attempt.resume and not looked_up,
+                                             payment_intent_id=attempt.payment_intent_id,
+                                             pace=limiter.wait, found=found.get(attempt.charge.payment_id))
         except GatewayMisconfigured as exc:
             misconfigured.append(exc)
             attempt.outcome = Outcome("unknown", message=str(exc))
@@ -160,6 +165,7 @@ def _charge_batch(settings: TenantSettings, gateway, ids: list[str], as_of: date
     elif to_call:
         with ThreadPoolExecutor(max_workers=min(concurrency, len(to_call)), thread_name_prefix="charge") as pool:
             list(pool.map(call, to_call))
+    report.requests += lookups
     try:
         apply_outcomes(settings, [(a.payment, a.outcome) for a in attempts], as_of, report)
         db.session.commit()
@@ -169,6 +175,22 @@ def _charge_batch(settings: TenantSettings, gateway, ids: list[str], as_of: date
     if misconfigured:
         raise misconfigured[0]
     return report
+
+
+def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> tuple[dict[str, Any], int]:
+    """Attempts a crashed run may have sent, looked up together (one pass over each customer's
+    PaymentIntents instead of one per attempt). -> ({payment id: its PaymentIntent or None
+    (Stripe has no record: sent again with the same key)}, requests made); an attempt left
+    out (the lookup failed) is looked up on its own when it is called."""
+    if len(resumed) < 2:
+        return {}, 0
+    charges = [a.charge for a in resumed]
+    try:
+        intents, calls = gateway.find_intents(charges, pace=limiter.wait)
+    except Exception as exc:  # noqa: BLE001 — each attempt is then looked up (or refused) on its own
+        log.warning("looking up %d resumed attempts together failed (%s); one by one", len(charges), exc)
+        return {}, 0
+    return {c.payment_id: intents.get(c.payment_id) for c in charges}, calls
 
 
 def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, real_now: datetime,
@@ -197,7 +219,8 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
                 continue  # the gateway is still processing it: its webhook settles it
             found.locked_until = real_now + due.lease(ATTEMPT_LEASE)
             attempts.append(_Attempt(found, True, _charge_of(found, invoice, settings) if gateway else None,
-                                     None if gateway else Outcome("unknown", message="Stripe is not configured.")))
+                                     None if gateway else Outcome("unknown", message="Stripe is not configured."),
+                                     payment_intent_id=found.stripe_payment_intent_id))
             continue
         remaining = invoice.amount_due - invoice.amount_paid
         if remaining <= 0:

@@ -141,9 +141,12 @@ class StripeGateway:
     # --- charges --------------------------------------------------------------------------
 
     def charge(self, charge: Charge, *, resume: bool = False, payment_intent_id: str | None = None,
-               pace: Callable[[], None] = lambda: None) -> Outcome:
+               pace: Callable[[], None] = lambda: None, found: Any = None) -> Outcome:
         """Create and confirm the attempt's PaymentIntent (off session). `resume`: the attempt may
-        have been sent before (a pending payment found after a crash): look it up first."""
+        have been sent before (a pending payment found after a crash): look it up first.
+        `found`: its PaymentIntent, already looked up (find_intents)."""
+        if found is not None:
+            return _intent_outcome(found, 0)
         requests = 0
         look_first = resume
         for tries in range(RESOLVE_TRIES + 1):
@@ -193,27 +196,56 @@ class StripeGateway:
         return _intent_outcome(self.client.v1.payment_intents.retrieve(payment_intent_id), 1)
 
     def _find_intent(self, charge: Charge, payment_intent_id: str | None) -> tuple[Any | None, int]:
-        """The attempt's PaymentIntent: by id if known, else the customer's PaymentIntents
-        (newest first, back to when the attempt was saved) matched on metadata.payment_id."""
+        """The attempt's PaymentIntent: by id if known, else among the customer's PaymentIntents
+        matched on metadata.payment_id. -> (it or None, requests made)"""
         if payment_intent_id:
             return self.client.v1.payment_intents.retrieve(payment_intent_id), 1
-        params: dict[str, Any] = {"customer": charge.customer, "limit": 100}  # a customer has few
+        found, calls = self.find_intents([charge])
+        return found.get(charge.payment_id), calls
+
+    def find_intents(self, charges: list[Charge], pace: Callable[[], None] = lambda: None) -> tuple[dict[str, Any], int]:
+        """The PaymentIntents of attempts that may have been sent (a crashed run's), in one pass
+        per customer rather than one per attempt: the customer's PaymentIntents, newest first,
+        matched on metadata.payment_id. -> ({payment id: intent} for those found, requests made).
+        Raises what the gateway raises (the caller falls back to looking each up)."""
+        wanted = {c.payment_id for c in charges}
+        found: dict[str, Any] = {}
         calls = 0
-        try:
-            page = self.client.v1.payment_intents.list(params=params)
-        except stripe.InvalidRequestError as exc:
-            # A peer that cannot filter the list (localstripe does not take `customer`): read
-            # it whole. Stripe itself takes it.
-            if "Unexpected" not in str(exc):
-                raise
-            page = self.client.v1.payment_intents.list(params={"limit": 100})
+        for customer in sorted({c.customer for c in charges}):
+            pace()
+            calls += 1
+            try:
+                page = self.client.v1.payment_intents.list(params={"customer": customer, "limit": 100})
+            except stripe.InvalidRequestError as exc:
+                # A peer that cannot filter the list (localstripe does not take `customer`):
+                # read it whole, once for every customer. Stripe itself takes it.
+                if "Unexpected" not in str(exc):
+                    raise
+                return self._scan_all(wanted, pace, calls)
+            while True:
+                for intent in page.data:
+                    payment_id = (_plain(intent).get("metadata") or {}).get("payment_id")
+                    if payment_id in wanted:
+                        found[payment_id] = intent
+                if not page.has_more or not page.data or wanted <= found.keys():
+                    break
+                pace()
+                calls += 1
+                page = page.next_page()
+        return found, calls
+
+    def _scan_all(self, wanted: set[str], pace: Callable[[], None], calls: int) -> tuple[dict[str, Any], int]:
+        found: dict[str, Any] = {}
+        page = self.client.v1.payment_intents.list(params={"limit": 100})
         while True:
             calls += 1
             for intent in page.data:
-                if (_plain(intent).get("metadata") or {}).get("payment_id") == charge.payment_id:
-                    return intent, calls
-            if not page.has_more or not page.data:
-                return None, calls
+                payment_id = (_plain(intent).get("metadata") or {}).get("payment_id")
+                if payment_id in wanted:
+                    found[payment_id] = intent
+            if not page.has_more or not page.data or wanted <= found.keys():
+                return found, calls
+            pace()
             page = page.next_page()
 
     # --- refunds --------------------------------------------------------------------------
