@@ -149,19 +149,19 @@ def test_pay_now_with_nothing_left_to_pay_marks_the_invoice_paid(tenant):
 
 
 def _pending_attempt(app, invoice: dict, locked_for: timedelta) -> str:
-    from aggregator.db import db
+    """A Stripe attempt of the invoice that another run saved and is sending (its lease runs)."""
+    from aggregator.consolidate.models import Invoice
+    from aggregator.db import db, new_id
     from aggregator.payments.transitions import start_attempts
 
     with app.app_context():
-        row = {"id": f"pay_{invoice['id'][4:]}", "tenant_id": None, "livemode": False, "invoice_id": invoice["id"],
-               "customer_id": invoice["customer"], "gateway": "stripe", "method": "card", "trigger": "operator",
-               "attempt": 1, "amount": 12000, "currency": "AUD", "stripe_customer_id": "cus_x",
-               "stripe_payment_method": "pm_x", "created_at": datetime.now(timezone.utc),
-               "locked_until": datetime.now(timezone.utc) + locked_for, "requests": 0, "hard_decline": False,
-               "amount_refunded": 0}
-        from aggregator.consolidate.models import Invoice
-
-        row["tenant_id"] = db.session.get(Invoice, invoice["id"]).tenant_id
+        real_now = datetime.now(timezone.utc)
+        row = {"id": new_id("pay"), "tenant_id": db.session.get(Invoice, invoice["id"]).tenant_id,
+               "livemode": False, "invoice_id": invoice["id"], "customer_id": invoice["customer"],
+               "gateway": "stripe", "method": "card", "trigger": "scheduled", "attempt": 1, "amount": 12000,
+               "currency": "AUD", "stripe_customer_id": "cus_fake1", "stripe_payment_method": "pm_fake1",
+               "created_at": real_now, "locked_until": real_now + locked_for, "requests": 0,
+               "hard_decline": False, "amount_refunded": 0}
         start_attempts([row])
         db.session.commit()
         return row["id"]
