@@ -69,7 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .events import api as events_api
     from .ingest import api as ingest_api
     from .mail import api as mail_api
-    from .payments import models as _payment_models  # noqa: F401 (the API comes with its blueprint)
+    from .payments import api as payments_api
     from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={
@@ -83,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(consolidate_api.blp)
     api.register_blueprint(events_api.blp)
     api.register_blueprint(mail_api.blp)
+    api.register_blueprint(payments_api.blp)
     api.register_blueprint(webhooks_api.blp)
     error_responses.register(app)
     _add_operations(app)
@@ -99,8 +100,11 @@ def _add_area_commands(app: Flask) -> None:
     from .accounts import cli as accounts_cli
     from .consolidate import cli as consolidate_cli
     from .events import cli as events_cli
+    from .payments import cli as payments_cli
 
-    for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events):
+    consolidate_cli.invoices.add_command(payments_cli.charge_invoices)  # `invoices charge`: a payments use case
+    for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events,
+                  payments_cli.payments):
         app.cli.add_command(group)
 
 

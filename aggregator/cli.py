@@ -46,7 +46,7 @@ def _create_app():
 
 
 main = FlaskGroup(name="aggregator", create_app=_create_app, help=(
-    "Operate the aggregator: tenants, providers, customers, periods, invoices, events (and the "
+    "Operate the aggregator: tenants, providers, customers, periods, invoices, payments, events (and the "
     "server's own commands: run, shell, routes, db). Errors print one line and exit with status 1; "
     "usage errors exit with status 2."))
 

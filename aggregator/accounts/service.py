@@ -358,6 +358,6 @@ def with_credit_balance(customer: Customer) -> Customer:
     """The customer, with `credit_balance`: its credits not yet applied to an invoice."""
     from ..consolidate.models import Credit
 
-    customer.credit_balance = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Credit.amount), 0)).where(
-        Credit.customer_id == customer.id, Credit.applied_invoice_id.is_(None))) or 0
+    customer.credit_balance = int(db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Credit.amount), 0)).where(
+        Credit.customer_id == customer.id, Credit.applied_invoice_id.is_(None))) or 0)  # PostgreSQL's SUM: numeric
     return customer

@@ -18,7 +18,8 @@ from .schemas import (AdvanceResultSchema, CloseReportSchema, InvoiceSchema, Per
                       TestClockSchema)
 
 periods = AreaGroup("periods", help="Invoicing periods: list them, close them, move a tenant's test clock.")
-invoices = AreaGroup("invoices", help="Consolidated invoices: read, finalize, void, render and save their PDFs.")
+invoices = AreaGroup("invoices", help="Consolidated invoices: read, finalize, void, charge, render and save their "
+                                      "PDFs.")
 
 _date = click.DateTime(["%Y-%m-%d"])
 _processes = click.option("--render-processes", "processes", type=click.IntRange(1), default=os.cpu_count() or 1,

@@ -25,6 +25,10 @@ class InvoiceNotEditable(Conflict):
     code = "invoice_not_editable"
 
 
+class InvoiceHasPayments(Conflict):
+    code = "invoice_has_payments"
+
+
 def _scoped_invoices(principal: Principal) -> sa.Select:
     return sa.select(Invoice).where(Invoice.tenant_id == principal.tenant_id,
                                     Invoice.livemode == principal.livemode)
@@ -166,9 +170,10 @@ def finalize_drafts_due(tenant_id: str, livemode: bool, due_at: datetime) -> int
 # --- voiding ---------------------------------------------------------------------------------
 
 def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now: datetime) -> Invoice:
-    """Void a draft, or an open invoice with a reason. Its lines are frozen (stored as rows), then
-    its bills are released: pending in the period open now, so the provider can cancel or re-bill
-    them. Credits it applied are released; the credit it carried forward, if not yet used, is
+    """Void a draft, or an open invoice with a reason, if nothing was paid on it (`409
+    invoice_has_payments`: refund instead). Its lines are frozen (stored as rows), then its bills
+    are released: pending in the period open now, so the provider can cancel or re-bill them.
+    Credits it applied are released; the credit it carried forward, if not yet used, is
     withdrawn."""
     write_lock()
     invoice = db.session.scalars(locking(
@@ -177,6 +182,10 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
         raise NotFound(f"No such invoice: {invoice_id!r}.")
     if invoice.status == "void":
         return with_lines([invoice])[0]
+    if invoice.amount_paid > 0:
+        raise InvoiceHasPayments(f"Invoice {invoice.number or invoice.id} has payments "
+                                 f"({money.format_amount(invoice.amount_paid, invoice.currency)} {invoice.currency}): "
+                                 "refund them rather than void it.")
     INVOICE_STATES.check(invoice.status, "void")
     if invoice.status != "draft" and not reason:
         raise InvalidInput.on("reason", "Voiding a finalized invoice needs a reason.", "reason_required")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from .. import money
+from ..consolidate.schemas import InvoiceSchema
 from ..fields import ListArgs, text
 from .models import MANUAL_METHODS, METHODS, REFUND_REASONS
 
@@ -85,3 +86,27 @@ class RefundInputSchema(Schema):
     note = text(500, load_default=None, allow_none=True)
     payment = fields.String(load_default=None, metadata={
         "description": "The payment to refund (default: the latest succeeded one with enough left to refund)."})
+
+
+class OverpaymentCreditSchema(Schema):
+    """The customer's credit made of what a payment gave beyond the invoice's amount due,
+    applied to its next invoice as a credit line."""
+
+    id = fields.String()
+    object = fields.Constant("credit")
+    kind = fields.String(metadata={"enum": ["carried", "overpayment"]})
+    amount = _amount("amount")
+    currency = fields.String()
+    source_invoice = fields.String(attribute="source_invoice_id")
+    source_payment = fields.String(attribute="source_payment_id", allow_none=True)
+    applied_invoice = fields.String(attribute="applied_invoice_id", allow_none=True)
+
+
+class PaymentResultSchema(Schema):
+    """What paying an invoice did: the invoice as it is now, the payment made (null when nothing
+    was left to charge) and, for an overpayment, the credit it made."""
+
+    object = fields.Constant("payment_result")
+    invoice = fields.Nested(InvoiceSchema)
+    payment = fields.Nested(PaymentSchema, allow_none=True)
+    credit = fields.Nested(OverpaymentCreditSchema, allow_none=True)

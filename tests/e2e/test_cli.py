@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Caller, bill_body
 
-GROUPS = ["tenants", "tenants keys", "providers", "customers", "periods", "invoices", "events"]
+GROUPS = ["tenants", "tenants keys", "providers", "customers", "periods", "invoices", "events", "payments"]
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_the_aggregator_command_is_flask_with_every_group(app):
 
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0, result.output
-    for group in ["tenants", "providers", "customers", "periods", "invoices", "events", "db"]:
+    for group in ["tenants", "providers", "customers", "periods", "invoices", "events", "payments", "db"]:
         assert group in result.output
 
 

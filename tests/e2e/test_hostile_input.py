@@ -27,6 +27,11 @@ def test_nul_characters_are_refused_wherever_they_appear(provider, tenant):
     assert provider.get("/v1/bills/a%00b").status_code == 404
     assert provider.get("/v1/bills?starting_after=%00").status_code == 422
     assert tenant.admin["test"].get("/v1/invoices?customer=%00").status_code == 422
+    assert tenant.admin["test"].get("/v1/payments?customer=%00").status_code == 422
+    assert tenant.admin["test"].get("/v1/payments/a%00b").status_code == 404
+    assert tenant.admin["test"].post("/v1/invoices/inv_x/payments", {"amount": "1.00", "method": "cash",
+                                                                     "received_on": "2026-11-25",
+                                                                     "reference": "a\x00b"}).status_code == 422
     assert provider.put("/v1/customers/a%00b/trial", {"ends_at": "2027-01-01T00:00:00Z"}).status_code == 404
 
 

@@ -77,6 +77,15 @@ def test_real_responses_are_what_the_document_describes(client, tenant):
         response = getattr(caller, method.lower())(url, **({"json": {}} if method == "PATCH" else {}))
         assert response.status_code < 500, (url, response.json)
         conforms(spec, method, path, response)
+    paid = admin.post(f"/v1/invoices/{invoice['id']}/payments", {"amount": "1.00", "method": "cash",
+                                                                 "received_on": "2026-11-25"})
+    assert paid.status_code == 201, paid.json
+    conforms(spec, "POST", "/v1/invoices/{invoice_id}/payments", paid)
+    conforms(spec, "POST", "/v1/invoices/{invoice_id}/pay", admin.post(f"/v1/invoices/{invoice['id']}/pay"))  # 409
+    payment = paid.json["payment"]["id"]
+    for url, path in [("/v1/payments", "/v1/payments"), (f"/v1/payments/{payment}", "/v1/payments/{payment_id}"),
+                      (f"/v1/invoices/{invoice['id']}/payments", "/v1/invoices/{invoice_id}/payments")]:
+        conforms(spec, "GET", path, admin.get(url))
 
 
 def test_bill_metadata_is_documented_as_an_object_of_at_most_50_keys(client):
