@@ -71,6 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .mail import api as mail_api
     from .payments import models as _payment_models  # noqa: F401 (the API comes with its blueprint)
     from .webhooks import api as webhooks_api
+    from .payments import refunds_api
 
     api = _Api(app, spec_kwargs={
         "info": {"description": "Consolidated single billing API."},
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(events_api.blp)
     api.register_blueprint(mail_api.blp)
     api.register_blueprint(webhooks_api.blp)
+    api.register_blueprint(refunds_api.blp)
     error_responses.register(app)
     _add_operations(app)
     refuse_unusable_requests(app)
@@ -99,8 +101,10 @@ def _add_area_commands(app: Flask) -> None:
     from .accounts import cli as accounts_cli
     from .consolidate import cli as consolidate_cli
     from .events import cli as events_cli
+    from .payments import refunds_cli
 
-    for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events):
+    for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events,
+                  refunds_cli.refunds):
         app.cli.add_command(group)
 
 
