@@ -6,19 +6,12 @@ import json
 
 import pytest
 
-from tests.e2e.test_charges import _customer_paying_with, _event_types, _intents_of, _invoice
+from tests.e2e.test_charges import (_customer_paying_with, _event_types, _intents_of, _invoice,  # noqa: F401
+                                    stripe_tenant)
 from tests.e2e.test_invoices_api import advance, send
 from tests.localstripe_server import CARD_OK
 
 PAID = "2026-12-20T00:00:00+00:00"  # past the charge instant of the period 2026-10-25
-
-
-@pytest.fixture
-def stripe_tenant(tenant, localstripe):
-    response = tenant.admin["test"].patch("/v1/tenant", {
-        "stripe_secret_key": "sk_test_aggregator4242", "stripe_api_base": localstripe.url})
-    assert response.status_code == 200, response.json
-    return tenant
 
 
 @pytest.fixture
