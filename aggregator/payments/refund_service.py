@@ -37,7 +37,7 @@ from ..due import Lane, Worked
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, paginate
 from . import transitions
-from .gateway import GatewayMisconfigured, Outcome, RefundRequest
+from .gateway import RESOLVE_TRIES, GatewayMisconfigured, Outcome, RefundRequest
 from .models import Payment, Refund
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,10 @@ log = logging.getLogger(__name__)
 SEND_LEASE = timedelta(minutes=5)
 #: Stripe said `pending`: look again after this long, unless its webhook settles it first.
 STRIPE_PENDING_RECHECK = timedelta(minutes=30)
-#: An unknown outcome is looked up again after 1 min, 2, 4, … at most an hour (by requests made).
+#: An unknown outcome is looked up again after 1 min, 2, 4, … at most an hour: doubling with each
+#: round of tries, counted from the requests made (a round makes at most `_ROUND` of them).
 FIRST_RETRY, LONGEST_RETRY = timedelta(minutes=1), timedelta(hours=1)
+_ROUND = 2 * RESOLVE_TRIES + 1
 SEND_BATCH = 20
 
 _refunds = Refund.__table__
@@ -71,8 +73,10 @@ class GatewayNotConfigured(Conflict):
 
 
 def retry_delay(requests: int) -> timedelta:
-    """How long an unknown outcome waits before the queue looks it up again."""
-    return min(FIRST_RETRY * 2 ** min(max(requests, 1) - 1, 20), LONGEST_RETRY)
+    """How long an unknown outcome waits, after `requests` gateway calls in all, before the queue
+    looks it up again."""
+    rounds = max(1, -(-requests // _ROUND))
+    return min(FIRST_RETRY * 2 ** min(rounds - 1, 20), LONGEST_RETRY)
 
 
 # --- creating a refund ------------------------------------------------------------------------
