@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .ingest import api as ingest_api
     from .mail import api as mail_api
     from .payments import api as payments_api
+    from .payments import refunds_api
     from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(events_api.blp)
     api.register_blueprint(mail_api.blp)
     api.register_blueprint(payments_api.blp)
+    api.register_blueprint(refunds_api.blp)
     api.register_blueprint(webhooks_api.blp)
     error_responses.register(app)
     _add_operations(app)
@@ -101,10 +103,11 @@ def _add_area_commands(app: Flask) -> None:
     from .consolidate import cli as consolidate_cli
     from .events import cli as events_cli
     from .payments import cli as payments_cli
+    from .payments import refunds_cli
 
     consolidate_cli.invoices.add_command(payments_cli.charge_invoices)  # `invoices charge`: a payments use case
     for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events,
-                  payments_cli.payments):
+                  payments_cli.payments, refunds_cli.refunds):
         app.cli.add_command(group)
 
 

@@ -26,12 +26,15 @@ class Seen:
 
 @dataclass
 class Peer:
-    """`fail`: actions for the next POSTs to /v1/payment_intents, in order: "500" (answer 500
-    before doing anything), "500_after" (make the PaymentIntent, then answer 500), "drop_after"
-    (make it, then close the connection unanswered), "429", "slow_after" (make it, answer after
-    `slow_seconds`)."""
+    """`fail`: actions for the next POSTs (PaymentIntents or Refunds), in order: "500" (answer 500
+    before doing anything), "500_after" (make the object, then answer 500), "drop_after" (make it,
+    then close the connection unanswered), "429", "slow_after" (make it, answer after
+    `slow_seconds`). Refunds are made with `refund_status` (Stripe may answer `pending`), and
+    never for more than is left of their PaymentIntent."""
 
     intents: dict = field(default_factory=dict)
+    refunds: dict = field(default_factory=dict)
+    refund_status: str = "succeeded"
     by_key: dict = field(default_factory=dict)
     seen: list = field(default_factory=list)
     fail: deque = field(default_factory=deque)
@@ -41,6 +44,9 @@ class Peer:
 
     def creates(self) -> list[Seen]:
         return [s for s in self.seen if s.method == "POST" and s.path == "/v1/payment_intents"]
+
+    def refund_creates(self) -> list[Seen]:
+        return [s for s in self.seen if s.method == "POST" and s.path == "/v1/refunds"]
 
 
 def _flatten(form: dict[str, list[str]]) -> dict:
@@ -56,6 +62,8 @@ def _flatten(form: dict[str, list[str]]) -> dict:
 
 
 ALLOWED_CREATE = {"amount", "currency", "customer", "payment_method", "off_session", "confirm", "metadata"}
+ALLOWED_REFUND = {"payment_intent", "amount", "reason", "metadata"}
+REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
 
 
 def _handler(peer: Peer):
@@ -87,6 +95,15 @@ def _handler(peer: Peer):
                              if "customer" not in query or pi["customer"] == query["customer"]]
                     return self._answer(200, {"object": "list", "data": found[:int(query.get("limit", 10))],
                                               "has_more": False, "url": "/v1/payment_intents"})
+                if url.path == "/v1/refunds":
+                    found = [r for r in reversed(peer.refunds.values())
+                             if "payment_intent" not in query or r["payment_intent"] == query["payment_intent"]]
+                    return self._answer(200, {"object": "list", "data": found[:int(query.get("limit", 10))],
+                                              "has_more": False, "url": "/v1/refunds"})
+                if url.path.startswith("/v1/refunds/"):
+                    refund = peer.refunds.get(url.path.rsplit("/", 1)[1])
+                    return self._answer(200, refund) if refund else self._error(404, "No such refund",
+                                                                               "invalid_request_error")
                 if url.path.startswith("/v1/payment_intents/"):
                     intent = peer.intents.get(url.path.rsplit("/", 1)[1])
                     return self._answer(200, intent) if intent else self._error(404, "No such payment_intent",
@@ -102,25 +119,34 @@ def _handler(peer: Peer):
                 peer.seen.append(Seen("POST", path, form, key, self.headers.get("Authorization")))
                 if not key:
                     peer.problems.append(f"POST {path} without an Idempotency-Key")
-                unknown = set(form) - ALLOWED_CREATE
-                if path == "/v1/payment_intents" and unknown:
+                allowed = ALLOWED_REFUND if path == "/v1/refunds" else ALLOWED_CREATE
+                unknown = set(form) - allowed
+                if path in ("/v1/payment_intents", "/v1/refunds") and unknown:
                     peer.problems.append(f"unexpected parameters {sorted(unknown)}")
                     return self._error(400, f"Unexpected {', '.join(sorted(unknown))}", "invalid_request_error")
+                if path == "/v1/refunds" and form.get("reason") not in (None, *REFUND_REASONS):
+                    peer.problems.append(f"invalid reason {form['reason']!r}")
+                    return self._error(400, "Invalid reason", "invalid_request_error")
                 action = peer.fail.popleft() if peer.fail else None
                 if action == "500":
                     return self._error(500, "Something went wrong")
                 if action == "429":
                     return self._error(429, "Too many requests", "invalid_request_error")
                 if key in peer.by_key:
-                    intent = peer.by_key[key]
+                    answer = peer.by_key[key]
+                elif path == "/v1/refunds":
+                    answer = self._refund(form)
+                    if "error" in answer:
+                        return self._answer(400, answer)
+                    peer.by_key[key] = answer
                 else:
-                    intent = {"id": "pi_" + secrets.token_hex(8), "object": "payment_intent",
+                    answer = {"id": "pi_" + secrets.token_hex(8), "object": "payment_intent",
                               "amount": int(form["amount"]), "currency": form["currency"],
                               "customer": form["customer"], "payment_method": form["payment_method"],
                               "metadata": form.get("metadata", {}), "status": "succeeded",
                               "latest_charge": "ch_" + secrets.token_hex(8), "created": int(time.time())}
-                    peer.intents[intent["id"]] = intent
-                    peer.by_key[key] = intent
+                    peer.intents[answer["id"]] = answer
+                    peer.by_key[key] = answer
             if action == "500_after":
                 return self._error(500, "Something went wrong")
             if action == "drop_after":
@@ -129,7 +155,28 @@ def _handler(peer: Peer):
                 return
             if action == "slow_after":
                 time.sleep(peer.slow_seconds)
-            self._answer(200, intent)
+            self._answer(200, answer)
+
+        def _refund(self, form: dict) -> dict:
+            """A Refund of a PaymentIntent the peer holds, within what is left of it (holding the lock)."""
+            intent = peer.intents.get(form.get("payment_intent"))
+            if intent is None:
+                return {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                  "message": "No such payment_intent"}}
+            refunded = sum(r["amount"] for r in peer.refunds.values()
+                           if r["payment_intent"] == intent["id"] and r["status"] != "failed")
+            amount = int(form.get("amount") or intent["amount"] - refunded)
+            if amount <= 0 or refunded + amount > intent["amount"]:
+                peer.problems.append(f"refund of {amount} exceeds what is left of {intent['id']}")
+                return {"error": {"type": "invalid_request_error", "code": "charge_already_refunded",
+                                  "message": "Refund amount is greater than unrefunded amount on charge"}}
+            refund = {"id": "re_" + secrets.token_hex(8), "object": "refund", "amount": amount,
+                      "currency": intent["currency"], "payment_intent": intent["id"],
+                      "charge": intent["latest_charge"], "reason": form.get("reason"),
+                      "metadata": form.get("metadata", {}), "status": peer.refund_status,
+                      "created": int(time.time())}
+            peer.refunds[refund["id"]] = refund
+            return refund
 
     return Handler
 

@@ -3,7 +3,7 @@ instant (the due date at the tenant's charge hour, then each retry time)."""
 from __future__ import annotations
 
 from ..due import Kind, Lane, Queue, Unit
-from . import charge_service
+from . import charge_service, refund_service
 
 CHARGE = "invoice.charge"
 
@@ -19,5 +19,11 @@ def _run_charge(lane: Lane, unit: Unit, adapters) -> charge_service.ChargeReport
 
 KINDS = [Kind(CHARGE, _next_charge, _run_charge)]
 
+#: Pending Stripe refunds whose sender's claim ran out (a crash between commit and call, an
+#: unknown outcome after its backoff, Stripe still processing): looked up, sent again only if
+#: Stripe has no record of them, and settled.
+REFUND_QUEUE = Queue("refund.send", refund_service.resume_batch, batch=refund_service.SEND_BATCH,
+                     backlog=refund_service.pending_backlog)
+
 #: Real-time queues of the payments area (refunds to send, Stripe events to handle).
-QUEUES: list[Queue] = []
+QUEUES: list[Queue] = [REFUND_QUEUE]

@@ -65,6 +65,12 @@ class RefundSchema(Schema):
     livemode = fields.Boolean()
 
 
+class RefundListArgs(ListArgs):
+    invoice = fields.String()
+    payment = fields.String()
+    status = fields.String(validate=validate.OneOf(["pending", "succeeded", "failed", "canceled"]))
+
+
 class PaymentListArgs(ListArgs):
     invoice = fields.String()
     customer = fields.String(metadata={"description": "Customer id or external_id."})
