@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .ingest import api as ingest_api
     from .mail import api as mail_api
     from .payments import models as _payment_models  # noqa: F401 (the API comes with its blueprint)
+    from .payments import stripe_webhooks_api
     from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(events_api.blp)
     api.register_blueprint(mail_api.blp)
     api.register_blueprint(webhooks_api.blp)
+    api.register_blueprint(stripe_webhooks_api.blp)
     error_responses.register(app)
     _add_operations(app)
     refuse_unusable_requests(app)

@@ -3,9 +3,10 @@ instant (the due date at the tenant's charge hour, then each retry time)."""
 from __future__ import annotations
 
 from ..due import Kind, Lane, Queue, Unit
-from . import charge_service
+from . import charge_service, stripe_events
 
 CHARGE = "invoice.charge"
+STRIPE_EVENT = "stripe_event.handle"
 
 
 def _next_charge(lane: Lane) -> Unit | None:
@@ -21,3 +22,7 @@ KINDS = [Kind(CHARGE, _next_charge, _run_charge)]
 
 #: Real-time queues of the payments area (refunds to send, Stripe events to handle).
 QUEUES: list[Queue] = []
+
+#: Stripe events whose payment or refund was not found when they arrived, retried with backoff.
+STRIPE_EVENT_QUEUE = Queue(STRIPE_EVENT, stripe_events.handle_batch, backlog=stripe_events.backlog)
+QUEUES.append(STRIPE_EVENT_QUEUE)
