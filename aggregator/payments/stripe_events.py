@@ -275,7 +275,9 @@ def _payment_of(settings: TenantSettings, *, intent_id: str | None = None, charg
 def _payment_intent(settings: TenantSettings, intent: dict, as_of: datetime) -> str | None:
     """payment_intent.succeeded, .payment_failed, .requires_action, .processing: the outcome of
     one of our attempts, applied as a charge run applies it."""
-    payment = _payment_of(settings, intent_id=_text(intent, "id"), payment_id=_metadata(intent, "payment_id"))
+    if not _text(intent, "id"):
+        return "The PaymentIntent has no id: nothing to settle."
+    payment = _payment_of(settings, intent_id=intent["id"], payment_id=_metadata(intent, "payment_id"))
     if payment is None:
         raise NotYetKnown(f"No payment of PaymentIntent {_text(intent, 'id')!r} (yet).")
     if payment.stripe_payment_intent_id not in (None, intent["id"]):
@@ -360,7 +362,9 @@ def _record_dashboard_refund(settings: TenantSettings, payment: Payment, refund:
     return None
 
 
-def _dispute_payment(settings: TenantSettings, dispute: dict) -> Payment:
+def _dispute_payment(settings: TenantSettings, dispute: dict) -> Payment | None:
+    if not (_id_of(dispute.get("charge")) or _id_of(dispute.get("payment_intent"))):
+        return None  # names no charge: nothing of ours
     payment = _payment_of(settings, charge_id=_id_of(dispute.get("charge")),
                           intent_id=_id_of(dispute.get("payment_intent")))
     if payment is None:
@@ -372,6 +376,8 @@ def _dispute_created(settings: TenantSettings, dispute: dict, as_of: datetime) -
     """charge.dispute.created: the invoice flagged disputed, with `invoice.disputed` (finance's
     email is built from it)."""
     payment = _dispute_payment(settings, dispute)
+    if payment is None:
+        return "The dispute names no charge."
     currency, units = (_text(dispute, "currency") or payment.currency).upper(), dispute.get("amount")
     try:
         amount = money.format_amount(money.from_stripe_amount(units, currency), currency) \
@@ -387,7 +393,7 @@ def _dispute_created(settings: TenantSettings, dispute: dict, as_of: datetime) -
 def _dispute_closed(settings: TenantSettings, dispute: dict, as_of: datetime) -> str | None:
     """charge.dispute.closed: a dispute won no longer flags the invoice (a lost one keeps it)."""
     payment = _dispute_payment(settings, dispute)
-    if _text(dispute, "status") == "won":
+    if payment is not None and _text(dispute, "status") == "won":
         invoice_transitions.clear_disputed(payment.invoice_id)
     return None
 

@@ -370,3 +370,71 @@ def test_a_dispute_flags_the_invoice_and_tells_finance(app, billed):
                                         "payment": event["data"]["dispute"]["payment"]}
     won = deliver(billed, stripe_event("charge.dispute.closed", {**dispute, "status": "won"}))
     assert won.json["status"] == "handled" and invoice_of(billed)["disputed"] is False
+
+
+# --- against localstripe, which really sends signed webhooks ------------------------------------
+
+@pytest.fixture
+def served(app):
+    """The app served over HTTP on a free port (localstripe posts its webhooks to a URL)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(10)
+
+
+def test_the_same_event_delivered_at_once_by_many_requests_is_handled_once(app, billed, served):
+    import requests
+    from concurrent.futures import ThreadPoolExecutor
+
+    add_payment(app, billed, sid("pi_race"))
+    payload = json.dumps(stripe_event("payment_intent.succeeded", intent(sid("pi_race"), "succeeded"))).encode()
+    headers = {"Stripe-Signature": sign(payload), "Content-Type": "application/json"}
+
+    def post(_):
+        return requests.post(f"{served}/v1/stripe/webhooks/{billed.id}/test", data=payload, headers=headers,
+                             timeout=30)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert sorted(a.json()["redelivery"] for a in answers) == [False] + [True] * 7
+    assert len(stored(app, billed)) == 1 and event_types(billed).count("payment.succeeded") == 1
+
+
+def test_localstripe_webhooks_settle_an_attempt_whose_run_died_after_sending_it(app, billed, localstripe, served):
+    """A charge run saved its attempt and created the PaymentIntent, then died before recording
+    the outcome: Stripe's signed payment_intent.succeeded settles it."""
+    import requests
+
+    from tests.localstripe_server import CARD_OK
+
+    hook = f"aggregator-{billed.id}"
+    registered = requests.post(f"{localstripe.url}/_config/webhooks/{hook}", timeout=10, data={
+        "url": f"{served}/v1/stripe/webhooks/{billed.id}/test", "secret": SECRET})
+    assert registered.status_code == 200
+    try:
+        customer, method = localstripe.customer_with_card(CARD_OK)
+        payment_id = add_payment(app, billed, None)
+        created = localstripe.client.v1.payment_intents.create(params={
+            "amount": 5000, "currency": "aud", "customer": customer, "payment_method": method,
+            "off_session": True, "confirm": True, "metadata": {"payment_id": payment_id}})
+        assert created.status == "succeeded"
+        deadline = time.monotonic() + 20
+        while not any(e.type == "payment_intent.succeeded" and e.status == "handled" for e in stored(app, billed)):
+            assert time.monotonic() < deadline, [(e.type, e.status, e.last_error) for e in stored(app, billed)]
+            time.sleep(0.2)
+    finally:  # localstripe cannot forget a webhook: point it where nothing listens
+        requests.post(f"{localstripe.url}/_config/webhooks/{hook}", timeout=10,
+                      data={"url": "http://127.0.0.1:9/", "secret": SECRET})
+    invoice = invoice_of(billed)
+    assert invoice["status"] == "paid" and invoice["amount_paid"] == "50.00"
+    assert event_types(billed).count("payment.succeeded") == 1
+    types = {e.type: e.status for e in stored(app, billed)}
+    assert types.get("customer.created") in (None, "ignored")  # what else it sent is ignored
