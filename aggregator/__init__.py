@@ -70,7 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .ingest import api as ingest_api
     from .mail import api as mail_api
     from .payments import api as payments_api
-    from .payments import refunds_api
+    from .payments import refunds_api, stripe_webhooks_api
     from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={
@@ -87,6 +87,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(payments_api.blp)
     api.register_blueprint(refunds_api.blp)
     api.register_blueprint(webhooks_api.blp)
+    api.register_blueprint(stripe_webhooks_api.blp)
     error_responses.register(app)
     _add_operations(app)
     refuse_unusable_requests(app)

@@ -35,6 +35,12 @@ class InvalidInput(DomainError):
         return cls(message, code=code, fields={field: [message]})
 
 
+class InvalidRequest(DomainError):
+    """The request cannot be taken as it is: not what was signed, or not what the URL says (400)."""
+
+    code = "invalid_request"
+
+
 class NotFound(DomainError):
     code = "resource_missing"
 
@@ -54,6 +60,7 @@ class Forbidden(DomainError):
 #: category -> (HTTP status, error type)
 HTTP_TABLE: dict[type[DomainError], tuple[int, str]] = {
     InvalidInput: (422, "validation_error"),
+    InvalidRequest: (400, "invalid_request_error"),
     NotFound: (404, "not_found"),
     Conflict: (409, "conflict"),
     Unauthenticated: (401, "authentication_error"),

@@ -131,6 +131,20 @@ def mark_uncollectible(settings: TenantSettings, invoice_id: str, as_of: datetim
     return bool(changed)
 
 
+def mark_disputed(settings: TenantSettings, invoice_id: str, as_of: datetime, dispute: dict) -> None:
+    """Flag the invoice `disputed` (a charge of it is disputed with the customer's bank), with an
+    `invoice.disputed` event (data: the invoice, and `dispute`)."""
+    db.session.execute(sa.update(_invoices).where(_invoices.c.id == invoice_id).values(disputed=True)
+                       .execution_options(synchronize_session=False))
+    _announce(settings, "invoice.disputed", [invoice_id], as_of, {invoice_id: {"dispute": dispute}})
+
+
+def clear_disputed(invoice_id: str) -> bool:
+    """The dispute was decided for the merchant: the invoice is no longer flagged. -> whether it was."""
+    return bool(db.session.execute(sa.update(_invoices).where(_invoices.c.id == invoice_id, _invoices.c.disputed)
+                                   .values(disputed=False).execution_options(synchronize_session=False)).rowcount)
+
+
 def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
     """-> void (from draft, open or uncollectible), with its `invoice.voided` event. -> whether
     it changed (False: it was void already)."""

@@ -3,9 +3,10 @@ instant (the due date at the tenant's charge hour, then each retry time)."""
 from __future__ import annotations
 
 from ..due import Kind, Lane, Queue, Unit
-from . import charge_service, refund_service
+from . import charge_service, refund_service, stripe_events
 
 CHARGE = "invoice.charge"
+STRIPE_EVENT = "stripe_event.handle"
 
 
 def _next_charge(lane: Lane) -> Unit | None:
@@ -25,5 +26,8 @@ KINDS = [Kind(CHARGE, _next_charge, _run_charge)]
 REFUND_QUEUE = Queue("refund.send", refund_service.resume_batch, batch=refund_service.SEND_BATCH,
                      backlog=refund_service.pending_backlog)
 
+#: Stripe events whose payment or refund was not found when they arrived, retried with backoff.
+STRIPE_EVENT_QUEUE = Queue(STRIPE_EVENT, stripe_events.handle_batch, backlog=stripe_events.backlog)
+
 #: Real-time queues of the payments area (refunds to send, Stripe events to handle).
-QUEUES: list[Queue] = [REFUND_QUEUE]
+QUEUES: list[Queue] = [REFUND_QUEUE, STRIPE_EVENT_QUEUE]

@@ -7,7 +7,10 @@ A payment recorded outside a gateway is created succeeded. Events: `payment.succ
 `payment.failed` (`payment.requires_action` has its invoice's event instead).
 
 Refund: pending -> succeeded | failed | canceled. Events: `refund.created`, `refund.succeeded`,
-`refund.failed`."""
+`refund.failed`.
+
+Stripe event (received by the webhook): pending -> handled | ignored; no events of ours (what
+handling it changes announces itself)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,7 +21,7 @@ import sqlalchemy as sa
 from ..db import bulk_insert, db
 from ..events.service import NewEvent, record
 from ..states import guarded_update, machine
-from .models import Payment, Refund
+from .models import Payment, Refund, StripeEvent
 from .schemas import PaymentSchema, RefundSchema
 
 PAYMENT_STATES = machine("payment", {
@@ -35,7 +38,13 @@ REFUND_STATES = machine("refund", {
     "canceled": set(),
 })
 
-_payments, _refunds = Payment.__table__, Refund.__table__
+STRIPE_EVENT_STATES = machine("Stripe event", {
+    "pending": {"handled", "ignored"},
+    "handled": set(),
+    "ignored": set(),
+})
+
+_payments, _refunds, _stripe_events = Payment.__table__, Refund.__table__, StripeEvent.__table__
 _payment_schema, _refund_schema = PaymentSchema(), RefundSchema()
 
 
@@ -137,3 +146,17 @@ def settle_refund(refund: Refund, target: str, as_of: datetime, **values) -> boo
         record(refund.tenant_id, refund.livemode, as_of,
                [NewEvent(f"refund.{target}", refund.id, {"object": _refund_schema.dump(refund)})])
     return bool(done)
+
+
+# --- Stripe events ----------------------------------------------------------------------------
+
+def store_stripe_event(row: dict) -> None:
+    """A verified Stripe event, stored `pending` (IntegrityError: Stripe sent it before)."""
+    db.session.execute(sa.insert(_stripe_events).values(**row, status=STRIPE_EVENT_STATES.initial))
+
+
+def settle_stripe_event(event_id: str, target: str, **values) -> bool:
+    """pending -> handled | ignored. False: it was settled already."""
+    return bool(db.session.execute(
+        guarded_update(STRIPE_EVENT_STATES, _stripe_events, target, _stripe_events.c.id == event_id)
+        .values(**values).execution_options(synchronize_session=False)).rowcount)
