@@ -26,9 +26,11 @@ from ..due import Lane, Worked
 from ..errors import NotFound
 from ..events.models import Event
 from ..pagination import Page, paginate
+from ..payments.models import Payment, Refund
 from ..periods.models import PeriodRecord
 from . import messages, transitions
-from .models import ENDPOINT_DISABLED, INVOICE, PERIOD_SUMMARY, EmailDelivery
+from .models import (ACTION_REQUIRED, DISPUTE, ENDPOINT_DISABLED, INVOICE, PAYMENT_FAILED, PERIOD_SUMMARY, RECEIPT,
+                     REFUND, UNCOLLECTIBLE, EmailDelivery)
 
 log = logging.getLogger(__name__)
 
@@ -165,23 +167,55 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
              now: datetime) -> Message:
     mailer = adapters.mailer
     attachments: list[messages.Attachment] = []
+    invoice = invoices[delivery.invoice_id] if delivery.invoice_id else None
+    if invoice is not None and invoice.status == "void":
+        raise NotToBeSent("the invoice was voided before its email was sent")
     if delivery.kind == INVOICE:
-        invoice = invoices[delivery.invoice_id]
-        if invoice.status == "void":
-            raise NotToBeSent("the invoice was voided before its email was sent")
         context = messages.invoice_context(invoice, settings)
         attachments.append(messages.Attachment(f"{invoice.number}.pdf", adapters.storage.get(invoice.pdf_path)))
     else:
         event = db.session.scalars(sa.select(Event).where(Event.id == delivery.event_id)).one()
-        if delivery.kind == PERIOD_SUMMARY:
-            context = messages.period_summary_context(
-                period_summary(delivery.tenant_id, delivery.livemode, event.data["object"]), settings)
-        elif delivery.kind == ENDPOINT_DISABLED:
-            context = messages.endpoint_disabled_context(event.data.get("object") or {}, settings)
-        else:  # pragma: no cover - the kinds are a closed list
-            raise ValueError(f"unknown email kind {delivery.kind!r}")
+        context = _context(delivery, event, invoice, settings)
     return messages.build(delivery.kind, context, sender=messages.Sender.of(settings, mailer.default_from),
                           to=delivery.recipient, message_id=messages.message_id(delivery.id, mailer.domain), date_=now, attachments=attachments)
+
+
+def _context(delivery: EmailDelivery, event: Event, invoice: Invoice | None, settings: TenantSettings) -> dict:
+    """What an email other than the invoice's shows, from its event (and its invoice, as it is
+    now, for those about one)."""
+    kind, data = delivery.kind, event.data
+    if kind == PERIOD_SUMMARY:
+        return messages.period_summary_context(
+            period_summary(delivery.tenant_id, delivery.livemode, data["object"]), settings)
+    if kind == ENDPOINT_DISABLED:
+        return messages.endpoint_disabled_context(data.get("object") or {}, settings)
+    if kind == RECEIPT:
+        return messages.receipt_context(invoice, _latest_payment(invoice.id), settings)
+    if kind == PAYMENT_FAILED:
+        return messages.payment_failed_context(invoice, _payment(data.get("payment")), data, settings)
+    if kind == ACTION_REQUIRED:
+        return messages.action_required_context(invoice, _payment(data.get("payment")), settings)
+    if kind == REFUND:
+        refund = db.session.get(Refund, event.object_id)
+        return messages.refund_context(invoice, refund, _payment(refund.payment_id), settings)
+    if kind == UNCOLLECTIBLE:
+        last = _latest_payment(invoice.id, "failed")
+        return messages.uncollectible_context(invoice, last.failure_message if last else None, settings)
+    if kind == DISPUTE:
+        snapshot = data.get("object") or {}
+        customer = invoice.customer if invoice is not None else None
+        return messages.dispute_context(snapshot, data.get("dispute") or {}, customer, settings)
+    raise ValueError(f"unknown email kind {kind!r}")  # pragma: no cover - the kinds are a closed list
+
+
+def _payment(payment_id: str | None) -> Payment | None:
+    return db.session.get(Payment, payment_id) if payment_id else None
+
+
+def _latest_payment(invoice_id: str, status: str = "succeeded") -> Payment | None:
+    """The invoice's most recent payment in this status (by when it settled, then by id)."""
+    return db.session.scalars(sa.select(Payment).where(Payment.invoice_id == invoice_id, Payment.status == status)
+                              .order_by(Payment.settled_at.desc(), Payment.id.desc()).limit(1)).first()
 
 
 # --- the period summary -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel.dates import format_date
+from babel.dates import format_date, format_time
 
 from .. import money
 from ..config import PROJECT_ROOT
@@ -116,6 +116,22 @@ def _day(value: date | None, locale: str) -> str:
     return format_date(value, "medium", locale=locale) if value else ""
 
 
+def _local_day(instant: datetime | None, settings) -> str:
+    return _day(instant.astimezone(ZoneInfo(settings.timezone)).date(), settings.locale) if instant else ""
+
+
+def _period(invoice, locale: str) -> str:
+    return f"{_day(invoice.period_start, locale)} – {_day(invoice.period_end, locale)}"
+
+
+def _about_invoice(invoice, settings) -> dict[str, Any]:
+    """What every email about a customer's invoice shows of it."""
+    customer = invoice.customer
+    return {"tenant_name": settings.legal_name or settings.name, "customer_name": customer.name or customer.external_id,
+            "number": invoice.number, "period": _period(invoice, settings.locale), "currency": invoice.currency,
+            "reply_to": settings.email_reply_to}
+
+
 def invoice_context(invoice, settings) -> dict[str, Any]:
     """A customer's invoice: what the email says of it (the PDF says the rest)."""
     locale, currency = settings.locale, invoice.currency
@@ -126,7 +142,7 @@ def invoice_context(invoice, settings) -> dict[str, Any]:
         "customer_name": customer.name or customer.external_id,
         "number": invoice.number,
         "issue_date": _day(issued, locale),
-        "period": f"{_day(invoice.period_start, locale)} – {_day(invoice.period_end, locale)}",
+        "period": _period(invoice, locale),
         "due_date": _day(invoice.due_date, locale),
         "total": money.display(invoice.total, currency, locale),
         "amount_due": money.display(invoice.amount_due, currency, locale),
@@ -166,3 +182,106 @@ def endpoint_disabled_context(endpoint: Mapping[str, Any], settings) -> dict[str
         "reason": endpoint.get("disabled_reason") or endpoint.get("last_error") or "repeated delivery failures",
         "last_error": endpoint.get("last_error") or "",
     }
+
+
+# --- the customer's payment emails ----------------------------------------------------------
+
+#: How a payment's method reads in an email.
+METHOD_WORDS = {"card": "card", "bank_transfer": "bank transfer", "cash": "cash", "check": "check",
+                "other": "other means"}
+
+
+def receipt_context(invoice, payment, settings) -> dict[str, Any]:
+    """A paid invoice: what was paid, when and how (`payment`: its latest succeeded payment)."""
+    return {**_about_invoice(invoice, settings),
+            "amount_paid": money.display(invoice.amount_paid, invoice.currency, settings.locale),
+            "paid_on": _local_day(invoice.paid_at, settings),
+            "method": METHOD_WORDS.get(payment.method, payment.method) if payment else "",
+            "reference": payment.reference if payment and payment.reference else ""}
+
+
+def payment_failed_context(invoice, payment, data: Mapping[str, Any], settings) -> dict[str, Any]:
+    """A declined charge (the data of its `invoice.payment_failed`): the amount, why in the
+    bank's words, and what happens next: the next attempt (its date and time in the tenant's
+    time zone), a new payment method needed (a hard decline), no more attempts (the last one
+    failed), or payment by other means (nothing will retry it)."""
+    locale, tz = settings.locale, ZoneInfo(settings.timezone)
+    retry_at = datetime.fromisoformat(data["next_retry_at"]).astimezone(tz) if data.get("next_retry_at") else None
+    amount = payment.amount if payment else max(invoice.amount_due - invoice.amount_paid, 0)
+    return {**_about_invoice(invoice, settings),
+            "amount": money.display(amount, invoice.currency, locale),
+            "reason": data.get("failure_message") or data.get("hard_decline_reason") or _code_words(data)
+            or "the payment was declined",
+            "next_attempt_date": _day(retry_at.date(), locale) if retry_at else "",
+            "next_attempt_time": format_time(retry_at, "short", locale=locale) if retry_at else "",
+            "hard_decline": bool(data.get("hard_decline")),
+            "final": bool(data.get("final"))}
+
+
+def _code_words(data: Mapping[str, Any]) -> str:
+    code = data.get("decline_code") or data.get("failure_code")
+    return code.replace("_", " ") if code else ""
+
+
+def action_required_context(invoice, payment, settings) -> dict[str, Any]:
+    """A charge that waits for the customer to authenticate it with their bank (3-D Secure)."""
+    amount = payment.amount if payment else max(invoice.amount_due - invoice.amount_paid, 0)
+    return {**_about_invoice(invoice, settings), "amount": money.display(amount, invoice.currency, settings.locale)}
+
+
+#: How a refund's reason reads in an email.
+REFUND_REASON_WORDS = {"duplicate": "a duplicate payment", "fraudulent": "a fraudulent payment",
+                       "requested_by_customer": "your request"}
+
+
+def refund_context(invoice, refund, payment, settings) -> dict[str, Any]:
+    """Money given back from a payment of the invoice."""
+    return {**_about_invoice(invoice, settings),
+            "amount": money.display(refund.amount, refund.currency, settings.locale),
+            "refunded_on": _local_day(refund.settled_at or refund.created_at, settings),
+            "reason": REFUND_REASON_WORDS.get(refund.reason or "", ""),
+            "method": METHOD_WORDS.get(payment.method, payment.method) if payment else ""}
+
+
+# --- finance's payment emails -----------------------------------------------------------------
+
+def uncollectible_context(invoice, last_failure: str | None, settings) -> dict[str, Any]:
+    """An invoice given up on after its last retry failed."""
+    customer = invoice.customer
+    return {**_about_invoice(invoice, settings),
+            "mode": "live" if settings.livemode else "test",
+            "invoice_id": invoice.id,
+            "customer_external_id": customer.external_id,
+            "customer_email": customer.email or "",
+            "amount": money.display(max(invoice.amount_due - invoice.amount_paid, 0), invoice.currency,
+                                    settings.locale),
+            "attempts": invoice.attempt_count,
+            "last_failure": last_failure or ""}
+
+
+def dispute_context(snapshot: Mapping[str, Any], dispute: Mapping[str, Any], customer, settings) -> dict[str, Any]:
+    """A charge disputed with the customer's bank: from the invoice's snapshot in the event and
+    what it tells of the dispute (any of its fields may be missing). A dispute's `amount` as a
+    decimal string is in the currency's units ("12.50"), as an integer in Stripe's."""
+    currency = snapshot.get("currency") or ""
+    return {"tenant_name": settings.legal_name or settings.name,
+            "mode": "live" if settings.livemode else "test",
+            "number": snapshot.get("number") or snapshot.get("id") or "",
+            "invoice_id": snapshot.get("id") or "",
+            "customer_name": (customer.name or customer.external_id) if customer else "",
+            "customer_external_id": snapshot.get("customer_external_id") or "",
+            "total": _snapshot_amount(snapshot.get("total"), currency, settings.locale),
+            "disputed_amount": _snapshot_amount(dispute.get("amount"), currency, settings.locale),
+            "reason": str(dispute.get("reason") or "").replace("_", " "),
+            "dispute_id": str(dispute.get("id") or "")}
+
+
+def _snapshot_amount(value: Any, currency: str, locale: str) -> str:
+    try:
+        if isinstance(value, bool) or value is None:
+            return ""
+        minor = money.from_stripe_amount(value, currency) if isinstance(value, int) \
+            else money.parse_amount(value, currency)
+        return money.display(minor, currency, locale)
+    except (money.MoneyError, TypeError, ValueError):
+        return ""

@@ -15,7 +15,13 @@ EMAIL_DELIVERY_STATES = machine("email delivery", {"pending": {"sent", "failed"}
 #: What an email is about: a customer's invoice, a closed period's summary for finance, a
 #: webhook endpoint that was disabled (told to finance).
 INVOICE, PERIOD_SUMMARY, ENDPOINT_DISABLED = "invoice", "period_summary", "webhook_endpoint_disabled"
-EMAIL_KINDS = (INVOICE, PERIOD_SUMMARY, ENDPOINT_DISABLED)
+#: The customer's payment emails: a receipt, a failed charge, a charge awaiting their
+#: authentication, money given back.
+RECEIPT, PAYMENT_FAILED, ACTION_REQUIRED, REFUND = "receipt", "payment_failed", "payment_action_required", "refund"
+#: Finance's: an invoice given up on, a charge disputed with the bank.
+UNCOLLECTIBLE, DISPUTE = "invoice_uncollectible", "invoice_disputed"
+EMAIL_KINDS = (INVOICE, PERIOD_SUMMARY, ENDPOINT_DISABLED, RECEIPT, PAYMENT_FAILED, ACTION_REQUIRED, REFUND,
+               UNCOLLECTIBLE, DISPUTE)
 
 
 class EmailDelivery(db.Model):

@@ -11,8 +11,12 @@ class EmailDeliverySchema(Schema):
     object = fields.Constant("email_delivery")
     livemode = fields.Boolean()
     kind = fields.String(metadata={"enum": list(EMAIL_KINDS), "description":
-                                   "invoice: a customer's invoice with its PDF; period_summary: a closed period, "
-                                   "to finance; webhook_endpoint_disabled: a notice to finance."})
+                                   "To the customer: invoice (its invoice with the PDF), receipt (it was paid), "
+                                   "payment_failed (a charge was declined), payment_action_required (a charge "
+                                   "awaits its authentication), refund (money given back). To finance: "
+                                   "period_summary (a closed period), webhook_endpoint_disabled, "
+                                   "invoice_uncollectible (the last retry failed), invoice_disputed (a charge "
+                                   "was disputed)."})
     event = fields.String(attribute="event_id", metadata={"description": "The event that caused it (evt_…)."})
     invoice = fields.String(attribute="invoice_id", allow_none=True)
     recipient = fields.Function(lambda d: d.recipient or None, allow_none=True, metadata={

@@ -7,9 +7,18 @@ transaction, and does no I/O (the deliveries queue sends them).
   (event, kind, recipient) keeps it to one). A PDF without finalization (a draft's) sends
   nothing; nor does a void invoice. A customer without an address gets a delivery recorded as
   failed ("no address"), so that it shows.
-* The tenant's finance address: the summary of each closed period (`period.closed`) and the
-  notice of a disabled webhook endpoint (`webhook_endpoint.disabled`); nothing when the tenant
-  has no finance address in that mode.
+* The customer's payment emails, about its invoice (`CUSTOMER_EVENTS`): a receipt when it was
+  paid with money (`invoice.paid` with an amount paid: not one paid with nothing due), "payment
+  failed" (`invoice.payment_failed`), "action required" (`invoice.payment_action_required`) and
+  a refund notice (`refund.succeeded`). Not for a void invoice; a customer without an address
+  gets a delivery recorded as failed, as for its invoice.
+* The tenant's finance address: the summary of each closed period (`period.closed`), the
+  notice of a disabled webhook endpoint (`webhook_endpoint.disabled`), an invoice marked
+  uncollectible (`invoice.marked_uncollectible`) and a disputed charge (`invoice.disputed`);
+  nothing when the tenant has no finance address in that mode, nor about a void invoice.
+
+Each event is emailed at most once per kind and recipient: the deliveries' unique (event, kind,
+recipient) makes a second dispatch of the same event record nothing.
 """
 from __future__ import annotations
 
@@ -22,18 +31,27 @@ from ..accounts.models import Customer, TenantSettings
 from ..consolidate.models import Invoice
 from ..db import db
 from ..events.models import Event
+from ..payments.models import Refund
 from . import transitions
-from .models import ENDPOINT_DISABLED, INVOICE, PERIOD_SUMMARY
+from .models import (ACTION_REQUIRED, DISPUTE, ENDPOINT_DISABLED, INVOICE, PAYMENT_FAILED, PERIOD_SUMMARY, RECEIPT,
+                     REFUND, UNCOLLECTIBLE)
 
 NO_ADDRESS = "no_address: the customer has no email address"
 
 #: Events told to the tenant's finance address, and the kind of email each is.
-FINANCE_EVENTS = {"period.closed": PERIOD_SUMMARY, "webhook_endpoint.disabled": ENDPOINT_DISABLED}
+FINANCE_EVENTS = {"period.closed": PERIOD_SUMMARY, "webhook_endpoint.disabled": ENDPOINT_DISABLED,
+                  "invoice.marked_uncollectible": UNCOLLECTIBLE, "invoice.disputed": DISPUTE}
+
+#: Events told to the customer of the invoice they are about (a refund's: its invoice's), and
+#: the kind of email each is.
+CUSTOMER_EVENTS = {"invoice.paid": RECEIPT, "invoice.payment_failed": PAYMENT_FAILED,
+                   "invoice.payment_action_required": ACTION_REQUIRED, "refund.succeeded": REFUND}
 
 
 def record_deliveries(events: Sequence[Event], now: datetime) -> None:
     rows = _invoice_emails({e.object_id for e in events
                             if e.type in ("invoice.finalized", "invoice.pdf_ready") and e.object_id})
+    rows += _payment_emails([e for e in events if e.type in CUSTOMER_EVENTS and e.object_id])
     rows += _finance_emails([e for e in events if e.type in FINANCE_EVENTS])
     transitions.record(rows, now)
 
@@ -53,13 +71,50 @@ def _invoice_emails(invoice_ids: set[str]) -> list[dict]:
             for invoice_id, tenant_id, livemode, email, event_id in found]
 
 
+def _payment_emails(events: Sequence[Event]) -> list[dict]:
+    if not events:
+        return []
+    invoice_of = {e.id: e.object_id for e in events if e.type.startswith("invoice.")}
+    refunds = {e.id: e.object_id for e in events if e.type == "refund.succeeded"}
+    if refunds:
+        refunded = dict(db.session.execute(sa.select(Refund.id, Refund.invoice_id)
+                                           .where(Refund.id.in_(sorted(set(refunds.values()))))).all())
+        invoice_of.update((event_id, refunded.get(refund_id)) for event_id, refund_id in refunds.items())
+    found = {row.id: row for row in db.session.execute(
+        sa.select(Invoice.id, Invoice.status, Invoice.amount_paid, Customer.email)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.id.in_(sorted({i for i in invoice_of.values() if i})))).all()}
+    rows = []
+    for e in events:
+        invoice = found.get(invoice_of.get(e.id))
+        if invoice is None or invoice.status == "void":
+            continue
+        if e.type == "invoice.paid" and not invoice.amount_paid:
+            continue  # paid with nothing due: no receipt
+        rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id,
+                     "kind": CUSTOMER_EVENTS[e.type], "recipient": invoice.email or "", "invoice_id": invoice.id,
+                     "unsendable": None if invoice.email else NO_ADDRESS})
+    return rows
+
+
 def _finance_emails(events: Sequence[Event]) -> list[dict]:
+    """Events about an invoice carry it (`invoice_id`), unless it is unknown here: its email is
+    then built from the event's snapshot alone."""
     if not events:
         return []
     lanes = {(e.tenant_id, e.livemode) for e in events}
     finance = dict(((t, m), address) for t, m, address in db.session.execute(
         sa.select(TenantSettings.tenant_id, TenantSettings.livemode, TenantSettings.finance_email)
         .where(sa.tuple_(TenantSettings.tenant_id, TenantSettings.livemode).in_(sorted(lanes)))).all())
-    return [{"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id, "kind": FINANCE_EVENTS[e.type],
-             "recipient": finance[(e.tenant_id, e.livemode)]}
-            for e in events if finance.get((e.tenant_id, e.livemode))]
+    about = sorted({e.object_id for e in events if e.type.startswith("invoice.") and e.object_id})
+    statuses = dict(db.session.execute(sa.select(Invoice.id, Invoice.status).where(Invoice.id.in_(about))).all()) \
+        if about else {}
+    rows = []
+    for e in events:
+        address = finance.get((e.tenant_id, e.livemode))
+        invoice_id = e.object_id if e.type.startswith("invoice.") and e.object_id in statuses else None
+        if not address or (invoice_id and statuses[invoice_id] == "void"):
+            continue
+        rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id,
+                     "kind": FINANCE_EVENTS[e.type], "recipient": address, "invoice_id": invoice_id})
+    return rows
