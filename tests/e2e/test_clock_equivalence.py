@@ -1,6 +1,8 @@
 """Time is data: moving a test clock in one jump, in day-sized steps or in random steps gives
-identical invoices (numbers, dates, totals, statuses, lines), because each piece of due work
-runs as of its own instant, in order."""
+identical invoices (numbers, dates, totals, statuses, lines) and identical charges (each
+attempt's instant and outcome, paid_at, the retry schedule), because each piece of due work
+runs as of its own instant, in order. The charges go to localstripe: c1 pays by a working card,
+c2's card is declined (retried on days 3, 5 and 7, then uncollectible), c3 has no card."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -9,6 +11,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import START, bill_body
+from tests.localstripe_server import CARD_DECLINED, CARD_OK
 
 END = START + timedelta(days=140)  # past the end of the last period a bill can be sent in (Sydney, anchor 25)
 
@@ -33,14 +36,19 @@ def _iso(instant: datetime) -> str:
 class Shop:
     """One tenant in test mode with the same providers and customers as the others."""
 
-    def __init__(self, make_tenant, setup: dict):
+    def __init__(self, make_tenant, setup: dict, localstripe):
         self.tenant = make_tenant()
         self.admin = self.tenant.admin["test"]
-        assert self.admin.patch("/v1/tenant", setup).status_code == 200
+        assert self.admin.patch("/v1/tenant", {**setup, "stripe_secret_key": "sk_test_aggregator4242",
+                                               "stripe_api_base": localstripe.url}).status_code == 200
         assert self.admin.put("/v1/fx_rates", {"base": "USD", "quote": "AUD", "rate": "1.5",
                                                "effective_date": "2026-01-01"}).status_code == 200
         for customer in ("c1", "c2", "c3"):
             self.tenant.customer(customer)
+        for customer, card in (("c1", CARD_OK), ("c2", CARD_DECLINED)):
+            stripe_customer, method = localstripe.customer_with_card(card)
+            assert self.admin.patch(f"/v1/customers/{customer}", {
+                "stripe_customer_id": stripe_customer, "stripe_payment_method": method}).status_code == 200
         self.provider = self.tenant.provider()
         self.at = START
 
@@ -59,8 +67,15 @@ class Shop:
         data = self.admin.get("/v1/invoices?limit=100").json["data"]
         return sorted((i["period"]["start"], i["customer_external_id"], i["number"], i["status"], i["due_date"],
                        i["created_at"], i["finalized_at"], i["subtotal"], i["tax"], i["total"], i["amount_due"],
-                       i["carried_credit"], tuple((l["kind"], l["amount"], l["original_amount"]) for l in i["lines"]))
+                       i["carried_credit"], tuple((l["kind"], l["amount"], l["original_amount"]) for l in i["lines"]),
+                       i["amount_paid"], i["paid_at"], i["collection"], i["next_charge_at"], i["attempt_count"],
+                       self.payments(i["id"]))
                       for i in data)
+
+    def payments(self, invoice_id: str) -> tuple:
+        data = self.admin.get(f"/v1/invoices/{invoice_id}/payments?limit=100").json["data"]
+        return tuple(sorted((p["attempt"], p["trigger"], p["amount"], p["status"], p["created_at"], p["settled_at"],
+                             p["failure_code"]) for p in data))
 
 
 def _run(shop: Shop, sent: list, steps) -> list[tuple]:
@@ -102,12 +117,17 @@ def by_random(sizes: list[int]):
 @settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @example(sent=[(10, "c1", "12.50", "AUD", True), (20, "c2", "-30.00", "USD", False), (800, "c2", "100.00", "AUD", True)],
-         setup={"invoice_review": "manual", "auto_finalize_after_days": 2, "default_tax_rate": "0.1", "charge_day": 28},
+         setup=(EXPLICIT_SETUP := {"invoice_review": "manual", "auto_finalize_after_days": 2, "default_tax_rate": "0.1",
+                                   "charge_day": 28}),
          sizes=[100])  # two drafts finalized at one deadline; a credit carried into the next period
 @given(sent=bills, setup=tenant_settings,
        sizes=st.lists(st.integers(min_value=12, max_value=24 * 40), min_size=1, max_size=5))
-def test_a_jump_day_steps_and_random_steps_give_the_same_invoices(make_tenant, clock, sent, setup, sizes):
+def test_a_jump_day_steps_and_random_steps_give_the_same_invoices(make_tenant, clock, localstripe, sent, setup,
+                                                                   sizes):
     clock.set(START)
-    results = [_run(Shop(make_tenant, setup), sent, steps) for steps in (jump, by_days, by_random(sizes))]
+    results = [_run(Shop(make_tenant, setup, localstripe), sent, steps) for steps in (jump, by_days, by_random(sizes))]
     assert results[0], "the bills should have been invoiced"
+    if setup == EXPLICIT_SETUP:  # its charges: c1's card paid, c2's was declined and retried
+        statuses = {p[3] for invoice in results[0] for p in invoice[-1]}
+        assert statuses == {"succeeded", "failed"}, results[0]
     assert results[0] == results[1] == results[2]
