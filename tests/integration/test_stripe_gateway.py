@@ -80,3 +80,50 @@ def test_resuming_an_attempt_looks_it_up_before_sending_it(peer):
     resumed = gateway.charge(_charge(), resume=True)  # a crash after the call, before the commit
     assert resumed.status == "succeeded" and resumed.payment_intent_id == first.payment_intent_id
     assert len(peer.peer.creates()) == 1
+
+
+# --- a charge run against the peer -------------------------------------------------------------
+
+def test_a_charge_run_whose_outcomes_stay_unknown_keeps_them_due_and_the_next_run_resolves_them(app, tenant, peer):
+    """Stripe unreachable for a whole run: the run raises ChargesIncomplete, the invoice stays
+    open with its attempt pending (unclaimed); the next run looks the attempt up, finds no
+    record and sends it again with the same idempotency key: one PaymentIntent."""
+    from datetime import datetime, timezone
+
+    from aggregator.db import db
+    from aggregator.payments import charge_service
+    from aggregator.payments.models import Payment
+    from tests.e2e.test_invoices_api import advance, send
+
+    admin = tenant.admin["test"]
+    assert admin.patch("/v1/tenant", {"stripe_secret_key": "sk_test_peer4242", "stripe_api_base": peer.url,
+                                      "stripe_concurrency": 4}).status_code == 200
+    for n in (1, 2):
+        tenant.customer(f"cust-{n}")
+        assert admin.patch(f"/v1/customers/cust-{n}", {"stripe_customer_id": f"cus_{n}",
+                                                       "stripe_payment_method": f"pm_{n}"}).status_code == 200
+    provider = tenant.provider()
+    send(provider, "b1", customer="cust-1", amount="120.00")
+    send(provider, "b2", customer="cust-2", amount="30.00")
+    advance(tenant, "2026-12-01T21:00:00+00:00")  # closed; the charges are due at 22:00
+    charge_at = datetime(2026, 12, 1, 22, tzinfo=timezone.utc)
+    adapters = app.extensions["aggregator.adapters"]
+    peer.peer.fail.extend(["500"] * 8)  # every create of the first run: 2 attempts x 4 tries
+    with app.app_context():
+        with pytest.raises(charge_service.ChargesIncomplete):
+            charge_service.charge_due(tenant.id, False, charge_at, adapters)
+        pending = db.session.scalars(db.select(Payment).where(Payment.tenant_id == tenant.id)).all()
+        assert [(p.status, p.locked_until) for p in pending] == [("pending", None)] * 2
+        payment_ids = [p.id for p in pending]
+        assert not peer.peer.intents
+        report = charge_service.charge_due(tenant.id, False, charge_at, adapters)
+        assert report.succeeded == 2 and report.attempted == 0  # resumed, not new attempts
+    invoices = admin.get("/v1/invoices").json["data"]
+    assert {(i["status"], i["paid_at"], i["attempt_count"]) for i in invoices} == {
+        ("paid", "2026-12-01T22:00:00+00:00", 1)}
+    assert len(peer.peer.intents) == 2
+    keys = {}
+    for seen in peer.peer.creates():
+        keys.setdefault(seen.form["metadata"]["payment_id"], set()).add(seen.idempotency_key)
+    assert keys == {p: {f"payment-{p}"} for p in payment_ids}
+    assert peer.peer.problems == []
