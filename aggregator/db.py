@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase
 from ulid import ULID
 
@@ -92,6 +93,16 @@ def locking(query: sa.Select, **kwargs) -> sa.Select:
     """SELECT … FOR UPDATE (or FOR SHARE with read=True) on PostgreSQL. SQLite has no row locks;
     it serializes writers, and the code takes its write lock before reading what it relies on."""
     return query.with_for_update(**kwargs) if db.session.get_bind().dialect.name == "postgresql" else query
+
+
+def in_ids(column, ids) -> sa.ColumnElement[bool]:
+    """`column IN ids`: on PostgreSQL one array parameter (`= ANY(:ids)`), so a batch's statement
+    is the same text whatever its size (parsed and planned once; an IN list of 200 parameters
+    is rendered, sent and parsed anew each time); elsewhere a plain IN list."""
+    ids = list(ids)
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, ids, type_=postgresql.ARRAY(column.type)))
+    return column.in_(ids)
 
 
 def run(statement, params=None):

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from .. import due
 from ..payments.schedule import charge_at
 from ..accounts.models import Customer, TenantSettings
-from ..db import bulk_insert, db, dialect_insert, locking, run
+from ..db import bulk_insert, db, dialect_insert, in_ids, locking, run
 from ..events.service import NewEvent, record
 from ..states import guarded_update
 from .models import INVOICE_STATES, Invoice, InvoiceSequence
@@ -113,7 +113,7 @@ def mark_paid(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datet
     if not invoice_ids:
         return []
     changed = db.session.execute(
-        guarded_update(INVOICE_STATES, _invoices, "paid", _invoices.c.id.in_(list(invoice_ids)))
+        guarded_update(INVOICE_STATES, _invoices, "paid", in_ids(_invoices.c.id, invoice_ids))
         .values(paid_at=as_of, next_charge_at=None, collection=None)
         .returning(_invoices.c.id)).scalars().all()
     _announce(settings, "invoice.paid", changed, as_of, details)
@@ -164,7 +164,7 @@ def _announce(settings: TenantSettings, type_: str, invoice_ids: Sequence[str], 
     if not invoice_ids:
         return
     rows = db.session.execute(sa.select(Invoice, Customer.external_id).join(Customer, Customer.id == Invoice.customer_id)
-                              .where(Invoice.id.in_(list(invoice_ids)))
+                              .where(in_ids(Invoice.id, invoice_ids))
                               .execution_options(populate_existing=True)).all()
     record(settings.tenant_id, settings.livemode, created,
            [NewEvent(type_, invoice.id, {"object": invoice_snapshot(columns(invoice), external_id),

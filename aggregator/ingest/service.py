@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts.models import ApiKey, Customer, TenantSettings, Trial
 from ..auth import Principal, verified
-from ..db import db, dialect_insert, new_id, run, run_alone, write_lock
+from ..db import db, dialect_insert, in_ids, new_id, run, run_alone, write_lock
 from ..periods import calendar as P
 from ..periods.models import PeriodRecord
 from ..periods.service import claim_open_period, period_status_locked
@@ -257,13 +257,8 @@ def _customers_and_trials(principal: Principal, external_ids: set[str], with_tri
                      t.customer_id == c.id, t.provider_id == principal.provider_id, t.ends_at > now))))
     else:
         query = sa.select(c.external_id, c.id, sa.null())
-    if db.session.get_bind().dialect.name == "postgresql":  # one array parameter, not 1,000 (a batch)
-        matching = c.external_id == sa.any_(sa.bindparam("external_ids", list(external_ids),
-                                                        type_=postgresql.ARRAY(sa.String)))
-    else:
-        matching = c.external_id.in_(external_ids)
     rows = run(query.where(c.tenant_id == principal.tenant_id, c.livemode == principal.livemode,
-                           matching)).all()
+                           in_ids(c.external_id, external_ids))).all()  # one array parameter, not 1,000
     return {r[0]: r[1] for r in rows}, {r[1]: r[2] for r in rows if r[2] is not None}
 
 

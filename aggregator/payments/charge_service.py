@@ -33,7 +33,7 @@ from ..accounts.service import tenant_settings
 from ..consolidate import transitions as invoice_transitions
 from ..consolidate.models import Invoice
 from ..consolidate.snapshots import columns, invoice_snapshot
-from ..db import db, locking, new_id
+from ..db import db, in_ids, locking, new_id
 from ..events.service import NewEvent, record
 from . import transitions
 from .declines import HARD_DECLINES, is_hard
@@ -97,23 +97,36 @@ def next_charge_due(tenant_id: str, livemode: bool) -> datetime | None:
 def charge_due(tenant_id: str, livemode: bool, as_of: datetime, adapters, *,
                on_batch: Callable[[ChargeReport], None] | None = None) -> ChargeReport:
     """Charge every invoice of the lane whose charge is due at or before `as_of`, as of `as_of`
-    (their payments' and invoices' instants are `as_of`, whenever this runs)."""
+    (their payments' and invoices' instants are `as_of`, whenever this runs).
+
+    Batches overlap so that the gateway is never idle while the database works: the next
+    batch is started (its attempts committed) and its calls queued while the current batch's
+    calls are in flight, and the current one is settled while the next one's are."""
     settings = tenant_settings(tenant_id, livemode)
     gateway = adapters.payments.for_settings(settings) if adapters.payments else None
-    report, skip = ChargeReport(), set()
-    while True:
-        ids = db.session.scalars(
-            sa.select(Invoice.id).where(Invoice.tenant_id == tenant_id, Invoice.livemode == livemode,
-                                        Invoice.next_charge_at <= as_of, Invoice.id.not_in(skip) if skip else sa.true())
-            .order_by(Invoice.next_charge_at, Invoice.id).limit(BATCH)).all()
-        if not ids:
-            break
-        batch = _charge_batch(settings, gateway, ids, as_of, adapters, operator=False)
-        skip.update(db.session.scalars(sa.select(Invoice.id).where(  # outcomes not known yet
-            Invoice.id.in_(ids), Invoice.next_charge_at <= as_of)).all())
-        report.add(batch)
-        if on_batch:
-            on_batch(batch)
+    report, seen = ChargeReport(), set()
+    with _Caller(settings, gateway) as caller:
+        def begin() -> _Batch | None:
+            ids = db.session.scalars(
+                sa.select(Invoice.id).where(Invoice.tenant_id == tenant_id, Invoice.livemode == livemode,
+                                            Invoice.next_charge_at <= as_of,
+                                            Invoice.id.not_in(seen) if seen else sa.true())
+                .order_by(Invoice.next_charge_at, Invoice.id).limit(BATCH)).all()
+            if not ids:
+                return None
+            seen.update(ids)  # in flight, or left due (outcome unknown): not taken again by this run
+            batch = _begin(settings, gateway, ids, as_of, adapters, operator=False)
+            caller.submit(batch)
+            return batch
+
+        current = begin()
+        while current is not None:
+            following = begin()  # its calls queue behind the current batch's
+            _finish(settings, caller, current, as_of)
+            report.add(current.report)
+            if on_batch:
+                on_batch(current.report)
+            current = following
     if report.unknown:
         raise ChargesIncomplete(f"{report.unknown} charge(s) of {tenant_id} ({'live' if livemode else 'test'}) "
                                 f"due {as_of.isoformat()} have no known outcome yet; they are looked up again later.")
@@ -125,56 +138,94 @@ def charge_now(tenant_id: str, livemode: bool, invoice_ids: Sequence[str], as_of
     as of `as_of`, whatever their schedule."""
     settings = tenant_settings(tenant_id, livemode)
     gateway = adapters.payments.for_settings(settings) if adapters.payments else None
-    return _charge_batch(settings, gateway, list(invoice_ids), as_of, adapters, operator=True)
+    with _Caller(settings, gateway) as caller:
+        batch = _begin(settings, gateway, list(invoice_ids), as_of, adapters, operator=True)
+        caller.submit(batch)
+        _finish(settings, caller, batch, as_of)
+    return batch.report
 
 
-# --- one batch --------------------------------------------------------------------------------
+# --- batches ----------------------------------------------------------------------------------
 
-def _charge_batch(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, adapters, *,
-                  operator: bool) -> ChargeReport:
-    real_now = adapters.clocks.base.now()
-    report = ChargeReport()
-    try:
-        attempts = _start(settings, gateway, ids, as_of, real_now, report, operator=operator)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    if not attempts:
-        return report
-    concurrency = settings.stripe_concurrency or DEFAULT_CONCURRENCY
-    limiter = RateLimiter(settings.stripe_rate_limit or default_rate(settings.livemode))
-    to_call = [a for a in attempts if a.charge is not None]
-    misconfigured: list[GatewayMisconfigured] = []
-    found, lookups = _look_up_resumed(gateway, [a for a in to_call if a.resume and not a.payment_intent_id],
-                                      limiter)
+@dataclass
+class _Batch:
+    attempts: list[_Attempt]
+    report: ChargeReport
+    futures: list = field(default_factory=list)
 
-    def call(attempt: _Attempt) -> None:
+
+class _Caller:
+    """The gateway calls of one run: a pool of the tenant's concurrency, paced by one rate
+    limiter for the whole run (so batches do not each start at full speed). The calls never
+    touch the database; their outcomes are applied by the run's thread."""
+
+    def __init__(self, settings: TenantSettings, gateway):
+        self.gateway = gateway
+        self.limiter = RateLimiter(settings.stripe_rate_limit or default_rate(settings.livemode))
+        self.concurrency = settings.stripe_concurrency or DEFAULT_CONCURRENCY
+        self.pool: ThreadPoolExecutor | None = None
+        self.misconfigured: list[GatewayMisconfigured] = []
+
+    def __enter__(self) -> "_Caller":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+    def submit(self, batch: _Batch) -> None:
+        """Queue the batch's calls (a crashed run's attempts are first looked up together)."""
+        to_call = [a for a in batch.attempts if a.charge is not None]
+        if not to_call:
+            return
+        found, lookups = _look_up_resumed(self.gateway, [a for a in to_call if a.resume and not a.payment_intent_id],
+                                          self.limiter)
+        batch.report.requests += lookups
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="charge")
+        batch.futures = [self.pool.submit(self._call, a, found) for a in to_call]
+
+    def _call(self, attempt: _Attempt, found: dict[str, Any]) -> None:
         looked_up = attempt.charge.payment_id in found
         try:
-            attempt.outcome = gateway.charge(attempt.charge, resume=attempt.resume and not looked_up,
-                                             payment_intent_id=attempt.payment_intent_id,
-                                             pace=limiter.wait, found=found.get(attempt.charge.payment_id))
+            attempt.outcome = self.gateway.charge(attempt.charge, resume=attempt.resume and not looked_up,
+                                                  payment_intent_id=attempt.payment_intent_id,
+                                                  pace=self.limiter.wait, found=found.get(attempt.charge.payment_id))
         except GatewayMisconfigured as exc:
-            misconfigured.append(exc)
+            self.misconfigured.append(exc)
             attempt.outcome = Outcome("unknown", message=str(exc))
+        except Exception as exc:  # noqa: BLE001 — a defect: the attempt stays pending, resumed by lookup
+            log.exception("charge %s failed unexpectedly", attempt.charge.payment_id)
+            attempt.outcome = Outcome("unknown", message=f"{type(exc).__name__}: {exc}"[:1000])
 
-    if len(to_call) == 1 or concurrency == 1:
-        for attempt in to_call:
-            call(attempt)
-    elif to_call:
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(to_call)), thread_name_prefix="charge") as pool:
-            list(pool.map(call, to_call))
-    report.requests += lookups
+
+def _begin(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, adapters, *,
+           operator: bool) -> _Batch:
+    """Step 1: the batch's attempts, committed before any call."""
+    report = ChargeReport()
     try:
-        apply_outcomes(settings, [(a.payment, a.outcome) for a in attempts], as_of, report)
+        attempts = _start(settings, gateway, ids, as_of, adapters.clocks.base.now(), report, operator=operator)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    if misconfigured:
-        raise misconfigured[0]
-    return report
+    return _Batch(attempts, report)
+
+
+def _finish(settings: TenantSettings, caller: _Caller, batch: _Batch, as_of: datetime) -> None:
+    """Step 3: wait for the batch's calls, then settle them in one transaction."""
+    for future in batch.futures:
+        future.result()
+    if not batch.attempts:
+        return
+    try:
+        apply_outcomes(settings, [(a.payment, a.outcome) for a in batch.attempts], as_of, batch.report)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    if caller.misconfigured:
+        raise caller.misconfigured[0]
 
 
 def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> tuple[dict[str, Any], int]:
@@ -196,7 +247,7 @@ def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> 
 def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, real_now: datetime,
            report: ChargeReport, *, operator: bool) -> list[_Attempt]:
     """Step 1, in the caller's transaction: lock the invoices, start (or find) their attempts."""
-    where = [Invoice.id.in_(ids), Invoice.tenant_id == settings.tenant_id, Invoice.livemode == settings.livemode,
+    where = [in_ids(Invoice.id, ids), Invoice.tenant_id == settings.tenant_id, Invoice.livemode == settings.livemode,
              Invoice.status == "open"]
     if not operator:
         where.append(Invoice.next_charge_at <= as_of)
@@ -205,7 +256,7 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
     if not invoices:
         return []
     pending = {p.invoice_id: p for p in db.session.scalars(
-        locking(sa.select(Payment).where(Payment.invoice_id.in_([i.id for i in invoices]),
+        locking(sa.select(Payment).where(in_ids(Payment.invoice_id, [i.id for i in invoices]),
                                          Payment.status == "pending"))).all()}
     attempts, rows, paid_now, manual, busy = [], [], [], [], []
     for invoice in invoices:
@@ -249,7 +300,7 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
                            .execution_options(synchronize_session=False),
                            [{"invoice": r["invoice_id"], "attempt": r["attempt"]} for r in rows])
         new = {p.id: p for p in db.session.scalars(sa.select(Payment).where(
-            Payment.id.in_([r["id"] for r in rows]))).all()}
+            in_ids(Payment.id, [r["id"] for r in rows]))).all()}
         for row in rows:
             payment, invoice = new[row["id"]], by_invoice[row["invoice_id"]]
             try:
@@ -285,12 +336,20 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
                    report: ChargeReport | None = None) -> None:
     """Step 3 (and Stripe's webhooks): store each outcome on its payment and apply it to the
     payment's invoice, in the caller's transaction. Outcomes that arrive for a payment already
-    settled change nothing."""
+    settled change nothing. A batch's payments and invoices are read, settled and updated a few
+    statements at a time, not a few per payment."""
     report = report if report is not None else ChargeReport()
+    if not results:
+        return
+    # one query reloads the batch (committed since it was read, so expired: reading `id` from
+    # each would load them one by one); the identity map hands back the same objects
+    fresh = {p.id: p for p in db.session.scalars(
+        sa.select(Payment).where(in_ids(Payment.id, [sa.inspect(p).identity[0] for p, _ in results]))
+        .execution_options(populate_existing=True)).all()}
     changes = []
     for payment, outcome in results:
         report.requests += outcome.requests
-        base = {"requests": Payment.requests + outcome.requests}
+        base: dict[str, Any] = {"requests": fresh[payment.id].requests + outcome.requests}
         if outcome.payment_intent_id:
             base["stripe_payment_intent_id"] = outcome.payment_intent_id
         if outcome.charge_id:
@@ -306,7 +365,8 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
                 report.processing += 1
                 _set_invoice(payment.invoice_id, collection="processing", next_charge_at=None)
             continue
-        values = dict(base, locked_until=None)
+        values = dict(base, locked_until=None, failure_code=None, decline_code=None, failure_message=None,
+                      hard_decline=False)
         if outcome.status == "failed":
             values.update(failure_code=outcome.failure_code, decline_code=outcome.decline_code,
                           failure_message=(outcome.message or "")[:1000] or None,
@@ -315,19 +375,19 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
             values.update(failure_message=outcome.message)
         changes.append((payment, outcome.status, values))
     changed = transitions.settle_payments(changes, as_of)
-    paid, events = [], []
+    if not changed:
+        return
+    invoices = {i.id: i for i in db.session.scalars(
+        locking(sa.select(Invoice).where(in_ids(Invoice.id, sorted({p.invoice_id for p in changed}))), of=Invoice)
+        .execution_options(populate_existing=True)).unique().all()}
+    paid, part_paid, amounts, events = [], [], {}, []
     for payment in changed:
-        invoice = db.session.get(Invoice, payment.invoice_id, populate_existing=True,
-                                 with_for_update={"of": Invoice} if db.session.get_bind().dialect.name == "postgresql" else None)
+        invoice = invoices[payment.invoice_id]
         if payment.status == "succeeded":
             report.succeeded += 1
             report.payments.append(payment.id)
-            paid_total = invoice.amount_paid + payment.amount
-            _set_invoice(invoice.id, amount_paid=paid_total)
-            if paid_total >= invoice.amount_due:
-                paid.append(invoice.id)
-            else:
-                _set_invoice(invoice.id, collection="manual", next_charge_at=None)
+            amounts[invoice.id] = amounts.get(invoice.id, invoice.amount_paid) + payment.amount
+            (paid if amounts[invoice.id] >= invoice.amount_due else part_paid).append(invoice.id)
         elif payment.status == "requires_action":
             report.requires_action += 1
             _set_invoice(invoice.id, collection="action_required", next_charge_at=None)
@@ -335,6 +395,15 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
         elif payment.status == "failed":
             report.failed += 1
             events += _failed(settings, invoice, payment, as_of)
+    if amounts:
+        db.session.execute(sa.update(_invoices).where(_invoices.c.id == sa.bindparam("_id"))
+                           .values(amount_paid=sa.bindparam("amount_paid"))
+                           .execution_options(synchronize_session=False),
+                           [{"_id": i, "amount_paid": a} for i, a in amounts.items()])
+    if part_paid:  # the rest is collected by hand (a recorded payment) or charged by an operator
+        db.session.execute(sa.update(_invoices).where(_invoices.c.id.in_(sorted(set(part_paid) - set(paid))))
+                           .values(collection="manual", next_charge_at=None)
+                           .execution_options(synchronize_session=False))
     if paid:
         invoice_transitions.mark_paid(settings, paid, as_of)
     if events:

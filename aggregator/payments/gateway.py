@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import stripe
+import urllib3
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,35 @@ def _card_error_outcome(error: stripe.CardError, requests: int) -> Outcome:
                    message=error.user_message or str(error), requests=requests)
 
 
+class Urllib3Client(stripe.HTTPClient):
+    """The SDK's HTTP transport on urllib3's thread-safe connection pool (keep-alive, TLS
+    verified against the SDK's CA bundle), instead of its default `requests` session: the same
+    requests and answers, at about half the CPU per call (measured by bench/charge.py: 1.0 ms
+    against 1.9 ms per PaymentIntent create, most of our cost of a charge). A network failure
+    or timeout is the SDK's APIConnectionError, as with its own clients."""
+
+    name = "urllib3"
+
+    def __init__(self, timeout: float, maxsize: int = 100):
+        super().__init__()
+        self._pool = urllib3.PoolManager(maxsize=maxsize, retries=False, timeout=urllib3.Timeout(total=timeout),
+                                         cert_reqs="CERT_REQUIRED", ca_certs=stripe.ca_bundle_path)
+
+    def request(self, method: str, url: str, headers, post_data=None, *, _usage=None):
+        try:
+            answer = self._pool.request(method.upper(), url, headers=dict(headers or {}), body=post_data,
+                                        redirect=False)
+        except urllib3.exceptions.SSLError as exc:
+            raise stripe.APIConnectionError(f"Could not verify Stripe's TLS certificate: {exc}",
+                                            should_retry=False) from exc
+        except urllib3.exceptions.HTTPError as exc:  # refused, dropped, timed out: the outcome is unknown
+            raise stripe.APIConnectionError(f"Network error: {type(exc).__name__}: {exc}", should_retry=True) from exc
+        return answer.data, answer.status, answer.headers
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
 class StripeGateway:
     name = "stripe"
 
@@ -135,7 +165,7 @@ class StripeGateway:
                  sleep: Callable[[float], None] = time.sleep, backoff: float = 0.5):
         addresses = {"api": api_base.rstrip("/")} if api_base else None
         self.client = stripe.StripeClient(secret_key, base_addresses=addresses, max_network_retries=0,
-                                          http_client=stripe.RequestsClient(timeout=timeout))
+                                          http_client=Urllib3Client(timeout))
         self._sleep, self._backoff = sleep, backoff
 
     # --- charges --------------------------------------------------------------------------

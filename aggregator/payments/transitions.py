@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 
-from ..db import bulk_insert, db
+from ..db import bulk_insert, db, in_ids, locking
 from ..events.service import NewEvent, record
 from ..states import guarded_update, machine
 from .models import Payment, Refund, StripeEvent
@@ -65,27 +65,40 @@ def record_received(row: dict, as_of: datetime) -> Payment:
 
 
 def settle_payments(changes: Sequence[tuple[Payment, str, dict[str, Any]]], as_of: datetime) -> list[Payment]:
-    """Move each payment to its target with other columns (the gateway's ids, codes), if the
-    table allows it from where it stands now; announce `payment.succeeded` / `payment.failed`.
-    -> the payments that changed (a webhook that settled one first leaves it alone here)."""
-    changed: list[Payment] = []
+    """Move each payment to its target with other columns (the gateway's ids, codes; plain
+    values), if the table allows it from where it stands now; announce `payment.succeeded` /
+    `payment.failed`. -> the payments that changed, reloaded (a webhook that settled one first
+    leaves it alone here). The rows are locked first and the guard stays in the statements, so
+    a concurrent settlement cannot slip past it; the updates go out as one executemany per
+    target and set of columns."""
+    if not changes:
+        return []
+    current = dict(db.session.execute(locking(sa.select(_payments.c.id, _payments.c.status)
+                                              .where(in_ids(_payments.c.id, [p.id for p, _, _ in changes])))).all())
+    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
     for payment, target, values in changes:
-        done = db.session.execute(guarded_update(PAYMENT_STATES, _payments, target, _payments.c.id == payment.id)
-                                  .values(settled_at=as_of if target != "requires_action" else None, **values)
-                                  .execution_options(synchronize_session=False)).rowcount
-        if done:
-            changed.append(payment)
-    if changed:
-        for payment in changed:
-            db.session.refresh(payment)
-        by_lane: dict[tuple[str, bool], dict[str, list[Payment]]] = {}
-        for payment in changed:
-            if payment.status in ("succeeded", "failed"):
-                by_lane.setdefault((payment.tenant_id, payment.livemode), {}).setdefault(
-                    f"payment.{payment.status}", []).append(payment)
-        for (tenant_id, livemode), by_type in by_lane.items():
-            for type_, payments in by_type.items():
-                _announce(tenant_id, livemode, type_, payments, as_of)
+        if PAYMENT_STATES.allows(current.get(payment.id, ""), target):
+            values = dict(values, settled_at=as_of if target != "requires_action" else None)
+            groups.setdefault((target, tuple(sorted(values))), []).append({"_id": payment.id, **values})
+    expected: dict[str, str] = {}
+    for (target, names), rows in groups.items():
+        statement = guarded_update(PAYMENT_STATES, _payments, target, _payments.c.id == sa.bindparam("_id"),
+                                   **{name: sa.bindparam(name) for name in names})
+        db.session.execute(statement.execution_options(synchronize_session=False), rows)
+        expected.update((row["_id"], target) for row in rows)
+    if not expected:
+        return []
+    reloaded = db.session.scalars(sa.select(Payment).where(in_ids(Payment.id, expected)).order_by(Payment.id)
+                                  .execution_options(populate_existing=True)).all()
+    changed = [p for p in reloaded if p.status == expected[p.id]]
+    by_lane: dict[tuple[str, bool], dict[str, list[Payment]]] = {}
+    for payment in changed:
+        if payment.status in ("succeeded", "failed"):
+            by_lane.setdefault((payment.tenant_id, payment.livemode), {}).setdefault(
+                f"payment.{payment.status}", []).append(payment)
+    for (tenant_id, livemode), by_type in by_lane.items():
+        for type_, payments in by_type.items():
+            _announce(tenant_id, livemode, type_, payments, as_of)
     return changed
 
 
