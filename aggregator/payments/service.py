@@ -177,8 +177,8 @@ def record_payment(principal: Principal, invoice_id: str, amount: str, method: s
     the amount due marks it paid. An overpayment pays it and the excess becomes the customer's
     credit (kind `overpayment`), which the next close applies to its next invoice as a credit
     line; the invoice's `amount_paid` never exceeds its `amount_due` (the payment keeps the
-    whole amount received). Refused while a gateway attempt of the invoice is pending: its
-    outcome could pay it too."""
+    whole amount received). Refused while a gateway attempt of the invoice is pending or awaits
+    the customer's authentication: its outcome could pay it too."""
     write_lock()
     invoice = db.session.scalars(locking(
         sa.select(Invoice).where(Invoice.id == invoice_id, Invoice.tenant_id == principal.tenant_id,
@@ -188,10 +188,15 @@ def record_payment(principal: Principal, invoice_id: str, amount: str, method: s
         raise NotFound(f"No such invoice: {invoice_id!r}.")
     received = _positive_amount(amount, invoice.currency)
     _check_payable(invoice)
-    if db.session.scalar(sa.select(Payment.id).where(Payment.invoice_id == invoice.id,
-                                                     Payment.status == "pending").limit(1)):
+    in_flight = db.session.scalar(sa.select(Payment.status).where(
+        Payment.invoice_id == invoice.id, Payment.status.in_(["pending", "requires_action"])).limit(1))
+    if in_flight == "pending":
         raise PaymentInProgress("A Stripe charge of this invoice is pending: record the payment once its outcome "
                                 "is known.")
+    if in_flight == "requires_action":  # the customer may still authenticate it: it would pay twice
+        raise PaymentInProgress("A card payment of this invoice awaits the customer's authentication (3-D Secure): "
+                                "it would pay the invoice too. Record the payment once it has failed or been "
+                                "canceled at Stripe (its webhook settles it).")
     remaining = invoice.amount_remaining
     if remaining <= 0:
         raise InvoiceNotPayable(f"Nothing is left to pay on invoice {invoice.number or invoice.id}.")

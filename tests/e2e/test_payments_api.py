@@ -346,3 +346,17 @@ def test_the_command_line_lists_payments_and_charges_invoices(app, tenant):
     assert tenant.admin["test"].get(f"/v1/invoices/{nothing_due['id']}").json["status"] == "paid"
     missing = runner.invoke(args=["invoices", "charge", *scope, "inv_nope"])
     assert missing.exit_code == 1 and "No such invoice" in missing.output
+
+
+def test_a_card_payment_awaiting_authentication_refuses_a_recorded_payment(stripe_tenant, localstripe):
+    """The customer could still authenticate it: recording a transfer too would pay twice."""
+    from tests.localstripe_server import CARD_3DS
+
+    _customer_paying_with(stripe_tenant, localstripe, CARD_3DS)
+    send(stripe_tenant.provider(), "b1", amount="120.00")
+    advance(stripe_tenant, "2026-12-20T00:00:00+00:00")
+    invoice = _open_invoice(stripe_tenant)
+    assert invoice["collection"] == "action_required"
+    error = _error(_pay(stripe_tenant, invoice["id"], "120.00"), 409, "payment_in_progress")
+    assert "authentication" in error["message"]
+    assert _open_invoice(stripe_tenant)["amount_paid"] == "0.00"
