@@ -75,3 +75,24 @@ def test_without_localstripe_the_demo_pays_every_invoice_by_bank_transfer(app, t
     assert [i["status"] for i in charging["invoices"]] == ["paid"] * 3
     assert sorted((p["method"], p["status"]) for p in charging["payments"]) == [("bank_transfer", "succeeded")] * 3
     assert sorted(e["kind"] for e in charging["emails"]) == ["receipt"] * 3
+
+
+def test_the_demos_localstripe_is_stopped_when_the_story_fails(app, tmp_path, monkeypatch):
+    import aggregator.demo as demo
+
+    started = []
+
+    class Recorded(localstripe.LocalStripe):
+        def __init__(self, program):
+            super().__init__(program)
+            started.append(self)
+
+    def charge_day_fails(*args):
+        raise demo.DemoFailed("the charge day went wrong")
+
+    monkeypatch.setattr(localstripe, "LocalStripe", Recorded)
+    monkeypatch.setattr(demo, "_invoices_by_customer", charge_day_fails)
+    with pytest.raises(demo.DemoFailed):
+        _run(app, tmp_path)
+    [server] = started
+    assert server.process.poll() is not None  # the process was ended
