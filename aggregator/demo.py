@@ -2,14 +2,21 @@
 happens. Everything goes through the public HTTP API (in-process) and the same due work, queues
 and adapters the service runs in production; only the test clock is moved, as a user would move
 it. The invoices' PDFs are written under the output directory, the emails to a file sink there
-(or an SMTP server), the webhooks to a receiver the demo starts on 127.0.0.1."""
+(or an SMTP server), the webhooks to a receiver the demo starts on 127.0.0.1.
+
+After the close, the customers pay: by card through a Stripe-compatible API (localstripe, run as
+a process of the demo's own when it is installed next to this Python) with one decline and its
+retry, and by a bank transfer the platform records; without localstripe, every invoice is paid
+by bank transfer."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import sys
 import threading
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +31,7 @@ from rich.table import Table
 
 from . import due
 from .adapters import Adapters
+from .payments import localstripe
 from .webhooks import signing
 
 #: (name, what it sells, revenue share rate or None for pass-through only)
@@ -49,6 +57,11 @@ BILLS = [
     (0, "cafe-lune", "45.00", "EUR", True, "Ledgerly Pro plan"),
     (1, "cafe-lune", "10.00", "USD", False, "SMS pack, 400 messages (billed in USD, converted)"),
 ]
+#: customer external id -> (the card it gives, what that card does); the others pay by bank transfer
+CARDS = {
+    "bakery-42": (localstripe.CARD_OK, "a working card"),
+    "studio-9": (localstripe.CARD_DECLINED, "a card its bank declines"),
+}
 
 
 class DemoFailed(click.ClickException):
@@ -91,14 +104,13 @@ def run_demo(app: Flask, adapters: Adapters, out: Path, console: Console) -> dic
     api = _Client(app)
     out.mkdir(parents=True, exist_ok=True)
     now = adapters.clocks.base.now()
-    receiver = _Receiver()
-    try:
-        return _story(app, adapters, api, out, now, receiver, console)
-    finally:
-        receiver.close()
+    with ExitStack() as stack:  # the receiver, and localstripe once started: stopped whatever happens
+        receiver = _Receiver()
+        stack.callback(receiver.close)
+        return _story(app, adapters, api, out, now, receiver, stack, console)
 
 
-def _story(app, adapters, api, out, now, receiver, console) -> dict[str, Any]:
+def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, Any]:
     from .accounts import service as accounts
 
     console.rule("[bold]1. A platform")
@@ -192,13 +204,14 @@ def _story(app, adapters, api, out, now, receiver, console) -> dict[str, Any]:
         table.add_row(type_, str(count))
     console.print(table)
     extras = _after_close(api, admin, receiver, adapters, console)
+    charging = _get_paid(api, admin, lane, adapters, receiver, stack, console)
 
     console.rule("[bold]Try it yourself")
     console.print(f"Open {written[0] if written else out}.\n"
                   f"curl -s http://127.0.0.1:8000/v1/invoices -H 'Authorization: Bearer {admin}'\n"
                   "(with the service running: bin/start)")
     return {"tenant": tenant_id, "admin_key": admin, "invoices": invoices, "pdfs": written, "events": counts,
-            "delivered": delivered, **extras}
+            "delivered": delivered, **extras, "charging": charging}
 
 
 class _Receiver:
@@ -260,6 +273,162 @@ def _after_close(api: _Client, admin: str, receiver: _Receiver, adapters: Adapte
     console.print(f"Each customer's email carries its invoice PDF; finance gets the period's summary. In test mode "
                   f"emails go to {adapters.mailer.test!r}, never to the customers' real addresses.")
     return {"webhooks": list(receiver.received), "emails": emails}
+
+
+def _get_paid(api: _Client, admin: str, lane: due.Lane, adapters: Adapters, receiver: _Receiver,
+              stack: ExitStack, console: Console) -> dict:
+    """The charge day and after: cards (when localstripe is installed), a decline and its retry,
+    bank transfers; then the payments, emails and webhooks. -> what it made."""
+    emails_before = {email["id"] for email in api.call("GET", "/email_deliveries?limit=100", admin)["data"]}
+    webhooks_before = len(receiver.received)
+    program = localstripe.executable()
+    steps = iter(range(8, 100))
+    console.rule(f"[bold]{next(steps)}. Getting paid: a card on file, or a bank transfer")
+    stripe = stack.enter_context(localstripe.LocalStripe(program)) if program else None
+    if stripe is None:
+        console.print(f"Card payments need a Stripe-compatible API, and localstripe (a local stand-in for Stripe, "
+                      f"installed with the test extras) is not next to {sys.executable}: no card can be charged "
+                      f"here, so every invoice is paid by bank transfer.")
+    else:
+        _give_cards(api, admin, stripe, console)
+
+    console.rule(f"[bold]{next(steps)}. The charge day")
+    invoices = _invoices_by_customer(api, admin)
+    charge_at = max(datetime.fromisoformat(i["next_charge_at"]) for i in invoices.values() if i["next_charge_at"])
+    settings = api.call("GET", "/tenant", admin)
+    console.print(f"Each open invoice's charge is due at {settings['charge_hour']:02d}:00 on its due date "
+                  f"({settings['timezone']}): {charge_at.isoformat()}. The test clock moves an hour past it.")
+    api.call("POST", "/test_clock/advance", admin, {"to": (charge_at + timedelta(hours=1)).isoformat()})
+    invoices = _invoices_by_customer(api, admin)
+    manual = "no card on file" if stripe else "no Stripe settings"
+    for customer, invoice in invoices.items():
+        console.print(f"{customer}: {_told(api, admin, invoice, manual)}")
+    for customer, invoice in invoices.items():
+        if invoice["status"] == "open" and invoice["collection"] == "manual":
+            _pay_by_transfer(api, admin, customer, invoice, console)
+
+    if stripe is not None:
+        for customer, invoice in _invoices_by_customer(api, admin).items():
+            if invoice["collection"] == "retrying":
+                console.rule(f"[bold]{next(steps)}. {customer} gives a working card")
+                _new_card(api, admin, stripe, customer, invoice, console)
+
+    console.rule(f"[bold]{next(steps)}. Payments, and who was told")
+    invoices = _invoices_by_customer(api, admin)
+    payments = _payments_table(api, admin, invoices, console)
+    delivered = _drain(lane, adapters)
+    emails = [e for e in api.call("GET", "/email_deliveries?limit=100", admin)["data"] if e["id"] not in emails_before]
+    webhooks = receiver.received[webhooks_before:]
+    _notices(emails, webhooks, console)
+    return {"by_card": stripe is not None, "invoices": list(invoices.values()), "payments": payments,
+            "emails": emails, "webhooks": webhooks, "delivered": delivered}
+
+
+def _notices(emails: list[dict], webhooks: list[tuple[str, bool]], console: Console) -> None:
+    table = Table("email", "to", "status")
+    for email in sorted(emails, key=lambda e: (e["kind"], e["recipient"] or "")):
+        table.add_row(email["kind"], email["recipient"] or "(no address)", email["status"])
+    console.print(table)
+    kinds = Counter(email["kind"] for email in emails)
+    told = [f"{kinds['receipt']} receipts"] + ([f"{kinds['payment_failed']} payment-failed email (with the next "
+                                                "attempt's date)"] if kinds["payment_failed"] else [])
+    console.print(f"The customers got {' and '.join(told)}, each about its own invoice.")
+    counts = Counter(type_ for type_, _ in webhooks)
+    console.print(f"Webhooks: {len(webhooks)} more events POSTed, {sum(ok for _, ok in webhooks)} with a valid "
+                  f"signature: " + ", ".join(f"{type_} ×{n}" for type_, n in sorted(counts.items())) + ".")
+
+
+def _give_cards(api: _Client, admin: str, stripe: localstripe.LocalStripe, console: Console) -> None:
+    api.call("PATCH", "/tenant", admin, {"stripe_secret_key": "sk_test_demo4242", "stripe_api_base": stripe.url})
+    hint = api.call("GET", "/tenant", admin)["stripe"]["secret_key"]
+    console.print(f"Card payments need a Stripe-compatible API: localstripe, a local stand-in for Stripe, runs on "
+                  f"{stripe.url} for this demo (a process of its own, stopped at the end). The tenant's test-mode "
+                  f"Stripe settings point at it (PATCH /v1/tenant; the secret key is stored encrypted and shown "
+                  f"as {hint}).")
+    table = Table("customer", "card on file", "what it does")
+    for external_id, _name, _currency in CUSTOMERS:
+        if external_id not in CARDS:
+            table.add_row(external_id, "none", "pays by bank transfer")
+            continue
+        number, does = CARDS[external_id]
+        stripe_customer, method = stripe.customer_with_card(number, f"accounts@{external_id}.example")
+        api.call("PATCH", f"/customers/{external_id}", admin,
+                 {"stripe_customer_id": stripe_customer, "stripe_payment_method": method})
+        table.add_row(external_id, f"{number[:4]} … {number[-4:]} ({method})", does)
+    console.print(table)
+    console.print("Each card was saved at Stripe by the customer; the platform keeps only the Stripe ids "
+                  "(PATCH /v1/customers/{id}: stripe_customer_id, stripe_payment_method).")
+
+
+def _invoices_by_customer(api: _Client, admin: str) -> dict[str, dict]:
+    invoices = api.call("GET", "/invoices?limit=100", admin)["data"]
+    return {i["customer_external_id"]: i for i in sorted(invoices, key=lambda i: i["number"] or "")}
+
+
+def _told(api: _Client, admin: str, invoice: dict, manual: str = "no card on file") -> str:
+    """How an invoice stands, in words (`manual`: why no gateway charges it)."""
+    head = f"invoice {invoice['number']} ({invoice['total']} {invoice['currency']}) is {invoice['status']}"
+    if invoice["status"] == "paid":
+        payment = next(p for p in api.call("GET", f"/invoices/{invoice['id']}/payments", admin)["data"]
+                       if p["status"] == "succeeded")
+        by = "card" if payment["gateway"] == "stripe" else payment["method"].replace("_", " ")
+        return f"{head}, by {by} (attempt {payment['attempt']})" if payment["attempt"] else f"{head}, by {by}"
+    if invoice["collection"] == "retrying":
+        [failed] = api.call("GET", f"/invoices/{invoice['id']}/payments?limit=1", admin)["data"]
+        why = failed["decline_code"] or failed["failure_code"]
+        return (f"{head}: attempt {failed['attempt']} declined ({why}: {failed['failure_message']}); "
+                f"retried at {invoice['next_charge_at']} (collection: retrying)")
+    if invoice["collection"] == "manual":
+        return f"{head}: {manual}, it waits for a bank transfer (collection: manual)"
+    return f"{head} (collection: {invoice['collection']}, next charge at {invoice['next_charge_at']})"
+
+
+def _pay_by_transfer(api: _Client, admin: str, customer: str, invoice: dict, console: Console) -> None:
+    received_on = api.call("GET", "/test_clock", admin)["now"][:10]
+    body = {"amount": invoice["amount_remaining"], "method": "bank_transfer",
+            "reference": invoice["number"], "received_on": received_on}
+    paid = api.call("POST", f"/invoices/{invoice['id']}/payments", admin, body)["invoice"]
+    console.print(f"{body['amount']} {invoice['currency']} from {customer}, reference {invoice['number']}, arrives on "
+                  f"the platform's bank account on {received_on}; the platform records it (POST "
+                  f"/v1/invoices/{{id}}/payments, method bank_transfer): invoice {paid['number']} is {paid['status']}.")
+
+
+def _new_card(api: _Client, admin: str, stripe: localstripe.LocalStripe, customer: str, invoice: dict,
+              console: Console) -> None:
+    stripe_customer = api.call("GET", f"/customers/{customer}", admin)["stripe_customer_id"]
+    method = stripe.attach_card(stripe_customer, localstripe.CARD_OK)
+    api.call("PATCH", f"/customers/{customer}", admin, {"stripe_payment_method": method})
+    after = api.call("GET", f"/invoices/{invoice['id']}", admin)
+    console.print(f"{customer} adds a card ending 4242 ({method}), made its default (PATCH /v1/customers/{customer}).")
+    if after["collection"] == "retrying":
+        days = api.call("GET", "/tenant", admin)["retry_days"]
+        console.print(f"Its invoice keeps its retry schedule (collection: retrying): a declined charge is retried "
+                      f"{', '.join(map(str, days))} days after the first failure, now with the "
+                      f"new card; only an invoice that waits "
+                      f"for a new payment method (a hard decline, an authentication, retries run out) is charged "
+                      f"at once. Next attempt: {after['next_charge_at']}.")
+    else:
+        console.print(f"Its invoice is put up for a charge at once (collection: {after['collection']}, next charge "
+                      f"at {after['next_charge_at']}).")
+    to = max(datetime.fromisoformat(after["next_charge_at"]),
+             datetime.fromisoformat(api.call("GET", "/test_clock", admin)["now"])) + timedelta(hours=1)
+    console.print(f"The test clock moves to {to.isoformat()}.")
+    api.call("POST", "/test_clock/advance", admin, {"to": to.isoformat()})
+    console.print(f"{customer}: {_told(api, admin, api.call('GET', '/invoices/' + invoice['id'], admin))}.")
+
+
+def _payments_table(api: _Client, admin: str, invoices: dict[str, dict], console: Console) -> list[dict]:
+    table = Table("invoice", "customer", "method", "attempt", "status", "amount", "decline / reference")
+    payments = []
+    for customer, invoice in invoices.items():
+        for payment in reversed(api.call("GET", f"/invoices/{invoice['id']}/payments", admin)["data"]):
+            payments.append(payment)
+            method = f"card ({payment['gateway']})" if payment["gateway"] == "stripe" else payment["method"]
+            why = payment["decline_code"] or payment["failure_code"] or payment["reference"] or ""
+            table.add_row(invoice["number"], customer, method, str(payment["attempt"] or "-"), payment["status"],
+                          f"{payment['amount']} {payment['currency']}", why)
+    console.print(table)
+    return payments
 
 
 def _console() -> Console:

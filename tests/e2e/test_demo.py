@@ -3,17 +3,36 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from pypdf import PdfReader
 from rich.console import Console
 
 from aggregator.demo import run_demo
+from aggregator.payments import localstripe
 
 
-def test_the_demo_closes_a_period_and_writes_each_customers_invoice(app, tmp_path):
+def _run(app, tmp_path) -> tuple[dict, str]:
     output = io.StringIO()
     with app.app_context():
         made = run_demo(app, app.extensions["aggregator.adapters"], tmp_path, Console(file=output, width=120))
-    text = output.getvalue()
+    return made, " ".join(output.getvalue().split())  # the console's lines rejoined
+
+
+def _payments(made) -> list[tuple]:
+    return sorted((p["gateway"], p["method"], p["attempt"] or 0, p["status"], p["amount"], p["currency"])
+                  for p in made["charging"]["payments"])
+
+
+@pytest.fixture(scope="module")
+def demo_with_cards(app, tmp_path_factory):
+    """The demo where localstripe is installed next to Python (as for the `localstripe` fixture):
+    it starts one of its own."""
+    assert localstripe.executable(), "localstripe is installed with the test extras"
+    return _run(app, tmp_path_factory.mktemp("demo"))
+
+
+def test_the_demo_closes_a_period_and_writes_each_customers_invoice(demo_with_cards):
+    made, text = demo_with_cards
     assert "Closed period" in text and "One consolidated invoice per customer" in text
     assert sorted((i["currency"], i["total"], i["status"]) for i in made["invoices"]) == [
         ("EUR", "54.20", "open"), ("USD", "361.50", "open"), ("USD", "39.00", "open")]
@@ -24,3 +43,56 @@ def test_the_demo_closes_a_period_and_writes_each_customers_invoice(app, tmp_pat
     assert len(made["webhooks"]) == sum(made["events"].values()) and all(ok for _, ok in made["webhooks"])
     assert sorted((e["kind"], e["status"]) for e in made["emails"]) == [
         ("invoice", "sent")] * 3 + [("period_summary", "sent")]
+
+
+def test_the_demo_pays_by_card_and_by_transfer_and_retries_a_declined_card(demo_with_cards):
+    made, text = demo_with_cards
+    charging = made["charging"]
+    assert charging["by_card"] and "localstripe" in text
+    assert {i["customer_external_id"]: i["status"] for i in charging["invoices"]} == {
+        "bakery-42": "paid", "studio-9": "paid", "cafe-lune": "paid"}
+    assert _payments(made) == [
+        ("manual", "bank_transfer", 0, "succeeded", "54.20", "EUR"),
+        ("stripe", "card", 1, "failed", "39.00", "USD"),
+        ("stripe", "card", 1, "succeeded", "361.50", "USD"),
+        ("stripe", "card", 2, "succeeded", "39.00", "USD")]
+    assert "card_declined" in text and "retried at 2026-12-04T22:00:00+00:00" in text  # the invoice's next_charge_at
+    assert sorted((e["kind"], e["recipient"], e["status"]) for e in charging["emails"]) == [
+        ("payment_failed", "accounts@studio-9.example", "sent"),
+        ("receipt", "accounts@bakery-42.example", "sent"),
+        ("receipt", "accounts@cafe-lune.example", "sent"),
+        ("receipt", "accounts@studio-9.example", "sent")]
+    types = sorted(type_ for type_, _ in charging["webhooks"])
+    assert all(ok for _, ok in charging["webhooks"])
+    assert types.count("invoice.paid") == 3 and types.count("invoice.payment_failed") == 1
+
+
+def test_without_localstripe_the_demo_pays_every_invoice_by_bank_transfer(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(localstripe, "executable", lambda: None)
+    made, text = _run(app, tmp_path)
+    charging = made["charging"]
+    assert not charging["by_card"] and "every invoice is paid by bank transfer" in text
+    assert [i["status"] for i in charging["invoices"]] == ["paid"] * 3
+    assert sorted((p["method"], p["status"]) for p in charging["payments"]) == [("bank_transfer", "succeeded")] * 3
+    assert sorted(e["kind"] for e in charging["emails"]) == ["receipt"] * 3
+
+
+def test_the_demos_localstripe_is_stopped_when_the_story_fails(app, tmp_path, monkeypatch):
+    import aggregator.demo as demo
+
+    started = []
+
+    class Recorded(localstripe.LocalStripe):
+        def __init__(self, program):
+            super().__init__(program)
+            started.append(self)
+
+    def charge_day_fails(*args):
+        raise demo.DemoFailed("the charge day went wrong")
+
+    monkeypatch.setattr(localstripe, "LocalStripe", Recorded)
+    monkeypatch.setattr(demo, "_invoices_by_customer", charge_day_fails)
+    with pytest.raises(demo.DemoFailed):
+        _run(app, tmp_path)
+    [server] = started
+    assert server.process.poll() is not None  # the process was ended
