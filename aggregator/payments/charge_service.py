@@ -33,7 +33,7 @@ from ..accounts.service import tenant_settings
 from ..consolidate import transitions as invoice_transitions
 from ..consolidate.models import Invoice
 from ..consolidate.snapshots import columns, invoice_snapshot
-from ..db import db, in_ids, locking, new_id
+from ..db import db, in_ids, locking, new_id, write_lock
 from ..events.service import NewEvent, record
 from . import transitions
 from .declines import HARD_DECLINES, is_hard
@@ -66,14 +66,18 @@ class ChargeReport:
     unknown: int = 0
     paid_without_charge: int = 0
     manual: int = 0
+    canceled: int = 0
     requests: int = 0
     payments: list[str] = field(default_factory=list)
+    # invoices whose attempt awaiting authentication was canceled: charged anew by the same run
+    superseded: list[str] = field(default_factory=list)
 
     def add(self, other: "ChargeReport") -> None:
         for name in ("attempted", "succeeded", "failed", "requires_action", "processing", "unknown",
-                     "paid_without_charge", "manual", "requests"):
+                     "paid_without_charge", "manual", "canceled", "requests"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.payments += other.payments
+        self.superseded += other.superseded
 
 
 @dataclass
@@ -84,6 +88,9 @@ class _Attempt:
     outcome: Outcome | None = None
     # read before the start commits (the calls run in threads, outside the session)
     payment_intent_id: str | None = None
+    # an attempt awaiting the customer's authentication, canceled at the gateway before the
+    # invoice is charged anew (a new payment method): never two charges that could both succeed
+    cancel: bool = False
 
 
 # --- due work ---------------------------------------------------------------------------------
@@ -104,29 +111,52 @@ def charge_due(tenant_id: str, livemode: bool, as_of: datetime, adapters, *,
     calls are in flight, and the current one is settled while the next one's are."""
     settings = tenant_settings(tenant_id, livemode)
     gateway = adapters.payments.for_settings(settings) if adapters.payments else None
-    report, seen = ChargeReport(), set()
+    report = ChargeReport()
+    after: tuple[datetime, str] | None = None  # keyset: the last (next_charge_at, id) taken
     with _Caller(settings, gateway) as caller:
         def begin() -> _Batch | None:
-            ids = db.session.scalars(
-                sa.select(Invoice.id).where(Invoice.tenant_id == tenant_id, Invoice.livemode == livemode,
-                                            Invoice.next_charge_at <= as_of,
-                                            Invoice.id.not_in(seen) if seen else sa.true())
-                .order_by(Invoice.next_charge_at, Invoice.id).limit(BATCH)).all()
-            if not ids:
+            nonlocal after
+            if caller.misconfigured:
                 return None
-            seen.update(ids)  # in flight, or left due (outcome unknown): not taken again by this run
-            batch = _begin(settings, gateway, ids, as_of, adapters, operator=False)
+            query = sa.select(Invoice.id, Invoice.next_charge_at).where(
+                Invoice.tenant_id == tenant_id, Invoice.livemode == livemode, Invoice.next_charge_at <= as_of)
+            if after is not None:
+                query = query.where(sa.tuple_(Invoice.next_charge_at, Invoice.id) > sa.tuple_(*after))
+            rows = db.session.execute(query.order_by(Invoice.next_charge_at, Invoice.id).limit(BATCH)).all()
+            if not rows:
+                return None
+            after = (rows[-1][1], rows[-1][0])  # in flight, or left due (outcome unknown): not taken again
+            batch = _begin(settings, gateway, [r[0] for r in rows], as_of, adapters, operator=False)
             caller.submit(batch)
             return batch
 
+        def finish(batch: _Batch) -> None:
+            _finish(settings, caller, batch, as_of)
+            report.add(batch.report)
+            if on_batch:
+                on_batch(batch.report)
+
         current = begin()
         while current is not None:
-            following = begin()  # its calls queue behind the current batch's
-            _finish(settings, caller, current, as_of)
-            report.add(current.report)
-            if on_batch:
-                on_batch(current.report)
+            try:
+                following = begin()  # its calls queue behind the current batch's
+            except BaseException:
+                finish(current)  # its calls were made: their outcomes are kept
+                raise
+            try:
+                finish(current)
+            except BaseException:
+                if following is not None:
+                    finish(following)
+                raise
             current = following
+        if report.superseded and not caller.misconfigured:  # charged anew now that nothing else can pay them
+            superseded, report.superseded = report.superseded, []
+            batch = _begin(settings, gateway, superseded, as_of, adapters, operator=False)
+            caller.submit(batch)
+            finish(batch)
+    if caller.misconfigured:
+        raise caller.misconfigured[0]
     if report.unknown:
         raise ChargesIncomplete(f"{report.unknown} charge(s) of {tenant_id} ({'live' if livemode else 'test'}) "
                                 f"due {as_of.isoformat()} have no known outcome yet; they are looked up again later.")
@@ -138,11 +168,20 @@ def charge_now(tenant_id: str, livemode: bool, invoice_ids: Sequence[str], as_of
     as of `as_of`, whatever their schedule."""
     settings = tenant_settings(tenant_id, livemode)
     gateway = adapters.payments.for_settings(settings) if adapters.payments else None
+    report = ChargeReport()
     with _Caller(settings, gateway) as caller:
-        batch = _begin(settings, gateway, list(invoice_ids), as_of, adapters, operator=True)
-        caller.submit(batch)
-        _finish(settings, caller, batch, as_of)
-    return batch.report
+        ids = list(invoice_ids)
+        for _ in range(2):  # a second pass charges what an attempt awaiting authentication held up
+            batch = _begin(settings, gateway, ids, as_of, adapters, operator=True)
+            caller.submit(batch)
+            _finish(settings, caller, batch, as_of)
+            ids, batch.report.superseded = batch.report.superseded, []
+            report.add(batch.report)
+            if not ids or caller.misconfigured:
+                break
+    if caller.misconfigured:
+        raise caller.misconfigured[0]
+    return report
 
 
 # --- batches ----------------------------------------------------------------------------------
@@ -178,7 +217,8 @@ class _Caller:
         to_call = [a for a in batch.attempts if a.charge is not None]
         if not to_call:
             return
-        found, lookups = _look_up_resumed(self.gateway, [a for a in to_call if a.resume and not a.payment_intent_id],
+        found, lookups = _look_up_resumed(self.gateway, [a for a in to_call if a.resume and not a.payment_intent_id
+                                                         and not a.cancel],
                                           self.limiter)
         batch.report.requests += lookups
         if self.pool is None:
@@ -188,6 +228,9 @@ class _Caller:
     def _call(self, attempt: _Attempt, found: dict[str, Any]) -> None:
         looked_up = attempt.charge.payment_id in found
         try:
+            if attempt.cancel:
+                attempt.outcome = self.gateway.cancel(attempt.payment_intent_id, pace=self.limiter.wait)
+                return
             attempt.outcome = self.gateway.charge(attempt.charge, resume=attempt.resume and not looked_up,
                                                   payment_intent_id=attempt.payment_intent_id,
                                                   pace=self.limiter.wait, found=found.get(attempt.charge.payment_id))
@@ -224,8 +267,6 @@ def _finish(settings: TenantSettings, caller: _Caller, batch: _Batch, as_of: dat
     except Exception:
         db.session.rollback()
         raise
-    if caller.misconfigured:
-        raise caller.misconfigured[0]
 
 
 def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> tuple[dict[str, Any], int]:
@@ -247,6 +288,7 @@ def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> 
 def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, real_now: datetime,
            report: ChargeReport, *, operator: bool) -> list[_Attempt]:
     """Step 1, in the caller's transaction: lock the invoices, start (or find) their attempts."""
+    write_lock()  # SQLite: before reading what the attempts rely on (PostgreSQL locks the rows read)
     where = [in_ids(Invoice.id, ids), Invoice.tenant_id == settings.tenant_id, Invoice.livemode == settings.livemode,
              Invoice.status == "open"]
     if not operator:
@@ -257,11 +299,25 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
         return []
     pending = {p.invoice_id: p for p in db.session.scalars(
         locking(sa.select(Payment).where(in_ids(Payment.invoice_id, [i.id for i in invoices]),
-                                         Payment.status == "pending"))).all()}
+                                         Payment.status.in_(["pending", "requires_action"])))).all()}
     attempts, rows, paid_now, manual, busy = [], [], [], [], []
     for invoice in invoices:
         customer: Customer = invoice.customer
         found = pending.get(invoice.id)
+        if found is not None and found.status == "requires_action":
+            # rescheduled (a new payment method) while an attempt awaits the customer's
+            # authentication, which could still pay it: that attempt is canceled first, and the
+            # invoice charged anew once it is (charge_due's superseded pass)
+            if gateway is None or not found.stripe_payment_intent_id:
+                manual.append(invoice.id)  # nothing here can cancel it: collected by hand
+                continue
+            if found.locked_until is not None and found.locked_until > real_now:
+                busy.append(invoice.id)  # another run is canceling it right now
+                continue
+            found.locked_until = real_now + due.lease(ATTEMPT_LEASE)
+            attempts.append(_Attempt(found, False, _charge_of(found, invoice, settings),
+                                     payment_intent_id=found.stripe_payment_intent_id, cancel=True))
+            continue
         if found is not None:
             if found.locked_until is not None and found.locked_until > real_now:
                 busy.append(invoice.id)  # another run (or request) is sending it right now
@@ -357,11 +413,11 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
         if outcome.gateway_status:
             base["gateway_status"] = outcome.gateway_status
         if outcome.status in ("unknown", "pending"):
-            transitions.note_payment(payment, **base, locked_until=None,
-                                     failure_message=outcome.message if outcome.status == "unknown" else None)
+            noted = transitions.note_payment(payment, **base, locked_until=None,
+                                             failure_message=outcome.message if outcome.status == "unknown" else None)
             if outcome.status == "unknown":
                 report.unknown += 1
-            else:
+            elif noted:  # still pending (a webhook may have settled it meanwhile: then left alone)
                 report.processing += 1
                 _set_invoice(payment.invoice_id, collection="processing", next_charge_at=None)
             continue
@@ -395,6 +451,10 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
         elif payment.status == "failed":
             report.failed += 1
             events += _failed(settings, invoice, payment, as_of)
+        elif payment.status == "canceled":  # superseded before the customer authenticated it
+            report.canceled += 1
+            if invoice.status == "open":
+                report.superseded.append(invoice.id)
     if amounts:
         db.session.execute(sa.update(_invoices).where(_invoices.c.id == sa.bindparam("_id"))
                            .values(amount_paid=sa.bindparam("amount_paid"))

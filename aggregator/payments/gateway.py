@@ -51,8 +51,9 @@ class Charge:
 
 @dataclass
 class Outcome:
-    """What became of an attempt. `status`: succeeded, failed, requires_action, pending (the
-    gateway is still processing: a webhook settles it), unknown (not learned: stays pending)."""
+    """What became of an attempt. `status`: succeeded, failed, requires_action, canceled (an
+    attempt superseded before the customer authenticated it), pending (the gateway is still
+    processing: a webhook settles it), unknown (not learned: stays pending)."""
 
     status: str
     payment_intent_id: str | None = None
@@ -113,6 +114,8 @@ def _intent_outcome(intent: Any, requests: int) -> Outcome:
         return Outcome("requires_action", message="The payment needs the customer's authentication.", **common)
     if status == "processing":
         return Outcome("pending", **common)
+    if status == "canceled":
+        return Outcome("canceled", message="The PaymentIntent was canceled.", **common)
     return Outcome("failed", failure_code=error.get("code") or status, decline_code=error.get("decline_code"),
                    message=error.get("message") or f"The PaymentIntent is {status}.", **common)
 
@@ -216,6 +219,30 @@ class StripeGateway:
                 return Outcome("unknown", message=_describe(exc), requests=requests)
             return _intent_outcome(intent, requests)
         return Outcome("unknown", message=f"No answer after {RESOLVE_TRIES + 1} tries.", requests=requests)
+
+    def cancel(self, payment_intent_id: str, pace: Callable[[], None] = lambda: None) -> Outcome:
+        """Cancel an attempt that awaits the customer's authentication, before the invoice is
+        charged another way (a new payment method): -> `canceled`, or what became of it if it
+        can no longer be canceled (the customer authenticated it meanwhile: `succeeded`), or
+        `unknown` (no answer: tried again later)."""
+        pace()
+        try:
+            intent = self.client.v1.payment_intents.cancel(payment_intent_id)
+        except stripe.InvalidRequestError as exc:  # not cancelable any more: see what it is
+            try:
+                pace()
+                intent = self.client.v1.payment_intents.retrieve(payment_intent_id)
+            except UNKNOWN_ERRORS as lookup:
+                return Outcome("unknown", message=_describe(lookup), requests=2)
+            outcome = _intent_outcome(intent, 2)
+            if outcome.status == "requires_action":  # refused for another reason: leave it be
+                return Outcome("unknown", message=_describe(exc), requests=2)
+            return outcome
+        except UNKNOWN_ERRORS as exc:
+            return Outcome("unknown", message=_describe(exc), requests=1)
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            raise GatewayMisconfigured(_describe(exc)) from exc
+        return _intent_outcome(intent, 1)
 
     def _intent_params(self, charge: Charge) -> dict:
         return {"amount": charge.amount, "currency": charge.currency.lower(), "customer": charge.customer,

@@ -102,10 +102,12 @@ def settle_payments(changes: Sequence[tuple[Payment, str, dict[str, Any]]], as_o
     return changed
 
 
-def note_payment(payment: Payment, **values) -> None:
-    """Columns of a payment that are not its status (the requests made, the gateway's ids)."""
-    db.session.execute(sa.update(_payments).where(_payments.c.id == payment.id).values(**values)
-                       .execution_options(synchronize_session=False))
+def note_payment(payment: Payment, **values) -> bool:
+    """Columns of a still-pending payment that are not its status (the requests made, the
+    gateway's ids). -> False: it was settled meanwhile (a webhook), and is left alone."""
+    return bool(db.session.execute(sa.update(_payments).where(_payments.c.id == payment.id,
+                                                              _payments.c.status == "pending")
+                                   .values(**values).execution_options(synchronize_session=False)).rowcount)
 
 
 def _announce(tenant_id: str, livemode: bool, type_: str, payments: Iterable[Payment], created: datetime) -> None:

@@ -108,7 +108,12 @@ def test_a_new_payment_method_charges_an_invoice_that_waits_for_one(stripe_tenan
     patched = stripe_tenant.admin["test"].patch("/v1/customers/cust-1", {"stripe_payment_method": method.id})
     assert patched.status_code == 200
     advance(stripe_tenant, "2026-12-20T00:01:00+00:00")
-    assert _invoice(stripe_tenant)["status"] == "paid"
+    invoice = _invoice(stripe_tenant)
+    assert invoice["status"] == "paid" and invoice["attempt_count"] == 2
+    # the attempt awaiting authentication was canceled at Stripe first: it can no longer pay too
+    assert sorted(pi.status for pi in _intents_of(localstripe, invoice["id"])) == ["canceled", "succeeded"]
+    payments = stripe_tenant.admin["test"].get(f"/v1/invoices/{invoice['id']}/payments").json["data"]
+    assert sorted((p["attempt"], p["status"]) for p in payments) == [(1, "canceled"), (2, "succeeded")]
 
 
 def test_a_customer_without_a_card_pays_by_transfer(stripe_tenant):
