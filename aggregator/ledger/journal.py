@@ -20,7 +20,11 @@ cash                               asset      debit   money received (gateway or
 tax_payable                        liability  credit  tax collected from customers (the platform is
                                                       the seller of record)
 provider_payable:<provider id>     liability  credit  what the platform owes one provider (its net
-                                                      shares), in the bill's original currency
+                                                      shares), in the bill's original currency; never
+                                                      a debit balance (the service refuses it)
+provider_clawback:<provider id>    asset      debit   what a provider owes back: refunded or credited
+                                                      shares beyond what the platform owed it,
+                                                      recovered from its next payouts
 customer_credit:<customer id>      liability  credit  credit a customer holds (overpayments, credits
                                                       granted), consumed by later invoices
 platform_revenue                   revenue    credit  the platform's fees (revenue share)
@@ -47,7 +51,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .. import money
 
@@ -60,6 +64,7 @@ PLATFORM_REVENUE = "platform_revenue"
 REFUNDS = "refunds"
 FX = "fx"
 PROVIDER_PAYABLE = "provider_payable"
+PROVIDER_CLAWBACK = "provider_clawback"
 CUSTOMER_CREDIT = "customer_credit"
 
 
@@ -75,6 +80,7 @@ CHART: dict[str, AccountType] = {
     CASH: AccountType("asset", "debit"),
     TAX_PAYABLE: AccountType("liability", "credit"),
     PROVIDER_PAYABLE: AccountType("liability", "credit"),
+    PROVIDER_CLAWBACK: AccountType("asset", "debit"),
     CUSTOMER_CREDIT: AccountType("liability", "credit"),
     PLATFORM_REVENUE: AccountType("revenue", "credit"),
     REFUNDS: AccountType("contra_revenue", "debit"),
@@ -82,13 +88,17 @@ CHART: dict[str, AccountType] = {
 }
 
 #: accounts that belong to one party: "<code>:<its id>"
-PER_PARTY = (PROVIDER_PAYABLE, CUSTOMER_CREDIT)
+PER_PARTY = (PROVIDER_PAYABLE, PROVIDER_CLAWBACK, CUSTOMER_CREDIT)
 
 _PARTY_ID = re.compile(r"[a-z]+_[0-9a-z]{1,36}")
 
 
 def provider_payable(provider_id: str) -> str:
     return _party(PROVIDER_PAYABLE, provider_id)
+
+
+def provider_clawback(provider_id: str) -> str:
+    return _party(PROVIDER_CLAWBACK, provider_id)
 
 
 def customer_credit(customer_id: str) -> str:
@@ -216,13 +226,19 @@ class Share:
     invoiced: int
 
 
-def _shares(invoice_currency: str, shares: Sequence[Share], sign: int) -> list[Posting]:
+#: what the platform owes each (provider id, currency) now: its payable's credit balance
+Owed = Mapping[tuple[str, str], int]
+
+
+def _shares(invoice_currency: str, shares: Sequence[Share], sign: int, owed: Owed | None = None) -> list[Posting]:
     """Postings that credit (sign -1) or debit (sign +1) each share to its provider and the
-    platform, with the fx legs for those billed in another currency."""
+    platform, with the fx legs for those billed in another currency. Debiting with `owed`
+    given, the part of a provider's net beyond what it is owed goes to its clawback account."""
+    left = dict(owed) if owed is not None else None
     postings = []
     for share in shares:
-        postings += [Posting(provider_payable(share.provider_id), share.currency, sign * share.net),
-                     Posting(PLATFORM_REVENUE if sign < 0 else REFUNDS, share.currency, sign * share.fee)]
+        postings += _provider_net(share, sign, left)
+        postings.append(Posting(PLATFORM_REVENUE if sign < 0 else REFUNDS, share.currency, sign * share.fee))
         if share.currency != invoice_currency:
             postings += [Posting(FX, share.currency, -sign * (share.net + share.fee)),
                          Posting(FX, invoice_currency, sign * share.invoiced)]
@@ -230,6 +246,17 @@ def _shares(invoice_currency: str, shares: Sequence[Share], sign: int) -> list[P
             raise Unbalanced(f"A share in the invoice's currency is invoiced {share.invoiced}, not its net + fee "
                              f"({share.net + share.fee}).")
     return postings
+
+
+def _provider_net(share: Share, sign: int, left: dict[tuple[str, str], int] | None) -> list[Posting]:
+    payable = provider_payable(share.provider_id)
+    if sign < 0 or left is None or share.net <= 0:
+        return [Posting(payable, share.currency, sign * share.net)]
+    key = (share.provider_id, share.currency)
+    from_payable = min(share.net, max(left.get(key, 0), 0))
+    left[key] = left.get(key, 0) - from_payable
+    return [debit(payable, share.currency, from_payable),
+            debit(provider_clawback(share.provider_id), share.currency, share.net - from_payable)]
 
 
 def invoice_finalized(invoice_id: str, currency: str, amount_due: int, tax: int, shares: Sequence[Share],
@@ -269,34 +296,44 @@ def payment_received(payment_id: str, currency: str, amount: int, applied: int |
 
 
 def _given_back(kind: str, object_id: str, source: Posting, currency: str, amount: int, tax: int,
-                shares: Sequence[Share], memo: str | None) -> Journal:
+                shares: Sequence[Share], owed: Owed | None, memo: str | None) -> Journal:
     invoiced = tax + sum(s.invoiced for s in shares)
     if invoiced != amount:
         raise Unbalanced(f"{kind} of {amount}: its tax and shares add up to {invoiced}.")
-    postings = [source, debit(TAX_PAYABLE, currency, tax), *_shares(currency, shares, +1)]
+    postings = [source, debit(TAX_PAYABLE, currency, tax), *_shares(currency, shares, +1, owed)]
     return Journal(kind, object_id, tuple(postings), memo)
 
 
-def refund(refund_id: str, currency: str, amount: int, tax: int, shares: Sequence[Share],
+def refund(refund_id: str, currency: str, amount: int, tax: int, shares: Sequence[Share], owed: Owed | None = None,
            memo: str | None = None) -> Journal:
     """Money given back to a customer: credit cash the amount; debit back its parts, given as
     inputs (the refunded proportion of the invoice's tax and shares): tax_payable, each
-    provider's payable (the clawback) and `refunds` the platform's fees."""
-    return _given_back("refund", refund_id, credit(CASH, currency, amount), currency, amount, tax, shares, memo)
+    provider's net (the clawback) and `refunds` the platform's fees.
+
+    A provider's net is debited to its payable up to what the platform owes it (`owed`, read
+    under the payables' lock: `service.lock_provider_payables`), the rest to its clawback
+    account, recovered from its next payouts (`payout_sent`'s `recovered`). Without `owed`
+    all of it is debited to the payable (which the service refuses if it would go negative)."""
+    return _given_back("refund", refund_id, credit(CASH, currency, amount), currency, amount, tax, shares, owed,
+                       memo)
 
 
 def credit_granted(credit_id: str, customer_id: str, currency: str, amount: int, tax: int,
-                   shares: Sequence[Share], memo: str | None = None) -> Journal:
+                   shares: Sequence[Share], owed: Owed | None = None, memo: str | None = None) -> Journal:
     """Credit granted to a customer against what it was billed: credit the customer's credit
     account the amount; debit back its parts as a refund does (a credit reduces the providers'
     payouts). The credit is consumed by a later invoice (`invoice_finalized`'s credits_applied)."""
     return _given_back("credit", credit_id, credit(customer_credit(customer_id), currency, amount), currency,
-                       amount, tax, shares, memo)
+                       amount, tax, shares, owed, memo)
 
 
-def payout_sent(payout_id: str, provider_id: str, currency: str, amount: int, memo: str | None = None) -> Journal:
-    """A payout is sent to a provider: debit its payable, credit cash."""
-    return Journal("payout_sent", payout_id, (debit(provider_payable(provider_id), currency, amount),
+def payout_sent(payout_id: str, provider_id: str, currency: str, amount: int, recovered: int = 0,
+                memo: str | None = None) -> Journal:
+    """A payout is sent to a provider: debit its payable what is paid out of it, credit cash the
+    `amount` sent and its clawback account what is `recovered` of what it owed back (so the
+    transfer is the payable less the clawback, never negative)."""
+    return Journal("payout_sent", payout_id, (debit(provider_payable(provider_id), currency, amount + recovered),
+                                               credit(provider_clawback(provider_id), currency, recovered),
                                                credit(CASH, currency, amount)), memo)
 
 

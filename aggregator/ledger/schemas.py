@@ -29,7 +29,8 @@ class AccountBalanceSchema(CurrencyTotalSchema):
 
     object = fields.Constant("ledger_account")
     account = fields.String(metadata={"description": "cash, receivable, tax_payable, platform_revenue, refunds, fx, "
-                                                     "provider_payable:<provider>, customer_credit:<customer>."})
+                                                     "provider_payable:<provider>, provider_clawback:<provider>, "
+                                                     "customer_credit:<customer>."})
     type = fields.String(metadata={"enum": ["asset", "liability", "revenue", "contra_revenue", "clearing"]})
     normal_side = fields.String(metadata={"enum": ["debit", "credit", "either"]})
 

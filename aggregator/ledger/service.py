@@ -14,7 +14,9 @@ What is enforced where:
   nothing): checked here, before the entries are written, for each provider payable the journal
   debits, under a lock of that account (PostgreSQL: a transaction-scoped advisory lock per
   tenant, mode, account and currency, taken in a fixed order; SQLite: its database write lock).
-  Credits to a payable take no lock: they can only raise it.
+  Credits to a payable take no lock: they can only raise it. A refund or credit reads what each
+  provider is owed with `lock_provider_payables` and builds its journal with it: what it claws
+  back beyond that goes to the provider's clawback account (recovered from its next payouts).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import sqlalchemy as sa
 
@@ -76,20 +78,38 @@ def _check_provider_payables(tenant_id: str, livemode: bool, journals: Sequence[
         for p in journal.postings:
             if books.is_provider_payable(p.account):
                 change[p.account, p.currency] += p.amount
-    debited = sorted(key for key, amount in change.items() if amount > 0)
-    if not debited:
-        return
-    if db.session.get_bind().dialect.name == "postgresql":
-        for account, currency in debited:  # sorted: two postings never wait for each other's locks
-            key = zlib.crc32(f"ledger:{tenant_id}:{livemode}:{account}:{currency}".encode())
-            db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    else:
-        write_lock()
-    for (account, currency), balance in _balances_of(tenant_id, livemode, debited).items():
+    debited = [key for key, amount in change.items() if amount > 0]
+    for (account, currency), balance in _locked_balances(tenant_id, livemode, debited).items():
         if balance + change[account, currency] > 0:
             raise ProviderPayableNegative(
                 f"{account} would owe the platform {money.format_amount(balance + change[account, currency], currency)} "
                 f"{currency}: the platform owes it {money.format_amount(-balance, currency)}.")
+
+
+def lock_provider_payables(tenant_id: str, livemode: bool,
+                           providers: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """What the platform owes each (provider id, currency) now, with those payables locked
+    until the transaction ends: the `owed` a refund or credit journal is built with, so that a
+    clawback beyond it goes to the provider's clawback account."""
+    keys = {(books.provider_payable(provider_id), currency): (provider_id, currency)
+            for provider_id, currency in providers}
+    return {keys[key]: -balance for key, balance in _locked_balances(tenant_id, livemode, list(keys)).items()}
+
+
+def _locked_balances(tenant_id: str, livemode: bool, accounts: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The balances of (account, currency) pairs, read under a lock of each that is held until
+    the transaction ends (PostgreSQL: advisory locks taken in a fixed order, so two postings
+    never wait for each other; SQLite: its database write lock)."""
+    accounts = sorted(set(accounts))
+    if not accounts:
+        return {}
+    if db.session.get_bind().dialect.name == "postgresql":
+        for account, currency in accounts:
+            key = zlib.crc32(f"ledger:{tenant_id}:{livemode}:{account}:{currency}".encode())
+            db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        write_lock()
+    return _balances_of(tenant_id, livemode, accounts)
 
 
 def _balances_of(tenant_id: str, livemode: bool, accounts: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:

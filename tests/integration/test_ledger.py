@@ -147,3 +147,55 @@ def test_a_providers_payable_never_goes_negative(app, posted):
         principal = operator(tenant.id, False)
         assert service.balances(principal, account="provider_payable:prov_a")[0].balance == 0
         assert service.trial_balance(principal).balanced
+
+
+def test_a_refund_after_the_payout_claws_back_through_the_clawback_account(app, posted):
+    tenant, _ = posted  # the platform owes prov_a AUD 70.00; it is paid out, then the invoice refunded
+    share = Share("prov_a", "AUD", 7000, 3000, 10000)
+    with app.app_context():
+        service.post(tenant.id, False, books.payout_sent("po_all", "prov_a", "AUD", 7000), AT)
+        db.session.commit()
+        with pytest.raises(service.ProviderPayableNegative):  # nothing is owed to it any more
+            service.post(tenant.id, False, books.refund("re_1", "AUD", 11000, 1000, [share]), AT)
+        db.session.rollback()
+        owed = service.lock_provider_payables(tenant.id, False, [("prov_a", "AUD")])
+        assert owed == {("prov_a", "AUD"): 0}
+        service.post(tenant.id, False, books.refund("re_1", "AUD", 11000, 1000, [share], owed=owed), AT)
+        db.session.commit()
+        # its next invoice earns it 70.00 again, of which 70.00 recover what it owed back
+        service.post(tenant.id, False, _finalized("inv_2"), AT)
+        service.post(tenant.id, False, books.payout_sent("po_next", "prov_a", "AUD", 0, recovered=7000), AT)
+        db.session.commit()
+        balances = {b.account: b.balance for b in service.balances(operator(tenant.id, False), account="provider_payable")
+                    + service.balances(operator(tenant.id, False), account="provider_clawback")}
+        assert balances == {"provider_payable:prov_a": 0, "provider_clawback:prov_a": 0}
+        assert service.trial_balance(operator(tenant.id, False)).balanced
+
+
+def test_two_payouts_at_once_cannot_both_take_what_a_provider_is_owed(app, posted, postgres_only):
+    """Each posting that debits a payable locks it first: the second waits for the first to
+    commit, then sees it, and is refused."""
+    import threading
+
+    tenant, _ = posted  # owed AUD 70.00
+    first_locked, results = threading.Event(), {}
+
+    def pay(name: str, hold: bool):
+        with app.app_context():
+            try:
+                service.post(tenant.id, False, books.payout_sent(f"po_{name}", "prov_a", "AUD", 7000), AT)
+                if hold:
+                    first_locked.set()
+                    threading.Event().wait(0.5)  # the other posting waits on the lock meanwhile
+                db.session.commit()
+                results[name] = "paid"
+            except service.ProviderPayableNegative:
+                db.session.rollback()
+                results[name] = "refused"
+
+    first = threading.Thread(target=pay, args=("first", True))
+    first.start()
+    assert first_locked.wait(10)
+    pay("second", False)
+    first.join()
+    assert results == {"first": "paid", "second": "refused"}

@@ -128,3 +128,26 @@ def test_every_account_has_a_type_and_a_normal_side():
         Posting("cash", "XXX", 1)
     with pytest.raises(LedgerError):
         Posting("cash", "AUD", 1.5)
+
+
+@given(invoices(), st.lists(st.integers(-10**6, 10**12), min_size=1))
+def test_a_refund_claws_back_from_the_payable_only_what_the_provider_is_owed(invoice, owed_amounts):
+    currency, _, tax, parts, _ = invoice
+    amount = tax + sum(s.invoiced for s in parts)
+    keys = sorted({(s.provider_id, s.currency) for s in parts})
+    owed = {key: owed_amounts[i % len(owed_amounts)] for i, key in enumerate(keys)}
+    journal = books.refund("re_1", currency, amount, tax, parts, owed=owed)
+    assert balanced_per_currency(journal)
+    for provider_id, share_currency in keys:
+        def on(code):
+            return sum(p.amount for p in journal.postings
+                       if p.account == f"{code}:{provider_id}" and p.currency == share_currency)
+        net = sum(s.net for s in parts if (s.provider_id, s.currency) == (provider_id, share_currency))
+        assert 0 <= on("provider_payable") <= max(owed[provider_id, share_currency], 0)
+        assert on("provider_payable") + on("provider_clawback") == net
+
+
+def test_a_payout_recovers_what_the_provider_owes_back():
+    journal = books.payout_sent("po_1", "prov_a", "AUD", 5000, recovered=2000)
+    assert sorted((p.account, p.amount) for p in journal.postings) == [
+        ("cash", -5000), ("provider_clawback:prov_a", -2000), ("provider_payable:prov_a", 7000)]
