@@ -177,6 +177,8 @@ class Journal:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise LedgerError(f"Unknown journal kind {self.kind!r}.")
+        if not 0 < len(self.object_id) <= 40 or (self.memo is not None and len(self.memo) > 500):
+            raise LedgerError("A journal records an object id of at most 40 characters, with a memo of at most 500.")
         object.__setattr__(self, "postings", tuple(p for p in self.postings if p.amount))
         check_balanced(self.postings)
 

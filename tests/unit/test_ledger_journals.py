@@ -151,3 +151,10 @@ def test_a_payout_recovers_what_the_provider_owes_back():
     journal = books.payout_sent("po_1", "prov_a", "AUD", 5000, recovered=2000)
     assert sorted((p.account, p.amount) for p in journal.postings) == [
         ("cash", -5000), ("provider_clawback:prov_a", -2000), ("provider_payable:prov_a", 7000)]
+
+
+def test_a_journal_fits_its_table():
+    with pytest.raises(LedgerError):
+        books.payment_received("pay_" + "x" * 40, "AUD", 100)
+    with pytest.raises(LedgerError):
+        books.payment_received("pay_1", "AUD", 100, memo="m" * 501)
