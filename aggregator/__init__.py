@@ -68,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .consolidate import api as consolidate_api, cli as consolidate_cli
     from .events import api as events_api
     from .ingest import api as ingest_api
+    from .ledger import api as ledger_api
     from .mail import api as mail_api
     from .payments import api as payments_api
     from .payments import refunds_api, stripe_webhooks_api
@@ -88,6 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(refunds_api.blp)
     api.register_blueprint(webhooks_api.blp)
     api.register_blueprint(stripe_webhooks_api.blp)
+    api.register_blueprint(ledger_api.blp)
     error_responses.register(app)
     _add_operations(app)
     refuse_unusable_requests(app)
@@ -103,12 +105,13 @@ def _add_area_commands(app: Flask) -> None:
     from .accounts import cli as accounts_cli
     from .consolidate import cli as consolidate_cli
     from .events import cli as events_cli
+    from .ledger import cli as ledger_cli
     from .payments import cli as payments_cli
     from .payments import refunds_cli
 
     consolidate_cli.invoices.add_command(payments_cli.charge_invoices)  # `invoices charge`: a payments use case
     for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events,
-                  payments_cli.payments, refunds_cli.refunds):
+                  payments_cli.payments, refunds_cli.refunds, ledger_cli.ledger):
         app.cli.add_command(group)
 
 

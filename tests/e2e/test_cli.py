@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import Caller, bill_body
 
-GROUPS = ["tenants", "tenants keys", "providers", "customers", "periods", "invoices", "events", "payments"]
+GROUPS = ["tenants", "tenants keys", "providers", "customers", "periods", "invoices", "events", "payments",
+          "ledger"]
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_the_aggregator_command_is_flask_with_every_group(app):
 
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0, result.output
-    for group in ["tenants", "providers", "customers", "periods", "invoices", "events", "payments", "db"]:
+    for group in ["tenants", "providers", "customers", "periods", "invoices", "events", "payments", "ledger", "db"]:
         assert group in result.output
 
 
@@ -260,3 +261,21 @@ def test_the_clock_commands_refuse_live_mode(cli, cli_tenant):
     result = cli("periods", "advance-clock", "--tenant", cli_tenant["id"], "--to", "2027-01-01T00:00:00Z",
                  exit_code=2)
     assert "test mode only" in result.stderr
+
+
+def test_ledger_trial_balance_and_journals(app, cli, cli_tenant):
+    from tests.e2e.test_ledger_api import post_invoice_and_payment
+
+    finalized_id, payment_id = post_invoice_and_payment(app, cli_tenant["id"])
+    printed = cli("ledger", "trial-balance", *cli_tenant["scope"]).output
+    assert "Trial balance (test mode)" in printed and "provider_payable:prov_a" in printed
+    assert "Balanced." in printed
+    report = as_json(cli("ledger", "trial-balance", *cli_tenant["scope"], "--json"))
+    assert report["balanced"] is True and report["livemode"] is False
+    assert report["totals"] == [{"currency": "AUD", "debits": "230.00", "credits": "230.00", "balance": "0.00"}]
+    assert {(a["account"], a["balance"]) for a in report["accounts"]} >= {("cash", "120.00"), ("tax_payable", "-10.00")}
+    live = as_json(cli("ledger", "trial-balance", "--tenant", cli_tenant["id"], "--mode", "live", "--json"))
+    assert live["accounts"] == [] and live["totals"] == [] and live["balanced"] is True
+    journals = as_json(cli("ledger", "journals", *cli_tenant["scope"], "--kind", "payment_received", "--json"))
+    assert [j["id"] for j in journals["data"]] == [payment_id] and len(journals["data"][0]["entries"]) == 3
+    assert finalized_id in cli("ledger", "journals", *cli_tenant["scope"]).output

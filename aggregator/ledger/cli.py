@@ -1,0 +1,43 @@
+"""`aggregator ledger …`: the books, as GET /v1/ledger/accounts and /v1/ledger/journals show them."""
+from __future__ import annotations
+
+import click
+
+from ..cli import AreaGroup, json_option, list_options, print_json, print_page, print_rows, say, tenant_scoped
+from . import service
+from .journal import KINDS
+from .schemas import JournalSchema, TrialBalanceSchema
+
+ledger = AreaGroup("ledger", help="The double-entry ledger: balances, the trial balance, journals.")
+
+
+@ledger.command("trial-balance")
+@tenant_scoped
+@json_option
+def trial_balance(principal, as_json):
+    """Every account's debits, credits and balance per currency, and each currency's totals
+    (its debits equal its credits when the books balance)."""
+    report = service.trial_balance(principal)
+    data = TrialBalanceSchema().dump({"livemode": principal.livemode, "balanced": report.balanced,
+                                      "accounts": report.accounts, "totals": report.totals})
+    if as_json:
+        print_json(data)
+        return
+    columns = ["account", "currency", "debits", "credits", "balance"]
+    print_rows(data["accounts"], columns, f"Trial balance ({principal.mode} mode)")
+    print_rows([{"account": "total", **total} for total in data["totals"]], columns)
+    say("Balanced." if report.balanced else "NOT BALANCED: a currency's debits differ from its credits.")
+
+
+@ledger.command("journals")
+@tenant_scoped
+@list_options
+@click.option("--kind", type=click.Choice(sorted(KINDS)), default=None)
+@click.option("--object", "object_id", default=None, metavar="ID", help="The object they record (inv_…, pay_…).")
+@click.option("--account", default=None, help="With an entry on this account (or any account of this code).")
+@json_option
+def list_journals(principal, limit, starting_after, kind, object_id, account, as_json):
+    """The tenant's journals in this mode, newest first (--json: with their entries)."""
+    page = service.list_journals(principal, limit, starting_after, kind, object_id, account)
+    print_page(page, JournalSchema(), ["id", "kind", "object_id", "posted_at", "memo"],
+               f"Journals ({principal.mode} mode)", as_json)

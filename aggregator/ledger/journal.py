@@ -1,0 +1,348 @@
+"""Double-entry journals, the chart of accounts and the standard journals: pure values, no I/O.
+
+Sign convention
+---------------
+A posting's `amount` is signed integer minor units: **a debit is positive, a credit negative**.
+A journal balances when its amounts add up to zero **in each currency on its own** (a journal may
+touch several currencies: a converted bill; it never adds one currency to another). An account's
+balance is the plain sum of its amounts: positive is a debit balance, negative a credit balance.
+
+Chart of accounts
+-----------------
+One account per code and currency (the currency is the posting's, not part of the code):
+
+=================================  =========  ======  ================================================
+code                               type       normal  holds
+=================================  =========  ======  ================================================
+receivable                         asset      debit   what customers owe on finalized invoices
+cash                               asset      debit   money received (gateway or recorded) less money
+                                                      sent (refunds, payouts)
+tax_payable                        liability  credit  tax collected from customers (the platform is
+                                                      the seller of record)
+provider_payable:<provider id>     liability  credit  what the platform owes one provider (its net
+                                                      shares), in the bill's original currency; never
+                                                      a debit balance (the service refuses it)
+provider_clawback:<provider id>    asset      debit   what a provider owes back: refunded or credited
+                                                      shares beyond what the platform owed it,
+                                                      recovered from its next payouts
+customer_credit:<customer id>      liability  credit  credit a customer holds (overpayments, credits
+                                                      granted), consumed by later invoices
+platform_revenue                   revenue    credit  the platform's fees (revenue share)
+refunds                            contra-    debit   the platform's fees given back by refunds and
+                                   revenue            credits (revenue is reported gross, less this)
+fx                                 clearing   either  the currency position of converted bills: each
+                                                      currency balances on its own through it; its
+                                                      balances, valued in one currency, are the FX
+                                                      difference (the platform's)
+=================================  =========  ======  ================================================
+
+One receivable for all customers (per currency): a customer's or an invoice's part is its
+journals (filter by object), which keeps the chart small; customers get their own account only
+for credit, which is money owed to that customer.
+
+Builders
+--------
+Each standard journal has a builder that takes the amounts (the split math is
+`payouts/shares.py`'s) and returns a balanced `Journal`; inconsistent amounts raise
+`Unbalanced`, they are never plugged. Postings of zero are left out.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from .. import money
+
+# --- accounts ---------------------------------------------------------------------------------
+
+RECEIVABLE = "receivable"
+CASH = "cash"
+TAX_PAYABLE = "tax_payable"
+PLATFORM_REVENUE = "platform_revenue"
+REFUNDS = "refunds"
+FX = "fx"
+PROVIDER_PAYABLE = "provider_payable"
+PROVIDER_CLAWBACK = "provider_clawback"
+CUSTOMER_CREDIT = "customer_credit"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountType:
+    name: str  # asset, liability, revenue, contra_revenue, clearing
+    normal: str  # debit, credit, either
+
+
+#: code (or code prefix before ":") -> its type and normal side
+CHART: dict[str, AccountType] = {
+    RECEIVABLE: AccountType("asset", "debit"),
+    CASH: AccountType("asset", "debit"),
+    TAX_PAYABLE: AccountType("liability", "credit"),
+    PROVIDER_PAYABLE: AccountType("liability", "credit"),
+    PROVIDER_CLAWBACK: AccountType("asset", "debit"),
+    CUSTOMER_CREDIT: AccountType("liability", "credit"),
+    PLATFORM_REVENUE: AccountType("revenue", "credit"),
+    REFUNDS: AccountType("contra_revenue", "debit"),
+    FX: AccountType("clearing", "either"),
+}
+
+#: accounts that belong to one party: "<code>:<its id>"
+PER_PARTY = (PROVIDER_PAYABLE, PROVIDER_CLAWBACK, CUSTOMER_CREDIT)
+
+_PARTY_ID = re.compile(r"[a-z]+_[0-9a-z]{1,36}")
+
+
+def provider_payable(provider_id: str) -> str:
+    return _party(PROVIDER_PAYABLE, provider_id)
+
+
+def provider_clawback(provider_id: str) -> str:
+    return _party(PROVIDER_CLAWBACK, provider_id)
+
+
+def customer_credit(customer_id: str) -> str:
+    return _party(CUSTOMER_CREDIT, customer_id)
+
+
+def _party(code: str, party_id: str) -> str:
+    if not isinstance(party_id, str) or not _PARTY_ID.fullmatch(party_id):
+        raise LedgerError(f"{party_id!r} is not an identifier such as 'prov_01jd…'.")
+    return f"{code}:{party_id}"
+
+
+def account_type(account: str) -> AccountType:
+    """The type of an account code; raises for a code outside the chart."""
+    code, colon, party = account.partition(":")
+    if code in PER_PARTY and colon and _PARTY_ID.fullmatch(party):
+        return CHART[code]
+    if code in CHART and code not in PER_PARTY and not colon:
+        return CHART[code]
+    raise LedgerError(f"{account!r} is not an account of the chart.")
+
+
+def is_provider_payable(account: str) -> bool:
+    return account.startswith(PROVIDER_PAYABLE + ":")
+
+
+# --- postings and journals ----------------------------------------------------------------------
+
+class LedgerError(ValueError):
+    """A journal that cannot be posted (a programming error in the caller, not a user's input)."""
+
+
+class Unbalanced(LedgerError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One line of a journal: `amount` minor units of `currency` on `account`, a debit when
+    positive, a credit when negative."""
+
+    account: str
+    currency: str
+    amount: int
+
+    def __post_init__(self):
+        account_type(self.account)
+        if not money.is_currency(self.currency):
+            raise LedgerError(f"{self.currency!r} is not an ISO 4217 currency code.")
+        if type(self.amount) is not int:
+            raise LedgerError(f"A posting's amount is integer minor units, not {self.amount!r}.")
+
+
+#: kind -> the type of object a journal of that kind records
+KINDS: dict[str, str] = {
+    "invoice_finalized": "invoice",
+    "invoice_voided": "invoice",
+    "payment_received": "payment",
+    "refund": "refund",
+    "credit": "credit",
+    "payout_sent": "payout",
+    "reversal": "journal",  # a correction: the exact opposite of a posted journal
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """A balanced set of postings recording one movement (`kind`) of one object (`object_id`);
+    at most one journal of a kind per object (the database enforces it)."""
+
+    kind: str
+    object_id: str
+    postings: tuple[Posting, ...]
+    memo: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise LedgerError(f"Unknown journal kind {self.kind!r}.")
+        if not 0 < len(self.object_id) <= 40 or (self.memo is not None and len(self.memo) > 500):
+            raise LedgerError("A journal records an object id of at most 40 characters, with a memo of at most 500.")
+        object.__setattr__(self, "postings", tuple(p for p in self.postings if p.amount))
+        check_balanced(self.postings)
+
+    @property
+    def object_type(self) -> str:
+        return KINDS[self.kind]
+
+
+def totals(postings: Iterable[Posting]) -> dict[str, int]:
+    """Σ amount per currency."""
+    sums: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        sums[posting.currency] += posting.amount
+    return dict(sums)
+
+
+def check_balanced(postings: Iterable[Posting]) -> None:
+    """Raise Unbalanced unless the amounts add up to zero in each currency."""
+    off = {currency: total for currency, total in totals(postings).items() if total}
+    if off:
+        detail = ", ".join(f"{currency} {money.format_amount(total, currency)}" for currency, total in sorted(off.items()))
+        raise Unbalanced(f"The postings do not balance: debits exceed credits by {detail}.")
+
+
+def debit(account: str, currency: str, amount: int) -> Posting:
+    return Posting(account, currency, amount)
+
+
+def credit(account: str, currency: str, amount: int) -> Posting:
+    return Posting(account, currency, -amount)
+
+
+# --- the standard journals ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One provider's part of an invoice (or of a refund or credit of it), from payouts/shares.py:
+    `net` to the provider and `fee` to the platform, both in `currency`, the bill's original
+    currency (what payouts are made in). `invoiced` is what the customer was billed for it in
+    the invoice's currency: net + fee when the currencies are the same; the converted amount
+    otherwise (the difference between the two goes through the fx account)."""
+
+    provider_id: str
+    currency: str
+    net: int
+    fee: int
+    invoiced: int
+
+
+#: what the platform owes each (provider id, currency) now: its payable's credit balance
+Owed = Mapping[tuple[str, str], int]
+
+
+def _shares(invoice_currency: str, shares: Sequence[Share], sign: int, owed: Owed | None = None) -> list[Posting]:
+    """Postings that credit (sign -1) or debit (sign +1) each share to its provider and the
+    platform, with the fx legs for those billed in another currency. Debiting with `owed`
+    given, the part of a provider's net beyond what it is owed goes to its clawback account."""
+    left = dict(owed) if owed is not None else None
+    postings = []
+    for share in shares:
+        postings += _provider_net(share, sign, left)
+        postings.append(Posting(PLATFORM_REVENUE if sign < 0 else REFUNDS, share.currency, sign * share.fee))
+        if share.currency != invoice_currency:
+            postings += [Posting(FX, share.currency, -sign * (share.net + share.fee)),
+                         Posting(FX, invoice_currency, sign * share.invoiced)]
+        elif share.invoiced != share.net + share.fee:
+            raise Unbalanced(f"A share in the invoice's currency is invoiced {share.invoiced}, not its net + fee "
+                             f"({share.net + share.fee}).")
+    return postings
+
+
+def _provider_net(share: Share, sign: int, left: dict[tuple[str, str], int] | None) -> list[Posting]:
+    payable = provider_payable(share.provider_id)
+    if sign < 0 or left is None or share.net <= 0:
+        return [Posting(payable, share.currency, sign * share.net)]
+    key = (share.provider_id, share.currency)
+    from_payable = min(share.net, max(left.get(key, 0), 0))
+    left[key] = left.get(key, 0) - from_payable
+    return [debit(payable, share.currency, from_payable),
+            debit(provider_clawback(share.provider_id), share.currency, share.net - from_payable)]
+
+
+def invoice_finalized(invoice_id: str, currency: str, amount_due: int, tax: int, shares: Sequence[Share],
+                      credits_applied: Sequence[tuple[str, int]] = (), memo: str | None = None) -> Journal:
+    """An invoice is finalized: debit receivable the amount due (and each applied customer
+    credit, a debit of that customer's credit account); credit tax_payable the tax, each
+    provider its net share and the platform its fees (in the bill's currency, through fx for a
+    converted bill). `credits_applied` are (customer id, amount) pairs."""
+    postings = [debit(RECEIVABLE, currency, amount_due), credit(TAX_PAYABLE, currency, tax)]
+    postings += [debit(customer_credit(customer_id), currency, amount) for customer_id, amount in credits_applied]
+    postings += _shares(currency, shares, -1)
+    return Journal("invoice_finalized", invoice_id, tuple(postings), memo)
+
+
+def invoice_voided(invoice_id: str, finalized: Journal, memo: str | None = None) -> Journal:
+    """A finalized invoice is voided: the exact reversal of its finalized journal."""
+    if finalized.kind != "invoice_finalized" or finalized.object_id != invoice_id:
+        raise LedgerError(f"Voiding {invoice_id} reverses its own finalized journal, not {finalized.kind} "
+                          f"of {finalized.object_id}.")
+    return Journal("invoice_voided", invoice_id, _negated(finalized.postings), memo)
+
+
+def payment_received(payment_id: str, currency: str, amount: int, applied: int | None = None,
+                     customer_id: str | None = None, memo: str | None = None) -> Journal:
+    """Money received for an invoice: debit cash the amount, credit receivable what it pays of
+    the invoice (`applied`, default all of it) and the customer's credit the excess (an
+    overpayment; `customer_id` needed then)."""
+    applied = amount if applied is None else applied
+    if not 0 <= applied <= amount:
+        raise Unbalanced(f"A payment of {amount} cannot apply {applied} to its invoice.")
+    postings = [debit(CASH, currency, amount), credit(RECEIVABLE, currency, applied)]
+    if amount > applied:
+        if customer_id is None:
+            raise LedgerError("An overpayment is the customer's credit: pass customer_id.")
+        postings.append(credit(customer_credit(customer_id), currency, amount - applied))
+    return Journal("payment_received", payment_id, tuple(postings), memo)
+
+
+def _given_back(kind: str, object_id: str, source: Posting, currency: str, amount: int, tax: int,
+                shares: Sequence[Share], owed: Owed | None, memo: str | None) -> Journal:
+    invoiced = tax + sum(s.invoiced for s in shares)
+    if invoiced != amount:
+        raise Unbalanced(f"{kind} of {amount}: its tax and shares add up to {invoiced}.")
+    postings = [source, debit(TAX_PAYABLE, currency, tax), *_shares(currency, shares, +1, owed)]
+    return Journal(kind, object_id, tuple(postings), memo)
+
+
+def refund(refund_id: str, currency: str, amount: int, tax: int, shares: Sequence[Share], owed: Owed | None = None,
+           memo: str | None = None) -> Journal:
+    """Money given back to a customer: credit cash the amount; debit back its parts, given as
+    inputs (the refunded proportion of the invoice's tax and shares): tax_payable, each
+    provider's net (the clawback) and `refunds` the platform's fees.
+
+    A provider's net is debited to its payable up to what the platform owes it (`owed`, read
+    under the payables' lock: `service.lock_provider_payables`), the rest to its clawback
+    account, recovered from its next payouts (`payout_sent`'s `recovered`). Without `owed`
+    all of it is debited to the payable (which the service refuses if it would go negative)."""
+    return _given_back("refund", refund_id, credit(CASH, currency, amount), currency, amount, tax, shares, owed,
+                       memo)
+
+
+def credit_granted(credit_id: str, customer_id: str, currency: str, amount: int, tax: int,
+                   shares: Sequence[Share], owed: Owed | None = None, memo: str | None = None) -> Journal:
+    """Credit granted to a customer against what it was billed: credit the customer's credit
+    account the amount; debit back its parts as a refund does (a credit reduces the providers'
+    payouts). The credit is consumed by a later invoice (`invoice_finalized`'s credits_applied)."""
+    return _given_back("credit", credit_id, credit(customer_credit(customer_id), currency, amount), currency,
+                       amount, tax, shares, owed, memo)
+
+
+def payout_sent(payout_id: str, provider_id: str, currency: str, amount: int, recovered: int = 0,
+                memo: str | None = None) -> Journal:
+    """A payout is sent to a provider: debit its payable what is paid out of it, credit cash the
+    `amount` sent and its clawback account what is `recovered` of what it owed back (so the
+    transfer is the payable less the clawback, never negative)."""
+    return Journal("payout_sent", payout_id, (debit(provider_payable(provider_id), currency, amount + recovered),
+                                               credit(provider_clawback(provider_id), currency, recovered),
+                                               credit(CASH, currency, amount)), memo)
+
+
+def reversal(journal_id: str, original: Journal, memo: str | None = None) -> Journal:
+    """A correction of a posted journal (`journal_id`): its exact opposite."""
+    return Journal("reversal", journal_id, _negated(original.postings), memo)
+
+
+def _negated(postings: Sequence[Posting]) -> tuple[Posting, ...]:
+    return tuple(Posting(p.account, p.currency, -p.amount) for p in postings)
