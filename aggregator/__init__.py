@@ -72,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .mail import api as mail_api
     from .payments import api as payments_api
     from .payments import refunds_api, stripe_webhooks_api
+    from .payouts import models as _payout_models  # noqa: F401 (period_rates: written by the close)
     from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={

@@ -25,6 +25,7 @@ from . import transitions
 from .document import INVOICE_TEMPLATE
 from .fx_service import rates_in_effect
 from .invoices import BillTotal, CreditItem, InvoiceSummary, MissingRates, summarize_invoice, tax_rate_for
+from ..payouts import terms
 from .models import Credit, Invoice, InvoiceLine
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
                              "and cannot be closed before then.")
     ensure_period_row(tenant_id, livemode, period)
     period_transitions.start_closing(tenant_id, livemode, start, now)
+    terms.record_rates(tenant_id, livemode, start)  # the rates its bills are invoiced on, once
     db.session.commit()
 
     report = CloseReport(period.name)
