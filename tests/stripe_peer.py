@@ -35,6 +35,7 @@ class Peer:
     intents: dict = field(default_factory=dict)
     refunds: dict = field(default_factory=dict)
     refund_status: str = "succeeded"
+    intent_status: str = "succeeded"  # what a new PaymentIntent is (e.g. "processing": a bank debit)
     by_key: dict = field(default_factory=dict)
     seen: list = field(default_factory=list)
     fail: deque = field(default_factory=deque)
@@ -144,7 +145,7 @@ def _handler(peer: Peer):
                     answer = {"id": "pi_" + secrets.token_hex(8), "object": "payment_intent",
                               "amount": int(form["amount"]), "currency": form["currency"],
                               "customer": form["customer"], "payment_method": form["payment_method"],
-                              "metadata": form.get("metadata", {}), "status": "succeeded",
+                              "metadata": form.get("metadata", {}), "status": peer.intent_status,
                               "latest_charge": "ch_" + secrets.token_hex(8), "created": int(time.time())}
                     peer.intents[answer["id"]] = answer
                     peer.by_key[key] = answer

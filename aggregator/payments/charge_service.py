@@ -48,6 +48,10 @@ BATCH = 200
 #: resumed by the next run once it has passed.
 ATTEMPT_LEASE = timedelta(minutes=5)
 
+#: A payment the gateway is still processing (a bank debit) is settled by its webhook; it is
+#: also looked up again this long after (on the tenant's clock), in case the webhook never comes.
+PROCESSING_RECHECK = timedelta(hours=6)
+
 _invoices = Invoice.__table__
 
 
@@ -322,8 +326,8 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
             if found.locked_until is not None and found.locked_until > real_now:
                 busy.append(invoice.id)  # another run (or request) is sending it right now
                 continue
-            if found.gateway_status == "processing":
-                continue  # the gateway is still processing it: its webhook settles it
+            # (one the gateway was still processing is looked up again at its recheck time,
+            # in case its webhook never comes: by its PaymentIntent id, never sent anew)
             found.locked_until = real_now + due.lease(ATTEMPT_LEASE)
             attempts.append(_Attempt(found, True, _charge_of(found, invoice, settings) if gateway else None,
                                      None if gateway else Outcome("unknown", message="Stripe is not configured."),
@@ -419,7 +423,7 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
                 report.unknown += 1
             elif noted:  # still pending (a webhook may have settled it meanwhile: then left alone)
                 report.processing += 1
-                _set_invoice(payment.invoice_id, collection="processing", next_charge_at=None)
+                _set_invoice(payment.invoice_id, collection="processing", next_charge_at=as_of + PROCESSING_RECHECK)
             continue
         values = dict(base, locked_until=None, failure_code=None, decline_code=None, failure_message=None,
                       hard_decline=False)

@@ -127,3 +127,35 @@ def test_a_charge_run_whose_outcomes_stay_unknown_keeps_them_due_and_the_next_ru
         keys.setdefault(seen.form["metadata"]["payment_id"], set()).add(seen.idempotency_key)
     assert keys == {p: {f"payment-{p}"} for p in payment_ids}
     assert peer.peer.problems == []
+
+
+def test_a_payment_the_gateway_is_still_processing_is_looked_up_again_if_its_webhook_never_comes(app, tenant, peer):
+    """Processing (a bank debit): the invoice waits, and at its recheck time the PaymentIntent is
+    retrieved by id (never created again) and settles the invoice as of that instant."""
+    from datetime import datetime, timezone
+
+    from aggregator.payments import charge_service
+    from tests.e2e.test_invoices_api import advance, send
+
+    admin = tenant.admin["test"]
+    assert admin.patch("/v1/tenant", {"stripe_secret_key": "sk_test_peer4242", "stripe_api_base": peer.url}
+                       ).status_code == 200
+    tenant.customer("cust-1")
+    assert admin.patch("/v1/customers/cust-1", {"stripe_customer_id": "cus_1", "stripe_payment_method": "pm_1"}
+                       ).status_code == 200
+    send(tenant.provider(), "b1", customer="cust-1", amount="120.00")
+    advance(tenant, "2026-12-01T21:00:00+00:00")
+    peer.peer.intent_status = "processing"
+    adapters = app.extensions["aggregator.adapters"]
+    with app.app_context():
+        report = charge_service.charge_due(tenant.id, False, datetime(2026, 12, 1, 22, tzinfo=timezone.utc), adapters)
+        assert report.processing == 1
+    [invoice] = admin.get("/v1/invoices").json["data"]
+    assert invoice["collection"] == "processing" and invoice["next_charge_at"] == "2026-12-02T04:00:00+00:00"
+    [intent] = peer.peer.intents.values()
+    intent["status"] = "succeeded"  # the debit went through; its webhook is lost
+    advance(tenant, "2026-12-02T05:00:00+00:00")
+    [invoice] = admin.get("/v1/invoices").json["data"]
+    assert invoice["status"] == "paid" and invoice["paid_at"] == "2026-12-02T04:00:00+00:00"
+    assert len(peer.peer.creates()) == 1 and invoice["attempt_count"] == 1
+    assert [s.path for s in peer.peer.seen if s.method == "GET"] == [f"/v1/payment_intents/{intent['id']}"]
