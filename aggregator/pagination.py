@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import sqlalchemy as sa
 
 from .db import db
+from .errors import NotFound
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
@@ -16,6 +17,14 @@ MAX_LIMIT = 100
 class Page:
     data: Sequence[Any]
     has_more: bool
+
+
+def one(query: sa.Select, id_column, object_id: str, noun: str):
+    """The one row of an already scoped `query` with this id, or NotFound ("No such <noun>")."""
+    found = db.session.scalars(query.where(id_column == object_id)).first()
+    if found is None:
+        raise NotFound(f"No such {noun}: {object_id!r}.")
+    return found
 
 
 def paginate(query: sa.Select, id_column, limit: int, starting_after: str | None) -> Page:

@@ -11,7 +11,7 @@ from .. import due
 from ..auth import NewKey, Principal, generate_key
 from ..db import db, locking, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
-from ..pagination import Page, paginate
+from ..pagination import Page, one, paginate
 from .models import SETTING_DEFAULTS, ApiKey, Customer, Provider, Tenant, TenantSettings
 
 
@@ -159,10 +159,7 @@ def _scoped(model, principal: Principal, **equal) -> sa.Select:
 
 
 def _one(model, principal: Principal, object_id: str, noun: str):
-    found = db.session.scalars(_scoped(model, principal).where(model.id == object_id)).first()
-    if found is None:
-        raise NotFound(f"No such {noun}: {object_id!r}.")
-    return found
+    return one(_scoped(model, principal), model.id, object_id, noun)
 
 
 @dataclass(frozen=True)

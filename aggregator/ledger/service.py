@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from .. import money
 from ..auth import Principal
 from ..db import bulk_insert, db, new_ordered_id, write_lock
-from ..errors import Conflict, NotFound
-from ..pagination import Page, paginate
+from ..errors import Conflict
+from ..pagination import Page, one, paginate
 from . import journal as books
 from .models import LedgerEntry, LedgerJournal
 
@@ -228,9 +228,6 @@ def list_journals(principal: Principal, limit: int, starting_after: str | None =
 
 
 def get_journal(principal: Principal, journal_id: str) -> LedgerJournal:
-    journal = db.session.scalars(sa.select(LedgerJournal).where(
-        LedgerJournal.id == journal_id, LedgerJournal.tenant_id == principal.tenant_id,
-        LedgerJournal.livemode == principal.livemode)).first()
-    if journal is None:
-        raise NotFound(f"No such journal: {journal_id!r}.")
-    return journal
+    return one(sa.select(LedgerJournal).where(LedgerJournal.tenant_id == principal.tenant_id,
+                                              LedgerJournal.livemode == principal.livemode),
+               LedgerJournal.id, journal_id, "journal")

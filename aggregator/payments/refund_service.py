@@ -35,7 +35,7 @@ from ..consolidate.models import Invoice
 from ..db import db, locking, new_id, write_lock
 from ..due import Lane, Worked
 from ..errors import Conflict, InvalidInput, NotFound
-from ..pagination import Page, paginate
+from ..pagination import Page, one, paginate
 from . import transitions
 from .gateway import RESOLVE_TRIES, GatewayMisconfigured, Outcome, RefundRequest
 from .models import Payment, Refund
@@ -307,10 +307,7 @@ def _scoped(principal: Principal) -> sa.Select:
 
 
 def get_refund(principal: Principal, refund_id: str) -> Refund:
-    refund = db.session.scalars(_scoped(principal).where(Refund.id == refund_id)).first()
-    if refund is None:
-        raise NotFound(f"No such refund: {refund_id!r}.")
-    return refund
+    return one(_scoped(principal), Refund.id, refund_id, "refund")
 
 
 def list_refunds(principal: Principal, limit: int, starting_after: str | None = None, invoice: str | None = None,

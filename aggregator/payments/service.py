@@ -21,7 +21,7 @@ from ..consolidate.invoice_service import find_invoice, with_lines
 from ..consolidate.models import Credit, Invoice
 from ..db import db, locking, new_id, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
-from ..pagination import Page, paginate
+from ..pagination import Page, one, paginate
 from . import charge_service, transitions
 from .gateway import GatewayMisconfigured
 from .models import Payment
@@ -78,10 +78,7 @@ def list_payments(principal: Principal, limit: int, starting_after: str | None =
 
 
 def get_payment(principal: Principal, payment_id: str) -> Payment:
-    payment = db.session.scalars(_scoped_payments(principal).where(Payment.id == payment_id)).first()
-    if payment is None:
-        raise NotFound(f"No such payment: {payment_id!r}.")
-    return payment
+    return one(_scoped_payments(principal), Payment.id, payment_id, "payment")
 
 
 def list_invoice_payments(principal: Principal, invoice_id: str, limit: int,
