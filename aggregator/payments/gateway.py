@@ -8,7 +8,11 @@ cannot know (a dropped connection, a timeout, a Stripe 5xx or 429) is resolved b
 PaymentIntent up (by id, or by listing the customer's PaymentIntents and matching the payment
 id in their metadata), never by creating another; the request is sent again, with the same
 idempotency key, only when Stripe has no record of it. When even that cannot be learned, the
-outcome is `unknown` and the payment stays pending, to be resolved the same way later."""
+outcome is `unknown` and the payment stays pending, to be resolved the same way later.
+
+Provider payouts are Stripe Connect Transfers (`create_transfer`), with the same rule: a transfer
+whose outcome is unknown is found again (`find_transfer`: its group's transfers, matched on
+metadata.payout and destination), never sent under another key."""
 from __future__ import annotations
 
 import logging
@@ -75,6 +79,37 @@ class RefundRequest:
     amount: int  # gateway units
     reason: str | None
     metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """One provider payout, as a Stripe Connect Transfer from the platform's balance to the
+    provider's connected account."""
+
+    payout_id: str  # our payout row id (po_…)
+    idempotency_key: str  # derived from the payout row, saved before the call
+    amount: int  # minor units, > 0
+    currency: str  # ISO 4217, upper case (Stripe is sent it lower case)
+    destination: str  # the provider's connected account, acct_…
+    transfer_group: str  # the payout run id: find_transfer lists the group
+    source_transaction: str | None  # the charge (ch_…) that funds the payout, when a single one does
+    metadata: dict[str, str]  # payout, provider, tenant, period…; `payout` is always set to payout_id
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What became of a transfer. `status`: paid (Stripe made the transfer), failed (Stripe
+    refused it for good: no such destination, insufficient balance, …), unknown (no answer, a
+    5xx, a 429 after retries, an idempotency key reused with other parameters: resolve it with
+    find_transfer, never by another key), missing (find_transfer only: Stripe has no such
+    transfer, so it may be sent again with the same key)."""
+
+    status: str
+    transfer_id: str | None
+    failure_code: str | None
+    failure_message: str | None
+    requests: int  # HTTP requests made
+    raw: dict | None = None
 
 
 class RateLimiter:
@@ -354,6 +389,73 @@ class StripeGateway:
             if (_plain(refund).get("metadata") or {}).get("refund_id") == request.refund_id:
                 return refund
         return None
+
+    # --- Connect transfers (provider payouts) ------------------------------------------------
+
+    def create_transfer(self, request: TransferRequest, *, pace: Callable[[], None] = lambda: None
+                        ) -> TransferOutcome:
+        """Send one payout's Transfer, with its idempotency key. A 429 (Stripe did not act) is
+        sent again with the same key, up to RESOLVE_TRIES times; any other unknown outcome is
+        returned as `unknown` at once, for the caller to resolve with find_transfer."""
+        params = {"amount": request.amount, "currency": request.currency.lower(),
+                  "destination": request.destination, "transfer_group": request.transfer_group,
+                  "metadata": {**request.metadata, "payout": request.payout_id}}
+        if request.source_transaction:
+            params["source_transaction"] = request.source_transaction
+        requests = 0
+        for tries in range(RESOLVE_TRIES + 1):
+            if tries:
+                self._sleep(self._backoff * 2 ** (tries - 1))
+            requests += 1
+            pace()
+            try:
+                transfer = self.client.v1.transfers.create(params=params,
+                                                           options={"idempotency_key": request.idempotency_key})
+            except stripe.RateLimitError as exc:
+                log.warning("transfer %s: rate limited (%s)", request.payout_id, _describe(exc))
+                continue
+            except UNKNOWN_ERRORS as exc:
+                log.warning("transfer %s: outcome unknown (%s)", request.payout_id, _describe(exc))
+                return TransferOutcome("unknown", None, None, _describe(exc), requests)
+            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+                raise GatewayMisconfigured(_describe(exc)) from exc
+            except stripe.IdempotencyError as exc:  # the key was used with other parameters: a defect
+                return TransferOutcome("unknown", None, "idempotency_error", _describe(exc), requests)
+            except stripe.StripeError as exc:  # no such destination, insufficient balance, …
+                return TransferOutcome("failed", None, getattr(exc, "code", None) or "transfer_failed",
+                                       _describe(exc), requests)
+            transfer = _plain(transfer)
+            return TransferOutcome("paid", transfer.get("id"), None, None, requests, transfer)
+        return TransferOutcome("unknown", None, "rate_limit", f"Rate limited {RESOLVE_TRIES + 1} times.", requests)
+
+    def find_transfer(self, request: TransferRequest, *, pace: Callable[[], None] = lambda: None
+                      ) -> TransferOutcome:
+        """The payout's Transfer, if Stripe made it: among the transfers of its group, the one
+        whose metadata.payout is the payout's id and whose destination is the payout's account.
+        -> `paid` (found), `missing` (Stripe has none), `unknown` (the lookup got no answer)."""
+        requests = 0
+        try:
+            pace()
+            requests += 1
+            page = self.client.v1.transfers.list(params={"transfer_group": request.transfer_group, "limit": 100})
+            while True:
+                for transfer in page.data:
+                    transfer = _plain(transfer)
+                    destination = transfer.get("destination")
+                    if isinstance(destination, dict):
+                        destination = destination.get("id")
+                    if ((transfer.get("metadata") or {}).get("payout") == request.payout_id
+                            and destination == request.destination):
+                        return TransferOutcome("paid", transfer.get("id"), None, None, requests, transfer)
+                if not page.has_more or not page.data:
+                    return TransferOutcome("missing", None, None, None, requests)
+                pace()
+                requests += 1
+                page = page.next_page()
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            raise GatewayMisconfigured(_describe(exc)) from exc
+        except stripe.StripeError as exc:  # no answer, or a refused lookup: not a sign there is no transfer
+            return TransferOutcome("unknown", None, getattr(exc, "code", None), _describe(exc), requests)
 
 
 def _refund_outcome(refund: Any, requests: int) -> Outcome:
