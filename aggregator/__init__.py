@@ -72,7 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .mail import api as mail_api
     from .payments import api as payments_api
     from .payments import refunds_api, stripe_webhooks_api
-    from .payouts import models as _payout_models  # noqa: F401 (period_rates: written by the close)
+    from .payouts import api as payouts_api
     from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={
@@ -91,6 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(webhooks_api.blp)
     api.register_blueprint(stripe_webhooks_api.blp)
     api.register_blueprint(ledger_api.blp)
+    api.register_blueprint(payouts_api.blp)
     error_responses.register(app)
     _add_operations(app)
     refuse_unusable_requests(app)
@@ -109,10 +110,11 @@ def _add_area_commands(app: Flask) -> None:
     from .ledger import cli as ledger_cli
     from .payments import cli as payments_cli
     from .payments import refunds_cli
+    from .payouts import cli as payouts_cli
 
     consolidate_cli.invoices.add_command(payments_cli.charge_invoices)  # `invoices charge`: a payments use case
     for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events,
-                  payments_cli.payments, refunds_cli.refunds, ledger_cli.ledger):
+                  payments_cli.payments, refunds_cli.refunds, ledger_cli.ledger, payouts_cli.payouts):
         app.cli.add_command(group)
 
 

@@ -152,8 +152,9 @@ def kinds() -> list[Kind]:
     closed before its drafts' review deadline; charges, retries and payouts come after)."""
     from .consolidate import due_work as consolidate
     from .payments import due_work as payments
+    from .payouts import due_work as payouts
 
-    return [*consolidate.KINDS, *payments.KINDS]
+    return [*consolidate.KINDS, *payments.KINDS, *payouts.KINDS]
 
 
 def queues() -> list[Queue]:
@@ -162,9 +163,10 @@ def queues() -> list[Queue]:
     from .events.dispatch import DISPATCH_QUEUE
     from .mail import due_work as mail
     from .payments import due_work as payments
+    from .payouts import due_work as payouts
     from .webhooks.delivery import DELIVERY_QUEUE as webhooks
 
-    return [DISPATCH_QUEUE, *consolidate.QUEUES, *payments.QUEUES, webhooks, *mail.QUEUES]
+    return [DISPATCH_QUEUE, *consolidate.QUEUES, *payments.QUEUES, *payouts.QUEUES, webhooks, *mail.QUEUES]
 
 
 # --- one lane -------------------------------------------------------------------------------

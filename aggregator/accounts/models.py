@@ -71,6 +71,11 @@ class TenantSettings(db.Model):
     stripe_api_base: Mapped[str | None] = mapped_column(sa.String(500))
     stripe_rate_limit: Mapped[int | None] = mapped_column(sa.SmallInteger)
     stripe_concurrency: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    # Payouts: the day of the month (tenant's time zone) on which what was collected is gathered
+    # into one payout per provider and currency; whether they are approved at once (else finance
+    # reviews them first).
+    payout_day: Mapped[int] = mapped_column(sa.SmallInteger, default=10, server_default="10")
+    payout_auto_approve: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
 
     tenant: Mapped[Tenant] = relationship(lazy="joined", innerjoin=True)
 
@@ -80,6 +85,7 @@ class TenantSettings(db.Model):
         sa.CheckConstraint("invoice_review IN ('auto', 'manual')", name="invoice_review"),
         sa.CheckConstraint("charge_hour BETWEEN 0 AND 23", name="charge_hour"),
         sa.CheckConstraint("after_final_failure IN ('uncollectible', 'past_due')", name="after_final_failure"),
+        sa.CheckConstraint("payout_day BETWEEN 1 AND 28", name="payout_day"),
     )
 
     @property
@@ -121,6 +127,7 @@ class Provider(db.Model):
     name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str | None] = mapped_column(sa.String(320))
     revenue_share_rate: Mapped[str] = mapped_column(sa.String(16), default="0")
+    stripe_account_id: Mapped[str | None] = mapped_column(sa.String(255))  # Stripe Connect: paid by transfer
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     # Unique so that rows of other tables can reference (tenant, mode, provider) together: the

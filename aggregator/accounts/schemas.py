@@ -60,6 +60,12 @@ class TenantSchema(Schema):
     after_final_failure = fields.String(validate=validate.OneOf(["uncollectible", "past_due"]), metadata={
         "description": "What an invoice becomes when the last retry fails: uncollectible (default), or it stays "
                        "open, past due."})
+    payout_day = fields.Integer(strict=True, validate=validate.Range(min=1, max=28), metadata={
+        "description": "The day of the month (tenant's time zone, from midnight) on which what was collected is "
+                       "gathered into one payout per provider and currency (default 10)."})
+    payout_auto_approve = StrictBoolean(metadata={
+        "description": "true: payouts are approved (and sent) as soon as they are built; false (default): "
+                       "finance approves them (POST /v1/payouts/{id}/approve)."})
     stripe_secret_key = fields.String(load_only=True, allow_none=True, validate=validate.Regexp(
         r"^(sk|rk)_(test|live)_[A-Za-z0-9_]{4,250}$", error="A Stripe secret key: sk_test_… or sk_live_…"),
         metadata={"description": "Write-only; stored encrypted. sk_test_… in test mode only, sk_live_… in live "
@@ -90,6 +96,10 @@ class ProviderSchema(Schema):
     name = text(200, required=True)
     email = EmailAddress(allow_none=True)
     revenue_share_rate = Rate(load_default="0")
+    stripe_account_id = fields.String(allow_none=True, validate=validate.Regexp(
+        r"^acct_[A-Za-z0-9]{1,250}$", error="A Stripe Connect account id: acct_…"), metadata={
+        "description": "Its Stripe Connect account: payouts are sent to it by transfer. null: paid by bank "
+                       "transfer, recorded by finance."})
     livemode = fields.Boolean(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
 

@@ -92,7 +92,8 @@ class CalendarInUse(Conflict):
 
 #: Settings that move when due work falls due (its lane is nudged when they change).
 _SCHEDULE_SETTINGS = frozenset({"invoice_review", "auto_finalize_after_days", "charge_day", "timezone",
-                                "period_anchor_day", "stripe_secret_key", "stripe_api_base"})
+                                "period_anchor_day", "stripe_secret_key", "stripe_api_base", "payout_day",
+                                "payout_auto_approve"})
 
 
 def _hint(secret: str) -> str:

@@ -96,6 +96,19 @@ def lock_provider_payables(tenant_id: str, livemode: bool,
     return {keys[key]: -balance for key, balance in _locked_balances(tenant_id, livemode, list(keys)).items()}
 
 
+def payout_journal(tenant_id: str, livemode: bool, payout_id: str, provider_id: str, currency: str,
+                   amount: int) -> books.Journal:
+    """The `payout_sent` journal of `amount` paid to a provider, with the payable and clawback
+    accounts locked: what the provider owed back (its clawback balance, from refunds beyond what
+    it was owed when they happened) is recovered out of what the platform owes it beyond the
+    payout (the payout's amount already had those refunds taken off: its lines are net of them)."""
+    payable, clawback = books.provider_payable(provider_id), books.provider_clawback(provider_id)
+    balances = _locked_balances(tenant_id, livemode, [(payable, currency), (clawback, currency)])
+    owed, owed_back = -balances[payable, currency], balances[clawback, currency]
+    recovered = max(0, min(owed_back, owed - amount))
+    return books.payout_sent(payout_id, provider_id, currency, amount, recovered)
+
+
 def _locked_balances(tenant_id: str, livemode: bool, accounts: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """The balances of (account, currency) pairs, read under a lock of each that is held until
     the transaction ends (PostgreSQL: advisory locks taken in a fixed order, so two postings

@@ -102,6 +102,7 @@ class InvoicedBill:
     invoiced_amount: int
     share: Share
     fx_rate: Decimal | None = None  # invoice currency per one of `currency`, when converted
+    revenue_share: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,8 @@ def invoice_parts(draft: InvoiceDraft, terms: Mapping[str, tuple[bool, Decimal]]
         amount = line.amount if line.original_amount is None else line.original_amount
         revenue_share, rate = terms[line.bill_id]
         bills.append(InvoicedBill(line.bill_id, line.provider_id, line.original_currency or line.currency,
-                                  amount, line.amount, split(amount, revenue_share, rate), line.fx_rate))
+                                  amount, line.amount, split(amount, revenue_share, rate), line.fx_rate,
+                                  revenue_share))
     return InvoiceParts(draft.currency, tuple(bills), draft.totals.tax, credit)
 
 

@@ -87,3 +87,20 @@ def period_due_date(period: Period, charge_day: int) -> date:
     """When the invoices of `period` are due: the first `charge_day` on or after the day it ends
     (the day after its last day), whenever its close actually runs."""
     return due_date(period.end + timedelta(days=1), charge_day)
+
+
+def payout_date_for(instant: datetime, payout_day: int, tz: str) -> date:
+    """The first payout day (day `payout_day` of a month, from its local midnight) at or after
+    `instant`: money collected at `instant` is paid out on that day."""
+    local_day = instant.astimezone(ZoneInfo(tz)).date()
+    candidate = local_day.replace(day=payout_day)
+    if candidate < local_day or (candidate == local_day and local_midnight(candidate, tz) < instant):
+        candidate = _add_months(candidate, 1)
+    return candidate
+
+
+def payout_period(payout_date: date, anchor_day: int, tz: str) -> Period:
+    """The invoicing period a payout day mostly pays: the one before the period containing it
+    (period 25 Sep-24 Oct, charged 2 Nov, paid out 10 Nov)."""
+    containing = period_starting(start_date_containing(payout_date, anchor_day), anchor_day, tz)
+    return previous_period(containing, anchor_day, tz)

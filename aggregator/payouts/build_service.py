@@ -1,0 +1,300 @@
+"""Building a payout day's payouts: what was collected up to the payout day and not paid out
+before, one payout per provider and currency (due work at the payout day's local midnight).
+
+Sources. Money an invoice collected is paid out once: each succeeded payment, each succeeded
+refund (negative) and each invoice settled without money (its credits cover it) becomes a row of
+`payout_sources`, whose primary key is the payment's, refund's or invoice's id, in the run of the
+first payout day at or after it happened (`at`: settled_at, or paid_at). What it collected of
+its invoice is clamped to 0..total (an overpayment's excess is the customer's credit, not the
+providers'), and `collected_before` is what the invoice's earlier sources collected: its lines
+are shares.difference(collected_shares(K_before + amount), collected_shares(K_before)), so any
+sequence of partial payments and refunds pays the providers exactly what one payment would have.
+
+Fast path. A payment of a whole invoice at once (nothing collected before) or a settled invoice
+pays each bill exactly its split (shares.py, rule 2 at K == T): those are summed in SQL per
+(provider, currency, revenue share, period, amount) and split once per distinct amount
+(money.apply_rate stays the one rounding rule). Only partial payments and refunds are attributed
+bill by bill in Python.
+
+Balances brought forward. A paid payout's carry (<= 0: refunds beyond what it earned) and the
+whole amount of a canceled or failed payout (nothing was sent) are brought into the provider's
+next payout in the currency, each once (payout_carries' primary key).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from .. import money
+from ..accounts.models import Provider
+from ..accounts.service import tenant_settings
+from ..consolidate.models import Invoice
+from ..db import bulk_insert, db, dialect_insert, in_ids, locking, new_id, run
+from ..events.service import NewEvent, record
+from ..ingest.models import Bill
+from ..payments.models import Payment, Refund
+from ..periods import calendar as C
+from . import shares, terms, transitions
+from .collections import invoice_parts_of
+from .models import Payout, PayoutCarry, PayoutRun, PayoutSource
+
+_sources, _runs, _payouts, _carries = (PayoutSource.__table__, PayoutRun.__table__, Payout.__table__,
+                                       PayoutCarry.__table__)
+
+
+@dataclass
+class BuildReport:
+    payout_date: date
+    run_id: str | None = None
+    sources: int = 0
+    payouts: list[str] = field(default_factory=list)
+
+
+# --- what waits ---------------------------------------------------------------------------------
+
+def _unsourced(tenant_id: str, livemode: bool) -> list[sa.Select]:
+    """(id, kind, invoice, amount, at, charge) of the sources not paid out yet: one SELECT each."""
+    p, r, i = Payment.__table__.c, Refund.__table__.c, Invoice.__table__.c
+    fresh = lambda column: ~sa.exists().where(_sources.c.source_id == column)  # noqa: E731
+    return [
+        sa.select(p.id, sa.literal("payment"), p.invoice_id, p.amount, p.settled_at.label("at"), p.stripe_charge_id)
+        .where(p.tenant_id == tenant_id, p.livemode == livemode, p.status == "succeeded", fresh(p.id)),
+        sa.select(r.id, sa.literal("refund"), r.invoice_id, -r.amount, r.settled_at.label("at"), sa.null())
+        .where(r.tenant_id == tenant_id, r.livemode == livemode, r.status == "succeeded", fresh(r.id)),
+        sa.select(i.id, sa.literal("settled"), i.id.label("invoice_id"), sa.literal(0, sa.BigInteger), i.paid_at.label("at"),
+                  sa.null())
+        .where(i.tenant_id == tenant_id, i.livemode == livemode, i.status == "paid", i.total == 0, fresh(i.id)),
+    ]
+
+
+def next_payout_due(tenant_id: str, livemode: bool) -> tuple[date, datetime] | None:
+    """The payout day of the earliest money not paid out yet, and its instant (local midnight)."""
+    earliest = [run(sa.select(sa.func.min(sub.c.at))).scalar()
+                for sub in (q.subquery() for q in _unsourced(tenant_id, livemode))]
+    earliest = [at for at in earliest if at is not None]
+    if not earliest:
+        return None
+    settings = tenant_settings(tenant_id, livemode)
+    day = C.payout_date_for(min(earliest), settings.payout_day, settings.timezone)
+    return day, C.local_midnight(day, settings.timezone)
+
+
+# --- the build ------------------------------------------------------------------------------------
+
+@dataclass
+class _Totals:
+    line_count: int = 0
+    gross: int = 0
+    revenue_share_gross: int = 0
+    pass_through_gross: int = 0
+    fee: int = 0
+    credits: int = 0
+    clawback: int = 0
+    sources: set = field(default_factory=set)  # the sources its lines come from
+    charge: str | None = None  # the Stripe charge of its only source, if that is a charge
+
+    def add(self, amount: int, fee: int, revenue_share: bool, count: int = 1) -> None:
+        self.line_count += count
+        self.gross += amount * count
+        self.fee += fee * count
+        if revenue_share:
+            self.revenue_share_gross += amount * count
+        else:
+            self.pass_through_gross += amount * count
+        if amount < 0:
+            self.credits += amount * count
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.fee + self.clawback
+
+
+def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildReport:
+    """Gather what was collected up to `payout_date` (its local midnight, the instant the
+    payouts are dated, whenever this runs) into one payout per provider and currency, in one
+    transaction. Exactly once: the run is unique per payout day and locked while it is built,
+    and each source is paid out in one run only (its primary key); running it again finds
+    nothing new. Under payout_auto_approve the payouts are approved at once."""
+    settings = tenant_settings(tenant_id, livemode)
+    due_at = C.local_midnight(payout_date, settings.timezone)
+    period = C.payout_period(payout_date, settings.period_anchor_day, settings.timezone)
+    db.session.execute(dialect_insert(_runs).values(
+        id=new_id("prun"), tenant_id=tenant_id, livemode=livemode, payout_date=payout_date,
+        period_start=period.start, due_at=due_at, created_at=due_at).on_conflict_do_nothing())
+    run_id = run(locking(sa.select(_runs.c.id).where(_runs.c.tenant_id == tenant_id, _runs.c.livemode == livemode,
+                                                     _runs.c.payout_date == payout_date))).scalar_one()
+    report = BuildReport(payout_date, run_id)
+    new, total_of = _take_sources(tenant_id, livemode, run_id, due_at)
+    report.sources = len(new)
+    totals: dict[tuple[str, str], _Totals] = defaultdict(_Totals)
+    if new:
+        _whole_collections(tenant_id, livemode, run_id, totals)
+        _partial_collections(new, total_of, totals)
+    forward = _brought_forward(tenant_id, livemode)
+    rows, carries = _payout_rows(tenant_id, livemode, run_id, due_at, totals, forward)
+    created = transitions.create_payouts(tenant_id, livemode, rows, due_at)
+    if carries:
+        bulk_insert(_carries, carries)
+    report.payouts = [p.id for p in created]
+    if created:
+        if settings.payout_auto_approve:
+            from .service import approve_and_settle  # the same path as finance's approval
+            approve_and_settle(tenant_id, livemode, report.payouts, due_at, "auto")
+        else:
+            record(tenant_id, livemode, due_at, [_awaiting_review(run_id, payout_date, period.start, created)])
+    db.session.commit()
+    return report
+
+
+def _take_sources(tenant_id: str, livemode: bool, run_id: str, due_at: datetime) -> tuple[list[dict], dict[str, int]]:
+    """Claim for this run the sources up to `due_at` not paid out yet, with what each collected of
+    its invoice (clamped to 0..total) after what its invoice's earlier sources collected."""
+    found = sorted(
+        (row for q in _unsourced(tenant_id, livemode) for row in run(q.where(q.selected_columns[4] <= due_at)).all()),
+        key=lambda r: (r[2], r[4], r[0]))
+    if not found:
+        return [], {}
+    invoice_ids = sorted({r[2] for r in found})
+    invoices = Invoice.__table__.c
+    total_of = dict(run(sa.select(invoices.id, invoices.total).where(in_ids(invoices.id, invoice_ids))).all())
+    before = _collected_so_far(tenant_id, livemode, invoice_ids)
+    rows = []
+    for source_id, kind, invoice_id, amount, at, charge in found:
+        collected = before.get(invoice_id, 0)
+        after = min(max(collected + int(amount), 0), total_of[invoice_id])
+        rows.append({"source_id": source_id, "kind": kind, "run_id": run_id, "tenant_id": tenant_id,
+                     "livemode": livemode, "invoice_id": invoice_id, "amount": after - collected,
+                     "collected_before": collected, "at": at, "stripe_charge_id": charge})
+        before[invoice_id] = after
+    bulk_insert(_sources, rows)
+    return rows, total_of
+
+
+def _collected_so_far(tenant_id: str, livemode: bool, invoice_ids: list[str]) -> dict[str, int]:
+    """invoice id -> what its sources paid out before (or being paid out) collected, net."""
+    return {invoice_id: int(total) for invoice_id, total in run(
+        sa.select(_sources.c.invoice_id, sa.func.sum(_sources.c.amount))
+        .where(_sources.c.tenant_id == tenant_id, _sources.c.livemode == livemode,
+               in_ids(_sources.c.invoice_id, invoice_ids))
+        .group_by(_sources.c.invoice_id)).all()}
+
+
+def _whole(sources, invoices):
+    """Sources that collect their whole invoice at once: each bill gets exactly its split."""
+    return sa.or_(sources.kind == "settled",
+                  sa.and_(sources.kind == "payment", sources.collected_before == 0, sources.amount == invoices.total))
+
+
+def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict) -> None:
+    """The fast path: the bills of the run's whole collections, summed in SQL per provider,
+    currency, revenue share, period and amount, split once per distinct amount."""
+    s, i, b = _sources.c, Invoice.__table__.c, Bill.__table__.c
+    joined = (sa.select().select_from(_sources)
+              .join(Invoice.__table__, i.id == s.invoice_id)
+              .join(Bill.__table__, sa.and_(b.tenant_id == i.tenant_id, b.livemode == i.livemode,
+                                            b.customer_id == i.customer_id, b.period_start == i.period_start,
+                                            b.status == "pending"))
+              .where(s.run_id == run_id, _whole(s, i)))
+    rates: dict[date, dict[str, Decimal]] = {}
+    for provider_id, currency, revenue_share, start, amount, count in run(
+            joined.add_columns(b.provider_id, b.currency, b.revenue_share, b.period_start, b.amount, sa.func.count())
+            .group_by(b.provider_id, b.currency, b.revenue_share, b.period_start, b.amount)):
+        if start not in rates:
+            rates[start] = terms.rates_of(tenant_id, livemode, start)
+        share = shares.split(amount, revenue_share, rates[start].get(provider_id, Decimal(0)))
+        totals[provider_id, currency].add(amount, share.fee, revenue_share, count)
+    for provider_id, currency, n, source_id, charge in run(
+            joined.add_columns(b.provider_id, b.currency, sa.func.count(sa.distinct(s.source_id)),
+                               sa.func.max(s.source_id), sa.func.max(s.stripe_charge_id))
+            .group_by(b.provider_id, b.currency)):
+        t = totals[provider_id, currency]
+        t.sources.update([source_id] if n == 1 else [f"{source_id}#{k}" for k in range(n)])
+        t.charge = charge
+
+
+def _partial_collections(new: list[dict], total_of: dict[str, int], totals: dict) -> None:
+    """Partial payments and refunds, bill by bill (shares.py rule 3)."""
+    partial = [row for row in new if row["kind"] == "refund"
+               or (row["kind"] == "payment" and (row["collected_before"] or row["amount"] != total_of[row["invoice_id"]]))]
+    if not partial:
+        return
+    invoices = {i.id: i for i in db.session.execute(
+        sa.select(Invoice).where(in_ids(Invoice.id, {row["invoice_id"] for row in partial}))).scalars()}
+    parts = invoice_parts_of(list(invoices.values()))
+    for row in partial:
+        before = row["collected_before"]
+        lines = shares.difference(shares.collected_shares(parts[row["invoice_id"]], before + row["amount"]),
+                                  shares.collected_shares(parts[row["invoice_id"]], before))
+        revenue_share = {b.bill_id: b.revenue_share for b in parts[row["invoice_id"]].bills}
+        for line in lines.bills:
+            t = totals[line.provider_id, line.currency]
+            if row["kind"] == "refund":
+                t.line_count += 1
+                t.clawback += line.net
+            else:
+                t.add(line.amount, line.fee, revenue_share[line.bill_id])
+            t.sources.add(row["source_id"])
+            t.charge = row["stripe_charge_id"]
+
+
+def _brought_forward(tenant_id: str, livemode: bool) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """(provider, currency) -> the finished payouts whose balance is not brought forward yet:
+    a paid one's carry, a canceled or failed one's whole amount (net + what it brought)."""
+    p = _payouts.c
+    balance = sa.case((p.status == "paid", p.carry), else_=p.net + p.brought_forward)
+    forward: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+    for payout_id, provider_id, currency, amount in run(
+            sa.select(p.id, p.provider_id, p.currency, balance)
+            .where(p.tenant_id == tenant_id, p.livemode == livemode,
+                   sa.or_(p.status.in_(["canceled", "failed"]), sa.and_(p.status == "paid", p.carry < 0)),
+                   ~sa.exists().where(_carries.c.from_payout_id == p.id))
+            .order_by(p.id)):
+        if amount:
+            forward[provider_id, currency].append((payout_id, int(amount)))
+    return forward
+
+
+def _payout_rows(tenant_id: str, livemode: bool, run_id: str, due_at: datetime, totals: dict,
+                 forward: dict) -> tuple[list[dict], list[dict]]:
+    """One payout per provider and currency with lines, or with a positive balance to bring."""
+    accounts = dict(run(sa.select(Provider.id, Provider.stripe_account_id).where(
+        Provider.tenant_id == tenant_id, Provider.livemode == livemode)).all())
+    rows, carries = [], []
+    for key in sorted(set(totals) | {k for k, v in forward.items() if sum(a for _, a in v) > 0}):
+        provider_id, currency = key
+        t = totals.get(key) or _Totals()
+        brought = forward.get(key, [])
+        carried = sum(a for _, a in brought)
+        result = shares.payout([t.net, max(carried, 0)], min(carried, 0))
+        payout_id = new_id("po")
+        account = accounts.get(provider_id)
+        rows.append({
+            "id": payout_id, "tenant_id": tenant_id, "livemode": livemode, "run_id": run_id,
+            "provider_id": provider_id, "currency": currency, "line_count": t.line_count, "gross": t.gross,
+            "revenue_share_gross": t.revenue_share_gross, "pass_through_gross": t.pass_through_gross,
+            "fee": t.fee, "credits": t.credits, "clawback": t.clawback, "net": t.net, "brought_forward": carried,
+            "amount": result.transfer, "carry": result.carry,
+            "method": "none" if not result.transfer else "stripe" if account else "bank_transfer",
+            "stripe_account_id": account if result.transfer else None,
+            "source_transaction": t.charge if len(t.sources) == 1 and not carried else None,
+            "idempotency_key": f"payout-{payout_id}", "created_at": due_at})
+        carries += [{"from_payout_id": source, "into_payout_id": payout_id, "amount": amount}
+                    for source, amount in brought]
+    return rows, carries
+
+
+def _awaiting_review(run_id: str, payout_date: date, period_start: date, payouts: list[Payout]) -> NewEvent:
+    """`payouts.awaiting_review`: the run's payouts, for finance (its email) and its webhooks."""
+    by_currency: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for p in payouts:
+        by_currency[p.currency][0] += 1
+        by_currency[p.currency][1] += p.amount
+    return NewEvent("payouts.awaiting_review", run_id, {"object": {
+        "object": "payout_run", "id": run_id, "payout_date": payout_date.isoformat(),
+        "period": period_start.isoformat(), "payout_count": len(payouts),
+        "totals": [{"currency": c, "payouts": n, "amount": money.format_amount(a, c)}
+                   for c, (n, a) in sorted(by_currency.items())]}})

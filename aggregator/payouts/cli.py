@@ -1,0 +1,64 @@
+"""`aggregator payouts …`: what the API's /v1/payouts does, for operators and finance."""
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from ..cli import AreaGroup, json_option, list_options, now_for, print_object, print_page, say, tenant_scoped
+from . import build_service, service
+from .schemas import PAYOUT_STATUSES, PayoutSchema
+
+payouts = AreaGroup("payouts", help="Provider payouts: build a payout day's, list, approve, record paid.")
+_columns = ["id", "provider", "currency", "status", "net", "brought_forward", "amount", "method", "period"]
+
+
+@payouts.command("list")
+@tenant_scoped
+@list_options
+@click.option("--period", type=click.DateTime(["%Y-%m-%d"]), default=None, help="The period's start date.")
+@click.option("--provider", default=None)
+@click.option("--status", type=click.Choice(PAYOUT_STATUSES), default=None)
+@json_option
+def list_payouts(principal, limit, starting_after, period, provider, status, as_json):
+    """Payouts, newest first."""
+    page = service.list_payouts(principal, limit, starting_after, period.date() if period else None, provider, status)
+    print_page(page, PayoutSchema(), _columns, f"Payouts ({principal.mode} mode)", as_json)
+
+
+@payouts.command("build")
+@tenant_scoped
+@click.argument("payout_date", type=click.DateTime(["%Y-%m-%d"]))
+def build(principal, payout_date):
+    """Build the payouts of a payout day now (the scheduler does it at the day's midnight):
+    what was collected up to then and not paid out yet."""
+    report = build_service.build_payouts(principal.tenant_id, principal.livemode, payout_date.date())
+    say(f"Payout day {report.payout_date}: {report.sources} new collections, {len(report.payouts)} payouts.")
+
+
+@payouts.command("approve")
+@tenant_scoped
+@click.argument("payout_id", required=False)
+@click.option("--period", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Approve every payout of this period pending review.")
+@json_option
+def approve(principal, payout_id, period, as_json):
+    """Approve one payout, or a whole period's (--period)."""
+    if bool(payout_id) == bool(period):
+        raise click.UsageError("Give a payout id or --period, not both.")
+    if payout_id:
+        print_object(service.approve_payout(principal, payout_id, now_for(principal)), PayoutSchema(), "Payout", as_json)
+    else:
+        approved = service.approve_period(principal, period.date(), now_for(principal))
+        say(f"Approved {len(approved)} payouts.")
+
+
+@payouts.command("mark-paid")
+@tenant_scoped
+@click.argument("payout_id")
+@click.option("--reference", required=True, help="The bank transfer's reference.")
+@json_option
+def mark_paid(principal, payout_id, reference, as_json):
+    """Record an approved bank-transfer payout paid."""
+    print_object(service.record_bank_transfer(principal, payout_id, reference, now_for(principal)), PayoutSchema(), "Payout",
+                 as_json)

@@ -1,0 +1,170 @@
+"""Payouts' use cases: reading them (a provider's key sees only its own: its statement),
+finance's review (approve one or a whole period, cancel), recording a bank transfer paid.
+Building them is build_service (due work); sending them by Stripe is send_service (a queue)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Sequence
+
+import sqlalchemy as sa
+
+from ..auth import Principal
+from ..consolidate.models import Invoice
+from ..db import db, in_ids, locking
+from ..errors import Conflict
+from ..pagination import Page, one, paginate
+from ..states import InvalidTransition
+from . import shares, transitions
+from .collections import invoice_parts_of
+from .models import Payout, PayoutRun, PayoutSource
+
+
+class PayoutNotBankTransfer(Conflict):
+    code = "payout_not_bank_transfer"
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def _scoped(principal: Principal) -> sa.Select:
+    query = sa.select(Payout).where(Payout.tenant_id == principal.tenant_id, Payout.livemode == principal.livemode)
+    if principal.role == "provider":
+        query = query.where(Payout.provider_id == principal.provider_id)
+    return query
+
+
+def list_payouts(principal: Principal, limit: int, starting_after: str | None = None, period: date | None = None,
+                 provider: str | None = None, status: str | None = None) -> Page:
+    query = _scoped(principal)
+    if period is not None:
+        query = query.join(PayoutRun, PayoutRun.id == Payout.run_id).where(PayoutRun.period_start == period)
+    if provider is not None:
+        query = query.where(Payout.provider_id == provider)
+    if status is not None:
+        query = query.where(Payout.status == status)
+    return paginate(query, Payout.id, limit, starting_after)
+
+
+def get_payout(principal: Principal, payout_id: str) -> Payout:
+    return one(_scoped(principal), Payout.id, payout_id, "payout")
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutLine:
+    """A bill's part of one source (payment, refund, settled invoice) of a payout."""
+
+    bill_id: str
+    invoice_id: str
+    source_id: str
+    revenue_share: bool
+    currency: str
+    amount: int
+    fee: int
+    net: int
+
+
+def payout_lines(principal: Principal, payout_id: str, limit: int, starting_after: str | None = None) -> Page:
+    """A payout's lines, derived from its run's sources (stored once per payment, not per bill):
+    its provider's bills in its currency, ordered by (source, bill); `starting_after` is a
+    line's "source/bill"."""
+    payout = get_payout(principal, payout_id)
+    sources = PayoutSource.__table__.c
+    query = (sa.select(PayoutSource).where(sources.run_id == payout.run_id).order_by(sources.source_id))
+    after_source, _, after_bill = (starting_after or "").partition("/")
+    if after_source:
+        query = query.where(sources.source_id >= after_source)
+    lines: list[PayoutLine] = []
+    for batch in _batches(db.session.scalars(query).all(), 200):
+        invoices = db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, {s.invoice_id for s in batch}))).all()
+        parts = invoice_parts_of(list(invoices))
+        for source in batch:
+            mine = [b for b in parts[source.invoice_id].bills
+                    if b.provider_id == payout.provider_id and b.currency == payout.currency]
+            if not mine:
+                continue
+            attributed = shares.difference(
+                shares.collected_shares(parts[source.invoice_id], source.collected_before + source.amount),
+                shares.collected_shares(parts[source.invoice_id], source.collected_before))
+            by_bill = {b.bill_id: b for b in attributed.bills}
+            for bill in sorted(mine, key=lambda b: b.bill_id):
+                if (source.source_id, bill.bill_id) <= (after_source, after_bill):
+                    continue
+                line = by_bill[bill.bill_id]
+                lines.append(PayoutLine(bill.bill_id, source.invoice_id, source.source_id, bill.revenue_share,
+                                        bill.currency, line.amount, line.fee, line.net))
+                if len(lines) > limit:
+                    return Page(lines[:limit], True)
+    return Page(lines, False)
+
+
+def _batches(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# --- finance's review -------------------------------------------------------------------------------
+
+def approve_and_settle(tenant_id: str, livemode: bool, payout_ids: Sequence[str], now: datetime,
+                       by: str) -> list[Payout]:
+    """Approve these payouts (those awaiting review), in the caller's transaction: a payout with
+    nothing to transfer is paid at once; a Stripe one is sent by the payout.send queue; a bank
+    transfer one waits for finance to record it paid. -> the payouts approved here."""
+    approved = transitions.approve(tenant_id, livemode, payout_ids, now, by)
+    for payout in approved:
+        if payout.method == "none":
+            transitions.mark_paid(payout, now)
+    return approved
+
+
+def approve_payout(principal: Principal, payout_id: str, now: datetime) -> Payout:
+    """Finance approves one payout. Approving it again changes nothing (409: it is approved)."""
+    payout = _locked(principal, payout_id)
+    if payout.status != "pending_review":
+        raise InvalidTransition(f"This payout is {payout.status.replace('_', ' ')}: only a payout pending review "
+                                "can be approved.")
+    approve_and_settle(principal.tenant_id, principal.livemode, [payout.id], now, principal.key_id)
+    db.session.commit()
+    return get_payout(principal, payout_id)
+
+
+def approve_period(principal: Principal, period: date, now: datetime) -> list[Payout]:
+    """Finance approves every payout of a period that awaits review. -> those approved now."""
+    ids = db.session.scalars(_scoped(principal).with_only_columns(Payout.id)
+                             .join(PayoutRun, PayoutRun.id == Payout.run_id)
+                             .where(PayoutRun.period_start == period, Payout.status == "pending_review")
+                             .order_by(Payout.id)).all()
+    approved = approve_and_settle(principal.tenant_id, principal.livemode, ids, now, principal.key_id)
+    db.session.commit()
+    return approved
+
+
+def cancel_payout(principal: Principal, payout_id: str, now: datetime) -> Payout:
+    """Cancel a payout before it is sent: its amount is brought into the provider's next payout."""
+    payout = _locked(principal, payout_id)
+    if not transitions.cancel(principal.tenant_id, principal.livemode, payout.id, now):
+        raise InvalidTransition(f"This payout is {payout.status.replace('_', ' ')}"
+                                f"{' and its transfer was requested' if payout.requests else ''}: it cannot be "
+                                "canceled.")
+    db.session.commit()
+    return get_payout(principal, payout_id)
+
+
+def record_bank_transfer(principal: Principal, payout_id: str, reference: str, now: datetime) -> Payout:
+    """Finance records an approved bank-transfer payout as paid, with the transfer's reference."""
+    payout = _locked(principal, payout_id)
+    if payout.method != "bank_transfer":
+        raise PayoutNotBankTransfer(f"This payout is sent by {'Stripe' if payout.method == 'stripe' else 'nobody'}"
+                                    ": only a bank-transfer payout is recorded paid by finance.")
+    if payout.status != "approved":
+        raise InvalidTransition(f"This payout is {payout.status.replace('_', ' ')}: only an approved payout can be "
+                                "recorded paid.")
+    transitions.mark_paid(payout, now, reference=reference)
+    db.session.commit()
+    return get_payout(principal, payout_id)
+
+
+def _locked(principal: Principal, payout_id: str) -> Payout:
+    if principal.role != "admin":  # pragma: no cover - the blueprint admits admin keys only
+        raise InvalidTransition("Only the platform's finance reviews payouts.")
+    return one(locking(_scoped(principal), of=Payout).execution_options(populate_existing=True), Payout.id,
+               payout_id, "payout")
