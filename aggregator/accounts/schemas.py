@@ -97,7 +97,7 @@ class ProviderSchema(Schema):
     email = EmailAddress(allow_none=True)
     revenue_share_rate = Rate(load_default="0")
     stripe_account_id = fields.String(allow_none=True, validate=validate.Regexp(
-        r"^acct_[A-Za-z0-9]{1,250}$", error="A Stripe Connect account id: acct_…"), metadata={
+        r"^acct_[A-Za-z0-9_]{1,250}$", error="A Stripe Connect account id: acct_…"), metadata={
         "description": "Its Stripe Connect account: payouts are sent to it by transfer. null: paid by bank "
                        "transfer, recorded by finance."})
     livemode = fields.Boolean(dump_only=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -33,7 +33,7 @@ from .. import money
 from ..accounts.models import Provider
 from ..accounts.service import tenant_settings
 from ..consolidate.models import Invoice
-from ..db import bulk_insert, db, dialect_insert, in_ids, locking, new_id, run
+from ..db import bulk_insert, db, dialect_insert, in_ids, new_id, run
 from ..events.service import NewEvent, record
 from ..ingest.models import Bill
 from ..payments.models import Payment, Refund
@@ -72,14 +72,25 @@ def _unsourced(tenant_id: str, livemode: bool) -> list[sa.Select]:
 
 
 def next_payout_due(tenant_id: str, livemode: bool) -> tuple[date, datetime] | None:
-    """The payout day of the earliest money not paid out yet, and its instant (local midnight)."""
+    """The payout day of the earliest money not paid out yet (or of a canceled or failed
+    payout's amount not brought forward yet), and its instant (local midnight): the first
+    payout day at or after it that has no run yet (money arriving late for a payout day
+    already built waits for the next one)."""
     earliest = [run(sa.select(sa.func.min(sub.c.at))).scalar()
                 for sub in (q.subquery() for q in _unsourced(tenant_id, livemode))]
+    p = _payouts.c
+    earliest.append(run(sa.select(sa.func.min(sa.func.coalesce(p.failed_at, p.canceled_at))).where(
+        p.tenant_id == tenant_id, p.livemode == livemode, p.status.in_(["canceled", "failed"]),
+        p.net + p.brought_forward > 0, ~sa.exists().where(_carries.c.from_payout_id == p.id))).scalar())
     earliest = [at for at in earliest if at is not None]
     if not earliest:
         return None
     settings = tenant_settings(tenant_id, livemode)
     day = C.payout_date_for(min(earliest), settings.payout_day, settings.timezone)
+    latest = run(sa.select(sa.func.max(_runs.c.due_at)).where(_runs.c.tenant_id == tenant_id,
+                                                               _runs.c.livemode == livemode)).scalar()
+    if latest is not None:
+        day = max(day, C.payout_date_for(latest + timedelta(microseconds=1), settings.payout_day, settings.timezone))
     return day, C.local_midnight(day, settings.timezone)
 
 
@@ -116,17 +127,20 @@ class _Totals:
 def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildReport:
     """Gather what was collected up to `payout_date` (its local midnight, the instant the
     payouts are dated, whenever this runs) into one payout per provider and currency, in one
-    transaction. Exactly once: the run is unique per payout day and locked while it is built,
-    and each source is paid out in one run only (its primary key); running it again finds
-    nothing new. Under payout_auto_approve the payouts are approved at once."""
+    transaction. Exactly once: the run is unique per payout day, and each source is paid out in
+    one run only (its primary key); running it again does nothing (a run's row is written in the transaction that builds it, so a payout day is
+    built whole or not at all, once; money arriving late for it waits for the next payout
+    day). Under payout_auto_approve the payouts are approved at once."""
     settings = tenant_settings(tenant_id, livemode)
     due_at = C.local_midnight(payout_date, settings.timezone)
     period = C.payout_period(payout_date, settings.period_anchor_day, settings.timezone)
-    db.session.execute(dialect_insert(_runs).values(
-        id=new_id("prun"), tenant_id=tenant_id, livemode=livemode, payout_date=payout_date,
-        period_start=period.start, due_at=due_at, created_at=due_at).on_conflict_do_nothing())
-    run_id = run(locking(sa.select(_runs.c.id).where(_runs.c.tenant_id == tenant_id, _runs.c.livemode == livemode,
-                                                     _runs.c.payout_date == payout_date))).scalar_one()
+    run_id = new_id("prun")
+    created = db.session.execute(dialect_insert(_runs).values(
+        id=run_id, tenant_id=tenant_id, livemode=livemode, payout_date=payout_date,
+        period_start=period.start, due_at=due_at, created_at=due_at).on_conflict_do_nothing()).rowcount
+    if not created:  # built before (or by a concurrent run, which we waited for): done
+        db.session.rollback()
+        return BuildReport(payout_date)
     report = BuildReport(payout_date, run_id)
     new, total_of = _take_sources(tenant_id, livemode, run_id, due_at)
     report.sources = len(new)

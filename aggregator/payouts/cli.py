@@ -33,7 +33,10 @@ def build(principal, payout_date):
     """Build the payouts of a payout day now (the scheduler does it at the day's midnight):
     what was collected up to then and not paid out yet."""
     report = build_service.build_payouts(principal.tenant_id, principal.livemode, payout_date.date())
-    say(f"Payout day {report.payout_date}: {report.sources} new collections, {len(report.payouts)} payouts.")
+    if report.run_id is None:
+        say(f"Payout day {report.payout_date} was built before: nothing to do.")
+    else:
+        say(f"Payout day {report.payout_date}: {report.sources} new collections, {len(report.payouts)} payouts.")
 
 
 @payouts.command("approve")
