@@ -29,7 +29,7 @@ from flask.cli import with_appcontext
 from rich.console import Console
 from rich.table import Table
 
-from . import due
+from . import due, money
 from .adapters import Adapters
 from .payments import localstripe
 from .webhooks import signing
@@ -205,13 +205,14 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     console.print(table)
     extras = _after_close(api, admin, receiver, adapters, console)
     charging = _get_paid(api, admin, lane, adapters, receiver, stack, console)
+    payouts = _pay_providers(api, admin, lane, adapters, out, console)
 
     console.rule("[bold]Try it yourself")
     console.print(f"Open {written[0] if written else out}.\n"
                   f"curl -s http://127.0.0.1:8000/v1/invoices -H 'Authorization: Bearer {admin}'\n"
                   "(with the service running: bin/start)")
     return {"tenant": tenant_id, "admin_key": admin, "invoices": invoices, "pdfs": written, "events": counts,
-            "delivered": delivered, **extras, "charging": charging}
+            "delivered": delivered, **extras, "charging": charging, **payouts}
 
 
 class _Receiver:
@@ -429,6 +430,56 @@ def _payments_table(api: _Client, admin: str, invoices: dict[str, dict], console
                           f"{payment['amount']} {payment['currency']}", why)
     console.print(table)
     return payments
+
+
+def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters, out: Path,
+                   console: Console) -> dict:
+    """The payout day: one payout per provider and currency from the money collected, finance's
+    review, bank transfers recorded, the report written beside the invoices, the books checked."""
+    settings = api.call("GET", "/tenant", admin)
+    now = datetime.fromisoformat(api.call("GET", "/test_clock", admin)["now"])
+    console.rule(f"[bold]Paying the providers: the payout day (the {settings['payout_day']}th)")
+    target = now + timedelta(days=12)
+    console.print(f"What was collected is gathered on the payout day, at midnight in {settings['timezone']}, into one "
+                  f"payout per provider and currency: revenue-share bills less the platform's fee, pass-through "
+                  f"bills in full, tax kept by the platform. The test clock moves to {target.isoformat()}.")
+    api.call("POST", "/test_clock/advance", admin, {"to": target.isoformat()})
+    payouts = api.call("GET", "/payouts?limit=100", admin)["data"]
+    if not payouts:
+        raise DemoFailed("The payout day built no payouts.")
+    period = payouts[0]["period"]
+    names = {p["id"]: p["name"] for p in api.call("GET", "/providers?limit=100", admin)["data"]}
+    console.print(f"{len(payouts)} payouts await finance's review (status pending_review); finance was told by email. "
+                  f"No provider has a Stripe Connect account here (localstripe has no Connect), so each is paid by "
+                  f"bank transfer, which finance records.")
+    approved = api.call("POST", "/payouts/approve", admin, {"period": period})["data"]
+    console.print(f"Finance approves the period's payouts at once (POST /v1/payouts/approve): {len(approved)} approved.")
+    for payout in approved:
+        if payout["method"] == "bank_transfer":
+            api.call("POST", f"/payouts/{payout['id']}/mark_paid", admin, {"reference": f"PAYOUT-{payout['id'][-6:]}"})
+    payouts = api.call("GET", "/payouts?limit=100", admin)["data"]
+    table = Table("provider", "currency", "gross", "platform fee", "net", "paid", "status")
+    for p in sorted(payouts, key=lambda p: (names.get(p["provider"], ""), p["currency"])):
+        table.add_row(names.get(p["provider"], p["provider"]), p["currency"], p["gross"], p["fee"], p["net"],
+                      p["amount"], p["status"])
+    console.print(table)
+    report_pdf = out / f"payout-report-{period}.pdf"
+    report_pdf.write_bytes(api.call("GET", f"/reports/payouts?period={period}&format=pdf", admin, raw=True))
+    report_csv = out / f"payout-report-{period}.csv"
+    report_csv.write_bytes(api.call("GET", f"/reports/payouts?period={period}&format=csv", admin, raw=True))
+    report = api.call("GET", f"/reports/payouts?period={period}", admin)
+    balanced = all(r["balanced"] for r in report["reconciliation"])
+    console.print(f"The payout report (per provider, with the reconciliation: collected = tax + provider payouts + "
+                  f"platform revenue ± FX) is in {report_pdf} and {report_csv.name}; reconciled: "
+                  f"{'yes' if balanced else 'NO'}.")
+    per_currency: Counter = Counter()
+    for account in api.call("GET", "/ledger/accounts", admin)["data"]:
+        per_currency[account["currency"]] += money.parse_amount(account["balance"], account["currency"])
+    console.print("The ledger: every movement a balanced journal; each currency's accounts add up to "
+                  + ", ".join(f"{money.format_amount(v, c)} {c}" for c, v in sorted(per_currency.items())) + ".")
+    _drain(lane, adapters)
+    return {"payouts": payouts, "payout_report": report_pdf, "reconciled": balanced,
+            "ledger_sums": dict(per_currency)}
 
 
 def _console() -> Console:
