@@ -135,10 +135,10 @@ def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildRep
     due_at = C.local_midnight(payout_date, settings.timezone)
     period = C.payout_period(payout_date, settings.period_anchor_day, settings.timezone)
     run_id = new_id("prun")
-    created = db.session.execute(dialect_insert(_runs).values(
-        id=run_id, tenant_id=tenant_id, livemode=livemode, payout_date=payout_date,
-        period_start=period.start, due_at=due_at, created_at=due_at).on_conflict_do_nothing()).rowcount
-    if not created:  # built before (or by a concurrent run, which we waited for): done
+    created = run(dialect_insert(_runs).values(
+        id=run_id, tenant_id=tenant_id, livemode=livemode, payout_date=payout_date, period_start=period.start,
+        due_at=due_at, created_at=due_at).on_conflict_do_nothing().returning(_runs.c.id)).scalar()
+    if created is None:  # built before (or by a concurrent run, which we waited for): done
         db.session.rollback()
         return BuildReport(payout_date)
     report = BuildReport(payout_date, run_id)
@@ -154,12 +154,14 @@ def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildRep
     if carries:
         bulk_insert(_carries, carries)
     report.payouts = [p.id for p in created]
-    if created:
-        if settings.payout_auto_approve:
-            from .service import approve_and_settle  # the same path as finance's approval
-            approve_and_settle(tenant_id, livemode, report.payouts, due_at, "auto")
-        else:
-            record(tenant_id, livemode, due_at, [_awaiting_review(run_id, payout_date, period.start, created)])
+    from .service import approve_and_settle  # the same path as finance's approval
+    # nothing to transfer (a negative balance carried): nothing to review, settled at once
+    approve_and_settle(tenant_id, livemode, [p.id for p in created if p.method == "none"], due_at, "system")
+    to_review = [p for p in created if p.method != "none"]
+    if settings.payout_auto_approve:
+        approve_and_settle(tenant_id, livemode, [p.id for p in to_review], due_at, "auto")
+    elif to_review:
+        record(tenant_id, livemode, due_at, [_awaiting_review(run_id, payout_date, period.start, to_review)])
     db.session.commit()
     return report
 

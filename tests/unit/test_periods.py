@@ -328,3 +328,24 @@ def test_the_due_date_is_the_first_charge_day_on_or_after_closing(closed_on, cha
     assert due - closed_on < timedelta(days=31)
     days_before = (due - closed_on).days
     assert all((closed_on + k * DAY).day != charge_day for k in range(days_before))
+
+
+def test_money_collected_is_paid_out_on_the_first_payout_day_at_or_after_it():
+    from aggregator.periods.calendar import payout_date_for
+
+    utc = timezone.utc
+    assert payout_date_for(datetime(2026, 11, 2, 9, tzinfo=utc), 10, "UTC") == date(2026, 11, 10)
+    assert payout_date_for(datetime(2026, 11, 10, tzinfo=utc), 10, "UTC") == date(2026, 11, 10)  # at its midnight
+    assert payout_date_for(datetime(2026, 11, 10, 0, 0, 1, tzinfo=utc), 10, "UTC") == date(2026, 12, 10)
+    assert payout_date_for(datetime(2026, 12, 12, tzinfo=utc), 10, "UTC") == date(2027, 1, 10)
+    # Sydney's 10 December begins at 13:00 UTC on the 9th
+    assert payout_date_for(datetime(2026, 12, 9, 12, 59, tzinfo=utc), 10, "Australia/Sydney") == date(2026, 12, 10)
+    assert payout_date_for(datetime(2026, 12, 9, 13, 1, tzinfo=utc), 10, "Australia/Sydney") == date(2027, 1, 10)
+
+
+def test_a_payout_day_pays_the_period_before_the_one_containing_it():
+    from aggregator.periods.calendar import payout_period
+
+    assert payout_period(date(2026, 11, 10), 25, "UTC").start == date(2026, 9, 25)
+    assert payout_period(date(2026, 11, 10), 1, "UTC").start == date(2026, 10, 1)
+    assert payout_period(date(2026, 11, 28), 25, "UTC").start == date(2026, 10, 25)
