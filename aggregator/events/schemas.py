@@ -24,6 +24,17 @@ EVENT_TYPES = {
     "refund.created": "A refund was created.",
     "refund.succeeded": "A refund succeeded.",
     "refund.failed": "A refund failed.",
+    "payout.created": "A payout was built for a provider and currency on a payout day (pending review, unless "
+                      "the tenant approves payouts automatically).",
+    "payout.approved": "Finance approved a payout (or it was approved automatically): it will be sent.",
+    "payout.paid": "A payout was paid: Stripe made its transfer, finance recorded the bank transfer, or it had "
+                   "nothing to transfer. Its provider is emailed its statement.",
+    "payout.failed": "Stripe refused a payout's transfer: nothing was sent; its amount is brought into the "
+                     "provider's next payout.",
+    "payout.canceled": "A payout was canceled before it was sent: its amount is brought into the provider's next "
+                       "payout.",
+    "payouts.awaiting_review": "A payout day's payouts await finance's review (the run: its payout day, period, "
+                               "and counts and amounts per currency).",
     "webhook_endpoint.disabled": "A webhook endpoint was disabled after its deliveries failed for about three days.",
 }
 

@@ -28,9 +28,11 @@ from ..events.models import Event
 from ..pagination import Page, paginate
 from ..payments.models import Payment, Refund
 from ..periods.models import PeriodRecord
-from . import messages, transitions
-from .models import (ACTION_REQUIRED, DISPUTE, ENDPOINT_DISABLED, INVOICE, PAYMENT_FAILED, PERIOD_SUMMARY, RECEIPT,
-                     REFUND, UNCOLLECTIBLE, EmailDelivery)
+from ..payouts import statement
+from . import messages, payout_notices, transitions
+from .models import (ACTION_REQUIRED, DISPUTE, ENDPOINT_DISABLED, INVOICE, PAYMENT_FAILED, PAYOUT_FAILED,
+                     PAYOUT_STATEMENT, PAYOUTS_AWAITING_REVIEW, PERIOD_SUMMARY, RECEIPT, REFUND, UNCOLLECTIBLE,
+                     EmailDelivery)
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +177,12 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
         attachments.append(messages.Attachment(f"{invoice.number}.pdf", adapters.storage.get(invoice.pdf_path)))
     else:
         event = db.session.scalars(sa.select(Event).where(Event.id == delivery.event_id)).one()
-        context = _context(delivery, event, invoice, settings)
+        if delivery.kind == PAYOUT_STATEMENT:  # rendered now, from the payout as it was paid
+            context = statement.statement_of(event.object_id)
+            attachments.append(messages.Attachment(statement.statement_filename(context),
+                                                   statement.render_statement(adapters.renderer, context)))
+        else:
+            context = _context(delivery, event, invoice, settings)
     return messages.build(delivery.kind, context, sender=messages.Sender.of(settings, mailer.default_from),
                           to=delivery.recipient, message_id=messages.message_id(delivery.id, mailer.domain), date_=now, attachments=attachments)
 
@@ -205,6 +212,10 @@ def _context(delivery: EmailDelivery, event: Event, invoice: Invoice | None, set
         snapshot = data.get("object") or {}
         customer = invoice.customer if invoice is not None else None
         return messages.dispute_context(snapshot, data.get("dispute") or {}, customer, settings)
+    if kind == PAYOUTS_AWAITING_REVIEW:
+        return messages.payouts_awaiting_review_context(payout_notices.payout_review(event.object_id), settings)
+    if kind == PAYOUT_FAILED:
+        return messages.payout_failed_context(*payout_notices.payout_with_provider(event.object_id), settings)
     raise ValueError(f"unknown email kind {kind!r}")  # pragma: no cover - the kinds are a closed list
 
 

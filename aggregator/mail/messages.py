@@ -285,3 +285,43 @@ def _snapshot_amount(value: Any, currency: str, locale: str) -> str:
         return money.display(minor, currency, locale)
     except (money.MoneyError, TypeError, ValueError):
         return ""
+
+
+# --- payouts ----------------------------------------------------------------------------------
+
+#: Where finance reviews payouts: the finance page, and the API.
+FINANCE_PAGE = "/finance"
+
+
+def payouts_awaiting_review_context(review, settings) -> dict[str, Any]:
+    """A payout day's payouts awaiting finance's review (see payout_notices.PayoutReview)."""
+    from ..payouts.statement import period_words
+
+    locale = settings.locale
+    return {
+        "tenant_name": settings.legal_name or settings.name,
+        "mode": "live" if settings.livemode else "test",
+        "run_id": review.run_id,
+        "payout_date": _day(review.payout_date, locale),
+        "period": period_words(review.period_start, settings.timezone, locale),
+        "period_start": review.period_start.isoformat(),
+        "payout_count": sum(c.payouts for c in review.currencies),
+        "currencies": [{"currency": c.currency, "payouts": c.payouts,
+                        "amount": money.display(c.amount, c.currency, locale)} for c in review.currencies],
+        "providers": [{"name": p.provider, "currency": p.currency, "status": p.status.replace("_", " "),
+                       "amount": money.display(p.amount, p.currency, locale)} for p in review.providers],
+        "more_providers": review.more_providers,
+        "finance_page": FINANCE_PAGE,
+    }
+
+
+def payout_failed_context(payout, provider, settings) -> dict[str, Any]:
+    """A payout whose transfer Stripe refused: nothing was sent; its amount is brought into the
+    provider's next payout in the currency."""
+    from ..payouts.statement import about_payout
+
+    return {**about_payout(payout, payout.run, provider, settings),
+            "reason": payout.failure_message or (payout.failure_code or "").replace("_", " ")
+            or "the transfer was refused",
+            "failure_code": payout.failure_code or "",
+            "stripe_account_id": payout.stripe_account_id or ""}

@@ -20,8 +20,12 @@ INVOICE, PERIOD_SUMMARY, ENDPOINT_DISABLED = "invoice", "period_summary", "webho
 RECEIPT, PAYMENT_FAILED, ACTION_REQUIRED, REFUND = "receipt", "payment_failed", "payment_action_required", "refund"
 #: Finance's: an invoice given up on, a charge disputed with the bank.
 UNCOLLECTIBLE, DISPUTE = "invoice_uncollectible", "invoice_disputed"
+#: Payouts: finance's (payouts await its review, a payout failed) and the provider's statement
+#: (its payout was paid, the statement's PDF attached).
+PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED = "payouts_awaiting_review", "payout_failed"
+PAYOUT_STATEMENT = "payout_statement"
 EMAIL_KINDS = (INVOICE, PERIOD_SUMMARY, ENDPOINT_DISABLED, RECEIPT, PAYMENT_FAILED, ACTION_REQUIRED, REFUND,
-               UNCOLLECTIBLE, DISPUTE)
+               UNCOLLECTIBLE, DISPUTE, PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED, PAYOUT_STATEMENT)
 
 
 class EmailDelivery(db.Model):

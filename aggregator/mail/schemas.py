@@ -16,7 +16,9 @@ class EmailDeliverySchema(Schema):
                                    "awaits its authentication), refund (money given back). To finance: "
                                    "period_summary (a closed period), webhook_endpoint_disabled, "
                                    "invoice_uncollectible (the last retry failed), invoice_disputed (a charge "
-                                   "was disputed)."})
+                                   "was disputed), payouts_awaiting_review (a payout day's payouts await review), "
+                                   "payout_failed (Stripe refused a payout's transfer). To a provider: "
+                                   "payout_statement (its payout was paid; the statement's PDF attached)."})
     event = fields.String(attribute="event_id", metadata={"description": "The event that caused it (evt_…)."})
     invoice = fields.String(attribute="invoice_id", allow_none=True)
     recipient = fields.Function(lambda d: d.recipient or None, allow_none=True, metadata={

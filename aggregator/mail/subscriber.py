@@ -16,6 +16,10 @@ transaction, and does no I/O (the deliveries queue sends them).
   notice of a disabled webhook endpoint (`webhook_endpoint.disabled`), an invoice marked
   uncollectible (`invoice.marked_uncollectible`) and a disputed charge (`invoice.disputed`);
   nothing when the tenant has no finance address in that mode, nor about a void invoice.
+* Payouts: finance is told when a payout day's payouts await its review
+  (`payouts.awaiting_review`, about the run) and when Stripe refused a payout's transfer
+  (`payout.failed`), as above; a provider is sent its statement, the PDF attached, when its
+  payout is paid (`payout.paid`) to the provider's address (none: nothing is recorded).
 
 Each event is emailed at most once per kind and recipient: the deliveries' unique (event, kind,
 recipient) makes a second dispatch of the same event record nothing.
@@ -27,20 +31,22 @@ from typing import Sequence
 
 import sqlalchemy as sa
 
-from ..accounts.models import Customer, TenantSettings
+from ..accounts.models import Customer, Provider, TenantSettings
 from ..consolidate.models import Invoice
 from ..db import db
 from ..events.models import Event
 from ..payments.models import Refund
+from ..payouts.models import Payout
 from . import transitions
-from .models import (ACTION_REQUIRED, DISPUTE, ENDPOINT_DISABLED, INVOICE, PAYMENT_FAILED, PERIOD_SUMMARY, RECEIPT,
-                     REFUND, UNCOLLECTIBLE)
+from .models import (ACTION_REQUIRED, DISPUTE, ENDPOINT_DISABLED, INVOICE, PAYMENT_FAILED, PAYOUT_FAILED,
+                     PAYOUT_STATEMENT, PAYOUTS_AWAITING_REVIEW, PERIOD_SUMMARY, RECEIPT, REFUND, UNCOLLECTIBLE)
 
 NO_ADDRESS = "no_address: the customer has no email address"
 
 #: Events told to the tenant's finance address, and the kind of email each is.
 FINANCE_EVENTS = {"period.closed": PERIOD_SUMMARY, "webhook_endpoint.disabled": ENDPOINT_DISABLED,
-                  "invoice.marked_uncollectible": UNCOLLECTIBLE, "invoice.disputed": DISPUTE}
+                  "invoice.marked_uncollectible": UNCOLLECTIBLE, "invoice.disputed": DISPUTE,
+                  "payouts.awaiting_review": PAYOUTS_AWAITING_REVIEW, "payout.failed": PAYOUT_FAILED}
 
 #: Events told to the customer of the invoice they are about (a refund's: its invoice's), and
 #: the kind of email each is.
@@ -53,6 +59,7 @@ def record_deliveries(events: Sequence[Event], now: datetime) -> None:
                             if e.type in ("invoice.finalized", "invoice.pdf_ready") and e.object_id})
     rows += _payment_emails([e for e in events if e.type in CUSTOMER_EVENTS and e.object_id])
     rows += _finance_emails([e for e in events if e.type in FINANCE_EVENTS])
+    rows += _statement_emails([e for e in events if e.type == "payout.paid" and e.object_id])
     transitions.record(rows, now)
 
 
@@ -118,3 +125,16 @@ def _finance_emails(events: Sequence[Event]) -> list[dict]:
         rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id,
                      "kind": FINANCE_EVENTS[e.type], "recipient": address, "invoice_id": invoice_id})
     return rows
+
+
+def _statement_emails(events: Sequence[Event]) -> list[dict]:
+    """A paid payout's statement, to its provider's address (a provider without one: none)."""
+    if not events:
+        return []
+    addresses = dict(db.session.execute(
+        sa.select(Payout.id, Provider.email)
+        .join(Provider, sa.and_(Provider.tenant_id == Payout.tenant_id, Provider.livemode == Payout.livemode,
+                                Provider.id == Payout.provider_id))
+        .where(Payout.id.in_(sorted({e.object_id for e in events})))).all())
+    return [{"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id, "kind": PAYOUT_STATEMENT,
+             "recipient": addresses[e.object_id]} for e in events if addresses.get(e.object_id)]
