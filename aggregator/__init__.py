@@ -73,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .payments import api as payments_api
     from .payments import refunds_api, stripe_webhooks_api
     from .payouts import api as payouts_api
+    from .payouts import reports_api as payout_reports_api
     from .webhooks import api as webhooks_api
 
     api = _Api(app, spec_kwargs={
@@ -92,6 +93,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(stripe_webhooks_api.blp)
     api.register_blueprint(ledger_api.blp)
     api.register_blueprint(payouts_api.blp)
+    api.register_blueprint(payout_reports_api.blp)
     error_responses.register(app)
     _add_operations(app)
     refuse_unusable_requests(app)

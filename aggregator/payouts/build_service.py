@@ -243,8 +243,7 @@ def _partial_collections(new: list[dict], total_of: dict[str, int], totals: dict
     parts = invoice_parts_of(list(invoices.values()))
     for row in partial:
         before = row["collected_before"]
-        lines = shares.difference(shares.collected_shares(parts[row["invoice_id"]], before + row["amount"]),
-                                  shares.collected_shares(parts[row["invoice_id"]], before))
+        lines = shares.payment_lines(parts[row["invoice_id"]], before, row["amount"])
         revenue_share = {b.bill_id: b.revenue_share for b in parts[row["invoice_id"]].bills}
         for line in lines.bills:
             t = totals[line.provider_id, line.currency]

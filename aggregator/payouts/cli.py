@@ -1,15 +1,19 @@
 """`aggregator payouts …`: what the API's /v1/payouts does, for operators and finance."""
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 
 import click
 
+from .. import adapters as edge
 from ..cli import AreaGroup, json_option, list_options, now_for, print_object, print_page, say, tenant_scoped
-from . import build_service, service
+from . import build_service, report_service, service
 from .schemas import PAYOUT_STATUSES, PayoutSchema
 
-payouts = AreaGroup("payouts", help="Provider payouts: build a payout day's, list, approve, record paid.")
+payouts = AreaGroup("payouts", help="Provider payouts: build a payout day's, list, approve, record paid, "
+                                    "report a period's.")
 _columns = ["id", "provider", "currency", "status", "net", "brought_forward", "amount", "method", "period"]
 
 
@@ -65,3 +69,29 @@ def mark_paid(principal, payout_id, reference, as_json):
     """Record an approved bank-transfer payout paid."""
     print_object(service.record_bank_transfer(principal, payout_id, reference, now_for(principal)), PayoutSchema(), "Payout",
                  as_json)
+
+
+@payouts.command("report")
+@tenant_scoped
+@click.option("--period", type=click.DateTime(["%Y-%m-%d"]), required=True, help="The invoicing period's start date.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "pdf"]), default="json", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="The file to write (default: standard output; for pdf, payouts-PERIOD.pdf; '-': standard output).")
+def report(principal, period, fmt, output):
+    """Finance's payout report of a period: per provider, totals, and the reconciliation with
+    what was collected (as GET /v1/reports/payouts)."""
+    from .reports_api import PayoutReportSchema
+
+    found = report_service.payout_report(principal, period.date())
+    if fmt == "pdf":
+        document = report_service.report_pdf(found, edge.current().renderer)
+        output = output or Path(f"payouts-{found.period_start.isoformat()}.pdf")
+    else:
+        text = (report_service.report_csv(found) if fmt == "csv"
+                else json.dumps(PayoutReportSchema().dump(found), ensure_ascii=False, default=str) + "\n")
+        document = text.encode()
+    if output is None or str(output) == "-":
+        click.echo(document, nl=False)
+        return
+    output.write_bytes(document)
+    say(f"Wrote {output} ({len(document):,} bytes).")

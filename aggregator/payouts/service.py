@@ -10,13 +10,12 @@ from typing import Sequence
 import sqlalchemy as sa
 
 from ..auth import Principal
-from ..consolidate.models import Invoice
-from ..db import db, in_ids, locking
+from ..db import db, locking
 from ..errors import Conflict
 from ..pagination import Page, one, paginate
 from ..states import InvalidTransition
-from . import shares, transitions
-from .collections import invoice_parts_of
+from . import transitions
+from .collections import source_lines
 from .models import Payout, PayoutRun, PayoutSource
 
 
@@ -74,32 +73,18 @@ def payout_lines(principal: Principal, payout_id: str, limit: int, starting_afte
     if after_source:
         query = query.where(sources.source_id >= after_source)
     lines: list[PayoutLine] = []
-    for batch in _batches(db.session.scalars(query).all(), 200):
-        invoices = db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, {s.invoice_id for s in batch}))).all()
-        parts = invoice_parts_of(list(invoices))
-        for source in batch:
-            mine = [b for b in parts[source.invoice_id].bills
-                    if b.provider_id == payout.provider_id and b.currency == payout.currency]
-            if not mine:
+    for source, parts, attributed in source_lines(db.session.scalars(query).all()):
+        mine = [b for b in parts.bills if b.provider_id == payout.provider_id and b.currency == payout.currency]
+        by_bill = {b.bill_id: b for b in attributed.bills}
+        for bill in sorted(mine, key=lambda b: b.bill_id):
+            if (source.source_id, bill.bill_id) <= (after_source, after_bill):
                 continue
-            attributed = shares.difference(
-                shares.collected_shares(parts[source.invoice_id], source.collected_before + source.amount),
-                shares.collected_shares(parts[source.invoice_id], source.collected_before))
-            by_bill = {b.bill_id: b for b in attributed.bills}
-            for bill in sorted(mine, key=lambda b: b.bill_id):
-                if (source.source_id, bill.bill_id) <= (after_source, after_bill):
-                    continue
-                line = by_bill[bill.bill_id]
-                lines.append(PayoutLine(bill.bill_id, source.invoice_id, source.source_id, bill.revenue_share,
-                                        bill.currency, line.amount, line.fee, line.net))
-                if len(lines) > limit:
-                    return Page(lines[:limit], True)
+            line = by_bill[bill.bill_id]
+            lines.append(PayoutLine(bill.bill_id, source.invoice_id, source.source_id, bill.revenue_share,
+                                    bill.currency, line.amount, line.fee, line.net))
+            if len(lines) > limit:
+                return Page(lines[:limit], True)
     return Page(lines, False)
-
-
-def _batches(items: Sequence, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # --- finance's review -------------------------------------------------------------------------------

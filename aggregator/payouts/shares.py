@@ -241,6 +241,15 @@ def payment_lines(invoice: InvoiceParts, collected_before: int, paid: int) -> Co
                       collected_shares(invoice, collected_before))
 
 
+def lines_of_source(invoice: InvoiceParts, collected_before: int, amount: int, settled: bool = False) -> Collection:
+    """The lines of one collection paid out: a payment's or a refund's (`amount` < 0) after
+    `collected_before` (rule 3), or, `settled`, an invoice its credits cover: its whole split
+    (rule 4, nothing collected before it)."""
+    if settled:
+        return difference(collected_shares(invoice, 0), None)
+    return payment_lines(invoice, collected_before, amount)
+
+
 def clawback(refunded: int, invoice: InvoiceParts, collected_before: int) -> Collection:
     """Rule 3: a refund of `refunded` (0 <= refunded <= collected_before) gives back the refunded
     amount pro rata over what was collected: negative lines per bill, adding up to -refunded, that
