@@ -64,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from . import error_responses
     from . import demo as demo_cli
+    from . import finance
     from .accounts import api as accounts_api, cli as accounts_cli
     from .consolidate import api as consolidate_api, cli as consolidate_cli
     from .events import api as events_api
@@ -95,6 +96,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(payouts_api.blp)
     api.register_blueprint(payout_reports_api.blp)
     error_responses.register(app)
+    finance.register(app)
     _add_operations(app)
     refuse_unusable_requests(app)
     app.cli.add_command(accounts_cli.tenants)

@@ -163,7 +163,8 @@ def refuse_unusable_requests(app: Flask) -> None:
         if request.content_length is None and "wsgi.input_terminated" in request.environ:
             _refuse_oversized_stream()
         if not request.is_json and request.method in ("POST", "PUT", "PATCH") and (
-                request.content_length or (request.content_length is None and request.get_data(cache=True))):
+                request.content_length or (request.content_length is None and request.get_data(cache=True))) \
+                and not getattr(app.view_functions.get(request.endpoint), "_takes_form", False):
             raise UnsupportedMediaType("Send the body as JSON, with 'Content-Type: application/json'.")
         if request.is_json and _may_hold_unstorable(request.get_data(cache=True)):
             body = request.get_json(silent=True)
@@ -179,6 +180,13 @@ def refuse_unusable_requests(app: Flask) -> None:
                 abort(400, messages={"json": ["JSON nested too deeply."]})
             if found:
                 raise InvalidInput.on(*found)
+
+
+def takes_form(view):
+    """Mark a view that reads an HTML form (finance's pages) rather than JSON: its POSTs are
+    not refused for their content type (every other check above still applies)."""
+    view._takes_form = True
+    return view
 
 
 def items_one_by_one(key: str):

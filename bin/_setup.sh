@@ -29,6 +29,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The tests' own: a real browser for finance's page (Debian's chromium and its chromedriver;
+# Selenium is pointed at them and never downloads one). Optional: without them the browser test
+# is skipped, saying why. Only bin/test (the script sourcing this) asks for them.
+if [ "$(basename "$0")" = test ]; then
+  browser=()
+  [ -x /usr/bin/chromium ] || browser+=(chromium)
+  [ -x /usr/bin/chromedriver ] || browser+=(chromium-driver)
+  if [ ${#browser[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "Installing the tests' browser: ${browser[*]}" >&2
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${browser[@]}" >/dev/null; } \
+        || echo "WARNING: could not install ${browser[*]}: the browser test will be skipped." >&2
+    else
+      echo "The browser test will be skipped; to run it: sudo apt-get install ${browser[*]}" >&2
+    fi
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
