@@ -215,14 +215,21 @@ def chrome(tmp_path):
 
 
 def _submit(driver, button) -> None:
-    """Click a form's button and wait for the page it leads to (after the redirect)."""
+    """Click a form's button and wait for the page it leads to (after the redirect) to have
+    loaded. While the old page is torn down chromedriver may answer any query with an error
+    ("unhandled inspector error"), so errors only mean "not there yet"."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = driver.find_element(By.TAG_NAME, "html")
+    before = driver.find_element(By.TAG_NAME, "html").id
+
+    def arrived(d) -> bool:
+        return (d.find_element(By.TAG_NAME, "html").id != before
+                and d.execute_script("return document.readyState") == "complete")
+
     button.click()
-    WebDriverWait(driver, 30).until(staleness_of(page))
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(arrived)
 
 
 def _flash(driver) -> str:
