@@ -70,6 +70,20 @@ def test_the_cookie_is_secure_over_https(visitor, tenant):
     assert "; Secure" in set_cookie(signed)
 
 
+def test_a_session_ends_after_its_lifetime_whatever_the_cookie_says(app, visitor, tenant, monkeypatch):
+    from itsdangerous import TimestampSigner
+
+    sign_in(visitor, admin_key(tenant))
+    assert visitor.get("/finance/payouts").status_code == 200
+    lifetime = int(app.config["FINANCE_SESSION_LIFETIME"].total_seconds())
+    signed_at = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: signed_at(self) - lifetime - 1)
+    sign_in(visitor, admin_key(tenant))  # a cookie signed just over a lifetime ago
+    monkeypatch.undo()
+    expired = visitor.get("/finance/payouts")
+    assert expired.status_code == 302 and expired.location.endswith("/finance/login")
+
+
 def test_unknown_and_provider_keys_are_refused_with_a_clear_message(visitor, tenant):
     unknown = sign_in(visitor, "agg_admin_test_nope")
     assert unknown.status_code == 401 and "unknown or has been revoked" in unknown.text
