@@ -8,6 +8,8 @@ the old ones until what they sealed has been sealed again. Without the variable 
 first run) one key is generated into var/secret.key (mode 0600) and reused from then on."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import threading
 from pathlib import Path
@@ -36,6 +38,12 @@ class Vault:
             return self._multi().decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise VaultError("None of the secret keys (AGGREGATOR_SECRET_KEYS) opens this sealed secret.") from None
+
+    def derive_key(self, purpose: bytes) -> bytes:
+        """A key for another use (signing session cookies) derived from the sealing key: HMAC-SHA256
+        of `purpose` under it, so there is no second secret to configure or rotate."""
+        key = self._keys[0] if self._keys else _key_from_file(self._key_file)
+        return hmac.new(key.encode(), purpose, hashlib.sha256).digest()
 
     def _multi(self) -> MultiFernet:
         if self._fernet is None:  # built on first use: the key file is made only when needed

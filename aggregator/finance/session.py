@@ -12,7 +12,6 @@ field does not match it (hmac.compare_digest) is refused before its view runs. S
 replaces the session (and its token), so a session fixed before sign-in is worth nothing."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from datetime import timedelta
@@ -125,11 +124,7 @@ class FinanceSessionInterface(SecureCookieSessionInterface):
 def _derived_secret(app: Flask) -> bytes:
     """The session's signing key: HMAC of the vault's sealing key (AGGREGATOR_SECRET_KEYS, or
     the generated key file), so there is no second secret to configure."""
-    from ..vault import _key_from_file
-
-    settings = app.config["AGGREGATOR_SETTINGS"]
-    key = settings.secret_keys[0] if settings.secret_keys else _key_from_file(settings.secret_key_file)
-    return hmac.new(key.encode(), b"aggregator finance session v1", hashlib.sha256).digest()
+    return app.extensions["aggregator.adapters"].vault.derive_key(b"aggregator finance session v1")
 
 
 def init_app(app: Flask) -> None:

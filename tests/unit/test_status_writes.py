@@ -13,6 +13,7 @@ ROOT = Path(aggregator.__file__).parent
 
 #: Modules that may name a status without writing one through a transition, and why.
 ALLOWED = {
+    "payouts/report_service.py": "a report's rows carry the payouts' statuses as read (dataclasses, no writes)",
     "ingest/service.py": "a bill is created in BILL_STATES.initial (the intake hot path's own INSERT)",
     "states.py": "guarded_update, the statement every transition is built on",
     "testmode.py": "a test clock's two states (advancing when moved, ready when caught up), in its two functions",
