@@ -1,0 +1,215 @@
+"""The books replay any history: a hypothesis state machine of bills, closes, payments (partial,
+whole, over), charges that fail for good (uncollectible), refunds, voids and payout days (approved,
+bank transfers recorded paid), through the API and the test clock, asserts after every step that
+every journal balances in each currency and that the ledger's balances are what the tables say:
+
+- cash = payments received − refunds − payouts paid;
+- receivable = what open invoices still owe;
+- customer credit = the credits not applied yet;
+- each provider's payable (less what it owes back) = its net shares of the invoices as the books hold
+  them (an open or paid invoice: its whole split, less what refunds clawed back; an uncollectible one:
+  the shares of what it collected) less what its payouts paid; never negative;
+- tax payable = the tax of the same shares.
+
+A failing charge moves no money: its final failure is played by the guarded transition the charge
+retries end with (marked uncollectible, with its write-off)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+
+from tests.conftest import bill_body
+
+pytestmark = pytest.mark.slow
+
+
+class Books(RuleBasedStateMachine):
+    app = None
+    make_tenant = None
+
+    @initialize()
+    def start(self):
+        self.tenant = Books.make_tenant()
+        self.admin = self.tenant.admin["test"]
+        self.providers = [self.tenant.provider(name="Subscriptions", rate="0.30"),
+                          self.tenant.provider(name="SMS", rate="0"),
+                          self.tenant.provider(name="Training", rate="0.125")]
+        for n in range(2):
+            self.tenant.customer(f"cust-{n}")
+        self.sent = 0
+
+    # --- what happens -------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromisoformat(self.admin.get("/v1/test_clock").json["now"])
+
+    def _advance(self, to: datetime) -> None:
+        response = self.admin.post("/v1/test_clock/advance", {"to": to.isoformat()})
+        assert response.status_code == 200, response.json
+
+    def _invoices(self, *statuses) -> list[dict]:
+        invoices = self.admin.get("/v1/invoices", query_string={"limit": 100}).json["data"]
+        return [i for i in invoices if not statuses or i["status"] in statuses]
+
+    @rule(provider=st.integers(0, 2), customer=st.integers(0, 1), cents=st.integers(-3000, 90000).filter(bool),
+          revenue_share=st.booleans())
+    def bill(self, provider, customer, cents, revenue_share):
+        self.sent += 1
+        amount = f"{'-' if cents < 0 else ''}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+        response = self.providers[provider].post(
+            "/v1/bills", bill_body(customer=f"cust-{customer}", amount=amount, revenue_share=revenue_share),
+            headers={"Idempotency-Key": f"k{self.sent}"})
+        assert response.status_code == 201, response.json
+
+    @rule(days=st.integers(20, 40))
+    def time_passes(self, days):
+        """Periods end and close, charge days and payout days come (each at its own instant)."""
+        self._advance(self._now() + timedelta(days=days))
+
+    @rule(data=st.data(), how=st.sampled_from(["whole", "part", "over"]))
+    def pay(self, data, how):
+        invoices = [i for i in self._invoices("open", "uncollectible") if i["amount_remaining"] != "0.00"]
+        if not invoices:
+            return
+        invoice = data.draw(st.sampled_from(invoices))
+        remaining = int(invoice["amount_remaining"].replace(".", ""))
+        cents = {"whole": remaining, "part": max(remaining // 3, 1), "over": remaining + 500}[how]
+        response = self.admin.post(f"/v1/invoices/{invoice['id']}/payments", {
+            "amount": f"{cents // 100}.{cents % 100:02d}", "method": "bank_transfer", "reference": "r",
+            "received_on": self._now().date().isoformat()})
+        assert response.status_code == 201, response.json
+
+    @rule(data=st.data(), share=st.sampled_from([1, 2, 3]))
+    def refund(self, data, share):
+        paid = [i for i in self._invoices("open", "paid", "uncollectible")
+                if int(i["amount_paid"].replace(".", "")) > int(i["amount_refunded"].replace(".", ""))]
+        if not paid:
+            return
+        invoice = data.draw(st.sampled_from(paid))
+        left = int(invoice["amount_paid"].replace(".", "")) - int(invoice["amount_refunded"].replace(".", ""))
+        payments = self.admin.get(f"/v1/invoices/{invoice['id']}/payments").json["data"]
+        payment = max(payments, key=lambda p: int(p["amount"].replace(".", "")) - int(p["amount_refunded"].replace(".", "")))
+        cents = min(max(left // share, 1), int(payment["amount"].replace(".", "")) - int(payment["amount_refunded"].replace(".", "")))
+        if cents <= 0:
+            return
+        response = self.admin.post(f"/v1/invoices/{invoice['id']}/refunds",
+                                   {"payment": payment["id"], "amount": f"{cents // 100}.{cents % 100:02d}"})
+        assert response.status_code in (201, 409), response.json  # 409: the part paid was a credit
+
+    @rule(data=st.data())
+    def void(self, data):
+        unpaid = [i for i in self._invoices("open") if i["amount_paid"] == "0.00"]
+        if unpaid:
+            invoice = data.draw(st.sampled_from(unpaid))
+            response = self.admin.post(f"/v1/invoices/{invoice['id']}/void", {"reason": "duplicate"})
+            assert response.status_code == 200, response.json
+
+    @rule(data=st.data())
+    def charge_fails_for_good(self, data):
+        from aggregator.accounts.service import tenant_settings
+        from aggregator.consolidate import transitions
+        from aggregator.db import db
+
+        owing = [i for i in self._invoices("open") if i["amount_remaining"] != "0.00"]
+        if owing:
+            invoice = data.draw(st.sampled_from(owing))
+            with Books.app.app_context():
+                assert transitions.mark_uncollectible(tenant_settings(self.tenant.id, False), invoice["id"],
+                                                      self._now())
+                db.session.commit()
+
+    @rule()
+    def finance_pays_the_providers(self):
+        for payout in self.admin.get("/v1/payouts", query_string={"status": "pending_review", "limit": 100}).json["data"]:
+            assert self.admin.post(f"/v1/payouts/{payout['id']}/approve").status_code == 200
+        for payout in self.admin.get("/v1/payouts", query_string={"status": "approved", "limit": 100}).json["data"]:
+            paid = self.admin.post(f"/v1/payouts/{payout['id']}/mark_paid", {"reference": "t"})
+            assert paid.status_code == 200, paid.json
+
+    # --- what must hold -------------------------------------------------------------------------
+
+    @invariant()
+    def books_are_what_the_tables_say(self):
+        if hasattr(self, "tenant"):
+            with Books.app.app_context():
+                check_books(self.tenant.id)
+
+
+def _sql(statement: str, **params) -> list:
+    from aggregator.db import db
+
+    return db.session.execute(sa.text(statement), params).all()
+
+
+def check_books(tenant_id: str) -> None:
+    from aggregator.consolidate.models import Invoice
+    from aggregator.db import db
+    from aggregator.payouts import shares
+    from aggregator.payouts.collections import invoice_parts_of
+
+    t = {"t": tenant_id}
+    assert _sql("SELECT journal_id, currency FROM ledger_entries WHERE tenant_id = :t "
+                "GROUP BY journal_id, currency HAVING sum(amount) <> 0", **t) == []
+    balance: dict[tuple[str, str], int] = defaultdict(int)
+    for account, currency, total in _sql("SELECT account, currency, sum(amount) FROM ledger_entries "
+                                         "WHERE tenant_id = :t GROUP BY account, currency", **t):
+        balance[account.split(":")[0], currency] += int(total)
+        if account.startswith("provider_"):
+            balance[account, currency] += int(total)
+    currencies = {c for _, c in balance} | {"AUD"}
+    for currency in currencies:
+        assert sum(v for (a, c), v in balance.items() if c == currency and ":" not in a) == 0, "trial balance"
+
+    def one(statement: str) -> dict[str, int]:
+        return defaultdict(int, {c: int(v or 0) for c, v in _sql(statement, **t)})
+
+    received = one("SELECT currency, sum(amount) FROM payments WHERE tenant_id = :t AND status = 'succeeded' GROUP BY currency")
+    refunded = one("SELECT currency, sum(amount) FROM refunds WHERE tenant_id = :t AND status = 'succeeded' GROUP BY currency")
+    paid_out = one("SELECT currency, sum(amount) FROM payouts WHERE tenant_id = :t AND status = 'paid' GROUP BY currency")
+    owed = one("SELECT currency, sum(amount_due - amount_paid) FROM invoices WHERE tenant_id = :t AND status = 'open' "
+               "GROUP BY currency")
+    credit = one("SELECT currency, sum(amount) FROM credits WHERE tenant_id = :t AND applied_invoice_id IS NULL "
+                 "GROUP BY currency")
+    for currency in currencies:
+        assert balance["cash", currency] == received[currency] - refunded[currency] - paid_out[currency], currency
+        assert balance["receivable", currency] == owed[currency], currency
+        assert balance["customer_credit", currency] == -credit[currency], currency
+
+    # the providers' nets and the tax of the shares the books hold
+    net: dict[tuple[str, str], int] = defaultdict(int)
+    tax: dict[str, int] = defaultdict(int)
+    invoices = db.session.scalars(sa.select(Invoice).where(Invoice.tenant_id == tenant_id,
+                                                           Invoice.status.in_(["open", "paid", "uncollectible"]))).all()
+    for invoice in invoices:
+        parts = invoice_parts_of([invoice])[invoice.id]
+        held = [(shares.collected_shares(parts, invoice.amount_paid - invoice.amount_refunded), +1)]
+        if invoice.status != "uncollectible":
+            held += [(shares.collected_shares(parts, invoice.total), +1),
+                     (shares.collected_shares(parts, invoice.amount_paid), -1)]
+        for collection, sign in held:
+            tax[parts.currency] += sign * collection.tax
+            for bill in collection.bills:
+                net[bill.provider_id, bill.currency] += sign * bill.net
+    paid = {(p, c): int(v) for p, c, v in _sql(
+        "SELECT provider_id, currency, sum(amount) FROM payouts WHERE tenant_id = :t AND status = 'paid' "
+        "GROUP BY provider_id, currency", **t)}
+    for (provider_id, currency), amount in net.items():
+        payable = balance[f"provider_payable:{provider_id}", currency]
+        clawback = balance[f"provider_clawback:{provider_id}", currency]
+        assert payable <= 0, f"{provider_id} owes the platform on its payable"
+        assert -(payable + clawback) == amount - paid.get((provider_id, currency), 0), (provider_id, currency)
+    for currency in currencies:
+        assert balance["tax_payable", currency] == -tax[currency], currency
+
+
+def test_the_books_hold_through_any_history(app, make_tenant):
+    Books.app, Books.make_tenant = app, make_tenant
+    run_state_machine_as_test(Books, settings=settings(
+        max_examples=8, stateful_step_count=14, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
