@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import subprocess
@@ -56,6 +55,8 @@ import time
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+
+from _common import code_label, finish, run_sizes, size_arguments, sized
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -535,13 +536,6 @@ def run_size(args, label: str) -> dict:
     return {"label": label, "database": urls(args.database_url)[3], "setup": prepared, **measured}
 
 
-def _size_db(url: str, suffix: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    return u.set(database=u.database + suffix).render_as_string(hide_password=False)
-
-
 def format_report(runs: list[dict], quick: bool) -> str:
     lines = [f"{'run':<8}{'customers':>10}{'bills':>11}{'wall s':>8}{'bills/s':>9}{'cust/s':>8}"
              f"{'RSS base':>9}{'peak':>7}{'growth':>7}{'maxrss':>8}{'py cpu':>8}{'pg cpu':>8}{'in SQL':>8}"
@@ -592,17 +586,9 @@ def format_report(runs: list[dict], quick: bool) -> str:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--database-url", default=None,
-                   help=f"PostgreSQL database to DROP and recreate (default {DEFAULT_URL}, _quick with --quick)")
-    p.add_argument("--customers", type=int, default=100_000)
-    p.add_argument("--bills", type=int, default=1_000_000)
-    p.add_argument("--providers", type=int, default=50)
+    size_arguments(p, DEFAULT_URL, seed=20261121)
     p.add_argument("--chunk", type=int, default=None,
                    help="customers per transaction (default: aggregator's CHUNK_CUSTOMERS)")
-    p.add_argument("--seed", type=int, default=20261121)
-    p.add_argument("--quick", action="store_true", help="2,000 customers / 20,000 bills, < 30 s")
-    p.add_argument("--scale-check", action="store_true",
-                   help="also run at a tenth of the size (database ..._tenth) and compare peak RSS")
     p.add_argument("--reuse", action="store_true",
                    help="skip data generation: undo the previous close in the existing database and close again")
     p.add_argument("--profile", metavar="PATH", help="run the close under cProfile, save the stats to PATH")
@@ -610,27 +596,10 @@ def parse_args(argv=None):
     p.add_argument("--check-targets", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--phase", choices=["setup", "reset", "close"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.quick and args.phase is None:
-        args.customers, args.bills, args.providers = 2_000, 20_000, 10
     if args.chunk is None:
         from aggregator.consolidate.close_service import CHUNK_CUSTOMERS
         args.chunk = CHUNK_CUSTOMERS
-    if args.database_url is None:
-        args.database_url = DEFAULT_URL + ("_quick" if args.quick else "")
-    if args.bills < args.customers:
-        p.error("--bills must be >= --customers (every customer gets at least one bill)")
-    return args
-
-
-def _source() -> dict:
-    """The commit measured, and whether the service code differs from it (others edit it)."""
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    try:
-        return {"head": git("rev-parse", "--short", "HEAD"),
-                "uncommitted_changes": bool(git("status", "--porcelain", "--", "aggregator", "migrations"))}
-    except OSError:
-        return {}
+    return sized(p, args, DEFAULT_URL)
 
 
 def main(argv=None) -> int:
@@ -639,37 +608,18 @@ def main(argv=None) -> int:
         out = {"setup": setup, "reset": reset, "close": close}[args.phase](args)
         print(json.dumps(out, default=str))
         return 0
-    started = time.monotonic()
-    runs = [run_size(args, "quick" if args.quick else "full")]
-    if args.scale_check:
-        small = argparse.Namespace(**vars(args))
-        small.customers, small.bills = args.customers // 10, args.bills // 10
-        small.database_url = _size_db(args.database_url, "_tenth")
-        small.profile = None
-        runs.append(run_size(small, "tenth"))
-    result = {"benchmark": "close", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join([sys.executable, *sys.argv]), "source": _source(),
-              "machine": {"cores": os.cpu_count(), "platform": platform.platform(),
-                          "python": platform.python_version()},
-              "runs": runs, "elapsed_s": round(time.monotonic() - started, 1)}
+    result = run_sizes("close", args, run_size)
+    runs = result["runs"]
     print()
     print(f"aggregator close benchmark — {result['date']} — {os.cpu_count()} cores, "
-          f"chunk {args.chunk} customers, no PDFs — code {result['source'].get('head')}"
-          f"{' + uncommitted changes' if result['source'].get('uncommitted_changes') else ''}")
+          f"chunk {args.chunk} customers, no PDFs — {code_label(result)}")
     print(format_report(runs, args.quick))
     failures = [f"{r['label']}: verification failed {r['verification']}" for r in runs if not r["verification"]["ok"]]
     if args.check_targets and not args.quick:
         big = runs[0]
         if big["bills_per_s"] < TARGET_BILLS_PER_S or big["rss_peak_mb"] >= TARGET_PEAK_RSS_MB:
             failures.append("target missed")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
-        print(f"figures written to {args.json}")
-    print(f"elapsed {result['elapsed_s']} s")
-    for f in failures:
-        print("FAILED: " + f)
-    return 1 if failures else 0
-
+    return finish(result, args.json, failures)
 
 if __name__ == "__main__":
     sys.exit(main())
