@@ -150,6 +150,23 @@ def apply_rate(minor: int, rate: Decimal) -> int:
     return round_minor(Decimal(minor) * rate)
 
 
+def rate_denominator(rate: Decimal) -> int:
+    """The denominator d of `rate` as a reduced fraction n/d (0.30 -> 10, 0.125 -> 8)."""
+    return rate.as_integer_ratio()[1]
+
+
+def apply_rate_to_many(count: int, magnitude_quotients: int, remainder: int, negative: bool, rate: Decimal) -> int:
+    """Σ apply_rate(a, rate) over `count` amounts of one sign whose magnitudes are q·d + `remainder`
+    (d = rate_denominator(rate), 0 <= remainder < d), given Σ q = `magnitude_quotients`: what a
+    database can group amounts by (their sign and magnitude mod d) and sum (their magnitude div d)
+    with integer arithmetic only, leaving the rounding here. Exact, because with rate = n/d,
+    |a|·rate = q·n + remainder·rate and q·n is whole: rounding half up away from zero gives
+    q·n + apply_rate(remainder, rate), negated for a negative amount."""
+    numerator = rate.as_integer_ratio()[0]
+    total = numerator * magnitude_quotients + count * apply_rate(remainder, rate)
+    return -total if negative else total
+
+
 def convert(minor: int, source: str, target: str, rate: Decimal) -> int:
     """`minor` units of `source` in `target` at `rate` (target per one source), by the one rule."""
     result = round_minor(Decimal(minor) * rate * Decimal(10) ** (exponent(target) - exponent(source)))

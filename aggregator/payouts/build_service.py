@@ -39,7 +39,7 @@ from ..ingest.models import Bill
 from ..payments.models import Payment, Refund
 from ..periods import calendar as C
 from . import shares, terms, transitions
-from .collections import invoice_parts_of
+from .collections import source_lines
 from .models import Payout, PayoutCarry, PayoutRun, PayoutSource
 
 _sources, _runs, _payouts, _carries = (PayoutSource.__table__, PayoutRun.__table__, Payout.__table__,
@@ -60,13 +60,16 @@ def _unsourced(tenant_id: str, livemode: bool) -> list[sa.Select]:
     """(id, kind, invoice, amount, at, charge) of the sources not paid out yet: one SELECT each."""
     p, r, i = Payment.__table__.c, Refund.__table__.c, Invoice.__table__.c
     fresh = lambda column: ~sa.exists().where(_sources.c.source_id == column)  # noqa: E731
+    def shaped(id_, kind, invoice_id, amount, at, charge):
+        return sa.select(id_.label("id"), sa.literal(kind).label("kind"), invoice_id.label("invoice_id"),
+                         amount.label("amount"), at.label("at"), charge.label("charge"))
+    no_charge = sa.null().cast(sa.String(255))
     return [
-        sa.select(p.id, sa.literal("payment"), p.invoice_id, p.amount, p.settled_at.label("at"), p.stripe_charge_id)
+        shaped(p.id, "payment", p.invoice_id, p.amount, p.settled_at, p.stripe_charge_id)
         .where(p.tenant_id == tenant_id, p.livemode == livemode, p.status == "succeeded", fresh(p.id)),
-        sa.select(r.id, sa.literal("refund"), r.invoice_id, -r.amount, r.settled_at.label("at"), sa.null())
+        shaped(r.id, "refund", r.invoice_id, -r.amount, r.settled_at, no_charge)
         .where(r.tenant_id == tenant_id, r.livemode == livemode, r.status == "succeeded", fresh(r.id)),
-        sa.select(i.id, sa.literal("settled"), i.id.label("invoice_id"), sa.literal(0, sa.BigInteger), i.paid_at.label("at"),
-                  sa.null())
+        shaped(i.id, "settled", i.id, sa.literal(0, sa.BigInteger), i.paid_at, no_charge)
         .where(i.tenant_id == tenant_id, i.livemode == livemode, i.status == "paid", i.total == 0, fresh(i.id)),
     ]
 
@@ -108,16 +111,21 @@ class _Totals:
     sources: set = field(default_factory=set)  # the sources its lines come from
     charge: str | None = None  # the Stripe charge of its only source, if that is a charge
 
-    def add(self, amount: int, fee: int, revenue_share: bool, count: int = 1) -> None:
+    def add(self, amount: int, fee: int, revenue_share: bool) -> None:
+        """One bill's line."""
+        self.add_group(amount, fee, revenue_share, 1, amount < 0)
+
+    def add_group(self, gross: int, fee: int, revenue_share: bool, count: int, credits: bool) -> None:
+        """`count` lines of one sign adding up to `gross` and `fee`."""
         self.line_count += count
-        self.gross += amount * count
-        self.fee += fee * count
+        self.gross += gross
+        self.fee += fee
         if revenue_share:
-            self.revenue_share_gross += amount * count
+            self.revenue_share_gross += gross
         else:
-            self.pass_through_gross += amount * count
-        if amount < 0:
-            self.credits += amount * count
+            self.pass_through_gross += gross
+        if credits:
+            self.credits += gross
 
     @property
     def net(self) -> int:
@@ -142,12 +150,11 @@ def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildRep
         db.session.rollback()
         return BuildReport(payout_date)
     report = BuildReport(payout_date, run_id)
-    new, total_of = _take_sources(tenant_id, livemode, run_id, due_at)
-    report.sources = len(new)
+    report.sources = _take_sources(tenant_id, livemode, run_id, due_at)
     totals: dict[tuple[str, str], _Totals] = defaultdict(_Totals)
-    if new:
+    if report.sources:
         _whole_collections(tenant_id, livemode, run_id, totals)
-        _partial_collections(new, total_of, totals)
+        _partial_collections(tenant_id, livemode, run_id, totals)
     forward = _brought_forward(tenant_id, livemode)
     rows, carries = _payout_rows(tenant_id, livemode, run_id, due_at, totals, forward)
     created = transitions.create_payouts(tenant_id, livemode, rows, due_at)
@@ -166,14 +173,49 @@ def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildRep
     return report
 
 
-def _take_sources(tenant_id: str, livemode: bool, run_id: str, due_at: datetime) -> tuple[list[dict], dict[str, int]]:
+def _candidates(tenant_id: str, livemode: bool, due_at: datetime) -> sa.Subquery:
+    """The sources up to `due_at` not paid out yet (one subquery: id, kind, invoice_id, amount, at,
+    charge)."""
+    return sa.union_all(*(q.where(q.selected_columns[4] <= due_at) for q in _unsourced(tenant_id, livemode))) \
+        .subquery("candidates")
+
+
+def _take_sources(tenant_id: str, livemode: bool, run_id: str, due_at: datetime) -> int:
     """Claim for this run the sources up to `due_at` not paid out yet, with what each collected of
-    its invoice (clamped to 0..total) after what its invoice's earlier sources collected."""
-    found = sorted(
-        (row for q in _unsourced(tenant_id, livemode) for row in run(q.where(q.selected_columns[4] <= due_at)).all()),
-        key=lambda r: (r[2], r[4], r[0]))
+    its invoice (clamped to 0..total) after what its invoice's earlier sources collected. The
+    common case, in one INSERT … SELECT: an invoice's only source, paid out for the first time (a
+    payment, or a settled invoice): collected_before 0, amount at most its total. The others
+    (several sources, or one after earlier ones; every refund) are few, ordered by time and
+    claimed here one by one. -> how many were claimed."""
+    candidates = _candidates(tenant_id, livemode, due_at)
+    counted = sa.select(candidates, sa.func.count().over(partition_by=candidates.c.invoice_id).label("n")) \
+        .subquery("counted")
+    c, i, s = counted.c, Invoice.__table__.c, _sources.c
+    simple = (sa.select(c.id, c.kind, sa.literal(run_id), sa.literal(tenant_id), sa.literal(livemode), c.invoice_id,
+                        sa.func.max(sa.func.min(c.amount, i.total), 0) if _sqlite() else
+                        sa.func.greatest(sa.func.least(c.amount, i.total), 0),
+                        sa.literal(0, sa.BigInteger), c.at, c.charge)
+              .join(Invoice.__table__, i.id == c.invoice_id)
+              .where(c.n == 1, c.kind != "refund", ~sa.exists().where(s.invoice_id == c.invoice_id)))
+    db.session.execute(sa.insert(_sources).from_select(
+        ["source_id", "kind", "run_id", "tenant_id", "livemode", "invoice_id", "amount", "collected_before", "at",
+         "stripe_charge_id"], simple))
+    _take_the_rest(tenant_id, livemode, run_id, due_at)
+    if not _sqlite():  # the planner learns the run's size (else it plans the join below for one row)
+        db.session.execute(sa.text("ANALYZE payout_sources"))
+    return run(sa.select(sa.func.count()).where(s.run_id == run_id)).scalar()
+
+
+def _sqlite() -> bool:
+    return db.session.get_bind().dialect.name == "sqlite"
+
+
+def _take_the_rest(tenant_id: str, livemode: bool, run_id: str, due_at: datetime) -> None:
+    c = _candidates(tenant_id, livemode, due_at).c
+    found = sorted(run(sa.select(c.id, c.kind, c.invoice_id, c.amount, c.at, c.charge)).all(),
+                   key=lambda r: (r[2], r[4], r[0]))
     if not found:
-        return [], {}
+        return
     invoice_ids = sorted({r[2] for r in found})
     invoices = Invoice.__table__.c
     total_of = dict(run(sa.select(invoices.id, invoices.total).where(in_ids(invoices.id, invoice_ids))).all())
@@ -187,7 +229,6 @@ def _take_sources(tenant_id: str, livemode: bool, run_id: str, due_at: datetime)
                      "collected_before": collected, "at": at, "stripe_charge_id": charge})
         before[invoice_id] = after
     bulk_insert(_sources, rows)
-    return rows, total_of
 
 
 def _collected_so_far(tenant_id: str, livemode: bool, invoice_ids: list[str]) -> dict[str, int]:
@@ -206,54 +247,60 @@ def _whole(sources, invoices):
 
 
 def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict) -> None:
-    """The fast path: the bills of the run's whole collections, summed in SQL per provider,
-    currency, revenue share, period and amount, split once per distinct amount."""
+    """The fast path: the bills of the run's whole collections, each exactly its split. The
+    database groups them per provider, currency, revenue share and period, and, for the fee, by
+    sign and magnitude mod the rate's denominator d, summing magnitude div d (integers only);
+    money.apply_rate_to_many rounds each group (the one rule, exactly as bill by bill)."""
     s, i, b = _sources.c, Invoice.__table__.c, Bill.__table__.c
+    periods = [start for (start,) in run(sa.select(i.period_start).distinct().select_from(_sources)
+                                          .join(Invoice.__table__, i.id == s.invoice_id).where(s.run_id == run_id))]
+    rates = {start: terms.rates_of(tenant_id, livemode, start) for start in periods}
+    denominators = [(sa.and_(b.provider_id == provider_id, b.period_start == start), money.rate_denominator(rate))
+                    for start, of_period in rates.items() for provider_id, rate in of_period.items()
+                    if money.rate_denominator(rate) > 1]
+    d = sa.case((b.revenue_share.is_(False), 1), *denominators, else_=1) if denominators else sa.literal(1)
+    magnitude = sa.func.abs(b.amount)
     joined = (sa.select().select_from(_sources)
               .join(Invoice.__table__, i.id == s.invoice_id)
               .join(Bill.__table__, sa.and_(b.tenant_id == i.tenant_id, b.livemode == i.livemode,
                                             b.customer_id == i.customer_id, b.period_start == i.period_start,
                                             b.status == "pending"))
               .where(s.run_id == run_id, _whole(s, i)))
-    rates: dict[date, dict[str, Decimal]] = {}
-    for provider_id, currency, revenue_share, start, amount, count in run(
-            joined.add_columns(b.provider_id, b.currency, b.revenue_share, b.period_start, b.amount, sa.func.count())
-            .group_by(b.provider_id, b.currency, b.revenue_share, b.period_start, b.amount)):
-        if start not in rates:
-            rates[start] = terms.rates_of(tenant_id, livemode, start)
-        share = shares.split(amount, revenue_share, rates[start].get(provider_id, Decimal(0)))
-        totals[provider_id, currency].add(amount, share.fee, revenue_share, count)
-    for provider_id, currency, n, source_id, charge in run(
-            joined.add_columns(b.provider_id, b.currency, sa.func.count(sa.distinct(s.source_id)),
-                               sa.func.max(s.source_id), sa.func.max(s.stripe_charge_id))
+    negative = b.amount < 0
+    remainder = magnitude % d
+    for provider_id, currency, revenue_share, start, is_negative, left, count, quotients, gross in run(
+            joined.add_columns(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder,
+                               sa.func.count(), sa.func.sum(magnitude // d), sa.func.sum(b.amount))
+            .group_by(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder)):
+        rate = rates[start].get(provider_id, Decimal(0)) if revenue_share else Decimal(0)
+        fee = money.apply_rate_to_many(count, int(quotients), int(left), bool(is_negative), rate)
+        totals[provider_id, currency].add_group(int(gross), fee, revenue_share, count, bool(is_negative))
+    for provider_id, currency, first, last, charge in run(
+            joined.add_columns(b.provider_id, b.currency, sa.func.min(s.source_id), sa.func.max(s.source_id),
+                               sa.func.max(s.stripe_charge_id))
             .group_by(b.provider_id, b.currency)):
         t = totals[provider_id, currency]
-        t.sources.update([source_id] if n == 1 else [f"{source_id}#{k}" for k in range(n)])
+        t.sources.update({first, last})
         t.charge = charge
 
 
-def _partial_collections(new: list[dict], total_of: dict[str, int], totals: dict) -> None:
-    """Partial payments and refunds, bill by bill (shares.py rule 3)."""
-    partial = [row for row in new if row["kind"] == "refund"
-               or (row["kind"] == "payment" and (row["collected_before"] or row["amount"] != total_of[row["invoice_id"]]))]
-    if not partial:
-        return
-    invoices = {i.id: i for i in db.session.execute(
-        sa.select(Invoice).where(in_ids(Invoice.id, {row["invoice_id"] for row in partial}))).scalars()}
-    parts = invoice_parts_of(list(invoices.values()))
-    for row in partial:
-        before = row["collected_before"]
-        lines = shares.payment_lines(parts[row["invoice_id"]], before, row["amount"])
-        revenue_share = {b.bill_id: b.revenue_share for b in parts[row["invoice_id"]].bills}
+def _partial_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict) -> None:
+    """Partial payments and refunds, bill by bill (shares.py rule 3): few, read from the run."""
+    s, i = _sources.c, Invoice.__table__.c
+    partial = db.session.scalars(
+        sa.select(PayoutSource).join(Invoice, Invoice.id == PayoutSource.invoice_id)
+        .where(s.run_id == run_id, sa.not_(_whole(s, i))).order_by(s.invoice_id, s.at, s.source_id)).all()
+    for source, parts, lines in source_lines(partial):
+        revenue_share = {b.bill_id: b.revenue_share for b in parts.bills}
         for line in lines.bills:
             t = totals[line.provider_id, line.currency]
-            if row["kind"] == "refund":
+            if source.kind == "refund":
                 t.line_count += 1
                 t.clawback += line.net
             else:
                 t.add(line.amount, line.fee, revenue_share[line.bill_id])
-            t.sources.add(row["source_id"])
-            t.charge = row["stripe_charge_id"]
+            t.sources.add(source.source_id)
+            t.charge = source.stripe_charge_id
 
 
 def _brought_forward(tenant_id: str, livemode: bool) -> dict[tuple[str, str], list[tuple[str, int]]]:

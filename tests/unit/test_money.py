@@ -725,3 +725,17 @@ def test_money_is_an_immutable_value():
         amount.minor = 200  # type: ignore[misc]
     assert amount == Money(100, "USD")
     assert len({amount, Money(100, "USD"), Money(100, "EUR")}) == 2
+
+
+@given(rate=st.decimals(min_value=0, max_value=1, places=6, allow_nan=False),
+       amounts=st.lists(st.integers(1, 10**15), min_size=1, max_size=20), negative=st.booleans())
+def test_a_rate_applied_to_many_amounts_grouped_by_remainder_is_the_sum_of_each(rate, amounts, negative):
+    """What the payouts' SQL groups by (sign, magnitude mod d) and sums (magnitude div d) gives,
+    rounded here, exactly Σ apply_rate of each amount."""
+    d = money.rate_denominator(rate)
+    groups: dict[int, list[int]] = {}
+    for a in amounts:
+        groups.setdefault(a % d, []).append(a // d)
+    sign = -1 if negative else 1
+    assert sum(money.apply_rate_to_many(len(q), sum(q), r, negative, rate) for r, q in groups.items()) == \
+        sum(money.apply_rate(sign * a, rate) for a in amounts)
