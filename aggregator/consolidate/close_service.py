@@ -25,7 +25,9 @@ from . import transitions
 from .document import INVOICE_TEMPLATE
 from .fx_service import rates_in_effect
 from .invoices import BillTotal, CreditItem, InvoiceSummary, MissingRates, summarize_invoice, tax_rate_for
-from ..payouts import terms
+from ..ledger import bookkeeping
+from ..ledger.journal import Share
+from ..payouts import shares, terms
 from .models import Credit, Invoice, InvoiceLine
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
 
     report = CloseReport(period.name)
     context = _CloseContext(settings, period, C.period_due_date(period, settings.charge_day),
-                            rates_in_effect(tenant_id, livemode, period.end))
+                            rates_in_effect(tenant_id, livemode, period.end), terms.rates_of(tenant_id, livemode, start))
     after, waiting = "", 0
     while True:
         next_number = transitions.lock_sequence(tenant_id, livemode)
@@ -131,6 +133,13 @@ class _CloseContext:
     period: C.Period
     due_date: date
     rates: dict[tuple[str, str], Decimal]
+    provider_rates: dict[str, Decimal] = field(default_factory=dict)  # the period's recorded terms
+    splits: dict = field(default_factory=dict)  # (amount, revenue_share, rate) -> its split, computed once
+
+    @property
+    def auto(self) -> bool:
+        """Invoices are finalized at the close (and their journals posted)."""
+        return self.settings.invoice_review == "auto"
 
     @property
     def tenant_id(self) -> str:
@@ -166,16 +175,19 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         invoices.tenant_id == ctx.tenant_id, invoices.livemode == ctx.livemode,
         invoices.period_start == ctx.period.start, invoices.customer_id > after,
         invoices.customer_id <= upto)).scalars())
-    foreign_amount = sa.case((bills.currency == customers.currency, None), else_=bills.amount)
+    # bills of one amount, provider and terms are counted, not read: the invoice's totals (bills in
+    # its currency summed, converted ones count x one amount, as summarize_invoice takes them) and
+    # its providers' shares (each amount split once) come from these groups
     rows = run(
         sa.select(bills.customer_id, customers.currency, customers.tax_exempt, customers.tax_rate,
-                  customers.external_id, bills.currency, sa.func.sum(bills.amount), sa.func.count())
+                  customers.external_id, bills.currency, bills.provider_id, bills.revenue_share, bills.amount,
+                  sa.func.count())
         .join_from(Bill.__table__, Customer.__table__, customers.id == bills.customer_id)
         .where(bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode,
                bills.period_start == ctx.period.start, bills.status == "pending",
                bills.customer_id > after, bills.customer_id <= upto)
         .group_by(bills.customer_id, customers.currency, customers.tax_exempt, customers.tax_rate,
-                  customers.external_id, bills.currency, foreign_amount)
+                  customers.external_id, bills.currency, bills.provider_id, bills.revenue_share, bills.amount)
         .order_by(bills.customer_id)).all()
     credits: dict[str, list[CreditItem]] = {}
     for row in run(locking(
@@ -191,7 +203,7 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
             else f"Credit carried from invoice {row.number or row.id}"))
 
     default_rate = money.parse_rate(ctx.settings.default_tax_rate)
-    summaries: list[tuple[str, InvoiceSummary]] = []
+    summaries: list[tuple[str, InvoiceSummary, tuple[Share, ...]]] = []
     external_ids: dict[str, str] = {}
     waiting = 0
     for customer_id, group in groupby(rows, key=lambda r: r[0]):
@@ -201,9 +213,9 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         _, currency, exempt, own_rate, external_ids[customer_id], *_ = group[0]
         rate = tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt)
         try:
-            summaries.append((customer_id, summarize_invoice(
-                currency, rate, [BillTotal(r[5], int(r[6]), r[7]) for r in group],  # SUM: numeric
-                credits.get(customer_id, ()), ctx.rates)))
+            summary = summarize_invoice(currency, rate, _bill_totals(currency, group), credits.get(customer_id, ()),
+                                        ctx.rates)
+            summaries.append((customer_id, summary, _shares(ctx, summary, group) if ctx.auto else ()))
         except MissingRates as missing:
             report.missing_fx_rates |= missing.pairs
             waiting += 1
@@ -216,14 +228,47 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
     return waiting
 
 
-def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummary]],
+def _bill_totals(currency: str, group: list) -> list[BillTotal]:
+    """A customer's bill groups as summarize_invoice takes them: the bills in the invoice's
+    currency summed per currency, the others per currency and amount."""
+    totals: dict[tuple[str, int | None], list[int]] = {}
+    for *_, bill_currency, _provider, _shared, amount, count in group:
+        total = totals.setdefault((bill_currency, None if bill_currency == currency else amount), [0, 0])
+        total[0] += amount * count
+        total[1] += count
+    return [BillTotal(c, amount, count) for (c, _), (amount, count) in totals.items()]
+
+
+def _shares(ctx: _CloseContext, summary: InvoiceSummary, group: list) -> tuple[Share, ...]:
+    """The providers' shares of a customer's invoice (its finalized journal's), from its bill
+    groups: each (amount, terms) split once (shares.split: money.apply_rate is the one rounding),
+    times its count, summed per provider and bill currency."""
+    currency, splits = summary.currency, ctx.splits
+    bills = []
+    for *_, bill_currency, provider_id, revenue_share, amount, count in group:
+        rate = ctx.provider_rates[provider_id]
+        key = (amount, revenue_share, rate)
+        split = splits.get(key)
+        if split is None:
+            split = splits[key] = shares.split(amount, revenue_share, rate)
+        invoiced = amount if bill_currency == currency else money.convert(
+            amount, bill_currency, currency, summary.rates[bill_currency])
+        bills.append((provider_id, bill_currency, invoiced, split, count))
+    return bookkeeping.provider_shares(bills)
+
+
+def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummary, tuple[Share, ...]]],
                     external_ids: dict[str, str], first: int) -> None:
     """One invoice per customer (see transitions.create_invoices), then the credits. A duplicate
     invoice could only come from a writer that ignored the sequence lock: the unique constraint
     refuses it and the chunk rolls back."""
-    invoice_rows, credit_rows, applied = [], [], []
-    for customer_id, s in summaries:
+    invoice_rows, credit_rows, applied, finalized = [], [], [], []
+    for customer_id, s, provider_shares in summaries:
         invoice_id = new_id("inv")
+        if ctx.auto:
+            finalized.append(bookkeeping.FinalizedInvoice(
+                invoice_id, customer_id, s.currency, s.totals.total, s.totals.tax,
+                -sum(line.amount for line in s.credit_lines), s.totals.carried_credit, provider_shares))
         invoice_rows.append({
             "id": invoice_id, "tenant_id": ctx.tenant_id, "livemode": ctx.livemode,
             "customer_id": customer_id, "period_start": ctx.period.start, "period_end": ctx.period.end,
@@ -241,7 +286,7 @@ def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummar
                 "id": new_id("cred"), "tenant_id": ctx.tenant_id, "livemode": ctx.livemode,
                 "customer_id": customer_id, "amount": s.totals.carried_credit,
                 "currency": s.currency, "source_invoice_id": invoice_id, "created_at": ctx.as_of})
-    transitions.create_invoices(ctx.settings, invoice_rows, external_ids, ctx.as_of, first)
+    transitions.create_invoices(ctx.settings, invoice_rows, external_ids, ctx.as_of, first, finalized)
     if applied:  # credit lines are stored (void releases the credits they applied)
         run(sa.insert(InvoiceLine.__table__), applied)
         run(sa.update(Credit.__table__).where(Credit.id == sa.bindparam("credit"))

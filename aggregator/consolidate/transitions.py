@@ -3,7 +3,8 @@ review), draft -> open (finalized: numbered from the gapless sequence, its charg
 open -> paid | uncollectible, uncollectible -> paid, -> void. The only code that writes an
 invoice's status, and where each change's event is written, in the same transaction:
 `invoice.created`, `invoice.finalized`, `invoice.paid`, `invoice.marked_uncollectible`,
-`invoice.voided`."""
+`invoice.voided`; and the ledger's journal of each change that moves money (ledger/bookkeeping.py):
+invoice_finalized, write_off (uncollectible), invoice_voided."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -17,6 +18,7 @@ from ..payments.schedule import charge_at
 from ..accounts.models import Customer, TenantSettings
 from ..db import bulk_insert, db, dialect_insert, in_ids, locking, run
 from ..events.service import NewEvent, record
+from ..ledger import bookkeeping
 from ..states import guarded_update
 from .models import INVOICE_STATES, Invoice, InvoiceSequence
 from .snapshots import columns, invoice_snapshot
@@ -45,12 +47,14 @@ def _advance_sequence(tenant_id: str, livemode: bool, next_number: int) -> None:
 
 
 def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: dict[str, str],
-                    as_of: datetime, first_number: int) -> None:
+                    as_of: datetime, first_number: int,
+                    finalized: Sequence[bookkeeping.FinalizedInvoice] = ()) -> None:
     """Store new invoices (rows of every column but the lifecycle's), each as of `as_of`:
     finalized at once with the numbers from `first_number` on under automatic review (the
     caller holds the sequence row lock, so they are gapless), drafts otherwise; with their
     `invoice.created` (and `invoice.finalized`) events. `external_ids`: customer id -> its
-    external_id, for the events."""
+    external_id, for the events. Finalized, their journals are posted (one post_many):
+    `finalized` holds their amounts, one per row."""
     auto = settings.invoice_review == "auto"
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     for offset, row in enumerate(rows):
@@ -61,6 +65,9 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
     bulk_insert(_invoices, rows)
     if auto:
         _advance_sequence(settings.tenant_id, settings.livemode, first_number + len(rows))
+        if len(finalized) != len(rows):
+            raise ValueError("Finalized invoices are posted to the ledger: pass their amounts, one per row.")
+        bookkeeping.post_finalized(settings.tenant_id, settings.livemode, finalized, as_of)
     events = []
     for row in rows:
         snapshot = {"object": invoice_snapshot(row, external_ids[row["customer_id"]])}
@@ -97,6 +104,8 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
           "charge_at": _charge_at(settings, due_date, as_of)}
          for offset, (invoice_id, due_date) in enumerate(drafts)])
     ids = [invoice_id for invoice_id, _ in drafts]
+    bookkeeping.post_finalized_invoices(db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, ids))
+                                                           .order_by(Invoice.id)).all(), as_of)
     _announce(settings, "invoice.finalized", ids, as_of)
     due.nudge(tenant_id, livemode)  # their charge is due work
     return ids
@@ -122,11 +131,13 @@ def mark_paid(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datet
 
 def mark_uncollectible(settings: TenantSettings, invoice_id: str, as_of: datetime, details: dict | None = None) -> bool:
     """open -> uncollectible (every retry failed, or an operator gave up), with its
-    `invoice.marked_uncollectible` event."""
+    `invoice.marked_uncollectible` event and the write-off of what it did not collect."""
     changed = db.session.execute(
         guarded_update(INVOICE_STATES, _invoices, "uncollectible", _invoices.c.id == invoice_id)
         .values(next_charge_at=None, collection=None)).rowcount
     if changed:
+        bookkeeping.post_write_off(db.session.scalars(sa.select(Invoice).where(Invoice.id == invoice_id)
+                                                      .execution_options(populate_existing=True)).one(), as_of)
         _announce(settings, "invoice.marked_uncollectible", [invoice_id], as_of, details)
     return bool(changed)
 
@@ -153,6 +164,7 @@ def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
                                          collection=None)).rowcount
     if changed:
         db.session.expire(invoice)
+        bookkeeping.post_voided(invoice, now)
         settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
         _announce(settings, "invoice.voided", [invoice.id], now)
     return bool(changed)

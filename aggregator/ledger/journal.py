@@ -44,7 +44,37 @@ Builders
 --------
 Each standard journal has a builder that takes the amounts (the split math is
 `payouts/shares.py`'s) and returns a balanced `Journal`; inconsistent amounts raise
-`Unbalanced`, they are never plugged. Postings of zero are left out.
+`Unbalanced`, they are never plugged. Postings of zero are left out, and postings of one account
+and currency in a journal are added into one (an invoice's fees are one platform_revenue line).
+
+Which transition posts what (`ledger/bookkeeping.py` reads the amounts, these build the journals)
+-------------------------------------------------------------------------------------------------
+- invoice finalized (the close under automatic review, a draft finalized): `invoice_finalized`.
+  Debit receivable the amount due and each applied customer credit; credit tax_payable the tax,
+  each provider its net (in the bill's own currency) and platform_revenue the fees, through fx
+  for a converted bill; an invoice whose subtotal is negative credits customer_credit what it
+  carries. A provider whose bills in the invoice add up to a credit (a negative net) is debited
+  only what the platform owes it; the rest goes to its clawback account (as a refund's).
+- invoice voided (a finalized one): `invoice_voided`, the exact reversal.
+- payment succeeded: `payment_received`. Cash; receivable what it pays of the invoice; an
+  overpayment's excess to the customer's credit. On an uncollectible invoice the receivable
+  was written off, so the payment re-credits what it recovers instead (`recovered`: its lines,
+  shares.payment_lines): tax, providers' nets, platform_revenue the fees, fx.
+- refund succeeded: `refund` with the clawback of shares.clawback(refunded, parts, K), K what
+  the invoice had collected net of earlier refunds (tax, providers' nets, fees to `refunds`, fx).
+- invoice marked uncollectible: `write_off` of what is still receivable, T - P of its total T,
+  P paid (a refund does not make it receivable again): the difference between the shares at T
+  and at P (shares.difference). Credit receivable T - P; debit back tax_payable, each
+  provider's net (payable, or clawback beyond what it is owed) and the fees to `refunds`
+  (contra-revenue: the platform's fees are reported gross, less what was refunded or written
+  off), through fx. After it, the books hold each party's shares at K, what was collected net
+  of refunds, exactly (c(T) - [c(P) - c(K)] - [c(T) - c(P)] = c(K)), and a later payment or
+  refund moves them along shares.collected_shares as rule 3 says.
+- a void of an invoice written off reverses both its finalized and its write_off journals.
+
+The part of an applied customer credit in a refund, write-off or recovery (shares: "credit",
+<= 0 when given back) goes with the fees: to `refunds` when given back, to platform_revenue when
+collected, so each such journal balances exactly: tax + shares + credit == its amount.
 """
 from __future__ import annotations
 
@@ -160,6 +190,7 @@ KINDS: dict[str, str] = {
     "refund": "refund",
     "credit": "credit",
     "payout_sent": "payout",
+    "write_off": "invoice",  # what an uncollectible invoice did not collect
     "reversal": "journal",  # a correction: the exact opposite of a posted journal
 }
 
@@ -179,12 +210,20 @@ class Journal:
             raise LedgerError(f"Unknown journal kind {self.kind!r}.")
         if not 0 < len(self.object_id) <= 40 or (self.memo is not None and len(self.memo) > 500):
             raise LedgerError("A journal records an object id of at most 40 characters, with a memo of at most 500.")
-        object.__setattr__(self, "postings", tuple(p for p in self.postings if p.amount))
+        object.__setattr__(self, "postings", _merged(self.postings))
         check_balanced(self.postings)
 
     @property
     def object_type(self) -> str:
         return KINDS[self.kind]
+
+
+def _merged(postings: Iterable[Posting]) -> tuple[Posting, ...]:
+    """One posting per account and currency (in the order they first appear), zeros left out."""
+    sums: dict[tuple[str, str], int] = {}
+    for p in postings:
+        sums[p.account, p.currency] = sums.get((p.account, p.currency), 0) + p.amount
+    return tuple(Posting(account, currency, amount) for (account, currency), amount in sums.items() if amount)
 
 
 def totals(postings: Iterable[Posting]) -> dict[str, int]:
@@ -232,15 +271,21 @@ class Share:
 Owed = Mapping[tuple[str, str], int]
 
 
+def _platform(sign: int) -> str:
+    """Where the platform's part goes: platform_revenue when collected, `refunds` when given back."""
+    return PLATFORM_REVENUE if sign < 0 else REFUNDS
+
+
 def _shares(invoice_currency: str, shares: Sequence[Share], sign: int, owed: Owed | None = None) -> list[Posting]:
     """Postings that credit (sign -1) or debit (sign +1) each share to its provider and the
-    platform, with the fx legs for those billed in another currency. Debiting with `owed`
-    given, the part of a provider's net beyond what it is owed goes to its clawback account."""
+    platform, with the fx legs for those billed in another currency. With `owed` given, the
+    part of a debit to a provider's payable beyond what it is owed goes to its clawback account
+    (a refund's net, or a negative net credited: a provider's credit bills)."""
     left = dict(owed) if owed is not None else None
     postings = []
     for share in shares:
         postings += _provider_net(share, sign, left)
-        postings.append(Posting(PLATFORM_REVENUE if sign < 0 else REFUNDS, share.currency, sign * share.fee))
+        postings.append(Posting(_platform(sign), share.currency, sign * share.fee))
         if share.currency != invoice_currency:
             postings += [Posting(FX, share.currency, -sign * (share.net + share.fee)),
                          Posting(FX, invoice_currency, sign * share.invoiced)]
@@ -252,44 +297,63 @@ def _shares(invoice_currency: str, shares: Sequence[Share], sign: int, owed: Owe
 
 def _provider_net(share: Share, sign: int, left: dict[tuple[str, str], int] | None) -> list[Posting]:
     payable = provider_payable(share.provider_id)
-    if sign < 0 or left is None or share.net <= 0:
-        return [Posting(payable, share.currency, sign * share.net)]
+    amount = sign * share.net  # > 0: a debit of the payable
+    if left is None or amount <= 0:
+        return [Posting(payable, share.currency, amount)]
     key = (share.provider_id, share.currency)
-    from_payable = min(share.net, max(left.get(key, 0), 0))
+    from_payable = min(amount, max(left.get(key, 0), 0))
     left[key] = left.get(key, 0) - from_payable
     return [debit(payable, share.currency, from_payable),
-            debit(provider_clawback(share.provider_id), share.currency, share.net - from_payable)]
+            debit(provider_clawback(share.provider_id), share.currency, amount - from_payable)]
 
 
 def invoice_finalized(invoice_id: str, currency: str, amount_due: int, tax: int, shares: Sequence[Share],
-                      credits_applied: Sequence[tuple[str, int]] = (), memo: str | None = None) -> Journal:
+                      credits_applied: Sequence[tuple[str, int]] = (), memo: str | None = None,
+                      carried: tuple[str, int] | None = None, owed: Owed | None = None) -> Journal:
     """An invoice is finalized: debit receivable the amount due (and each applied customer
     credit, a debit of that customer's credit account); credit tax_payable the tax, each
     provider its net share and the platform its fees (in the bill's currency, through fx for a
-    converted bill). `credits_applied` are (customer id, amount) pairs."""
+    converted bill). `credits_applied` are (customer id, amount) pairs; `carried` (customer id,
+    amount) is the credit an invoice with a negative subtotal carries to the customer's next
+    one: credited to that customer's credit account. A negative net (a provider's credit bills)
+    is a debit of its payable: with `owed` given, beyond what the provider is owed it goes to
+    its clawback account."""
     postings = [debit(RECEIVABLE, currency, amount_due), credit(TAX_PAYABLE, currency, tax)]
     postings += [debit(customer_credit(customer_id), currency, amount) for customer_id, amount in credits_applied]
-    postings += _shares(currency, shares, -1)
+    if carried is not None:
+        postings.append(credit(customer_credit(carried[0]), currency, carried[1]))
+    postings += _shares(currency, shares, -1, owed)
     return Journal("invoice_finalized", invoice_id, tuple(postings), memo)
 
 
-def invoice_voided(invoice_id: str, finalized: Journal, memo: str | None = None) -> Journal:
-    """A finalized invoice is voided: the exact reversal of its finalized journal."""
-    if finalized.kind != "invoice_finalized" or finalized.object_id != invoice_id:
-        raise LedgerError(f"Voiding {invoice_id} reverses its own finalized journal, not {finalized.kind} "
-                          f"of {finalized.object_id}.")
-    return Journal("invoice_voided", invoice_id, _negated(finalized.postings), memo)
+def invoice_voided(invoice_id: str, finalized: Journal, memo: str | None = None,
+                   written_off: Journal | None = None) -> Journal:
+    """A finalized invoice is voided: the exact reversal of its finalized journal (and of its
+    write-off, when it was uncollectible)."""
+    for journal, kind in ((finalized, "invoice_finalized"), (written_off, "write_off")):
+        if journal is not None and (journal.kind != kind or journal.object_id != invoice_id):
+            raise LedgerError(f"Voiding {invoice_id} reverses its own {kind} journal, not {journal.kind} "
+                              f"of {journal.object_id}.")
+    postings = finalized.postings + (written_off.postings if written_off is not None else ())
+    return Journal("invoice_voided", invoice_id, _negated(postings), memo)
 
 
 def payment_received(payment_id: str, currency: str, amount: int, applied: int | None = None,
-                     customer_id: str | None = None, memo: str | None = None) -> Journal:
+                     customer_id: str | None = None, memo: str | None = None,
+                     recovered: Parts | None = None) -> Journal:
     """Money received for an invoice: debit cash the amount, credit receivable what it pays of
     the invoice (`applied`, default all of it) and the customer's credit the excess (an
-    overpayment; `customer_id` needed then)."""
+    overpayment; `customer_id` needed then). On an invoice that was written off (uncollectible)
+    what it pays is `recovered` instead of receivable: its tax, shares and credit part (the
+    payment's lines) credited back as the finalized journal credited them."""
     applied = amount if applied is None else applied
     if not 0 <= applied <= amount:
         raise Unbalanced(f"A payment of {amount} cannot apply {applied} to its invoice.")
-    postings = [debit(CASH, currency, amount), credit(RECEIVABLE, currency, applied)]
+    postings = [debit(CASH, currency, amount)]
+    if recovered is None:
+        postings.append(credit(RECEIVABLE, currency, applied))
+    else:
+        postings += _parts("A recovery", applied, currency, recovered, -1, None)
     if amount > applied:
         if customer_id is None:
             raise LedgerError("An overpayment is the customer's credit: pass customer_id.")
@@ -297,17 +361,33 @@ def payment_received(payment_id: str, currency: str, amount: int, applied: int |
     return Journal("payment_received", payment_id, tuple(postings), memo)
 
 
-def _given_back(kind: str, object_id: str, source: Posting, currency: str, amount: int, tax: int,
-                shares: Sequence[Share], owed: Owed | None, memo: str | None) -> Journal:
-    invoiced = tax + sum(s.invoiced for s in shares)
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """An amount of an invoice in its parts, each positive as billed (shares.py's lines): its
+    `tax`, the providers' `shares` and `credit`, the applied customer credit's part (<= 0);
+    tax + Σ invoiced + credit is the amount."""
+
+    tax: int
+    shares: tuple[Share, ...]
+    credit: int = 0
+
+
+def _parts(kind: str, amount: int, currency: str, parts: Parts, sign: int, owed: Owed | None) -> list[Posting]:
+    invoiced = parts.tax + sum(s.invoiced for s in parts.shares) + parts.credit
     if invoiced != amount:
-        raise Unbalanced(f"{kind} of {amount}: its tax and shares add up to {invoiced}.")
-    postings = [source, debit(TAX_PAYABLE, currency, tax), *_shares(currency, shares, +1, owed)]
+        raise Unbalanced(f"{kind} of {amount}: its tax, shares and credit add up to {invoiced}.")
+    return [Posting(TAX_PAYABLE, currency, sign * parts.tax), *_shares(currency, parts.shares, sign, owed),
+            Posting(_platform(sign), currency, sign * parts.credit)]
+
+
+def _given_back(kind: str, object_id: str, source: Posting, currency: str, amount: int, tax: int,
+                shares: Sequence[Share], owed: Owed | None, memo: str | None, credit_part: int = 0) -> Journal:
+    postings = [source, *_parts(kind, amount, currency, Parts(tax, tuple(shares), credit_part), +1, owed)]
     return Journal(kind, object_id, tuple(postings), memo)
 
 
 def refund(refund_id: str, currency: str, amount: int, tax: int, shares: Sequence[Share], owed: Owed | None = None,
-           memo: str | None = None) -> Journal:
+           memo: str | None = None, credit_part: int = 0) -> Journal:
     """Money given back to a customer: credit cash the amount; debit back its parts, given as
     inputs (the refunded proportion of the invoice's tax and shares): tax_payable, each
     provider's net (the clawback) and `refunds` the platform's fees.
@@ -315,9 +395,23 @@ def refund(refund_id: str, currency: str, amount: int, tax: int, shares: Sequenc
     A provider's net is debited to its payable up to what the platform owes it (`owed`, read
     under the payables' lock: `service.lock_provider_payables`), the rest to its clawback
     account, recovered from its next payouts (`payout_sent`'s `recovered`). Without `owed`
-    all of it is debited to the payable (which the service refuses if it would go negative)."""
+    all of it is debited to the payable (which the service refuses if it would go negative).
+
+    `credit_part` (<= 0) is the applied customer credit's part of what is given back (to
+    `refunds`, with the fees): tax + Σ invoiced + credit_part == amount."""
     return _given_back("refund", refund_id, credit(CASH, currency, amount), currency, amount, tax, shares, owed,
-                       memo)
+                       memo, credit_part)
+
+
+def write_off(invoice_id: str, currency: str, amount: int, tax: int, shares: Sequence[Share], credit_part: int = 0,
+              owed: Owed | None = None, memo: str | None = None) -> Journal:
+    """An invoice is marked uncollectible: credit receivable what it did not collect
+    (`amount`, T - K) and debit back that part of it, as a refund does: tax_payable, each
+    provider's net (payable up to what it is owed, the rest to its clawback account), the fees to
+    `refunds`, through fx; `credit_part` (<= 0) the applied credit's part, to `refunds`.
+    The parts are shares.difference(collected_shares(T), collected_shares(K)), signs flipped."""
+    return _given_back("write_off", invoice_id, credit(RECEIVABLE, currency, amount), currency, amount, tax,
+                       shares, owed, memo, credit_part)
 
 
 def credit_granted(credit_id: str, customer_id: str, currency: str, amount: int, tax: int,

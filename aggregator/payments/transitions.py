@@ -10,7 +10,10 @@ Refund: pending -> succeeded | failed | canceled. Events: `refund.created`, `ref
 `refund.failed`.
 
 Stripe event (received by the webhook): pending -> handled | ignored; no events of ours (what
-handling it changes announces itself)."""
+handling it changes announces itself).
+
+The ledger's journals are posted here too, in the same transaction: payment_received for each
+payment that succeeds, refund for each refund that succeeds (ledger/bookkeeping.py)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -20,6 +23,7 @@ import sqlalchemy as sa
 
 from ..db import bulk_insert, db, in_ids, locking
 from ..events.service import NewEvent, record
+from ..ledger import bookkeeping
 from ..states import guarded_update, machine
 from .models import Payment, Refund, StripeEvent
 from .schemas import PaymentSchema, RefundSchema
@@ -60,6 +64,7 @@ def record_received(row: dict, as_of: datetime) -> Payment:
     payment = Payment(**row, status="succeeded", settled_at=as_of)
     db.session.add(payment)
     db.session.flush()
+    _post_succeeded([payment], as_of)
     _announce(payment.tenant_id, payment.livemode, "payment.succeeded", [payment], as_of)
     return payment
 
@@ -91,6 +96,7 @@ def settle_payments(changes: Sequence[tuple[Payment, str, dict[str, Any]]], as_o
     reloaded = db.session.scalars(sa.select(Payment).where(in_ids(Payment.id, expected)).order_by(Payment.id)
                                   .execution_options(populate_existing=True)).all()
     changed = [p for p in reloaded if p.status == expected[p.id]]
+    _post_succeeded([p for p in changed if p.status == "succeeded"], as_of)
     by_lane: dict[tuple[str, bool], dict[str, list[Payment]]] = {}
     for payment in changed:
         if payment.status in ("succeeded", "failed"):
@@ -100,6 +106,23 @@ def settle_payments(changes: Sequence[tuple[Payment, str, dict[str, Any]]], as_o
         for type_, payments in by_type.items():
             _announce(tenant_id, livemode, type_, payments, as_of)
     return changed
+
+
+def _post_succeeded(payments: Sequence[Payment], as_of: datetime) -> None:
+    """payment_received for payments that just succeeded, per tenant and mode, applied to their
+    invoices as they stand before these payments (read under their row lock)."""
+    from ..consolidate.models import Invoice
+
+    if not payments:
+        return
+    invoices = {i.id: i for i in db.session.scalars(
+        locking(sa.select(Invoice).where(in_ids(Invoice.id, sorted({p.invoice_id for p in payments}))), of=Invoice)
+        .execution_options(populate_existing=True)).unique()}
+    by_lane: dict[tuple[str, bool], list[Payment]] = {}
+    for payment in payments:
+        by_lane.setdefault((payment.tenant_id, payment.livemode), []).append(payment)
+    for lane_payments in by_lane.values():
+        bookkeeping.post_payments(lane_payments, invoices, as_of)
 
 
 def note_payment(payment: Payment, **values) -> bool:
@@ -130,10 +153,20 @@ def create_refund(row: dict, as_of: datetime, *, settled: bool) -> Refund:
     db.session.add(refund)
     db.session.flush()
     _count_refunded(refund, refund.amount)
+    if settled:
+        _post_refund(refund, as_of)
     types = ["refund.created", "refund.succeeded"] if settled else ["refund.created"]
     record(refund.tenant_id, refund.livemode, as_of,
            [NewEvent(t, refund.id, {"object": _refund_schema.dump(refund)}) for t in types])
     return refund
+
+
+def _post_refund(refund: Refund, as_of: datetime) -> None:
+    from ..consolidate.models import Invoice
+
+    invoice = db.session.scalars(sa.select(Invoice).where(Invoice.id == refund.invoice_id)
+                                 .execution_options(populate_existing=True)).one()
+    bookkeeping.post_refund(refund, invoice, as_of)
 
 
 def _count_refunded(refund: Refund, delta: int) -> None:
@@ -158,6 +191,8 @@ def settle_refund(refund: Refund, target: str, as_of: datetime, **values) -> boo
         db.session.refresh(refund)
         if target != "succeeded":
             _count_refunded(refund, -refund.amount)  # not given back after all
+        else:
+            _post_refund(refund, as_of)
         record(refund.tenant_id, refund.livemode, as_of,
                [NewEvent(f"refund.{target}", refund.id, {"object": _refund_schema.dump(refund)})])
     return bool(done)

@@ -1,8 +1,8 @@
-"""An invoice's parts as the database holds them (shares.InvoiceParts): its bill lines derived
-like invoice_service.invoice_lines, each with its revenue share and its provider's recorded rate
-for the invoice's period, its tax and its applied credits. Read by the ledger (journals of
-payments, refunds, write-offs) and by the payouts (the lines of partial collections, a payout's
-lines, the period's payout report)."""
+"""What an invoice is made of, read from the database for the share rules (`shares.py`): its
+bill lines (derived as the invoice shows them, invoice_service.invoice_lines), each bill's split
+at the rate its provider's bills of that period were invoiced on (terms.rates_of), its tax and
+its applied credits. The ledger's journals and the payouts (the lines of partial collections, a
+payout's lines, the period's payout report) both start from here."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -17,26 +17,34 @@ from ..db import db, in_ids, run
 from ..ingest.models import Bill
 from . import shares, terms
 from .models import PayoutSource
+from .shares import InvoiceParts, invoice_parts
 
 
-def invoice_parts_of(invoices: Sequence[Invoice]) -> dict[str, shares.InvoiceParts]:
-    """invoice id -> its parts (two queries per period, plus one for the bills' terms)."""
+def invoice_parts_of(invoice: Invoice) -> InvoiceParts:
+    """The parts of one invoice (see invoice_parts_of_many)."""
+    return invoice_parts_of_many([invoice])[invoice.id]
+
+
+def invoice_parts_of_many(invoices: Sequence[Invoice]) -> dict[str, InvoiceParts]:
+    """invoice id -> its parts: one query for the lines per period, one for the bills' terms and
+    one for the recorded rates per period."""
     lines = invoice_lines(list(invoices))
-    bill_ids = [line.bill_id for ls in lines.values() for line in ls if line.bill_id]
-    revenue_share = dict(run(sa.select(Bill.id, Bill.revenue_share).where(in_ids(Bill.id, bill_ids))).all()) \
+    bill_ids = sorted({l.bill_id for ls in lines.values() for l in ls if l.bill_id is not None})
+    bills = Bill.__table__.c
+    revenue_share = dict(run(sa.select(bills.id, bills.revenue_share).where(in_ids(bills.id, bill_ids))).all()) \
         if bill_ids else {}
-    rates: dict[tuple, dict[str, Decimal]] = {}
+    rates: dict[tuple[str, bool, object], dict[str, Decimal]] = {}
     parts = {}
     for invoice in invoices:
         key = (invoice.tenant_id, invoice.livemode, invoice.period_start)
         if key not in rates:
             rates[key] = terms.rates_of(*key)
         period_rates = rates[key]
-        invoice_terms = {line.bill_id: (revenue_share[line.bill_id], period_rates.get(line.provider_id, Decimal(0)))
-                         for line in lines[invoice.id] if line.bill_id}
         draft = InvoiceDraft(invoice.currency, Decimal(invoice.tax_rate), tuple(lines[invoice.id]),
                              Totals(invoice.subtotal, invoice.tax, invoice.total, invoice.carried_credit))
-        parts[invoice.id] = shares.invoice_parts(draft, invoice_terms)
+        parts[invoice.id] = invoice_parts(draft, {
+            l.bill_id: (revenue_share[l.bill_id], period_rates[l.provider_id])
+            for l in draft.lines if l.bill_id is not None})
     return parts
 
 
@@ -49,7 +57,7 @@ def source_lines(sources: Sequence[PayoutSource], batch: int = 200
     for start in range(0, len(sources), batch):
         chunk = sources[start:start + batch]
         invoices = db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, {s.invoice_id for s in chunk}))).all()
-        parts = invoice_parts_of(list(invoices))
+        parts = invoice_parts_of_many(list(invoices))
         for source in chunk:
             invoice = parts[source.invoice_id]
             yield source, invoice, shares.lines_of_source(invoice, source.collected_before, source.amount,

@@ -187,7 +187,7 @@ def check_books(tenant_id: str) -> None:
     invoices = db.session.scalars(sa.select(Invoice).where(Invoice.tenant_id == tenant_id,
                                                            Invoice.status.in_(["open", "paid", "uncollectible"]))).all()
     for invoice in invoices:
-        parts = invoice_parts_of([invoice])[invoice.id]
+        parts = invoice_parts_of(invoice)
         held = [(shares.collected_shares(parts, invoice.amount_paid - invoice.amount_refunded), +1)]
         if invoice.status != "uncollectible":
             held += [(shares.collected_shares(parts, invoice.total), +1),
