@@ -207,15 +207,66 @@ def post_payments(payments: Sequence, invoices: dict, as_of: datetime) -> None:
     service.post_many(payments[0].tenant_id, payments[0].livemode, journals, as_of)
 
 
-def post_refund(refund, invoice, as_of: datetime) -> None:
+def post_refund(refund, invoice, as_of: datetime, collected: int | None = None) -> None:
     """refund of a refund that succeeded: the clawback of its amount from what the invoice had
-    collected net of the refunds before it."""
+    `collected` net of the refunds before it (default: its payments less every other succeeded
+    refund, all of which came before this one)."""
     from ..payouts.collections import invoice_parts_of
 
-    collected = min(invoice.amount_paid, invoice.amount_due) - _refunded(invoice.id, but=refund.id)
+    if collected is None:
+        collected = min(invoice.amount_paid, invoice.amount_due) - _refunded(invoice.id, but=refund.id)
     given = _negated(_given_back(rules.clawback(refund.amount, invoice_parts_of(invoice), collected)))
     owed = _owed(refund.tenant_id, refund.livemode,
                  {(s.provider_id, s.currency): s.net for s in given.shares if s.net > 0})
     service.post(refund.tenant_id, refund.livemode,
                  books.refund(refund.id, refund.currency, refund.amount, given.tax, given.shares, owed,
                               credit_part=given.credit), as_of)
+
+
+# --- the books of what happened before the ledger was wired (migration 0012) -------------------
+
+def backfill() -> int:
+    """Post the journals of every invoice, payment and refund that has none (what happened before
+    the transitions posted them), per invoice in the order it happened as far as the tables tell:
+    finalized; its succeeded payments by creation (each applied up to what was left to pay);
+    its succeeded refunds by settlement; then a write-off if it is uncollectible now (of what is
+    unpaid now: the books come out as if every payment came before it), or the reversal if it is
+    void. -> how many journals were posted. In the caller's transaction."""
+    from types import SimpleNamespace
+
+    from ..consolidate.models import Invoice
+    from ..payments.models import Payment, Refund
+
+    posted = set(db.session.execute(sa.select(LedgerJournal.kind, LedgerJournal.object_id)).all())
+    count = 0
+    invoices = db.session.scalars(sa.select(Invoice).where(Invoice.finalized_at.is_not(None))
+                                  .order_by(Invoice.tenant_id, Invoice.livemode, Invoice.id)).unique().all()
+    for invoice in invoices:
+        if ("invoice_finalized", invoice.id) not in posted:
+            post_finalized_invoices([invoice], invoice.finalized_at)
+            count += 1
+        payments = db.session.scalars(sa.select(Payment).where(
+            Payment.invoice_id == invoice.id, Payment.status == "succeeded")
+            .order_by(Payment.created_at, Payment.id)).all()
+        before = SimpleNamespace(id=invoice.id, status="open", amount_due=invoice.amount_due, amount_paid=0,
+                                 customer_id=invoice.customer_id)
+        for payment in payments:
+            if ("payment_received", payment.id) not in posted:
+                post_payments([payment], {invoice.id: before}, payment.settled_at or payment.created_at)
+                count += 1
+            before.amount_paid = min(before.amount_paid + payment.amount, invoice.amount_due)
+        collected = min(invoice.amount_paid, invoice.amount_due)
+        for refund in db.session.scalars(sa.select(Refund).where(
+                Refund.invoice_id == invoice.id, Refund.status == "succeeded")
+                .order_by(Refund.settled_at, Refund.id)).all():
+            if ("refund", refund.id) not in posted:
+                post_refund(refund, invoice, refund.settled_at or refund.created_at, collected)
+                count += 1
+            collected -= refund.amount
+        if invoice.status == "uncollectible" and ("write_off", invoice.id) not in posted:
+            post_write_off(invoice, invoice.finalized_at)
+            count += 1
+        if invoice.status == "void" and ("invoice_voided", invoice.id) not in posted:
+            post_voided(invoice, invoice.voided_at or invoice.finalized_at)
+            count += 1
+    return count

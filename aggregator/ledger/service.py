@@ -6,7 +6,8 @@ transaction as the state change it records: `post(tenant_id, livemode, journal, 
 
 What is enforced where:
 - balanced per currency: `journal.Journal` refuses to exist otherwise; on PostgreSQL the database
-  checks it again at COMMIT (a deferred constraint trigger), whatever wrote the rows;
+  checks it again after each INSERT or COPY statement, per journal (a statement-level trigger,
+  migration 0012), whatever wrote the rows: a journal's entries are written in one statement;
 - append-only: database triggers on both databases (migration 0009);
 - one journal of a kind per object: a unique constraint (a second posting is an IntegrityError,
   which the caller's re-run treats as "already done");

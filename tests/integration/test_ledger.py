@@ -93,24 +93,29 @@ def _insert_journal(tenant_id: str, journal_id: str, entries: list[tuple[str, st
         "INSERT INTO ledger_journals (id, tenant_id, livemode, kind, object_type, object_id, posted_at)"
         " VALUES (:id, :tenant, :livemode, 'payment_received', 'payment', :id, :at)"),
         {"id": journal_id, "tenant": tenant_id, "livemode": livemode, "at": AT.replace(tzinfo=None)})
-    for account, currency, amount in entries:
-        db.session.execute(sa.text(
-            "INSERT INTO ledger_entries (journal_id, tenant_id, livemode, account, currency, amount)"
-            " VALUES (:journal, :tenant, :livemode, :account, :currency, :amount)"),
-            {"journal": journal_id, "tenant": entry_tenant or tenant_id, "livemode": livemode, "account": account,
-             "currency": currency, "amount": amount})
+    # one statement: the database checks each statement's entries (per journal and currency)
+    values = ", ".join(f"(:journal, :tenant, :livemode, :account{n}, :currency{n}, :amount{n})"
+                       for n in range(len(entries)))
+    params = {"journal": journal_id, "tenant": entry_tenant or tenant_id, "livemode": livemode}
+    for n, (account, currency, amount) in enumerate(entries):
+        params.update({f"account{n}": account, f"currency{n}": currency, f"amount{n}": amount})
+    db.session.execute(sa.text(
+        f"INSERT INTO ledger_entries (journal_id, tenant_id, livemode, account, currency, amount) VALUES {values}"),
+        params)
 
 
-def test_an_unbalanced_journal_written_with_raw_sql_fails_at_commit(app, tenant, postgres_only):
+def test_an_unbalanced_journal_written_with_raw_sql_is_refused(app, tenant, postgres_only):
     with app.app_context():
-        _insert_journal(tenant.id, "jrn_raw_unbalanced", [("cash", "AUD", 100), ("receivable", "AUD", -99)])
         with pytest.raises(sa.exc.IntegrityError, match="does not balance"):
-            db.session.commit()  # each statement was accepted: the check is deferred to COMMIT
+            _insert_journal(tenant.id, "jrn_raw_unbalanced", [("cash", "AUD", 100), ("receivable", "AUD", -99)])
         db.session.rollback()
         # balanced in total but not per currency: refused too
-        _insert_journal(tenant.id, "jrn_raw_currencies", [("cash", "AUD", 100), ("receivable", "USD", -100)])
         with pytest.raises(sa.exc.IntegrityError, match="does not balance"):
-            db.session.commit()
+            _insert_journal(tenant.id, "jrn_raw_currencies", [("cash", "AUD", 100), ("receivable", "USD", -100)])
+        db.session.rollback()
+        # each statement is checked: half of a journal now, the other half later, is refused too
+        with pytest.raises(sa.exc.IntegrityError, match="does not balance"):
+            _insert_journal(tenant.id, "jrn_raw_halves", [("cash", "AUD", 100)])
         db.session.rollback()
         _insert_journal(tenant.id, "jrn_raw_balanced", [("cash", "AUD", 100), ("receivable", "AUD", -100)])
         db.session.commit()

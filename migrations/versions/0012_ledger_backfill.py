@@ -1,0 +1,140 @@
+"""ledger: checked per statement, and the books of what happened before the transitions posted
+
+1. The database's checks of ledger entries, made per statement instead of per row, so the close
+   can write a million entries at speed (a per-row foreign key lookup and a per-row deferred
+   balance query cost more than the rest of the close):
+   - PostgreSQL: one AFTER INSERT ... FOR EACH STATEMENT trigger with the statement's new rows
+     (a transition table) refuses entries whose journal is not in their tenant and mode
+     (foreign_key_violation, as the foreign key did) and entries that, per journal, do not add
+     up to zero in each currency (check_violation). Every journal balances after every
+     statement, so a journal's entries are written in one statement (the service does: one
+     COPY per post_many); appending a balanced set to a journal keeps it balanced.
+   - SQLite: a BEFORE INSERT trigger refuses an entry whose journal is not in its tenant and
+     mode; the balance is the service's check, as before. The table is rebuilt without the
+     foreign key (batch mode), so its append-only triggers are created again.
+2. A data migration: the journals of every finalized invoice, payment and refund that has none
+   (ledger.bookkeeping.backfill, run with this migration's connection). It reads the tables
+   through today's models, so it runs only when there is something to post: an empty database
+   (a fresh install) never touches them.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-02 15:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0012'
+down_revision = '0011'
+branch_labels = None
+depends_on = None
+
+_FK = 'fk_ledger_entries_tenant_id_ledger_journals'
+
+_PG_CHECK = """
+CREATE FUNCTION ledger_check_entries() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    off record;
+BEGIN
+    SELECT n.journal_id, n.tenant_id INTO off FROM new_entries n
+    LEFT JOIN ledger_journals j ON j.id = n.journal_id AND j.tenant_id = n.tenant_id AND j.livemode = n.livemode
+    WHERE j.id IS NULL LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ledger entry of journal % refused: no such journal in tenant % and its mode',
+            off.journal_id, off.tenant_id USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    SELECT journal_id, currency, sum(amount) AS total INTO off FROM new_entries
+    GROUP BY journal_id, currency HAVING sum(amount) <> 0 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ledger journal % does not balance: its % entries add up to % (minor units)',
+            off.journal_id, off.currency, off.total USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+_SQLITE_IN_JOURNAL = """
+CREATE TRIGGER ledger_entries_in_journal BEFORE INSERT ON ledger_entries
+WHEN NOT EXISTS (SELECT 1 FROM ledger_journals j WHERE j.id = NEW.journal_id AND j.tenant_id = NEW.tenant_id
+                 AND j.livemode = NEW.livemode)
+BEGIN
+    SELECT RAISE(ABORT, 'ledger entry refused: no such journal in its tenant and mode');
+END
+"""
+
+
+def _sqlite_append_only():
+    for operation in ('UPDATE', 'DELETE'):
+        op.execute(f"CREATE TRIGGER ledger_entries_no_{operation.lower()} BEFORE {operation} ON ledger_entries "
+                   f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {operation} of ledger_entries refused "
+                   "(post a correcting journal instead)'); END")
+
+
+def upgrade():
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("DROP TRIGGER ledger_entries_balanced ON ledger_entries")
+        op.execute("DROP FUNCTION ledger_check_balanced()")
+        op.drop_constraint(_FK, 'ledger_entries', type_='foreignkey')
+        op.execute(_PG_CHECK)
+        op.execute("CREATE TRIGGER ledger_entries_checked AFTER INSERT ON ledger_entries "
+                   "REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_entries()")
+    else:
+        with op.batch_alter_table('ledger_entries', recreate='always') as batch_op:
+            batch_op.drop_constraint(_FK, type_='foreignkey')
+        _sqlite_append_only()
+        op.execute(_SQLITE_IN_JOURNAL)
+    _backfill()
+
+
+def _backfill():
+    """The journals of what happened before (see the docstring), in this migration's transaction."""
+    bind = op.get_bind()
+    if not bind.execute(sa.text("SELECT 1 FROM invoices WHERE finalized_at IS NOT NULL LIMIT 1")).first():
+        return
+    from sqlalchemy.orm import Session
+
+    from aggregator.db import db
+    from aggregator.ledger import bookkeeping
+
+    session = Session(bind=bind)
+    db.session.registry.set(session)  # the service code's db.session is this connection's, for now
+    try:
+        bookkeeping.backfill()
+        session.flush()
+    finally:
+        session.close()
+        db.session.registry.clear()
+
+
+def downgrade():
+    # the journals posted stay (the ledger is append-only); the checks go back to 0009's
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("DROP TRIGGER ledger_entries_checked ON ledger_entries")
+        op.execute("DROP FUNCTION ledger_check_entries()")
+        op.create_foreign_key(_FK, 'ledger_entries', 'ledger_journals', ['tenant_id', 'livemode', 'journal_id'],
+                              ['tenant_id', 'livemode', 'id'])
+        op.execute("""
+CREATE FUNCTION ledger_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    off record;
+BEGIN
+    SELECT currency, sum(amount) AS total INTO off FROM ledger_entries
+    WHERE journal_id = NEW.journal_id GROUP BY currency HAVING sum(amount) <> 0 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ledger journal % does not balance: its % entries add up to % (minor units)',
+            NEW.journal_id, off.currency, off.total USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END
+$$
+""")
+        op.execute("CREATE CONSTRAINT TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries "
+                   "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_balanced()")
+    else:
+        op.execute("DROP TRIGGER ledger_entries_in_journal")
+        with op.batch_alter_table('ledger_entries', recreate='always') as batch_op:
+            batch_op.create_foreign_key(_FK, 'ledger_journals', ['tenant_id', 'livemode', 'journal_id'],
+                                        ['tenant_id', 'livemode', 'id'])
+        _sqlite_append_only()
