@@ -37,9 +37,12 @@ CREATE FUNCTION ledger_check_entries() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     off record;
 BEGIN
-    SELECT n.journal_id, n.tenant_id INTO off FROM new_entries n
-    LEFT JOIN ledger_journals j ON j.id = n.journal_id AND j.tenant_id = n.tenant_id AND j.livemode = n.livemode
-    WHERE j.id IS NULL LIMIT 1;
+    -- joined on the primary key alone, one lookup per journal (not per entry): a join on the
+    -- tenant too may be planned along another index when the table's statistics are stale
+    SELECT n.journal_id, n.tenant_id INTO off FROM (SELECT DISTINCT journal_id, tenant_id, livemode
+                                                    FROM new_entries) n
+    LEFT JOIN ledger_journals j ON j.id = n.journal_id
+    WHERE j.id IS NULL OR j.tenant_id <> n.tenant_id OR j.livemode <> n.livemode LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'ledger entry of journal % refused: no such journal in tenant % and its mode',
             off.journal_id, off.tenant_id USING ERRCODE = 'foreign_key_violation';
