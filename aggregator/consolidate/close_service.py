@@ -134,7 +134,15 @@ class _CloseContext:
     due_date: date
     rates: dict[tuple[str, str], Decimal]
     provider_rates: dict[str, Decimal] = field(default_factory=dict)  # the period's recorded terms
-    splits: dict = field(default_factory=dict)  # (amount, revenue_share, rate) -> its split, computed once
+    _by_rate: dict = field(default_factory=dict)  # rate -> {(amount, revenue_share): its split}
+    _by_provider: dict = field(default_factory=dict)  # provider id -> its rate's dict
+
+    def splits_of(self, provider_id: str) -> dict:
+        """The splits already computed at this provider's rate (shared by the providers of one rate)."""
+        splits = self._by_provider.get(provider_id)
+        if splits is None:
+            splits = self._by_provider[provider_id] = self._by_rate.setdefault(self.provider_rates[provider_id], {})
+        return splits
 
     @property
     def auto(self) -> bool:
@@ -179,16 +187,17 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
     # its currency summed, converted ones count x one amount, as summarize_invoice takes them) and
     # its providers' shares (each amount split once) come from these groups
     rows = run(
-        sa.select(bills.customer_id, customers.currency, customers.tax_exempt, customers.tax_rate,
-                  customers.external_id, bills.currency, bills.provider_id, bills.revenue_share, bills.amount,
+        sa.select(bills.customer_id, bills.currency, bills.provider_id, bills.revenue_share, bills.amount,
                   sa.func.count())
-        .join_from(Bill.__table__, Customer.__table__, customers.id == bills.customer_id)
         .where(bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode,
                bills.period_start == ctx.period.start, bills.status == "pending",
                bills.customer_id > after, bills.customer_id <= upto)
-        .group_by(bills.customer_id, customers.currency, customers.tax_exempt, customers.tax_rate,
-                  customers.external_id, bills.currency, bills.provider_id, bills.revenue_share, bills.amount)
+        .group_by(bills.customer_id, bills.currency, bills.provider_id, bills.revenue_share, bills.amount)
         .order_by(bills.customer_id)).all()
+    terms_of = {row[0]: row[1:] for row in run(
+        sa.select(customers.id, customers.currency, customers.tax_exempt, customers.tax_rate, customers.external_id)
+        .where(customers.tenant_id == ctx.tenant_id, customers.livemode == ctx.livemode,
+               customers.id > after, customers.id <= upto))}
     credits: dict[str, list[CreditItem]] = {}
     for row in run(locking(
             sa.select(Credit.id, Credit.customer_id, Credit.amount, Credit.currency, Credit.kind, Invoice.number)
@@ -210,7 +219,7 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         if customer_id in done:
             continue
         group = list(group)
-        _, currency, exempt, own_rate, external_ids[customer_id], *_ = group[0]
+        currency, exempt, own_rate, external_ids[customer_id] = terms_of[customer_id]
         rate = tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt)
         try:
             summary = summarize_invoice(currency, rate, _bill_totals(currency, group), credits.get(customer_id, ()),
@@ -232,7 +241,7 @@ def _bill_totals(currency: str, group: list) -> list[BillTotal]:
     """A customer's bill groups as summarize_invoice takes them: the bills in the invoice's
     currency summed per currency, the others per currency and amount."""
     totals: dict[tuple[str, int | None], list[int]] = {}
-    for *_, bill_currency, _provider, _shared, amount, count in group:
+    for _customer, bill_currency, _provider, _shared, amount, count in group:
         total = totals.setdefault((bill_currency, None if bill_currency == currency else amount), [0, 0])
         total[0] += amount * count
         total[1] += count
@@ -241,16 +250,16 @@ def _bill_totals(currency: str, group: list) -> list[BillTotal]:
 
 def _shares(ctx: _CloseContext, summary: InvoiceSummary, group: list) -> tuple[Share, ...]:
     """The providers' shares of a customer's invoice (its finalized journal's), from its bill
-    groups: each (amount, terms) split once (shares.split: money.apply_rate is the one rounding),
-    times its count, summed per provider and bill currency."""
-    currency, splits = summary.currency, ctx.splits
+    groups: each (amount, terms) split once per close (shares.split: money.apply_rate is the one
+    rounding), times its count, summed per provider and bill currency."""
+    currency = summary.currency
     bills = []
-    for *_, bill_currency, provider_id, revenue_share, amount, count in group:
-        rate = ctx.provider_rates[provider_id]
-        key = (amount, revenue_share, rate)
-        split = splits.get(key)
+    for _customer, bill_currency, provider_id, revenue_share, amount, count in group:
+        splits = ctx.splits_of(provider_id)
+        split = splits.get((amount, revenue_share))
         if split is None:
-            split = splits[key] = shares.split(amount, revenue_share, rate)
+            split = splits[amount, revenue_share] = shares.split(amount, revenue_share,
+                                                                 ctx.provider_rates[provider_id])
         invoiced = amount if bill_currency == currency else money.convert(
             amount, bill_currency, currency, summary.rates[bill_currency])
         bills.append((provider_id, bill_currency, invoiced, split, count))

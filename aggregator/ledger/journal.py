@@ -81,6 +81,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 from .. import money
@@ -135,12 +136,14 @@ def customer_credit(customer_id: str) -> str:
     return _party(CUSTOMER_CREDIT, customer_id)
 
 
+@lru_cache(maxsize=65536)
 def _party(code: str, party_id: str) -> str:
     if not isinstance(party_id, str) or not _PARTY_ID.fullmatch(party_id):
         raise LedgerError(f"{party_id!r} is not an identifier such as 'prov_01jd…'.")
     return f"{code}:{party_id}"
 
 
+@lru_cache(maxsize=65536)  # a close checks a million postings of a few thousand accounts
 def account_type(account: str) -> AccountType:
     """The type of an account code; raises for a code outside the chart."""
     code, colon, party = account.partition(":")
@@ -220,10 +223,15 @@ class Journal:
 
 def _merged(postings: Iterable[Posting]) -> tuple[Posting, ...]:
     """One posting per account and currency (in the order they first appear), zeros left out."""
-    sums: dict[tuple[str, str], int] = {}
+    sums: dict[tuple[str, str], list] = {}
     for p in postings:
-        sums[p.account, p.currency] = sums.get((p.account, p.currency), 0) + p.amount
-    return tuple(Posting(account, currency, amount) for (account, currency), amount in sums.items() if amount)
+        key = (p.account, p.currency)
+        if key in sums:
+            sums[key][1] += p.amount
+        else:
+            sums[key] = [p, p.amount]
+    return tuple(p if p.amount == amount else Posting(p.account, p.currency, amount)
+                 for p, amount in sums.values() if amount)
 
 
 def totals(postings: Iterable[Posting]) -> dict[str, int]:

@@ -128,11 +128,11 @@ def test_a_draft_finalized_posts_what_the_close_would_have(app, tenant):
     from aggregator.consolidate.invoices import InvoiceSummary
 
     with app.app_context():
+        from aggregator.consolidate.close_service import _CloseContext
         from aggregator.payouts import terms
-        from types import SimpleNamespace
 
-        ctx = SimpleNamespace(provider_rates=terms.rates_of(tenant.id, False, invoice.period_start), splits={})
-        groups = [(None,) * 5 + (bill.currency, bill.provider_id, True, bill.amount, 1) for bill in parts.bills]
+        ctx = _CloseContext(None, None, None, {}, terms.rates_of(tenant.id, False, invoice.period_start))
+        groups = [(None, bill.currency, bill.provider_id, True, bill.amount, 1) for bill in parts.bills]
         summary = InvoiceSummary("AUD", None, (), None, {"USD": converted[0].fx_rate})
         close_shares = _shares(ctx, summary, groups)
     assert close_shares == bookkeeping.finalized_of(invoice.id, invoice.customer_id, parts).shares
