@@ -230,7 +230,8 @@ def setup(args) -> dict:
 
 
 def reset(args) -> dict:
-    """--reuse: undo a previous close (no invoices, credits, periods), VACUUM FULL, ANALYZE."""
+    """--reuse: undo a previous close (no invoices, credits, periods, ledger journals), VACUUM FULL,
+    ANALYZE. (The ledger is append-only: its triggers are off in this session's replica role.)"""
     import psycopg
 
     _, conninfo, _, _ = urls(args.database_url)
@@ -238,7 +239,8 @@ def reset(args) -> dict:
     with psycopg.connect(conninfo) as conn:
         conn.execute("SET session_replication_role = replica")  # no FK checks while deleting
         tenant_id = conn.execute("SELECT id FROM tenants").fetchone()[0]
-        for table in ("invoice_lines", "credits", "invoices", "invoice_sequences", "periods"):
+        for table in ("ledger_entries", "ledger_journals", "invoice_lines", "credits", "invoices",
+                      "invoice_sequences", "periods"):
             conn.execute(f"DELETE FROM {table}")
         conn.commit()
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -398,7 +400,7 @@ def close(args) -> dict:
         maxrss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         sampler = RssSampler()
         sampler.start()
-        profiler = cProfile.Profile() if args.profile else None
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
         pg0, m0, cpu0 = _pg_backend_ticks(dbname), _machine_ticks(), os.times()
         t0 = time.perf_counter()
         if profiler:
