@@ -286,33 +286,36 @@ def _platform(sign: int) -> str:
 
 def _shares(invoice_currency: str, shares: Sequence[Share], sign: int, owed: Owed | None = None) -> list[Posting]:
     """Postings that credit (sign -1) or debit (sign +1) each share to its provider and the
-    platform, with the fx legs for those billed in another currency. With `owed` given, the
-    part of a debit to a provider's payable beyond what it is owed goes to its clawback account
-    (a refund's net, or a negative net credited: a provider's credit bills)."""
+    platform, with the fx legs for those billed in another currency, one per account and
+    currency. With `owed` given, the part of a debit to a provider's payable beyond what it is
+    owed goes to its clawback account (a refund's net, or a negative net credited: a provider's
+    credit bills)."""
     left = dict(owed) if owed is not None else None
-    postings = []
+    sums: dict[tuple[str, str], int] = defaultdict(int)  # summed first: a close posts millions
+    platform = _platform(sign)
     for share in shares:
-        postings += _provider_net(share, sign, left)
-        postings.append(Posting(_platform(sign), share.currency, sign * share.fee))
+        for account, amount in _provider_net(share, sign, left):
+            sums[account, share.currency] += amount
+        sums[platform, share.currency] += sign * share.fee
         if share.currency != invoice_currency:
-            postings += [Posting(FX, share.currency, -sign * (share.net + share.fee)),
-                         Posting(FX, invoice_currency, sign * share.invoiced)]
+            sums[FX, share.currency] -= sign * (share.net + share.fee)
+            sums[FX, invoice_currency] += sign * share.invoiced
         elif share.invoiced != share.net + share.fee:
             raise Unbalanced(f"A share in the invoice's currency is invoiced {share.invoiced}, not its net + fee "
                              f"({share.net + share.fee}).")
-    return postings
+    return [Posting(account, currency, amount) for (account, currency), amount in sums.items() if amount]
 
 
-def _provider_net(share: Share, sign: int, left: dict[tuple[str, str], int] | None) -> list[Posting]:
+def _provider_net(share: Share, sign: int, left: dict[tuple[str, str], int] | None) -> list[tuple[str, int]]:
+    """(account, amount) of a share's net: its payable, or beyond what it is owed its clawback."""
     payable = provider_payable(share.provider_id)
     amount = sign * share.net  # > 0: a debit of the payable
     if left is None or amount <= 0:
-        return [Posting(payable, share.currency, amount)]
+        return [(payable, amount)]
     key = (share.provider_id, share.currency)
     from_payable = min(amount, max(left.get(key, 0), 0))
     left[key] = left.get(key, 0) - from_payable
-    return [debit(payable, share.currency, from_payable),
-            debit(provider_clawback(share.provider_id), share.currency, amount - from_payable)]
+    return [(payable, from_payable), (provider_clawback(share.provider_id), amount - from_payable)]
 
 
 def invoice_finalized(invoice_id: str, currency: str, amount_due: int, tax: int, shares: Sequence[Share],

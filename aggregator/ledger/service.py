@@ -38,6 +38,9 @@ from . import journal as books
 from .models import LedgerEntry, LedgerJournal
 
 
+ENTRY_COLUMNS = ("journal_id", "tenant_id", "livemode", "account", "currency", "amount")
+
+
 class ProviderPayableNegative(Conflict):
     code = "provider_payable_negative"
 
@@ -66,9 +69,8 @@ def post_many(tenant_id: str, livemode: bool, journals: Sequence[books.Journal],
          "object_type": j.object_type, "object_id": j.object_id, "memo": j.memo, "posted_at": posted_at}
         for journal_id, j in zip(ids, journals)])
     bulk_insert(LedgerEntry.__table__, [
-        {"journal_id": journal_id, "tenant_id": tenant_id, "livemode": livemode, "account": p.account,
-         "currency": p.currency, "amount": p.amount}
-        for journal_id, j in zip(ids, journals) for p in j.postings])
+        (journal_id, tenant_id, livemode, p.account, p.currency, p.amount)
+        for journal_id, j in zip(ids, journals) for p in j.postings], ENTRY_COLUMNS)
     return ids
 
 
