@@ -183,22 +183,26 @@ def _refunded(invoice_id: str, but: str | None = None) -> int:
     return int(db.session.scalar(query))
 
 
-def post_payments(payments: Sequence, invoices: dict, as_of: datetime) -> None:
+def post_payments(payments: Sequence, invoices: dict, as_of: datetime, paid_before: dict[str, int] | None = None,
+                  recover: bool = True) -> None:
     """payment_received for succeeded payments (of one tenant and mode), each applied to its
-    invoice (`invoices`: id -> the invoice as it was before these payments) up to what it had
-    left to pay; the excess is the customer's credit. On an uncollectible invoice the payment
-    recovers its lines (shares.payment_lines) instead of crediting receivable."""
+    invoice (`invoices`: id -> the invoice as it was before these payments; `paid_before`: what
+    had been paid on each, default its amount_paid) up to what it had left to pay; the excess is
+    the customer's credit. On an uncollectible invoice the payment recovers its lines
+    (shares.payment_lines) instead of crediting receivable (unless not `recover`: the backfill
+    writes the invoice off after its payments)."""
     from ..payouts.collections import invoice_parts_of
 
     if not payments:
         return
     paid = {i.id: i.amount_paid for i in invoices.values()}
+    paid.update(paid_before or {})
     journals = []
     for payment in payments:
         invoice = invoices[payment.invoice_id]
         applied = max(min(payment.amount, invoice.amount_due - paid[invoice.id]), 0)
         recovered = None
-        if invoice.status == "uncollectible" and applied:
+        if recover and invoice.status == "uncollectible" and applied:
             collected = paid[invoice.id] - _refunded(invoice.id)
             recovered = _given_back(rules.payment_lines(invoice_parts_of(invoice), collected, applied))
         paid[invoice.id] += applied
@@ -232,8 +236,6 @@ def backfill() -> int:
     its succeeded refunds by settlement; then a write-off if it is uncollectible now (of what is
     unpaid now: the books come out as if every payment came before it), or the reversal if it is
     void. -> how many journals were posted. In the caller's transaction."""
-    from types import SimpleNamespace
-
     from ..consolidate.models import Invoice
     from ..payments.models import Payment, Refund
 
@@ -248,13 +250,13 @@ def backfill() -> int:
         payments = db.session.scalars(sa.select(Payment).where(
             Payment.invoice_id == invoice.id, Payment.status == "succeeded")
             .order_by(Payment.created_at, Payment.id)).all()
-        before = SimpleNamespace(id=invoice.id, status="open", amount_due=invoice.amount_due, amount_paid=0,
-                                 customer_id=invoice.customer_id)
+        paid = 0
         for payment in payments:
             if ("payment_received", payment.id) not in posted:
-                post_payments([payment], {invoice.id: before}, payment.settled_at or payment.created_at)
+                post_payments([payment], {invoice.id: invoice}, payment.settled_at or payment.created_at,
+                              paid_before={invoice.id: paid}, recover=False)
                 count += 1
-            before.amount_paid = min(before.amount_paid + payment.amount, invoice.amount_due)
+            paid = min(paid + payment.amount, invoice.amount_due)
         collected = min(invoice.amount_paid, invoice.amount_due)
         for refund in db.session.scalars(sa.select(Refund).where(
                 Refund.invoice_id == invoice.id, Refund.status == "succeeded")
