@@ -145,7 +145,6 @@ def test_no_finance_address_no_review_email(app, tenant, smtp, mailer):  # noqa:
     assert _payouts(tenant) and [d for d in deliveries(tenant) if d["kind"].startswith("payout")] == []
 
 
-@pytest.mark.xfail(reason="ledger wiring lands separately", strict=False)
 def test_marking_a_payout_paid_emails_its_statement_through_the_api(app, payday, smtp, mailer):  # noqa: F811
     accounting, _ = payday.apps
     admin = payday.admin["test"]
