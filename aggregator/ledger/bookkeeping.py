@@ -143,13 +143,19 @@ def _journals_of(tenant_id: str, livemode: bool, object_id: str) -> dict[str, bo
 
 
 def post_voided(invoice, as_of: datetime) -> None:
-    """invoice_voided: the reversal of the invoice's finalized journal (and of its write-off);
-    nothing for a draft, which posted none."""
+    """invoice_voided: the reversal of the invoice's finalized journal (and of its write-off),
+    a provider's payable debited only down to zero, the rest to its clawback account
+    (journal.within_owed); nothing for a draft, which posted none."""
     posted = _journals_of(invoice.tenant_id, invoice.livemode, invoice.id)
     if "invoice_finalized" in posted:
-        service.post(invoice.tenant_id, invoice.livemode,
-                     books.invoice_voided(invoice.id, posted["invoice_finalized"],
-                                          written_off=posted.get("write_off")), as_of)
+        reversal = books.invoice_voided(invoice.id, posted["invoice_finalized"], written_off=posted.get("write_off"))
+        debits: dict[tuple[str, str], int] = defaultdict(int)
+        for p in reversal.postings:
+            if p.amount > 0 and books.is_provider_payable(p.account):
+                debits[p.account.partition(":")[2], p.currency] += p.amount
+        if debits:
+            reversal = books.within_owed(reversal, _owed(invoice.tenant_id, invoice.livemode, debits))
+        service.post(invoice.tenant_id, invoice.livemode, reversal, as_of)
 
 
 def post_write_off(invoice, as_of: datetime) -> None:

@@ -349,6 +349,25 @@ def invoice_voided(invoice_id: str, finalized: Journal, memo: str | None = None,
     return Journal("invoice_voided", invoice_id, _negated(postings), memo)
 
 
+def within_owed(journal: Journal, owed: Owed) -> Journal:
+    """`journal` with each debit of a provider's payable taken from what the provider is owed
+    (`owed`, read under the payables' lock), the rest debited to its clawback account: the same
+    amount per provider, its payable never below zero (a void after the close netted the
+    provider's credit bills against this invoice, or after the provider was paid out)."""
+    left = dict(owed)
+    postings: list[Posting] = []
+    for p in journal.postings:
+        if p.amount > 0 and is_provider_payable(p.account):
+            provider_id = p.account.partition(":")[2]
+            take = min(p.amount, max(left.get((provider_id, p.currency), 0), 0))
+            left[provider_id, p.currency] = left.get((provider_id, p.currency), 0) - take
+            postings += [Posting(p.account, p.currency, take),
+                         Posting(provider_clawback(provider_id), p.currency, p.amount - take)]
+        else:
+            postings.append(p)
+    return Journal(journal.kind, journal.object_id, tuple(postings), journal.memo)
+
+
 def payment_received(payment_id: str, currency: str, amount: int, applied: int | None = None,
                      customer_id: str | None = None, memo: str | None = None,
                      recovered: Parts | None = None) -> Journal:
@@ -438,7 +457,8 @@ def payout_sent(payout_id: str, provider_id: str, currency: str, amount: int, re
                 memo: str | None = None) -> Journal:
     """A payout is sent to a provider: debit its payable what is paid out of it, credit cash the
     `amount` sent and its clawback account what is `recovered` of what it owed back (so the
-    transfer is the payable less the clawback, never negative)."""
+    transfer is the payable less the clawback, never negative). A negative `recovered` debits
+    the clawback account instead: the part of the payout beyond what the platform owes."""
     return Journal("payout_sent", payout_id, (debit(provider_payable(provider_id), currency, amount + recovered),
                                                credit(provider_clawback(provider_id), currency, recovered),
                                                credit(CASH, currency, amount)), memo)

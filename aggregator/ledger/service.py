@@ -102,13 +102,18 @@ def lock_provider_payables(tenant_id: str, livemode: bool,
 def payout_journal(tenant_id: str, livemode: bool, payout_id: str, provider_id: str, currency: str,
                    amount: int) -> books.Journal:
     """The `payout_sent` journal of `amount` paid to a provider, with the payable and clawback
-    accounts locked: what the provider owed back (its clawback balance, from refunds beyond what
-    it was owed when they happened) is recovered out of what the platform owes it beyond the
-    payout (the payout's amount already had those refunds taken off: its lines are net of them)."""
+    accounts locked. recovered = min(owed back, owed - amount):
+    - what the provider owed back (its clawback balance, from refunds beyond what it was owed
+      when they happened) is recovered out of what the platform owes it beyond the payout (the
+      payout's amount already had those refunds taken off: its lines are net of them);
+    - a payout beyond what the platform owes now (money refunded, or an invoice written off,
+      after the payout was built from what had been collected) is debited to the payable only
+      down to zero, the rest to the clawback account (negative `recovered`): what the provider now
+      owes back, taken from its next payouts (whose lines carry that refund)."""
     payable, clawback = books.provider_payable(provider_id), books.provider_clawback(provider_id)
     balances = _locked_balances(tenant_id, livemode, [(payable, currency), (clawback, currency)])
     owed, owed_back = -balances[payable, currency], balances[clawback, currency]
-    recovered = max(0, min(owed_back, owed - amount))
+    recovered = min(owed_back, owed - amount)
     return books.payout_sent(payout_id, provider_id, currency, amount, recovered)
 
 
