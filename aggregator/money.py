@@ -13,6 +13,7 @@ No hand table. (CLDR's own "digits" differ from ISO for a dozen currencies, e.g.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -150,20 +151,27 @@ def apply_rate(minor: int, rate: Decimal) -> int:
     return round_minor(Decimal(minor) * rate)
 
 
-def rate_denominator(rate: Decimal) -> int:
-    """The denominator d of `rate` as a reduced fraction n/d (0.30 -> 10, 0.125 -> 8)."""
-    return rate.as_integer_ratio()[1]
+def rate_modulus(rates: Iterable[Decimal]) -> int:
+    """The least common multiple of the denominators of `rates` as reduced fractions (0.30 -> 10,
+    0.125 -> 8; both -> 40): the modulus apply_rate_to_many groups amounts by."""
+    return math.lcm(1, *(rate.as_integer_ratio()[1] for rate in rates))
 
 
-def apply_rate_to_many(count: int, magnitude_quotients: int, remainder: int, negative: bool, rate: Decimal) -> int:
-    """Σ apply_rate(a, rate) over `count` amounts of one sign whose magnitudes are q·d + `remainder`
-    (d = rate_denominator(rate), 0 <= remainder < d), given Σ q = `magnitude_quotients`: what a
-    database can group amounts by (their sign and magnitude mod d) and sum (their magnitude div d)
-    with integer arithmetic only, leaving the rounding here. Exact, because with rate = n/d,
-    |a|·rate = q·n + remainder·rate and q·n is whole: rounding half up away from zero gives
-    q·n + apply_rate(remainder, rate), negated for a negative amount."""
-    numerator = rate.as_integer_ratio()[0]
-    total = numerator * magnitude_quotients + count * apply_rate(remainder, rate)
+def apply_rate_to_many(count: int, magnitudes: int, remainder: int, negative: bool, rate: Decimal,
+                       modulus: int) -> int:
+    """Σ apply_rate(a, rate) over `count` amounts of one sign whose magnitudes add up to
+    `magnitudes` and are each ≡ `remainder` (mod `modulus`, a multiple of rate's denominator: see
+    rate_modulus): what a database can group amounts by (their sign and magnitude mod the
+    modulus) and sum, with integer arithmetic only, leaving the rounding here. Exact: each
+    magnitude is q·m + remainder, and q·m·rate is whole, so rounding half up away from zero
+    gives q·m·rate + apply_rate(remainder, rate); Σ q = (magnitudes - count·remainder) / m."""
+    whole = rate * modulus
+    if whole != whole.to_integral_value():
+        raise ValueError(f"{modulus} is not a multiple of the denominator of {rate}")
+    quotients, left = divmod(magnitudes - count * remainder, modulus)
+    if left:
+        raise ValueError("the magnitudes are not all ≡ the remainder")
+    total = int(whole) * quotients + count * apply_rate(remainder, rate)
     return -total if negative else total
 
 

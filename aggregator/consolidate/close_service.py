@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import groupby
-from typing import Callable
+from typing import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -29,7 +29,7 @@ from .fx_service import rates_in_effect
 from .invoices import BillTotal, CreditItem, InvoiceSummary, MissingRates, summarize_invoice, tax_rate_for
 from ..ledger import bookkeeping
 from ..ledger.journal import Share
-from ..payouts import shares, terms
+from ..payouts import terms
 from .models import Credit, Invoice, InvoiceLine
 
 log = logging.getLogger(__name__)
@@ -154,15 +154,6 @@ class _CloseContext:
     due_date: date
     rates: dict[tuple[str, str], Decimal]
     provider_rates: dict[str, Decimal] = field(default_factory=dict)  # the period's recorded terms
-    _by_rate: dict = field(default_factory=dict)  # rate -> {(amount, revenue_share): its split}
-    _by_provider: dict = field(default_factory=dict)  # provider id -> its rate's dict
-
-    def splits_of(self, provider_id: str) -> dict:
-        """The splits already computed at this provider's rate (shared by the providers of one rate)."""
-        splits = self._by_provider.get(provider_id)
-        if splits is None:
-            splits = self._by_provider[provider_id] = self._by_rate.setdefault(self.provider_rates[provider_id], {})
-        return splits
 
     @property
     def auto(self) -> bool:
@@ -203,16 +194,16 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         invoices.tenant_id == ctx.tenant_id, invoices.livemode == ctx.livemode,
         invoices.period_start == ctx.period.start, invoices.customer_id > after,
         invoices.customer_id <= upto)).scalars())
-    # bills of one amount, provider and terms are counted, not read: the invoice's totals (bills in
-    # its currency summed, converted ones count x one amount, as summarize_invoice takes them) and
-    # its providers' shares (each amount split once) come from these groups
+    # bills are summed per customer and currency, those in another currency than the customer's
+    # per amount too (each is converted and rounded on its own), as summarize_invoice takes them
+    foreign_amount = sa.case((bills.currency == customers.currency, None), else_=bills.amount)
     rows = run(
-        sa.select(bills.customer_id, bills.currency, bills.provider_id, bills.revenue_share, bills.amount,
-                  sa.func.count())
+        sa.select(bills.customer_id, bills.currency, sa.func.sum(bills.amount), sa.func.count())
+        .join_from(Bill.__table__, Customer.__table__, customers.id == bills.customer_id)
         .where(bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode,
                bills.period_start == ctx.period.start, bills.status == "pending",
                bills.customer_id > after, bills.customer_id <= upto)
-        .group_by(bills.customer_id, bills.currency, bills.provider_id, bills.revenue_share, bills.amount)
+        .group_by(bills.customer_id, bills.currency, foreign_amount)
         .order_by(bills.customer_id)).all()
     terms_of = {row[0]: row[1:] for row in run(
         sa.select(customers.id, customers.currency, customers.tax_exempt, customers.tax_rate, customers.external_id)
@@ -232,7 +223,7 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
             else f"Credit carried from invoice {row.number or row.id}"))
 
     default_rate = money.parse_rate(ctx.settings.default_tax_rate)
-    summaries: list[tuple[str, InvoiceSummary, tuple[Share, ...]]] = []
+    summaries: list[tuple[str, InvoiceSummary]] = []
     external_ids: dict[str, str] = {}
     waiting = 0
     for customer_id, group in groupby(rows, key=lambda r: r[0]):
@@ -242,9 +233,9 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         currency, exempt, own_rate, external_ids[customer_id] = terms_of[customer_id]
         rate = tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt)
         try:
-            summary = summarize_invoice(currency, rate, _bill_totals(currency, group), credits.get(customer_id, ()),
-                                        ctx.rates)
-            summaries.append((customer_id, summary, _shares(ctx, summary, group) if ctx.auto else ()))
+            summaries.append((customer_id, summarize_invoice(
+                currency, rate, [BillTotal(r[1], int(r[2]), r[3]) for r in group],  # SUM: numeric
+                credits.get(customer_id, ()), ctx.rates)))
         except MissingRates as missing:
             report.missing_fx_rates |= missing.pairs
             waiting += 1
@@ -252,52 +243,60 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
             report.errors.append(f"customer {customer_id}: {exc}")
             waiting += 1
     if summaries:
-        _store_invoices(ctx, summaries, external_ids, next_number)
+        invoiced = {customer_id for customer_id, _ in summaries}
+        shares = _chunk_shares(ctx, after, upto, set(terms_of) - invoiced) if ctx.auto else ()
+        _store_invoices(ctx, summaries, external_ids, next_number, shares)
         report.invoices_created += len(summaries)
     return waiting
 
 
-def _bill_totals(currency: str, group: list) -> list[BillTotal]:
-    """A customer's bill groups as summarize_invoice takes them: the bills in the invoice's
-    currency summed per currency, the others per currency and amount."""
-    totals: dict[tuple[str, int | None], list[int]] = {}
-    for _customer, bill_currency, _provider, _shared, amount, count in group:
-        total = totals.setdefault((bill_currency, None if bill_currency == currency else amount), [0, 0])
-        total[0] += amount * count
-        total[1] += count
-    return [BillTotal(c, amount, count) for (c, _), (amount, count) in totals.items()]
+def _chunk_shares(ctx: _CloseContext, after: str, upto: str, not_invoiced: set[str]) -> list[tuple[Share, str]]:
+    """The providers' shares of the chunk's invoices (its journal's), summed per provider, bill
+    currency and invoice currency, with no row per bill nor per invoice: the database groups the
+    bills by terms, sign and magnitude mod the rate's denominator d (summing magnitude div d), and
+    converted bills by amount; money.apply_rate_to_many rounds each group exactly as bill by bill
+    (shares.split), money.convert converts each converted amount once. -> (share, invoice
+    currency) pairs."""
+    bills, customers = Bill.__table__.c, Customer.__table__.c
+    modulus = money.rate_modulus(ctx.provider_rates.values())
+    magnitude, negative = sa.func.abs(bills.amount), bills.amount < 0
+    remainder = magnitude % sa.literal(modulus, literal_execute=True)
+    converted = sa.case((bills.currency == customers.currency, None), else_=bills.amount)
+    keys = (bills.provider_id, bills.currency, customers.currency, bills.revenue_share, negative, remainder, converted)
+    query = (sa.select(*keys, sa.func.count(), sa.func.sum(magnitude), sa.func.sum(bills.amount))
+             .join_from(Bill.__table__, Customer.__table__, customers.id == bills.customer_id)
+             .where(bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode,
+                    bills.period_start == ctx.period.start, bills.status == "pending",
+                    bills.customer_id > after, bills.customer_id <= upto)
+             .group_by(*keys))
+    if not_invoiced:
+        query = query.where(bills.customer_id.not_in(sorted(not_invoiced)))
+    sums: dict[tuple[str, str, str], list[int]] = {}
+    for provider_id, currency, invoice_currency, revenue_share, is_negative, left, amount, count, magnitudes, gross \
+            in run(query):
+        rate = ctx.provider_rates[provider_id] if revenue_share else Decimal(0)
+        fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate, modulus)
+        invoiced = int(gross) if amount is None else money.convert(
+            amount, currency, invoice_currency, ctx.rates[(currency, invoice_currency)]) * count
+        total = sums.setdefault((provider_id, currency, invoice_currency), [0, 0, 0])
+        total[0] += int(gross) - fee
+        total[1] += fee
+        total[2] += invoiced
+    return [(Share(p, c, net, fee, invoiced), y) for (p, c, y), (net, fee, invoiced) in sorted(sums.items())]
 
 
-def _shares(ctx: _CloseContext, summary: InvoiceSummary, group: list) -> tuple[Share, ...]:
-    """The providers' shares of a customer's invoice (its finalized journal's), from its bill
-    groups: each (amount, terms) split once per close (shares.split: money.apply_rate is the one
-    rounding), times its count, summed per provider and bill currency."""
-    currency = summary.currency
-    bills = []
-    for _customer, bill_currency, provider_id, revenue_share, amount, count in group:
-        splits = ctx.splits_of(provider_id)
-        split = splits.get((amount, revenue_share))
-        if split is None:
-            split = splits[amount, revenue_share] = shares.split(amount, revenue_share,
-                                                                 ctx.provider_rates[provider_id])
-        invoiced = amount if bill_currency == currency else money.convert(
-            amount, bill_currency, currency, summary.rates[bill_currency])
-        bills.append((provider_id, bill_currency, invoiced, split, count))
-    return bookkeeping.provider_shares(bills)
-
-
-def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummary, tuple[Share, ...]]],
-                    external_ids: dict[str, str], first: int) -> None:
+def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummary]],
+                    external_ids: dict[str, str], first: int, shares: Sequence[tuple[Share, str]] = ()) -> None:
     """One invoice per customer (see transitions.create_invoices), then the credits. A duplicate
     invoice could only come from a writer that ignored the sequence lock: the unique constraint
     refuses it and the chunk rolls back."""
     invoice_rows, credit_rows, applied, finalized = [], [], [], []
-    for customer_id, s, provider_shares in summaries:
+    for customer_id, s in summaries:
         invoice_id = new_id("inv")
         if ctx.auto:
             finalized.append(bookkeeping.FinalizedInvoice(
                 invoice_id, customer_id, s.currency, s.totals.total, s.totals.tax,
-                -sum(line.amount for line in s.credit_lines), s.totals.carried_credit, provider_shares))
+                -sum(line.amount for line in s.credit_lines), s.totals.carried_credit, ()))
         invoice_rows.append({
             "id": invoice_id, "tenant_id": ctx.tenant_id, "livemode": ctx.livemode,
             "customer_id": customer_id, "period_start": ctx.period.start, "period_end": ctx.period.end,
@@ -315,7 +314,7 @@ def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummar
                 "id": new_id("cred"), "tenant_id": ctx.tenant_id, "livemode": ctx.livemode,
                 "customer_id": customer_id, "amount": s.totals.carried_credit,
                 "currency": s.currency, "source_invoice_id": invoice_id, "created_at": ctx.as_of})
-    transitions.create_invoices(ctx.settings, invoice_rows, external_ids, ctx.as_of, first, finalized)
+    transitions.create_invoices(ctx.settings, invoice_rows, external_ids, ctx.as_of, first, finalized, shares)
     if applied:  # credit lines are stored (void releases the credits they applied)
         run(sa.insert(InvoiceLine.__table__), applied)
         run(sa.update(Credit.__table__).where(Credit.id == sa.bindparam("credit"))

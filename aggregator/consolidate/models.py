@@ -78,6 +78,9 @@ class Invoice(db.Model):
     # The exchange rates the close converted this invoice's bills at, as JSON text
     # {"EUR": "1.083412"} (units of the invoice currency per one unit of the key); NULL when none.
     fx_rates: Mapped[str | None] = mapped_column(sa.Text)
+    # the ledger journal a close finalized it in (one per chunk: invoices_finalized); None when
+    # it has its own invoice_finalized journal (a draft finalized) or none (a draft)
+    finalized_journal_id: Mapped[str | None] = mapped_column(sa.String(40))
     # Collection (written by payments.transitions and the transitions here): what was paid and
     # refunded; when the next automatic charge is due (NULL: none is scheduled); how collection
     # stands while the invoice is open (COLLECTION); whether a charge of it is disputed.

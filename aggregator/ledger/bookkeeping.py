@@ -116,6 +116,23 @@ def post_finalized(tenant_id: str, livemode: bool, invoices: Sequence[FinalizedI
     service.post_many(tenant_id, livemode, journals, as_of)
 
 
+def post_close_chunk(tenant_id: str, livemode: bool, invoices: Sequence[FinalizedInvoice],
+                     shares: Sequence[tuple[books.Share, str]], as_of: datetime, memo: str) -> str | None:
+    """invoices_finalized: the invoices a close's chunk finalized, as one journal (ledger
+    entries per account and currency, not per invoice: a million bills post a few thousand
+    entries, not a million). A provider's credit bills are netted against its other bills of
+    the chunk; what is left of them is taken from what it is owed, the rest to its clawback."""
+    if not invoices:
+        return None
+    journal = books.invoices_finalized(invoices[0].invoice_id, [
+        (i.customer_id, i.currency, i.amount_due, i.tax, i.credit, i.carried) for i in invoices], shares, memo)
+    debits = {(p.account.partition(":")[2], p.currency): p.amount for p in journal.postings
+              if p.amount > 0 and books.is_provider_payable(p.account)}
+    if debits:
+        journal = books.within_owed(journal, _owed(tenant_id, livemode, debits))
+    return service.post(tenant_id, livemode, journal, as_of)
+
+
 def post_finalized_invoices(invoices: Sequence, as_of: datetime) -> None:
     """invoice_finalized for invoices (rows of one tenant and mode) finalized from drafts: their
     parts read as the invoice shows them."""
@@ -143,12 +160,21 @@ def _journals_of(tenant_id: str, livemode: bool, object_id: str) -> dict[str, bo
 
 
 def post_voided(invoice, as_of: datetime) -> None:
-    """invoice_voided: the reversal of the invoice's finalized journal (and of its write-off),
+    """invoice_voided: the reversal of the invoice's finalized journal (rebuilt from its parts
+    when a close finalized it in its chunk's journal) and of its write-off,
     a provider's payable debited only down to zero, the rest to its clawback account
     (journal.within_owed); nothing for a draft, which posted none."""
+    from ..payouts.collections import invoice_parts_of
+
     posted = _journals_of(invoice.tenant_id, invoice.livemode, invoice.id)
-    if "invoice_finalized" in posted:
-        reversal = books.invoice_voided(invoice.id, posted["invoice_finalized"], written_off=posted.get("write_off"))
+    finalized = posted.get("invoice_finalized")
+    if finalized is None and invoice.finalized_journal_id is not None:  # a close's, in its chunk's journal
+        f = finalized_of(invoice.id, invoice.customer_id, invoice_parts_of(invoice))
+        finalized = books.invoice_finalized(f.invoice_id, f.currency, f.amount_due, f.tax, f.shares,
+                                            [(f.customer_id, f.credit)] if f.credit else (),
+                                            carried=(f.customer_id, f.carried) if f.carried else None)
+    if finalized is not None:
+        reversal = books.invoice_voided(invoice.id, finalized, written_off=posted.get("write_off"))
         debits: dict[tuple[str, str], int] = defaultdict(int)
         for p in reversal.postings:
             if p.amount > 0 and books.is_provider_payable(p.account):
@@ -250,7 +276,7 @@ def backfill() -> int:
     invoices = db.session.scalars(sa.select(Invoice).where(Invoice.finalized_at.is_not(None))
                                   .order_by(Invoice.tenant_id, Invoice.livemode, Invoice.id)).unique().all()
     for invoice in invoices:
-        if ("invoice_finalized", invoice.id) not in posted:
+        if ("invoice_finalized", invoice.id) not in posted and invoice.finalized_journal_id is None:
             post_finalized_invoices([invoice], invoice.finalized_at)
             count += 1
         payments = db.session.scalars(sa.select(Payment).where(

@@ -49,7 +49,8 @@ and currency in a journal are added into one (an invoice's fees are one platform
 
 Which transition posts what (`ledger/bookkeeping.py` reads the amounts, these build the journals)
 -------------------------------------------------------------------------------------------------
-- invoice finalized (the close under automatic review, a draft finalized): `invoice_finalized`.
+- invoice finalized: `invoice_finalized` (a draft finalized); the close under automatic review posts
+  its chunk's invoices as one `invoices_finalized` journal (their sums per account and currency).
   Debit receivable the amount due and each applied customer credit; credit tax_payable the tax,
   each provider its net (in the bill's own currency) and platform_revenue the fees, through fx
   for a converted bill; an invoice whose subtotal is negative credits customer_credit what it
@@ -188,6 +189,7 @@ class Posting:
 #: kind -> the type of object a journal of that kind records
 KINDS: dict[str, str] = {
     "invoice_finalized": "invoice",
+    "invoices_finalized": "close_chunk",  # a close's invoices, one journal per chunk (its first invoice's id)
     "invoice_voided": "invoice",
     "payment_received": "payment",
     "refund": "refund",
@@ -335,6 +337,34 @@ def invoice_finalized(invoice_id: str, currency: str, amount_due: int, tax: int,
         postings.append(credit(customer_credit(carried[0]), currency, carried[1]))
     postings += _shares(currency, shares, -1, owed)
     return Journal("invoice_finalized", invoice_id, tuple(postings), memo)
+
+
+def invoices_finalized(batch_id: str, invoices: Sequence[tuple[str, str, int, int, int, int]],
+                       shares: Sequence[tuple[Share, str]], memo: str | None = None) -> Journal:
+    """The invoices a close finalized in one transaction, as one journal: what their
+    invoice_finalized journals would post, summed per account and currency. `invoices`:
+    (customer id, currency, amount due, tax, credit applied, credit carried) each; `shares`: the
+    providers' shares of them all, each with the currency of the invoices it was billed on. A
+    provider's debits (credit bills beyond its other shares) are the caller's to take from what it
+    is owed (`within_owed`)."""
+    sums: dict[tuple[str, str], int] = defaultdict(int)
+    for customer_id, currency, amount_due, tax, applied, carried in invoices:
+        sums[RECEIVABLE, currency] += amount_due
+        sums[TAX_PAYABLE, currency] -= tax
+        if applied or carried:
+            sums[customer_credit(customer_id), currency] += applied - carried
+    for share, currency in shares:
+        sums[provider_payable(share.provider_id), share.currency] -= share.net
+        sums[PLATFORM_REVENUE, share.currency] -= share.fee
+        if share.currency != currency:
+            sums[FX, share.currency] += share.net + share.fee
+            sums[FX, currency] -= share.invoiced
+        elif share.invoiced != share.net + share.fee:
+            raise Unbalanced(f"A share in the invoice's currency is invoiced {share.invoiced}, not its net + fee "
+                             f"({share.net + share.fee}).")
+    return Journal("invoices_finalized", batch_id,
+                   tuple(Posting(account, currency, amount) for (account, currency), amount in sorted(sums.items())),
+                   memo)
 
 
 def invoice_voided(invoice_id: str, finalized: Journal, memo: str | None = None,

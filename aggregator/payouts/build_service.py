@@ -249,16 +249,13 @@ def _whole(sources, invoices):
 def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict) -> None:
     """The fast path: the bills of the run's whole collections, each exactly its split. The
     database groups them per provider, currency, revenue share and period, and, for the fee, by
-    sign and magnitude mod the rate's denominator d, summing magnitude div d (integers only);
+    sign and magnitude mod the rates' common modulus, summing the magnitudes (integers only);
     money.apply_rate_to_many rounds each group (the one rule, exactly as bill by bill)."""
     s, i, b = _sources.c, Invoice.__table__.c, Bill.__table__.c
     periods = [start for (start,) in run(sa.select(i.period_start).distinct().select_from(_sources)
                                           .join(Invoice.__table__, i.id == s.invoice_id).where(s.run_id == run_id))]
     rates = {start: terms.rates_of(tenant_id, livemode, start) for start in periods}
-    denominators = [(sa.and_(b.provider_id == provider_id, b.period_start == start), money.rate_denominator(rate))
-                    for start, of_period in rates.items() for provider_id, rate in of_period.items()
-                    if money.rate_denominator(rate) > 1]
-    d = sa.case((b.revenue_share.is_(False), 1), *denominators, else_=1) if denominators else sa.literal(1)
+    modulus = money.rate_modulus(rate for of_period in rates.values() for rate in of_period.values())
     magnitude = sa.func.abs(b.amount)
     joined = (sa.select().select_from(_sources)
               .join(Invoice.__table__, i.id == s.invoice_id)
@@ -267,13 +264,13 @@ def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict
                                             b.status == "pending"))
               .where(s.run_id == run_id, _whole(s, i)))
     negative = b.amount < 0
-    remainder = magnitude % d
-    for provider_id, currency, revenue_share, start, is_negative, left, count, quotients, gross in run(
+    remainder = magnitude % sa.literal(modulus, literal_execute=True)
+    for provider_id, currency, revenue_share, start, is_negative, left, count, magnitudes, gross in run(
             joined.add_columns(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder,
-                               sa.func.count(), sa.func.sum(magnitude // d), sa.func.sum(b.amount))
+                               sa.func.count(), sa.func.sum(magnitude), sa.func.sum(b.amount))
             .group_by(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder)):
         rate = rates[start].get(provider_id, Decimal(0)) if revenue_share else Decimal(0)
-        fee = money.apply_rate_to_many(count, int(quotients), int(left), bool(is_negative), rate)
+        fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate, modulus)
         totals[provider_id, currency].add_group(int(gross), fee, revenue_share, count, bool(is_negative))
     for provider_id, currency, first, last, charge in run(
             joined.add_columns(b.provider_id, b.currency, sa.func.min(s.source_id), sa.func.max(s.source_id),

@@ -76,6 +76,12 @@ def _sqlite_append_only():
 
 
 def upgrade():
+    # the journal a close posted an invoice's finalization in (one per chunk of invoices); kept
+    # by a downgrade, like the journals it points to (append-only), so an upgrade again does not
+    # post those invoices a second time
+    if 'finalized_journal_id' not in {c['name'] for c in sa.inspect(op.get_bind()).get_columns('invoices')}:
+        with op.batch_alter_table('invoices', schema=None) as batch_op:
+            batch_op.add_column(sa.Column('finalized_journal_id', sa.String(length=40), nullable=True))
     if op.get_bind().dialect.name == 'postgresql':
         op.execute("DROP TRIGGER ledger_entries_balanced ON ledger_entries")
         op.execute("DROP FUNCTION ledger_check_balanced()")
@@ -112,7 +118,8 @@ def _backfill():
 
 
 def downgrade():
-    # the journals posted stay (the ledger is append-only); the checks go back to 0009's
+    # the journals posted stay (the ledger is append-only), and so does invoices.finalized_journal_id
+    # (which of them finalized each invoice); the checks go back to 0009's
     if op.get_bind().dialect.name == 'postgresql':
         op.execute("DROP TRIGGER ledger_entries_checked ON ledger_entries")
         op.execute("DROP FUNCTION ledger_check_entries()")

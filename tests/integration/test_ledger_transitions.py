@@ -123,18 +123,19 @@ def test_a_draft_finalized_posts_what_the_close_would_have(app, tenant):
     usd = sum(bill.amount for bill in converted)
     assert posted[("fx", "USD")] == usd and posted[("fx", "AUD")] == -sum(b.invoiced_amount for b in converted)
     assert posted[("receivable", "AUD")] == invoice.amount_due and posted[("tax_payable", "AUD")] == -invoice.tax
-    # the close's own path (grouped bills, each amount split once) gives the same journal
-    from aggregator.consolidate.close_service import _shares
-    from aggregator.consolidate.invoices import InvoiceSummary
-
+    # the close's own path (bills grouped in SQL, each group's fee rounded at once) gives the same shares
     with app.app_context():
-        from aggregator.consolidate.close_service import _CloseContext
+        from aggregator.accounts.service import tenant_settings
+        from aggregator.consolidate.close_service import _chunk_shares, _CloseContext
+        from aggregator.consolidate.fx_service import rates_in_effect
         from aggregator.payouts import terms
+        from aggregator.periods.service import tenant_period
 
-        ctx = _CloseContext(None, None, None, {}, terms.rates_of(tenant.id, False, invoice.period_start))
-        groups = [(None, bill.currency, bill.provider_id, True, bill.amount, 1) for bill in parts.bills]
-        summary = InvoiceSummary("AUD", None, (), None, {"USD": converted[0].fx_rate})
-        close_shares = _shares(ctx, summary, groups)
+        settings = tenant_settings(tenant.id, False)
+        period = tenant_period(settings, invoice.period_start)
+        ctx = _CloseContext(settings, period, None, rates_in_effect(tenant.id, False, period.end),
+                            terms.rates_of(tenant.id, False, invoice.period_start))
+        close_shares = tuple(share for share, currency in _chunk_shares(ctx, "", "~", set()))
     assert close_shares == bookkeeping.finalized_of(invoice.id, invoice.customer_id, parts).shares
 
 
@@ -185,8 +186,9 @@ def test_payments_refunds_voids_and_write_offs_keep_the_books_with_the_tables(ap
     assert balances[("receivable", "AUD")] == open_due
     assert balances[("cash", "AUD")] == payments - refunds
     assert {c: -balances[(f"customer_credit:{c}", "AUD")] for c in credits} == credits
-    assert kinds == sorted(["invoice_finalized"] * 5 + ["payment_received"] * 4 + ["refund", "invoice_voided",
-                                                                                     "write_off"])
+    # the close's invoices are one journal (its one chunk), the rest one per movement
+    assert kinds == sorted(["invoices_finalized"] + ["payment_received"] * 4 + ["refund", "invoice_voided",
+                                                                                "write_off"])
 
 
 def test_a_void_of_a_written_off_invoice_reverses_both(app, books_of):
@@ -204,5 +206,5 @@ def test_a_void_of_a_written_off_invoice_reverses_both(app, books_of):
         (f"provider_payable:{tenant.a}", "AUD"): 14000, ("platform_revenue", "AUD"): 6000}
     with app.app_context():
         voided = bookkeeping._journals_of(tenant.id, False, invoice.id)
-    assert books.totals(voided["invoice_finalized"].postings + voided["write_off"].postings
-                        + voided["invoice_voided"].postings) == {"AUD": 0}
+    # the close finalized it in its chunk's journal: the void reverses what the invoice put in it
+    assert books.totals(voided["write_off"].postings + voided["invoice_voided"].postings) == {"AUD": 0}

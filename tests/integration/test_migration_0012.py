@@ -84,7 +84,8 @@ def test_the_backfill_posts_the_books_the_transitions_post(tmp_path: Path, monke
     posted = _make_tenant(app, client, "Posted")
     _history(app, posted)
     unposted = _make_tenant(app, client, "Before the ledger")
-    for name in ("post_finalized", "post_voided", "post_write_off", "post_payments", "post_refund"):
+    for name in ("post_finalized", "post_close_chunk", "post_voided", "post_write_off", "post_payments",
+                 "post_refund"):
         monkeypatch.setattr(bookkeeping, name, lambda *args, **kwargs: None)
     _history(app, unposted)
     monkeypatch.undo()

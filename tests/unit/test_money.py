@@ -727,15 +727,17 @@ def test_money_is_an_immutable_value():
     assert len({amount, Money(100, "USD"), Money(100, "EUR")}) == 2
 
 
-@given(rate=st.decimals(min_value=0, max_value=1, places=6, allow_nan=False),
+@given(rates=st.lists(st.decimals(min_value=0, max_value=1, places=6, allow_nan=False), min_size=1, max_size=4),
        amounts=st.lists(st.integers(1, 10**15), min_size=1, max_size=20), negative=st.booleans())
-def test_a_rate_applied_to_many_amounts_grouped_by_remainder_is_the_sum_of_each(rate, amounts, negative):
-    """What the payouts' SQL groups by (sign, magnitude mod d) and sums (magnitude div d) gives,
-    rounded here, exactly Σ apply_rate of each amount."""
-    d = money.rate_denominator(rate)
+def test_a_rate_applied_to_many_amounts_grouped_by_remainder_is_the_sum_of_each(rates, amounts, negative):
+    """What the SQL of the close and of the payouts groups by (sign, magnitude mod the rates'
+    common modulus) and sums (magnitudes) gives, rounded here, exactly Σ apply_rate of each."""
+    modulus = money.rate_modulus(rates)
+    assert all(modulus % r.as_integer_ratio()[1] == 0 for r in rates)
     groups: dict[int, list[int]] = {}
     for a in amounts:
-        groups.setdefault(a % d, []).append(a // d)
+        groups.setdefault(a % modulus, []).append(a)
     sign = -1 if negative else 1
-    assert sum(money.apply_rate_to_many(len(q), sum(q), r, negative, rate) for r, q in groups.items()) == \
-        sum(money.apply_rate(sign * a, rate) for a in amounts)
+    for rate in rates:
+        assert sum(money.apply_rate_to_many(len(m), sum(m), r, negative, rate, modulus) for r, m in groups.items()) \
+            == sum(money.apply_rate(sign * a, rate) for a in amounts)
