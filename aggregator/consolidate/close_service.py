@@ -258,9 +258,9 @@ def _chunk_shares(ctx: _CloseContext, after: str, upto: str, not_invoiced: set[s
     (shares.split), money.convert converts each converted amount once. -> (share, invoice
     currency) pairs."""
     bills, customers = Bill.__table__.c, Customer.__table__.c
-    modulus = money.rate_modulus(ctx.provider_rates.values())
+    modulus, modulus_of = terms.moduli(bills.provider_id, ctx.provider_rates)
     magnitude, negative = sa.func.abs(bills.amount), bills.amount < 0
-    remainder = magnitude % sa.literal(modulus, literal_execute=True)
+    remainder = magnitude % modulus
     converted = sa.case((bills.currency == customers.currency, None), else_=bills.amount)
     keys = (bills.provider_id, bills.currency, customers.currency, bills.revenue_share, negative, remainder, converted)
     query = (sa.select(*keys, sa.func.count(), sa.func.sum(magnitude), sa.func.sum(bills.amount))
@@ -275,7 +275,8 @@ def _chunk_shares(ctx: _CloseContext, after: str, upto: str, not_invoiced: set[s
     for provider_id, currency, invoice_currency, revenue_share, is_negative, left, amount, count, magnitudes, gross \
             in run(query):
         rate = ctx.provider_rates[provider_id] if revenue_share else Decimal(0)
-        fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate, modulus)
+        fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate,
+                                       modulus_of[provider_id])
         invoiced = int(gross) if amount is None else money.convert(
             amount, currency, invoice_currency, ctx.rates[(currency, invoice_currency)]) * count
         total = sums.setdefault((provider_id, currency, invoice_currency), [0, 0, 0])

@@ -249,13 +249,12 @@ def _whole(sources, invoices):
 def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict) -> None:
     """The fast path: the bills of the run's whole collections, each exactly its split. The
     database groups them per provider, currency, revenue share and period, and, for the fee, by
-    sign and magnitude mod the rates' common modulus, summing the magnitudes (integers only);
+    sign and magnitude mod its provider's modulus (terms.moduli), summing the magnitudes (integers only);
     money.apply_rate_to_many rounds each group (the one rule, exactly as bill by bill)."""
     s, i, b = _sources.c, Invoice.__table__.c, Bill.__table__.c
     periods = [start for (start,) in run(sa.select(i.period_start).distinct().select_from(_sources)
                                           .join(Invoice.__table__, i.id == s.invoice_id).where(s.run_id == run_id))]
     rates = {start: terms.rates_of(tenant_id, livemode, start) for start in periods}
-    modulus = money.rate_modulus(rate for of_period in rates.values() for rate in of_period.values())
     magnitude = sa.func.abs(b.amount)
     joined = (sa.select().select_from(_sources)
               .join(Invoice.__table__, i.id == s.invoice_id)
@@ -264,13 +263,22 @@ def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict
                                             b.status == "pending"))
               .where(s.run_id == run_id, _whole(s, i)))
     negative = b.amount < 0
-    remainder = magnitude % sa.literal(modulus, literal_execute=True)
-    for provider_id, currency, revenue_share, start, is_negative, left, count, magnitudes, gross in run(
-            joined.add_columns(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder,
-                               sa.func.count(), sa.func.sum(magnitude), sa.func.sum(b.amount))
-            .group_by(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder)):
+    # one modulus per provider (its rates of every period the run pays have one common one)
+    merged: dict[str, list[Decimal]] = {}
+    for of_period in rates.values():
+        for provider_id, rate in of_period.items():
+            merged.setdefault(provider_id, []).append(rate)
+    modulus, modulus_of = terms.moduli(b.provider_id, {
+        p: Decimal(1) / money.rate_modulus(r) for p, r in merged.items()})
+    remainder = magnitude % modulus
+    grouped = (joined.add_columns(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder,
+                                  sa.func.count(), sa.func.sum(magnitude), sa.func.sum(b.amount))
+               .group_by(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder))
+    for provider_id, currency, revenue_share, start, is_negative, left, count, magnitudes, gross in \
+            db.session.execute(grouped, execution_options={"yield_per": 10_000}):  # streamed: flat memory
         rate = rates[start].get(provider_id, Decimal(0)) if revenue_share else Decimal(0)
-        fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate, modulus)
+        fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate,
+                                       modulus_of.get(provider_id, 1))
         totals[provider_id, currency].add_group(int(gross), fee, revenue_share, count, bool(is_negative))
     for provider_id, currency, first, last, charge in run(
             joined.add_columns(b.provider_id, b.currency, sa.func.min(s.source_id), sa.func.max(s.source_id),
