@@ -224,6 +224,7 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
 
     default_rate = money.parse_rate(ctx.settings.default_tax_rate)
     summaries: list[tuple[str, InvoiceSummary]] = []
+    converted: dict[tuple[str, str], list[int]] = {}  # (bill currency, invoice currency) -> [amount, invoiced]
     external_ids: dict[str, str] = {}
     waiting = 0
     for customer_id, group in groupby(rows, key=lambda r: r[0]):
@@ -233,9 +234,15 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         currency, exempt, own_rate, external_ids[customer_id] = terms_of[customer_id]
         rate = tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt)
         try:
-            summaries.append((customer_id, summarize_invoice(
-                currency, rate, [BillTotal(r[1], int(r[2]), r[3]) for r in group],  # SUM: numeric
-                credits.get(customer_id, ()), ctx.rates)))
+            totals = [BillTotal(r[1], int(r[2]), r[3]) for r in group]  # SUM: numeric
+            summaries.append((customer_id, summarize_invoice(currency, rate, totals, credits.get(customer_id, ()),
+                                                             ctx.rates)))
+            for bill in totals:  # converted, each line on its own, as summarize_invoice did
+                if bill.currency != currency:
+                    pair = converted.setdefault((bill.currency, currency), [0, 0])
+                    pair[0] += bill.amount
+                    pair[1] += money.convert(bill.amount // bill.count, bill.currency, currency,
+                                             ctx.rates[(bill.currency, currency)]) * bill.count
         except MissingRates as missing:
             report.missing_fx_rates |= missing.pairs
             waiting += 1
@@ -245,49 +252,43 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
     if summaries:
         invoiced = {customer_id for customer_id, _ in summaries}
         shares = _chunk_shares(ctx, after, upto, set(terms_of) - invoiced) if ctx.auto else ()
-        _store_invoices(ctx, summaries, external_ids, next_number, shares)
+        _store_invoices(ctx, summaries, external_ids, next_number, shares,
+                        {pair: (amount, invoiced) for pair, (amount, invoiced) in converted.items()})
         report.invoices_created += len(summaries)
     return waiting
 
 
-def _chunk_shares(ctx: _CloseContext, after: str, upto: str, not_invoiced: set[str]) -> list[tuple[Share, str]]:
-    """The providers' shares of the chunk's invoices (its journal's), summed per provider, bill
-    currency and invoice currency, with no row per bill nor per invoice: the database groups the
-    bills by terms, sign and magnitude mod the rate's denominator d (summing magnitude div d), and
-    converted bills by amount; money.apply_rate_to_many rounds each group exactly as bill by bill
-    (shares.split), money.convert converts each converted amount once. -> (share, invoice
-    currency) pairs."""
-    bills, customers = Bill.__table__.c, Customer.__table__.c
+def _chunk_shares(ctx: _CloseContext, after: str, upto: str, not_invoiced: set[str]) -> list[Share]:
+    """The providers' shares of the chunk's invoices (its journal's), summed per provider and bill
+    currency, with no row per bill nor per invoice: the database groups the bills by terms, sign
+    and magnitude mod their provider's modulus (terms.moduli: 10 for a rate of 0.3), summing the
+    magnitudes; money.apply_rate_to_many rounds each group exactly as bill by bill (shares.split)."""
+    bills = Bill.__table__.c
     modulus, modulus_of = terms.moduli(bills.provider_id, ctx.provider_rates)
     magnitude, negative = sa.func.abs(bills.amount), bills.amount < 0
     remainder = magnitude % modulus
-    converted = sa.case((bills.currency == customers.currency, None), else_=bills.amount)
-    keys = (bills.provider_id, bills.currency, customers.currency, bills.revenue_share, negative, remainder, converted)
+    keys = (bills.provider_id, bills.currency, bills.revenue_share, negative, remainder)
     query = (sa.select(*keys, sa.func.count(), sa.func.sum(magnitude), sa.func.sum(bills.amount))
-             .join_from(Bill.__table__, Customer.__table__, customers.id == bills.customer_id)
              .where(bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode,
                     bills.period_start == ctx.period.start, bills.status == "pending",
                     bills.customer_id > after, bills.customer_id <= upto)
              .group_by(*keys))
     if not_invoiced:
         query = query.where(bills.customer_id.not_in(sorted(not_invoiced)))
-    sums: dict[tuple[str, str, str], list[int]] = {}
-    for provider_id, currency, invoice_currency, revenue_share, is_negative, left, amount, count, magnitudes, gross \
-            in run(query):
+    sums: dict[tuple[str, str], list[int]] = {}
+    for provider_id, currency, revenue_share, is_negative, left, count, magnitudes, gross in run(query):
         rate = ctx.provider_rates[provider_id] if revenue_share else Decimal(0)
         fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate,
                                        modulus_of[provider_id])
-        invoiced = int(gross) if amount is None else money.convert(
-            amount, currency, invoice_currency, ctx.rates[(currency, invoice_currency)]) * count
-        total = sums.setdefault((provider_id, currency, invoice_currency), [0, 0, 0])
+        total = sums.setdefault((provider_id, currency), [0, 0])
         total[0] += int(gross) - fee
         total[1] += fee
-        total[2] += invoiced
-    return [(Share(p, c, net, fee, invoiced), y) for (p, c, y), (net, fee, invoiced) in sorted(sums.items())]
+    return [Share(p, c, net, fee, net + fee) for (p, c), (net, fee) in sorted(sums.items())]
 
 
 def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummary]],
-                    external_ids: dict[str, str], first: int, shares: Sequence[tuple[Share, str]] = ()) -> None:
+                    external_ids: dict[str, str], first: int, shares: Sequence[Share] = (),
+                    converted: dict[tuple[str, str], tuple[int, int]] | None = None) -> None:
     """One invoice per customer (see transitions.create_invoices), then the credits. A duplicate
     invoice could only come from a writer that ignored the sequence lock: the unique constraint
     refuses it and the chunk rolls back."""
@@ -315,7 +316,8 @@ def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummar
                 "id": new_id("cred"), "tenant_id": ctx.tenant_id, "livemode": ctx.livemode,
                 "customer_id": customer_id, "amount": s.totals.carried_credit,
                 "currency": s.currency, "source_invoice_id": invoice_id, "created_at": ctx.as_of})
-    transitions.create_invoices(ctx.settings, invoice_rows, external_ids, ctx.as_of, first, finalized, shares)
+    transitions.create_invoices(ctx.settings, invoice_rows, external_ids, ctx.as_of, first, finalized, shares,
+                                converted)
     if applied:  # credit lines are stored (void releases the credits they applied)
         run(sa.insert(InvoiceLine.__table__), applied)
         run(sa.update(Credit.__table__).where(Credit.id == sa.bindparam("credit"))

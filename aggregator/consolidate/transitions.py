@@ -49,14 +49,15 @@ def _advance_sequence(tenant_id: str, livemode: bool, next_number: int) -> None:
 def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: dict[str, str],
                     as_of: datetime, first_number: int,
                     finalized: Sequence[bookkeeping.FinalizedInvoice] = (),
-                    shares: Sequence[tuple] = ()) -> None:
+                    shares: Sequence = (), converted: dict | None = None) -> None:
     """Store new invoices (rows of every column but the lifecycle's), each as of `as_of`:
     finalized at once with the numbers from `first_number` on under automatic review (the
     caller holds the sequence row lock, so they are gapless), drafts otherwise; with their
     `invoice.created` (and `invoice.finalized`) events. `external_ids`: customer id -> its
     external_id, for the events. Finalized, they are posted to the ledger as one journal
-    (invoices_finalized): `finalized` holds their amounts, one per row, and `shares` the
-    providers' shares of them all ((ledger Share, invoice currency) pairs)."""
+    (invoices_finalized): `finalized` holds their amounts, one per row, `shares` the providers'
+    shares of them all and `converted` their bills converted into the invoice's currency
+    ((bill currency, invoice currency) -> (amount, invoiced))."""
     auto = settings.invoice_review == "auto"
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     for offset, row in enumerate(rows):
@@ -68,7 +69,7 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
         if len(finalized) != len(rows):
             raise ValueError("Finalized invoices are posted to the ledger: pass their amounts, one per row.")
         journal_id = bookkeeping.post_close_chunk(
-            settings.tenant_id, settings.livemode, finalized, shares, as_of,
+            settings.tenant_id, settings.livemode, finalized, shares, converted or {}, as_of,
             f"{len(rows)} invoices finalized at the close: {rows[0]['number']} to {rows[-1]['number']}")
         for row in rows:
             row["finalized_journal_id"] = journal_id

@@ -117,7 +117,8 @@ def post_finalized(tenant_id: str, livemode: bool, invoices: Sequence[FinalizedI
 
 
 def post_close_chunk(tenant_id: str, livemode: bool, invoices: Sequence[FinalizedInvoice],
-                     shares: Sequence[tuple[books.Share, str]], as_of: datetime, memo: str) -> str | None:
+                     shares: Sequence[books.Share], converted: dict[tuple[str, str], tuple[int, int]],
+                     as_of: datetime, memo: str) -> str | None:
     """invoices_finalized: the invoices a close's chunk finalized, as one journal (ledger
     entries per account and currency, not per invoice: a million bills post a few thousand
     entries, not a million). A provider's credit bills are netted against its other bills of
@@ -125,7 +126,8 @@ def post_close_chunk(tenant_id: str, livemode: bool, invoices: Sequence[Finalize
     if not invoices:
         return None
     journal = books.invoices_finalized(invoices[0].invoice_id, [
-        (i.customer_id, i.currency, i.amount_due, i.tax, i.credit, i.carried) for i in invoices], shares, memo)
+        (i.customer_id, i.currency, i.amount_due, i.tax, i.credit, i.carried) for i in invoices], shares, converted,
+        memo)
     debits = {(p.account.partition(":")[2], p.currency): p.amount for p in journal.postings
               if p.amount > 0 and books.is_provider_payable(p.account)}
     if debits:

@@ -340,11 +340,13 @@ def invoice_finalized(invoice_id: str, currency: str, amount_due: int, tax: int,
 
 
 def invoices_finalized(batch_id: str, invoices: Sequence[tuple[str, str, int, int, int, int]],
-                       shares: Sequence[tuple[Share, str]], memo: str | None = None) -> Journal:
+                       shares: Sequence[Share], converted: Mapping[tuple[str, str], tuple[int, int]],
+                       memo: str | None = None) -> Journal:
     """The invoices a close finalized in one transaction, as one journal: what their
     invoice_finalized journals would post, summed per account and currency. `invoices`:
     (customer id, currency, amount due, tax, credit applied, credit carried) each; `shares`: the
-    providers' shares of them all, each with the currency of the invoices it was billed on. A
+    providers' shares of them all, in the bills' currencies; `converted`: (bill currency,
+    invoice currency) -> (the converted bills' amount, what they were invoiced), through fx. A
     provider's debits (credit bills beyond its other shares) are the caller's to take from what it
     is owed (`within_owed`)."""
     sums: dict[tuple[str, str], int] = defaultdict(int)
@@ -353,15 +355,12 @@ def invoices_finalized(batch_id: str, invoices: Sequence[tuple[str, str, int, in
         sums[TAX_PAYABLE, currency] -= tax
         if applied or carried:
             sums[customer_credit(customer_id), currency] += applied - carried
-    for share, currency in shares:
+    for share in shares:
         sums[provider_payable(share.provider_id), share.currency] -= share.net
         sums[PLATFORM_REVENUE, share.currency] -= share.fee
-        if share.currency != currency:
-            sums[FX, share.currency] += share.net + share.fee
-            sums[FX, currency] -= share.invoiced
-        elif share.invoiced != share.net + share.fee:
-            raise Unbalanced(f"A share in the invoice's currency is invoiced {share.invoiced}, not its net + fee "
-                             f"({share.net + share.fee}).")
+    for (bill_currency, invoice_currency), (original, invoiced) in converted.items():
+        sums[FX, bill_currency] += original
+        sums[FX, invoice_currency] -= invoiced
     return Journal("invoices_finalized", batch_id,
                    tuple(Posting(account, currency, amount) for (account, currency), amount in sorted(sums.items())),
                    memo)

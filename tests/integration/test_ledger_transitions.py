@@ -135,8 +135,10 @@ def test_a_draft_finalized_posts_what_the_close_would_have(app, tenant):
         period = tenant_period(settings, invoice.period_start)
         ctx = _CloseContext(settings, period, None, rates_in_effect(tenant.id, False, period.end),
                             terms.rates_of(tenant.id, False, invoice.period_start))
-        close_shares = tuple(share for share, currency in _chunk_shares(ctx, "", "~", set()))
-    assert close_shares == bookkeeping.finalized_of(invoice.id, invoice.customer_id, parts).shares
+        close_shares = tuple(_chunk_shares(ctx, "", "~", set()))
+    draft_shares = bookkeeping.finalized_of(invoice.id, invoice.customer_id, parts).shares
+    assert [(s.provider_id, s.currency, s.net, s.fee) for s in close_shares] == \
+        [(s.provider_id, s.currency, s.net, s.fee) for s in draft_shares]
 
 
 def test_payments_refunds_voids_and_write_offs_keep_the_books_with_the_tables(app, books_of):
