@@ -96,3 +96,14 @@ def test_the_demos_localstripe_is_stopped_when_the_story_fails(app, tmp_path, mo
         _run(app, tmp_path)
     [server] = started
     assert server.process.poll() is not None  # the process was ended
+
+
+def test_the_demo_pays_the_providers_and_writes_the_report_beside_the_invoices(demo_with_cards):
+    made, text = demo_with_cards
+    assert "Paying the providers" in text and made["reconciled"]
+    assert {p["status"] for p in made["payouts"]} == {"paid"} and len(made["payouts"]) >= 3
+    report = made["payout_report"]
+    assert report.parent == made["pdfs"][0].parent
+    report_text = "\n".join(page.extract_text() for page in PdfReader(report).pages)
+    assert "Ledgerly" in report_text and "Reconciliation" in report_text
+    assert set(made["ledger_sums"].values()) == {0}  # each currency's books balance
