@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import sqlalchemy as sa
 
-from ..db import db, run
+from ..db import db
 from ..payouts import shares as rules
 from . import journal as books
 from . import service
