@@ -372,6 +372,40 @@ def waiting(table: sa.Table, *where) -> tuple[int, datetime | None]:
     return row[0], row[1]
 
 
+def claim_ready(table: sa.Table, ready: sa.Select, lane: Lane | None, **values) -> list[str]:
+    """Claim the rows of `table` that `ready` selects (their ids, ordered and limited), setting
+    `values` (a lease, an attempt counted), and commit: -> their ids, sorted. Scoped to one lane
+    when given; workers claiming at once get different rows (FOR UPDATE SKIP LOCKED on
+    PostgreSQL; SQLite serializes writers)."""
+    if lane is not None:
+        ready = ready.where(table.c.tenant_id == lane.tenant_id, table.c.livemode == lane.livemode)
+    if db.session.get_bind().dialect.name == "postgresql":
+        ready = ready.with_for_update(skip_locked=True)
+    ids = db.session.execute(sa.update(table).where(table.c.id.in_(ready)).values(**values)
+                             .returning(table.c.id)).scalars().all()
+    db.session.commit()
+    return sorted(ids)
+
+
+def settle_each(items: Sequence, outcomes: Sequence, adapters, settle: Callable[[Any, Any, datetime], str]) -> Worked:
+    """Store what a batch's gateway calls answered, in one transaction: `settle(item, outcome,
+    as_of)` for each (as of its tenant's clock) -> its status; an "unknown" one counts as failed
+    (it is looked at again later), any other as done."""
+    worked = Worked()
+    try:
+        for item, outcome in zip(items, outcomes, strict=True):
+            as_of = adapters.clocks.for_tenant(item.tenant_id, item.livemode).now()
+            if settle(item, outcome, as_of) == "unknown":
+                worked.failed += 1
+            else:
+                worked.done += 1
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return worked
+
+
 def drain(queue: Queue, adapters, *, lane: Lane | None = None, limit: int | None = None) -> Worked:
     """Claim and work batches of `queue` until nothing is ready (or `limit` items were taken),
     on real time (the adapters' base clock), read afresh for each batch."""

@@ -22,6 +22,7 @@ from ..accounts.models import Customer, TenantSettings
 from ..auth import Principal
 from ..consolidate.models import Invoice
 from ..db import db
+from .. import due
 from ..due import Lane, Worked
 from ..errors import NotFound
 from ..events.models import Event
@@ -65,14 +66,7 @@ def claim_deliveries(now: datetime, limit: int, lane: Lane | None = None) -> Cla
     ready = (sa.select(d.id).where(sa.text("email_deliveries.status = 'pending'"), d.next_attempt_at <= now,
                                    sa.or_(d.locked_until.is_(None), d.locked_until < now))
              .order_by(d.next_attempt_at, d.id).limit(limit))
-    if lane is not None:
-        ready = ready.where(d.tenant_id == lane.tenant_id, d.livemode == lane.livemode)
-    if db.session.get_bind().dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True)
-    ids = db.session.execute(sa.update(_deliveries).where(d.id.in_(ready))
-                             .values(locked_by=token, locked_until=now + LEASE).returning(d.id)).scalars().all()
-    db.session.commit()
-    return Claim(token, sorted(ids))
+    return Claim(token, due.claim_ready(_deliveries, ready, lane, locked_by=token, locked_until=now + LEASE))
 
 
 class NotToBeSent(Exception):

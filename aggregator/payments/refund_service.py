@@ -256,14 +256,7 @@ def claim_refunds(now: datetime, limit: int, lane: Lane | None = None) -> Claim:
     ready = (sa.select(r.id).where(sa.text("refunds.status = 'pending'"), r.gateway == "stripe",
                                    sa.or_(r.locked_until.is_(None), r.locked_until < now))
              .order_by(r.created_at, r.id).limit(limit))
-    if lane is not None:
-        ready = ready.where(r.tenant_id == lane.tenant_id, r.livemode == lane.livemode)
-    if db.session.get_bind().dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True)
-    ids = db.session.execute(sa.update(_refunds).where(r.id.in_(ready))
-                             .values(locked_until=now + due.lease(SEND_LEASE)).returning(r.id)).scalars().all()
-    db.session.commit()
-    return Claim(secrets.token_hex(8), sorted(ids))
+    return Claim(secrets.token_hex(8), due.claim_ready(_refunds, ready, lane, locked_until=now + due.lease(SEND_LEASE)))
 
 
 def resume_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) -> Worked:
@@ -279,20 +272,8 @@ def resume_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) 
     sends = [(_request_of(r, payments[r.payment_id]), _gateway_of(r, adapters), r.stripe_refund_id) for r in refunds]
     db.session.commit()  # no transaction stays open while Stripe is talked to
     outcomes = [_send(request, gateway, resume=True, stripe_refund_id=known) for request, gateway, known in sends]
-    worked = Worked()
-    try:
-        for refund, outcome in zip(refunds, outcomes):
-            as_of = adapters.clocks.for_tenant(refund.tenant_id, refund.livemode).now()
-            status = _settle(refund, outcome, as_of, now)
-            if status == "unknown":
-                worked.failed += 1
-            else:
-                worked.done += 1
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    return worked
+    return due.settle_each(refunds, outcomes, adapters,
+                           lambda refund, outcome, as_of: _settle(refund, outcome, as_of, now))
 
 
 def pending_backlog() -> tuple[int, datetime | None]:

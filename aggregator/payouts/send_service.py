@@ -42,15 +42,7 @@ def claim_payouts(now: datetime, limit: int, lane: Lane | None = None) -> list[s
     ready = (sa.select(p.id).where(p.status == "approved", p.method == "stripe",
                                    sa.or_(p.send_after.is_(None), p.send_after < now))
              .order_by(p.approved_at, p.id).limit(limit))
-    if lane is not None:
-        ready = ready.where(p.tenant_id == lane.tenant_id, p.livemode == lane.livemode)
-    if db.session.get_bind().dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True)
-    ids = db.session.execute(sa.update(_payouts).where(p.id.in_(ready))
-                             .values(send_after=now + due.lease(SEND_LEASE), requests=p.requests + 1)
-                             .returning(p.id)).scalars().all()
-    db.session.commit()
-    return sorted(ids)
+    return due.claim_ready(_payouts, ready, lane, send_after=now + due.lease(SEND_LEASE), requests=p.requests + 1)
 
 
 def _request_of(payout: Payout) -> TransferRequest:
@@ -107,19 +99,7 @@ def send_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) ->
         sends.append((_request_of(payout), gateway, payout.requests))
     db.session.commit()  # no transaction stays open while Stripe is talked to
     outcomes = [_send(request, gateway, attempt) for request, gateway, attempt in sends]
-    worked = Worked()
-    try:
-        for payout, outcome in zip(payouts, outcomes):
-            as_of = adapters.clocks.for_tenant(payout.tenant_id, payout.livemode).now()
-            if settle(payout, outcome, as_of, now) == "unknown":
-                worked.failed += 1
-            else:
-                worked.done += 1
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    return worked
+    return due.settle_each(payouts, outcomes, adapters, lambda payout, outcome, as_of: settle(payout, outcome, as_of, now))
 
 
 def backlog() -> tuple[int, datetime | None]:
