@@ -45,10 +45,17 @@ SECRET_CHARACTERS_COUNTED = 8
 REMEMBERED_MAX = 10_000
 
 
-def limits_of(text: str) -> list[RateLimitItem]:
-    """'20/minute', '100/second;5000/minute' (the `limits` notation); '' or 'off': none."""
+def limits_of(text: str, setting: str = "limit") -> list[RateLimitItem]:
+    """'20/minute', '100/second;5000/minute' (the `limits` notation); '' or 'off': none.
+    ValueError naming `setting` for anything else."""
     text = text.strip()
-    return [] if text in ("", "off") else parse_many(text)
+    if text in ("", "off"):
+        return []
+    try:
+        return parse_many(text)
+    except ValueError:
+        raise ValueError(f"{setting}: {text!r} is not a rate limit; write e.g. '20/minute' or "
+                         "'100/second;5000/minute', or 'off'.") from None
 
 
 def address_of(remote_addr: str | None) -> str:
@@ -169,8 +176,9 @@ def current() -> Throttle:
 def init_app(app: Flask, settings) -> Throttle:
     """The app's throttle, from its settings: counters in Redis if a redis:// URI is given, else
     in the app's database, timed by the app's clock (so a test clock moves the windows)."""
-    limits = Limits(limits_of(settings.auth_failures_per_address), limits_of(settings.auth_failures_per_key_prefix),
-                    limits_of(settings.key_rate_limit))
+    limits = Limits(limits_of(settings.auth_failures_per_address, "AGGREGATOR_AUTH_FAILURES_PER_ADDRESS"),
+                    limits_of(settings.auth_failures_per_key_prefix, "AGGREGATOR_AUTH_FAILURES_PER_KEY_PREFIX"),
+                    limits_of(settings.key_rate_limit, "AGGREGATOR_KEY_RATE_LIMIT"))
     if settings.ratelimit_storage_uri:
         storage, now = storage_from_string(settings.ratelimit_storage_uri), time.time  # the server's own expiry
     else:
