@@ -23,6 +23,7 @@ in the common case. The cost is that a block set by another process reaches this
 each; use Redis for it."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import math
@@ -58,6 +59,7 @@ def limits_of(text: str, setting: str = "limit") -> list[RateLimitItem]:
                          "'100/second;5000/minute', or 'off'.") from None
 
 
+@functools.lru_cache(maxsize=4096)  # parsing an address costs more than the rest of the check
 def address_of(remote_addr: str | None) -> str:
     """The client address counted: an IPv4 address as is, an IPv6 address by its /64 (a host
     usually holds a whole /64), anything else (no address) as one shared "unknown"."""
@@ -101,8 +103,8 @@ class Throttle:
     def __init__(self, storage: Storage, limits: Limits, *, now: Callable[[], float], recheck_seconds: float):
         self.storage, self.limits, self.now, self.recheck_seconds = storage, limits, now, recheck_seconds
         self.limiter = FixedWindowRateLimiter(storage)
-        self._clear_until: dict[str, float] = {}
-        self._blocked_until: dict[str, float] = {}
+        self._clear_until: dict[tuple[str, str], float] = {}  # (scope, identifier): every limit clear
+        self._blocked_until: dict[str, float] = {}  # counter: its window's end
 
     def _scopes(self, remote_addr: str | None, key: str | None):
         yield "address", address_of(remote_addr), self.limits.per_address
@@ -113,22 +115,21 @@ class Throttle:
         """RateLimited if this address, or this key's prefix, has failed too often for now."""
         now = self.now()
         for scope, identifier, items in self._scopes(remote_addr, key):
-            for item in items:
-                wait = self._blocked_for(item, scope, identifier, now)
-                if wait:
-                    raise RateLimited(
-                        f"Too many failed authentications from this {'address' if scope == 'address' else 'key'};"
-                        f" try again in {wait} seconds.", retry_after=wait, code="too_many_failed_authentications")
+            if not items or self._clear_until.get((scope, identifier), 0) > now:
+                continue  # the hot path: known clear, nothing read
+            wait = max(self._blocked_for(item, scope, identifier, now) for item in items)
+            if wait:
+                raise RateLimited(
+                    f"Too many failed authentications from this {'address' if scope == 'address' else 'key'};"
+                    f" try again in {wait} seconds.", retry_after=wait, code="too_many_failed_authentications")
+            _remember(self._clear_until, (scope, identifier), now + self.recheck_seconds)
 
     def _blocked_for(self, item: RateLimitItem, scope: str, identifier: str, now: float) -> int:
         """Seconds until this counter's window ends if it is over its limit, else 0."""
         counter = item.key_for(scope, identifier)
         if self._blocked_until.get(counter, 0) > now:
             return _seconds(self._blocked_until[counter] - now)
-        if self._clear_until.get(counter, 0) > now:
-            return 0
         if self.limiter.test(item, scope, identifier):
-            _remember(self._clear_until, counter, now + self.recheck_seconds)
             return 0
         ends = self.storage.get_expiry(counter)
         _remember(self._blocked_until, counter, ends)
@@ -137,8 +138,8 @@ class Throttle:
     def failed(self, remote_addr: str | None, key: str | None) -> None:
         """Count a failed authentication against the address and the key's prefix."""
         for scope, identifier, items in self._scopes(remote_addr, key):
+            self._clear_until.pop((scope, identifier), None)  # read it afresh next time
             for item in items:
-                self._clear_until.pop(item.key_for(scope, identifier), None)  # read it afresh next time
                 self.limiter.hit(item, scope, identifier)
 
     def count_request(self, key_id: str) -> dict[str, str]:
@@ -163,7 +164,7 @@ def _seconds(span: float) -> int:
     return max(1, math.ceil(span))
 
 
-def _remember(memory: dict[str, float], counter: str, until: float) -> None:
+def _remember(memory: dict, counter, until: float) -> None:
     if len(memory) >= REMEMBERED_MAX:
         memory.clear()
     memory[counter] = until
