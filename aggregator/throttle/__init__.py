@@ -20,12 +20,16 @@ this process has not looked at its address and prefix for `recheck_seconds` (it 
 they were clear, and that they were blocked until when): with a steady caller, no read at all
 in the common case. The cost is that a block set by another process reaches this one up to
 `recheck_seconds` late. A key's request limit (off by default) counts every request: one write
-each; use Redis for it."""
+each; use Redis for it.
+
+When the counters cannot be reached (Redis down), the throttle fails open: requests are
+authenticated as usual, unthrottled, and each miss is logged; the API stays up."""
 from __future__ import annotations
 
 import functools
 import hashlib
 import ipaddress
+import logging
 import math
 import re
 import time
@@ -34,11 +38,14 @@ from typing import Callable
 
 from flask import Flask, Response, current_app, g
 from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from ..errors import RateLimited
 from .storage import DatabaseStorage
+
+log = logging.getLogger(__name__)
 
 _KEY_KIND = re.compile(r"agg_[a-z]+_[a-z]+_")
 SECRET_CHARACTERS_COUNTED = 8
@@ -117,7 +124,11 @@ class Throttle:
         for scope, identifier, items in self._scopes(remote_addr, key):
             if not items or self._clear_until.get((scope, identifier), 0) > now:
                 continue  # the hot path: known clear, nothing read
-            wait = max(self._blocked_for(item, scope, identifier, now) for item in items)
+            try:
+                wait = max(self._blocked_for(item, scope, identifier, now) for item in items)
+            except StorageError:
+                log.warning("throttle: counters unreachable; %s %s not checked", scope, identifier, exc_info=True)
+                return  # fail open: the key is still checked, only the throttle is not
             if wait:
                 raise RateLimited(
                     f"Too many failed authentications from this {'address' if scope == 'address' else 'key'};"
@@ -139,16 +150,24 @@ class Throttle:
         """Count a failed authentication against the address and the key's prefix."""
         for scope, identifier, items in self._scopes(remote_addr, key):
             self._clear_until.pop((scope, identifier), None)  # read it afresh next time
-            for item in items:
-                self.limiter.hit(item, scope, identifier)
+            try:
+                for item in items:
+                    self.limiter.hit(item, scope, identifier)
+            except StorageError:
+                log.warning("throttle: counters unreachable; a failure of %s %s not counted", scope, identifier,
+                            exc_info=True)
 
     def count_request(self, key_id: str) -> dict[str, str]:
         """Count a request against its key's limits (if any): RateLimited when one is spent,
         else the X-RateLimit-* headers of the one nearest to being spent."""
         tightest = None
         for item in self.limits.per_key:
-            allowed = self.limiter.hit(item, "key", key_id)
-            stats = self.limiter.get_window_stats(item, "key", key_id)
+            try:
+                allowed = self.limiter.hit(item, "key", key_id)
+                stats = self.limiter.get_window_stats(item, "key", key_id)
+            except StorageError:
+                log.warning("throttle: counters unreachable; key %s not counted", key_id, exc_info=True)
+                return {}
             headers = {"X-RateLimit-Limit": str(item.amount), "X-RateLimit-Remaining": str(stats.remaining),
                        "X-RateLimit-Reset": str(math.ceil(stats.reset_time))}
             if not allowed:
@@ -181,14 +200,15 @@ def init_app(app: Flask, settings) -> Throttle:
                     limits_of(settings.auth_failures_per_key_prefix, "AGGREGATOR_AUTH_FAILURES_PER_KEY_PREFIX"),
                     limits_of(settings.key_rate_limit, "AGGREGATOR_KEY_RATE_LIMIT"))
     if settings.ratelimit_storage_uri:
-        storage, now = storage_from_string(settings.ratelimit_storage_uri), time.time  # the server's own expiry
+        storage = storage_from_string(settings.ratelimit_storage_uri, wrap_exceptions=True)
+        now = time.time  # the server's own expiry
     else:
         from ..db import db
 
         def now() -> float:
             return current_app.extensions["aggregator.adapters"].clocks.base.now().timestamp()
 
-        storage = DatabaseStorage(engine=lambda: db.engine, now=now)
+        storage = DatabaseStorage(engine=lambda: db.engine, now=now, wrap_exceptions=True)
     throttle = app.extensions["aggregator.throttle"] = Throttle(storage, limits, now=now,
                                                                 recheck_seconds=settings.ratelimit_recheck_seconds)
     if limits.per_key:

@@ -125,3 +125,22 @@ def test_failures_counted_in_another_process_block_this_one(app, tenant, tmp_pat
     finally:
         with here.app_context():
             db.engine.dispose()
+
+
+def test_unreachable_counters_leave_the_api_up_unthrottled(app, tenant, caplog):
+    """Fail open: with Redis down, keys are still checked (401 and 200 as ever), nothing is
+    throttled, and every miss is logged."""
+    settings = dataclasses.replace(app.config["AGGREGATOR_SETTINGS"], auth_failures_per_address="1/minute",
+                                   key_rate_limit="1/minute", ratelimit_storage_uri="redis://127.0.0.1:1/0")
+    down = create_app({"SETTINGS": settings, "TESTING": True})
+    try:
+        client = down.test_client()
+        for _ in range(3):
+            assert client.get("/v1/tenant", headers={"Authorization": "Bearer agg_prov_test_guess"}).status_code \
+                == 401
+        right = client.get("/v1/tenant", headers={"Authorization": f"Bearer {tenant.admin['test'].key}"})
+        assert right.status_code == 200 and "X-RateLimit-Limit" not in right.headers
+        assert "throttle: counters unreachable" in caplog.text
+    finally:
+        with down.app_context():
+            db.engine.dispose()
