@@ -144,3 +144,22 @@ def test_unreachable_counters_leave_the_api_up_unthrottled(app, tenant, caplog):
     finally:
         with down.app_context():
             db.engine.dispose()
+
+
+def test_a_keys_request_limit_counted_in_redis(app, tenant):
+    """The recommended set-up for a key's request limit: its counters in Redis."""
+    if not _redis_answers():
+        pytest.skip(f"no Redis server at {REDIS_URL}")
+    settings = dataclasses.replace(app.config["AGGREGATOR_SETTINGS"], key_rate_limit="2/minute",
+                                   ratelimit_storage_uri=REDIS_URL)
+    limited = create_app({"SETTINGS": settings, "TESTING": True})
+    try:
+        client = limited.test_client()
+        key = {"Authorization": f"Bearer {tenant.admin['test'].key}"}  # a new key: its own counter
+        answers = [client.get("/v1/tenant", headers=key) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["1", "0", "0"]
+        assert 55 <= int(answers[2].headers["Retry-After"]) <= 60
+    finally:
+        with limited.app_context():
+            db.engine.dispose()
