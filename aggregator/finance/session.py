@@ -22,7 +22,7 @@ from flask import Flask, current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from .. import auth
-from ..errors import Unauthenticated
+from ..errors import RateLimited, Unauthenticated
 from . import service
 
 PATH = "/finance"
@@ -31,19 +31,25 @@ DEFAULT_LIFETIME = timedelta(hours=8)
 
 
 class SignInRefused(Exception):
-    """The key cannot sign in to finance's pages; the message says why, `http_status` how to answer."""
+    """The key cannot sign in to finance's pages; the message says why, `http_status` how to
+    answer, `headers` what goes with it (Retry-After when throttled)."""
 
-    def __init__(self, message: str, http_status: int):
+    def __init__(self, message: str, http_status: int, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.http_status = http_status
+        self.headers = headers or {}
 
 
 def sign_in(secret: str) -> auth.Principal:
-    """Start a session for an admin key (SignInRefused for any other, or none)."""
+    """Start a session for an admin key (SignInRefused for any other, or none, or while this
+    address or key prefix is throttled for failing too often)."""
     try:
-        principal = auth.authenticate(f"Bearer {secret.strip()}")  # the API's one key check
+        principal = auth.authenticate_request(f"Bearer {secret.strip()}")  # the API's one key check, throttled
     except Unauthenticated:
         raise SignInRefused("This key is unknown or has been revoked.", 401) from None
+    except RateLimited as throttled:
+        raise SignInRefused(f"Too many failed sign-ins; try again in {throttled.retry_after} seconds.", 429,
+                            throttled.headers) from None
     if principal.role != "admin":
         raise SignInRefused(f"This is a {principal.role} key: finance signs in with an admin key.", 403)
     now = _now()
