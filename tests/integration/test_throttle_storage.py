@@ -117,7 +117,7 @@ def test_failures_counted_in_another_process_block_this_one(app, tenant, tmp_pat
         client = here.test_client()
         right = {"Authorization": f"Bearer {tenant.admin['test'].key}"}
         blocked = client.get("/v1/tenant", headers=right, environ_base={"REMOTE_ADDR": address})
-        assert blocked.status_code == 429 and 55 <= int(blocked.headers["Retry-After"]) <= 60
+        assert blocked.status_code == 429 and 0 < int(blocked.headers["Retry-After"]) <= 60
         assert client.get("/v1/tenant", headers=right, environ_base={"REMOTE_ADDR": "10.255.255.254"}).status_code \
             == 200
         with here.app_context():
