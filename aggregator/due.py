@@ -380,12 +380,12 @@ def fail(claim: Claim, error: BaseException, now: datetime) -> None:
     lanes = DueLane.__table__
     lane = db.session.get(DueLane, (claim.lane.tenant_id, claim.lane.livemode))
     failures = (lane.failures if lane else 0) + 1
+    kind = error.unit.kind if isinstance(error, DueWorkFailed) else "-"
     db.session.execute(
         sa.update(lanes).where(lanes.c.tenant_id == claim.lane.tenant_id, lanes.c.livemode == claim.lane.livemode,
                                lanes.c.locked_by == claim.token)
         .values(locked_by=None, locked_until=None, failures=failures, wake_at=now + backoff(failures),
-                last_error=_error_line(DueWorkFailed.reason, error.unit.kind if isinstance(error, DueWorkFailed) else "-",
-                                       error)[:1000]))
+                last_error=_error_line(DueWorkFailed.reason, kind, error)[:1000]))
     db.session.commit()
 
 
