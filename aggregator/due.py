@@ -346,6 +346,11 @@ def release(claim: Claim, lane_now: datetime, *, pending: Sequence[tuple[Unit, N
         row = db.session.get(DueLane, (claim.lane.tenant_id, claim.lane.livemode))
         failures = (row.failures if row else 0) + 1
         wake = real_now + backoff(failures)
+        if claim.lane.livemode:  # another kind's unit due before the retry is not held up by it
+            waiting = {unit.kind for unit, _ in pending}
+            other = next_unit(claim.lane, [kind for kind in kinds() if kind.name not in waiting])
+            if other is not None:
+                wake = min(wake, other.due_at)
         last_error = "\n".join(_error_line(exc.reason, unit.kind, exc) for unit, exc in pending)[:1000]
     elif next_due is None:
         wake = None
