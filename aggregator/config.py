@@ -42,6 +42,17 @@ class Settings:
     # given: one generated into secret_key_file on first use.
     secret_keys: tuple[str, ...] = ()
     secret_key_file: Path = field(default_factory=lambda: _default_var_dir() / "secret.key")
+    # Serving (aggregator.serving, aggregator.front): how many proxies in front of the app may be
+    # believed about the client's address and scheme (X-Forwarded-For/-Proto; 0: none, the app is
+    # reached directly and such headers are the client's own), and bin/start's front: "nginx"
+    # (buffers every request before a worker sees it) or "none", where it listens, where its
+    # files go, and how long a client may take over its headers, between two reads of its body
+    # and between two writes of the answer.
+    trusted_proxies: int = 0
+    front: str = "none"
+    front_bind: str = "127.0.0.1:8000"
+    front_dir: Path = field(default_factory=lambda: _default_var_dir() / "front")
+    front_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -66,6 +77,11 @@ class Settings:
             webhooks_allow_private=env.get("AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
             secret_keys=tuple(k.strip() for k in env.get("AGGREGATOR_SECRET_KEYS", "").split(",") if k.strip()),
             secret_key_file=var_dir / "secret.key",
+            trusted_proxies=int(env.get("AGGREGATOR_TRUSTED_PROXIES") or 0),
+            front=env.get("AGGREGATOR_FRONT") or "none",
+            front_bind=env.get("AGGREGATOR_FRONT_BIND") or "127.0.0.1:8000",
+            front_dir=var_dir / "front",
+            front_timeout_seconds=float(env.get("AGGREGATOR_FRONT_TIMEOUT_SECONDS") or 10),
         )
 
     def mailer(self):
