@@ -94,8 +94,11 @@ http {{
     # The whole request before gunicorn sees it, the whole answer before the client gets it.
     proxy_request_buffering on;
     proxy_buffering on;
-    proxy_http_version 1.1;  # with "Connection: close": a connection per request, no idle one that
-                             # gunicorn may close as a POST is sent on it
+    # Connections to gunicorn are kept for other requests (a new one per request cost about 0.3 ms
+    # of CPU), and let go after 1 s idle, before gunicorn's own 2 s (--keep-alive): nginx never
+    # sends a request on a connection that gunicorn is closing.
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
     proxy_connect_timeout 5s;
     proxy_send_timeout 300s;
     proxy_read_timeout 300s;  # closes and clock advances can take minutes
@@ -105,10 +108,16 @@ http {{
     proxy_set_header X-Forwarded-For $remote_addr;  # replaced, not appended to: the client's own is not believed
     proxy_set_header X-Forwarded-Proto $scheme;
 
+    upstream gunicorn {{
+        server unix:{plan.upstream_socket};
+        keepalive 32;
+        keepalive_timeout 1s;
+    }}
+
     server {{
         listen {plan.listen};
         location / {{
-            proxy_pass http://unix:{plan.upstream_socket}:;
+            proxy_pass http://gunicorn;
         }}
         error_page 413 @too_large;
         location @too_large {{

@@ -17,7 +17,7 @@ from aggregator.config import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 SLOW_CLIENTS = 128
-TIMEOUT = 4  # AGGREGATOR_FRONT_TIMEOUT_SECONDS for this test (bin/start: 10)
+TIMEOUT = 6  # AGGREGATOR_FRONT_TIMEOUT_SECONDS for this test (bin/start: 10)
 
 
 def _free_port() -> int:

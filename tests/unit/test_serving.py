@@ -57,7 +57,8 @@ def test_the_front_reads_whole_requests_within_its_timeouts_and_refuses_what_the
                       "proxy_request_buffering on;", "proxy_buffering on;", "client_max_body_size 1000;",
                       "client_body_buffer_size 1000;", "proxy_next_upstream off;",
                       "proxy_set_header X-Forwarded-For $remote_addr;", "listen 127.0.0.1:8123;",
-                      f"proxy_pass http://unix:{tmp_path}/gunicorn.sock:;", f"pid {tmp_path}/nginx.pid;",
+                      f"server unix:{tmp_path}/gunicorn.sock;", "keepalive_timeout 1s;",
+                      f"pid {tmp_path}/nginx.pid;",
                       f"client_body_temp_path {tmp_path}/tmp/body;"):
         assert directive in conf, directive
     assert "user " not in conf  # only when started as root
