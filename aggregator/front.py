@@ -54,6 +54,7 @@ class FrontPlan:
     max_request_bytes: int
     timeout_seconds: float
     user: str | None = None  # run nginx's workers as this user (nginx started as root only)
+    open_files: int = 8192  # per nginx worker; half of them client connections, half to gunicorn
 
 
 def nginx_conf(plan: FrontPlan) -> str:
@@ -65,11 +66,12 @@ def nginx_conf(plan: FrontPlan) -> str:
 {user}daemon off;
 master_process on;
 worker_processes auto;
+worker_rlimit_nofile {plan.open_files};
 pid {d}/nginx.pid;
 error_log stderr warn;
 
 events {{
-    worker_connections 4096;
+    worker_connections {plan.open_files // 2};
 }}
 
 http {{
@@ -150,6 +152,15 @@ def running_user() -> str | None:
     if os.geteuid() != 0:
         return None
     return f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
+
+
+def open_files_allowed(wanted: int = 8192) -> int:
+    """As many open files as nginx's workers may have, up to `wanted` (they may raise their soft
+    limit up to the hard one, root or not)."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -71,7 +71,7 @@ def _start_front(server, settings) -> str | None:
     listening, before the line saying so is printed. -> the address it listens on."""
     if settings.front == "none":
         return None
-    from .front import Front, FrontPlan, nginx_path, running_user
+    from .front import Front, FrontPlan, nginx_path, open_files_allowed, running_user
 
     if settings.front != "nginx":
         raise RuntimeError(f"AGGREGATOR_FRONT={settings.front!r}: expected nginx or none")
@@ -83,7 +83,8 @@ def _start_front(server, settings) -> str | None:
         raise RuntimeError("AGGREGATOR_FRONT=nginx: bind gunicorn to a unix socket (--bind unix:PATH)")
     front = Front(FrontPlan(listen=settings.front_bind, upstream_socket=Path(upstream),
                             directory=settings.front_dir, max_request_bytes=settings.max_request_bytes,
-                            timeout_seconds=settings.front_timeout_seconds, user=running_user()), binary)
+                            timeout_seconds=settings.front_timeout_seconds, user=running_user(),
+                            open_files=open_files_allowed()), binary)
     front.start()
     _embedded["front"] = front
     return settings.front_bind
