@@ -1,5 +1,6 @@
 """bin/start's front against slow clients (issue 16): 128 connections sending their headers or
-bodies a byte at a time do not stall the API, and each is cut after the front's timeout."""
+bodies a byte at a time do not stall the API, and each is cut after the front's timeout.
+(AGGREGATOR_FRONT=none in the environment runs them against gunicorn alone, which fails.)"""
 from __future__ import annotations
 
 import os
