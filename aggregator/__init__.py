@@ -7,6 +7,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .adapters import Adapters
 from .clock import Clocks, SystemClock
@@ -48,6 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings.flask_config())
     app.config.update(config)
     app.json.sort_keys = False
+    if settings.trusted_proxies:  # request.remote_addr: the client as the nearest proxy saw it
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _prepare_sqlite(app)

@@ -54,6 +54,17 @@ class Settings:
     # How long a process trusts its own finding that an address or prefix is not blocked before
     # reading the shared counters again (the bound on how late a block reaches another process).
     ratelimit_recheck_seconds: float = 1.0
+    # Serving (aggregator.serving, aggregator.front): how many proxies in front of the app may be
+    # believed about the client's address and scheme (X-Forwarded-For/-Proto; 0: none, the app is
+    # reached directly and such headers are the client's own), and bin/start's front: "nginx"
+    # (buffers every request before a worker sees it) or "none", where it listens, where its
+    # files go, and how long a client may take over its headers, between two reads of its body
+    # and between two writes of the answer.
+    trusted_proxies: int = 0
+    front: str = "none"
+    front_bind: str = "127.0.0.1:8000"
+    front_dir: Path = field(default_factory=lambda: _default_var_dir() / "front")
+    front_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -83,6 +94,11 @@ class Settings:
             key_rate_limit=env.get("AGGREGATOR_KEY_RATE_LIMIT", ""),
             ratelimit_storage_uri=env.get("AGGREGATOR_RATELIMIT_STORAGE_URI") or None,
             ratelimit_recheck_seconds=float(env.get("AGGREGATOR_RATELIMIT_RECHECK_SECONDS", 1)),
+            trusted_proxies=int(env.get("AGGREGATOR_TRUSTED_PROXIES") or 0),
+            front=env.get("AGGREGATOR_FRONT") or "none",
+            front_bind=env.get("AGGREGATOR_FRONT_BIND") or "127.0.0.1:8000",
+            front_dir=var_dir / "front",
+            front_timeout_seconds=float(env.get("AGGREGATOR_FRONT_TIMEOUT_SECONDS") or 10),
         )
 
     def mailer(self):

@@ -3,6 +3,7 @@ every header and environ variable (about a tenth of a single bill's server time)
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
@@ -32,7 +33,9 @@ class AccessLogger(Logger):
 # The master, not its HTTP workers, starts AGGREGATOR_EMBEDDED_WORKERS worker processes once it
 # listens (bin/start: one, beside the API) and stops them when it exits; gunicorn's own workers
 # never run due work. With PROMETHEUS_MULTIPROC_DIR set, an exited process's live metrics files
-# are retired (prometheus_client's multiprocess mode).
+# are retired (prometheus_client's multiprocess mode). With AGGREGATOR_FRONT=nginx (bin/start),
+# the master also starts nginx in front of gunicorn's unix socket before anything else, and
+# stops it first (aggregator/front.py).
 
 _embedded = {}
 
@@ -44,20 +47,52 @@ def when_ready(server):
     from .config import Settings
     from .worker import Supervisor
 
-    processes = Settings.from_env().embedded_workers
+    settings = Settings.from_env()
+    address = _start_front(server, settings) or _address(server)
+    processes = settings.embedded_workers
     if processes:
         supervisor = Supervisor(processes)
         supervisor.start()
         watching = threading.Thread(target=supervisor.watch, name="embedded workers", daemon=True)
         watching.start()
         _embedded.update(supervisor=supervisor, thread=watching)
-    host, port = server.address[0][:2] if isinstance(server.address[0], tuple) else (server.address[0], "")
     workers = f" and {processes} worker process{'es' if processes > 1 else ''}" if processes else ""
-    print(f"aggregator listening on http://{host}:{port} (the API{workers}; create a tenant: "
+    print(f"aggregator listening on http://{address} (the API{workers}; create a tenant: "
           ".venv/bin/aggregator tenants create --name NAME)", file=sys.stderr, flush=True)
 
 
+def _address(server) -> str:
+    host, port = server.address[0][:2] if isinstance(server.address[0], tuple) else (server.address[0], "")
+    return f"{host}:{port}"
+
+
+def _start_front(server, settings) -> str | None:
+    """With AGGREGATOR_FRONT=nginx (bin/start), nginx in front of gunicorn's unix socket: started,
+    listening, before the line saying so is printed. -> the address it listens on."""
+    if settings.front == "none":
+        return None
+    from .front import Front, FrontPlan, nginx_path, open_files_allowed, running_user
+
+    if settings.front != "nginx":
+        raise RuntimeError(f"AGGREGATOR_FRONT={settings.front!r}: expected nginx or none")
+    binary = nginx_path()
+    if not binary:
+        raise RuntimeError("AGGREGATOR_FRONT=nginx but nginx is not installed (apt-get install nginx-light)")
+    [upstream] = server.address
+    if isinstance(upstream, tuple):
+        raise RuntimeError("AGGREGATOR_FRONT=nginx: bind gunicorn to a unix socket (--bind unix:PATH)")
+    front = Front(FrontPlan(listen=settings.front_bind, upstream_socket=Path(upstream),
+                            directory=settings.front_dir, max_request_bytes=settings.max_request_bytes,
+                            timeout_seconds=settings.front_timeout_seconds, user=running_user(),
+                            open_files=open_files_allowed()), binary)
+    front.start()
+    _embedded["front"] = front
+    return settings.front_bind
+
+
 def on_exit(server):
+    if front := _embedded.get("front"):
+        front.stop()
     supervisor, thread = _embedded.get("supervisor"), _embedded.get("thread")
     if supervisor:
         supervisor.stop()

@@ -19,12 +19,20 @@ PY
 "$PYTHON" -c 'import ctypes.util, sys; sys.exit(not ctypes.util.find_library("harfbuzz-subset"))' \
   || missing+=(libharfbuzz-subset0)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+# nginx: bin/start's front, reading every request whole before gunicorn sees it (slow clients;
+# aggregator/front.py). AGGREGATOR_FRONT=none serves gunicorn directly and needs none.
+if [ "${AGGREGATOR_FRONT:-nginx}" = nginx ] && ! PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v nginx >/dev/null; then
+  missing+=(nginx-light)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing system packages: ${missing[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     echo "Missing system packages; install them with: sudo apt-get install ${missing[*]}" >&2
+    case " ${missing[*]} " in *" nginx-light "*)
+      echo "(nginx is bin/start's front against slow clients; AGGREGATOR_FRONT=none serves without it, unsafely: see docs/reliability.md)" >&2;;
+    esac
     exit 1
   fi
 fi
