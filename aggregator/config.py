@@ -4,12 +4,25 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _default_var_dir() -> Path:
     return PROJECT_ROOT / "var"
+
+
+def var_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the service keeps its files by default (AGGREGATOR_VAR_DIR, else var/ in the
+    project): the embedded database, storage, mail, the secret key, the demo's own folder."""
+    env = os.environ if env is None else env
+    return Path(env.get("AGGREGATOR_VAR_DIR") or _default_var_dir())
+
+
+def default_database_url(var: Path) -> str:
+    """The embedded SQLite database under a var folder."""
+    return f"sqlite:///{var / 'aggregator.sqlite3'}"
 
 
 @dataclass(frozen=True)
@@ -46,12 +59,10 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        var_dir = Path(env.get("AGGREGATOR_VAR_DIR", _default_var_dir()))
+        var = var_dir(env)
         return cls(
-            database_url=env.get(
-                "AGGREGATOR_DATABASE_URL", f"sqlite:///{var_dir / 'aggregator.sqlite3'}"
-            ),
-            storage_dir=Path(env.get("AGGREGATOR_STORAGE_DIR", var_dir / "storage")),
+            database_url=env.get("AGGREGATOR_DATABASE_URL") or default_database_url(var),
+            storage_dir=Path(env.get("AGGREGATOR_STORAGE_DIR", var / "storage")),
             max_request_bytes=int(env.get("AGGREGATOR_MAX_REQUEST_BYTES", 4 * 1024 * 1024)),
             tick_seconds=float(env.get("AGGREGATOR_TICK_SECONDS", 30)),
             drain_seconds=float(env.get("AGGREGATOR_DRAIN_SECONDS", 1)),
@@ -62,10 +73,10 @@ class Settings:
             smtp_url=env.get("AGGREGATOR_SMTP_URL") or None,
             test_smtp_url=env.get("AGGREGATOR_TEST_SMTP_URL") or None,
             email_from=env.get("AGGREGATOR_EMAIL_FROM") or "billing@localhost",
-            mail_dir=var_dir / "mail",
+            mail_dir=var / "mail",
             webhooks_allow_private=env.get("AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
             secret_keys=tuple(k.strip() for k in env.get("AGGREGATOR_SECRET_KEYS", "").split(",") if k.strip()),
-            secret_key_file=var_dir / "secret.key",
+            secret_key_file=var / "secret.key",
         )
 
     def mailer(self):
