@@ -55,6 +55,8 @@ class Settings:
     # given: one generated into secret_key_file on first use.
     secret_keys: tuple[str, ...] = ()
     secret_key_file: Path = field(default_factory=lambda: _default_var_dir() / "secret.key")
+    # The folder of the embedded defaults (database, storage, mail, key): a migration may create it.
+    var_dir: Path = field(default_factory=_default_var_dir)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -77,6 +79,7 @@ class Settings:
             webhooks_allow_private=env.get("AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
             secret_keys=tuple(k.strip() for k in env.get("AGGREGATOR_SECRET_KEYS", "").split(",") if k.strip()),
             secret_key_file=var / "secret.key",
+            var_dir=var,
         )
 
     def mailer(self):

@@ -333,7 +333,15 @@ def mark_process_dead(pid: int) -> None:
 
 # --- the command line ---------------------------------------------------------------------
 
-worker = AppGroup("worker", help="The worker: due work (closes, finalizations) and queues (outbox, PDFs, "
+class _WorkerGroup(AppGroup):
+    def invoke(self, ctx: click.Context):
+        from .cli import require_usable_database
+
+        require_usable_database(ctx)
+        return super().invoke(ctx)
+
+
+worker = _WorkerGroup("worker", help="The worker: due work (closes, finalizations) and queues (outbox, PDFs, "
                                   "deliveries).")
 
 
