@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
+import subprocess  # nosec B404  # the supervisor starts worker processes of this same Python, no shell
 import sys
 import threading
 import time
@@ -282,7 +282,10 @@ class Supervisor:
         self._signalled: set[int] = set()
 
     def start(self) -> None:
-        self.children = [subprocess.Popen(self.command) for _ in range(self.processes)]
+        self.children = [self._spawn() for _ in range(self.processes)]
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(self.command)  # nosec B603  # worker_command() or a test's argv, no shell
 
     def watch(self) -> int:
         """Until stopped (or, `once`, until every child is done). -> 0 if all ended cleanly."""
@@ -302,7 +305,7 @@ class Supervisor:
                     log.error("worker process %d exited with status %s; starting another", child.pid, status)
                     self.stopping.wait(self.RESTART_PAUSE)
                     if not self.stopping.is_set():
-                        self.children.append(subprocess.Popen(self.command))
+                        self.children.append(self._spawn())
             if self.stopping.is_set():
                 self._signal_children()
             self.stopping.wait(0.2)
