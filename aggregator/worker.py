@@ -251,12 +251,29 @@ def run_process(app: Flask, *, once: bool = False, stopping: threading.Event | N
     """This process is one worker until a signal (or, `once`, until idle). -> exit status"""
     _configure_logging()
     due.set_lease(app.config["AGGREGATOR_SETTINGS"].lease_seconds)
-    worker = Worker(app, stopping or stop_on_signals())
+    stopping = stopping or stop_on_signals()
+    if not _database_ready(app, stopping, wait=not once):
+        return 1 if once else 0
+    worker = Worker(app, stopping)
     if once:
         worker.run_once()
     else:
         worker.run_forever()
     return 0
+
+
+def _database_ready(app: Flask, stopping: threading.Event, *, wait: bool) -> bool:
+    """Whether the database exists and is migrated; if not, says so (naming it and the fix) and,
+    `wait`ing, looks again every tick until it is or the process is stopped. A worker never opens
+    a database that is not there (SQLite would create an empty file)."""
+    from . import readiness
+
+    problem = readiness.ready(app)
+    if problem is not None:
+        log.error("%s%s", problem.message, " The worker waits for it." if wait else "")
+    while problem is not None and wait and not stopping.wait(app.config["AGGREGATOR_SETTINGS"].tick_seconds):
+        problem = readiness.ready(app)
+    return problem is None
 
 
 # --- several processes --------------------------------------------------------------------

@@ -130,3 +130,20 @@ def test_the_served_app_on_a_missing_sqlite_file_creates_none(tmp_path):
     # clients are told why and the fix, not where the database is (the command line names it)
     assert message == f"The database does not exist: {FIX} (AGGREGATOR_DATABASE_URL names the database)."
     assert not path.parent.exists()
+
+
+def test_a_worker_process_waits_for_a_missing_database_and_never_creates_it(tmp_path, caplog):
+    import threading
+
+    from aggregator import worker
+
+    path = tmp_path / "x.sqlite3"  # its folder exists: SQLite would make an empty file there
+    settings = Settings(database_url=f"sqlite:///{path}", storage_dir=tmp_path / "storage",
+                        secret_key_file=tmp_path / "secret.key", var_dir=tmp_path / "var", tick_seconds=0.05)
+    app = create_app({"SETTINGS": settings, "TESTING": True})
+    assert worker.run_process(app, once=True, stopping=threading.Event()) == 1
+    stopping = threading.Event()
+    threading.Timer(0.5, stopping.set).start()
+    assert worker.run_process(app, stopping=stopping) == 0  # waited until stopped
+    assert not path.exists()
+    assert f"The database sqlite:///{path} does not exist: {FIX}" in caplog.text
