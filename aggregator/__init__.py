@@ -104,6 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     finance.register(app)
     _add_operations(app)
     refuse_unusable_requests(app)
+    _refuse_until_migrated(app)
     app.cli.add_command(accounts_cli.tenants)
     app.cli.add_command(consolidate_cli.periods)
     app.cli.add_command(demo_cli.demo)
@@ -136,15 +137,31 @@ def _add_operations(app: Flask) -> None:
     app.cli.add_command(worker.worker)
 
 
-def _prepare_sqlite(app: Flask) -> None:
-    """The embedded default: a file under var/, created on first use, WAL for concurrent readers."""
-    from pathlib import Path
+def _refuse_until_migrated(app: Flask) -> None:
+    """Every request but the probes answers 503 (the one error shape, saying why and how to fix
+    it) while the database does not exist or is not migrated; /readyz says not ready."""
+    from flask import request
 
+    from . import readiness
+    from .error_responses import error_body
+
+    @app.before_request
+    def _database_ready():
+        if request.endpoint in ("ops.healthz", "ops.readyz", "ops.scrape"):
+            return None
+        problem = readiness.ready(app)
+        if problem is not None:
+            return error_body(503, "api_error", problem.public, problem.code)
+        return None
+
+    app.before_request_funcs[None].insert(0, app.before_request_funcs[None].pop())  # before any other hook
+
+
+def _prepare_sqlite(app: Flask) -> None:
+    """The embedded default: a file under var/, created by the migrations (bin/start), WAL for
+    concurrent readers."""
     import sqlalchemy as sa
 
-    url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     options.setdefault("connect_args", {}).setdefault("timeout", 30)
 

@@ -29,6 +29,7 @@ class AreaGroup(AppGroup):
     def invoke(self, ctx: click.Context) -> Any:
         import sqlalchemy as sa
 
+        require_usable_database(ctx)
         try:
             return super().invoke(ctx)
         except DomainError as exc:
@@ -37,6 +38,21 @@ class AreaGroup(AppGroup):
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             raise click.ClickException(f"The database cannot be used: {detail} "
                                        "(is AGGREGATOR_DATABASE_URL right, and `aggregator db upgrade` run?)") from None
+
+
+def require_usable_database(ctx: click.Context) -> None:
+    """Before a command that uses the database: one line and exit status 1 if it does not exist or
+    is not migrated (naming it and the fix), rather than `no such table` or an empty file made."""
+    from flask.cli import ScriptInfo
+
+    from . import readiness
+
+    if ctx.meta.get("aggregator.database_checked"):  # a subgroup: checked by its parent
+        return
+    ctx.meta["aggregator.database_checked"] = True
+    problem = readiness.ready(ctx.ensure_object(ScriptInfo).load_app())
+    if problem is not None:
+        raise click.ClickException(problem.message)
 
 
 def _create_app():

@@ -4,12 +4,25 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _default_var_dir() -> Path:
     return PROJECT_ROOT / "var"
+
+
+def var_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the service keeps its files by default (AGGREGATOR_VAR_DIR, else var/ in the
+    project): the embedded database, storage, mail, the secret key, the demo's own folder."""
+    env = os.environ if env is None else env
+    return Path(env.get("AGGREGATOR_VAR_DIR") or _default_var_dir())
+
+
+def default_database_url(var: Path) -> str:
+    """The embedded SQLite database under a var folder."""
+    return f"sqlite:///{var / 'aggregator.sqlite3'}"
 
 
 @dataclass(frozen=True)
@@ -65,16 +78,16 @@ class Settings:
     front_bind: str = "127.0.0.1:8000"
     front_dir: Path = field(default_factory=lambda: _default_var_dir() / "front")
     front_timeout_seconds: float = 10.0
+    # The folder of the embedded defaults (database, storage, mail, key): a migration may create it.
+    var_dir: Path = field(default_factory=_default_var_dir)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        var_dir = Path(env.get("AGGREGATOR_VAR_DIR", _default_var_dir()))
+        var = var_dir(env)
         return cls(
-            database_url=env.get(
-                "AGGREGATOR_DATABASE_URL", f"sqlite:///{var_dir / 'aggregator.sqlite3'}"
-            ),
-            storage_dir=Path(env.get("AGGREGATOR_STORAGE_DIR", var_dir / "storage")),
+            database_url=env.get("AGGREGATOR_DATABASE_URL") or default_database_url(var),
+            storage_dir=Path(env.get("AGGREGATOR_STORAGE_DIR", var / "storage")),
             max_request_bytes=int(env.get("AGGREGATOR_MAX_REQUEST_BYTES", 4 * 1024 * 1024)),
             tick_seconds=float(env.get("AGGREGATOR_TICK_SECONDS", 30)),
             drain_seconds=float(env.get("AGGREGATOR_DRAIN_SECONDS", 1)),
@@ -85,10 +98,9 @@ class Settings:
             smtp_url=env.get("AGGREGATOR_SMTP_URL") or None,
             test_smtp_url=env.get("AGGREGATOR_TEST_SMTP_URL") or None,
             email_from=env.get("AGGREGATOR_EMAIL_FROM") or "billing@localhost",
-            mail_dir=var_dir / "mail",
+            mail_dir=var / "mail",
             webhooks_allow_private=env.get("AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
             secret_keys=tuple(k.strip() for k in env.get("AGGREGATOR_SECRET_KEYS", "").split(",") if k.strip()),
-            secret_key_file=var_dir / "secret.key",
             auth_failures_per_address=env.get("AGGREGATOR_AUTH_FAILURES_PER_ADDRESS", "20/minute"),
             auth_failures_per_key_prefix=env.get("AGGREGATOR_AUTH_FAILURES_PER_KEY_PREFIX", "10/minute"),
             key_rate_limit=env.get("AGGREGATOR_KEY_RATE_LIMIT", ""),
@@ -97,8 +109,10 @@ class Settings:
             trusted_proxies=int(env.get("AGGREGATOR_TRUSTED_PROXIES") or 0),
             front=env.get("AGGREGATOR_FRONT") or "none",
             front_bind=env.get("AGGREGATOR_FRONT_BIND") or "127.0.0.1:8000",
-            front_dir=var_dir / "front",
+            front_dir=var / "front",
             front_timeout_seconds=float(env.get("AGGREGATOR_FRONT_TIMEOUT_SECONDS") or 10),
+            secret_key_file=var / "secret.key",
+            var_dir=var,
         )
 
     def mailer(self):

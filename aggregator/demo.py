@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask import Flask
 from rich.console import Console
 from rich.table import Table
 
 from . import due, money
 from .adapters import Adapters
+from .config import Settings, default_database_url, var_dir
 from .payments import localstripe
 from .webhooks import signing
 
@@ -207,12 +207,44 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     charging = _get_paid(api, admin, lane, adapters, receiver, stack, console)
     payouts = _pay_providers(api, admin, lane, adapters, out, console)
 
+    delivery = _deliveries(api, admin, receiver, adapters, console)
+
     console.rule("[bold]Try it yourself")
+    serve = f"AGGREGATOR_VAR_DIR={out}"
+    if app.config["SQLALCHEMY_DATABASE_URI"] != default_database_url(out):
+        serve += f" AGGREGATOR_DATABASE_URL='{app.config['SQLALCHEMY_DATABASE_URI']}'"
     console.print(f"Open {written[0] if written else out}.\n"
-                  f"curl -s http://127.0.0.1:8000/v1/invoices -H 'Authorization: Bearer {admin}'\n"
-                  "(with the service running: bin/start)")
-    return {"tenant": tenant_id, "admin_key": admin, "invoices": invoices, "pdfs": written, "events": counts,
+                  f"The tenant lives in the demo's own database, not a running server's. To call the API on it, "
+                  f"serve the demo's folder on another port:\n{serve} PORT=8001 bin/start\n"
+                  f"curl -s http://127.0.0.1:8001/v1/invoices -H 'Authorization: Bearer {admin}'")
+    return {"delivery": delivery, "tenant": tenant_id, "admin_key": admin, "invoices": invoices, "pdfs": written, "events": counts,
             "delivered": delivered, **extras, "charging": charging, **payouts}
+
+
+def _every(api: _Client, path: str, key: str) -> list[dict]:
+    """Every item of a list endpoint, page after page."""
+    items: list[dict] = []
+    while True:
+        after = f"&starting_after={items[-1]['id']}" if items else ""
+        page = api.call("GET", f"{path}?limit=100{after}", key)
+        items += page["data"]
+        if not page["has_more"]:
+            return items
+
+
+def _deliveries(api: _Client, admin: str, receiver: "_Receiver", adapters: Adapters, console: Console) -> dict:
+    """Whether everyone was told: every event at the receiver, every email sent. -> the counts."""
+    events = len(_every(api, "/events", admin))
+    emails = _every(api, "/email_deliveries", admin)
+    counts = {"events": events, "webhooks": sum(ok for _, ok in receiver.received), "emails": len(emails),
+              "emails_sent": sum(email["status"] == "sent" for email in emails)}
+    complete = counts["webhooks"] == events and counts["emails_sent"] == len(emails)
+    console.print(f"Delivered: {counts['webhooks']} of {events} events as signed webhooks to {receiver.url}, "
+                  f"{counts['emails_sent']} of {len(emails)} emails to {adapters.mailer.test!r}"
+                  + (": nothing lost." if complete else "."))
+    if not complete:
+        raise DemoFailed("Not everyone was told: some events or emails were not delivered (see above).")
+    return counts
 
 
 class _Receiver:
@@ -221,7 +253,7 @@ class _Receiver:
 
     def __init__(self):
         self.received: list[tuple[str, bool]] = []  # (event type, signature verified)
-        self.secret = ""
+        self.secret = ""  # nosec B105  # no secret yet; set to the endpoint's when it is made
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -340,7 +372,8 @@ def _notices(emails: list[dict], webhooks: list[tuple[str, bool]], console: Cons
 
 
 def _give_cards(api: _Client, admin: str, stripe: localstripe.LocalStripe, console: Console) -> None:
-    api.call("PATCH", "/tenant", admin, {"stripe_secret_key": "sk_test_demo4242", "stripe_api_base": stripe.url})
+    fake_key = "sk_test_demo4242"  # localstripe accepts any key: no real Stripe account
+    api.call("PATCH", "/tenant", admin, {"stripe_secret_key": fake_key, "stripe_api_base": stripe.url})
     hint = api.call("GET", "/tenant", admin)["stripe"]["secret_key"]
     console.print(f"Card payments need a Stripe-compatible API: localstripe, a local stand-in for Stripe, runs on "
                   f"{stripe.url} for this demo (a process of its own, stopped at the end). The tenant's test-mode "
@@ -487,22 +520,61 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=110)  # a log or a pipe: wide enough for the tables
 
 
+#: Settings the demo never takes from the environment: they would point it at the server's own
+#: database, files or keys (its folder holds its own).
+_SERVERS_OWN = ("AGGREGATOR_DATABASE_URL", "AGGREGATOR_STORAGE_DIR", "AGGREGATOR_SECRET_KEYS")
+
+
+def demo_settings(out: Path, database_url: str | None = None, env: dict[str, str] | None = None) -> Settings:
+    """The demo's own settings: its database (SQLite in `out` unless `database_url`), storage,
+    mail and secret key under `out`, so that a server running beside it (bin/start, on var/)
+    neither takes its work nor sees its tenant. The rest (SMTP, metrics) as the environment says."""
+    env = dict(os.environ if env is None else env)
+    server_url = Settings.from_env(env).database_url
+    own = {name: value for name, value in env.items() if name not in _SERVERS_OWN}
+    settings = Settings.from_env({**own, "AGGREGATOR_VAR_DIR": str(out)})
+    if database_url:
+        settings = dataclasses.replace(settings, database_url=database_url)
+    if settings.database_url == server_url:
+        raise DemoFailed(f"The demo needs a database of its own, not the server's ({server_url}): its worker "
+                         "would take the demo's work. Give another --database-url, or none.")
+    return settings
+
+
 @click.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
-              show_default=True, help="Where the PDFs (and the email sink) are written.")
-@with_appcontext
-def demo(out: Path) -> None:
-    """Run one month of consolidated billing on a new test-mode tenant and show what happened."""
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The demo's own folder: its database, files, PDFs and email sink "
+                   "[default: var/demo, in AGGREGATOR_VAR_DIR if set].")
+@click.option("--database-url", envvar="AGGREGATOR_DEMO_DATABASE_URL", default=None, metavar="URL",
+              help="The demo's own database (or AGGREGATOR_DEMO_DATABASE_URL) [default: SQLite in its folder]; "
+                   "never the server's.")
+def demo(out: Path | None, database_url: str | None) -> None:
+    """Run one month of consolidated billing on a new test-mode tenant and show what happened,
+    in a database and folder of the demo's own (a server running beside it is not disturbed)."""
     import flask_migrate
 
+    from . import create_app
     from .mail.mailer import FileSink
     from .webhooks.sender import WebhookSender
 
-    flask_migrate.upgrade()  # a fresh machine: the embedded database is created here
-    adapters = current_app.extensions["aggregator.adapters"]
-    mailer = adapters.mailer
-    if not os.environ.get("AGGREGATOR_TEST_SMTP_URL"):  # an SMTP sink the operator named, else files here
-        mailer = dataclasses.replace(mailer, test=FileSink(out / "mail"))
-    # This process is the demo's own: its API calls and its queues use the demo's adapters.
-    current_app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(True), mailer=mailer)
-    run_demo(current_app, current_app.extensions["aggregator.adapters"], out, _console())
+    out = out or var_dir() / "demo"
+    settings = demo_settings(out, database_url)
+    app = create_app({"SETTINGS": settings})
+    console = _console()
+    with app.app_context():
+        flask_migrate.upgrade()  # the demo's database is created here, or brought up to date
+        adapters = app.extensions["aggregator.adapters"]
+        mailer = adapters.mailer
+        if not os.environ.get("AGGREGATOR_TEST_SMTP_URL"):  # an SMTP sink the operator named, else files here
+            mailer = dataclasses.replace(mailer, test=FileSink(out / "mail"))
+        # This process is the demo's own: its API calls and its queues use the demo's adapters.
+        app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(True), mailer=mailer)
+        console.print(f"The demo keeps its own database ({_shown(settings.database_url)}), files and emails in "
+                      f"{out}/: a server running beside it (bin/start) neither sees nor works on them.")
+        run_demo(app, app.extensions["aggregator.adapters"], out, console)
+
+
+def _shown(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -23,6 +23,11 @@ def healthz():
 
 @blp.get("/readyz")
 def readyz():
+    from . import readiness
+
+    problem = readiness.ready(current_app)
+    if problem is not None:
+            return error_body(503, "api_error", problem.public, problem.code)
     try:
         db.session.execute(sa.text("SELECT 1"))
     except Exception as exc:
@@ -36,8 +41,11 @@ def readyz():
 def scrape():
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+    from . import readiness
+
     backlog = CollectorRegistry(auto_describe=True)
-    backlog.register(metrics.BacklogCollector(_backlogs, current_adapters().clocks.base.now))
+    if readiness.ready(current_app) is None:  # the queues' backlogs once there are queues to look at
+        backlog.register(metrics.BacklogCollector(_backlogs, current_adapters().clocks.base.now))
     counted = REGISTRY
     if current_app.config["AGGREGATOR_SETTINGS"].metrics_dir:
         from prometheus_client import multiprocess

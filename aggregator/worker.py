@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
+import subprocess  # nosec B404  # the supervisor starts worker processes of this same Python, no shell
 import sys
 import threading
 import time
@@ -254,12 +254,29 @@ def run_process(app: Flask, *, once: bool = False, stopping: threading.Event | N
     """This process is one worker until a signal (or, `once`, until idle). -> exit status"""
     _configure_logging()
     due.set_lease(app.config["AGGREGATOR_SETTINGS"].lease_seconds)
-    worker = Worker(app, stopping or stop_on_signals())
+    stopping = stopping or stop_on_signals()
+    if not _database_ready(app, stopping, wait=not once):
+        return 1 if once else 0
+    worker = Worker(app, stopping)
     if once:
         worker.run_once()
     else:
         worker.run_forever()
     return 0
+
+
+def _database_ready(app: Flask, stopping: threading.Event, *, wait: bool) -> bool:
+    """Whether the database exists and is migrated; if not, says so (naming it and the fix) and,
+    `wait`ing, looks again every tick until it is or the process is stopped. A worker never opens
+    a database that is not there (SQLite would create an empty file)."""
+    from . import readiness
+
+    problem = readiness.ready(app)
+    if problem is not None:
+        log.error("%s%s", problem.message, " The worker waits for it." if wait else "")
+    while problem is not None and wait and not stopping.wait(app.config["AGGREGATOR_SETTINGS"].tick_seconds):
+        problem = readiness.ready(app)
+    return problem is None
 
 
 # --- several processes --------------------------------------------------------------------
@@ -285,7 +302,10 @@ class Supervisor:
         self._signalled: set[int] = set()
 
     def start(self) -> None:
-        self.children = [subprocess.Popen(self.command) for _ in range(self.processes)]
+        self.children = [self._spawn() for _ in range(self.processes)]
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(self.command)  # nosec B603  # worker_command() or a test's argv, no shell
 
     def watch(self) -> int:
         """Until stopped (or, `once`, until every child is done). -> 0 if all ended cleanly."""
@@ -305,7 +325,7 @@ class Supervisor:
                     log.error("worker process %d exited with status %s; starting another", child.pid, status)
                     self.stopping.wait(self.RESTART_PAUSE)
                     if not self.stopping.is_set():
-                        self.children.append(subprocess.Popen(self.command))
+                        self.children.append(self._spawn())
             if self.stopping.is_set():
                 self._signal_children()
             self.stopping.wait(0.2)
@@ -336,7 +356,15 @@ def mark_process_dead(pid: int) -> None:
 
 # --- the command line ---------------------------------------------------------------------
 
-worker = AppGroup("worker", help="The worker: due work (closes, finalizations) and queues (outbox, PDFs, "
+class _WorkerGroup(AppGroup):
+    def invoke(self, ctx: click.Context):
+        from .cli import require_usable_database
+
+        require_usable_database(ctx)
+        return super().invoke(ctx)
+
+
+worker = _WorkerGroup("worker", help="The worker: due work (closes, finalizations) and queues (outbox, PDFs, "
                                   "deliveries).")
 
 

@@ -94,6 +94,9 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
+    from aggregator import readiness
+
+    readiness.create_default_folder(current_app)  # var/ on a fresh checkout; never a mistyped path's
     connectable = get_engine()
 
     with connectable.connect() as connection:

@@ -11,7 +11,9 @@ import binascii
 import functools
 import io
 import re
-import xml.etree.ElementTree as ET
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
 
 MAX_URI_CHARS = 300_000  # about 220 kB of image
 MAX_PIXELS = 4000 * 4000  # beyond this, decoding it is a cost, not a logo
@@ -62,12 +64,15 @@ def _bitmap_problem(data: bytes, expected: str, media_type: str) -> str | None:
 
 def _svg_problem(data: bytes) -> str | None:
     """Well-formed XML whose root is an <svg> element, without a document type (no entities to
-    expand, nothing fetched)."""
+    expand, nothing fetched): the parser itself refuses them (defusedxml), whatever the encoding
+    (a UTF-16 document hides `<!DOCTYPE` from a look at the bytes)."""
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         return "An SVG logo may not declare a DOCTYPE or entities."
     try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
+        root = fromstring(data, forbid_dtd=True)
+    except DefusedXmlException:
+        return "An SVG logo may not declare a DOCTYPE or entities."
+    except ParseError as exc:
         return f"The logo is not well-formed SVG ({exc})."
     if root.tag != _SVG:
         return "The logo is not SVG: its root element is not <svg> in the SVG namespace."

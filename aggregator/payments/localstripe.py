@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts the localstripe program found next to this Python, no shell
 import sys
 import time
 from pathlib import Path
@@ -40,8 +40,8 @@ class LocalStripe:
     def __init__(self, program: str, *, start_seconds: float = 30.0):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([program, "--port", str(self.port), "--from-scratch"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(  # nosec B603  # our argv (the installed localstripe, our port), no shell
+            [program, "--port", str(self.port), "--from-scratch"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             self._wait_listening(start_seconds)
         except BaseException:

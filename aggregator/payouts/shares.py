@@ -140,7 +140,8 @@ def invoice_parts(draft: InvoiceDraft, terms: Mapping[str, tuple[bool, Decimal]]
         if line.kind == "credit":
             credit += line.amount
             continue
-        assert line.bill_id is not None and line.provider_id is not None
+        if line.bill_id is None or line.provider_id is None:  # checked even under python -O
+            raise ValueError(f"a {line.kind} line without its bill or provider cannot be paid out")
         amount = line.amount if line.original_amount is None else line.original_amount
         revenue_share, rate = terms[line.bill_id]
         bills.append(InvoicedBill(line.bill_id, line.provider_id, line.original_currency or line.currency,

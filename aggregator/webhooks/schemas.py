@@ -9,7 +9,8 @@ from .transitions import ENDPOINT_DISABLED
 
 #: Every event type an endpoint may subscribe to (the webhooks' own among them).
 WEBHOOK_EVENT_TYPES = EVENT_TYPES
-assert ENDPOINT_DISABLED in WEBHOOK_EVENT_TYPES
+if ENDPOINT_DISABLED not in WEBHOOK_EVENT_TYPES:  # checked even under python -O
+    raise RuntimeError(f"{ENDPOINT_DISABLED} must be an event type endpoints can subscribe to")
 
 
 class WebhookEndpointSchema(Schema):

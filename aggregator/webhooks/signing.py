@@ -14,7 +14,7 @@ import hmac
 import secrets
 from typing import Sequence
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # nosec B105  # the secrets' prefix (Standard Webhooks), not a secret
 SECRET_BYTES = 32  # the spec asks for 24 to 64
 
 

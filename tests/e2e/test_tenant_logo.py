@@ -48,6 +48,8 @@ def test_a_real_image_is_accepted_as_logo(tenant, media_type, data):
     (data_uri("image/svg+xml", b"<html/>"), "root element is not <svg>"),
     (data_uri("image/svg+xml", b'<!DOCTYPE svg [<!ENTITY a "aaaa">]><svg xmlns="http://www.w3.org/2000/svg">&a;</svg>'),
      "DOCTYPE"),
+    (data_uri("image/svg+xml", '<!DOCTYPE svg [<!ENTITY a "aaaa">]><svg xmlns="http://www.w3.org/2000/svg">&a;</svg>'
+              .encode("utf-16")), "DOCTYPE"),  # hidden from a look at the bytes; the parser refuses it
     ("data:image/png;base64," + "A" * 300_000, "at most 300,000 characters"),
 ])
 def test_a_logo_that_is_not_a_real_image_is_refused_naming_logo(tenant, logo, words):
