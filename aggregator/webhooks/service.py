@@ -17,7 +17,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..events.service import get_event
 from ..pagination import Page, paginate
 from . import signing, transitions
-from .addresses import UnacceptableUrl, check_url
+from ..outbound.addresses import UnacceptableUrl, check_url
 from .delivery import queue_deliveries, subscribed
 from .models import WebhookDelivery, WebhookEndpoint
 
