@@ -377,7 +377,7 @@ def _told(api: _Client, admin: str, invoice: dict, manual: str = "no card on fil
     if invoice["collection"] == "retrying":
         [failed] = api.call("GET", f"/invoices/{invoice['id']}/payments?limit=1", admin)["data"]
         why = failed["decline_code"] or failed["failure_code"]
-        return (f"{head}: attempt {failed['attempt']} declined ({why}: {failed['failure_message']}); "
+        return (f"{head}: attempt {failed['attempt']} declined ({failed['failure_message'] or why}); "
                 f"retried at {invoice['next_charge_at']} (collection: retrying)")
     if invoice["collection"] == "manual":
         return f"{head}: {manual}, it waits for a bank transfer (collection: manual)"
@@ -496,6 +496,7 @@ def demo(out: Path) -> None:
     import flask_migrate
 
     from .mail.mailer import FileSink
+    from .payments.gateway import Gateways
     from .webhooks.sender import WebhookSender
 
     flask_migrate.upgrade()  # a fresh machine: the embedded database is created here
@@ -503,6 +504,10 @@ def demo(out: Path) -> None:
     mailer = adapters.mailer
     if not os.environ.get("AGGREGATOR_TEST_SMTP_URL"):  # an SMTP sink the operator named, else files here
         mailer = dataclasses.replace(mailer, test=FileSink(out / "mail"))
-    # This process is the demo's own: its API calls and its queues use the demo's adapters.
-    current_app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(True), mailer=mailer)
+    # This process is the demo's own, and its operator: its API calls and its queues use the
+    # demo's adapters, which send webhooks to its receiver and charge through its localstripe
+    # (both on 127.0.0.1: the tenant's test-mode stripe_api_base is allowed here, and only here).
+    payments = Gateways(adapters.vault, tenant_api_base=True, allow_private=True)
+    current_app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(True), mailer=mailer,
+                                                                       payments=payments)
     run_demo(current_app, current_app.extensions["aggregator.adapters"], out, _console())

@@ -63,6 +63,7 @@ def app(database_url, clock, tmp_path_factory):
     settings = Settings(database_url=database_url,
                         storage_dir=Path(tmp_path_factory.mktemp("storage")), db_pool_size=20,
                         webhooks_allow_private=True,  # receivers run on 127.0.0.1
+                        stripe_tenant_api_base=True,  # each test points its tenant at its own Stripe peer
                         secret_key_file=Path(tmp_path_factory.mktemp("vault")) / "secret.key")
     app = create_app({"SETTINGS": settings, "CLOCK": clock, "TESTING": True})
     with app.app_context():
