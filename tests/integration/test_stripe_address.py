@@ -57,6 +57,17 @@ def _open_invoice(tenant) -> dict:
 
 # --- the operator's settings ---------------------------------------------------------------------
 
+def test_the_stripe_address_settings_come_from_the_environment_and_are_off_by_default(tmp_path):
+    from aggregator.config import Settings
+
+    default = Settings.from_env({"AGGREGATOR_VAR_DIR": str(tmp_path)})
+    assert (default.stripe_api_base, default.stripe_tenant_api_base, default.webhooks_allow_private) == (
+        None, False, False)
+    chosen = Settings.from_env({"AGGREGATOR_VAR_DIR": str(tmp_path), "AGGREGATOR_STRIPE_API_BASE": "http://ls:8420",
+                                "AGGREGATOR_STRIPE_TENANT_API_BASE": "1"})
+    assert (chosen.stripe_api_base, chosen.stripe_tenant_api_base) == ("http://ls:8420", True)
+
+
 def test_a_tenants_own_stripe_address_is_refused_unless_the_operator_allows_it(tenant, operator):
     operator(tenant_api_base=False, allow_private=True)
     error = _refused(tenant.admin["test"].patch("/v1/tenant", {"stripe_api_base": "https://stripe.example.com"}),
