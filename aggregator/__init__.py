@@ -11,6 +11,7 @@ from flask_smorest import Api
 from .adapters import Adapters
 from .clock import Clocks, SystemClock
 from . import db as database
+from . import throttle
 from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
@@ -51,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _prepare_sqlite(app)
     database.db.init_app(app)
+    throttle.init_app(app, settings)
     Migrate(app, database.db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     app.extensions["aggregator.adapters"] = Adapters(
         clocks=Clocks(config.get("CLOCK") or SystemClock()),

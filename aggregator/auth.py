@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import g, request
 
+from . import throttle
 from .accounts.models import ApiKey, TenantSettings
 from .db import run_prepared
 from .errors import Forbidden, Unauthenticated
@@ -138,17 +139,35 @@ def require(role: str) -> Principal:
 
 
 def require_any(*, recalled: bool = False) -> Principal:
-    """The calling principal, whatever its role; authenticated once per request. With
-    `recalled`, possibly from memory and unverified (see `recall`)."""
+    """The calling principal, whatever its role; authenticated once per request (throttled:
+    see `authenticate_request`), and counted against its key's request limit if there is one.
+    With `recalled`, possibly from memory and unverified (see `recall`)."""
     principal = g.get("principal")
     if principal is None:
-        header = request.headers.get("Authorization")
-        principal = g.principal = recall(header) if recalled else authenticate(header)
+        principal = authenticate_request(request.headers.get("Authorization"), recalled=recalled)
+        guard = throttle.current()
+        if guard.limits.per_key:
+            g.rate_limit_headers = guard.count_request(principal.key_id)
+        g.principal = principal
     return principal
+
+
+def authenticate_request(header: str | None, *, recalled: bool = False) -> Principal:
+    """`authenticate` (or `recall`) the request's key, throttled: RateLimited, before the key is
+    looked up, if the client's address or the key's prefix has failed too often for now; a
+    failure (any key that does not authenticate; not a missing one) is counted against both."""
+    guard, address, key = throttle.current(), request.remote_addr, throttle.presented_key(header)
+    guard.check(address, key)
+    try:
+        return recall(header) if recalled else authenticate(header)
+    except Unauthenticated:
+        if key is not None:
+            guard.failed(address, key)
+        raise
 
 
 def confirm() -> None:
     """Authenticate the request afresh if its principal was recalled (Unauthenticated if its key
     has been revoked since, which also forgets it): before any answer but the hot path's own."""
     if not g.principal.verified:
-        g.principal = authenticate(request.headers.get("Authorization"))
+        g.principal = authenticate_request(request.headers.get("Authorization"))

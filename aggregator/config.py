@@ -47,6 +47,18 @@ class Settings:
     # given: one generated into secret_key_file on first use.
     secret_keys: tuple[str, ...] = ()
     secret_key_file: Path = field(default_factory=lambda: _default_var_dir() / "secret.key")
+    # Throttling (aggregator.throttle), in the `limits` library's notation ("20/minute",
+    # "100/second;5000/minute"; "" turns a limit off): failed authentications per client address
+    # and per key prefix, after which that address or prefix is answered 429 until the window
+    # passes; requests per API key (off by default: with the database as storage every request
+    # would write a row). The counters live in the service's database unless a Redis URL is given.
+    auth_failures_per_address: str = "20/minute"
+    auth_failures_per_key_prefix: str = "10/minute"
+    key_rate_limit: str = ""
+    ratelimit_storage_uri: str | None = None
+    # How long a process trusts its own finding that an address or prefix is not blocked before
+    # reading the shared counters again (the bound on how late a block reaches another process).
+    ratelimit_recheck_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -73,6 +85,11 @@ class Settings:
             stripe_tenant_api_base=env.get("AGGREGATOR_STRIPE_TENANT_API_BASE", "") in ("1", "true", "yes"),
             secret_keys=tuple(k.strip() for k in env.get("AGGREGATOR_SECRET_KEYS", "").split(",") if k.strip()),
             secret_key_file=var_dir / "secret.key",
+            auth_failures_per_address=env.get("AGGREGATOR_AUTH_FAILURES_PER_ADDRESS", "20/minute"),
+            auth_failures_per_key_prefix=env.get("AGGREGATOR_AUTH_FAILURES_PER_KEY_PREFIX", "10/minute"),
+            key_rate_limit=env.get("AGGREGATOR_KEY_RATE_LIMIT", ""),
+            ratelimit_storage_uri=env.get("AGGREGATOR_RATELIMIT_STORAGE_URI") or None,
+            ratelimit_recheck_seconds=float(env.get("AGGREGATOR_RATELIMIT_RECHECK_SECONDS", 1)),
         )
 
     def mailer(self):

@@ -133,12 +133,36 @@ class Worked:
         return self
 
 
+class NotDoneYet(Exception):
+    """Raised by a kind's `run` when its unit cannot finish now because an outside service did not
+    answer (Stripe unreachable: a charge's outcome is unknown). What could be done was done and
+    committed; the unit stays due. The lane goes on with its other kinds (a close never waits for a
+    charge), this kind waits for the next catch-up, and the lane is looked at again after a backoff.
+    `reason` is a short classified word shown to tenants; the message is for operators' logs."""
+
+    reason = "not_done_yet"
+
+
 class DueWorkFailed(Exception):
     """A unit of due work raised: the lane stops there (later units must wait for it)."""
 
-    def __init__(self, lane: Lane, unit: Unit, cause: BaseException):
+    reason = "failed"
+
+    def __init__(self, lane: Lane, unit: Unit, cause: BaseException, caught_up: "CatchUp | None" = None):
         super().__init__(f"{unit.kind} due {unit.due_at.isoformat()} in {lane}: {type(cause).__name__}: {cause}")
         self.lane, self.unit, self.cause = lane, unit, cause
+        self.caught_up = caught_up  # what ran before it
+
+
+@dataclass(frozen=True)
+class PendingUnit:
+    """A unit of due work that is due and not done: `reason` is classified (`NotDoneYet.reason`
+    of what stopped it, or `failed`); `retry_at` (real time) is when a worker tries it again."""
+
+    kind: str
+    due_at: datetime
+    reason: str
+    retry_at: datetime | None = None
 
 
 class NoProgress(RuntimeError):
@@ -185,6 +209,8 @@ class CatchUp:
     lane: Lane
     until: datetime
     ran: list[tuple[Unit, Any]] = field(default_factory=list)
+    # units that could not finish now (NotDoneYet): retried after a backoff
+    pending: list[tuple[Unit, NotDoneYet]] = field(default_factory=list)
 
     def reports(self, kind: str) -> list[Any]:
         return [report for unit, report in self.ran if unit.kind == kind]
@@ -192,20 +218,30 @@ class CatchUp:
 
 def catch_up(lane: Lane, now: datetime, adapters, *, on_unit: Callable[[Unit], None] | None = None) -> CatchUp:
     """Run every unit of the lane due at or before `now`, earliest first, each as of its own
-    instant. A unit that raises stops the lane (DueWorkFailed): what is due later waits for it."""
-    registered = kinds()
-    by_name = {kind.name: kind for kind in registered}
+    instant. A unit that cannot finish now (NotDoneYet) sets its kind aside for this catch-up (its
+    later units wait for it) and the other kinds go on; it is listed in `pending`. A unit that
+    raises anything else stops the lane (DueWorkFailed): what is due later waits for it."""
+    active = kinds()
+    by_name = {kind.name: kind for kind in active}
     result, last = CatchUp(lane, now), None
-    while (unit := next_unit(lane, registered)) is not None and unit.due_at <= now:
+    while (unit := next_unit(lane, active)) is not None and unit.due_at <= now:
         if unit == last:
             raise NoProgress(f"{unit.kind} due {unit.due_at.isoformat()} in {lane} ran without progress")
         if on_unit:
             on_unit(unit)
         try:
             report = by_name[unit.kind].run(lane, unit, adapters)
+        except NotDoneYet as exc:
+            db.session.rollback()
+            log.warning("due work not done yet in %s: %s due %s: %s", lane, unit.kind, unit.due_at.isoformat(), exc)
+            result.pending.append((unit, exc))
+            active = [kind for kind in active if kind.name != unit.kind]
+            if not active:
+                break
+            continue
         except Exception as exc:
             db.session.rollback()
-            raise DueWorkFailed(lane, unit, exc) from exc
+            raise DueWorkFailed(lane, unit, exc, result) from exc
         result.ran.append((unit, report))
         last = unit
     return result
@@ -290,24 +326,42 @@ def renew(claim: Claim, now: datetime, lease: timedelta = DEFAULT_LEASE) -> bool
     return bool(renewed)
 
 
-def release(claim: Claim, lane_now: datetime) -> datetime | None:
+def backoff(failures: int) -> timedelta:
+    """How long a lane waits after its `failures`-th failure in a row: 1 min, 2, 4, ... an hour."""
+    return min(timedelta(minutes=2 ** min(failures - 1, 10)), _MAX_BACKOFF)
+
+
+def release(claim: Claim, lane_now: datetime, *, pending: Sequence[tuple[Unit, NotDoneYet]] = (),
+            real_now: datetime | None = None) -> datetime | None:
     """Let go of a lane whose due work is done up to `lane_now` (its clock's time): store its
     next due instant and when a worker must look at it again (live mode: at that instant; test
-    mode: when its clock is moved, which nudges it). A nudge that landed while the lane was
-    claimed keeps it due at once. -> the next due instant."""
+    mode: when its clock is moved, which nudges it). With `pending` units (not done yet), after
+    a backoff from `real_now` instead, counted as a failure. A nudge that landed while the lane
+    was claimed keeps it due at once. -> the next due instant."""
     upcoming = next_unit(claim.lane)
     next_due = upcoming.due_at if upcoming else None
-    if next_due is None:
+    lanes = DueLane.__table__
+    failures, last_error = 0, None
+    if pending:
+        row = db.session.get(DueLane, (claim.lane.tenant_id, claim.lane.livemode))
+        failures = (row.failures if row else 0) + 1
+        wake = real_now + backoff(failures)
+        if claim.lane.livemode:  # another kind's unit due before the retry is not held up by it
+            waiting = {unit.kind for unit, _ in pending}
+            other = next_unit(claim.lane, [kind for kind in kinds() if kind.name not in waiting])
+            if other is not None:
+                wake = min(wake, other.due_at)
+        last_error = "\n".join(_error_line(exc.reason, unit.kind, exc) for unit, exc in pending)[:1000]
+    elif next_due is None:
         wake = None
     elif claim.lane.livemode:
         wake = next_due
     else:
         wake = AT_ONCE if next_due <= lane_now else None
-    lanes = DueLane.__table__
     db.session.execute(
         sa.update(lanes).where(lanes.c.tenant_id == claim.lane.tenant_id, lanes.c.livemode == claim.lane.livemode,
                                lanes.c.locked_by == claim.token)
-        .values(next_due_at=next_due, locked_by=None, locked_until=None, failures=0, last_error=None,
+        .values(next_due_at=next_due, locked_by=None, locked_until=None, failures=failures, last_error=last_error,
                 wake_at=sa.case((lanes.c.nudges == claim.nudges, wake), else_=AT_ONCE)))
     db.session.commit()
     return next_due
@@ -331,13 +385,20 @@ def fail(claim: Claim, error: BaseException, now: datetime) -> None:
     lanes = DueLane.__table__
     lane = db.session.get(DueLane, (claim.lane.tenant_id, claim.lane.livemode))
     failures = (lane.failures if lane else 0) + 1
-    backoff = min(timedelta(minutes=2 ** min(failures - 1, 10)), _MAX_BACKOFF)
+    kind = error.unit.kind if isinstance(error, DueWorkFailed) else "-"
     db.session.execute(
         sa.update(lanes).where(lanes.c.tenant_id == claim.lane.tenant_id, lanes.c.livemode == claim.lane.livemode,
                                lanes.c.locked_by == claim.token)
-        .values(locked_by=None, locked_until=None, failures=failures, wake_at=now + backoff,
-                last_error=f"{type(error).__name__}: {error}"[:1000]))
+        .values(locked_by=None, locked_until=None, failures=failures, wake_at=now + backoff(failures),
+                last_error=_error_line(DueWorkFailed.reason, kind, error)[:1000]))
     db.session.commit()
+
+
+def _error_line(reason: str, kind: str, error: BaseException) -> str:
+    """One line of a lane's `last_error`: its classified reason and kind first (read back by
+    pending_work), then the detail, for operators only."""
+    detail = f"{type(error).__name__}: {error}".replace("\n", " ")
+    return f"{reason} {kind} {detail}"
 
 
 def lane_clock(lane: Lane, adapters):
@@ -346,7 +407,9 @@ def lane_clock(lane: Lane, adapters):
 
 def run_lane(claim: Claim, adapters, real_now: datetime, *,
              on_unit: Callable[[Unit], None] | None = None) -> CatchUp:
-    """Catch a claimed lane up to its clock's time and release it (or record its failure)."""
+    """Catch a claimed lane up to its clock's time and release it (or record its failure; what
+    is not done yet is retried after a backoff). A test clock is ready afterwards either way: its
+    due work is as done as it can be now, and what is not is in `pending_work`."""
     from .testmode import mark_ready
 
     lane = claim.lane
@@ -356,11 +419,32 @@ def run_lane(claim: Claim, adapters, real_now: datetime, *,
     except Exception as exc:
         log.error("due work failed in %s: %s", lane, exc, exc_info=exc)
         fail(claim, exc, real_now)
+        if not lane.livemode:
+            mark_ready(lane.tenant_id, lane_now)
         raise
     if not lane.livemode:
         mark_ready(lane.tenant_id, lane_now)
-    release(claim, lane_now)
+    release(claim, lane_now, pending=caught_up.pending, real_now=real_now)
     return caught_up
+
+
+def pending_work(lane: Lane, lane_now: datetime) -> list[PendingUnit]:
+    """The lane's due work not done by `lane_now` (its clock's time), one unit per kind, with why
+    (the classified reason its last catch-up recorded) and when a worker tries it again."""
+    row = db.session.get(DueLane, (lane.tenant_id, lane.livemode))
+    failing = row is not None and row.failures > 0
+    reasons = {}
+    if failing and row.last_error:
+        for line in row.last_error.splitlines():
+            reason, kind, *_ = line.split(" ", 2) + ["", ""]
+            reasons[kind] = reason
+    found = []
+    for kind in kinds():
+        unit = kind.next_unit(lane)
+        if unit is not None and unit.due_at <= lane_now:
+            reason = reasons.get(kind.name, "waiting")
+            found.append(PendingUnit(kind.name, unit.due_at, reason, row.wake_at if failing else None))
+    return found
 
 
 # --- queues ---------------------------------------------------------------------------------

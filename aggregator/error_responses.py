@@ -33,6 +33,7 @@ def domain_error_response(error: DomainError):
     status, body = describe(error)
     response = jsonify({"error": body})
     response.status_code = status
+    response.headers.update(getattr(error, "headers", None) or {})  # RateLimited's Retry-After
     return response
 
 

@@ -57,6 +57,19 @@ class Forbidden(DomainError):
     code = "wrong_role"
 
 
+class RateLimited(DomainError):
+    """Too many requests, or too many failed authentications, from this caller for now (429).
+    `headers` go with the answer: Retry-After (seconds), and X-RateLimit-* for a key's limit."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, headers: Mapping[str, str] | None = None,
+                 code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+        self.headers = {**(headers or {}), "Retry-After": str(retry_after)}
+
+
 #: category -> (HTTP status, error type)
 HTTP_TABLE: dict[type[DomainError], tuple[int, str]] = {
     InvalidInput: (422, "validation_error"),
@@ -65,6 +78,7 @@ HTTP_TABLE: dict[type[DomainError], tuple[int, str]] = {
     Conflict: (409, "conflict"),
     Unauthenticated: (401, "authentication_error"),
     Forbidden: (403, "permission_error"),
+    RateLimited: (429, "rate_limit_error"),
 }
 
 _HTTP_TYPES = {
@@ -77,6 +91,7 @@ _HTTP_TYPES = {
     413: "request_too_large",
     415: "invalid_request_error",
     422: "validation_error",
+    429: "rate_limit_error",
 }
 
 
@@ -85,7 +100,7 @@ class ErrorObjectSchema(Schema):
 
     type = fields.String(required=True, metadata={
         "description": "invalid_request_error, validation_error, authentication_error, "
-                       "permission_error, not_found, conflict, request_too_large, api_error, ..."})
+                       "permission_error, not_found, conflict, request_too_large, rate_limit_error, api_error, ..."})
     message = fields.String(required=True, metadata={"description": "For people; may change."})
     code = fields.String(metadata={"description": "For programs, e.g. idempotency_key_reused."})
     fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.List(fields.String()),

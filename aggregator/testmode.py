@@ -4,7 +4,13 @@ whole billing cycle can be run in seconds (the way Stripe's test clocks work).
 Moving the clock makes everything up to its new time due in the tenant's test-mode lane; the
 due work then runs in order, each unit as of its own instant (see aggregator.due), either in the
 request that moved the clock (`wait`, the default) or by the workers (the clock's status is
-`advancing` until they have caught up, then `ready`)."""
+`advancing` until they have caught up, then `ready`).
+
+`ready` means the advance is over, not that everything due was done: due work that could not
+finish (a charge whose outcome is unknown because Stripe did not answer, or a unit that failed)
+is listed in the clock's `pending` work with a classified reason, and retried after a backoff by
+the workers and by the next advance. A clock never stays `advancing` because of it, and later
+advances proceed (unlike Stripe's `internal_failure`, which ends a test clock)."""
 from __future__ import annotations
 
 import time
@@ -50,8 +56,11 @@ class TestClockBusy(Conflict):
 
 
 def get_test_clock(tenant_id: str, base_now: datetime) -> dict:
+    """The clock's time and status, and its lane's due work not done by then (`pending`)."""
     record = db.session.get(TestClockRecord, tenant_id)
-    return {"now": record.now if record else base_now, "status": record.status if record else "ready"}
+    now = record.now if record else base_now
+    return {"now": now, "status": record.status if record else "ready",
+            "pending": due.pending_work(due.Lane(tenant_id, False), now)}
 
 
 def lock_and_advance(tenant_id: str, to: datetime, base_now: datetime) -> tuple[datetime, datetime]:
@@ -92,16 +101,21 @@ def advance_test_clock(tenant_id: str, to: datetime, adapters, *, wait: bool = T
     base = adapters.clocks.base
     previous, now = lock_and_advance(tenant_id, to, base.now())
     db.session.commit()
-    if not wait:
-        return {"previous": previous, "now": now, "status": "advancing", "ran": None}
     lane = due.Lane(tenant_id, False)
+    if not wait:
+        return {"previous": previous, "now": now, "status": "advancing", "ran": None,
+                "pending": due.pending_work(lane, now)}
     deadline = time.monotonic() + wait_seconds
     while (claim := due.claim_lane(lane, base.now())) is None:
         if time.monotonic() > deadline:
             raise TestClockBusy("A worker has been running this test clock's due work for too long; "
                                 "try again later.")
         time.sleep(0.05)
-    caught_up = due.run_lane(claim, adapters, base.now(), on_unit=on_unit)
+    try:
+        caught_up = due.run_lane(claim, adapters, base.now(), on_unit=on_unit)
+    except due.DueWorkFailed as exc:  # recorded (retried after a backoff) and shown in `pending`
+        caught_up = exc.caught_up or due.CatchUp(lane, now)
     pdfs = due.drain(due_work.PDF_QUEUE, adapters, lane=lane)
-    return {"previous": previous, "now": now, "status": get_test_clock(tenant_id, now)["status"],
-            "ran": due_work.summary(caught_up, pdfs)}
+    clock = get_test_clock(tenant_id, now)
+    return {"previous": previous, "now": now, "status": clock["status"],
+            "ran": due_work.summary(caught_up, pdfs), "pending": clock["pending"]}

@@ -133,6 +133,9 @@ class Worker:
         for unit, _ in caught_up.ran:
             report.units[unit.kind] += 1
             metrics.DUE_DONE.labels(unit.kind).inc()
+        for unit, _ in caught_up.pending:  # not done yet: retried after the lane's backoff
+            report.failed[unit.kind] += 1
+            metrics.DUE_FAILED.labels(unit.kind).inc()
 
     @contextmanager
     def _keeping(self, claim: due.Claim):

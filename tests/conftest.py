@@ -24,8 +24,30 @@ START = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
 def _database_url(tmp_path_factory) -> str:
     url = os.environ.get("AGGREGATOR_TEST_DATABASE_URL")
     if url:
-        return url
+        return _database_of_this_worker(url)
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+def _database_of_this_worker(url: str) -> str:
+    """Under pytest-xdist each worker process gets a PostgreSQL database of its own (the named
+    one with the worker's id appended, created on first use), since every session wipes its schema."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not is_postgres(url):
+        return url
+    base = sa.engine.make_url(url)
+    mine = base.set(database=f"{base.database}_{worker}")
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": mine.database}).first()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{mine.database}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.exit(f"PostgreSQL at {url} is unreachable: {exc}", returncode=3)
+    finally:
+        engine.dispose()
+    return mine.render_as_string(hide_password=False)
 
 
 def is_postgres(url: str) -> bool:
@@ -64,6 +86,9 @@ def app(database_url, clock, tmp_path_factory):
                         storage_dir=Path(tmp_path_factory.mktemp("storage")), db_pool_size=20,
                         webhooks_allow_private=True,  # receivers run on 127.0.0.1
                         stripe_tenant_api_base=True,  # each test points its tenant at its own Stripe peer
+                        # every test calls from 127.0.0.1 on a clock that stands still: the
+                        # throttle's tests (tests/e2e/test_throttling.py) use their own limits
+                        auth_failures_per_address="100000/minute", auth_failures_per_key_prefix="100000/minute",
                         secret_key_file=Path(tmp_path_factory.mktemp("vault")) / "secret.key")
     app = create_app({"SETTINGS": settings, "CLOCK": clock, "TESTING": True})
     with app.app_context():

@@ -131,7 +131,9 @@ def advance_clock(principal, to, no_wait, as_json):
                                     for c in ran.closes) or "none" if ran else "left to the workers",
         "drafts finalized": ran.finalized if ran else None,
         "PDFs rendered": ran.pdfs.rendered if ran else None,
-        "PDFs failed": ran.pdfs.failed if ran else None})
+        "PDFs failed": ran.pdfs.failed if ran else None,
+        "pending": ", ".join(f"{p.kind} due {p.due_at.isoformat()} ({p.reason})" for p in result["pending"])
+                   or "none"})
 
 
 # --- invoices ---------------------------------------------------------------------------------

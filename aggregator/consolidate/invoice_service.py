@@ -16,6 +16,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..ingest.models import Bill
 from ..pagination import Page, paginate
 from ..periods.service import claim_open_period
+from ..states import InvalidTransition
 from . import transitions
 from .invoices import BillItem, Line, build_invoice
 from .models import INVOICE_STATES, Credit, Invoice, InvoiceLine
@@ -180,7 +181,10 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
         _scoped_invoices(principal).where(Invoice.id == invoice_id), of=Invoice)).first()
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id!r}.")
-    if invoice.status == "void":
+    if invoice.status == "void":  # voided before: the same request again is answered as it was
+        if invoice.void_reason != reason:  # another caller's void, not this one's
+            raise InvalidTransition(f"Invoice {invoice.number or invoice.id} is void already (another request "
+                                    "voided it).")
         return with_lines([invoice])[0]
     if invoice.amount_paid > 0:
         raise InvoiceHasPayments(f"Invoice {invoice.number or invoice.id} has payments "
@@ -217,7 +221,9 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
         .execution_options(synchronize_session=False))
     db.session.execute(sa.update(Credit).where(Credit.applied_invoice_id == invoice.id)
                        .values(applied_invoice_id=None))
-    transitions.void(invoice, reason, now)
+    if not transitions.void(invoice, reason, now):  # cannot happen under the lock; never answered as done
+        db.session.rollback()
+        raise InvalidTransition(f"Invoice {invoice_id} changed while it was being voided.")
     db.session.commit()
     db.session.expire(invoice, ["stored_lines"])
     return with_lines([invoice])[0]

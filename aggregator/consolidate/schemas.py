@@ -160,12 +160,27 @@ class DueWorkSchema(Schema):
     pdfs = fields.Nested(RenderReportSchema)
 
 
+class PendingWorkSchema(Schema):
+    kind = fields.String(metadata={"example": "invoice.charge"})
+    due_at = fields.DateTime(metadata={"description": "The instant (clock time) it became due."})
+    reason = fields.String(metadata={
+        "enum": ["waiting", "charge_outcome_unknown", "gateway_misconfigured", "failed"],
+        "description": "waiting: not run yet (the workers take it, or it waits behind a failed unit); "
+                       "charge_outcome_unknown: Stripe did not answer, the charge is looked up and retried; "
+                       "gateway_misconfigured: Stripe refused the tenant's settings; failed: it raised."})
+    retry_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When a worker tries it again (real time); the next advance tries it at once."})
+
+
 class TestClockSchema(Schema):
     __test__ = False
     object = fields.Constant("test_clock")
     now = fields.DateTime()
     status = fields.String(metadata={"enum": ["ready", "advancing"], "description":
-                                     "advancing: the workers are running what became due; ready: all done."})
+                                     "advancing: the workers are running what became due; ready: the advance "
+                                     "is over (what could not be done now is in `pending`, retried)."})
+    pending = fields.List(fields.Nested(PendingWorkSchema), metadata={
+        "description": "Due work not done by the clock's time, one entry per kind, and why."})
 
 
 class AdvanceSchema(Schema):
@@ -180,3 +195,6 @@ class AdvanceResultSchema(Schema):
     now = fields.DateTime()
     status = fields.String(metadata={"enum": ["ready", "advancing"]})
     ran = fields.Nested(DueWorkSchema, allow_none=True)
+    pending = fields.List(fields.Nested(PendingWorkSchema), metadata={
+        "description": "Due work not done by the clock's new time (e.g. a charge Stripe did not answer), "
+                       "one entry per kind, and why; retried after a backoff and by the next advance."})

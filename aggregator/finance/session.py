@@ -1,11 +1,13 @@
 """Finance's sign-in and its session.
 
-An admin API key signs in: it is checked by the API's own key lookup (auth.authenticate), and
-the session keeps only what identifies it (its id, tenant and mode), never the secret. The
-session is Flask's signed cookie, sent only under /finance, HttpOnly, SameSite=Lax, Secure over
-https; it expires FINANCE_SESSION_LIFETIME after signing in or the last action (also enforced
-on its signed timestamp). Every request reads the key again by its id (auth.verified): a
-revoked key ends its sessions at once.
+An admin API key signs in: it is checked by the API's own key lookup (auth.authenticate). The
+session is kept server-side (finance_sessions: the admin key that signed in, tenant, mode,
+created_at, expires_at, revoked_at), and the cookie carries only its random token, of which the
+table keeps a hash, never the key's secret. Every request reads the session row again
+(service.live_session, as of the app's clock): signing out revokes it, revoking the key that
+signed in ends it, and it expires FINANCE_SESSION_LIFETIME after signing in, whatever a copy of
+the cookie says. The cookie is Flask's signed cookie, sent only under /finance, HttpOnly,
+SameSite=Lax, Secure over https (its signed timestamp is checked against the lifetime too).
 
 CSRF: each session holds a random token, put in every form as a hidden field; a POST whose
 field does not match it (hmac.compare_digest) is refused before its view runs. Signing in
@@ -16,11 +18,12 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from flask import Flask, request, session
+from flask import Flask, current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from .. import auth
-from ..errors import Unauthenticated
+from ..errors import RateLimited, Unauthenticated
+from . import service
 
 PATH = "/finance"
 COOKIE_NAME = "aggregator_finance"
@@ -28,38 +31,51 @@ DEFAULT_LIFETIME = timedelta(hours=8)
 
 
 class SignInRefused(Exception):
-    """The key cannot sign in to finance's pages; the message says why, `http_status` how to answer."""
+    """The key cannot sign in to finance's pages; the message says why, `http_status` how to
+    answer, `headers` what goes with it (Retry-After when throttled)."""
 
-    def __init__(self, message: str, http_status: int):
+    def __init__(self, message: str, http_status: int, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.http_status = http_status
+        self.headers = headers or {}
 
 
 def sign_in(secret: str) -> auth.Principal:
-    """Start a session for an admin key (SignInRefused for any other, or none)."""
+    """Start a session for an admin key (SignInRefused for any other, or none, or while this
+    address or key prefix is throttled for failing too often)."""
     try:
-        principal = auth.authenticate(f"Bearer {secret.strip()}")  # the API's one key check
+        principal = auth.authenticate_request(f"Bearer {secret.strip()}")  # the API's one key check, throttled
     except Unauthenticated:
         raise SignInRefused("This key is unknown or has been revoked.", 401) from None
+    except RateLimited as throttled:
+        raise SignInRefused(f"Too many failed sign-ins; try again in {throttled.retry_after} seconds.", 429,
+                            throttled.headers) from None
     if principal.role != "admin":
         raise SignInRefused(f"This is a {principal.role} key: finance signs in with an admin key.", 403)
+    now = _now()
+    if session.get("sid"):
+        service.end_session(session["sid"], now)  # signing in again replaces the session
+    token = service.start_session(principal, now, current_app.config["FINANCE_SESSION_LIFETIME"])
     session.clear()
     session.permanent = True
-    session.update(key_id=principal.key_id, tenant_id=principal.tenant_id, livemode=principal.livemode,
-                   csrf=secrets.token_urlsafe(32))
+    session.update(sid=token, csrf=secrets.token_urlsafe(32))
     return principal
 
 
 def signed_in() -> auth.Principal | None:
-    """The session's principal, read again from its key (None: not signed in, or the key has
-    been revoked since, which ends the session)."""
-    key_id = session.get("key_id")
-    if not key_id:
+    """The principal of this request's session (None: not signed in, or the session has ended:
+    signed out, expired, or its key revoked)."""
+    token = session.get("sid")
+    if not token:
         return None
-    remembered = auth.Principal(session["tenant_id"], session["livemode"], "admin", None, key_id, verified=False)
+    alive = service.live_session(token, _now())
+    if alive is None:
+        session.clear()
+        return None
+    remembered = auth.Principal(alive.tenant_id, alive.livemode, "admin", None, alive.key_id, verified=False)
     try:
-        principal = auth.verified(remembered)
-    except Unauthenticated:
+        principal = auth.verified(remembered)  # the key as it is now, and the tenant's calendar
+    except Unauthenticated:  # pragma: no cover - revoked between the two reads
         session.clear()
         return None
     if (principal.role, principal.tenant_id, principal.livemode) != ("admin", remembered.tenant_id,
@@ -70,7 +86,17 @@ def signed_in() -> auth.Principal | None:
 
 
 def sign_out() -> None:
+    """End the session for good: its row is revoked, so a copy of the cookie is worth nothing."""
+    token = session.get("sid")
+    if token:
+        service.end_session(token, _now())
     session.clear()
+
+
+def _now():
+    """The app's clock (real time in production; the tests' fixed clock), not a tenant's test
+    clock: a session's lifetime is wall-clock time, whatever the tenant's test clock says."""
+    return current_app.extensions["aggregator.adapters"].clocks.base.now()
 
 
 def csrf_token() -> str:

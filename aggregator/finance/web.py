@@ -87,7 +87,7 @@ def login():
     try:
         session.sign_in(request.form.get("api_key", ""))
     except session.SignInRefused as refused:
-        return render_template("finance/login.html", refused=str(refused)), refused.http_status
+        return render_template("finance/login.html", refused=str(refused)), refused.http_status, refused.headers
     return redirect(url_for(".payouts_page"))
 
 

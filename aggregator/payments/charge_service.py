@@ -15,8 +15,9 @@ One charge run works in batches, three steps each:
    (`apply_outcomes`, shared with Stripe's webhooks).
 
 An attempt whose outcome stays unknown (Stripe unreachable) keeps its invoice due: the run
-raises `ChargesIncomplete` after the rest are done, the lane backs off and the next run
-resolves it by lookup."""
+raises `ChargesIncomplete` after the rest are done (so do refused credentials, before any
+call), the lane's other due work goes on, the charges are retried after a backoff and the next
+run resolves an unknown outcome by lookup."""
 from __future__ import annotations
 
 import logging
@@ -56,9 +57,14 @@ PROCESSING_RECHECK = timedelta(hours=6)
 _invoices = Invoice.__table__
 
 
-class ChargesIncomplete(Exception):
-    """Some attempts' outcomes could not be learned (the gateway did not answer): their invoices
-    stay due, and the lane runs again after a backoff."""
+class ChargesIncomplete(due.NotDoneYet):
+    """Some attempts' outcomes could not be learned (the gateway did not answer:
+    `charge_outcome_unknown`), or the gateway refused the tenant's settings before any call
+    (`gateway_misconfigured`): their invoices stay due, and the charges run again after a backoff."""
+
+    def __init__(self, message: str, reason: str = "charge_outcome_unknown"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -161,7 +167,8 @@ def charge_due(tenant_id: str, livemode: bool, as_of: datetime, adapters, *,
             caller.submit(batch)
             finish(batch)
     if caller.misconfigured:
-        raise caller.misconfigured[0]
+        raise ChargesIncomplete(f"the gateway refused the settings of {tenant_id}: {caller.misconfigured[0]}",
+                                "gateway_misconfigured") from caller.misconfigured[0]
     if report.unknown:
         raise ChargesIncomplete(f"{report.unknown} charge(s) of {tenant_id} ({'live' if livemode else 'test'}) "
                                 f"due {as_of.isoformat()} have no known outcome yet; they are looked up again later.")

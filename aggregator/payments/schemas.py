@@ -86,11 +86,13 @@ class ManualPaymentSchema(Schema):
 
 
 class RefundInputSchema(Schema):
-    amount = fields.String(load_default=None, metadata={
+    # allow_none=False: a `load_default` of None would otherwise let an explicit null through as
+    # if the field were absent ("refund everything"); null is refused, naming the field
+    amount = fields.String(load_default=None, allow_none=False, metadata={
         "example": "10.00", "description": "Default: all that is left to refund of the payment."})
     reason = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(REFUND_REASONS))
     note = text(500, load_default=None, allow_none=True)
-    payment = fields.String(load_default=None, metadata={
+    payment = fields.String(load_default=None, allow_none=False, metadata={
         "description": "The payment to refund (default: the latest succeeded one with enough left to refund)."})
 
 

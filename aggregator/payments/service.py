@@ -215,7 +215,10 @@ def record_payment(principal: Principal, invoice_id: str, amount: str, method: s
         db.session.add(credit)
     if applied == remaining:
         settings = tenant_settings(principal.tenant_id, principal.livemode)
-        invoice_transitions.mark_paid(settings, [invoice.id], now, {invoice.id: {"payment": payment.id}})
+        if not invoice_transitions.mark_paid(settings, [invoice.id], now, {invoice.id: {"payment": payment.id}}):
+            db.session.rollback()  # cannot happen under the lock; never answered as recorded
+            raise InvoiceNotPayable(f"Invoice {invoice.number or invoice.id} changed while the payment was "
+                                    "being recorded.")
     db.session.commit()
     db.session.refresh(invoice)
     return PaymentResult(with_lines([invoice])[0], payment, credit)

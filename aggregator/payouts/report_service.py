@@ -37,7 +37,6 @@ report_csv), tested without a database; payout_report reads them, report_pdf ren
 """
 from __future__ import annotations
 
-import csv
 import io
 from collections import defaultdict
 from dataclasses import dataclass, fields
@@ -46,7 +45,7 @@ from typing import Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
-from .. import money
+from .. import csv_cells, money
 from ..accounts.models import Customer, Provider
 from ..accounts.service import tenant_settings
 from ..auth import Principal
@@ -295,7 +294,7 @@ def report_csv(report: PayoutReport) -> str:
     """One line per provider and currency, then one `total` line per currency; amounts as
     decimal strings (as the API gives them)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv_cells.writer(out, lineterminator="\r\n")
     writer.writerow(_CSV_COLUMNS)
     for row in report.rows:
         writer.writerow([row.provider_id, row.provider_name, row.currency, row.bills,

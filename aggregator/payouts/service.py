@@ -10,7 +10,7 @@ from typing import Sequence
 import sqlalchemy as sa
 
 from ..auth import Principal
-from ..db import db, locking
+from ..db import db, locking, write_lock
 from ..errors import Conflict
 from ..pagination import Page, one, paginate
 from ..states import InvalidTransition
@@ -104,10 +104,9 @@ def approve_and_settle(tenant_id: str, livemode: bool, payout_ids: Sequence[str]
 def approve_payout(principal: Principal, payout_id: str, now: datetime) -> Payout:
     """Finance approves one payout. Approving it again changes nothing (409: it is approved)."""
     payout = _locked(principal, payout_id)
-    if payout.status != "pending_review":
-        raise InvalidTransition(f"This payout is {payout.status.replace('_', ' ')}: only a payout pending review "
-                                "can be approved.")
-    approve_and_settle(principal.tenant_id, principal.livemode, [payout.id], now, principal.key_id)
+    if payout.status != "pending_review" or not approve_and_settle(principal.tenant_id, principal.livemode,
+                                                                   [payout.id], now, principal.key_id):
+        raise _refused(payout, "only a payout pending review can be approved.")
     db.session.commit()
     return get_payout(principal, payout_id)
 
@@ -127,6 +126,8 @@ def cancel_payout(principal: Principal, payout_id: str, now: datetime) -> Payout
     """Cancel a payout before it is sent: its amount is brought into the provider's next payout."""
     payout = _locked(principal, payout_id)
     if not transitions.cancel(principal.tenant_id, principal.livemode, payout.id, now):
+        db.session.rollback()
+        payout = _current(principal, payout_id)
         raise InvalidTransition(f"This payout is {payout.status.replace('_', ' ')}"
                                 f"{' and its transfer was requested' if payout.requests else ''}: it cannot be "
                                 "canceled.")
@@ -140,16 +141,31 @@ def record_bank_transfer(principal: Principal, payout_id: str, reference: str, n
     if payout.method != "bank_transfer":
         raise PayoutNotBankTransfer(f"This payout is sent by {'Stripe' if payout.method == 'stripe' else 'nobody'}"
                                     ": only a bank-transfer payout is recorded paid by finance.")
-    if payout.status != "approved":
-        raise InvalidTransition(f"This payout is {payout.status.replace('_', ' ')}: only an approved payout can be "
-                                "recorded paid.")
-    transitions.mark_paid(payout, now, reference=reference)
+    if payout.status != "approved" or not transitions.mark_paid(payout, now, reference=reference):
+        raise _refused(payout, "only an approved payout can be recorded paid.")
     db.session.commit()
     return get_payout(principal, payout_id)
 
 
 def _locked(principal: Principal, payout_id: str) -> Payout:
+    """The payout, read under the lock its change needs: its row (PostgreSQL) or the database's
+    write lock taken before the read (SQLite), so that of concurrent callers one changes it and
+    the others read what it became."""
     if principal.role != "admin":  # pragma: no cover - the blueprint admits admin keys only
         raise InvalidTransition("Only the platform's finance reviews payouts.")
-    return one(locking(_scoped(principal), of=Payout).execution_options(populate_existing=True), Payout.id,
+    write_lock()
+    return _current(principal, payout_id, lock=True)
+
+
+def _current(principal: Principal, payout_id: str, *, lock: bool = False) -> Payout:
+    query = _scoped(principal)
+    return one((locking(query, of=Payout) if lock else query).execution_options(populate_existing=True), Payout.id,
                payout_id, "payout")
+
+
+def _refused(payout: Payout, rule: str) -> InvalidTransition:
+    """409 for a change this caller did not make: the payout's state as it is now (never what
+    another caller recorded on it, such as its reference), and the rule. The transaction ends."""
+    db.session.rollback()
+    status = db.session.scalar(sa.select(Payout.status).where(Payout.id == payout.id))
+    return InvalidTransition(f"This payout is {status.replace('_', ' ')}: {rule}")

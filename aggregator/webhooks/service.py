@@ -12,10 +12,11 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 
 from ..auth import Principal
-from ..db import db, new_id
+from ..db import db, locking, new_id, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..events.service import get_event
 from ..pagination import Page, paginate
+from ..states import InvalidTransition
 from . import signing, transitions
 from ..outbound.addresses import UnacceptableUrl, check_url
 from .delivery import queue_deliveries, subscribed
@@ -76,7 +77,13 @@ def get_endpoint(principal: Principal, endpoint_id: str) -> WebhookEndpoint:
 
 
 def update_endpoint(principal: Principal, endpoint_id: str, changes: Mapping[str, Any], adapters) -> WebhookEndpoint:
-    endpoint = get_endpoint(principal, endpoint_id)
+    """Change an endpoint, read under the lock its change needs (SQLite: the write lock, taken
+    before the read; PostgreSQL: its row), so a concurrent change is seen, never overwritten."""
+    write_lock()
+    endpoint = db.session.scalars(locking(_visible(principal).where(WebhookEndpoint.id == endpoint_id),
+                                          of=WebhookEndpoint).execution_options(populate_existing=True)).first()
+    if endpoint is None:
+        raise NotFound(f"No such webhook endpoint: {endpoint_id!r}.")
     if "url" in changes:
         endpoint.url = _checked_url(changes["url"], adapters.webhooks.allow_private)
     if "enabled_events" in changes:
@@ -86,8 +93,9 @@ def update_endpoint(principal: Principal, endpoint_id: str, changes: Mapping[str
     if "metadata_" in changes:
         endpoint.metadata_ = changes["metadata_"] or {}
     db.session.flush()
-    if "status" in changes:
-        transitions.set_endpoint_status(endpoint, changes["status"])
+    if "status" in changes and not transitions.set_endpoint_status(endpoint, changes["status"]):
+        db.session.rollback()  # cannot happen under the lock; never answered as done
+        raise InvalidTransition(f"Webhook endpoint {endpoint_id} changed meanwhile; read it and try again.")
     db.session.commit()
     return endpoint
 

@@ -21,16 +21,19 @@ DELIVERY_STATES = machine("webhook delivery", {"pending": {"delivered", "failed"
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
 
-def set_endpoint_status(endpoint: WebhookEndpoint, target: str) -> None:
-    """The owner enables or disables its endpoint (no event: the owner knows). Same status: no-op."""
+def set_endpoint_status(endpoint: WebhookEndpoint, target: str) -> bool:
+    """The owner enables or disables its endpoint (no event: the owner knows). Same status: no-op.
+    -> False if the endpoint's status changed meanwhile (the guard matched nothing)."""
     if endpoint.status == target:
-        return
+        return True
     ENDPOINT_STATES.check(endpoint.status, target)
-    db.session.execute(guarded_update(ENDPOINT_STATES, WebhookEndpoint.__table__, target,
-                                      WebhookEndpoint.__table__.c.id == endpoint.id,
-                                      disabled_reason=None if target == "enabled" else "Disabled through the API.")
-                       .execution_options(synchronize_session=False))
+    changed = db.session.execute(guarded_update(ENDPOINT_STATES, WebhookEndpoint.__table__, target,
+                                                WebhookEndpoint.__table__.c.id == endpoint.id,
+                                                disabled_reason=None if target == "enabled"
+                                                else "Disabled through the API.")
+                                 .execution_options(synchronize_session=False)).rowcount
     db.session.refresh(endpoint)
+    return bool(changed)
 
 
 def disable_failing_endpoint(endpoint_id: str, reason: str, created: datetime,

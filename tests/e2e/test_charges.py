@@ -72,6 +72,45 @@ def test_an_invoice_is_charged_once_at_its_charge_instant(stripe_tenant, localst
     assert "invoice.paid" in types and "payment.succeeded" in types
 
 
+def test_an_advance_while_stripe_is_unreachable_answers_the_pending_charge_and_the_next_one_charges_once(
+        stripe_tenant, localstripe):
+    """Stripe unreachable on the charge day: the advance answers 200, the clock is ready (not
+    stuck advancing), the answer lists the charge as pending with a classified reason, and later
+    due work (the next period's close) does not wait behind it. Once Stripe answers again, the
+    next advance charges the invoice exactly once, as of its charge instant."""
+    admin = stripe_tenant.admin["test"]
+    _customer_paying_with(stripe_tenant, localstripe, CARD_OK)
+    provider = stripe_tenant.provider()
+    send(provider, "b1", amount="120.00")
+    advance(stripe_tenant, "2026-12-01T21:59:00+00:00")
+    assert admin.patch("/v1/tenant", {"stripe_api_base": "http://127.0.0.1:1"}).status_code == 200
+    send(provider, "b2", amount="30.00")  # in the next period (the clock's time)
+    answer = admin.post("/v1/test_clock/advance", {"to": "2026-12-26T00:00:00+00:00"})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "ready"
+    [pending] = answer.json["pending"]
+    assert (pending["kind"], pending["due_at"], pending["reason"]) == (
+        "invoice.charge", CHARGE_AT, "charge_outcome_unknown")
+    assert pending["retry_at"] is not None
+    assert "127.0.0.1" not in str(answer.json)  # a classified reason, no upstream detail
+    assert [c["period"] for c in answer.json["ran"]["closes"]] == ["2026-11-25"]  # not held up
+    clock = admin.get("/v1/test_clock").json
+    assert clock["status"] == "ready" and clock["pending"] == answer.json["pending"]
+    first = next(i for i in admin.get("/v1/invoices").json["data"] if i["amount_due"] == "120.00")
+    assert first["status"] == "open" and not _intents_of(localstripe, first["id"])
+
+    assert admin.patch("/v1/tenant", {"stripe_api_base": localstripe.url}).status_code == 200
+    answer = advance(stripe_tenant, "2026-12-26T00:01:00+00:00")
+    assert answer["status"] == "ready" and answer["pending"] == []
+    invoice = admin.get(f"/v1/invoices/{first['id']}").json
+    assert invoice["status"] == "paid" and invoice["paid_at"] == CHARGE_AT and invoice["attempt_count"] == 1
+    intents = _intents_of(localstripe, first["id"])
+    assert len(intents) == 1 and intents[0].status == "succeeded" and intents[0].amount == 12000
+    payments = admin.get(f"/v1/invoices/{first['id']}/payments").json["data"]
+    assert [(p["attempt"], p["status"]) for p in payments] == [(1, "succeeded")]
+    assert admin.get("/v1/test_clock").json["pending"] == []
+
+
 def test_a_declined_card_is_retried_on_the_schedule_then_the_invoice_is_uncollectible(stripe_tenant, localstripe):
     _customer_paying_with(stripe_tenant, localstripe, CARD_DECLINED)
     send(stripe_tenant.provider(), "b1", amount="50.00")

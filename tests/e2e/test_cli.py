@@ -179,7 +179,7 @@ def test_a_whole_cycle_on_the_test_clock(cli, client, cli_tenant, tmp_path):
     assert as_json(cli("events", "show", *scope, events[0]["id"], "--json"))["id"] == events[0]["id"]
     assert "invoice.finalized" in cli("events", "list", *scope).stdout
     human = cli("periods", "advance-clock", *scope, "--to", "2026-12-30T00:00:00Z").stdout
-    assert "Test clock" in human and "ready" in human
+    assert "Test clock" in human and "ready" in human and "pending" in human
 
 
 def test_close_finalize_void_and_render_under_manual_review(cli, client, cli_tenant, clock):

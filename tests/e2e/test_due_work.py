@@ -67,8 +67,10 @@ def test_advancing_without_waiting_answers_at_once_and_leaves_the_work_to_the_wo
     response = admin.post("/v1/test_clock/advance", {"to": "2026-11-26T00:00:00+00:00", "wait": False})
     assert response.status_code == 202, response.json
     assert (response.json["status"], response.json["ran"]) == ("advancing", None)
+    assert response.json["pending"] == [{"kind": "period.close", "due_at": "2026-11-24T13:00:00+00:00",
+                                         "reason": "waiting", "retry_at": None}]
     assert admin.get("/v1/test_clock").json == {"object": "test_clock", "now": "2026-11-26T00:00:00+00:00",
-                                                "status": "advancing"}
+                                                "status": "advancing", "pending": response.json["pending"]}
     assert _invoices(admin) == []
     with app.app_context():  # a worker's tick
         adapters = app.extensions["aggregator.adapters"]
@@ -77,6 +79,7 @@ def test_advancing_without_waiting_answers_at_once_and_leaves_the_work_to_the_wo
         assert [c.lane for c in claims] == [due.Lane(tenant.id, False)]
         due.run_lane(claims[0], adapters, now)
     assert admin.get("/v1/test_clock").json["status"] == "ready"
+    assert admin.get("/v1/test_clock").json["pending"] == []
     assert [i["number"] for i in _invoices(admin)] == ["INV-2026-000001"]
 
 

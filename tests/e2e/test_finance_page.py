@@ -7,10 +7,17 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+from datetime import timedelta
 from pathlib import Path
+
+import hashlib
 
 import pytest
 import requests
+import sqlalchemy as sa
+
+from aggregator.db import db
+from aggregator.finance.models import FinanceSession
 
 from tests.e2e.test_payouts_api import AFTER_PAYOUT_DAY, _pay, market  # noqa: F401  (a fixture)
 from tests.e2e.test_invoices_api import advance
@@ -58,9 +65,14 @@ def test_an_admin_key_signs_in_and_the_session_holds_its_id_never_the_secret(app
     value = cookie.split(";")[0].split("=", 1)[1]
     with app.test_request_context("/finance/payouts"):
         stored = app.session_interface.get_signing_serializer(app).loads(value)
-    assert set(stored) == {"key_id", "tenant_id", "livemode", "csrf", "_permanent"}
-    assert stored["tenant_id"] == tenant.id and stored["livemode"] is False
+    assert set(stored) == {"sid", "csrf", "_permanent"}  # the session's token: the rest is server-side
     assert admin_key(tenant) not in str(stored)
+    (key,) = tenant.admin["test"].get("/v1/keys", query_string={"role": "admin"}).json["data"]
+    with app.app_context():
+        (row,) = db.session.scalars(sa.select(FinanceSession).where(FinanceSession.tenant_id == tenant.id)).all()
+        assert (row.livemode, row.key_id, row.revoked_at) == (False, key["id"], None)
+        assert row.token_hash == hashlib.sha256(stored["sid"].encode()).digest()  # only its hash is kept
+        assert row.expires_at - row.created_at == app.config["FINANCE_SESSION_LIFETIME"]
     page = visitor.get("/finance/payouts")
     assert page.status_code == 200 and "No payouts yet" in page.text
 
@@ -102,6 +114,68 @@ def test_a_revoked_key_ends_its_session_and_cannot_sign_in_again(visitor, tenant
     after = visitor.get("/finance/payouts")
     assert after.status_code == 302 and after.location.endswith("/finance/login")
     assert sign_in(visitor, issued["secret"]).status_code == 401
+
+
+def test_a_cookie_replayed_after_signing_out_is_refused_and_cancels_nothing(app, paid_out):
+    visitor = app.test_client()
+    sign_in(visitor, admin_key(paid_out))
+    page = visitor.get("/finance/payouts?period=2026-10-25")
+    payout_id = re.search(r'action="/finance/payouts/(po_\w+)/cancel"', page.text).group(1)
+    form = {"csrf_token": csrf_of(page.text), "period": "2026-10-25"}
+    stolen = visitor.get_cookie(COOKIE, path="/finance").value  # a copy of the cookie, kept
+    signed_out = visitor.post("/finance/logout", data=form)
+    assert signed_out.status_code == 302 and signed_out.location.endswith("/finance/login")
+
+    replay = app.test_client()
+    replay.set_cookie(COOKIE, stolen, path="/finance")
+    refused = replay.get("/finance/payouts")
+    assert refused.status_code == 302 and refused.location.endswith("/finance/login")
+    replay.set_cookie(COOKIE, stolen, path="/finance")
+    cancel = replay.post(f"/finance/payouts/{payout_id}/cancel", data=form)
+    assert cancel.status_code == 302 and cancel.location.endswith("/finance/login")
+    assert paid_out.admin["test"].get(f"/v1/payouts/{payout_id}").json["status"] == "pending_review"
+    with app.app_context():
+        (row,) = db.session.scalars(sa.select(FinanceSession).where(FinanceSession.tenant_id == paid_out.id))
+        assert row.revoked_at is not None
+
+
+def test_revoking_the_key_ends_the_sessions_it_signed_in_even_replayed(app, visitor, tenant):
+    admin = tenant.admin["test"]
+    issued = admin.post("/v1/tenant/keys").json
+    sign_in(visitor, issued["secret"])
+    stolen = visitor.get_cookie(COOKIE, path="/finance").value
+    assert visitor.get("/finance/payouts").status_code == 200
+    assert admin.delete(f"/v1/keys/{issued['id']}").status_code == 200
+    replay = app.test_client()
+    replay.set_cookie(COOKIE, stolen, path="/finance")
+    after = replay.get("/finance/payouts")
+    assert after.status_code == 302 and after.location.endswith("/finance/login")
+
+
+def test_a_session_expires_on_the_apps_clock_whatever_the_cookie_says(app, visitor, tenant, clock):
+    from tests.conftest import START
+
+    sign_in(visitor, admin_key(tenant))
+    stolen = visitor.get_cookie(COOKIE, path="/finance").value
+    lifetime = app.config["FINANCE_SESSION_LIFETIME"]
+    clock.set(START + lifetime - timedelta(seconds=1))
+    assert visitor.get("/finance/payouts").status_code == 200
+    clock.set(START + lifetime)
+    expired = visitor.get("/finance/payouts")
+    assert expired.status_code == 302 and expired.location.endswith("/finance/login")
+    replay = app.test_client()  # the cookie itself is still well signed and within its timestamp
+    replay.set_cookie(COOKIE, stolen, path="/finance")
+    assert replay.get("/finance/payouts").status_code == 302
+
+
+def test_signing_in_again_ends_the_previous_session(app, visitor, tenant):
+    sign_in(visitor, admin_key(tenant))
+    first = visitor.get_cookie(COOKIE, path="/finance").value
+    sign_in(visitor, admin_key(tenant))
+    assert visitor.get("/finance/payouts").status_code == 200
+    replay = app.test_client()
+    replay.set_cookie(COOKIE, first, path="/finance")
+    assert replay.get("/finance/payouts").status_code == 302
 
 
 def test_every_post_needs_the_session_csrf_token(visitor, paid_out):

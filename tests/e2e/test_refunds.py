@@ -135,6 +135,23 @@ def test_money_received_by_transfer_is_refunded_as_manual(app, tenant):
     assert over.status_code == 409 and over.json["error"]["code"] == "refund_exceeds_payment"
 
 
+def test_a_null_amount_or_payment_is_refused_not_taken_as_everything(app, tenant):
+    """`"amount": null` is not an absent amount: it is refused naming the field, and nothing
+    is refunded (an absent amount refunds everything that is left)."""
+    tenant.customer("cust-1")
+    send(tenant.provider(), "b1", amount="50.00")
+    advance(tenant, PAID)
+    invoice = _invoice(tenant)
+    _pay_manually(app, tenant, invoice, 5000)
+    for field in ("amount", "payment"):
+        refused = _refund(tenant, invoice["id"], **{field: None})
+        assert refused.status_code == 422, refused.json
+        assert refused.json["error"]["type"] == "validation_error" and list(refused.json["error"]["fields"]) == [field]
+    invoice = tenant.admin["test"].get(f"/v1/invoices/{invoice['id']}").json
+    assert invoice["amount_refunded"] == "0.00"
+    assert tenant.admin["test"].get("/v1/refunds").json["data"] == []
+
+
 def test_refunds_are_seen_only_by_their_tenant_in_their_mode(app, tenant, make_tenant):
     tenant.customer("cust-1")
     send(tenant.provider(), "b1", amount="50.00")

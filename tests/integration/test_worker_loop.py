@@ -122,6 +122,44 @@ def test_a_failing_lane_is_recorded_and_does_not_stop_the_others(app, make_tenan
     assert _lane_row(app, fine.id).locked_by is None
 
 
+def test_work_that_cannot_finish_now_backs_off_without_holding_up_the_lanes_other_kinds(app, tenant, monkeypatch):
+    """A unit raising NotDoneYet (an outside service did not answer) sets its kind aside: the
+    lane's other kinds still run, the lane is retried after a backoff (not at once), its test
+    clock is ready, and `pending_work` says what waits and why; once it can finish, it does."""
+    stalled, ran = {"up": False}, []
+
+    class Unanswered(due.NotDoneYet):
+        reason = "test_unanswered"
+
+    def stalled_unit(lane):  # stays due until it has run
+        return None if lane.livemode or lane.tenant_id != tenant.id or "stalled" in ran else \
+            due.Unit("test.stalled", START - timedelta(days=2))
+
+    def stall(lane, unit, adapters):
+        if not stalled["up"]:
+            raise Unanswered("nobody answered")
+        ran.append("stalled")
+
+    # the stalled kind is due first: before, its failure stopped the lane and held the other up
+    _with_kinds(monkeypatch, due.Kind("test.stalled", stalled_unit, stall),
+                _kind("test.other", {tenant.id: 1}, lambda lane: ran.append("other")))
+    _move_clock(tenant, START.isoformat())
+    report = Worker(app).tick()
+    assert ran == ["other"] and report.failed["test.stalled"] == 1 and report.units["test.other"] == 1
+    lane = _lane_row(app, tenant.id)
+    assert lane.failures == 1 and lane.locked_by is None and lane.wake_at > START  # retried after a backoff
+    clock = tenant.admin["test"].get("/v1/test_clock").json
+    assert clock["status"] == "ready"
+    assert [(p["kind"], p["reason"]) for p in clock["pending"]] == [("test.stalled", "test_unanswered")]
+    assert "nobody answered" not in str(clock)  # the detail is for operators (last_error, logs)
+    assert not Worker(app).tick().units  # backing off: not taken again at once
+    stalled["up"] = True
+    _move_clock(tenant, (START + timedelta(minutes=1)).isoformat())  # an advance retries at once
+    assert Worker(app).tick().units["test.stalled"] == 1
+    assert ran == ["other", "stalled"] and _lane_row(app, tenant.id).failures == 0
+    assert tenant.admin["test"].get("/v1/test_clock").json["pending"] == []
+
+
 def test_a_lane_whose_lease_was_taken_stops_before_its_next_unit(app, tenant, monkeypatch):
     ran = []
 
