@@ -64,7 +64,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         mailer=settings.mailer(),
         webhooks=WebhookSender(settings.webhooks_allow_private),
         vault=(vault := Vault(settings.secret_keys, settings.secret_key_file)),
-        payments=Gateways(vault),
+        payments=Gateways(vault, api_base=settings.stripe_api_base, tenant_api_base=settings.stripe_tenant_api_base,
+                          allow_private=settings.webhooks_allow_private),
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses

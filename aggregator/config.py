@@ -49,8 +49,13 @@ class Settings:
     test_smtp_url: str | None = None
     email_from: str = "billing@localhost"
     mail_dir: Path | None = None  # default: "mail" next to storage_dir
-    # Webhooks may be sent to loopback and private addresses (development, tests): never in production.
+    # Webhooks (and a tenant's own Stripe API address) may be sent to loopback and private
+    # addresses (development, tests): never in production.
     webhooks_allow_private: bool = False
+    # Stripe's API address for every tenant (localstripe in development and tests; None: Stripe),
+    # and whether a tenant may set its own in test mode (checked as webhook addresses are).
+    stripe_api_base: str | None = None
+    stripe_tenant_api_base: bool = False
     # Fernet keys sealing secrets at rest (aggregator.vault): the first seals, all unseal. None
     # given: one generated into secret_key_file on first use.
     secret_keys: tuple[str, ...] = ()
@@ -100,6 +105,8 @@ class Settings:
             email_from=env.get("AGGREGATOR_EMAIL_FROM") or "billing@localhost",
             mail_dir=var / "mail",
             webhooks_allow_private=env.get("AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+            stripe_api_base=env.get("AGGREGATOR_STRIPE_API_BASE") or None,
+            stripe_tenant_api_base=env.get("AGGREGATOR_STRIPE_TENANT_API_BASE", "") in ("1", "true", "yes"),
             secret_keys=tuple(k.strip() for k in env.get("AGGREGATOR_SECRET_KEYS", "").split(",") if k.strip()),
             auth_failures_per_address=env.get("AGGREGATOR_AUTH_FAILURES_PER_ADDRESS", "20/minute"),
             auth_failures_per_key_prefix=env.get("AGGREGATOR_AUTH_FAILURES_PER_KEY_PREFIX", "10/minute"),

@@ -410,7 +410,7 @@ def _told(api: _Client, admin: str, invoice: dict, manual: str = "no card on fil
     if invoice["collection"] == "retrying":
         [failed] = api.call("GET", f"/invoices/{invoice['id']}/payments?limit=1", admin)["data"]
         why = failed["decline_code"] or failed["failure_code"]
-        return (f"{head}: attempt {failed['attempt']} declined ({why}: {failed['failure_message']}); "
+        return (f"{head}: attempt {failed['attempt']} declined ({failed['failure_message'] or why}); "
                 f"retried at {invoice['next_charge_at']} (collection: retrying)")
     if invoice["collection"] == "manual":
         return f"{head}: {manual}, it waits for a bank transfer (collection: manual)"
@@ -555,6 +555,7 @@ def demo(out: Path | None, database_url: str | None) -> None:
 
     from . import create_app
     from .mail.mailer import FileSink
+    from .payments.gateway import Gateways
     from .webhooks.sender import WebhookSender
 
     out = out or var_dir() / "demo"
@@ -567,8 +568,12 @@ def demo(out: Path | None, database_url: str | None) -> None:
         mailer = adapters.mailer
         if not os.environ.get("AGGREGATOR_TEST_SMTP_URL"):  # an SMTP sink the operator named, else files here
             mailer = dataclasses.replace(mailer, test=FileSink(out / "mail"))
-        # This process is the demo's own: its API calls and its queues use the demo's adapters.
-        app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(True), mailer=mailer)
+        # This process is the demo's own, and its operator: its API calls and its queues use the
+        # demo's adapters, which send webhooks to its receiver and charge through its localstripe
+        # (both on 127.0.0.1: the tenant's test-mode stripe_api_base is allowed here, and only here).
+        payments = Gateways(adapters.vault, tenant_api_base=True, allow_private=True)
+        app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(True), mailer=mailer,
+                                                                   payments=payments)
         console.print(f"The demo keeps its own database ({_shown(settings.database_url)}), files and emails in "
                       f"{out}/: a server running beside it (bin/start) neither sees nor works on them.")
         run_demo(app, app.extensions["aggregator.adapters"], out, console)

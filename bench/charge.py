@@ -162,7 +162,8 @@ def seed(app, conninfo: str, n: int, peer_url: str, stripe_ids: tuple[str, str],
         assert report.invoices_created == n, report
         accounts.update_tenant(accounts.operator(tenant_id, False), {
             "stripe_secret_key": "sk_test_bench4242", "stripe_api_base": peer_url, "stripe_rate_limit": rate,
-            "stripe_concurrency": concurrency}, vault=app.extensions["aggregator.adapters"].vault)
+            "stripe_concurrency": concurrency}, vault=app.extensions["aggregator.adapters"].vault,
+            check_api_base=app.extensions["aggregator.adapters"].payments.check_tenant_api_base)
         db.session.commit()
     return tenant_id
 
@@ -208,6 +209,8 @@ def run(args) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"flask db upgrade failed:\n{done.stdout}\n{done.stderr}")
     os.environ["AGGREGATOR_VAR_DIR"] = str(args.tmp)
+    # each run's tenant points at its own peer on 127.0.0.1: the bench is the operator and allows it
+    os.environ.update(AGGREGATOR_STRIPE_TENANT_API_BASE="1", AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE="1")
     from aggregator import create_app
 
     app = create_app()

@@ -85,6 +85,7 @@ def app(database_url, clock, tmp_path_factory):
     settings = Settings(database_url=database_url,
                         storage_dir=Path(tmp_path_factory.mktemp("storage")), db_pool_size=20,
                         webhooks_allow_private=True,  # receivers run on 127.0.0.1
+                        stripe_tenant_api_base=True,  # each test points its tenant at its own Stripe peer
                         # every test calls from 127.0.0.1 on a clock that stands still: the
                         # throttle's tests (tests/e2e/test_throttling.py) use their own limits
                         auth_failures_per_address="100000/minute", auth_failures_per_key_prefix="100000/minute",

@@ -24,7 +24,8 @@ class TenantView(MethodView):
     @blp.arguments(TenantSchema(partial=True))
     @blp.response(200, TenantSchema)
     def patch(self, changes):
-        return service.update_tenant(current(), changes, edge.current().vault)
+        adapters = edge.current()
+        return service.update_tenant(current(), changes, adapters.vault, adapters.payments.check_tenant_api_base)
 
 
 @blp.route("/tenant/keys", methods=["POST"])

@@ -164,7 +164,9 @@ def update(tenant_id, mode, as_json, **options):
     changes = _settings(options, partial=True)
     if not changes:
         raise click.UsageError("Nothing to change: give at least one setting option.")
-    settings = service.update_tenant(service.operator(tenant_id, _MODES[mode]), changes, edge.current().vault)
+    adapters = edge.current()
+    settings = service.update_tenant(service.operator(tenant_id, _MODES[mode]), changes, adapters.vault,
+                                     adapters.payments.check_tenant_api_base)
     print_object(settings, TenantSchema(), f"{tenant_id}, {mode} mode", as_json)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
 
@@ -102,7 +102,8 @@ def _hint(secret: str) -> str:
     return f"{prefix}…{secret[-4:]}"
 
 
-def _seal_stripe_secrets(principal: Principal, changes: dict[str, Any], vault) -> dict[str, Any]:
+def _seal_stripe_secrets(principal: Principal, changes: dict[str, Any], vault,
+                         check_api_base: Callable[[str], None] | None) -> dict[str, Any]:
     mode = "live" if principal.livemode else "test"
     key = changes.get("stripe_secret_key")
     if key is not None and f"_{mode}_" not in key[:9]:
@@ -111,6 +112,10 @@ def _seal_stripe_secrets(principal: Principal, changes: dict[str, Any], vault) -
                               "stripe_key_mode")
     if changes.get("stripe_api_base") and principal.livemode:
         raise InvalidInput.on("stripe_api_base", "Live mode always talks to Stripe itself.", "live_api_base")
+    if changes.get("stripe_api_base"):
+        if check_api_base is None:
+            raise RuntimeError("Setting a Stripe API address needs the gateways' check")
+        check_api_base(changes["stripe_api_base"])
     for name in ("stripe_secret_key", "stripe_webhook_secret"):
         if name in changes:
             secret = changes[name]
@@ -121,16 +126,18 @@ def _seal_stripe_secrets(principal: Principal, changes: dict[str, Any], vault) -
     return changes
 
 
-def update_tenant(principal: Principal, changes: Mapping[str, Any], vault=None) -> TenantSettings:
+def update_tenant(principal: Principal, changes: Mapping[str, Any], vault=None,
+                  check_api_base: Callable[[str], None] | None = None) -> TenantSettings:
     """Change the tenant's settings in the caller's mode only: a test key never changes what live
     mode does. The calendar (anchor day, time zone) is fixed once the mode has periods: changing
     it would re-tile periods that bills and invoices already belong to. Stripe's secrets are
-    sealed by `vault` and only their hints kept in the clear."""
+    sealed by `vault` and only their hints kept in the clear; a Stripe API address must pass
+    `check_api_base` (the payment gateways': the operator's rules)."""
     settings = get_tenant(principal)
     calendar = {k for k in ("period_anchor_day", "timezone") if k in changes and changes[k] != getattr(settings, k)}
     if calendar and _has_periods(principal.tenant_id, principal.livemode):
         raise CalendarInUse(f"{' and '.join(sorted(calendar))} cannot change once bills have been received.")
-    changes = _seal_stripe_secrets(principal, dict(changes), vault)
+    changes = _seal_stripe_secrets(principal, dict(changes), vault, check_api_base)
     for name, value in changes.items():
         setattr(settings, name, value)
     if _SCHEDULE_SETTINGS & changes.keys():

@@ -38,6 +38,7 @@ from ..db import db, in_ids, locking, new_id, write_lock
 from ..events.service import NewEvent, record
 from . import transitions
 from .declines import HARD_DECLINES, is_hard
+from .failures import reason
 from .gateway import DEFAULT_CONCURRENCY, Charge, GatewayMisconfigured, Outcome, RateLimiter, default_rate
 from .models import Payment
 from .schedule import next_retry
@@ -248,9 +249,9 @@ class _Caller:
         except GatewayMisconfigured as exc:
             self.misconfigured.append(exc)
             attempt.outcome = Outcome("unknown", message=str(exc))
-        except Exception as exc:  # noqa: BLE001 — a defect: the attempt stays pending, resumed by lookup
+        except Exception:  # noqa: BLE001 — a defect: the attempt stays pending, resumed by lookup
             log.exception("charge %s failed unexpectedly", attempt.charge.payment_id)
-            attempt.outcome = Outcome("unknown", message=f"{type(exc).__name__}: {exc}"[:1000])
+            attempt.outcome = Outcome("unknown", message=reason("internal_error"))  # the detail is logged
 
 
 def _begin(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, adapters, *,

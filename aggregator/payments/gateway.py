@@ -12,10 +12,16 @@ outcome is `unknown` and the payment stays pending, to be resolved the same way 
 
 Provider payouts are Stripe Connect Transfers (`create_transfer`), with the same rule: a transfer
 whose outcome is unknown is found again (`find_transfer`: its group's transfers, matched on
-metadata.payout and destination), never sent under another key."""
+metadata.payout and destination), never sent under another key.
+
+No answer's words are ever passed on: an outcome's message is `failures.reason` of Stripe's
+structured code or of the class of failure (the detail is logged for the operator), because the
+API address may be a tenant's own (test mode, when the operator allows it), checked like a
+webhook's address when connecting (`outbound.connections`)."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +29,12 @@ from typing import Any, Callable, Mapping
 
 import stripe
 import urllib3
+
+from ..errors import InvalidInput
+from ..outbound import VERSION
+from ..outbound.addresses import UnacceptableUrl, check_url
+from ..outbound.connections import AddressRefused, pinned_pools
+from .failures import known_code, reason, refund_failure
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +48,64 @@ REQUEST_TIMEOUT = 30.0  # seconds; a slower answer is an unknown outcome
 
 
 class GatewayMisconfigured(Exception):
-    """The gateway refused our credentials or our account's permissions: nothing was charged,
-    and nothing will be until an operator fixes the settings (the attempt stays pending)."""
+    """The gateway refused our credentials or our account's permissions, or its address is one
+    requests are not sent to: nothing was charged, and nothing will be until the settings are
+    fixed (the attempt stays pending). Its text is a `failures.reason`."""
+
+
+class StripeAddressRefused(stripe.APIConnectionError):
+    """A tenant's Stripe API address resolves to an address requests are not sent to (nothing
+    was sent)."""
+
+
+#: Errors that say our settings are wrong, not that the outcome is unknown: nothing was done.
+MISCONFIGURED = (stripe.AuthenticationError, stripe.PermissionError, StripeAddressRefused)
+
+#: A PaymentIntent's statuses (anything else is not an answer we understand).
+INTENT_STATUSES = {"requires_payment_method", "requires_confirmation", "requires_action", "processing",
+                   "requires_capture", "canceled", "succeeded"}
+_STRIPE_ID = re.compile(r"[a-z]{2,8}_[A-Za-z0-9_]{1,250}")
+
+
+def _stripe_id(value: Any) -> str | None:
+    """An object id from an answer, if it has the shape of Stripe's (`pi_…`, `ch_…`), else None."""
+    return value if isinstance(value, str) and _STRIPE_ID.fullmatch(value) else None
+
+
+def _classified(exc: stripe.StripeError) -> str:
+    """What may be recorded of an error from the gateway: Stripe's known code, or a class."""
+    if isinstance(exc, StripeAddressRefused):
+        return "stripe_address_refused"
+    if isinstance(exc, stripe.APIConnectionError):
+        return "stripe_unreachable"
+    if isinstance(exc, stripe.RateLimitError):
+        return "stripe_rate_limited"
+    if isinstance(exc, stripe.AuthenticationError):
+        return "stripe_authentication_failed"
+    if isinstance(exc, stripe.PermissionError):
+        return "stripe_permission_denied"
+    if isinstance(exc, stripe.IdempotencyError):
+        return "stripe_idempotency_error"
+    if isinstance(exc, stripe.CardError):
+        details = exc.error
+        return (known_code(getattr(details, "decline_code", None) if details is not None else None)
+                or known_code(exc.code) or "card_declined")
+    if isinstance(exc, stripe.InvalidRequestError):
+        return known_code(exc.code) or "stripe_invalid_request"
+    if isinstance(exc, stripe.APIError) and (exc.http_status or 0) >= 500:
+        return "stripe_server_error"
+    return "stripe_invalid_response"
+
+
+def _reason(exc: stripe.StripeError) -> str:
+    """`failures.reason` of the error (a resource_missing says which parameter, if it is ours)."""
+    code = _classified(exc)
+    return reason(code, param=getattr(exc, "param", None) if code == "resource_missing" else None)
+
+
+def _misconfigured(exc: stripe.StripeError, what: str) -> GatewayMisconfigured:
+    log.error("%s: the gateway refused our settings: %s", what, _describe(exc))
+    return GatewayMisconfigured(_reason(exc))
 
 
 @dataclass(frozen=True)
@@ -138,8 +206,11 @@ def _intent_outcome(intent: Any, requests: int) -> Outcome:
     """A PaymentIntent as an outcome."""
     intent = _plain(intent)
     status = intent.get("status")
+    if status not in INTENT_STATUSES or not _stripe_id(intent.get("id")):
+        log.warning("a PaymentIntent answer not understood: status %.100r, id %.100r", status, intent.get("id"))
+        return Outcome("unknown", message=reason("stripe_invalid_response"), requests=requests)
     charge = intent.get("latest_charge")
-    charge_id = charge if isinstance(charge, str) or charge is None else charge.get("id")
+    charge_id = _stripe_id(charge if isinstance(charge, str) or charge is None else charge.get("id"))
     error = intent.get("last_payment_error") or {}
     common = {"payment_intent_id": intent.get("id"), "charge_id": charge_id, "gateway_status": status,
               "requests": requests}
@@ -151,20 +222,24 @@ def _intent_outcome(intent: Any, requests: int) -> Outcome:
         return Outcome("pending", **common)
     if status == "canceled":
         return Outcome("canceled", message="The PaymentIntent was canceled.", **common)
-    return Outcome("failed", failure_code=error.get("code") or status, decline_code=error.get("decline_code"),
-                   message=error.get("message") or f"The PaymentIntent is {status}.", **common)
+    code = known_code(error.get("code")) or "payment_intent_payment_attempt_failed"
+    decline_code = known_code(error.get("decline_code"))
+    return Outcome("failed", failure_code=code, decline_code=decline_code, message=reason(decline_code or code),
+                   **common)
 
 
 def _card_error_outcome(error: stripe.CardError, requests: int) -> Outcome:
     details = error.error
     intent = getattr(details, "payment_intent", None) if details is not None else None
     intent = _plain(intent) if intent is not None else None
-    return Outcome("failed", payment_intent_id=intent.get("id") if intent else None,
-                   charge_id=getattr(details, "charge", None) if details is not None else None,
-                   gateway_status=intent.get("status") if intent else "card_error",
-                   failure_code=error.code or "card_declined",
-                   decline_code=getattr(details, "decline_code", None) if details is not None else None,
-                   message=error.user_message or str(error), requests=requests)
+    status = intent.get("status") if intent else None
+    decline_code = known_code(getattr(details, "decline_code", None) if details is not None else None)
+    code = known_code(error.code) or "card_declined"
+    return Outcome("failed", payment_intent_id=_stripe_id(intent.get("id")) if intent else None,
+                   charge_id=_stripe_id(getattr(details, "charge", None) if details is not None else None),
+                   gateway_status=status if status in INTENT_STATUSES else "card_error",
+                   failure_code=code, decline_code=decline_code, message=reason(decline_code or code),
+                   requests=requests)
 
 
 class Urllib3Client(stripe.HTTPClient):
@@ -176,15 +251,21 @@ class Urllib3Client(stripe.HTTPClient):
 
     name = "urllib3"
 
-    def __init__(self, timeout: float, maxsize: int = 100):
+    def __init__(self, timeout: float, maxsize: int = 100, *, allow_private: bool | None = None):
+        """`allow_private`: None, connect anywhere (Stripe itself, the operator's address); else
+        connect as webhooks do (a tenant's own address): each address checked when connecting."""
         super().__init__()
-        self._pool = urllib3.PoolManager(maxsize=maxsize, retries=False, timeout=urllib3.Timeout(total=timeout),
-                                         cert_reqs="CERT_REQUIRED", ca_certs=stripe.ca_bundle_path)
+        options = {"maxsize": maxsize, "retries": False, "timeout": urllib3.Timeout(total=timeout),
+                   "cert_reqs": "CERT_REQUIRED", "ca_certs": stripe.ca_bundle_path}
+        self._pool = (urllib3.PoolManager(**options) if allow_private is None
+                      else pinned_pools(allow_private, **options))
 
     def request(self, method: str, url: str, headers, post_data=None, *, _usage=None):
         try:
             answer = self._pool.request(method.upper(), url, headers=dict(headers or {}), body=post_data,
                                         redirect=False)
+        except AddressRefused as exc:
+            raise StripeAddressRefused(f"Refused: {exc}", should_retry=False) from exc
         except urllib3.exceptions.SSLError as exc:
             raise stripe.APIConnectionError(f"Could not verify Stripe's TLS certificate: {exc}",
                                             should_retry=False) from exc
@@ -200,10 +281,14 @@ class StripeGateway:
     name = "stripe"
 
     def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = REQUEST_TIMEOUT,
-                 sleep: Callable[[float], None] = time.sleep, backoff: float = 0.5):
+                 sleep: Callable[[float], None] = time.sleep, backoff: float = 0.5,
+                 allow_private: bool | None = None):
+        """`allow_private`: None for Stripe or the operator's address; a tenant's own address is
+        checked when connecting, private addresses allowed only if this is True (Urllib3Client)."""
         addresses = {"api": api_base.rstrip("/")} if api_base else None
+        stripe.set_app_info("aggregator", version=VERSION)  # in the User-Agent of every request
         self.client = stripe.StripeClient(secret_key, base_addresses=addresses, max_network_retries=0,
-                                          http_client=Urllib3Client(timeout))
+                                          http_client=Urllib3Client(timeout, allow_private=allow_private))
         self._sleep, self._backoff = sleep, backoff
 
     # --- charges --------------------------------------------------------------------------
@@ -217,17 +302,18 @@ class StripeGateway:
             return _intent_outcome(found, 0)
         requests = 0
         look_first = resume
+        last: stripe.StripeError = stripe.APIConnectionError("no answer")
         for tries in range(RESOLVE_TRIES + 1):
             if look_first:
                 pace()
                 try:
                     intent, calls = self._find_intent(charge, payment_intent_id)
+                except MISCONFIGURED as exc:
+                    raise _misconfigured(exc, f"charge {charge.payment_id}") from exc
                 except UNKNOWN_ERRORS as exc:
                     requests += 1
-                    return Outcome("unknown", message=f"Looking the attempt up failed: {_describe(exc)}",
-                                   requests=requests)
-                except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-                    raise GatewayMisconfigured(_describe(exc)) from exc
+                    log.warning("charge %s: looking it up failed (%s)", charge.payment_id, _describe(exc))
+                    return Outcome("unknown", message=_reason(exc), requests=requests)
                 requests += calls
                 if intent is not None:
                     return _intent_outcome(intent, requests)
@@ -240,20 +326,25 @@ class StripeGateway:
                 intent = self.client.v1.payment_intents.create(params=self._intent_params(charge),
                                                                options={"idempotency_key": charge.idempotency_key})
             except stripe.CardError as exc:
+                log.info("charge %s: declined (%s)", charge.payment_id, _describe(exc))
                 return _card_error_outcome(exc, requests)
+            except MISCONFIGURED as exc:
+                raise _misconfigured(exc, f"charge {charge.payment_id}") from exc
             except UNKNOWN_ERRORS as exc:
                 log.warning("charge %s: outcome unknown (%s); looking it up", charge.payment_id, _describe(exc))
+                last = exc
                 look_first = True
                 continue
-            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-                raise GatewayMisconfigured(_describe(exc)) from exc
             except stripe.InvalidRequestError as exc:  # no such customer or payment method, …
-                return Outcome("failed", gateway_status="invalid_request", failure_code=exc.code or "invalid_request",
-                               message=_describe(exc), requests=requests, extra={"param": getattr(exc, "param", None)})
+                log.warning("charge %s: refused (%s)", charge.payment_id, _describe(exc))
+                return Outcome("failed", gateway_status="invalid_request",
+                               failure_code=known_code(exc.code) or "stripe_invalid_request", message=_reason(exc),
+                               requests=requests, extra={"param": getattr(exc, "param", None)})
             except stripe.IdempotencyError as exc:  # the key was used with other parameters: a defect
-                return Outcome("unknown", message=_describe(exc), requests=requests)
+                log.error("charge %s: %s", charge.payment_id, _describe(exc))
+                return Outcome("unknown", message=_reason(exc), requests=requests)
             return _intent_outcome(intent, requests)
-        return Outcome("unknown", message=f"No answer after {RESOLVE_TRIES + 1} tries.", requests=requests)
+        return Outcome("unknown", message=_reason(last), requests=requests)
 
     def cancel(self, payment_intent_id: str, pace: Callable[[], None] = lambda: None) -> Outcome:
         """Cancel an attempt that awaits the customer's authentication, before the invoice is
@@ -267,16 +358,21 @@ class StripeGateway:
             try:
                 pace()
                 intent = self.client.v1.payment_intents.retrieve(payment_intent_id)
+            except MISCONFIGURED as lookup:
+                raise _misconfigured(lookup, f"cancel {payment_intent_id}") from lookup
             except UNKNOWN_ERRORS as lookup:
-                return Outcome("unknown", message=_describe(lookup), requests=2)
+                log.warning("cancel %s: looking it up failed (%s)", payment_intent_id, _describe(lookup))
+                return Outcome("unknown", message=_reason(lookup), requests=2)
             outcome = _intent_outcome(intent, 2)
             if outcome.status == "requires_action":  # refused for another reason: leave it be
-                return Outcome("unknown", message=_describe(exc), requests=2)
+                log.warning("cancel %s: refused (%s)", payment_intent_id, _describe(exc))
+                return Outcome("unknown", message=_reason(exc), requests=2)
             return outcome
+        except MISCONFIGURED as exc:
+            raise _misconfigured(exc, f"cancel {payment_intent_id}") from exc
         except UNKNOWN_ERRORS as exc:
-            return Outcome("unknown", message=_describe(exc), requests=1)
-        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-            raise GatewayMisconfigured(_describe(exc)) from exc
+            log.warning("cancel %s: outcome unknown (%s)", payment_intent_id, _describe(exc))
+            return Outcome("unknown", message=_reason(exc), requests=1)
         return _intent_outcome(intent, 1)
 
     def _intent_params(self, charge: Charge) -> dict:
@@ -348,13 +444,17 @@ class StripeGateway:
         the PaymentIntent's refunds (metadata.refund_id) before it is sent again."""
         requests = 0
         look_first = resume
+        last: stripe.StripeError = stripe.APIConnectionError("no answer")
         for tries in range(RESOLVE_TRIES + 1):
             if look_first:
                 pace()
                 try:
                     found = self._find_refund(request, refund_id)
+                except MISCONFIGURED as exc:
+                    raise _misconfigured(exc, f"refund {request.refund_id}") from exc
                 except UNKNOWN_ERRORS as exc:
-                    return Outcome("unknown", message=_describe(exc), requests=requests + 1)
+                    log.warning("refund %s: looking it up failed (%s)", request.refund_id, _describe(exc))
+                    return Outcome("unknown", message=_reason(exc), requests=requests + 1)
                 requests += 1
                 if found is not None:
                     return _refund_outcome(found, requests)
@@ -369,17 +469,19 @@ class StripeGateway:
             try:
                 refund = self.client.v1.refunds.create(params=params,
                                                        options={"idempotency_key": request.idempotency_key})
+            except MISCONFIGURED as exc:
+                raise _misconfigured(exc, f"refund {request.refund_id}") from exc
             except UNKNOWN_ERRORS as exc:
                 log.warning("refund %s: outcome unknown (%s); looking it up", request.refund_id, _describe(exc))
+                last = exc
                 look_first = True
                 continue
-            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-                raise GatewayMisconfigured(_describe(exc)) from exc
             except stripe.StripeError as exc:
-                return Outcome("failed", failure_code=getattr(exc, "code", None) or "refund_failed",
-                               message=_describe(exc), requests=requests)
+                log.warning("refund %s: refused (%s)", request.refund_id, _describe(exc))
+                return Outcome("failed", failure_code=known_code(getattr(exc, "code", None)) or "refund_failed",
+                               message=_reason(exc), requests=requests)
             return _refund_outcome(refund, requests)
-        return Outcome("unknown", message=f"No answer after {RESOLVE_TRIES + 1} tries.", requests=requests)
+        return Outcome("unknown", message=_reason(last), requests=requests)
 
     def _find_refund(self, request: RefundRequest, refund_id: str | None):
         if refund_id:
@@ -414,19 +516,21 @@ class StripeGateway:
             except stripe.RateLimitError as exc:
                 log.warning("transfer %s: rate limited (%s)", request.payout_id, _describe(exc))
                 continue
+            except MISCONFIGURED as exc:
+                raise _misconfigured(exc, f"transfer {request.payout_id}") from exc
             except UNKNOWN_ERRORS as exc:
                 log.warning("transfer %s: outcome unknown (%s)", request.payout_id, _describe(exc))
-                return TransferOutcome("unknown", None, None, _describe(exc), requests)
-            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-                raise GatewayMisconfigured(_describe(exc)) from exc
+                return TransferOutcome("unknown", None, None, _reason(exc), requests)
             except stripe.IdempotencyError as exc:  # the key was used with other parameters: a defect
-                return TransferOutcome("unknown", None, "idempotency_error", _describe(exc), requests)
+                log.error("transfer %s: %s", request.payout_id, _describe(exc))
+                return TransferOutcome("unknown", None, "idempotency_error", _reason(exc), requests)
             except stripe.StripeError as exc:  # no such destination, insufficient balance, …
-                return TransferOutcome("failed", None, getattr(exc, "code", None) or "transfer_failed",
-                                       _describe(exc), requests)
+                log.warning("transfer %s: refused (%s)", request.payout_id, _describe(exc))
+                return TransferOutcome("failed", None, known_code(getattr(exc, "code", None)) or "transfer_failed",
+                                       _reason(exc), requests)
             transfer = _plain(transfer)
-            return TransferOutcome("paid", transfer.get("id"), None, None, requests, transfer)
-        return TransferOutcome("unknown", None, "rate_limit", f"Rate limited {RESOLVE_TRIES + 1} times.", requests)
+            return TransferOutcome("paid", _stripe_id(transfer.get("id")), None, None, requests, transfer)
+        return TransferOutcome("unknown", None, "rate_limit", reason("stripe_rate_limited"), requests)
 
     def find_transfer(self, request: TransferRequest, *, pace: Callable[[], None] = lambda: None
                       ) -> TransferOutcome:
@@ -446,26 +550,30 @@ class StripeGateway:
                         destination = destination.get("id")
                     if ((transfer.get("metadata") or {}).get("payout") == request.payout_id
                             and destination == request.destination):
-                        return TransferOutcome("paid", transfer.get("id"), None, None, requests, transfer)
+                        return TransferOutcome("paid", _stripe_id(transfer.get("id")), None, None, requests,
+                                               transfer)
                 if not page.has_more or not page.data:
                     return TransferOutcome("missing", None, None, None, requests)
                 pace()
                 requests += 1
                 page = page.next_page()
-        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-            raise GatewayMisconfigured(_describe(exc)) from exc
+        except MISCONFIGURED as exc:
+            raise _misconfigured(exc, f"transfer {request.payout_id}") from exc
         except stripe.StripeError as exc:  # no answer, or a refused lookup: not a sign there is no transfer
-            return TransferOutcome("unknown", None, getattr(exc, "code", None), _describe(exc), requests)
+            log.warning("transfer %s: looking it up failed (%s)", request.payout_id, _describe(exc))
+            return TransferOutcome("unknown", None, known_code(getattr(exc, "code", None)), _reason(exc), requests)
 
 
 def _refund_outcome(refund: Any, requests: int) -> Outcome:
     refund = _plain(refund)
     status = refund.get("status")
-    mapped = {"succeeded": "succeeded", "pending": "pending", "requires_action": "pending",
-              "failed": "failed", "canceled": "failed"}.get(status, "pending")
-    return Outcome(mapped, gateway_status=status, message=refund.get("failure_reason"), requests=requests,
-                   amount=refund.get("amount"), extra={"refund_id": refund.get("id")},
-                   charge_id=refund.get("charge") if isinstance(refund.get("charge"), str) else None)
+    mapped_statuses = {"succeeded": "succeeded", "pending": "pending", "requires_action": "pending",
+                       "failed": "failed", "canceled": "failed"}
+    mapped = mapped_statuses.get(status, "pending")
+    return Outcome(mapped, gateway_status=status if status in mapped_statuses else None,
+                   message=refund_failure(refund.get("failure_reason")) if mapped == "failed" else None,
+                   requests=requests, amount=refund.get("amount") if isinstance(refund.get("amount"), int) else None,
+                   extra={"refund_id": _stripe_id(refund.get("id"))}, charge_id=_stripe_id(refund.get("charge")))
 
 
 def _describe(exc: Exception) -> str:
@@ -476,22 +584,55 @@ def _describe(exc: Exception) -> str:
 
 class Gateways:
     """Builds the gateway of a tenant in a mode from its settings (None: manual collection),
-    one StripeClient per key and API base, shared by the threads of a charge run."""
+    one StripeClient per key and API address, shared by the threads of a charge run.
 
-    def __init__(self, vault, *, timeout: float = REQUEST_TIMEOUT):
+    The Stripe API address is the operator's (`api_base`, AGGREGATOR_STRIPE_API_BASE: localstripe
+    in development and tests; None: Stripe itself), for every tenant. A tenant's own test-mode
+    address (`stripe_api_base`) is used only if the operator allows it (`tenant_api_base`,
+    AGGREGATOR_STRIPE_TENANT_API_BASE=1), and then it is checked as webhook addresses are: when
+    set (`check_tenant_api_base`) and at every connection, loopback, private and link-local
+    addresses refused unless `allow_private` (AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE=1)."""
+
+    def __init__(self, vault, *, timeout: float = REQUEST_TIMEOUT, api_base: str | None = None,
+                 tenant_api_base: bool = False, allow_private: bool = False):
         self.vault, self.timeout = vault, timeout
-        self._cache: dict[tuple[str, str | None], StripeGateway] = {}
+        self.api_base, self.tenant_api_base, self.allow_private = api_base, tenant_api_base, allow_private
+        self._cache: dict[tuple[str, str | None, bool | None], StripeGateway] = {}
         self._lock = threading.Lock()
+
+    def check_tenant_api_base(self, url: str) -> None:
+        """Refuse a tenant's own Stripe API address (InvalidInput on `stripe_api_base`) unless the
+        operator allows them and it passes the webhook address rules (as written; its name is
+        resolved and checked again at every connection)."""
+        if not self.tenant_api_base:
+            raise InvalidInput.on("stripe_api_base", "The operator has not enabled a tenant's own Stripe API "
+                                  "address: Stripe requests go to Stripe (or the operator's address).",
+                                  "tenant_api_base_disabled")
+        try:
+            check_url(url, allow_private=self.allow_private, what="Stripe requests are")
+        except UnacceptableUrl as exc:
+            raise InvalidInput.on("stripe_api_base", str(exc), "url_not_allowed") from None
+
+    def _address(self, settings) -> tuple[str | None, bool | None]:
+        """(the API address, the address check: None for the operator's or Stripe's)."""
+        if settings.stripe_api_base and not settings.livemode:
+            if self.tenant_api_base:
+                return settings.stripe_api_base, self.allow_private
+            log.warning("tenant %s: its stripe_api_base is ignored (AGGREGATOR_STRIPE_TENANT_API_BASE is off)",
+                        settings.tenant_id)
+        return self.api_base, None
 
     def for_settings(self, settings) -> StripeGateway | None:
         if not settings.stripe_secret_key:
             return None
         key = self.vault.unseal(settings.stripe_secret_key)
-        cache_key = (key, settings.stripe_api_base)
+        api_base, allow_private = self._address(settings)
+        cache_key = (key, api_base, allow_private)
         with self._lock:
             gateway = self._cache.get(cache_key)
             if gateway is None:
-                gateway = self._cache[cache_key] = StripeGateway(key, settings.stripe_api_base, timeout=self.timeout)
+                gateway = self._cache[cache_key] = StripeGateway(key, api_base, timeout=self.timeout,
+                                                                 allow_private=allow_private)
         return gateway
 
 

@@ -215,8 +215,8 @@ def _send(request: RefundRequest, gateway, *, resume: bool = False, stripe_refun
     try:
         return gateway.refund(request, resume=resume, refund_id=stripe_refund_id)
     except GatewayMisconfigured as exc:
-        log.error("refund %s: the gateway refused our credentials: %s", request.refund_id, exc)
-        return Outcome("unknown", message=f"Stripe refused the credentials: {exc}")
+        log.error("refund %s: the gateway refused our settings: %s", request.refund_id, exc)
+        return Outcome("unknown", message=str(exc))  # a failures.reason
 
 
 def _settle(refund: Refund, outcome: Outcome, as_of: datetime, real_now: datetime) -> str:

@@ -124,7 +124,7 @@ def pay_invoice(principal: Principal, invoice_id: str, now: datetime, adapters) 
     try:
         report = charge_service.charge_now(principal.tenant_id, principal.livemode, [invoice_id], now, adapters)
     except GatewayMisconfigured as exc:
-        raise PaymentGatewayMisconfigured(f"Stripe refused this tenant's settings: {exc}") from None
+        raise PaymentGatewayMisconfigured(f"Stripe cannot be used with this tenant's settings: {exc}") from None
     if report.manual:  # its payment method went away meanwhile
         raise NoPaymentGateway("The invoice cannot be charged through Stripe: it waits for a recorded payment.")
     if report.unknown and not report.attempted:  # another run was sending it after all
@@ -149,7 +149,7 @@ def charge_invoices(principal: Principal, invoice_ids: Sequence[str], now: datet
     try:
         return charge_service.charge_now(principal.tenant_id, principal.livemode, list(invoice_ids), now, adapters)
     except GatewayMisconfigured as exc:
-        raise PaymentGatewayMisconfigured(f"Stripe refused this tenant's settings: {exc}") from None
+        raise PaymentGatewayMisconfigured(f"Stripe cannot be used with this tenant's settings: {exc}") from None
 
 
 # --- money received outside the gateway -------------------------------------------------------

@@ -33,6 +33,7 @@ from ..db import db, locking, new_id, write_lock
 from ..due import Lane, Worked
 from ..errors import InvalidRequest, NotFound
 from . import charge_service, transitions
+from .failures import refund_failure
 from .gateway import _intent_outcome
 from .models import Payment, Refund, StripeEvent
 
@@ -322,8 +323,8 @@ def _refund_seen(settings: TenantSettings, refund: dict, charge: dict | None, as
         if status == "succeeded":
             transitions.settle_refund(row, "succeeded", as_of, **ids)
         elif status in ("failed", "canceled"):
-            transitions.settle_refund(row, "failed", as_of, failure_message=(
-                _text(refund, "failure_reason") or f"The refund is {status}.")[:1000], **ids)
+            transitions.settle_refund(row, "failed", as_of, failure_message=refund_failure(
+                _text(refund, "failure_reason") or "unknown"), **ids)
         return None
     if ours:
         raise NotYetKnown(f"No refund {ours!r} (yet).")

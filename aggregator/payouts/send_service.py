@@ -67,8 +67,8 @@ def _send(request: TransferRequest, gateway, attempt: int) -> TransferOutcome:
                 return found
         return gateway.create_transfer(request)
     except GatewayMisconfigured as exc:
-        log.error("payout %s: the gateway refused our credentials: %s", request.payout_id, exc)
-        return TransferOutcome("unknown", None, None, f"Stripe refused the credentials: {exc}", 0)
+        log.error("payout %s: the gateway refused our settings: %s", request.payout_id, exc)
+        return TransferOutcome("unknown", None, None, str(exc), 0)  # a failures.reason
 
 
 def settle(payout: Payout, outcome: TransferOutcome, as_of: datetime, real_now: datetime) -> str:

@@ -143,7 +143,11 @@ def send_claimed(ids: Sequence[str], adapters, now: datetime) -> Worked:
 
 
 def record_outcomes(rows, outcomes: Sequence[Outcome], adapters, now: datetime) -> Worked:
-    """Record each attempt; deliver, reschedule or give up; disable the endpoints given up on."""
+    """Record each attempt (its classified error: the detail goes to the log, never to the
+    tenant); deliver, reschedule or give up; disable the endpoints given up on."""
+    for r, o in zip(rows, outcomes):
+        if o.detail:
+            log.warning("webhook delivery %s (endpoint %s): %s: %s", r.id, r.endpoint_id, o.error, o.detail)
     bulk_insert(WebhookAttempt.__table__, [
         {"delivery_id": r.id, "attempted_at": now, "status_code": o.status_code, "duration_ms": o.duration_ms,
          "error": o.error} for r, o in zip(rows, outcomes)])

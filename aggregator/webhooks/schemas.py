@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ..events.schemas import EVENT_TYPES
 from ..fields import ListArgs, Metadata, optional_text
-from .addresses import MAX_URL_LENGTH
+from ..outbound.addresses import MAX_URL_LENGTH
 from .transitions import ENDPOINT_DISABLED
 
 #: Every event type an endpoint may subscribe to (the webhooks' own among them).

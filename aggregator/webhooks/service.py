@@ -18,7 +18,7 @@ from ..events.service import get_event
 from ..pagination import Page, paginate
 from ..states import InvalidTransition
 from . import signing, transitions
-from .addresses import UnacceptableUrl, check_url
+from ..outbound.addresses import UnacceptableUrl, check_url
 from .delivery import queue_deliveries, subscribed
 from .models import WebhookDelivery, WebhookEndpoint
 

@@ -142,15 +142,15 @@ def test_a_failing_receiver_is_retried_on_the_schedule_then_the_endpoint_is_disa
         assert len(receiver.received) == MAX_ATTEMPTS
         assert sum(RETRY_SCHEDULE, timedelta()) > timedelta(days=2, hours=20)  # about three days
         endpoint = admin.get(f"/v1/webhook_endpoints/{failing['id']}").json
-        assert endpoint["status"] == "disabled" and "HTTP 500" in endpoint["disabled_reason"]
+        assert endpoint["status"] == "disabled" and "http_500" in endpoint["disabled_reason"]
         [delivery] = admin.get(f"/v1/webhook_endpoints/{failing['id']}/deliveries").json["data"]
         assert (delivery["status"], delivery["attempt_count"], delivery["next_attempt_at"]) == ("failed", MAX_ATTEMPTS,
                                                                                                 None)
         assert [a["status_code"] for a in delivery["attempts"]] == [500] * MAX_ATTEMPTS
-        assert delivery["error"] == "HTTP 500" and delivery["duration_ms"] >= 0
+        assert delivery["error"] == "http_500" and delivery["duration_ms"] >= 0
         [disabled] = admin.get("/v1/events?type=webhook_endpoint.disabled").json["data"]
         assert disabled["data"]["object"]["id"] == failing["id"] and disabled["data"]["object"]["url"] == failing["url"]
-        assert disabled["data"]["last_error"] == "HTTP 500" and "secret" not in disabled["data"]["object"]
+        assert disabled["data"]["last_error"] == "http_500" and "secret" not in disabled["data"]["object"]
         assert [json.loads(r.body)["id"] for r in watcher.received] == [disabled["id"]]
         # a disabled endpoint gets nothing new; enabled again, it does
         receiver.status = 200
@@ -279,3 +279,26 @@ def test_literal_private_addresses_are_refused_unless_the_operator_allows_them(a
     finally:
         app.extensions["aggregator.adapters"] = adapters
     assert register(tenant.admin["test"], "http://127.0.0.1:8000/x")["status"] == "enabled"
+
+
+def test_a_refused_address_is_told_to_the_tenant_as_a_reason_and_to_the_operator_in_the_log(app, tenant, receiver,
+                                                                                            caplog):
+    from aggregator.webhooks.sender import WebhookSender
+
+    admin = tenant.admin["test"]
+    endpoint = register(admin, f"http://localhost:{receiver.server.server_port}/hooks", ["period.closed"])
+    adapters = app.extensions["aggregator.adapters"]
+    app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(allow_private=False))
+    try:
+        close_a_period(tenant)
+        with caplog.at_level("WARNING", logger="aggregator.webhooks.delivery"):
+            run_workers(app, tenant)
+    finally:
+        app.extensions["aggregator.adapters"] = adapters
+    assert receiver.received == []
+    answer = admin.get(f"/v1/webhook_endpoints/{endpoint['id']}/deliveries")
+    [delivery] = answer.json["data"]
+    assert delivery["error"] == "address_refused" and [a["error"] for a in delivery["attempts"]] == ["address_refused"]
+    for internal in ("127.0.0.1", "::1", "AddressRefused", "resolves", "AGGREGATOR_"):
+        assert internal not in answer.get_data(as_text=True)
+    assert "AddressRefused: localhost resolves to" in caplog.text  # the operator sees what happened

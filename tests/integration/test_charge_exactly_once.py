@@ -60,7 +60,9 @@ def test_a_charge_run_killed_part_way_then_run_again_charges_every_invoice_once(
     assert _count(app, "SELECT count(*) FROM invoices WHERE tenant_id = :t AND next_charge_at = "
                        "'2026-12-01T22:00:00Z'", tenant.id) == INVOICES
     env = {**os.environ, "AGGREGATOR_DATABASE_URL": database_url, "AGGREGATOR_LEASE_SECONDS": "2",
-           "AGGREGATOR_SECRET_KEYS": app.config["AGGREGATOR_SETTINGS"].secret_key_file.read_text().strip()}
+           "AGGREGATOR_SECRET_KEYS": app.config["AGGREGATOR_SETTINGS"].secret_key_file.read_text().strip(),
+           # the tenant's own Stripe peer on 127.0.0.1, as the tests' app allows it
+           "AGGREGATOR_STRIPE_TENANT_API_BASE": "1", "AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE": "1"}
     command = [sys.executable, "-c", RUN, tenant.id, CHARGE_AT.isoformat()]
 
     def landed() -> bool:

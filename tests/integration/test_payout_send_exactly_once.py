@@ -57,7 +57,9 @@ def test_a_sender_killed_part_way_then_run_again_pays_every_payout_by_one_transf
     peer.peer.slow_seconds = 0.4
     peer.peer.fail.extend(["slow_after"] * PROVIDERS)  # each transfer is made, then answered late
     env = {**os.environ, "AGGREGATOR_DATABASE_URL": database_url, "AGGREGATOR_LEASE_SECONDS": "2",
-           "AGGREGATOR_SECRET_KEYS": app.config["AGGREGATOR_SETTINGS"].secret_key_file.read_text().strip()}
+           "AGGREGATOR_SECRET_KEYS": app.config["AGGREGATOR_SETTINGS"].secret_key_file.read_text().strip(),
+           # the tenant's own Stripe peer on 127.0.0.1, as the tests' app allows it
+           "AGGREGATOR_STRIPE_TENANT_API_BASE": "1", "AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE": "1"}
     process = subprocess.Popen([sys.executable, "-c", RUN, tenant.id], cwd=PROJECT_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

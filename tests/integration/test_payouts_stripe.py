@@ -108,7 +108,7 @@ def test_a_refused_transfer_fails_and_the_next_payout_brings_its_amount(app, ten
     assert _run_queue(app, tenant, clock.now()).done == 1
     failed = _payout(tenant, payout["id"])
     assert failed["status"] == "failed" and failed["failure_code"] == "resource_missing", failed
-    assert "No such destination" in failed["failure_message"]
+    assert failed["failure_message"] == "resource_missing: Stripe has no such destination account."
     events = [e["type"] for e in tenant.admin["test"].get("/v1/events", query_string={"limit": 100}).json["data"]]
     assert "payout.failed" in events and "payout.paid" not in events
     # the next payout day brings the failed amount forward (to the account fixed meanwhile)

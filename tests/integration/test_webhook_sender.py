@@ -30,7 +30,8 @@ def post(sender, url):
 def test_refused_at_connect_time_for_addresses_that_are_not_public(receiver, host):
     outcome = post(WebhookSender(allow_private=False), f"http://{host}:{receiver.server.server_port}/hooks")
     assert outcome.status_code is None and not outcome.delivered
-    assert outcome.error.startswith("AddressRefused:") and "AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE" in outcome.error
+    assert outcome.error == "address_refused"  # what the tenant sees; the operator's log has the detail:
+    assert outcome.detail.startswith("AddressRefused:") and "AGGREGATOR_WEBHOOKS_ALLOW_PRIVATE" in outcome.detail
     assert receiver.received == []
 
 
@@ -44,7 +45,7 @@ def test_a_name_is_refused_if_any_of_its_addresses_is_private(receiver, monkeypa
 
     monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
     outcome = post(WebhookSender(allow_private=False), f"http://mixed.example:{receiver.server.server_port}/")
-    assert outcome.error.startswith("AddressRefused:") and "127.0.0.1" in outcome.error
+    assert outcome.error == "address_refused" and "127.0.0.1" in outcome.detail
 
 
 def test_the_name_is_resolved_once_and_the_checked_address_connected_to(receiver, monkeypatch):
@@ -90,7 +91,7 @@ def test_redirects_are_not_followed(receiver):
     finally:
         server.shutdown()
         server.server_close()
-    assert (outcome.status_code, outcome.delivered, outcome.error) == (307, False, "HTTP 307")
+    assert (outcome.status_code, outcome.delivered, outcome.error) == (307, False, "http_307")
     assert receiver.received == []
 
 
@@ -105,7 +106,7 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt():
         assert time.monotonic() - started < 3
     finally:
         listener.close()
-    assert outcome.status_code is None and "Timeout" in outcome.error
+    assert outcome.status_code is None and outcome.error == "timeout" and "Timeout" in outcome.detail
 
 
 def test_many_requests_are_sent_concurrently_in_order_of_the_outcomes(receiver):
@@ -187,7 +188,17 @@ def test_https_to_the_pinned_address_still_uses_the_name_for_sni_and_the_certifi
         port = receiver.server.server_port
         assert post(sender, f"https://hooks.example:{port}/tls").status_code == 200
         mismatch = post(sender, f"https://127.0.0.1:{port}/tls")  # the certificate is not for this name
-        assert mismatch.status_code is None and "certificate" in mismatch.error.lower()
+        assert mismatch.status_code is None and mismatch.error == "tls_error"
+        assert "certificate" in mismatch.detail.lower()
     finally:
         receiver.close()
     assert names[0] == "hooks.example" and [r.path for r in receiver.received] == ["/tls"]
+
+
+def test_deliveries_name_the_service_as_their_user_agent(receiver):
+    from aggregator.outbound import VERSION
+
+    assert post(WebhookSender(allow_private=True), receiver.url()).delivered
+    [received] = receiver.received
+    assert received.headers["user-agent"] == f"aggregator-webhooks/{VERSION}" and VERSION
+    assert "urllib3" not in received.headers["user-agent"]

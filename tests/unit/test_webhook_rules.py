@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 from standardwebhooks import Webhook
 
 from aggregator.webhooks import signing
-from aggregator.webhooks.addresses import UnacceptableUrl, check_url, refusal
+from aggregator.outbound.addresses import UnacceptableUrl, check_url, refusal
 from aggregator.webhooks.schedule import MAX_ATTEMPTS, RETRY_SCHEDULE, retry_delay
 
 

@@ -1,5 +1,6 @@
-"""Where webhooks may be sent (no server-side request forgery): pure rules over URLs and IP
-addresses. The sender applies `refusal` to every address a host resolves to, at connect time;
+"""Where outbound requests may go (no server-side request forgery): pure rules over URLs and IP
+addresses, for webhook endpoints and a tenant's own Stripe API address alike. The connections
+(`outbound.connections`) apply `refusal` to every address a host resolves to, at connect time;
 registration applies `check_url` to the URL as written (a literal address is checked there too).
 
 An address is refused if it is loopback, private, link-local (the cloud metadata service
@@ -36,7 +37,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 
 def refusal(address: IPAddress | str) -> str | None:
-    """Why webhooks may not be sent to this address, or None if they may."""
+    """Why requests may not be sent to this address, or None if they may."""
     address = ipaddress.ip_address(address)
     if isinstance(address, ipaddress.IPv6Address):
         if address.scope_id:
@@ -59,10 +60,11 @@ class UnacceptableUrl(ValueError):
     pass
 
 
-def check_url(url: str, *, allow_private: bool) -> SplitResult:
-    """The URL, parsed, if webhooks may be registered to it: http or https, a host, no user or
-    password, no fragment, a valid port, and not a literal address `refusal` refuses (unless
-    `allow_private`). Host names are resolved and checked when connecting, not here."""
+def check_url(url: str, *, allow_private: bool, what: str = "Webhooks are") -> SplitResult:
+    """The URL, parsed, if requests may be sent to it (`what`: what would be sent, for the
+    message): http or https, a host, no user or password, no fragment, a valid port, and not a
+    literal address `refusal` refuses (unless `allow_private`). Host names are resolved and
+    checked when connecting, not here."""
     if len(url) > MAX_URL_LENGTH:
         raise UnacceptableUrl(f"At most {MAX_URL_LENGTH} characters.")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
@@ -84,7 +86,7 @@ def check_url(url: str, *, allow_private: bool) -> SplitResult:
         raise UnacceptableUrl("Port 0 is not a port.")
     literal = _literal_address(parts.hostname)
     if literal is not None and not allow_private and (reason := refusal(literal)):
-        raise UnacceptableUrl(f"Webhooks are not sent to {reason}.")
+        raise UnacceptableUrl(f"{what} not sent to {reason}.")
     return parts
 
 
