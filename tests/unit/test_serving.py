@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import flask_migrate
 import pytest
 from flask import request
 from gunicorn.config import Config
@@ -80,6 +81,8 @@ def _app_seeing_the_client(tmp_path, trusted_proxies: int):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}", storage_dir=tmp_path / "storage",
                         secret_key_file=tmp_path / "secret.key", trusted_proxies=trusted_proxies)
     app = create_app({"SETTINGS": settings, "TESTING": True})
+    with app.app_context():
+        flask_migrate.upgrade()  # an app without its database answers 503 to everything but health
     app.add_url_rule("/client", "client", lambda: {"address": request.remote_addr, "scheme": request.scheme})
     return app.test_client()
 
