@@ -184,7 +184,8 @@ class Cycle:
             base = self.localstripe.url if kind == "cards" else self.peer.url
             _ok(admin.patch("/v1/tenant", {"stripe_secret_key": "sk_test_crash4242", "stripe_api_base": base,
                                            "finance_email": f"finance@{kind}.example"}))
-            _ok(admin.post("/v1/webhook_endpoints", {"url": self.receiver.url(f"/{kind}"), "enabled_events": ["*"]}))
+            _ok(admin.post("/v1/webhook_endpoints", {"url": self.receiver.url(self._hook_path(kind)),
+                                                     "enabled_events": ["*"]}))
             providers = []
             for p, account in enumerate(("acct_provider_a", "acct_provider_b")):
                 made = _ok(admin.post("/v1/providers", {"name": f"App {p}", "revenue_share_rate": "0.30"}))
@@ -210,6 +211,9 @@ class Cycle:
         plan = self.folder / "plan.json"
         plan.write_text(json.dumps({"bills": self.bills, "tenants": self.tenants}))
         return plan
+
+    def _hook_path(self, kind: str) -> str:
+        return f"/{self.folder.name}/{kind}"  # the receiver serves every cycle of a run
 
     def advance(self, to: str) -> None:
         for t in self.tenants:
@@ -437,7 +441,7 @@ class Cycle:
     def _check_deliveries(self, windows: set) -> tuple[list[str], int]:
         v, resent = [], 0
         events = {r[0] for r in self._sql("SELECT id FROM events WHERE tenant_id = ANY(:t)")}
-        paths = {f"/{t['kind']}" for t in self.tenants}
+        paths = {self._hook_path(t["kind"]) for t in self.tenants}
         hooks = Counter(r.headers["webhook-id"] for r in self.receiver.received if r.path in paths)
         if set(hooks) != events:
             v.append(f"webhooks: {len(events - set(hooks))} events never delivered, "
