@@ -4,6 +4,7 @@ database of its own). Prints one line per run and a summary; exits 1 on any viol
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="this point (point or point@n); repeatable")
     parser.add_argument("--keep", type=Path, help="a folder for the runs' files and logs (default: a temporary one)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the runs' workers are stopped
     if args.only:
         runs = [[(p.partition("@")[0], int(p.partition("@")[2] or 1)) for p in args.only]]
     else:
