@@ -54,6 +54,10 @@ from aggregator.faults import POINTS
 #: A kill at these points may resend what the dead process had sent (same id, never new content).
 RESEND_WINDOWS = {"webhooks.send.after_post": "webhook", "email.send.after_smtp": "email"}
 
+#: Points reached only after a kill at another in the same cycle: the refund queue resumes a
+#: refund only when the process that created it died before settling it.
+NEEDS = {"refund.resume.after_claim": "refund.create.after_commit"}
+
 #: Points a cycle passes many times (each bill, PDF, batch of deliveries): killed at the 1st-3rd pass.
 FREQUENT = ("ingest.", "pdf.", "events.", "webhooks.", "email.", "due.")
 
@@ -88,7 +92,14 @@ def plan_runs(seed: int, count: int | None, per_run: int) -> list[list[tuple[str
     rng.shuffle(points)
     chosen = [(p, rng.choice((1, 2, 3)) if p.startswith(FREQUENT) else 1)
               for p in (points if count is None else points[:count])]
-    return [chosen[i:i + per_run] for i in range(0, len(chosen), per_run)]
+    runs = [chosen[i:i + per_run] for i in range(0, len(chosen), per_run)]
+    for point, after in NEEDS.items():  # into the cycle of the kill that leaves it work to do
+        home = next((run for run in runs if any(p == after for p, _ in run)), None)
+        held = next((run for run in runs if any(p == point for p, _ in run)), None)
+        if home is not None and held is not None and home is not held:
+            held[:] = [(p, n) for p, n in held if p != point]
+            home.append((point, 1))
+    return [run for run in runs if run]
 
 
 class Processes:
