@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-import pytest
-
 from aggregator.mail.mailer import Mailer, transport_from_url
 from tests.e2e.test_invoices_api import advance
-from tests.integration.test_email_delivery import ANN, BOB, FINANCE, deliver, deliveries, shop  # noqa: F401
+from tests.integration import test_email_delivery as emails
+from tests.integration.test_email_delivery import ANN, BOB, FINANCE, deliver, deliveries
 from tests.smtp_server import SmtpServer, free_port
 
+shop = emails.shop  # the fixture: three customers (one without an address), a bill each
 
-def test_an_hour_without_smtp_delays_every_email_and_loses_or_doubles_none(app, shop, clock):  # noqa: F811
+
+def test_an_hour_without_smtp_delays_every_email_and_loses_or_doubles_none(app, shop, clock):
     port = free_port()  # nothing listens there yet: connections are refused
     url = f"smtp://127.0.0.1:{port}?timeout=2"
     mailer = Mailer(live=transport_from_url(url), test=transport_from_url(url), default_from="billing@operator.example")
