@@ -54,6 +54,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _prepare_sqlite(app)
+    else:
+        database.ping_idle_connections()  # reconnect by itself after a database restart
     database.db.init_app(app)
     throttle.init_app(app, settings)
     Migrate(app, database.db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)

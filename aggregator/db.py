@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 from typing import Sequence
@@ -215,3 +216,32 @@ def write_lock() -> None:
     (SQLite has no row locks). On PostgreSQL row locks are taken by the reads themselves."""
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.execute(sa.text("UPDATE invoice_sequences SET next_number = next_number WHERE 0"))
+
+
+#: A pooled PostgreSQL connection idle for this long (seconds) is checked before it is lent: a
+#: restarted server closed it unseen. Busy connections are lent unchecked, so a request pays no
+#: extra round trip (pool_pre_ping would, on every checkout).
+IDLE_PING_SECONDS = 1.0
+
+
+def _checked_in(dbapi_connection, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _checked_out(dbapi_connection, record, proxy) -> None:
+    since = record.info.get("idle_since")
+    if since is None or time.monotonic() - since < IDLE_PING_SECONDS \
+            or not type(dbapi_connection).__module__.startswith("psycopg"):
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.rollback()  # lent idle, as the pool's reset left it
+    except Exception as exc:  # noqa: BLE001 - any failure: the pool drops it and connects anew
+        raise sa.exc.DisconnectionError(f"an idle pooled connection was lost: {exc}") from exc
+
+
+def ping_idle_connections() -> None:
+    """Have every pool check a connection that sat idle before lending it (once per process)."""
+    if not sa.event.contains(sa.pool.Pool, "checkout", _checked_out):
+        sa.event.listen(sa.pool.Pool, "checkin", _checked_in)
+        sa.event.listen(sa.pool.Pool, "checkout", _checked_out)

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import UTCDateTime, db, dialect_insert
+from .faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,7 @@ def catch_up(lane: Lane, now: datetime, adapters, *, on_unit: Callable[[Unit], N
         except Exception as exc:
             db.session.rollback()
             raise DueWorkFailed(lane, unit, exc, result) from exc
+        crash_point("due.unit.after_run")
         result.ran.append((unit, report))
         last = unit
     return result
@@ -412,6 +414,7 @@ def run_lane(claim: Claim, adapters, real_now: datetime, *,
     due work is as done as it can be now, and what is not is in `pending_work`."""
     from .testmode import mark_ready
 
+    crash_point("due.lane.after_claim")
     lane = claim.lane
     lane_now = lane_clock(lane, adapters).now()
     try:

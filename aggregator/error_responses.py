@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
+import sqlalchemy as sa
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -55,6 +56,18 @@ def http_exception_response(exc: HTTPException):
                       _HTTP_CODES.get(status, "api_error" if status >= 500 else "invalid_request"))
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """The connection to the database was lost or could not be made (a restart, a network cut):
+    not the statement's fault, so the request may simply be retried. Errors the server answered
+    (they carry an SQLSTATE: a deadlock, a constraint) are not this."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    return (isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
+            and type(exc.orig).__module__.startswith("psycopg") and getattr(exc.orig, "sqlstate", None) is None)
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(DomainError, domain_error_response)
 
@@ -62,5 +75,11 @@ def register(app: Flask) -> None:
     def unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return http_exception_response(exc)
+        if database_unreachable(exc):
+            log.error("the database is unreachable: %s", exc)
+            response = error_body(503, "api_error", "The database is unreachable; try again shortly (an "
+                                  "Idempotency-Key makes a retry safe).", "database_unavailable")
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error")
         return error_body(500, "api_error", "An internal error occurred; it has been logged.", "internal_error")

@@ -65,9 +65,9 @@ def free_port() -> int:
 class SmtpServer:
     """Started and stopped by the tests: `url` is what AGGREGATOR_SMTP_URL would be."""
 
-    def __init__(self):
+    def __init__(self, port: int | None = None):
         self.handler = RecordingHandler()
-        self.port = free_port()
+        self.port = port or free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 
     @property

@@ -17,6 +17,7 @@ from .. import money
 from ..accounts.models import Customer, TenantSettings
 from ..accounts.service import tenant_settings
 from ..db import db, locking, new_id, run
+from ..faults import crash_point
 from ..errors import Conflict
 from ..events.service import NewEvent
 from ..ingest.models import Bill
@@ -89,6 +90,7 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
     period_transitions.start_closing(tenant_id, livemode, start, now)
     terms.record_rates(tenant_id, livemode, start)  # the rates its bills are invoiced on, once
     db.session.commit()
+    crash_point("close.start.after_commit")
 
     report = CloseReport(period.name)
     context = _CloseContext(settings, period, C.period_due_date(period, settings.charge_day),
@@ -102,7 +104,9 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
             break
         with _cyclic_gc_paused():
             waiting += _invoice_customers(context, after, upto, next_number, report)
+            crash_point("close.chunk.before_commit")
             db.session.commit()
+            crash_point("close.chunk.after_commit")
         after = upto
         if on_chunk:
             on_chunk(report)
@@ -114,7 +118,9 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
     else:  # (a concurrent run may have closed it first: then this one announces nothing)
         period_transitions.finish_closing(tenant_id, livemode, start, now, *_close_events(settings, period))
         report.closed = True
+    crash_point("close.finish.before_commit")
     db.session.commit()
+    crash_point("close.finish.after_commit")
     return report
 
 

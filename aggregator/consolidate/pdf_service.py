@@ -17,6 +17,7 @@ from ..accounts.models import Provider, TenantSettings
 from .. import due
 from ..auth import Principal
 from ..db import db
+from ..faults import crash_point
 from ..errors import NotFound
 from ..events.service import NewEvent, record_one
 from .document import DocumentLine, invoice_document
@@ -64,6 +65,8 @@ def claim_pdfs(now: datetime, limit: int, *, tenant_id: str | None = None, livem
                              .values(pdf_locked_until=now + _lease(limit))
                              .returning(invoices.id)).scalars().all()
     db.session.commit()
+    if ids:
+        crash_point("pdf.claim.after_commit")
     return sorted(ids)
 
 
@@ -131,6 +134,7 @@ def _store(invoice: Invoice, result: bytes | Exception, adapters, report: Render
     except Exception as exc:  # storage trouble: record it, carry on, retry later
         _record_failure(invoice, exc, report, now)
         return
+    crash_point("pdf.store.after_file")
     # Once stored, a PDF never changes: the conditional update keeps the first one recorded.
     stored = db.session.execute(
         sa.update(Invoice).where(Invoice.id == invoice.id, Invoice.pdf_sha256.is_(None))
@@ -142,6 +146,7 @@ def _store(invoice: Invoice, result: bytes | Exception, adapters, report: Render
                    NewEvent("invoice.pdf_ready", invoice.id,
                             {"object": invoice_snapshot(columns(invoice), invoice.customer.external_id)}))
     db.session.commit()
+    crash_point("pdf.store.after_commit")
     report.rendered += 1
 
 

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import sqlalchemy as sa
 
 from ..db import db
+from ..faults import crash_point
 from ..due import Lane, Queue, Worked
 from .models import Event
 
@@ -44,7 +45,9 @@ def dispatch_batch(adapters, now: datetime, limit: int, lane: Lane | None = None
         subscriber(events, now)
     db.session.execute(sa.update(Event).where(Event.seq.in_([e.seq for e in events]))
                        .values(dispatched=True).execution_options(synchronize_session=False))
+    crash_point("events.dispatch.before_commit")
     db.session.commit()
+    crash_point("events.dispatch.after_commit")
     return Worked(done=len(events))
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..accounts.models import ApiKey, Customer, TenantSettings, Trial
 from ..auth import Principal, verified
 from ..db import db, dialect_insert, in_ids, new_id, run, run_alone, write_lock
+from ..faults import crash_point
 from ..periods import calendar as P
 from ..periods.models import PeriodRecord
 from ..periods.service import claim_open_period, period_status_locked
@@ -68,6 +69,7 @@ def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Ou
                  {**row, "customer": request.customer, "key_id": principal.key_id,
                   "period_anchor_day": principal.period_anchor_day, "timezone": principal.timezone}) is None:
         return record_bills(verified(principal), [request], now)[0]
+    crash_point("ingest.record.after_commit")
     return Outcome(bill=_view_of_row(row, request))
 
 
@@ -164,7 +166,9 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
                                               request)
         else:
             outcomes[i] = _replay_or_conflict(existing.fingerprint, view(existing), request)
+    crash_point("ingest.record.before_commit")
     db.session.commit()
+    crash_point("ingest.record.after_commit")
     return outcomes  # type: ignore[return-value]
 
 
@@ -318,7 +322,9 @@ def cancel_bill(principal: Principal, bill_id: str, now: datetime) -> BillView:
             db.session.rollback()
             raise refusal
         updated = transitions.cancel(bill, now)
+        crash_point("ingest.cancel.before_commit")
         db.session.commit()
+        crash_point("ingest.cancel.after_commit")
         if updated:
             return get_bill(principal, bill_id)
         # changed meanwhile (a concurrent cancel won): look again

@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import sqlalchemy as sa
 
 from ..db import db
+from ..faults import crash_point
 from ..payouts import shares as rules
 from . import journal as books
 from . import service
@@ -132,7 +133,9 @@ def post_close_chunk(tenant_id: str, livemode: bool, invoices: Sequence[Finalize
               if p.amount > 0 and books.is_provider_payable(p.account)}
     if debits:
         journal = books.within_owed(journal, _owed(tenant_id, livemode, debits))
-    return service.post(tenant_id, livemode, journal, as_of)
+    posted = service.post(tenant_id, livemode, journal, as_of)
+    crash_point("ledger.close_chunk.posted")
+    return posted
 
 
 def post_finalized_invoices(invoices: Sequence, as_of: datetime) -> None:
@@ -243,6 +246,7 @@ def post_payments(payments: Sequence, invoices: dict, as_of: datetime, paid_befo
         journals.append(books.payment_received(payment.id, payment.currency, payment.amount, applied,
                                                invoice.customer_id, recovered=recovered))
     service.post_many(payments[0].tenant_id, payments[0].livemode, journals, as_of)
+    crash_point("ledger.payments.posted")
 
 
 def post_refund(refund, invoice, as_of: datetime, collected: int | None = None) -> None:
@@ -259,6 +263,7 @@ def post_refund(refund, invoice, as_of: datetime, collected: int | None = None) 
     service.post(refund.tenant_id, refund.livemode,
                  books.refund(refund.id, refund.currency, refund.amount, given.tax, given.shares, owed,
                               credit_part=given.credit), as_of)
+    crash_point("ledger.refund.posted")
 
 
 # --- the books of what happened before the ledger was wired (migration 0012) -------------------

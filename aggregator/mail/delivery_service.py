@@ -22,6 +22,7 @@ from ..accounts.models import Customer, TenantSettings
 from ..auth import Principal
 from ..consolidate.models import Invoice
 from ..db import db
+from ..faults import crash_point
 from .. import due
 from ..due import Lane, Worked
 from ..errors import NotFound
@@ -66,7 +67,8 @@ def claim_deliveries(now: datetime, limit: int, lane: Lane | None = None) -> Cla
     ready = (sa.select(d.id).where(sa.text("email_deliveries.status = 'pending'"), d.next_attempt_at <= now,
                                    sa.or_(d.locked_until.is_(None), d.locked_until < now))
              .order_by(d.next_attempt_at, d.id).limit(limit))
-    return Claim(token, due.claim_ready(_deliveries, ready, lane, locked_by=token, locked_until=now + LEASE))
+    return Claim(token, due.claim_ready(_deliveries, ready, lane, locked_by=token,
+                                     locked_until=now + due.lease(LEASE)))
 
 
 class NotToBeSent(Exception):
@@ -94,15 +96,17 @@ def send_claimed(claim: Claim, adapters, now: datetime) -> Worked:
     results = _Results()
     outgoing = _build(claim, adapters, now, results)
     db.session.commit()  # no transaction stays open while the SMTP server is talked to
-    deadline = time.monotonic() + LEASE.total_seconds() / 2
+    deadline = time.monotonic() + due.lease(LEASE).total_seconds() / 2
     for livemode, batch in outgoing.items():
         outcomes = adapters.mailer.send_many([o.message for o in batch], livemode, deadline)
         for item, outcome in zip(batch, outcomes):
             _sort(item, outcome, now, results)
+    crash_point("email.send.after_smtp")
     transitions.sent(claim.token, results.sent, now)
     transitions.failed(claim.token, results.failed)
     transitions.retry_later(claim.token, results.retries)
     db.session.commit()
+    crash_point("email.record.after_commit")
     return Worked(done=len(results.sent), failed=len(results.failed) + sum(1 for r in results.retries if r[3]))
 
 
@@ -302,5 +306,7 @@ def send_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) ->
     if adapters.mailer is None:
         return Worked()
     claim = claim_deliveries(now, limit, lane)
+    if claim.ids:
+        crash_point("email.claim.after_commit")
     return send_claimed(claim, adapters, now) if claim.ids else Worked()
 

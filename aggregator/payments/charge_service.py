@@ -35,6 +35,7 @@ from ..consolidate import transitions as invoice_transitions
 from ..consolidate.models import Invoice
 from ..consolidate.snapshots import columns, invoice_snapshot
 from ..db import db, in_ids, locking, new_id, write_lock
+from ..faults import crash_point
 from ..events.service import NewEvent, record
 from . import transitions
 from .declines import HARD_DECLINES, is_hard
@@ -243,9 +244,11 @@ class _Caller:
             if attempt.cancel:
                 attempt.outcome = self.gateway.cancel(attempt.payment_intent_id, pace=self.limiter.wait)
                 return
+            crash_point("charge.call.before_stripe")
             attempt.outcome = self.gateway.charge(attempt.charge, resume=attempt.resume and not looked_up,
                                                   payment_intent_id=attempt.payment_intent_id,
                                                   pace=self.limiter.wait, found=found.get(attempt.charge.payment_id))
+            crash_point("charge.call.after_stripe")
         except GatewayMisconfigured as exc:
             self.misconfigured.append(exc)
             attempt.outcome = Outcome("unknown", message=str(exc))
@@ -264,6 +267,8 @@ def _begin(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, a
     except Exception:
         db.session.rollback()
         raise
+    if attempts:
+        crash_point("charge.begin.after_commit")
     return _Batch(attempts, report)
 
 
@@ -275,10 +280,12 @@ def _finish(settings: TenantSettings, caller: _Caller, batch: _Batch, as_of: dat
         return
     try:
         apply_outcomes(settings, [(a.payment, a.outcome) for a in batch.attempts], as_of, batch.report)
+        crash_point("charge.finish.before_commit")
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    crash_point("charge.finish.after_commit")
 
 
 def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> tuple[dict[str, Any], int]:

@@ -33,6 +33,7 @@ from ..accounts.models import TenantSettings
 from ..auth import Principal
 from ..consolidate.models import Invoice
 from ..db import db, locking, new_id, write_lock
+from ..faults import crash_point
 from ..due import Lane, Worked
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, one, paginate
@@ -94,6 +95,7 @@ def refund_invoice(principal: Principal, invoice_id: str, body: dict, now: datet
         raise
     if request is None:  # money returned outside a gateway: recorded succeeded
         return refund
+    crash_point("refund.create.after_commit")
     outcome = _send(request, gateway)
     try:
         _settle(refund, outcome, now, real_now)
@@ -101,6 +103,7 @@ def refund_invoice(principal: Principal, invoice_id: str, body: dict, now: datet
     except Exception:
         db.session.rollback()
         raise
+    crash_point("refund.settle.after_commit")
     return refund
 
 
@@ -213,7 +216,10 @@ def _send(request: RefundRequest, gateway, *, resume: bool = False, stripe_refun
     if gateway is None:
         return Outcome("unknown", message="Stripe is not configured.")
     try:
-        return gateway.refund(request, resume=resume, refund_id=stripe_refund_id)
+        crash_point("refund.call.before_stripe")
+        outcome = gateway.refund(request, resume=resume, refund_id=stripe_refund_id)
+        crash_point("refund.call.after_stripe")
+        return outcome
     except GatewayMisconfigured as exc:
         log.error("refund %s: the gateway refused our settings: %s", request.refund_id, exc)
         return Outcome("unknown", message=str(exc))  # a failures.reason
@@ -271,6 +277,7 @@ def resume_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) 
         Payment.id.in_({r.payment_id for r in refunds})))}
     sends = [(_request_of(r, payments[r.payment_id]), _gateway_of(r, adapters), r.stripe_refund_id) for r in refunds]
     db.session.commit()  # no transaction stays open while Stripe is talked to
+    crash_point("refund.resume.after_claim")
     outcomes = [_send(request, gateway, resume=True, stripe_refund_id=known) for request, gateway, known in sends]
     return due.settle_each(refunds, outcomes, adapters,
                            lambda refund, outcome, as_of: _settle(refund, outcome, as_of, now))

@@ -34,6 +34,7 @@ from ..accounts.models import Provider
 from ..accounts.service import tenant_settings
 from ..consolidate.models import Invoice
 from ..db import bulk_insert, db, dialect_insert, in_ids, new_id, run
+from ..faults import crash_point
 from ..events.service import NewEvent, record
 from ..ingest.models import Bill
 from ..payments.models import Payment, Refund
@@ -169,7 +170,9 @@ def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildRep
         approve_and_settle(tenant_id, livemode, [p.id for p in to_review], due_at, "auto")
     elif to_review:
         record(tenant_id, livemode, due_at, [_awaiting_review(run_id, payout_date, period.start, to_review)])
+    crash_point("payout.build.before_commit")
     db.session.commit()
+    crash_point("payout.build.after_commit")
     return report
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from .. import due, money
 from ..accounts.models import TenantSettings
 from ..db import db
+from ..faults import crash_point
 from ..due import Lane, Worked
 from ..payments.gateway import GatewayMisconfigured, TransferOutcome, TransferRequest
 from . import transitions
@@ -98,8 +99,13 @@ def send_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) ->
         gateway = adapters.payments.for_settings(settings) if adapters.payments else None
         sends.append((_request_of(payout), gateway, payout.requests))
     db.session.commit()  # no transaction stays open while Stripe is talked to
+    crash_point("payout.send.after_claim")
     outcomes = [_send(request, gateway, attempt) for request, gateway, attempt in sends]
-    return due.settle_each(payouts, outcomes, adapters, lambda payout, outcome, as_of: settle(payout, outcome, as_of, now))
+    crash_point("payout.send.after_stripe")
+    worked = due.settle_each(payouts, outcomes, adapters,
+                             lambda payout, outcome, as_of: settle(payout, outcome, as_of, now))
+    crash_point("payout.send.after_commit")
+    return worked
 
 
 def backlog() -> tuple[int, datetime | None]:

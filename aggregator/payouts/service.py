@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from ..auth import Principal
 from ..db import db, locking, write_lock
+from ..faults import crash_point
 from ..errors import Conflict
 from ..pagination import Page, one, paginate
 from ..states import InvalidTransition
@@ -108,6 +109,7 @@ def approve_payout(principal: Principal, payout_id: str, now: datetime) -> Payou
                                                                    [payout.id], now, principal.key_id):
         raise _refused(payout, "only a payout pending review can be approved.")
     db.session.commit()
+    crash_point("payout.approve.after_commit")
     return get_payout(principal, payout_id)
 
 
@@ -119,6 +121,7 @@ def approve_period(principal: Principal, period: date, now: datetime) -> list[Pa
                              .order_by(Payout.id)).all()
     approved = approve_and_settle(principal.tenant_id, principal.livemode, ids, now, principal.key_id)
     db.session.commit()
+    crash_point("payout.approve.after_commit")
     return approved
 
 

@@ -25,7 +25,8 @@ import orjson
 import sqlalchemy as sa
 
 from ..db import bulk_insert, db, dialect_insert, new_ordered_id
-from ..due import Lane, Queue, Worked, waiting
+from ..faults import crash_point
+from ..due import Lane, Queue, Worked, lease, waiting
 from ..events.models import Event
 from ..events.schemas import EventSchema
 from . import transitions
@@ -83,7 +84,7 @@ def fan_out(events: Sequence[Event], now: datetime) -> None:
 
 def _lease(count: int, workers: int) -> timedelta:
     """Longer than sending `count` deliveries can take, each at most TOTAL_TIMEOUT (plus DNS)."""
-    return timedelta(seconds=60 + (TOTAL_TIMEOUT + 5) * math.ceil(count / max(1, workers)))
+    return lease(timedelta(seconds=60 + (TOTAL_TIMEOUT + 5) * math.ceil(count / max(1, workers))))
 
 
 def claim_deliveries(now: datetime, limit: int, lane: Lane | None = None, workers: int = 32) -> list[str]:
@@ -104,6 +105,8 @@ def claim_deliveries(now: datetime, limit: int, lane: Lane | None = None, worker
                              .values(locked_until=now + _lease(limit, workers))
                              .returning(d.id)).scalars().all()
     db.session.commit()
+    if ids:
+        crash_point("webhooks.claim.after_commit")
     return sorted(ids)
 
 
@@ -139,6 +142,7 @@ def send_claimed(ids: Sequence[str], adapters, now: datetime) -> Worked:
     outcomes = adapters.webhooks.send_many([
         Outgoing(r.url, bodies[r.event_id], signed_headers(secrets[r.endpoint_id], r.event_id, timestamp,
                                                            bodies[r.event_id])) for r in rows])
+    crash_point("webhooks.send.after_post")
     return record_outcomes(rows, outcomes, adapters, now)
 
 
@@ -169,6 +173,7 @@ def record_outcomes(rows, outcomes: Sequence[Outcome], adapters, now: datetime) 
     for row, outcome in {row.endpoint_id: (row, outcome) for row, outcome in given_up}.values():
         _disable(row, outcome, adapters)
     db.session.commit()
+    crash_point("webhooks.record.after_commit")
     return Worked(done=len(delivered), failed=len(rows) - len(delivered))
 
 
