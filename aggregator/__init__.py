@@ -11,6 +11,7 @@ from flask_smorest import Api
 from .adapters import Adapters
 from .clock import Clocks, SystemClock
 from . import db as database
+from . import openapi
 from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
@@ -80,8 +81,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = _Api(app, spec_kwargs={
         "info": {"description": "Consolidated single billing API."},
         "security": [{"bearer": []}],  # every endpoint but this description needs a key
-        "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name),
+        "marshmallow_plugin": (plugin := MarshmallowPlugin(schema_name_resolver=_schema_name)),
     })
+    openapi.register(plugin)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(accounts_api.blp)
     api.register_blueprint(ingest_api.blp)

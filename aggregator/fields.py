@@ -1,6 +1,7 @@
 """marshmallow fields and schemas shared by every area's API."""
 from __future__ import annotations
 
+import functools
 import re
 from email.errors import MessageError
 from email.headerregistry import Address
@@ -115,17 +116,42 @@ class EmailAddress(fields.String):
 
 
 class LocaleName(fields.String):
-    """A locale that Babel (CLDR) knows, such as "en_AU": invoices are formatted with it."""
+    """A locale that Babel (CLDR) has, such as "en_AU": invoices are formatted with it. Only the
+    names the OpenAPI document lists (known_locales), not whatever else Babel would guess at
+    ("en_ZZ", "en_UK")."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", text):
+        if not LOCALE_NAME.fullmatch(text):
             raise ValidationError("A locale such as 'en' or 'en_AU'.")
-        try:
-            Locale.parse(text)
-        except (UnknownLocaleError, ValueError):
-            raise ValidationError(f"{text!r} is not a locale known to CLDR.") from None
+        if text not in _locales():
+            raise ValidationError(f"{text!r} is not a locale known to CLDR.")
         return text
+
+
+LOCALE_NAME = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+
+
+@functools.cache
+def _locales() -> frozenset[str]:
+    """CLDR's locales of the form "en" or "en_AU", and "zh_CN" for "zh_Hans_CN"."""
+    from babel import localedata
+
+    names = set()
+    for identifier in localedata.locale_identifiers():
+        parts = identifier.split("_")
+        for name in (identifier, f"{parts[0]}_{parts[-1]}"):
+            if LOCALE_NAME.fullmatch(name):
+                try:
+                    Locale.parse(name)
+                except (UnknownLocaleError, ValueError):
+                    continue
+                names.add(name)
+    return frozenset(names)
+
+
+def known_locales() -> list[str]:
+    return sorted(_locales())
 
 
 class AddressSchema(Schema):

@@ -71,6 +71,7 @@ class ItemsLoadedOneByOne(fields.List):
     inner schema's result, each refused one an InvalidInput naming its fields."""
 
     def __init__(self, inner, max_items: int, **kwargs):
+        kwargs["metadata"] = {"minItems": 1, "maxItems": max_items, **kwargs.get("metadata", {})}
         super().__init__(inner, **kwargs)
         self.max_items = max_items
 

@@ -78,6 +78,9 @@ class PayoutReportArgs(Schema):
 @requires("admin")
 @blp.arguments(PayoutReportArgs(), location="query")
 @blp.response(200, PayoutReportSchema)
+@blp.doc(responses={200: {"content": {  # beside the JSON one: what `format` asks for
+    "text/csv": {"schema": {"type": "string"}},
+    "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 def payout_report(args):
     """The payouts of an invoicing period per provider, their totals, and the reconciliation of
     the money they pay out with what was collected (see the README, Payout reports).

@@ -19,8 +19,11 @@ class WebhookEndpointSchema(Schema):
     object = fields.Constant("webhook_endpoint", dump_only=True)
     url = fields.String(required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH), metadata={
         "description": "https:// (or http://); never a loopback, private or link-local address."})
-    enabled_events = fields.List(fields.String(), required=True, validate=validate.Length(min=1, max=100), metadata={
-        "description": "Event types to send, or [\"*\"] for every one.", "enum": ["*", *sorted(WEBHOOK_EVENT_TYPES)]})
+    enabled_events = fields.List(
+        fields.String(metadata={"enum": ["*", *sorted(WEBHOOK_EVENT_TYPES)]}), required=True,
+        validate=validate.Length(min=1, max=100), metadata={
+            "description": "Event types to send, or [\"*\"] for every one.",
+            "anyOf": [{"items": {"not": {"enum": ["*"]}}}, {"maxItems": 1}]})  # "*" stands alone
     description = optional_text(500)
     status = fields.String(validate=validate.OneOf(["enabled", "disabled"]), metadata={
         "description": "A disabled endpoint is sent nothing; the service disables one whose deliveries "

@@ -1,3 +1,5 @@
+import pytest
+
 def test_the_openapi_description_is_generated_from_the_schemas(client):
     spec = client.get("/v1/openapi.json").json
     assert spec["openapi"].startswith("3.")
@@ -97,3 +99,71 @@ def test_bill_metadata_is_documented_as_an_object_of_at_most_50_keys(client):
 def test_key_provider_and_revoked_at_are_documented_nullable(client):
     key = client.get("/v1/openapi.json").json["components"]["schemas"]["ApiKey"]["properties"]
     assert key["provider"]["nullable"] is True and key["revoked_at"]["nullable"] is True
+
+
+# --- the document and the server agree (issue 16, defect 9) -------------------------------------
+
+def _spec(client) -> dict:
+    return client.get("/v1/openapi.json").json
+
+
+def test_enabled_events_is_an_array_of_known_event_types(client, tenant):
+    spec = _spec(client)
+    events = spec["components"]["schemas"]["WebhookEndpoint"]["properties"]["enabled_events"]
+    assert events["type"] == "array" and "enum" not in events
+    assert "*" in events["items"]["enum"] and "invoice.paid" in events["items"]["enum"]
+    created = tenant.admin["test"].post("/v1/webhook_endpoints", {"url": "https://example.com/hook",
+                                                                  "enabled_events": ["invoice.paid"]})
+    assert created.status_code == 201, created.json
+    conforms(spec, "POST", "/v1/webhook_endpoints", created)
+    conforms(spec, "GET", "/v1/webhook_endpoints/{endpoint_id}",
+             tenant.admin["test"].get(f"/v1/webhook_endpoints/{created.json['id']}"))
+
+
+def test_the_payout_report_documents_its_csv_and_pdf_answers(client):
+    content = _spec(client)["paths"]["/v1/reports/payouts"]["get"]["responses"]["200"]["content"]
+    assert set(content) == {"application/json", "text/csv", "application/pdf"}
+
+
+def test_a_method_not_allowed_says_which_are(tenant):
+    response = tenant.admin["test"].client.put("/v1/tenant/keys")
+    assert response.status_code == 405 and response.json["error"]["type"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"POST"}
+
+
+@pytest.mark.parametrize("path", ["/v1/tenant", "/v1/customers/cust-1"])
+def test_a_patch_without_a_body_is_refused_not_taken_as_no_change(tenant, path):
+    tenant.customer("cust-1")
+    response = tenant.admin["test"].client.patch(path, headers={"Authorization": f"Bearer {tenant.admin['test'].key}"})
+    assert response.status_code == 422, response.json
+    assert set(response.json) == {"error"} and "body" in response.json["error"]["fields"]
+    assert tenant.admin["test"].patch(path, {}).status_code == 200  # an empty change is still one
+
+
+def test_request_schemas_state_the_rules_the_server_applies(client):
+    schemas = _spec(client)["components"]["schemas"]
+    bill = schemas["BillInput"]["properties"]
+    assert "AUD" in bill["currency"]["enum"] and "" not in bill["currency"]["enum"]
+    assert bill["metadata"]["propertyNames"]["maxLength"] == 40
+    assert "\x00" in bill["customer"]["pattern"]  # [^\x00]: no NUL
+    assert schemas["Batch"]["properties"]["bills"]["minItems"] == 1
+    assert schemas["ServicePeriod"]["properties"]["start"]["pattern"]
+    assert schemas["Advance"]["properties"]["to"]["pattern"].startswith("^(19[7-9]")
+    assert "zh_CN" in schemas["TenantUpdate"]["properties"]["locale"]["enum"]
+
+
+@pytest.mark.parametrize("text,accepted", [("19.99", True), ("19.990", True), ("-0.5", True), ("1.999", True),
+                                           ("01.00", False), ("1e3", False), ("1.", False), (".5", False),
+                                           ("1000000000000", True), ("1000000000000.01", False)])
+def test_the_documented_amount_pattern_is_the_parsers(text, accepted):
+    import re
+
+    from aggregator import money, openapi
+
+    assert bool(re.fullmatch(openapi.amount_pattern(3), text)) is accepted
+    try:
+        money.parse_amount(text, "KWD")
+    except money.MoneyError:
+        assert not accepted
+    else:
+        assert accepted
