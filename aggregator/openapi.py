@@ -21,6 +21,9 @@ from . import money
 NO_NUL = "[^\u0000]"
 
 
+#: A calendar date in the years 1970-2200 (a period's name, where fields.reasonable_instant's bounds apply).
+DATE_1970_2200 = r"^(19[7-9][0-9]|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
 #: An RFC 3339 instant with its offset, in the years fields.reasonable_instant takes.
 INSTANT_1970_2200 = (r"^(19[7-9][0-9]|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
                      r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
@@ -39,7 +42,7 @@ def field_rules(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
     if isinstance(field, our.Currency):
         return {"enum": sorted(money.currencies()), "description": ret.get(
             "description", "An ISO 4217 code (upper case; lower case is read as upper case).")}
-    if isinstance(field, our.CalendarDate):
+    if isinstance(field, our.CalendarDate) and "pattern" not in ret:
         return {"pattern": rf"^{our.CALENDAR_DATE.pattern}$"}
     if isinstance(field, our.TimeZone):
         return {"enum": sorted(our._zones())}
@@ -64,3 +67,47 @@ def register(plugin: MarshmallowPlugin) -> None:
     """Add the rules to the plugin's converter (call after the spec is initialised, before any
     blueprint is registered)."""
     plugin.converter.add_attribute_function(field_rules)
+
+
+#: The links from each create operation to the operations on what it created (OpenAPI `links`):
+#: (method, path of the create, its success status) -> [(link name, method, path, {parameter: expression})].
+LINKS: dict[tuple[str, str, int], list[tuple[str, str, str, dict[str, str]]]] = {}
+
+
+def _link(create: tuple[str, str, int], body_id: str, parameter: str, *targets: tuple[str, str]) -> None:
+    for method, path in targets:
+        name = f"{method.capitalize()}{''.join(part.capitalize() for part in re.split(r'[/_{}]+', path) if part)}"
+        LINKS.setdefault(create, []).append((name, method, path, {parameter: f"$response.body#/{body_id}"}))
+
+
+_link(("post", "/v1/providers", 201), "id", "provider_id",
+      ("get", "/v1/providers/{provider_id}"), ("patch", "/v1/providers/{provider_id}"),
+      ("post", "/v1/providers/{provider_id}/keys"))
+for _create in (("post", "/v1/tenant/keys", 201), ("post", "/v1/providers/{provider_id}/keys", 201)):
+    _link(_create, "id", "key_id", ("get", "/v1/keys/{key_id}"), ("delete", "/v1/keys/{key_id}"))
+_link(("post", "/v1/customers", 201), "id", "customer_id",
+      ("get", "/v1/customers/{customer_id}"), ("patch", "/v1/customers/{customer_id}"))
+_link(("post", "/v1/customers", 201), "external_id", "external_id",
+      ("put", "/v1/customers/{external_id}/trial"), ("get", "/v1/customers/{external_id}/trial"),
+      ("delete", "/v1/customers/{external_id}/trial"))
+_link(("post", "/v1/bills", 201), "id", "bill_id", ("get", "/v1/bills/{bill_id}"), ("delete", "/v1/bills/{bill_id}"))
+_link(("post", "/v1/webhook_endpoints", 201), "id", "endpoint_id",
+      ("get", "/v1/webhook_endpoints/{endpoint_id}"), ("patch", "/v1/webhook_endpoints/{endpoint_id}"),
+      ("delete", "/v1/webhook_endpoints/{endpoint_id}"), ("post", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"),
+      ("get", "/v1/webhook_endpoints/{endpoint_id}/deliveries"))
+_link(("post", "/v1/invoices/{invoice_id}/payments", 201), "payment/id", "payment_id",
+      ("get", "/v1/payments/{payment_id}"))
+_link(("post", "/v1/invoices/{invoice_id}/payments", 201), "invoice/id", "invoice_id",
+      ("get", "/v1/invoices/{invoice_id}"), ("post", "/v1/invoices/{invoice_id}/refunds"),
+      ("get", "/v1/invoices/{invoice_id}/refunds"), ("get", "/v1/invoices/{invoice_id}/payments"))
+_link(("post", "/v1/invoices/{invoice_id}/refunds", 201), "id", "refund_id", ("get", "/v1/refunds/{refund_id}"))
+
+
+def declare_links(paths: dict) -> None:
+    """Add LINKS to the document's paths (apispec's, once every blueprint is registered)."""
+    for (method, path, status), links in LINKS.items():
+        responses = paths[path][method]["responses"]
+        response = responses[str(status) if str(status) in responses else status]
+        response["links"] = {name: {
+            "operationRef": "#/paths/" + target.replace("~", "~0").replace("/", "~1") + f"/{target_method}",
+            "parameters": parameters} for name, target_method, target, parameters in links}

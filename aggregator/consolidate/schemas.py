@@ -49,7 +49,7 @@ class InvoiceLineSchema(Schema):
         if l.original_currency else None)
     original_currency = fields.String(allow_none=True)
     fx_rate = fields.Function(lambda l: money.format_rate(l.fx_rate) if l.fx_rate is not None else None,
-                              metadata={"type": "string", "nullable": True})
+                              metadata={"type": ["string", "null"]})
 
 
 class InvoiceSchema(Schema):

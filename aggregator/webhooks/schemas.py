@@ -12,13 +12,21 @@ WEBHOOK_EVENT_TYPES = EVENT_TYPES
 assert ENDPOINT_DISABLED in WEBHOOK_EVENT_TYPES
 
 
+#: What addresses.check_url takes, less the literal addresses it refuses: a scheme, a host, no
+#: user or password, a port from 1, no fragment, no space or control character.
+URL_PATTERN = (r"^https?://[^\s\x00-\x1f\x7f/?#@:\[\]]+"
+               r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+               r"([/?][^\s\x00-\x1f\x7f#]*)?$")
+
+
 class WebhookEndpointSchema(Schema):
     """A URL the events of this tenant and mode (a provider key: about that provider) are sent to."""
 
     id = fields.String(dump_only=True, metadata={"description": "we_…"})
     object = fields.Constant("webhook_endpoint", dump_only=True)
     url = fields.String(required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH), metadata={
-        "description": "https:// (or http://); never a loopback, private or link-local address."})
+        "description": "https:// (or http://); never a loopback, private or link-local address.",
+        "pattern": URL_PATTERN})
     enabled_events = fields.List(
         fields.String(metadata={"enum": ["*", *sorted(WEBHOOK_EVENT_TYPES)]}), required=True,
         validate=validate.Length(min=1, max=100), metadata={
