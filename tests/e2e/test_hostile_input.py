@@ -170,3 +170,9 @@ def test_a_body_that_is_not_sent_as_json_is_a_415(provider, content_type):
         response = provider.post(path, data=json.dumps(bill_body()), headers=headers)
         assert response.status_code == 415, (path, response.json)
         assert "application/json" in response.json["error"]["message"]
+
+
+def test_moving_the_test_clock_back_is_a_conflict_with_its_state_not_bad_input(tenant):
+    response = tenant.admin["test"].post("/v1/test_clock/advance", {"to": "2000-01-01T00:00:00Z"})
+    assert response.status_code == 409, response.json  # a valid instant: the clock being past it is the state
+    assert response.json["error"]["code"] == "clock_backwards" and "to" in response.json["error"]["fields"]

@@ -48,8 +48,9 @@ def _tenant(app, clock):
     with app.app_context():
         created = service.create_tenant({"name": "Fuzzed", "timezone": "Australia/Sydney",
                                          "default_currency": "AUD"}, clock.now())
+        tenant_id = created.tenant.id
     client = app.test_client()
-    return Tenant(created.tenant.id, {m: Caller(client, k) for m, k in created.admin_keys.items()}, client)
+    return Tenant(tenant_id, {m: Caller(client, k) for m, k in created.admin_keys.items()}, client)
 
 
 def main(argv=None) -> int:
@@ -58,6 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
+    parser.add_argument("--progress", action="store_true", help="a line per scenario and failure as they come")
     parser.add_argument("--database", action="append", help="database URLs (default: SQLite, and "
                         "AGGREGATOR_TEST_DATABASE_URL if set)")
     args = parser.parse_args(argv)
@@ -68,7 +70,8 @@ def main(argv=None) -> int:
     for url in databases:
         app, clock = _app(url, storage)
         figures = schemathesis_run.run_all(app, _tenant(app, clock), max_examples=args.examples, seed=args.seed,
-                                           phases=tuple(args.phases.split(",")), max_steps=args.steps)
+                                           phases=tuple(args.phases.split(",")), max_steps=args.steps,
+                                           progress=(lambda line: print(line, flush=True)) if args.progress else None)
         missing = schemathesis_run.documented_operations(app) - figures.operations
         print(f"{sa.engine.make_url(url).get_backend_name()}: {figures.summary()}; "
               f"operations not reached: {len(missing)}", flush=True)
