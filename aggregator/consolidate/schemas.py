@@ -16,9 +16,19 @@ def _amount(attribute: str, currency_of=lambda obj: obj.currency):
 
 MAX_FX_RATE = Decimal(1_000_000)
 
+#: money.parse_rate's strings for ExchangeRate, for the OpenAPI document: above 0, at most
+#: MAX_FX_RATE, at most 12 decimals.
+EXCHANGE_RATE_PATTERN = (
+    r"^(0\.(" + "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{11 - zeros}}}" for zeros in range(12)) + ")"
+    r"|[1-9][0-9]{0,5}(\.[0-9]{1,12})?|1000000(\.0{1,12})?)$")
+
 
 class ExchangeRate(fields.String):
     """A positive decimal string, up to 12 decimal places."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": EXCHANGE_RATE_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:

@@ -172,3 +172,20 @@ def test_the_documented_amount_pattern_is_the_parsers(text, accepted):
         assert not accepted
     else:
         assert accepted
+
+
+@pytest.mark.parametrize("text", ["0.6521", "0", "0.000000000001", "0.0000000000001", "1000000", "1000000.5",
+                                  "999999.999999999999", "1.5", "01", "0.0", "1e3", "-1"])
+def test_the_documented_exchange_rate_pattern_is_the_parsers(text):
+    import re
+
+    from marshmallow import ValidationError
+
+    from aggregator.consolidate.schemas import EXCHANGE_RATE_PATTERN, ExchangeRate
+
+    try:
+        ExchangeRate().deserialize(text)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert bool(re.fullmatch(EXCHANGE_RATE_PATTERN, text)) is accepted

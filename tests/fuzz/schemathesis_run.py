@@ -108,9 +108,13 @@ def run(app, keys: dict[str, str], *, mode: str, prefer: str, max_examples: int,
                     seen.add(key)
                     figures.failures[check.name] += 1
                     case = recorder.cases[case_id].value
+                    interaction = recorder.interactions.get(case_id)
+                    answer = interaction.response if interaction else None
+                    answered = (f" -> {answer.status_code} {(answer.content or b'')[:300].decode(errors='replace')}"
+                                if answer is not None else "")
                     figures.examples.append(line := f"[{mode}/{prefer}] {check.name}: {case.operation.label}: {failure.title}: "
                                             f"{(getattr(failure, 'message', '') or '')[:300]} | "
-                                            f"{check.failure_info.code_sample[:600]}")
+                                            f"{check.failure_info.code_sample[:600]}{answered}")
                     if progress:
                         progress(line)
         elif isinstance(event, events.NonFatalError):
