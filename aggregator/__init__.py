@@ -98,6 +98,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(payouts_api.blp)
     api.register_blueprint(payout_reports_api.blp)
     openapi.declare_links(api.spec._paths)  # apispec has no public way to add links to a response
+    openapi.declare_cross_field_rules(api.spec.components.schemas)
     error_responses.register(app)
     finance.register(app)
     _add_operations(app)

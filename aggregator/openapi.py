@@ -111,3 +111,23 @@ def declare_links(paths: dict) -> None:
         response["links"] = {name: {
             "operationRef": "#/paths/" + target.replace("~", "~0").replace("/", "~1") + f"/{target_method}",
             "parameters": parameters} for name, target_method, target, parameters in links}
+
+
+def declare_cross_field_rules(schemas: dict) -> None:
+    """Rules that tie one field to another, on the components that have them (apispec's, once
+    every blueprint is registered): an amount has at most its currency's decimals; an exchange
+    rate is between two different currencies."""
+    by_places: dict[int, list[str]] = {}
+    for code, places in sorted(money.currencies().items()):
+        by_places.setdefault(places, []).append(code)
+    for name in ("BillInput", "BatchItem"):
+        schema = schemas.get(name)
+        if schema is None:
+            continue
+        schema["properties"]["amount"].pop("pattern", None)  # each branch has its own
+        schema["anyOf"] = [{"properties": {"currency": {"enum": codes}, "amount": {"pattern": amount_pattern(places)}}}
+                           for places, codes in sorted(by_places.items())]
+    if "FxRateInput" in schemas:
+        schemas["FxRateInput"]["not"] = {"anyOf": [
+            {"properties": {"base": {"const": code}, "quote": {"const": code}}, "required": ["base", "quote"]}
+            for code in sorted(money.currencies())]}

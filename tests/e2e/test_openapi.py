@@ -189,3 +189,18 @@ def test_the_documented_exchange_rate_pattern_is_the_parsers(text):
     except ValidationError:
         accepted = False
     assert bool(re.fullmatch(EXCHANGE_RATE_PATTERN, text)) is accepted
+
+
+def test_an_amount_is_documented_with_its_currencys_decimals_and_a_rate_between_two_currencies(client):
+    import re
+
+    schemas = _spec(client)["components"]["schemas"]
+    for name in ("BillInput", "BatchItem"):
+        branches = {tuple(b["properties"]["currency"]["enum"]): b["properties"]["amount"]["pattern"]
+                    for b in schemas[name]["anyOf"]}
+        jpy = next(p for codes, p in branches.items() if "JPY" in codes)
+        usd = next(p for codes, p in branches.items() if "USD" in codes)
+        assert not re.fullmatch(jpy, "1.5") and re.fullmatch(usd, "1.50") and not re.fullmatch(usd, "1.505")
+    same = schemas["FxRateInput"]["not"]["anyOf"]
+    assert {"properties": {"base": {"const": "AUD"}, "quote": {"const": "AUD"}},
+            "required": ["base", "quote"]} in same

@@ -56,7 +56,7 @@ def operation_roles(app) -> dict[tuple[str, str], tuple[str, ...]]:
 
 def run(app, keys: dict[str, str], *, mode: str, prefer: str, max_examples: int, seed: int,
         phases: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful"),
-        max_steps: int | None = None, progress=None) -> Figures:
+        max_steps: int | None = None, progress=None, only: str | None = None) -> Figures:
     """One engine run. `keys` maps a role to its key for this mode; each operation gets the
     `prefer`red role's key if it takes that role, else the key of another role it takes;
     operations no key of `keys` may call are left out (another run covers them)."""
@@ -69,7 +69,7 @@ def run(app, keys: dict[str, str], *, mode: str, prefer: str, max_examples: int,
         common["phases"]["stateful"]["max-steps"] = max_steps
     operations = []
     for (method, path), allowed in operation_roles(app).items():
-        if not path.startswith("/v1/") or path == "/v1/openapi.json":
+        if not path.startswith("/v1/") or path == "/v1/openapi.json" or (only and not re.search(only, path)):
             continue
         chosen = prefer if prefer in allowed else next((r for r in allowed if r in keys), None)
         if allowed and chosen is None:
