@@ -93,13 +93,20 @@ class CalendarDate(fields.Date):
 CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`|~-]+"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^{_ATOM}(\.{_ATOM})*@({_LABEL}\.)+[A-Za-z]{{2,6}}$"
+
+
 class EmailAddress(fields.String):
     """One email address (no display name), as SMTP takes it: what marshmallow's validator
     accepts and the standard library's email package parses back to the same address (which
     refuses line breaks, several @ and non-ASCII local parts)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("metadata", {}).setdefault("format", "email")
+        # Documented by a pattern the server takes every match of, not as format "email" (RFC 5322
+        # allows what SMTP and this check refuse, such as "}@example.com" or quoted local parts).
+        kwargs["metadata"] = {"pattern": EMAIL_PATTERN, **kwargs.get("metadata", {})}
         super().__init__(validate=validate.Length(max=320), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
