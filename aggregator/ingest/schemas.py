@@ -18,8 +18,10 @@ IDEMPOTENCY_KEY = validate.Length(min=1, max=255)
 
 
 class ServicePeriodSchema(Schema):
+    """The dates the bill is for, inclusive; the end is not before the start."""
+
     start = CalendarDate(required=True)
-    end = CalendarDate(required=True)
+    end = CalendarDate(required=True, metadata={"description": "Not before start."})
 
     @validates_schema
     def _ordered(self, data, **kwargs):
