@@ -21,6 +21,10 @@ from . import money
 NO_NUL = "[^\u0000]"
 
 
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: http(s) URLs that marshmallow's Url (require_tld=False) takes, for the fields of that type.
+HTTP_URL = rf"^https?://(({_LABEL}\.)+[A-Za-z]{{2,6}}|{_LABEL})(:[0-9]{{1,5}})?(/[A-Za-z0-9._~/-]*)?$"
+
 #: A calendar date in the years 1970-2200 (a period's name, where fields.reasonable_instant's bounds apply).
 DATE_1970_2200 = r"^(19[7-9][0-9]|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
@@ -54,6 +58,8 @@ def field_rules(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
         return {"pattern": amount_pattern(max(money.currencies().values())), "maxLength": 40}
     if isinstance(field, fields.DateTime) and our.reasonable_instant in field.validators:
         return {"pattern": INSTANT_1970_2200}
+    if isinstance(field, fields.Url) and "pattern" not in ret:
+        return {"pattern": HTTP_URL}
     if isinstance(field, our.Metadata):
         return {"propertyNames": {"minLength": 1, "maxLength": 40, "pattern": f"^{NO_NUL}*$"}}
     if type(field) is fields.String or isinstance(field, (our.EmailAddress,)):

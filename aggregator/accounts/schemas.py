@@ -41,7 +41,8 @@ class TenantSchema(Schema):
     logo = fields.String(allow_none=True, validate=_real_image, metadata={
         "description": "A base64 data: URI of a PNG, JPEG, GIF, WebP or SVG image, checked to be one "
                        f"(at most {MAX_URI_CHARS:,} characters and {MAX_SIDE}×{MAX_SIDE} pixels).",
-        "maxLength": MAX_URI_CHARS})
+        "maxLength": MAX_URI_CHARS, "contentMediaType": "image/*",
+        "pattern": r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/]*={0,2}$"})
     email_from_name = fields.String(allow_none=True, validate=[
         validate.Length(max=200),
         validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="No line breaks or other control characters.")],
