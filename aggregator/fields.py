@@ -23,6 +23,21 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+class WholeNumber(fields.Integer):
+    """A JSON integer, as JSON Schema's "integer" (the OpenAPI document's) means it: 9 or 9.0, never
+    "9", true or 9.5."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if type(value) is bool:  # an Integral to Python, not a number in JSON
+            raise self.make_error("invalid", input=value)
+        if type(value) is float and value.is_integer() and abs(value) <= 2**53:
+            value = int(value)
+        return super()._validated(value)
+
+
 class Currency(fields.String):
     """An ISO 4217 code; accepted in any case, stored and returned upper-case."""
 
