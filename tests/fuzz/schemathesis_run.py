@@ -30,15 +30,22 @@ def _has_logo(body) -> bool:
     return isinstance(body, dict) and isinstance(body.get("logo"), str)
 
 
+def _stripe_key_of_the_other_mode(case) -> bool:
+    key = case.body.get("stripe_secret_key") if isinstance(case.body, dict) else None
+    caller_live = "_live_" in (case.headers or {}).get("Authorization", "")
+    return isinstance(key, str) and ("_live_" in key) != caller_live
+
+
 @schemathesis.hook
 def filter_case(context, case):
-    """The two rules JSON Schema cannot state (the document says them in words): a bill's service
-    period does not end before it starts, and a tenant's logo decodes to an image (the pattern
-    states the data: URI; tests/e2e/test_tenant_logo.py checks images). Valid bodies that break
-    them are not generated."""
+    """The rules JSON Schema cannot state (the document says them in words): a bill's service
+    period does not end before it starts; a tenant's logo decodes to an image (the pattern states
+    the data: URI; tests/e2e/test_tenant_logo.py checks images); a Stripe key is of the caller's
+    mode (one document serves both). Valid bodies that break them are not generated."""
     meta = case.meta
     positive = meta is not None and meta.generation.mode.is_positive
-    return not (positive and (_period_backwards(case.body) or _has_logo(case.body)))
+    return not (positive and (_period_backwards(case.body) or _has_logo(case.body)
+                              or _stripe_key_of_the_other_mode(case)))
 
 
 @dataclass
