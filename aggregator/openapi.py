@@ -60,6 +60,11 @@ def field_rules(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
         return {"pattern": INSTANT_1970_2200}
     if isinstance(field, fields.Url) and "pattern" not in ret:
         return {"pattern": HTTP_URL}
+    if getattr(field, "items_judged_one_by_one", False):
+        # the list is taken whatever its items are; each is answered on its own (its status and error)
+        return {"items": {"anyOf": [ret["items"], {}]}, "description": ret.get(
+            "description", "Each item is accepted or refused on its own: an item that is not a valid bill "
+                           "is answered with its own status and error, not the batch's.")}
     if isinstance(field, our.Metadata):
         return {"propertyNames": {"minLength": 1, "maxLength": 40, "pattern": f"^{NO_NUL}*$"}}
     if type(field) is fields.String or isinstance(field, (our.EmailAddress,)):

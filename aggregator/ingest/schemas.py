@@ -72,6 +72,8 @@ class ItemsLoadedOneByOne(fields.List):
     """A list whose items are accepted or refused one by one: each loaded item becomes the
     inner schema's result, each refused one an InvalidInput naming its fields."""
 
+    items_judged_one_by_one = True  # the OpenAPI document takes any item (aggregator.openapi)
+
     def __init__(self, inner, max_items: int, **kwargs):
         kwargs["metadata"] = {"minItems": 1, "maxItems": max_items, **kwargs.get("metadata", {})}
         super().__init__(inner, **kwargs)

@@ -204,3 +204,9 @@ def test_an_amount_is_documented_with_its_currencys_decimals_and_a_rate_between_
     same = schemas["FxRateInput"]["not"]["anyOf"]
     assert {"properties": {"base": {"const": "AUD"}, "quote": {"const": "AUD"}},
             "required": ["base", "quote"]} in same
+
+
+def test_a_batch_is_documented_to_take_any_item_as_it_answers_each_on_its_own(client, tenant):
+    bills = _spec(client)["components"]["schemas"]["Batch"]["properties"]["bills"]
+    assert bills["items"]["anyOf"] == [{"$ref": "#/components/schemas/BatchItem"}, {}]
+    assert tenant.provider().post("/v1/bills/batch", {"bills": [42]}).status_code == 200  # the item refused alone
