@@ -14,9 +14,10 @@ assert ENDPOINT_DISABLED in WEBHOOK_EVENT_TYPES
 
 #: What addresses.check_url takes, less the literal addresses it refuses: a scheme, a host, no
 #: user or password, a port from 1, no fragment, no space or control character.
-URL_PATTERN = (r"^https?://[^\s\x00-\x1f\x7f/?#@:\[\]]+"
+_NOT_SPACE = r"\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # str.isspace, controls
+URL_PATTERN = (rf"^https?://[^{_NOT_SPACE}/?#@:\[\]]+"
                r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
-               r"([/?][^\s\x00-\x1f\x7f#]*)?$")
+               rf"([/?][^{_NOT_SPACE}#]*)?$")
 
 
 class WebhookEndpointSchema(Schema):

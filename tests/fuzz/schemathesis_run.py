@@ -44,11 +44,12 @@ def filter_case(context, case):
     """The rules JSON Schema cannot state (the document says them in words): a bill's service
     period does not end before it starts; a tenant's logo decodes to an image (the pattern states
     the data: URI; tests/e2e/test_tenant_logo.py checks images); a Stripe key is of the caller's
-    mode (one document serves both). Valid bodies that break them are not generated."""
+    mode and stripe_api_base is for test mode only (one document serves both). Valid bodies that break them are not generated."""
     meta = case.meta
     positive = meta is not None and meta.generation.mode.is_positive
+    live_api_base = _MODE["live"] and isinstance(case.body, dict) and case.body.get("stripe_api_base")
     return not (positive and (_period_backwards(case.body) or _has_logo(case.body)
-                              or _stripe_key_of_the_other_mode(case)))
+                              or _stripe_key_of_the_other_mode(case) or live_api_base))
 
 
 @dataclass
