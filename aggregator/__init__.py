@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .adapters import Adapters
 from .clock import Clocks, SystemClock
 from . import db as database
-from . import throttle
+from . import openapi, throttle
 from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
@@ -88,8 +88,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = _Api(app, spec_kwargs={
         "info": {"description": "Consolidated single billing API."},
         "security": [{"bearer": []}],  # every endpoint but this description needs a key
-        "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name),
+        "marshmallow_plugin": (plugin := MarshmallowPlugin(schema_name_resolver=_schema_name)),
     })
+    openapi.register(plugin)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(accounts_api.blp)
     api.register_blueprint(ingest_api.blp)
@@ -103,6 +104,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(ledger_api.blp)
     api.register_blueprint(payouts_api.blp)
     api.register_blueprint(payout_reports_api.blp)
+    openapi.declare_links(api.spec._paths)  # apispec has no public way to add links to a response
+    openapi.declare_cross_field_rules(api.spec.components.schemas)
     error_responses.register(app)
     finance.register(app)
     _add_operations(app)

@@ -142,7 +142,7 @@ class Settings:
             # OpenAPI (flask-smorest)
             "API_TITLE": "aggregator",
             "API_VERSION": "v1",
-            "OPENAPI_VERSION": "3.0.3",
+            "OPENAPI_VERSION": "3.1.0",
             "OPENAPI_URL_PREFIX": "/v1",
             "OPENAPI_JSON_PATH": "openapi.json",
             "JSON_SORT_KEYS": False,

@@ -39,6 +39,14 @@ def domain_error_response(error: DomainError):
 
 
 def http_exception_response(exc: HTTPException):
+    response = _http_exception_body(exc)
+    for name, value in exc.get_headers():  # e.g. a 405's Allow (RFC 9110), but not its Content-Type
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def _http_exception_body(exc: HTTPException):
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
     messages = data.get("messages")

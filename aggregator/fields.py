@@ -1,6 +1,7 @@
 """marshmallow fields and schemas shared by every area's API."""
 from __future__ import annotations
 
+import functools
 import re
 from email.errors import MessageError
 from email.headerregistry import Address
@@ -20,6 +21,21 @@ class StrictBoolean(fields.Boolean):
         if type(value) is not bool:  # 1 == True in Python, so a set lookup would take 1
             raise ValidationError("Not a valid boolean: use true or false.")
         return value
+
+
+class WholeNumber(fields.Integer):
+    """A JSON integer, as JSON Schema's "integer" (the OpenAPI document's) means it: 9 or 9.0, never
+    "9", true or 9.5."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if type(value) is bool:  # an Integral to Python, not a number in JSON
+            raise self.make_error("invalid", input=value)
+        if type(value) is float and value.is_integer() and abs(value) <= 2**53:
+            value = int(value)
+        return super()._validated(value)
 
 
 class Currency(fields.String):
@@ -92,13 +108,20 @@ class CalendarDate(fields.Date):
 CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`|~-]+"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^{_ATOM}(\.{_ATOM})*@({_LABEL}\.)+[A-Za-z]{{2,6}}$"
+
+
 class EmailAddress(fields.String):
     """One email address (no display name), as SMTP takes it: what marshmallow's validator
     accepts and the standard library's email package parses back to the same address (which
     refuses line breaks, several @ and non-ASCII local parts)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("metadata", {}).setdefault("format", "email")
+        # Documented by a pattern the server takes every match of, not as format "email" (RFC 5322
+        # allows what SMTP and this check refuse, such as "}@example.com" or quoted local parts).
+        kwargs["metadata"] = {"pattern": EMAIL_PATTERN, **kwargs.get("metadata", {})}
         super().__init__(validate=validate.Length(max=320), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -115,17 +138,42 @@ class EmailAddress(fields.String):
 
 
 class LocaleName(fields.String):
-    """A locale that Babel (CLDR) knows, such as "en_AU": invoices are formatted with it."""
+    """A locale that Babel (CLDR) has, such as "en_AU": invoices are formatted with it. Only the
+    names the OpenAPI document lists (known_locales), not whatever else Babel would guess at
+    ("en_ZZ", "en_UK")."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", text):
+        if not LOCALE_NAME.fullmatch(text):
             raise ValidationError("A locale such as 'en' or 'en_AU'.")
-        try:
-            Locale.parse(text)
-        except (UnknownLocaleError, ValueError):
-            raise ValidationError(f"{text!r} is not a locale known to CLDR.") from None
+        if text not in _locales():
+            raise ValidationError(f"{text!r} is not a locale known to CLDR.")
         return text
+
+
+LOCALE_NAME = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+
+
+@functools.cache
+def _locales() -> frozenset[str]:
+    """CLDR's locales of the form "en" or "en_AU", and "zh_CN" for "zh_Hans_CN"."""
+    from babel import localedata
+
+    names = set()
+    for identifier in localedata.locale_identifiers():
+        parts = identifier.split("_")
+        for name in (identifier, f"{parts[0]}_{parts[-1]}"):
+            if LOCALE_NAME.fullmatch(name):
+                try:
+                    Locale.parse(name)
+                except (UnknownLocaleError, ValueError):
+                    continue
+                names.add(name)
+    return frozenset(names)
+
+
+def known_locales() -> list[str]:
+    return sorted(_locales())
 
 
 class AddressSchema(Schema):

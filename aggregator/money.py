@@ -58,6 +58,11 @@ def _exponents() -> dict[str, int]:
     return exponents
 
 
+def currencies() -> dict[str, int]:
+    """Every currency code accepted, with its exponent (the OpenAPI document lists them)."""
+    return dict(_exponents())
+
+
 def is_currency(code: object) -> bool:
     return isinstance(code, str) and code in _exponents()  # each is three letters A-Z
 

@@ -72,8 +72,9 @@ def lock_and_advance(tenant_id: str, to: datetime, base_now: datetime) -> tuple[
         sa.select(TestClockRecord).where(TestClockRecord.tenant_id == tenant_id))).one()
     before, to = record.now, to.astimezone(timezone.utc)
     if to < before:
-        raise InvalidInput.on("to", f"The test clock only moves forward; it is at {before.isoformat()}.",
-                              "clock_backwards")
+        # `to` is a valid instant; the clock being past it is the state's doing: a conflict.
+        message = f"The test clock only moves forward; it is at {before.isoformat()}."
+        raise Conflict(message, code="clock_backwards", fields={"to": [message]})
     record.now, record.status = to, "advancing"
     due.nudge(tenant_id, False)
     return before, to

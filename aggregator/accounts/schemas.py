@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate
 
 from ..fields import (AddressSchema, Currency, EmailAddress, ListArgs, LocaleName, Rate, StrictBoolean, TimeZone,
-                      optional_text, text)
+                      WholeNumber, optional_text, text)
 from .. import money
 from .logos import MAX_SIDE, MAX_URI_CHARS, logo_problem
 from .models import ROLES
@@ -28,20 +28,21 @@ class TenantSchema(Schema):
     address = fields.Nested(AddressSchema, allow_none=True)
     timezone = TimeZone()
     default_currency = Currency()
-    period_anchor_day = fields.Integer(strict=True, validate=validate.Range(min=1, max=28))  # 5.5 is not 5
-    charge_day = fields.Integer(strict=True, validate=validate.Range(min=1, max=28))
+    period_anchor_day = WholeNumber(validate=validate.Range(min=1, max=28))  # 5.5 is not 5
+    charge_day = WholeNumber(validate=validate.Range(min=1, max=28))
     default_tax_rate = Rate()
     invoice_prefix = fields.String(validate=validate.Regexp(
         r"^[A-Z0-9][A-Z0-9-]{0,15}$", error="1-16 upper-case letters, digits or dashes."))
     invoice_review = fields.String(validate=validate.OneOf(["auto", "manual"]), metadata={
         "description": "auto: invoices are finalized at the close; manual: they stay draft until "
                        "finalized (or until auto_finalize_after_days)."})
-    auto_finalize_after_days = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0, max=60))
+    auto_finalize_after_days = WholeNumber(allow_none=True, validate=validate.Range(min=0, max=60))
     locale = LocaleName(metadata={"description": "Formatting of invoices, e.g. en_AU."})
     logo = fields.String(allow_none=True, validate=_real_image, metadata={
         "description": "A base64 data: URI of a PNG, JPEG, GIF, WebP or SVG image, checked to be one "
                        f"(at most {MAX_URI_CHARS:,} characters and {MAX_SIDE}×{MAX_SIDE} pixels).",
-        "maxLength": MAX_URI_CHARS})
+        "maxLength": MAX_URI_CHARS, "contentMediaType": "image/*",
+        "pattern": r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/]*={0,2}$"})
     email_from_name = fields.String(allow_none=True, validate=[
         validate.Length(max=200),
         validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="No line breaks or other control characters.")],
@@ -52,15 +53,15 @@ class TenantSchema(Schema):
     finance_email = EmailAddress(allow_none=True, metadata={
         "description": "Receives the summary of each closed period and operational notices (a webhook endpoint "
                        "disabled). None: nothing is sent to finance."})
-    charge_hour = fields.Integer(strict=True, validate=validate.Range(min=0, max=23), metadata={
+    charge_hour = WholeNumber(validate=validate.Range(min=0, max=23), metadata={
         "description": "The hour of the due date (tenant's time zone) at which invoices are charged (default 9)."})
-    retry_days = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1, max=60)),
+    retry_days = fields.List(WholeNumber(validate=validate.Range(min=1, max=60)),
                              validate=[validate.Length(max=10), _increasing], metadata={
         "description": "Days after the first failed charge on which it is retried (default [3, 5, 7]); [] : never."})
     after_final_failure = fields.String(validate=validate.OneOf(["uncollectible", "past_due"]), metadata={
         "description": "What an invoice becomes when the last retry fails: uncollectible (default), or it stays "
                        "open, past due."})
-    payout_day = fields.Integer(strict=True, validate=validate.Range(min=1, max=28), metadata={
+    payout_day = WholeNumber(validate=validate.Range(min=1, max=28), metadata={
         "description": "The day of the month (tenant's time zone, from midnight) on which what was collected is "
                        "gathered into one payout per provider and currency (default 10)."})
     payout_auto_approve = StrictBoolean(metadata={
@@ -76,10 +77,10 @@ class TenantSchema(Schema):
     stripe_api_base = fields.Url(load_only=True, allow_none=True, require_tld=False, schemes={"http", "https"},
                                  validate=validate.Length(max=500), metadata={
         "description": "Test mode only: another Stripe API address (localstripe, a test server)."})
-    stripe_rate_limit = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=1000),
+    stripe_rate_limit = WholeNumber(allow_none=True, validate=validate.Range(min=1, max=1000),
                                        metadata={"description": "Stripe requests a second a charge run makes "
                                                                 "(default: 25 in test mode, 100 live)."})
-    stripe_concurrency = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=100),
+    stripe_concurrency = WholeNumber(allow_none=True, validate=validate.Range(min=1, max=100),
                                         metadata={"description": "Charges in flight at once (default 10)."})
     stripe = fields.Function(lambda s: {
         "secret_key": s.stripe_secret_key_hint, "webhook_secret": s.stripe_webhook_secret_hint,

@@ -300,9 +300,8 @@ def create_customer(principal: Principal, fields: Mapping[str, Any], now: dateti
         db.session.commit()
     except sa.exc.IntegrityError:
         db.session.rollback()
-        raise InvalidInput.on("external_id",
-                              f"A customer with external_id {fields['external_id']!r} already exists.",
-                              code="external_id_taken") from None
+        message = f"A customer with external_id {fields['external_id']!r} already exists."
+        raise Conflict(message, code="external_id_taken", fields={"external_id": [message]}) from None
     return customer
 
 
@@ -343,8 +342,8 @@ def update_customer(principal: Principal, customer_id: str, changes: Mapping[str
         db.session.commit()
     except sa.exc.IntegrityError:
         db.session.rollback()
-        raise InvalidInput.on("external_id", "Another customer already has that external_id.",
-                              code="external_id_taken") from None
+        message = "Another customer already has that external_id."
+        raise Conflict(message, code="external_id_taken", fields={"external_id": [message]}) from None
     return customer
 
 

@@ -16,9 +16,19 @@ def _amount(attribute: str, currency_of=lambda obj: obj.currency):
 
 MAX_FX_RATE = Decimal(1_000_000)
 
+#: money.parse_rate's strings for ExchangeRate, for the OpenAPI document: above 0, at most
+#: MAX_FX_RATE, at most 12 decimals.
+EXCHANGE_RATE_PATTERN = (
+    r"^(0\.(" + "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{11 - zeros}}}" for zeros in range(12)) + ")"
+    r"|[1-9][0-9]{0,5}(\.[0-9]{1,12})?|1000000(\.0{1,12})?)$")
+
 
 class ExchangeRate(fields.String):
     """A positive decimal string, up to 12 decimal places."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": EXCHANGE_RATE_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
@@ -49,7 +59,7 @@ class InvoiceLineSchema(Schema):
         if l.original_currency else None)
     original_currency = fields.String(allow_none=True)
     fx_rate = fields.Function(lambda l: money.format_rate(l.fx_rate) if l.fx_rate is not None else None,
-                              metadata={"type": "string", "nullable": True})
+                              metadata={"type": ["string", "null"]})
 
 
 class InvoiceSchema(Schema):

@@ -18,8 +18,10 @@ IDEMPOTENCY_KEY = validate.Length(min=1, max=255)
 
 
 class ServicePeriodSchema(Schema):
+    """The dates the bill is for, inclusive; the end is not before the start."""
+
     start = CalendarDate(required=True)
-    end = CalendarDate(required=True)
+    end = CalendarDate(required=True, metadata={"description": "Not before start."})
 
     @validates_schema
     def _ordered(self, data, **kwargs):
@@ -70,7 +72,10 @@ class ItemsLoadedOneByOne(fields.List):
     """A list whose items are accepted or refused one by one: each loaded item becomes the
     inner schema's result, each refused one an InvalidInput naming its fields."""
 
+    items_judged_one_by_one = True  # the OpenAPI document takes any item (aggregator.openapi)
+
     def __init__(self, inner, max_items: int, **kwargs):
+        kwargs["metadata"] = {"minItems": 1, "maxItems": max_items, **kwargs.get("metadata", {})}
         super().__init__(inner, **kwargs)
         self.max_items = max_items
 

@@ -126,11 +126,13 @@ def record_bills(principal: Principal, requests: Sequence[BillRequest], now: dat
     for i, request in enumerate(requests):
         customer_id = customers.get(request.customer)
         if customer_id is None:
-            outcomes[i] = Outcome(error=InvalidInput.on(
-                "customer", f"No customer with external_id {request.customer!r}.", "unknown_customer"))
+            # a reference to a customer that does not exist (yet): not found, as an unknown id in a URL
+            outcomes[i] = Outcome(error=_on(NotFound, "customer", f"No customer with external_id {request.customer!r}.",
+                                            "unknown_customer"))
         elif request.revenue_share and customer_id in trial_ends:
-            outcomes[i] = Outcome(error=InvalidInput.on(
-                "revenue_share",
+            # valid input that the customer's state refuses for now: a conflict
+            outcomes[i] = Outcome(error=_on(
+                Conflict, "revenue_share",
                 f"The customer is in a free trial of this app until "
                 f"{trial_ends[customer_id].isoformat()}; subscription bills are refused until then.",
                 "in_free_trial"))
@@ -368,3 +370,7 @@ def end_trial(principal: Principal, external_id: str, now: datetime) -> Trial:
     trial.updated_at = now
     db.session.commit()
     return trial
+
+
+def _on(category: type[DomainError], field: str, message: str, code: str) -> DomainError:
+    return category(message, code=code, fields={field: [message]})

@@ -51,7 +51,7 @@ from ..accounts.service import tenant_settings
 from ..auth import Principal
 from ..consolidate.models import Invoice
 from ..db import db, run
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..periods import calendar as C
 from . import shares
 from .collections import source_lines
@@ -249,8 +249,8 @@ def payout_report(principal: Principal, period: date) -> PayoutReport:
     if not 1970 <= period.year <= 2200:
         raise InvalidInput.on("period", "Use a period between 1970 and 2200.")
     if period.day != settings.period_anchor_day:
-        raise InvalidInput.on("period", f"{period.isoformat()} is not the start of an invoicing period: this "
-                                        f"tenant's periods start on day {settings.period_anchor_day} of a month.")
+        raise NotFound(f"{period.isoformat()} is not the start of an invoicing period: this tenant's "
+                       f"periods start on day {settings.period_anchor_day} of a month.")
     end = C.period_starting(period, settings.period_anchor_day, settings.timezone).end
     scope = (PayoutRun.tenant_id == principal.tenant_id, PayoutRun.livemode == principal.livemode,
              PayoutRun.period_start == period)

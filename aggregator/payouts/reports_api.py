@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from .. import adapters as edge
 from .. import money
 from ..fields import CalendarDate
+from ..openapi import DATE_1970_2200
 from ..web import Blueprint, current, requires
 from . import report_service
 
@@ -70,7 +71,8 @@ class PayoutReportSchema(Schema):
 
 
 class PayoutReportArgs(Schema):
-    period = CalendarDate(required=True, metadata={"description": "The invoicing period (its start date)."})
+    period = CalendarDate(required=True, metadata={"description": "The invoicing period (its start date).",
+                                                   "pattern": DATE_1970_2200})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "pdf"]))
 
 
@@ -78,6 +80,9 @@ class PayoutReportArgs(Schema):
 @requires("admin")
 @blp.arguments(PayoutReportArgs(), location="query")
 @blp.response(200, PayoutReportSchema)
+@blp.doc(responses={200: {"content": {  # beside the JSON one: what `format` asks for
+    "text/csv": {"schema": {"type": "string"}},
+    "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 def payout_report(args):
     """The payouts of an invoicing period per provider, their totals, and the reconciliation of
     the money they pay out with what was collected (see the README, Payout reports).

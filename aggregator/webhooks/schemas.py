@@ -13,15 +13,27 @@ if ENDPOINT_DISABLED not in WEBHOOK_EVENT_TYPES:  # checked even under python -O
     raise RuntimeError(f"{ENDPOINT_DISABLED} must be an event type endpoints can subscribe to")
 
 
+#: What addresses.check_url takes, less the literal addresses it refuses: a scheme, a host, no
+#: user or password, a port from 1, no fragment, no space or control character.
+_NOT_SPACE = r"\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # str.isspace, controls
+URL_PATTERN = (rf"^https?://[^{_NOT_SPACE}/?#@:\[\]]+"
+               r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+               rf"([/?][^{_NOT_SPACE}#]*)?$")
+
+
 class WebhookEndpointSchema(Schema):
     """A URL the events of this tenant and mode (a provider key: about that provider) are sent to."""
 
     id = fields.String(dump_only=True, metadata={"description": "we_…"})
     object = fields.Constant("webhook_endpoint", dump_only=True)
     url = fields.String(required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH), metadata={
-        "description": "https:// (or http://); never a loopback, private or link-local address."})
-    enabled_events = fields.List(fields.String(), required=True, validate=validate.Length(min=1, max=100), metadata={
-        "description": "Event types to send, or [\"*\"] for every one.", "enum": ["*", *sorted(WEBHOOK_EVENT_TYPES)]})
+        "description": "https:// (or http://); never a loopback, private or link-local address.",
+        "pattern": URL_PATTERN})
+    enabled_events = fields.List(
+        fields.String(metadata={"enum": ["*", *sorted(WEBHOOK_EVENT_TYPES)]}), required=True,
+        validate=validate.Length(min=1, max=100), metadata={
+            "description": "Event types to send, or [\"*\"] for every one.",
+            "anyOf": [{"items": {"not": {"enum": ["*"]}}}, {"maxItems": 1}]})  # "*" stands alone
     description = optional_text(500)
     status = fields.String(validate=validate.OneOf(["enabled", "disabled"]), metadata={
         "description": "A disabled endpoint is sent nothing; the service disables one whose deliveries "

@@ -138,7 +138,7 @@ def test_customers_have_a_unique_external_id_per_tenant_and_mode(tenant, make_te
     first = tenant.customer("acme", name="Acme Pty Ltd", email="ap@acme.example")
     assert first["currency"] == "AUD"  # the tenant's default
     again = tenant.admin["test"].post("/v1/customers", {"external_id": "acme"})
-    assert again.status_code == 422 and "external_id" in again.json["error"]["fields"]
+    assert again.status_code == 409 and "external_id" in again.json["error"]["fields"]  # a state conflict
     assert tenant.customer("acme", mode="live")["livemode"] is True
     assert make_tenant().customer("acme")["external_id"] == "acme"
 

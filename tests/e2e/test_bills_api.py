@@ -97,7 +97,7 @@ def test_missing_fields_and_unknown_fields_are_refused(provider):
 
 def test_a_bill_for_an_unknown_customer_is_refused_and_can_be_retried_later(tenant, provider):
     response = post_bill(provider, customer="newcomer")
-    assert response.status_code == 422
+    assert response.status_code == 404  # a reference to what does not exist (yet), as an unknown id in a URL
     assert response.json["error"]["code"] == "unknown_customer"
     assert list(response.json["error"]["fields"]) == ["customer"]
     tenant.customer("newcomer")
@@ -165,7 +165,7 @@ def test_a_batch_accepts_or_refuses_each_bill_on_its_own(provider):
     response = provider.post("/v1/bills/batch", {"bills": items})
     assert response.status_code == 200, response.json
     data = response.json["data"]
-    assert [d["status"] for d in data] == [201, 422, 422, 201, 409, 201, 409, 422]
+    assert [d["status"] for d in data] == [201, 422, 404, 201, 409, 201, 409, 422]
     assert "amount" in data[1]["error"]["fields"] and data[2]["error"]["code"] == "unknown_customer"
     assert data[3]["replayed"] and data[5]["replayed"] and not data[0]["replayed"]
     assert data[5]["bill"]["id"] == data[0]["bill"]["id"]
@@ -282,7 +282,7 @@ def test_tenants_and_modes_are_isolated(tenant, provider, make_tenant):
         assert caller.get("/v1/bills").json["data"] == []
     # a live-mode provider cannot bill the test-mode customer
     response = post_bill(live)
-    assert response.status_code == 422 and response.json["error"]["code"] == "unknown_customer"
+    assert response.status_code == 404 and response.json["error"]["code"] == "unknown_customer"
     tenant.customer("cust-1", mode="live")
     live_bill = post_bill(live).json
     assert live_bill["livemode"] is True
@@ -296,7 +296,7 @@ def test_subscription_bills_are_refused_during_a_free_trial(provider, clock):
     response = provider.put("/v1/customers/cust-1/trial", {"ends_at": ends.isoformat()})
     assert response.status_code == 200 and response.json["ends_at"] == ends.isoformat()
     refused = post_bill(provider, "sub")
-    assert refused.status_code == 422 and refused.json["error"]["code"] == "in_free_trial"
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "in_free_trial"
     assert post_bill(provider, "sms", revenue_share=False, description="SMS pack").status_code == 201
     clock.set(ends)
     assert post_bill(provider, "sub").status_code == 201
@@ -319,7 +319,7 @@ def test_a_customer_whose_external_id_holds_a_slash_can_have_a_trial(tenant, clo
     assert provider.put("/v1/customers/team%2Facme/trial", {"ends_at": ends}).status_code == 200
     assert provider.get("/v1/customers/team/acme/trial").json["ends_at"] == ends
     refused = post_bill(provider, "sub", customer="team/acme")
-    assert refused.status_code == 422 and refused.json["error"]["code"] == "in_free_trial"
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "in_free_trial"
     assert provider.delete("/v1/customers/team%2Facme/trial").status_code == 200
 
 
@@ -328,7 +328,7 @@ def test_a_batch_judges_items_sharing_a_key_in_order(provider):
              {**bill_body(), "idempotency_key": "d1"},
              {**bill_body(customer="nobody"), "idempotency_key": "d1"}]
     data = provider.post("/v1/bills/batch", {"bills": items}).json["data"]
-    assert [d["status"] for d in data] == [422, 201, 409]
+    assert [d["status"] for d in data] == [404, 201, 409]
     assert data[0]["error"]["code"] == "unknown_customer"
     assert data[2]["error"]["code"] == "idempotency_key_reused"
 
@@ -344,7 +344,7 @@ def test_a_batch_refuses_only_the_subscription_bills_of_a_customer_in_trial(prov
     items = [{**bill_body(), "idempotency_key": "a"},
              {**bill_body(revenue_share=False), "idempotency_key": "b"}]
     data = provider.post("/v1/bills/batch", {"bills": items}).json["data"]
-    assert [d["status"] for d in data] == [422, 201]
+    assert [d["status"] for d in data] == [409, 201]
     assert data[0]["error"]["code"] == "in_free_trial"
 
 

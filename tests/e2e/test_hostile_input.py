@@ -170,3 +170,17 @@ def test_a_body_that_is_not_sent_as_json_is_a_415(provider, content_type):
         response = provider.post(path, data=json.dumps(bill_body()), headers=headers)
         assert response.status_code == 415, (path, response.json)
         assert "application/json" in response.json["error"]["message"]
+
+
+def test_moving_the_test_clock_back_is_a_conflict_with_its_state_not_bad_input(tenant):
+    response = tenant.admin["test"].post("/v1/test_clock/advance", {"to": "2000-01-01T00:00:00Z"})
+    assert response.status_code == 409, response.json  # a valid instant: the clock being past it is the state
+    assert response.json["error"]["code"] == "clock_backwards" and "to" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("value,accepted", [(9.0, True), (9, True), (True, False), ("9", False), (9.5, False)])
+def test_a_day_setting_is_a_json_integer_as_json_schema_means_it(tenant, value, accepted):
+    response = tenant.admin["test"].patch("/v1/tenant", {"charge_day": value})
+    assert (response.status_code == 200) is accepted, response.json
+    if accepted:
+        assert response.json["charge_day"] == 9 and type(response.json["charge_day"]) is int

@@ -1,6 +1,8 @@
+import pytest
+
 def test_the_openapi_description_is_generated_from_the_schemas(client):
     spec = client.get("/v1/openapi.json").json
-    assert spec["openapi"].startswith("3.")
+    assert spec["openapi"] == "3.1.0"  # 3.0 has no propertyNames (metadata keys) nor type lists
     assert {"/v1/bills", "/v1/bills/batch", "/v1/bills/{bill_id}", "/v1/providers", "/v1/customers",
             "/v1/tenant", "/v1/customers/{external_id}/trial", "/v1/ledger/accounts", "/v1/ledger/journals",
             "/v1/ledger/journals/{journal_id}"} <= set(spec["paths"])
@@ -31,10 +33,10 @@ def _response_schema(spec: dict, method: str, path: str, status: int) -> dict:
 
 def conforms(spec: dict, method: str, path: str, response) -> None:
     """The response's body is valid against what the document says `path` answers with its status."""
-    from openapi_schema_validator import OAS30ReadValidator
+    from openapi_schema_validator import OAS31Validator
 
     schema = {**_response_schema(spec, method, path, response.status_code), "components": spec["components"]}
-    errors = sorted(OAS30ReadValidator(schema).iter_errors(response.json), key=str)
+    errors = sorted(OAS31Validator(schema).iter_errors(response.json), key=str)
     assert not errors, f"{method} {path} {response.status_code}: " + "; ".join(
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
 
@@ -96,4 +98,115 @@ def test_bill_metadata_is_documented_as_an_object_of_at_most_50_keys(client):
 
 def test_key_provider_and_revoked_at_are_documented_nullable(client):
     key = client.get("/v1/openapi.json").json["components"]["schemas"]["ApiKey"]["properties"]
-    assert key["provider"]["nullable"] is True and key["revoked_at"]["nullable"] is True
+    assert "null" in key["provider"]["type"] and "null" in key["revoked_at"]["type"]
+
+
+def test_a_nullable_nested_object_is_the_object_or_null_not_any_object(client):
+    service_period = _spec(client)["components"]["schemas"]["BillInput"]["properties"]["service_period"]
+    assert {"type": "null"} in service_period["anyOf"] and len(service_period["anyOf"]) == 2
+
+
+# --- the document and the server agree (issue 16, defect 9) -------------------------------------
+
+def _spec(client) -> dict:
+    return client.get("/v1/openapi.json").json
+
+
+def test_enabled_events_is_an_array_of_known_event_types(client, tenant):
+    spec = _spec(client)
+    events = spec["components"]["schemas"]["WebhookEndpoint"]["properties"]["enabled_events"]
+    assert events["type"] == "array" and "enum" not in events
+    assert "*" in events["items"]["enum"] and "invoice.paid" in events["items"]["enum"]
+    created = tenant.admin["test"].post("/v1/webhook_endpoints", {"url": "https://example.com/hook",
+                                                                  "enabled_events": ["invoice.paid"]})
+    assert created.status_code == 201, created.json
+    conforms(spec, "POST", "/v1/webhook_endpoints", created)
+    conforms(spec, "GET", "/v1/webhook_endpoints/{endpoint_id}",
+             tenant.admin["test"].get(f"/v1/webhook_endpoints/{created.json['id']}"))
+
+
+def test_the_payout_report_documents_its_csv_and_pdf_answers(client):
+    content = _spec(client)["paths"]["/v1/reports/payouts"]["get"]["responses"]["200"]["content"]
+    assert set(content) == {"application/json", "text/csv", "application/pdf"}
+
+
+def test_a_method_not_allowed_says_which_are(tenant):
+    response = tenant.admin["test"].client.put("/v1/tenant/keys")
+    assert response.status_code == 405 and response.json["error"]["type"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"POST"}
+
+
+@pytest.mark.parametrize("path", ["/v1/tenant", "/v1/customers/cust-1"])
+def test_a_patch_without_a_body_is_refused_not_taken_as_no_change(tenant, path):
+    tenant.customer("cust-1")
+    response = tenant.admin["test"].client.patch(path, headers={"Authorization": f"Bearer {tenant.admin['test'].key}"})
+    assert response.status_code == 422, response.json
+    assert set(response.json) == {"error"} and "body" in response.json["error"]["fields"]
+    assert tenant.admin["test"].patch(path, {}).status_code == 200  # an empty change is still one
+
+
+def test_request_schemas_state_the_rules_the_server_applies(client):
+    schemas = _spec(client)["components"]["schemas"]
+    bill = schemas["BillInput"]["properties"]
+    assert "AUD" in bill["currency"]["enum"] and "" not in bill["currency"]["enum"]
+    assert bill["metadata"]["propertyNames"]["maxLength"] == 40
+    assert "\x00" in bill["customer"]["pattern"]  # [^\x00]: no NUL
+    assert schemas["Batch"]["properties"]["bills"]["minItems"] == 1
+    assert schemas["ServicePeriod"]["properties"]["start"]["pattern"]
+    assert schemas["Advance"]["properties"]["to"]["pattern"].startswith("^(19[7-9]")
+    assert "zh_CN" in schemas["TenantUpdate"]["properties"]["locale"]["enum"]
+
+
+@pytest.mark.parametrize("text,accepted", [("19.99", True), ("19.990", True), ("-0.5", True), ("1.999", True),
+                                           ("01.00", False), ("1e3", False), ("1.", False), (".5", False),
+                                           ("1000000000000", True), ("1000000000000.01", False)])
+def test_the_documented_amount_pattern_is_the_parsers(text, accepted):
+    import re
+
+    from aggregator import money, openapi
+
+    assert bool(re.fullmatch(openapi.amount_pattern(3), text)) is accepted
+    try:
+        money.parse_amount(text, "KWD")
+    except money.MoneyError:
+        assert not accepted
+    else:
+        assert accepted
+
+
+@pytest.mark.parametrize("text", ["0.6521", "0", "0.000000000001", "0.0000000000001", "1000000", "1000000.5",
+                                  "999999.999999999999", "1.5", "01", "0.0", "1e3", "-1"])
+def test_the_documented_exchange_rate_pattern_is_the_parsers(text):
+    import re
+
+    from marshmallow import ValidationError
+
+    from aggregator.consolidate.schemas import EXCHANGE_RATE_PATTERN, ExchangeRate
+
+    try:
+        ExchangeRate().deserialize(text)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert bool(re.fullmatch(EXCHANGE_RATE_PATTERN, text)) is accepted
+
+
+def test_an_amount_is_documented_with_its_currencys_decimals_and_a_rate_between_two_currencies(client):
+    import re
+
+    schemas = _spec(client)["components"]["schemas"]
+    for name in ("BillInput", "BatchItem"):
+        branches = {tuple(b["properties"]["currency"]["enum"]): b["properties"]["amount"]["pattern"]
+                    for b in schemas[name]["anyOf"]}
+        jpy = next(p for codes, p in branches.items() if "JPY" in codes)
+        usd = next(p for codes, p in branches.items() if "USD" in codes)
+        assert not re.fullmatch(jpy, "1.5") and re.fullmatch(usd, "1.50") and not re.fullmatch(usd, "1.505")
+    same = schemas["FxRateInput"]["not"]["anyOf"]
+    assert {"properties": {"base": {"const": "AUD"}, "quote": {"const": "AUD"}},
+            "required": ["base", "quote"]} in same
+
+
+def test_a_batch_is_documented_to_take_any_item_as_it_answers_each_on_its_own(client, tenant):
+    bills = _spec(client)["components"]["schemas"]["Batch"]["properties"]["bills"]
+    assert bills["items"]["anyOf"] == [{"$ref": "#/components/schemas/BatchItem"}, {}]
+    assert tenant.provider().post("/v1/bills/batch", {"bills": [42]}).status_code == 200  # the item refused alone
