@@ -70,7 +70,7 @@ class Access:
 
 
 BILL = bill_body(customer="cust-a")
-SENT_BY_PROVIDERS = {"other_tenant_provider": 422, "other_mode_provider": 422, "other_provider": 201}
+SENT_BY_PROVIDERS = {"other_tenant_provider": 404, "other_mode_provider": 404, "other_provider": 201}
 
 #: Every endpoint of the URL map, by (method, rule).
 TABLE: dict[tuple[str, str], Access] = {
@@ -91,7 +91,7 @@ TABLE: dict[tuple[str, str], Access] = {
     ("GET", "/v1/customers/<path:customer_id>"): Access(ADMIN, path={"customer_id": "customer"}),
     ("PATCH", "/v1/customers/<path:customer_id>"): Access(ADMIN, path={"customer_id": "customer"},
                                                           body={"name": "Stolen"}),
-    # intake: a bill for A's customer is unknown to another tenant or mode (422 on `customer`)
+    # intake: a bill for A's customer is unknown to another tenant or mode (404 unknown_customer, on `customer`)
     ("POST", "/v1/bills"): Access(PROVIDER, own=SENT_BY_PROVIDERS, body=BILL,
                                   headers={"Idempotency-Key": "matrix-1"}),
     ("POST", "/v1/bills/batch"): Access(PROVIDER, own=200, body={"bills": [{**BILL, "idempotency_key": "matrix-2"}]}),
