@@ -23,7 +23,7 @@ import pwd
 import shutil
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts nginx (the binary found on PATH) with our argv, no shell
 import sys
 import threading
 import time
@@ -60,6 +60,7 @@ class FrontPlan:
 def nginx_conf(plan: FrontPlan) -> str:
     """nginx's whole configuration for `plan` (nothing read from /etc/nginx)."""
     d, timeout = plan.directory, f"{max(1, round(plan.timeout_seconds * 1000))}ms"
+    temp = d / "tmp"  # nginx's temporary files, under var/front (not the system's /tmp)
     user = f"user {plan.user};\n" if plan.user else ""
     return f"""\
 # Written by aggregator.front at each start: edit aggregator/front.py, not this file.
@@ -77,11 +78,11 @@ events {{
 http {{
     access_log off;  # gunicorn writes the access line, with the client's address (AGGREGATOR_TRUSTED_PROXIES)
     server_tokens off;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
 
     # A client has this long for its request line and headers (in all), between two reads of its
     # body, and between two writes of the answer; then its connection is closed.
@@ -196,7 +197,7 @@ class Front:
     def _spawn(self) -> None:
         pid_file = self.plan.directory / "nginx.pid"
         pid_file.unlink(missing_ok=True)
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # nosec B603  # nginx with our own arguments, no shell
             [self.binary, "-e", "stderr", "-p", str(self.plan.directory), "-c", str(self.conf)],
             preexec_fn=_die_with_parent)
         # nginx writes its pid file once its listening socket is bound.
