@@ -33,8 +33,13 @@ def _app(database_url: str, storage: Path):
             conn.execute(sa.text("CREATE SCHEMA public"))
         engine.dispose()
     clock = FixedClock(datetime(2026, 11, 10, 12, tzinfo=timezone.utc))
+    # As the tests' app (tests/conftest.py): a tenant may name its test-mode Stripe address, and
+    # the fuzzer's many refused keys from 127.0.0.1 are not throttled (the clock stands still, so a
+    # window would never pass and every later request would be a 429).
     app = create_app({"SETTINGS": Settings(database_url=database_url, storage_dir=storage,
-                                           secret_key_file=storage / "secret.key", webhooks_allow_private=False),
+                                           secret_key_file=storage / "secret.key", webhooks_allow_private=False,
+                                           stripe_tenant_api_base=True, auth_failures_per_address="",
+                                           auth_failures_per_key_prefix=""),
                       "CLOCK": clock, "TESTING": True})
     with app.app_context():
         flask_migrate.upgrade()

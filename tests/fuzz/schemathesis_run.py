@@ -90,9 +90,10 @@ def operation_roles(app) -> dict[tuple[str, str], tuple[str, ...]]:
 def run(app, keys: dict[str, str], *, mode: str, prefer: str, max_examples: int, seed: int,
         phases: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful"),
         max_steps: int | None = None, progress=None, only: str | None = None) -> Figures:
-    """One engine run. `keys` maps a role to its key for this mode; each operation gets the
+    """The runs of one caller: `keys` maps a role to its key for this mode; each operation gets the
     `prefer`red role's key if it takes that role, else the key of another role it takes;
-    operations no key of `keys` may call are left out (another run covers them)."""
+    operations no key of `keys` may call are left out (another caller covers them). One engine
+    run per key used, since schemathesis takes the document's `bearer` auth once per run."""
     # Per-operation settings replace the project's, so each operation carries them all.
     common = {"continue-on-failure": True,
               "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
@@ -100,24 +101,32 @@ def run(app, keys: dict[str, str], *, mode: str, prefer: str, max_examples: int,
               "phases": {name: {"enabled": name in phases} for name in ("examples", "coverage", "fuzzing", "stateful")}}
     if max_steps and "stateful" in phases:
         common["phases"]["stateful"]["max-steps"] = max_steps
-    operations = []
+    by_key: dict[str | None, list[dict]] = {}
     for (method, path), allowed in operation_roles(app).items():
         if not path.startswith("/v1/") or path == "/v1/openapi.json" or (only and not re.search(only, path)):
             continue
         chosen = prefer if prefer in allowed else next((r for r in allowed if r in keys), None)
         if allowed and chosen is None:
             continue
-        operations.append({"include-path": path, "include-method": method, **common, "headers": {
-            "Authorization": f"Bearer {keys[chosen]}" if chosen else "Bearer none"}})
-    config = schemathesis.Config.from_dict({
-        "seed": seed,
-        "suppress-health-check": ["all"],
-        **common, "operations": operations,
-    })
+        by_key.setdefault(keys[chosen] if chosen else None, []).append(
+            {"include-path": path, "include-method": method, **common})
+    _MODE["live"] = mode == "live"
+    figures = Figures()
+    for key, operations in by_key.items():
+        # The key goes through schemathesis's own auth for the document's `bearer` scheme, not as a
+        # plain header: the coverage phase then knows which requests it sent without a key (a
+        # header it cannot see would be sent valid in a request it believes negated).
+        config = {"seed": seed, "suppress-health-check": ["all"], **common, "operations": operations}
+        if key:
+            config["auth"] = {"openapi": {"bearer": {"bearer": key}}}
+        figures.add(_execute(app, schemathesis.Config.from_dict(config), operations, f"[{mode}/{prefer}]", progress))
+    return figures
+
+
+def _execute(app, config, operations: list[dict], label: str, progress) -> Figures:
     schema = schemathesis.openapi.from_wsgi("/v1/openapi.json", app, config=config)
     wanted = {(o["include-method"], o["include-path"]) for o in operations}
     schema = schema.include(func=lambda ctx: (ctx.operation.method.upper(), ctx.operation.path) in wanted)
-    _MODE["live"] = mode == "live"
     figures = Figures()
     started = time.monotonic()
     seen = set()
@@ -146,7 +155,7 @@ def run(app, keys: dict[str, str], *, mode: str, prefer: str, max_examples: int,
                     answer = interaction.response if interaction else None
                     answered = (f" -> {answer.status_code} {(answer.content or b'')[:300].decode(errors='replace')}"
                                 if answer is not None else "")
-                    figures.examples.append(line := f"[{mode}/{prefer}] {check.name}: {case.operation.label}: {failure.title}: "
+                    figures.examples.append(line := f"{label} {check.name}: {case.operation.label}: {failure.title}: "
                                             f"{(getattr(failure, 'message', '') or '')[:300]} | "
                                             f"{check.failure_info.code_sample[:600]}{answered}")
                     if progress:
