@@ -1,27 +1,13 @@
 """Concurrency on PostgreSQL: the database, not luck, keeps a bill from being stored twice."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import Caller, bill_body
+from tests.conftest import bill_body
+from tests.support.races import race
 
 pytestmark = pytest.mark.slow
-
-
-def _race(app, key: str, n: int, make_request):
-    barrier = threading.Barrier(n)
-
-    def one(i):
-        caller = Caller(app.test_client(), key)
-        barrier.wait()
-        return make_request(caller, i)
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(one, range(n)))
 
 
 def _count_bills(app, provider_id: str) -> int:
@@ -35,7 +21,7 @@ def _count_bills(app, provider_id: str) -> int:
 def test_eight_threads_posting_the_same_key_create_exactly_one_bill(postgres_only, app, tenant):
     tenant.customer("cust-1")
     provider = tenant.provider()
-    responses = _race(app, provider.key, 8, lambda c, i: c.post(
+    responses = race(app, provider.key, 8, lambda c, i: c.post(
         "/v1/bills", bill_body(), headers={"Idempotency-Key": "same"}))
     assert [r.status_code for r in responses] == [201] * 8
     assert len({r.json["id"] for r in responses}) == 1
@@ -46,7 +32,7 @@ def test_eight_threads_posting_the_same_key_create_exactly_one_bill(postgres_onl
 def test_racing_different_bodies_on_one_key_store_one_and_refuse_the_rest(postgres_only, app, tenant):
     tenant.customer("cust-1")
     provider = tenant.provider()
-    responses = _race(app, provider.key, 8, lambda c, i: c.post(
+    responses = race(app, provider.key, 8, lambda c, i: c.post(
         "/v1/bills", bill_body(amount=f"{i + 1}.00"), headers={"Idempotency-Key": "same"}))
     assert sorted(r.status_code for r in responses) == [201] + [409] * 7
     assert _count_bills(app, provider.id) == 1
@@ -61,7 +47,7 @@ def test_overlapping_batches_in_any_order_neither_deadlock_nor_duplicate(postgre
         order = items if i % 2 else items[::-1]
         return caller.post("/v1/bills/batch", {"bills": order})
 
-    responses = _race(app, provider.key, 6, post)
+    responses = race(app, provider.key, 6, post)
     assert all(r.status_code == 200 for r in responses)
     assert all(d["status"] == 201 for r in responses for d in r.json["data"])
     first = {d["bill"]["amount"]: d["bill"]["id"] for d in responses[0].json["data"]}

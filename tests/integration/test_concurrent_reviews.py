@@ -5,28 +5,13 @@ On SQLite the use cases take the write lock before reading what they rely on; on
 they lock the row they read. Both backends: run with and without AGGREGATOR_TEST_DATABASE_URL."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from tests.conftest import Caller
+from tests.support.races import race
 from tests.e2e.test_payouts_api import AFTER_PAYOUT_DAY, _pay, _payouts, market  # noqa: F401 - the fixture
 from tests.e2e.test_invoices_api import advance
 
 pytestmark = pytest.mark.slow
-
-
-def _race(app, key: str, n: int, make_request):
-    barrier = threading.Barrier(n)
-
-    def one(i):
-        caller = Caller(app.test_client(), key)
-        barrier.wait()
-        return make_request(caller, i)
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(one, range(n)))
 
 
 def _refused_as_conflict(response) -> None:
@@ -45,7 +30,7 @@ def _pending_payouts(market) -> list[dict]:
 def test_eight_concurrent_approvals_of_one_payout_answer_one_200_and_seven_409(app, market):
     admin = market.admin["test"]
     for payout in _pending_payouts(market):
-        responses = _race(app, admin.key, 8, lambda c, i: c.post(f"/v1/payouts/{payout['id']}/approve"))
+        responses = race(app, admin.key, 8, lambda c, i: c.post(f"/v1/payouts/{payout['id']}/approve"))
         assert sorted(r.status_code for r in responses) == [200] + [409] * 7
         for response in responses:
             if response.status_code == 409:
@@ -60,7 +45,7 @@ def test_concurrent_bank_transfer_recordings_answer_one_200_and_never_show_the_w
     for payout in _pending_payouts(market):
         assert admin.post(f"/v1/payouts/{payout['id']}/approve").status_code == 200
         references = [f"SEPA-{payout['id'][-6:]}-{i}" for i in range(8)]
-        responses = _race(app, admin.key, 8, lambda c, i: c.post(f"/v1/payouts/{payout['id']}/mark_paid",
+        responses = race(app, admin.key, 8, lambda c, i: c.post(f"/v1/payouts/{payout['id']}/mark_paid",
                                                                   {"reference": references[i]}))
         assert sorted(r.status_code for r in responses) == [200] + [409] * 7
         (winner,) = [i for i, r in enumerate(responses) if r.status_code == 200]
@@ -79,7 +64,7 @@ def test_concurrent_bank_transfer_recordings_answer_one_200_and_never_show_the_w
 def test_concurrent_cancels_of_one_payout_answer_one_200(app, market):
     admin = market.admin["test"]
     payout = _pending_payouts(market)[0]
-    responses = _race(app, admin.key, 8, lambda c, i: c.post(f"/v1/payouts/{payout['id']}/cancel"))
+    responses = race(app, admin.key, 8, lambda c, i: c.post(f"/v1/payouts/{payout['id']}/cancel"))
     assert sorted(r.status_code for r in responses) == [200] + [409] * 7
     for response in responses:
         if response.status_code == 409:
@@ -90,7 +75,7 @@ def test_concurrent_cancels_of_one_payout_answer_one_200(app, market):
 def test_concurrent_payments_recorded_for_all_of_an_invoice_pay_it_once(app, market):
     admin = market.admin["test"]
     invoice = market.invoice
-    responses = _race(app, admin.key, 6, lambda c, i: c.post(f"/v1/invoices/{invoice['id']}/payments", {
+    responses = race(app, admin.key, 6, lambda c, i: c.post(f"/v1/invoices/{invoice['id']}/payments", {
         "amount": invoice["total"], "method": "bank_transfer", "reference": f"TRX-{i}",
         "received_on": "2026-11-26"}))
     assert sorted(r.status_code for r in responses) == [201] + [409] * 5
@@ -106,7 +91,7 @@ def test_concurrent_payments_recorded_for_all_of_an_invoice_pay_it_once(app, mar
 def test_concurrent_voids_with_different_reasons_answer_one_200(app, market):
     admin = market.admin["test"]
     invoice = market.invoice
-    responses = _race(app, admin.key, 6, lambda c, i: c.post(f"/v1/invoices/{invoice['id']}/void",
+    responses = race(app, admin.key, 6, lambda c, i: c.post(f"/v1/invoices/{invoice['id']}/void",
                                                              {"reason": f"reason {i}"}))
     assert sorted(r.status_code for r in responses) == [200] + [409] * 5
     (winner,) = [r for r in responses if r.status_code == 200]
