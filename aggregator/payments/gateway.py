@@ -72,20 +72,23 @@ def _stripe_id(value: Any) -> str | None:
     return value if isinstance(value, str) and _STRIPE_ID.fullmatch(value) else None
 
 
+#: Errors recorded by their class alone, first match wins (StripeAddressRefused is an
+#: APIConnectionError, so it comes first).
+_CLASSES: tuple[tuple[type[stripe.StripeError], str], ...] = (
+    (StripeAddressRefused, "stripe_address_refused"),
+    (stripe.APIConnectionError, "stripe_unreachable"),
+    (stripe.RateLimitError, "stripe_rate_limited"),
+    (stripe.AuthenticationError, "stripe_authentication_failed"),
+    (stripe.PermissionError, "stripe_permission_denied"),
+    (stripe.IdempotencyError, "stripe_idempotency_error"),
+)
+
+
 def _classified(exc: stripe.StripeError) -> str:
     """What may be recorded of an error from the gateway: Stripe's known code, or a class."""
-    if isinstance(exc, StripeAddressRefused):
-        return "stripe_address_refused"
-    if isinstance(exc, stripe.APIConnectionError):
-        return "stripe_unreachable"
-    if isinstance(exc, stripe.RateLimitError):
-        return "stripe_rate_limited"
-    if isinstance(exc, stripe.AuthenticationError):
-        return "stripe_authentication_failed"
-    if isinstance(exc, stripe.PermissionError):
-        return "stripe_permission_denied"
-    if isinstance(exc, stripe.IdempotencyError):
-        return "stripe_idempotency_error"
+    for kind, reason_code in _CLASSES:
+        if isinstance(exc, kind):
+            return reason_code
     if isinstance(exc, stripe.CardError):
         details = exc.error
         return (known_code(getattr(details, "decline_code", None) if details is not None else None)
