@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .adapters import Adapters
 from .clock import Clocks, SystemClock
 from . import db as database
-from . import openapi, throttle
+from . import openapi, throttle, wiring
 from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
@@ -43,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The application factory. `config` overrides settings read from the environment; a
     "CLOCK" entry replaces the system clock and "ADAPTERS" entries replace adapters (tests)."""
     config = dict(config or {})
+    wiring.wire()
     settings = config.pop("SETTINGS", None) or Settings.from_env()
     app = Flask(__name__)
     app.json = FastJSONProvider(app)

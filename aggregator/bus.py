@@ -1,0 +1,61 @@
+"""Domain events inside the transaction: how a consequence travels up the layers without the
+lower layer importing the higher one (cosmicpython's message bus, kept synchronous).
+
+A transition that changes something publishes a *fact* (a frozen dataclass subclassing
+`Fact`, defined in the publishing area's `facts.py`) carrying the amounts it already computed.
+Subscribers, registered once by the composition root (`aggregator.wiring`), handle it at once,
+in the same database transaction: the ledger's journal, for example, is written before COMMIT,
+so the books balance at every commit, and a handler that fails rolls the change back with it.
+
+Nothing here knows any area. `publish` calls the handlers subscribed to the fact's class and to
+each of its base classes, in subscription order.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, TypeVar
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Something that happened, named in the past tense (`InvoicesFinalized`)."""
+
+
+F = TypeVar("F", bound=Fact)
+Handler = Callable[[F], None]
+
+_handlers: dict[type[Fact], list[Handler]] = {}
+
+
+def subscribe(fact: type[F], handler: Handler[F]) -> None:
+    """Call `handler` with every published `fact` (or subclass of it). Subscribing the same
+    handler twice is one subscription (an app factory may run many times in one process)."""
+    handlers = _handlers.setdefault(fact, [])
+    if handler not in handlers:
+        handlers.append(handler)
+
+
+def handlers_of(fact: type[Fact]) -> list[Handler]:
+    """The handlers a fact of class `fact` reaches, in order."""
+    return [handler for cls in reversed(fact.__mro__) for handler in _handlers.get(cls, ())]
+
+
+def publish(fact: Fact) -> None:
+    """Handle `fact` now, in the caller's transaction: a handler's exception propagates."""
+    for handler in handlers_of(type(fact)):
+        handler(fact)
+
+
+@contextmanager
+def subscriptions(extra: dict[type[Fact], list[Handler]] | None = None) -> Iterator[None]:
+    """Tests: the subscriptions as they are, plus `extra`, restored afterwards."""
+    saved = {fact: list(handlers) for fact, handlers in _handlers.items()}
+    for fact, handlers in (extra or {}).items():
+        for handler in handlers:
+            subscribe(fact, handler)
+    try:
+        yield
+    finally:
+        _handlers.clear()
+        _handlers.update(saved)
