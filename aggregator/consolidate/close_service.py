@@ -29,8 +29,8 @@ from .document import INVOICE_TEMPLATE
 from .fx_service import rates_in_effect
 from .invoices import BillTotal, CreditItem, InvoiceSummary, MissingRates, summarize_invoice, tax_rate_for
 from ..ledger import bookkeeping
-from ..ledger.journal import Share
 from ..payouts import terms
+from ..revenue.shares import Share
 from .models import Credit, Invoice, InvoiceLine
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """What each money-moving transition posts: the amounts read from the invoices, payments and
-refunds (and the share rules of payouts/shares.py), built into the standard journals of
+refunds (and the share rules of revenue/), built into the standard journals of
 `journal.py` and posted in the caller's transaction (`service.post_many`). The transitions call
 these; the rule book of which journal records what is `journal.py`'s docstring.
 
@@ -22,7 +22,9 @@ import sqlalchemy as sa
 
 from ..db import db
 from ..faults import crash_point
-from ..payouts import shares as rules
+from ..revenue.parts import InvoiceParts
+from ..revenue.shares import Collection, clawback, collected_shares, difference, payment_lines
+from ..revenue.terms import Split
 from . import journal as books
 from . import service
 from .models import LedgerEntry, LedgerJournal
@@ -43,7 +45,7 @@ class FinalizedInvoice:
     shares: tuple[books.Share, ...]
 
 
-def provider_shares(bills: Iterable[tuple[str, str, int, rules.Share, int]]) -> tuple[books.Share, ...]:
+def provider_shares(bills: Iterable[tuple[str, str, int, Split, int]]) -> tuple[books.Share, ...]:
     """Σ per (provider, bill currency) of (provider id, bill currency, invoiced amount, split,
     count): `count` bills each invoiced `invoiced` (invoice currency) and split `split` (their
     own currency). In (provider, currency) order."""
@@ -56,18 +58,18 @@ def provider_shares(bills: Iterable[tuple[str, str, int, rules.Share, int]]) -> 
     return tuple(books.Share(p, c, net, fee, invoiced) for (p, c), (net, fee, invoiced) in sorted(sums.items()))
 
 
-def finalized_of(invoice_id: str, customer_id: str, parts: rules.InvoiceParts) -> FinalizedInvoice:
+def finalized_of(invoice_id: str, customer_id: str, parts: InvoiceParts) -> FinalizedInvoice:
     """The finalized amounts of an invoice from its parts (what finalize_invoices posts)."""
     return FinalizedInvoice(invoice_id, customer_id, parts.currency, parts.total, parts.tax, -parts.credit,
                             parts.carried, provider_shares((b.provider_id, b.currency, b.invoiced_amount, b.share, 1)
                                                            for b in parts.bills))
 
 
-def _given_back(collection: rules.Collection) -> books.Parts:
-    """A collection's lines (shares.py: payment lines > 0, clawback < 0) as the ledger's parts,
+def _given_back(collection: Collection) -> books.Parts:
+    """A collection's lines (revenue/shares.py: payment lines > 0, clawback < 0) as the ledger's parts,
     summed per provider and currency, signs as they are."""
     return books.Parts(collection.tax, provider_shares(
-        (b.provider_id, b.currency, b.collected, rules.Share(b.fee, b.net), 1) for b in collection.bills),
+        (b.provider_id, b.currency, b.collected, Split(b.fee, b.net), 1) for b in collection.bills),
         collection.credit)
 
 
@@ -198,8 +200,8 @@ def post_write_off(invoice, as_of: datetime) -> None:
     if total == paid:
         return
     parts = invoice_parts_of(invoice)
-    given = _negated(_given_back(rules.difference(rules.collected_shares(parts, paid),
-                                                  rules.collected_shares(parts, total))))
+    given = _negated(_given_back(difference(collected_shares(parts, paid),
+                                            collected_shares(parts, total))))
     owed = _owed(invoice.tenant_id, invoice.livemode,
                  {(s.provider_id, s.currency): s.net for s in given.shares if s.net > 0})
     service.post(invoice.tenant_id, invoice.livemode,
@@ -241,7 +243,7 @@ def post_payments(payments: Sequence, invoices: dict, as_of: datetime, paid_befo
         recovered = None
         if recover and invoice.status == "uncollectible" and applied:
             collected = paid[invoice.id] - _refunded(invoice.id)
-            recovered = _given_back(rules.payment_lines(invoice_parts_of(invoice), collected, applied))
+            recovered = _given_back(payment_lines(invoice_parts_of(invoice), collected, applied))
         paid[invoice.id] += applied
         journals.append(books.payment_received(payment.id, payment.currency, payment.amount, applied,
                                                invoice.customer_id, recovered=recovered))
@@ -257,7 +259,7 @@ def post_refund(refund, invoice, as_of: datetime, collected: int | None = None) 
 
     if collected is None:
         collected = min(invoice.amount_paid, invoice.amount_due) - _refunded(invoice.id, but=refund.id)
-    given = _negated(_given_back(rules.clawback(refund.amount, invoice_parts_of(invoice), collected)))
+    given = _negated(_given_back(clawback(refund.amount, invoice_parts_of(invoice), collected)))
     owed = _owed(refund.tenant_id, refund.livemode,
                  {(s.provider_id, s.currency): s.net for s in given.shares if s.net > 0})
     service.post(refund.tenant_id, refund.livemode,

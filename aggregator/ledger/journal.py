@@ -43,7 +43,7 @@ for credit, which is money owed to that customer.
 Builders
 --------
 Each standard journal has a builder that takes the amounts (the split math is
-`payouts/shares.py`'s) and returns a balanced `Journal`; inconsistent amounts raise
+`revenue/shares.py`'s) and returns a balanced `Journal`; inconsistent amounts raise
 `Unbalanced`, they are never plugged. Postings of zero are left out, and postings of one account
 and currency in a journal are added into one (an invoice's fees are one platform_revenue line).
 
@@ -86,6 +86,7 @@ from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 from .. import money
+from ..revenue.shares import Share
 
 # --- accounts ---------------------------------------------------------------------------------
 
@@ -261,21 +262,6 @@ def credit(account: str, currency: str, amount: int) -> Posting:
 
 
 # --- the standard journals ----------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Share:
-    """One provider's part of an invoice (or of a refund or credit of it), from payouts/shares.py:
-    `net` to the provider and `fee` to the platform, both in `currency`, the bill's original
-    currency (what payouts are made in). `invoiced` is what the customer was billed for it in
-    the invoice's currency: net + fee when the currencies are the same; the converted amount
-    otherwise (the difference between the two goes through the fx account)."""
-
-    provider_id: str
-    currency: str
-    net: int
-    fee: int
-    invoiced: int
-
 
 #: what the platform owes each (provider id, currency) now: its payable's credit balance
 Owed = Mapping[tuple[str, str], int]

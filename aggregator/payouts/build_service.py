@@ -11,7 +11,7 @@ are shares.difference(collected_shares(K_before + amount), collected_shares(K_be
 sequence of partial payments and refunds pays the providers exactly what one payment would have.
 
 Fast path. A payment of a whole invoice at once (nothing collected before) or a settled invoice
-pays each bill exactly its split (shares.py, rule 2 at K == T): those are summed in SQL per
+pays each bill exactly its split (revenue/shares.py, rule 2 at K == T): those are summed in SQL per
 (provider, currency, revenue share, period, amount) and split once per distinct amount
 (money.apply_rate stays the one rounding rule). Only partial payments and refunds are attributed
 bill by bill in Python.
@@ -39,7 +39,8 @@ from ..events.service import NewEvent, record
 from ..ingest.models import Bill
 from ..payments.models import Payment, Refund
 from ..periods import calendar as C
-from . import shares, terms, transitions
+from ..revenue import shares
+from . import terms, transitions
 from .collections import source_lines
 from .models import Payout, PayoutCarry, PayoutRun, PayoutSource
 
@@ -293,7 +294,7 @@ def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict
 
 
 def _partial_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict) -> None:
-    """Partial payments and refunds, bill by bill (shares.py rule 3): few, read from the run."""
+    """Partial payments and refunds, bill by bill (revenue/shares.py rule 3): few, read from the run."""
     s, i = _sources.c, Invoice.__table__.c
     partial = db.session.scalars(
         sa.select(PayoutSource).join(Invoice, Invoice.id == PayoutSource.invoice_id)

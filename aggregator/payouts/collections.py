@@ -1,4 +1,4 @@
-"""What an invoice is made of, read from the database for the share rules (`shares.py`): its
+"""What an invoice is made of, read from the database for the share rules (revenue/): its
 bill lines (derived as the invoice shows them, invoice_service.invoice_lines), each bill's split
 at the rate its provider's bills of that period were invoiced on (terms.rates_of), its tax and
 its applied credits. The ledger's journals and the payouts (the lines of partial collections, a
@@ -11,13 +11,13 @@ from typing import Iterator, Sequence
 import sqlalchemy as sa
 
 from ..consolidate.invoice_service import invoice_lines
-from ..consolidate.invoices import InvoiceDraft, Totals
 from ..consolidate.models import Invoice
 from ..db import db, in_ids, run
 from ..ingest.models import Bill
-from . import shares, terms
+from ..revenue import shares
+from ..revenue.parts import InvoiceParts, invoice_parts
+from . import terms
 from .models import PayoutSource
-from .shares import InvoiceParts, invoice_parts
 
 
 def invoice_parts_of(invoice: Invoice) -> InvoiceParts:
@@ -40,16 +40,15 @@ def invoice_parts_of_many(invoices: Sequence[Invoice]) -> dict[str, InvoiceParts
         if key not in rates:
             rates[key] = terms.rates_of(*key)
         period_rates = rates[key]
-        draft = InvoiceDraft(invoice.currency, Decimal(invoice.tax_rate), tuple(lines[invoice.id]),
-                             Totals(invoice.subtotal, invoice.tax, invoice.total, invoice.carried_credit))
-        parts[invoice.id] = invoice_parts(draft, {
+        its_lines = lines[invoice.id]
+        parts[invoice.id] = invoice_parts(invoice.currency, its_lines, invoice.tax, {
             l.bill_id: (revenue_share[l.bill_id], period_rates[l.provider_id])
-            for l in draft.lines if l.bill_id is not None})
+            for l in its_lines if l.bill_id is not None})
     return parts
 
 
 def source_lines(sources: Sequence[PayoutSource], batch: int = 200
-                 ) -> Iterator[tuple[PayoutSource, shares.InvoiceParts, shares.Collection]]:
+                 ) -> Iterator[tuple[PayoutSource, InvoiceParts, shares.Collection]]:
     """Each source paid out, with its invoice's parts and its lines (shares.lines_of_source: a
     payment's or refund's after what its invoice had collected before it, a settled invoice's
     whole split), which is what build_payouts paid out of it. Invoices are read `batch` sources

@@ -53,7 +53,8 @@ from ..consolidate.models import Invoice
 from ..db import db, run
 from ..errors import InvalidInput, NotFound
 from ..periods import calendar as C
-from . import shares
+from ..revenue import shares
+from ..revenue.parts import InvoiceParts
 from .collections import source_lines
 from .models import Payout, PayoutRun, PayoutSource
 
@@ -199,7 +200,7 @@ class _Sums:
             + self.fx_difference + self.converted_out)
 
 
-def reconcile(attributed: Iterable[tuple[shares.InvoiceParts, shares.Collection]],
+def reconcile(attributed: Iterable[tuple[InvoiceParts, shares.Collection]],
               payouts_net: Mapping[str, int],
               outstanding: Sequence[tuple[str, OutstandingInvoice]] = ()) -> list[Reconciliation]:
     """Per currency: the sources' lines (each source's invoice parts and its Collection) summed

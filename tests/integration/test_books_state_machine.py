@@ -167,7 +167,7 @@ def _held(invoice, parts) -> list:
     (open or paid) or that of what was paid (uncollectible: the rest written off), less what each
     refund clawed back from what had been collected before it (payments and refunds replayed in
     the order they happened; a payment counts up to what was left to pay)."""
-    from aggregator.payouts import shares
+    from aggregator.revenue import shares
 
     moves = sorted(_sql("SELECT settled_at, substr(id, strpos(id, '_') + 1), amount FROM payments "
                         "WHERE invoice_id = :i AND status = 'succeeded' UNION ALL "

@@ -13,7 +13,7 @@ from aggregator.accounts.service import operator
 from aggregator.db import db
 from aggregator.ledger import journal as books
 from aggregator.ledger import service
-from aggregator.ledger.journal import Share
+from aggregator.revenue.shares import Share
 
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 

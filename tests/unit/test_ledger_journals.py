@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from aggregator.ledger import journal as books
-from aggregator.ledger.journal import Journal, LedgerError, Posting, Share, Unbalanced
+from aggregator.ledger.journal import Journal, LedgerError, Posting, Unbalanced
+from aggregator.revenue.shares import Share
 
 CURRENCIES = ["AUD", "USD", "JPY", "KWD"]
 amounts = st.integers(min_value=0, max_value=10**12)
@@ -15,7 +16,7 @@ ids = st.from_regex(r"prov_[0-9a-z]{6}", fullmatch=True)
 
 @st.composite
 def shares(draw, invoice_currency: str):
-    """Shares as payouts/shares.py makes them: net + fee is what was billed (in the bill's
+    """Shares as revenue/shares.py makes them: net + fee is what was billed (in the bill's
     currency); a converted bill was invoiced some other amount in the invoice's currency."""
     result = []
     for _ in range(draw(st.integers(0, 6))):

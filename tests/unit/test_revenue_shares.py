@@ -1,4 +1,4 @@
-"""Revenue shares and what an invoice's collection pays each bill (pure): payouts/shares.py."""
+"""Revenue shares and what an invoice's collection pays each bill (pure): revenue/."""
 from __future__ import annotations
 
 from collections import Counter
@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from aggregator import money
 from aggregator.consolidate.invoices import BillItem, CreditItem, build_invoice
 from aggregator.money import MoneyError
-from aggregator.payouts.shares import (Collection, InvoicedBill, InvoiceParts, Share, clawback, collected_shares,
-                                       fx_difference, invoice_parts, payment_lines, Payout, payout, split)
+from aggregator.revenue.parts import InvoicedBill, InvoiceParts, invoice_parts
+from aggregator.revenue.shares import Collection, Payout, clawback, collected_shares, fx_difference, payment_lines, payout
+from aggregator.revenue.terms import Split, split
 
 #: Deadline off: the first currency lookup loads Babel's data.
 FEW = settings(max_examples=150, deadline=None)
@@ -34,32 +35,32 @@ def bill(id: str, amount: int, currency: str = "USD", provider: str = "prov_a") 
 
 def parts_of(bills, terms, currency="USD", tax_rate="0", credits=(), fx=None) -> InvoiceParts:
     draft = build_invoice(currency, Decimal(tax_rate), bills, list(credits), fx or {})
-    return invoice_parts(draft, terms)
+    return invoice_parts(draft.currency, draft.lines, draft.totals.tax, terms)
 
 
 # --- the split, by example ---------------------------------------------------------------------
 
 def test_a_30_percent_share_of_49_usd_is_a_14_70_fee_and_34_30_net():
-    assert split(usd("49.00"), True, Decimal("0.30")) == Share(fee=usd("14.70"), net=usd("34.30"))
+    assert split(usd("49.00"), True, Decimal("0.30")) == Split(fee=usd("14.70"), net=usd("34.30"))
 
 
 def test_a_jpy_fee_rounds_half_up_to_whole_yen():
-    assert split(1999, True, Decimal("0.30")) == Share(fee=600, net=1399)  # 599.7 -> 600
-    assert split(5, True, Decimal("0.5")) == Share(fee=3, net=2)  # 2.5 -> 3
+    assert split(1999, True, Decimal("0.30")) == Split(fee=600, net=1399)  # 599.7 -> 600
+    assert split(5, True, Decimal("0.5")) == Split(fee=3, net=2)  # 2.5 -> 3
 
 
 def test_a_kwd_fee_is_exact_to_the_fils():
     kwd = money.parse_amount("12.345", "KWD")
-    assert split(kwd, True, Decimal("0.15")) == Share(fee=1852, net=10493)  # 1851.75 fils -> 1852
+    assert split(kwd, True, Decimal("0.15")) == Split(fee=1852, net=10493)  # 1851.75 fils -> 1852
 
 
 def test_a_pass_through_bill_is_all_the_providers():
-    assert split(usd("49.00"), False, Decimal("0.30")) == Share(fee=0, net=usd("49.00"))
+    assert split(usd("49.00"), False, Decimal("0.30")) == Split(fee=0, net=usd("49.00"))
 
 
 def test_a_negative_bill_gives_the_fee_back_rounding_away_from_zero():
-    assert split(-usd("49.00"), True, Decimal("0.30")) == Share(fee=-usd("14.70"), net=-usd("34.30"))
-    assert split(-5, True, Decimal("0.3")) == Share(fee=-2, net=-3)  # -1.5 -> -2
+    assert split(-usd("49.00"), True, Decimal("0.30")) == Split(fee=-usd("14.70"), net=-usd("34.30"))
+    assert split(-5, True, Decimal("0.3")) == Split(fee=-2, net=-3)  # -1.5 -> -2
 
 
 @pytest.mark.parametrize("rate", [Decimal("1.000001"), Decimal("-0.1"), Decimal("NaN"), Decimal("Infinity"), 0.3])

@@ -53,101 +53,27 @@ The rules
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Mapping, Sequence
 
 from .. import money
-from ..consolidate.invoices import InvoiceDraft
+from .parts import InvoicedBill, InvoiceParts
 
 
 @dataclass(frozen=True, slots=True)
 class Share:
-    """A bill's amount split between the platform (`fee`) and the provider (`net`)."""
+    """One provider's part of an invoice (or of a refund or credit of it), summed over its bills:
+    `net` to the provider and `fee` to the platform, both in `currency`, the bill's original
+    currency (what payouts are made in). `invoiced` is what the customer was billed for it in
+    the invoice's currency: net + fee when the currencies are the same; the converted amount
+    otherwise (the difference between the two goes through the ledger's fx account)."""
 
-    fee: int
-    net: int
-
-    @property
-    def amount(self) -> int:
-        return self.fee + self.net
-
-
-def check_rate(rate: Decimal) -> Decimal:
-    """`rate`, if it is a finite Decimal in [0, 1] (never a float)."""
-    if not isinstance(rate, Decimal) or not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
-        raise money.MoneyError(f"A revenue-share rate is a decimal between 0 and 1, not {rate!r}.")
-    return rate
-
-
-def split(amount: int, revenue_share: bool, rate: Decimal) -> Share:
-    """Rule 1: fee = money.apply_rate(amount, rate) for a revenue-share bill, 0 for a pass-through
-    bill; net = amount - fee, so fee + net == amount exactly (negative amounts too)."""
-    check_rate(rate)
-    fee = money.apply_rate(amount, rate) if revenue_share else 0
-    return Share(fee, amount - fee)
-
-
-# --- an invoice's parts ------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class InvoicedBill:
-    """A bill as its invoice holds it: its own amount and currency, the invoice line's amount (in
-    the invoice currency; the same when not converted), its split (rule 1) and its FX rate."""
-
-    bill_id: str
     provider_id: str
     currency: str
-    amount: int
-    invoiced_amount: int
-    share: Share
-    fx_rate: Decimal | None = None  # invoice currency per one of `currency`, when converted
-    revenue_share: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceParts:
-    """What an invoice is made of, for attributing what it collects."""
-
-    currency: str
-    bills: tuple[InvoicedBill, ...]
-    tax: int  # >= 0, the platform's
-    credit: int = 0  # the carried credits applied (<= 0), the platform's
-
-    def __post_init__(self) -> None:
-        if self.tax < 0 or self.credit > 0 or (self.tax and self.subtotal <= 0):
-            raise ValueError("an invoice's tax is >= 0 (0 on a subtotal <= 0) and its applied credit <= 0")
-
-    @property
-    def subtotal(self) -> int:
-        return sum(b.invoiced_amount for b in self.bills) + self.credit
-
-    @property
-    def total(self) -> int:
-        """What the customer owes (as consolidate.invoices.totals): never negative."""
-        return max(self.subtotal, 0) + self.tax
-
-    @property
-    def carried(self) -> int:
-        """The credit this invoice carries to the next one (> 0 only when its subtotal is negative)."""
-        return max(-self.subtotal, 0)
-
-
-def invoice_parts(draft: InvoiceDraft, terms: Mapping[str, tuple[bool, Decimal]]) -> InvoiceParts:
-    """The parts of a built invoice; `terms[bill_id]` = (revenue_share, rate) recorded on the bill."""
-    bills, credit = [], 0
-    for line in draft.lines:
-        if line.kind == "credit":
-            credit += line.amount
-            continue
-        if line.bill_id is None or line.provider_id is None:  # checked even under python -O
-            raise ValueError(f"a {line.kind} line without its bill or provider cannot be paid out")
-        amount = line.amount if line.original_amount is None else line.original_amount
-        revenue_share, rate = terms[line.bill_id]
-        bills.append(InvoicedBill(line.bill_id, line.provider_id, line.original_currency or line.currency,
-                                  amount, line.amount, split(amount, revenue_share, rate), line.fx_rate,
-                                  revenue_share))
-    return InvoiceParts(draft.currency, tuple(bills), draft.totals.tax, credit)
+    net: int
+    fee: int
+    invoiced: int
 
 
 # --- what was collected ------------------------------------------------------------------------
