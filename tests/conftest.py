@@ -7,8 +7,6 @@ Every test makes its own tenant, so tests are isolated the way tenants are.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,12 @@ import sqlalchemy as sa
 from aggregator import create_app
 from aggregator.clock import FixedClock
 from aggregator.config import Settings
+from tests.support.callers import Caller, Tenant
+from tests.support.clock import START
+from tests.support.database import is_postgres
 
-START = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
+# Fixtures shared across the test folders, each defined beside the helpers that go with it.
+pytest_plugins = ["tests.support.charges", "tests.support.mail", "tests.support.payouts", "tests.support.peer"]
 
 
 def _database_url(tmp_path_factory) -> str:
@@ -48,10 +50,6 @@ def _database_of_this_worker(url: str) -> str:
     finally:
         engine.dispose()
     return mine.render_as_string(hide_password=False)
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith("postgresql")
 
 
 def _reset_postgres(url: str) -> None:
@@ -117,50 +115,6 @@ def postgres_only(database_url):
         pytest.skip("needs PostgreSQL (set AGGREGATOR_TEST_DATABASE_URL); bin/test runs it there")
 
 
-class Caller:
-    """Makes API requests with one key, the way a provider's or a platform's code would."""
-
-    def __init__(self, client, key: str):
-        self.client, self.key = client, key
-
-    def _headers(self, extra):
-        return {"Authorization": f"Bearer {self.key}", **(extra or {})}
-
-    def get(self, path, **kw):
-        return self.client.get(path, headers=self._headers(kw.pop("headers", None)), **kw)
-
-    def post(self, path, json=None, **kw):
-        return self.client.post(path, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
-
-    def patch(self, path, json=None, **kw):
-        return self.client.patch(path, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
-
-    def put(self, path, json=None, **kw):
-        return self.client.put(path, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
-
-    def delete(self, path, **kw):
-        return self.client.delete(path, headers=self._headers(kw.pop("headers", None)), **kw)
-
-
-@dataclass
-class Tenant:
-    id: str
-    admin: dict[str, Caller]  # mode -> caller
-    client: object
-
-    def provider(self, mode: str = "test", name: str = "App", rate: str = "0.30") -> Caller:
-        response = self.admin[mode].post("/v1/providers", {"name": name, "revenue_share_rate": rate})
-        assert response.status_code == 201, response.json
-        caller = Caller(self.client, response.json["api_key"])
-        caller.id = response.json["id"]
-        return caller
-
-    def customer(self, external_id: str = "cust-1", mode: str = "test", **fields) -> dict:
-        response = self.admin[mode].post("/v1/customers", {"external_id": external_id, **fields})
-        assert response.status_code == 201, response.json
-        return response.json
-
-
 @pytest.fixture
 def make_tenant(app, client, clock):
     from aggregator.accounts import service
@@ -180,13 +134,6 @@ def make_tenant(app, client, clock):
 @pytest.fixture
 def tenant(make_tenant) -> Tenant:
     return make_tenant()
-
-
-def bill_body(**overrides) -> dict:
-    body = {"customer": "cust-1", "amount": "19.99", "currency": "AUD", "revenue_share": True,
-            "description": "Pro plan, October"}
-    body.update(overrides)
-    return body
 
 
 @pytest.fixture(scope="session")

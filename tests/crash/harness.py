@@ -174,7 +174,7 @@ class Cycle:
     # --- setting up --------------------------------------------------------------------------
 
     def _api(self, key: str):
-        from tests.conftest import Caller
+        from tests.support.callers import Caller
 
         return Caller(self.app.test_client(), key)
 

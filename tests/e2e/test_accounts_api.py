@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import Caller
+from tests.support.callers import Caller
 
 
 def test_tenant_settings_are_read_and_patched_with_an_admin_key(tenant):

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Caller, bill_body
-from tests.e2e.test_invoices_api import AFTER_END
-from tests.e2e.test_payouts_api import AFTER_PAYOUT_DAY
+from tests.support.callers import Caller
+from tests.support.invoicing import AFTER_END, bill_body
+from tests.support.payouts import AFTER_PAYOUT_DAY
 
 PERIOD = "2026-10-25"
 #: Who calls, besides tenant A's own admin and P1 (the owners).
@@ -217,7 +217,7 @@ def world(app, clock) -> World:
     from aggregator import due
     from aggregator.accounts import service
     from aggregator.events.dispatch import DISPATCH_QUEUE
-    from tests.conftest import START
+    from tests.support.clock import START
 
     clock.set(START)
     client = app.test_client()

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import bill_body
+from tests.support.invoicing import bill_body
 
 
 @pytest.fixture
@@ -395,7 +395,7 @@ def test_a_bill_arriving_while_its_period_is_closing_goes_to_the_next_period(app
         "Idempotency-Key": "k", "Content-Type": "application/x-www-form-urlencoded"}), "unsupported_media_type"),
 ], ids=["404", "405", "413", "415"])
 def test_http_errors_have_a_code_for_programs(client, provider, status, request_, code):
-    from tests.e2e.test_openapi import conforms
+    from tests.support.openapi import conforms
 
     response = request_(provider)
     assert response.status_code == status

@@ -2,45 +2,13 @@
 due date at the charge hour, and past each retry day; each charge runs as of its own instant."""
 from __future__ import annotations
 
-import pytest
-
-from tests.e2e.test_invoices_api import advance, send
 from tests.localstripe_server import CARD_3DS, CARD_DECLINED, CARD_OK
+from tests.support.charges import _customer_paying_with, _event_types, _intents_of, _invoice
+from tests.support.invoicing import advance, send
 
 # The tenant is in Australia/Sydney: the period 2026-10-25 ends 2026-11-25 00:00 local; the
 # invoice is due on the 2nd and charged at 09:00 local, 2026-12-01 22:00 UTC.
 CHARGE_AT = "2026-12-01T22:00:00+00:00"
-
-
-@pytest.fixture
-def stripe_tenant(tenant, localstripe):
-    response = tenant.admin["test"].patch("/v1/tenant", {
-        "stripe_secret_key": "sk_test_aggregator4242", "stripe_api_base": localstripe.url})
-    assert response.status_code == 200, response.json
-    return tenant
-
-
-def _customer_paying_with(tenant, localstripe, card: str, external_id: str = "cust-1") -> dict:
-    tenant.customer(external_id)
-    stripe_customer, method = localstripe.customer_with_card(card)
-    response = tenant.admin["test"].patch(f"/v1/customers/{external_id}", {
-        "stripe_customer_id": stripe_customer, "stripe_payment_method": method})
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def _invoice(tenant) -> dict:
-    invoices = tenant.admin["test"].get("/v1/invoices").json["data"]
-    assert len(invoices) == 1
-    return invoices[0]
-
-
-def _intents_of(localstripe, invoice_id: str) -> list:
-    return [pi for pi in localstripe.payment_intents() if pi.to_dict().get("metadata", {}).get("invoice_id") == invoice_id]
-
-
-def _event_types(tenant) -> list[str]:
-    return [e["type"] for e in tenant.admin["test"].get("/v1/events", query_string={"limit": 100}).json["data"]]
 
 
 def test_the_settings_show_only_hints_of_the_stripe_secrets(stripe_tenant):

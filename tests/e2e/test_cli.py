@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.conftest import Caller, bill_body
+from tests.support.callers import Caller
+from tests.support.invoicing import bill_body
 
 GROUPS = ["tenants", "tenants keys", "providers", "customers", "periods", "invoices", "events", "payments",
           "ledger"]
@@ -264,7 +265,7 @@ def test_the_clock_commands_refuse_live_mode(cli, cli_tenant):
 
 
 def test_ledger_trial_balance_and_journals(app, cli, cli_tenant):
-    from tests.e2e.test_ledger_api import post_invoice_and_payment
+    from tests.support.ledger import post_invoice_and_payment
 
     finalized_id, payment_id = post_invoice_and_payment(app, cli_tenant["id"])
     printed = cli("ledger", "trial-balance", *cli_tenant["scope"]).output

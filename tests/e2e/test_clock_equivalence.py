@@ -10,8 +10,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import START, bill_body
 from tests.localstripe_server import CARD_DECLINED, CARD_OK
+from tests.support.clock import START
+from tests.support.invoicing import bill_body
 
 END = START + timedelta(days=140)  # past the end of the last period a bill can be sent in (Sydney, anchor 25)
 

@@ -2,7 +2,7 @@
 whenever it runs, and catching up runs the instants in order."""
 from __future__ import annotations
 
-from tests.e2e.test_invoices_api import advance, send
+from tests.support.invoicing import advance, send
 
 
 def _invoices(admin, **query) -> list[dict]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_invoices_api import advance, send
+from tests.support.invoicing import advance, send
 
 
 @pytest.mark.parametrize("field", ["email_from", "email_reply_to", "finance_email"])

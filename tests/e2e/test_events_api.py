@@ -2,7 +2,7 @@
 provider key sees only those about it."""
 from __future__ import annotations
 
-from tests.e2e.test_invoices_api import advance, send
+from tests.support.invoicing import advance, send
 
 
 def _all(caller, query: str = "") -> list[dict]:

@@ -19,23 +19,15 @@ import sqlalchemy as sa
 from aggregator.db import db
 from aggregator.finance.models import FinanceSession
 
-from tests.e2e.test_payouts_api import AFTER_PAYOUT_DAY, _pay, market  # noqa: F401  (a fixture)
-from tests.e2e.test_invoices_api import advance
+from tests.support.finance import csrf_of, sign_in
+from tests.support.invoicing import advance
+from tests.support.payouts import AFTER_PAYOUT_DAY, _pay
 
 COOKIE = "aggregator_finance"
 
 
 def admin_key(tenant, mode: str = "test") -> str:
     return tenant.admin[mode].key
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def sign_in(client, key: str, **kw):
-    page = client.get("/finance/login", **kw)
-    return client.post("/finance/login", data={"api_key": key, "csrf_token": csrf_of(page.text)}, **kw)
 
 
 def set_cookie(response) -> str:
@@ -153,7 +145,7 @@ def test_revoking_the_key_ends_the_sessions_it_signed_in_even_replayed(app, visi
 
 
 def test_a_session_expires_on_the_apps_clock_whatever_the_cookie_says(app, visitor, tenant, clock):
-    from tests.conftest import START
+    from tests.support.clock import START
 
     sign_in(visitor, admin_key(tenant))
     stolen = visitor.get_cookie(COOKIE, path="/finance").value

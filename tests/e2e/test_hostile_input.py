@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import bill_body
+from tests.support.invoicing import bill_body
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from datetime import timedelta
 import pytest
 from pypdf import PdfReader
 
-from tests.conftest import bill_body
-from tests.e2e.test_invoices_api import advance, pdf_text, send
+from tests.support.invoicing import advance, bill_body, pdf_text, send
 
 
 class BrokenRenderer:

@@ -1,15 +1,9 @@
 """A whole invoicing cycle in test mode, driven by the tenant's test clock."""
 from __future__ import annotations
 
-import io
-
 import pytest
-from pypdf import PdfReader
 
-from tests.conftest import bill_body
-
-# Sydney, anchor 25: the period 2026-10-25 runs 2026-10-24T13:00Z .. 2026-11-24T13:00Z.
-AFTER_END = "2026-11-25T00:00:00+00:00"
+from tests.support.invoicing import AFTER_END, advance, pdf_text, send
 
 
 @pytest.fixture
@@ -19,24 +13,6 @@ def shop(tenant):
     tenant.customer("cust-1", name="Customer One")
     tenant.apps = [tenant.provider(name="Accounting App"), tenant.provider(name="SMS Gateway")]
     return tenant
-
-
-def send(provider, key, **overrides):
-    response = provider.post("/v1/bills", bill_body(**overrides), headers={"Idempotency-Key": key})
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def advance(tenant, to=AFTER_END):
-    response = tenant.admin["test"].post("/v1/test_clock/advance", {"to": to})
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def pdf_text(tenant, invoice) -> str:
-    response = tenant.admin["test"].get(f"/v1/invoices/{invoice['id']}/pdf")
-    assert response.status_code == 200 and response.mimetype == "application/pdf"
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
 
 
 def test_a_customer_gets_one_invoice_for_the_bills_of_every_app(shop):

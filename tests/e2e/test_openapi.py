@@ -1,5 +1,8 @@
 import pytest
 
+from tests.support.openapi import conforms
+
+
 def test_the_openapi_description_is_generated_from_the_schemas(client):
     spec = client.get("/v1/openapi.json").json
     assert spec["openapi"] == "3.1.0"  # 3.0 has no propertyNames (metadata keys) nor type lists
@@ -23,26 +26,8 @@ def test_error_responses_are_described_in_the_shape_they_have(client, tenant):
 
 # --- real responses against the document --------------------------------------------------------
 
-def _response_schema(spec: dict, method: str, path: str, status: int) -> dict:
-    responses = spec["paths"][path][method.lower()]["responses"]
-    described = responses.get(str(status)) or responses["default"]
-    if "$ref" in described:  # a shared response, e.g. the error one
-        described = spec["components"]["responses"][described["$ref"].rsplit("/", 1)[1]]
-    return described["content"]["application/json"]["schema"]
-
-
-def conforms(spec: dict, method: str, path: str, response) -> None:
-    """The response's body is valid against what the document says `path` answers with its status."""
-    from openapi_schema_validator import OAS31Validator
-
-    schema = {**_response_schema(spec, method, path, response.status_code), "components": spec["components"]}
-    errors = sorted(OAS31Validator(schema).iter_errors(response.json), key=str)
-    assert not errors, f"{method} {path} {response.status_code}: " + "; ".join(
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
-
-
 def test_real_responses_are_what_the_document_describes(client, tenant):
-    from tests.e2e.test_invoices_api import advance, send
+    from tests.support.invoicing import advance, send
 
     spec = client.get("/v1/openapi.json").json
     admin = tenant.admin["test"]

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 from aggregator import create_app
 from aggregator.config import Settings
-from tests.conftest import bill_body
+from tests.support.invoicing import bill_body
 
 
 def test_healthz_answers_while_the_process_is_up(client):

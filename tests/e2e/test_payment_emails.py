@@ -2,10 +2,10 @@
 to a real SMTP server (aiosmtpd): a declined card, then a working one."""
 from __future__ import annotations
 
-from tests.e2e.test_charges import _customer_paying_with, _invoice, stripe_tenant  # noqa: F401 (a fixture)
-from tests.e2e.test_invoices_api import advance, send
-from tests.integration.test_email_delivery import deliver, deliveries, mailer, smtp  # noqa: F401 (fixtures)
 from tests.localstripe_server import CARD_DECLINED, CARD_OK
+from tests.support.charges import _customer_paying_with, _invoice
+from tests.support.invoicing import advance, send
+from tests.support.mail import deliver, deliveries
 
 ANN = "ann@example.com"
 

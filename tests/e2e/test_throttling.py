@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from aggregator import create_app, throttle
 from aggregator.clock import FixedClock
 from aggregator.db import db
-from tests.conftest import START, Caller, bill_body
-from tests.e2e.test_finance_page import csrf_of
+from tests.support.callers import Caller
+from tests.support.clock import START
+from tests.support.finance import csrf_of
+from tests.support.invoicing import bill_body
 
 BAD = "agg_prov_test_"  # a key of the right form whose secret is guessed
 

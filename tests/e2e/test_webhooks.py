@@ -13,7 +13,7 @@ from aggregator import due
 from aggregator.events.dispatch import DISPATCH_QUEUE
 from aggregator.webhooks.delivery import DELIVERY_QUEUE
 from aggregator.webhooks.schedule import MAX_ATTEMPTS, RETRY_SCHEDULE
-from tests.e2e.test_invoices_api import advance, send
+from tests.support.invoicing import advance, send
 from tests.webhook_receiver import Receiver
 
 

@@ -48,7 +48,7 @@ def _app(database_url: str, storage: Path):
 
 def _tenant(app, clock):
     from aggregator.accounts import service
-    from tests.conftest import Caller, Tenant
+    from tests.support.callers import Caller, Tenant
 
     with app.app_context():
         created = service.create_tenant({"name": "Fuzzed", "timezone": "Australia/Sydney",

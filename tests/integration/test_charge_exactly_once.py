@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 import pytest
 
 from aggregator.config import PROJECT_ROOT
-from tests.integration.test_close_exactly_once import _close, _seed, _sql
+from tests.support.close import _close, _seed
+from tests.support.database import _sql
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import bill_body
+from tests.support.invoicing import bill_body
 from tests.support.races import race
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.invoicing import advance
+from tests.support.payouts import AFTER_PAYOUT_DAY, _pay, _payouts
 from tests.support.races import race
-from tests.e2e.test_payouts_api import AFTER_PAYOUT_DAY, _pay, _payouts, market  # noqa: F401 - the fixture
-from tests.e2e.test_invoices_api import advance
 
 pytestmark = pytest.mark.slow
 

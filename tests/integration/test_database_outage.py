@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from tests.conftest import Caller, bill_body
+from tests.support.callers import Caller
+from tests.support.invoicing import bill_body
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.slow]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from aggregator import create_app
 from aggregator.config import Settings
-from tests.conftest import is_postgres
+from tests.support.database import is_postgres
 
 FIX = "run bin/start or `flask --app wsgi db upgrade`"
 

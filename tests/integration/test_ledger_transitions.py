@@ -18,7 +18,7 @@ from aggregator.ledger import service as ledger
 from aggregator.payments import transitions as payment_transitions
 from aggregator.payments.models import Payment, Refund
 from aggregator.payouts.collections import invoice_parts_of
-from tests.e2e.test_invoices_api import AFTER_END, advance, send
+from tests.support.invoicing import AFTER_END, advance, send
 
 LATER = datetime(2026, 11, 26, tzinfo=timezone.utc)
 

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from aggregator import create_app
 from aggregator.clock import FixedClock
 from aggregator.config import Settings
-from tests.conftest import START, Caller, Tenant
-from tests.e2e.test_invoices_api import AFTER_END, advance, send
+from tests.support.callers import Caller, Tenant
+from tests.support.clock import START
+from tests.support.invoicing import AFTER_END, advance, send
 
 
 def _history(app, tenant: Tenant) -> None:

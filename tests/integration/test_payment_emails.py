@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from aggregator.payments.gateway import Outcome
-from tests.e2e.test_invoices_api import advance, send
-from tests.integration.test_email_delivery import deliver, deliveries, mailer, smtp  # noqa: F401 (fixtures)
+from tests.support.invoicing import advance, send
+from tests.support.mail import deliver, deliveries
 
 ANN, FINANCE = "ann@example.com", "finance@market.example"
 # The invoices are due on 2 December, charged at 09:00 in Sydney: 1 December 22:00 UTC.

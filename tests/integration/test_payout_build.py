@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.test_invoices_api import AFTER_END, advance, send
-from tests.e2e.test_payouts_api import AFTER_PAYOUT_DAY
+from tests.support.invoicing import AFTER_END, advance, send
+from tests.support.payouts import AFTER_PAYOUT_DAY
 
 DEC_10, JAN_10 = date(2026, 12, 10), date(2027, 1, 10)
 

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from tests.e2e.test_invoices_api import AFTER_END, advance, send
-from tests.e2e.test_payouts_api import AFTER_PAYOUT_DAY, _pay, _payouts
-from tests.integration.test_email_delivery import deliver, deliveries, mailer, smtp  # noqa: F401 (fixtures)
+from tests.support.invoicing import AFTER_END, advance, send
+from tests.support.mail import deliver, deliveries
+from tests.support.payouts import AFTER_PAYOUT_DAY, _pay, _payouts
 
 FINANCE, ACCOUNTING = "finance@market.example", "payouts@accounting.example"
 PAID_AT = datetime.fromisoformat("2026-12-10T02:00:00+00:00")

@@ -14,9 +14,9 @@ from collections import Counter
 import pytest
 
 from aggregator.config import PROJECT_ROOT
-from tests.e2e.test_invoices_api import advance, send
-from tests.integration.test_close_exactly_once import _sql
-from tests.integration.test_payouts_stripe import PAYOUT_DAY, _run_queue, peer  # noqa: F401
+from tests.support.database import _sql
+from tests.support.invoicing import advance, send
+from tests.support.payouts import PAYOUT_DAY, _run_queue
 
 pytestmark = pytest.mark.slow
 

@@ -10,50 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.e2e.test_invoices_api import advance, send
-from tests.stripe_peer import PeerServer
-
-PAYOUT_DAY = "2026-12-10T00:00:00+00:00"  # Sydney: the payout day 2026-12-10 has begun
-
-
-@pytest.fixture
-def peer():
-    server = PeerServer()
-    yield server
-    server.stop()
-
-
-def _paid_and_built(tenant, peer, destination: str = "acct_provider_a") -> dict:
-    """An invoice of 120.00 AUD charged by card at the peer (its charge day, 2 Dec), and the
-    payout day's payout of its provider (30%: 84.00), approved."""
-    admin = tenant.admin["test"]
-    assert admin.patch("/v1/tenant", {"stripe_secret_key": "sk_test_peer4242",
-                                      "stripe_api_base": peer.url}).status_code == 200
-    tenant.customer("cust-1")
-    assert admin.patch("/v1/customers/cust-1", {"stripe_customer_id": "cus_A",
-                                                "stripe_payment_method": "pm_A"}).status_code == 200
-    provider = tenant.provider()
-    assert admin.patch(f"/v1/providers/{provider.id}", {"stripe_account_id": destination}).status_code == 200
-    send(provider, "b1", amount="120.00")
-    advance(tenant, PAYOUT_DAY)
-    (payout,) = admin.get("/v1/payouts").json["data"]
-    assert payout["method"] == "stripe" and payout["amount"] == "84.00" and payout["destination"] == destination
-    approved = admin.post(f"/v1/payouts/{payout['id']}/approve")
-    assert approved.status_code == 200, approved.json
-    return approved.json
-
-
-def _run_queue(app, tenant, now):
-    from aggregator import adapters as edge
-    from aggregator.due import Lane
-    from aggregator.payouts.due_work import SEND_QUEUE
-
-    with app.app_context():
-        return SEND_QUEUE.run_batch(edge.current(), now, 50, Lane(tenant.id, False))
-
-
-def _payout(tenant, payout_id: str) -> dict:
-    return tenant.admin["test"].get(f"/v1/payouts/{payout_id}").json
+from tests.support.invoicing import advance
+from tests.support.payouts import _paid_and_built, _payout, _run_queue
 
 
 def test_an_approved_payout_is_one_transfer_of_the_exact_shape(app, tenant, peer, clock):

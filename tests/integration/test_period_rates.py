@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from tests.e2e.test_invoices_api import advance, send
+from tests.support.invoicing import advance, send
 
 
 def test_the_close_records_each_providers_rate_once_and_a_later_change_does_not_rewrite_it(app, tenant):

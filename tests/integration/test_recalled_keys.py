@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from tests.conftest import bill_body
+from tests.support.invoicing import bill_body
 
 
 def _record(app, provider, change, key: str, now: datetime):
@@ -60,7 +60,7 @@ def test_intake_never_holds_two_pooled_connections(postgres_only, app, tenant, d
     from aggregator import create_app
     from aggregator.config import Settings
     from aggregator.db import db
-    from tests.conftest import Caller
+    from tests.support.callers import Caller
 
     tenant.customer("cust-1")
     provider = tenant.provider()

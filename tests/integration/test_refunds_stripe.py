@@ -11,19 +11,11 @@ from datetime import timedelta
 import pytest
 
 from aggregator.payments.gateway import RefundRequest, StripeGateway
-from tests.conftest import Caller
-from tests.e2e.test_invoices_api import advance, send
-from tests.integration.test_stripe_gateway import _charge
-from tests.stripe_peer import PeerServer
+from tests.support.callers import Caller
+from tests.support.invoicing import advance, send
+from tests.support.peer import _charge
 
 PAID = "2026-12-20T00:00:00+00:00"
-
-
-@pytest.fixture
-def peer():
-    server = PeerServer()
-    yield server
-    server.stop()
 
 
 def _gateway(peer) -> StripeGateway:

@@ -6,13 +6,18 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from aggregator.mail.mailer import Mailer, transport_from_url
-from tests.e2e.test_invoices_api import advance
-from tests.integration import test_email_delivery as emails
-from tests.integration.test_email_delivery import ANN, BOB, FINANCE, deliver, deliveries
-from tests.smtp_server import SmtpServer, free_port
+import pytest
 
-shop = emails.shop  # the fixture: three customers (one without an address), a bill each
+from aggregator.mail.mailer import Mailer, transport_from_url
+from tests.smtp_server import SmtpServer, free_port
+from tests.support.invoicing import advance
+from tests.support.mail import ANN, BOB, FINANCE, deliver, deliveries, shop_with_mail
+
+
+@pytest.fixture
+def shop(tenant):
+    """Three customers (one without an address), a bill each."""
+    return shop_with_mail(tenant)
 
 
 def test_an_hour_without_smtp_delays_every_email_and_loses_or_doubles_none(app, shop, clock):

@@ -13,18 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from aggregator.payments.gateway import Gateways
-from tests.e2e.test_invoices_api import advance, send
-from tests.integration.test_payouts_stripe import _paid_and_built, _payout, _run_queue as _run_payouts
-from tests.stripe_peer import PeerServer
+from tests.support.invoicing import advance, send
+from tests.support.payouts import _paid_and_built, _payout, _run_queue as _run_payouts
 
 SECRET = "SECRET-internal-7d3f"
-
-
-@pytest.fixture
-def peer():
-    server = PeerServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -6,26 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.payments.gateway import Charge, StripeGateway
-from tests.stripe_peer import PeerServer
-
-
-@pytest.fixture
-def peer():
-    server = PeerServer()
-    yield server
-    server.stop()
-
-
-def _charge(payment_id: str = "pay_1") -> Charge:
-    return Charge(payment_id=payment_id, idempotency_key=f"payment-{payment_id}", amount=12000, currency="AUD",
-                  customer="cus_A", payment_method="pm_A",
-                  metadata={"tenant": "ten_1", "mode": "test", "invoice_id": "inv_1", "invoice_number": "INV-1",
-                            "payment_id": payment_id})
-
-
-def _gateway(peer, timeout: float = 5.0) -> StripeGateway:
-    return StripeGateway("sk_test_peer", peer.url, timeout=timeout, sleep=lambda s: None)
+from tests.support.peer import _charge, _gateway
 
 
 def test_a_charge_is_one_request_of_the_exact_shape(peer):
@@ -93,7 +74,7 @@ def test_a_charge_run_whose_outcomes_stay_unknown_keeps_them_due_and_the_next_ru
     from aggregator.db import db
     from aggregator.payments import charge_service
     from aggregator.payments.models import Payment
-    from tests.e2e.test_invoices_api import advance, send
+    from tests.support.invoicing import advance, send
 
     admin = tenant.admin["test"]
     assert admin.patch("/v1/tenant", {"stripe_secret_key": "sk_test_peer4242", "stripe_api_base": peer.url,
@@ -135,7 +116,7 @@ def test_a_payment_the_gateway_is_still_processing_is_looked_up_again_if_its_web
     from datetime import datetime, timezone
 
     from aggregator.payments import charge_service
-    from tests.e2e.test_invoices_api import advance, send
+    from tests.support.invoicing import advance, send
 
     admin = tenant.admin["test"]
     assert admin.patch("/v1/tenant", {"stripe_secret_key": "sk_test_peer4242", "stripe_api_base": peer.url}

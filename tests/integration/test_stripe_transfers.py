@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from aggregator.payments.gateway import StripeGateway, TransferRequest
-from tests.integration.test_stripe_gateway import _gateway, peer  # noqa: F401 (peer: the fixture)
+from tests.support.peer import _gateway
 
 
 def _payout(payout_id: str = "po_1", *, amount: int = 9000, destination: str = "acct_provider_a",

@@ -19,7 +19,8 @@ from aggregator import create_app, throttle
 from aggregator.clock import FixedClock
 from aggregator.db import db
 from aggregator.throttle.storage import RATE_LIMITS, DatabaseStorage
-from tests.conftest import START, is_postgres
+from tests.support.clock import START
+from tests.support.database import is_postgres
 
 REDIS_URL = os.environ.get("AGGREGATOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -18,8 +18,8 @@ from aggregator import due
 from aggregator.config import PROJECT_ROOT
 from aggregator.db import db
 from aggregator.worker import Worker
-from tests.conftest import START
-from tests.e2e.test_invoices_api import send
+from tests.support.clock import START
+from tests.support.invoicing import send
 
 
 _PARKED = "2100-01-01 00:00:00+00"

@@ -17,9 +17,10 @@ import pytest
 
 from aggregator.config import PROJECT_ROOT
 from tests.smtp_server import SmtpServer
+from tests.support.close import PERIOD, _assert_exactly_once, _seed
+from tests.support.database import _sql
+from tests.support.invoicing import send
 from tests.webhook_receiver import Receiver
-from tests.e2e.test_invoices_api import send
-from tests.integration.test_close_exactly_once import PERIOD, _assert_exactly_once, _seed, _sql
 
 pytestmark = [pytest.mark.slow]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conftest import Caller
+from tests.support.callers import Caller
 
 
 def race(app, key: str, n: int, make_request) -> list:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from aggregator.revenue import shares
 from aggregator.payouts.report_service import (OutstandingInvoice, PayoutFigures, PayoutReport, currency_totals,
                                                provider_rows, reconcile, report_csv)
-from tests.unit.test_revenue_shares import bill, invoices, parts_of
+from tests.support.revenue import bill, invoices, parts_of
 
 
 def figures(id: str, provider: str, status: str, net: int, currency: str = "AUD", bills: int = 1) -> PayoutFigures:

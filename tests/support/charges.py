@@ -1,0 +1,36 @@
+"""Card charges against localstripe: a tenant that charges through it, a customer paying with one
+of its cards, and what the charges left there and in the tenant's invoices and events."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def stripe_tenant(tenant, localstripe):
+    response = tenant.admin["test"].patch("/v1/tenant", {
+        "stripe_secret_key": "sk_test_aggregator4242", "stripe_api_base": localstripe.url})
+    assert response.status_code == 200, response.json
+    return tenant
+
+
+def _customer_paying_with(tenant, localstripe, card: str, external_id: str = "cust-1") -> dict:
+    tenant.customer(external_id)
+    stripe_customer, method = localstripe.customer_with_card(card)
+    response = tenant.admin["test"].patch(f"/v1/customers/{external_id}", {
+        "stripe_customer_id": stripe_customer, "stripe_payment_method": method})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def _invoice(tenant) -> dict:
+    invoices = tenant.admin["test"].get("/v1/invoices").json["data"]
+    assert len(invoices) == 1
+    return invoices[0]
+
+
+def _intents_of(localstripe, invoice_id: str) -> list:
+    return [pi for pi in localstripe.payment_intents() if pi.to_dict().get("metadata", {}).get("invoice_id") == invoice_id]
+
+
+def _event_types(tenant) -> list[str]:
+    return [e["type"] for e in tenant.admin["test"].get("/v1/events", query_string={"limit": 100}).json["data"]]
