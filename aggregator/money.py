@@ -1,15 +1,6 @@
-"""Money: exact integer minor units next to an ISO 4217 currency code.
-
-This module is the only place that turns decimal strings into amounts and back, and the only
-place that rounds. The rule, used for every derived amount (tax, revenue share, FX conversion):
-
-    ROUND_HALF_UP on the minor unit, i.e. halves round away from zero ("commercial rounding",
-    the rule most tax authorities prescribe for invoice totals).
-
-Currency exponents are ISO 4217's minor units, read from ISO's own table (the `iso4217`
-package); which codes are legal tender today comes from the Unicode CLDR data shipped with Babel.
-No hand table. (CLDR's own "digits" differ from ISO for a dozen currencies, e.g. IQD 0 vs 3.)
-"""
+"""Money: exact integer minor units next to an ISO 4217 currency code. The only place that turns
+decimal strings into amounts and back, and the only place that rounds (half up, away from zero, on
+the minor unit). The rules, and why: docs/money.md."""
 from __future__ import annotations
 
 import copy

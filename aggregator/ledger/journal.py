@@ -1,82 +1,9 @@
 """Double-entry journals, the chart of accounts and the standard journals: pure values, no I/O.
 
-Sign convention
----------------
-A posting's `amount` is signed integer minor units: **a debit is positive, a credit negative**.
-A journal balances when its amounts add up to zero **in each currency on its own** (a journal may
-touch several currencies: a converted bill; it never adds one currency to another). An account's
-balance is the plain sum of its amounts: positive is a debit balance, negative a credit balance.
-
-Chart of accounts
------------------
-One account per code and currency (the currency is the posting's, not part of the code):
-
-=================================  =========  ======  ================================================
-code                               type       normal  holds
-=================================  =========  ======  ================================================
-receivable                         asset      debit   what customers owe on finalized invoices
-cash                               asset      debit   money received (gateway or recorded) less money
-                                                      sent (refunds, payouts)
-tax_payable                        liability  credit  tax collected from customers (the platform is
-                                                      the seller of record)
-provider_payable:<provider id>     liability  credit  what the platform owes one provider (its net
-                                                      shares), in the bill's original currency; never
-                                                      a debit balance (the service refuses it)
-provider_clawback:<provider id>    asset      debit   what a provider owes back: refunded or credited
-                                                      shares beyond what the platform owed it,
-                                                      recovered from its next payouts
-customer_credit:<customer id>      liability  credit  credit a customer holds (overpayments, credits
-                                                      granted), consumed by later invoices
-platform_revenue                   revenue    credit  the platform's fees (revenue share)
-refunds                            contra-    debit   the platform's fees given back by refunds and
-                                   revenue            credits (revenue is reported gross, less this)
-fx                                 clearing   either  the currency position of converted bills: each
-                                                      currency balances on its own through it; its
-                                                      balances, valued in one currency, are the FX
-                                                      difference (the platform's)
-=================================  =========  ======  ================================================
-
-One receivable for all customers (per currency): a customer's or an invoice's part is its
-journals (filter by object), which keeps the chart small; customers get their own account only
-for credit, which is money owed to that customer.
-
-Builders
---------
-Each standard journal has a builder that takes the amounts (the split math is
-`revenue/shares.py`'s) and returns a balanced `Journal`; inconsistent amounts raise
-`Unbalanced`, they are never plugged. Postings of zero are left out, and postings of one account
-and currency in a journal are added into one (an invoice's fees are one platform_revenue line).
-
-Which transition posts what (`ledger/bookkeeping.py` reads the amounts, these build the journals)
--------------------------------------------------------------------------------------------------
-- invoice finalized: `invoice_finalized` (a draft finalized); the close under automatic review posts
-  its chunk's invoices as one `invoices_finalized` journal (their sums per account and currency).
-  Debit receivable the amount due and each applied customer credit; credit tax_payable the tax,
-  each provider its net (in the bill's own currency) and platform_revenue the fees, through fx
-  for a converted bill; an invoice whose subtotal is negative credits customer_credit what it
-  carries. A provider whose bills in the invoice add up to a credit (a negative net) is debited
-  only what the platform owes it; the rest goes to its clawback account (as a refund's).
-- invoice voided (a finalized one): `invoice_voided`, the exact reversal.
-- payment succeeded: `payment_received`. Cash; receivable what it pays of the invoice; an
-  overpayment's excess to the customer's credit. On an uncollectible invoice the receivable
-  was written off, so the payment re-credits what it recovers instead (`recovered`: its lines,
-  shares.payment_lines): tax, providers' nets, platform_revenue the fees, fx.
-- refund succeeded: `refund` with the clawback of shares.clawback(refunded, parts, K), K what
-  the invoice had collected net of earlier refunds (tax, providers' nets, fees to `refunds`, fx).
-- invoice marked uncollectible: `write_off` of what is still receivable, T - P of its total T,
-  P paid (a refund does not make it receivable again): the difference between the shares at T
-  and at P (shares.difference). Credit receivable T - P; debit back tax_payable, each
-  provider's net (payable, or clawback beyond what it is owed) and the fees to `refunds`
-  (contra-revenue: the platform's fees are reported gross, less what was refunded or written
-  off), through fx. After it, the books hold each party's shares at K, what was collected net
-  of refunds, exactly (c(T) - [c(P) - c(K)] - [c(T) - c(P)] = c(K)), and a later payment or
-  refund moves them along shares.collected_shares as rule 3 says.
-- a void of an invoice written off reverses both its finalized and its write_off journals.
-
-The part of an applied customer credit in a refund, write-off or recovery (shares: "credit",
-<= 0 when given back) goes with the fees: to `refunds` when given back, to platform_revenue when
-collected, so each such journal balances exactly: tax + shares + credit == its amount.
-"""
+A posting's amount is signed integer minor units (a debit positive, a credit negative); a journal
+balances in each currency on its own, or `Unbalanced` is raised (amounts are never plugged). The
+chart of accounts and the rule book (which transition posts what, and why it balances) are in
+docs/money.md, "The ledger"."""
 from __future__ import annotations
 
 import re

@@ -85,7 +85,7 @@ class PayoutReportArgs(Schema):
     "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 def payout_report(args):
     """The payouts of an invoicing period per provider, their totals, and the reconciliation of
-    the money they pay out with what was collected (see the README, Payout reports).
+    the money they pay out with what was collected (see docs/api.md, Payout reports).
     `format=csv`: text/csv, one line per provider and currency and a total per currency;
     `format=pdf`: application/pdf, with a chart of the net payout per provider."""
     report = report_service.payout_report(current(), args["period"])

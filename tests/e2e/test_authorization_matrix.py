@@ -2,7 +2,7 @@
 by every kind of caller that must not reach tenant A's objects, answers exactly the status the
 rule says; an endpoint missing from the table fails the test, so a new one cannot be left out.
 
-The rule (README, "The API"): no key or a revoked key is `401`; a key whose role the endpoint
+The rule (docs/api.md, "Keys, bills and errors"): no key or a revoked key is `401`; a key whose role the endpoint
 does not take is `403` (the role is checked before anything else); another tenant's, mode's or
 provider's object is `404`, never `403`. An endpoint that names no object of A (a list, a
 create, the tenant's own settings) acts on the caller's own tenant, mode and provider: it answers

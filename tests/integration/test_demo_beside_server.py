@@ -1,4 +1,4 @@
-"""`aggregator demo` beside a running server, as the README's "Try it" recommends: both on the
+"""`aggregator demo` beside a running server, as the README's quick start suggests: both on the
 same defaults (one var folder), the server's worker must neither take the demo's work nor see its
 tenant, and every webhook and email the demo reports must have arrived."""
 from __future__ import annotations

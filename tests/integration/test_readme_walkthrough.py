@@ -1,5 +1,6 @@
 """The README's walk-through, run as written against a live server on today's date: its shell
-block must keep working on any day (the period's end is read from the API)."""
+block must keep working on any day (the period's end is read from the API), and it writes its
+files under var/walkthrough/ (ignored by git), so a checkout's `git status` stays clean."""
 from __future__ import annotations
 
 import os
@@ -62,12 +63,19 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
         script = script.replace("bin/start &", "", 1).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
         if _status(f"{base}/readyz") == 404:  # the health endpoints are not in this build yet
             script = script.replace("/readyz", "/v1/openapi.json")
-        result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path, env=env,
+        checkout = tmp_path / "checkout"  # where a reader runs it: the repository's root
+        checkout.mkdir()
+        result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=checkout, env=env,
                                 capture_output=True, text=True, timeout=180)
     finally:
         server.terminate()
         server.wait(10)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (tmp_path / "invoice.pdf").read_bytes().startswith(b"%PDF")
+    out = checkout / "var" / "walkthrough"
+    assert (out / "invoice.pdf").read_bytes().startswith(b"%PDF")
+    assert '"id": "ten_' in (out / "tenant.json").read_text()
+    assert '"openapi"' in (out / "openapi.json").read_text()
+    assert [p.name for p in checkout.iterdir()] == ["var"], "the walk-through wrote outside var/"
+    assert "var/" in (ROOT / ".gitignore").read_text().splitlines(), "var/ must stay ignored by git"
     assert "invoice.finalized" in result.stdout and "INV-" in result.stdout
     assert "Traceback" not in result.stderr
