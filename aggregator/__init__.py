@@ -17,6 +17,7 @@ from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
+from .testmode import TenantTestClock
 from .payments.gateway import Gateways
 from .vault import Vault
 from .webhooks.sender import WebhookSender
@@ -61,7 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     throttle.init_app(app, settings)
     Migrate(app, database.db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     app.extensions["aggregator.adapters"] = Adapters(
-        clocks=Clocks(config.get("CLOCK") or SystemClock()),
+        clocks=Clocks(config.get("CLOCK") or SystemClock(), test_clock=TenantTestClock),
         renderer=WeasyPrintRenderer(),
         storage=LocalStorage(settings.storage_dir),
         mailer=settings.mailer(),

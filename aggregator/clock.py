@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 class Clock(Protocol):
@@ -31,10 +31,11 @@ class FixedClock:
 
 class Clocks:
     """Chooses the clock for a caller: live mode always runs on `base` (real time in production);
-    test mode runs on the tenant's test clock."""
+    test mode runs on the tenant's test clock, `test_clock(tenant_id, base)` (given by the
+    composition root: `aggregator.testmode.TenantTestClock`)."""
 
-    def __init__(self, base: Clock):
-        self.base = base
+    def __init__(self, base: Clock, test_clock: Callable[[str, Clock], Clock]):
+        self.base, self.test_clock = base, test_clock
 
     def for_principal(self, principal) -> Clock:
         return self.for_tenant(principal.tenant_id, principal.livemode)
@@ -42,6 +43,4 @@ class Clocks:
     def for_tenant(self, tenant_id: str, livemode: bool) -> Clock:
         if livemode:
             return self.base
-        from .testmode import TenantTestClock
-
-        return TenantTestClock(tenant_id, self.base)
+        return self.test_clock(tenant_id, self.base)

@@ -171,27 +171,44 @@ class NoProgress(RuntimeError):
 
 
 # --- the registry ---------------------------------------------------------------------------
+# Filled once by the composition root (aggregator.wiring), which knows every area: due.py imports
+# none of them.
+
+_kinds: list[Kind] = []
+_queues: list[Queue] = []
+_after_catch_up: list[Callable[[Lane, datetime], None]] = []
+
+
+def register_kinds(*added: Kind) -> None:
+    """Add kinds of due work; they run in registration order when due at the same instant.
+    Registering a kind twice (by name) keeps the first."""
+    names = {kind.name for kind in _kinds}
+    _kinds.extend(kind for kind in added if kind.name not in names)
+
+
+def register_queues(*added: Queue) -> None:
+    """Add queues; a worker drains them in registration order. Registering a queue twice (by
+    name) keeps the first."""
+    names = {queue.name for queue in _queues}
+    _queues.extend(queue for queue in added if queue.name not in names)
+
+
+def after_catch_up(hook: Callable[[Lane, datetime], None]) -> None:
+    """Call `hook(lane, lane_now)` after each catch-up of a claimed lane (`run_lane`), whether its
+    due work succeeded or failed (the test clock marks itself ready)."""
+    if hook not in _after_catch_up:
+        _after_catch_up.append(hook)
+
 
 def kinds() -> list[Kind]:
     """Every kind of due work, in the order they run when due at the same instant (a period is
     closed before its drafts' review deadline; charges, retries and payouts come after)."""
-    from .consolidate import due_work as consolidate
-    from .payments import due_work as payments
-    from .payouts import due_work as payouts
-
-    return [*consolidate.KINDS, *payments.KINDS, *payouts.KINDS]
+    return list(_kinds)
 
 
 def queues() -> list[Queue]:
     """Every queue a worker drains (the outbox first: it feeds the delivery queues)."""
-    from .consolidate import due_work as consolidate
-    from .events.dispatch import DISPATCH_QUEUE
-    from .mail import due_work as mail
-    from .payments import due_work as payments
-    from .payouts import due_work as payouts
-    from .webhooks.delivery import DELIVERY_QUEUE as webhooks
-
-    return [DISPATCH_QUEUE, *consolidate.QUEUES, *payments.QUEUES, *payouts.QUEUES, webhooks, *mail.QUEUES]
+    return list(_queues)
 
 
 # --- one lane -------------------------------------------------------------------------------
@@ -412,8 +429,6 @@ def run_lane(claim: Claim, adapters, real_now: datetime, *,
     """Catch a claimed lane up to its clock's time and release it (or record its failure; what
     is not done yet is retried after a backoff). A test clock is ready afterwards either way: its
     due work is as done as it can be now, and what is not is in `pending_work`."""
-    from .testmode import mark_ready
-
     crash_point("due.lane.after_claim")
     lane = claim.lane
     lane_now = lane_clock(lane, adapters).now()
@@ -422,11 +437,11 @@ def run_lane(claim: Claim, adapters, real_now: datetime, *,
     except Exception as exc:
         log.error("due work failed in %s: %s", lane, exc, exc_info=exc)
         fail(claim, exc, real_now)
-        if not lane.livemode:
-            mark_ready(lane.tenant_id, lane_now)
+        for hook in _after_catch_up:
+            hook(lane, lane_now)
         raise
-    if not lane.livemode:
-        mark_ready(lane.tenant_id, lane_now)
+    for hook in _after_catch_up:
+        hook(lane, lane_now)
     release(claim, lane_now, pending=caught_up.pending, real_now=real_now)
     return caught_up
 

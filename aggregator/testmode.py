@@ -13,17 +13,18 @@ the workers and by the next advance. A clock never stays `advancing` because of 
 advances proceed (unlike Stripe's `internal_failure`, which ends a test clock)."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import due
-from .clock import Clock
 from .db import UTCDateTime, db, dialect_insert, locking
 from .errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    from .clock import Clock
 
 CLOCK_STATES = ("ready", "advancing")
 
@@ -49,10 +50,6 @@ class TenantTestClock:
         current = db.session.scalar(sa.select(TestClockRecord.now).where(
             TestClockRecord.tenant_id == self.tenant_id))
         return current if current is not None else self.base.now()
-
-
-class TestClockBusy(Conflict):
-    code = "test_clock_busy"
 
 
 def get_test_clock(tenant_id: str, base_now: datetime) -> dict:
@@ -89,34 +86,8 @@ def mark_ready(tenant_id: str, caught_up_to: datetime) -> None:
     db.session.commit()
 
 
-def advance_test_clock(tenant_id: str, to: datetime, adapters, *, wait: bool = True,
-                       wait_seconds: float = 120.0, on_unit: Callable[[due.Unit], None] | None = None) -> dict:
-    """Move the tenant's test clock forward. With `wait`, run everything that became due by then
-    here (in order, each unit as of its own instant, `on_unit` told of each before it runs) and
-    render the PDFs it produced; otherwise leave it to the workers and answer at once (status
-    `advancing`). NotFound if there is no such tenant."""
-    from .accounts.service import tenant_settings
-    from .consolidate import due_work
-
-    tenant_settings(tenant_id, False)
-    base = adapters.clocks.base
-    previous, now = lock_and_advance(tenant_id, to, base.now())
-    db.session.commit()
-    lane = due.Lane(tenant_id, False)
-    if not wait:
-        return {"previous": previous, "now": now, "status": "advancing", "ran": None,
-                "pending": due.pending_work(lane, now)}
-    deadline = time.monotonic() + wait_seconds
-    while (claim := due.claim_lane(lane, base.now())) is None:
-        if time.monotonic() > deadline:
-            raise TestClockBusy("A worker has been running this test clock's due work for too long; "
-                                "try again later.")
-        time.sleep(0.05)
-    try:
-        caught_up = due.run_lane(claim, adapters, base.now(), on_unit=on_unit)
-    except due.DueWorkFailed as exc:  # recorded (retried after a backoff) and shown in `pending`
-        caught_up = exc.caught_up or due.CatchUp(lane, now)
-    pdfs = due.drain(due_work.PDF_QUEUE, adapters, lane=lane)
-    clock = get_test_clock(tenant_id, now)
-    return {"previous": previous, "now": now, "status": clock["status"],
-            "ran": due_work.summary(caught_up, pdfs), "pending": clock["pending"]}
+def lane_caught_up(lane: due.Lane, lane_now: datetime) -> None:
+    """After a catch-up of a test-mode lane (registered with `due.after_catch_up`): its clock is
+    ready (see `mark_ready`)."""
+    if not lane.livemode:
+        mark_ready(lane.tenant_id, lane_now)

@@ -12,3 +12,23 @@ def wire() -> None:
     if _wired:
         return
     _wired = True
+    _register_due_work()
+
+
+def _register_due_work() -> None:
+    """Give aggregator.due its kinds (in the order they run when due at the same instant: a
+    period is closed before its drafts' review deadline; charges, retries and payouts come
+    after) and its queues (the outbox first: it feeds the delivery queues), and let the test
+    clock hear when its lane has caught up."""
+    from . import due, testmode
+    from .consolidate import due_work as consolidate
+    from .events.dispatch import DISPATCH_QUEUE
+    from .mail import due_work as mail
+    from .payments import due_work as payments
+    from .payouts import due_work as payouts
+    from .webhooks.delivery import DELIVERY_QUEUE
+
+    due.register_kinds(*consolidate.KINDS, *payments.KINDS, *payouts.KINDS)
+    due.register_queues(DISPATCH_QUEUE, *consolidate.QUEUES, *payments.QUEUES, *payouts.QUEUES, DELIVERY_QUEUE,
+                        *mail.QUEUES)
+    due.after_catch_up(testmode.lane_caught_up)

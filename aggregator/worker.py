@@ -390,8 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m aggregator.worker [--once]`: one worker process, its app built from the
     environment (what `--processes N` starts N of)."""
     stopping = stop_on_signals()  # before the app is built (seconds): a stop then is honoured too
-    from . import create_app
+    from . import create_app, wiring
 
+    wiring.wire()  # create_app wires too: the worker's due kinds and queues never depend on it
     args = sys.argv[1:] if argv is None else argv
     return run_process(create_app(), once="--once" in args, stopping=stopping)
 

@@ -10,7 +10,7 @@ from ..fields import ListArgs, page_schema
 from ..periods import service as periods
 from .. import testmode
 from ..web import Blueprint, clock_now, current, requires
-from . import close_service, fx_service, invoice_service, pdf_service
+from . import close_service, fx_service, invoice_service, pdf_service, test_clock_service
 from .schemas import (AdvanceResultSchema, AdvanceSchema, CloseReportSchema, FxRateInputSchema,
                       FxRateSchema, InvoiceListArgs, InvoiceSchema, PeriodListArgs, PeriodSchema,
                       TestClockSchema, VoidSchema)
@@ -135,5 +135,5 @@ def advance_clock(body):
     """Move the test clock forward and run what became due, in order, each as of its instant.
     With `"wait": false`, answer 202 at once (status `advancing`) and leave it to the workers."""
     principal = _test_mode_only()
-    result = testmode.advance_test_clock(principal.tenant_id, body["to"], edge.current(), wait=body["wait"])
+    result = test_clock_service.advance_test_clock(principal.tenant_id, body["to"], edge.current(), wait=body["wait"])
     return result, 200 if body["wait"] else 202

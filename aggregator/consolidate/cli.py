@@ -13,7 +13,7 @@ from .. import testmode
 from ..cli import (AreaGroup, Instant, json_option, list_options, now_for, print_json, print_object,
                    print_page, print_record, print_rows, progress, say, tenant_scoped)
 from ..periods import service as periods_service
-from . import close_service, invoice_service, pdf_service
+from . import close_service, invoice_service, pdf_service, test_clock_service
 from .schemas import (AdvanceResultSchema, CloseReportSchema, InvoiceSchema, PeriodSchema, RenderReportSchema,
                       TestClockSchema)
 
@@ -118,7 +118,7 @@ def advance_clock(principal, to, no_wait, as_json):
             update(max(0, (unit.due_at - start).total_seconds() / 86400),
                    f"{unit.kind} due {unit.due_at.isoformat()}")
 
-        result = testmode.advance_test_clock(principal.tenant_id, to, edge.current(), wait=not no_wait,
+        result = test_clock_service.advance_test_clock(principal.tenant_id, to, edge.current(), wait=not no_wait,
                                              on_unit=on_unit)
         update(days, "Advanced")
     if as_json:

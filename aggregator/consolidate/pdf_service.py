@@ -20,6 +20,7 @@ from ..db import db
 from ..faults import crash_point
 from ..errors import NotFound
 from ..events.service import NewEvent, record_one
+from ..testmode import TestClockRecord
 from .document import DocumentLine, invoice_document
 from .invoice_service import find_invoice, invoice_lines, rate_text
 from .models import Invoice
@@ -155,8 +156,6 @@ def _ready_at(invoice: Invoice, now: datetime) -> datetime:
     test clock's time, which a PDF rendered right after its invoice was finalized never precedes."""
     if invoice.livemode:
         return now
-    from ..testmode import TestClockRecord
-
     clock = db.session.get(TestClockRecord, invoice.tenant_id)
     return max(clock.now if clock else now, invoice.finalized_at)
 

@@ -1,5 +1,12 @@
-"""What the areas register with aggregator.due."""
-from aggregator import due
+"""What the composition root (aggregator.wiring) registers with aggregator.due."""
+import pytest
+
+from aggregator import due, wiring
+
+
+@pytest.fixture(autouse=True)
+def _wired():
+    wiring.wire()
 
 
 def test_every_queue_reports_its_backlog_to_the_metrics():
@@ -9,3 +16,14 @@ def test_every_queue_reports_its_backlog_to_the_metrics():
 def test_queue_names_are_unique_and_the_outbox_is_drained_first():
     names = [q.name for q in due.queues()]
     assert len(names) == len(set(names)) and names[0] == "events.dispatch"
+
+
+def test_kinds_run_in_the_order_of_the_money_cycle():
+    assert [kind.name for kind in due.kinds()] == ["period.close", "invoice.finalize", "invoice.charge",
+                                                   "payout.build"]
+
+
+def test_wiring_twice_registers_nothing_twice():
+    before = (due.kinds(), due.queues())
+    wiring._register_due_work()
+    assert (due.kinds(), due.queues()) == before
