@@ -1,27 +1,14 @@
 """aggregator: consolidated single billing for marketplace platforms."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any, Mapping
 
-from flask import Flask
-from flask_migrate import Migrate
-from apispec.ext.marshmallow import MarshmallowPlugin
-from flask_smorest import Api
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from flask import Flask
 
-from .adapters import Adapters
-from .clock import Clocks, SystemClock
-from . import db as database
-from . import openapi, throttle, wiring
-from .config import PROJECT_ROOT, Settings
-from .errors import ErrorSchema
-from .consolidate.render import WeasyPrintRenderer
-from .storage import LocalStorage
-from .testmode import TenantTestClock
-from .payments.gateway import Gateways
-from .vault import Vault
-from .webhooks.sender import WebhookSender
-from .web import FastJSONProvider, refuse_unusable_requests
+# Everything else is imported inside create_app: `import aggregator` (which `aggregator --help`,
+# the worker's supervisor and every test do first) stays light.
 
 
 def _schema_name(schema) -> str:
@@ -31,18 +18,45 @@ def _schema_name(schema) -> str:
     return f"{name}Update" if getattr(schema, "partial", False) else name
 
 
-class _Api(Api):
-    ERROR_SCHEMA = ErrorSchema  # documents the error responses as they are
+@cache
+def _api_class():
+    """flask-smorest's Api, answering HTTP errors in the one error shape (imported when an app is
+    built, not with the package)."""
+    from flask_smorest import Api
 
-    def handle_http_exception(self, error):
-        from .error_responses import http_exception_response
+    from .error_responses import http_exception_response
+    from .errors import ErrorSchema
 
-        return http_exception_response(error)
+    class _Api(Api):
+        ERROR_SCHEMA = ErrorSchema  # documents the error responses as they are
+
+        def handle_http_exception(self, error):
+            return http_exception_response(error)
+
+    return _Api
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The application factory. `config` overrides settings read from the environment; a
     "CLOCK" entry replaces the system clock and "ADAPTERS" entries replace adapters (tests)."""
+    from apispec.ext.marshmallow import MarshmallowPlugin
+    from flask import Flask
+    from flask_migrate import Migrate
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from . import db as database
+    from . import openapi, throttle, wiring
+    from .adapters import Adapters
+    from .clock import Clocks, SystemClock
+    from .config import PROJECT_ROOT, Settings
+    from .consolidate.render import WeasyPrintRenderer
+    from .payments.gateway import Gateways
+    from .storage import LocalStorage
+    from .testmode import TenantTestClock
+    from .vault import Vault
+    from .web import FastJSONProvider, refuse_unusable_requests
+    from .webhooks.sender import WebhookSender
+
     config = dict(config or {})
     wiring.wire()
     settings = config.pop("SETTINGS", None) or Settings.from_env()
@@ -73,10 +87,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses
-    from . import demo as demo_cli
     from . import finance
-    from .accounts import api as accounts_api, cli as accounts_cli
-    from .consolidate import api as consolidate_api, cli as consolidate_cli
+    from .accounts import api as accounts_api
+    from .consolidate import api as consolidate_api
     from .events import api as events_api
     from .ingest import api as ingest_api
     from .ledger import api as ledger_api
@@ -87,7 +100,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .payouts import reports_api as payout_reports_api
     from .webhooks import api as webhooks_api
 
-    api = _Api(app, spec_kwargs={
+    api = _api_class()(app, spec_kwargs={
         "info": {"description": "Consolidated single billing API."},
         "security": [{"bearer": []}],  # every endpoint but this description needs a key
         "marshmallow_plugin": (plugin := MarshmallowPlugin(schema_name_resolver=_schema_name)),
@@ -113,36 +126,24 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _add_operations(app)
     refuse_unusable_requests(app)
     _refuse_until_migrated(app)
-    app.cli.add_command(accounts_cli.tenants)
-    app.cli.add_command(consolidate_cli.periods)
-    app.cli.add_command(demo_cli.demo)
-    _add_area_commands(app)
+    _add_commands(app)
     return app
 
 
-def _add_area_commands(app: Flask) -> None:
-    """The rest of the command line's groups, one per area (`aggregator --help`)."""
-    from .accounts import cli as accounts_cli
-    from .consolidate import cli as consolidate_cli
-    from .events import cli as events_cli
-    from .ledger import cli as ledger_cli
-    from .payments import cli as payments_cli
-    from .payments import refunds_cli
-    from .payouts import cli as payouts_cli
+def _add_commands(app: Flask) -> None:
+    """The command line's groups (`aggregator --help`; `flask --app wsgi` sees them too)."""
+    from . import cli
 
-    consolidate_cli.invoices.add_command(payments_cli.charge_invoices)  # `invoices charge`: a payments use case
-    for group in (accounts_cli.providers, accounts_cli.customers, consolidate_cli.invoices, events_cli.events,
-                  payments_cli.payments, refunds_cli.refunds, ledger_cli.ledger, payouts_cli.payouts):
-        app.cli.add_command(group)
+    for name in cli.GROUPS:
+        app.cli.add_command(cli.group(name))
 
 
 def _add_operations(app: Flask) -> None:
-    """Probes and metrics (outside /v1 and the OpenAPI document), and the worker's commands."""
-    from . import ops, worker
+    """Probes and metrics (outside /v1 and the OpenAPI document)."""
+    from . import ops
 
     ops.count_requests(app)
     app.register_blueprint(ops.blp)
-    app.cli.add_command(worker.worker)
 
 
 def _refuse_until_migrated(app: Flask) -> None:

@@ -1,14 +1,17 @@
 """The `aggregator` command, and what every area's command group shares.
 
-`aggregator …` is `flask --app wsgi …` with the app factory built in: every group an area adds to
-`app.cli` appears under both. Each area's group is an `AreaGroup`, the one place where a domain
-error becomes one line on stderr and exit status 1 (usage errors are click's: exit status 2).
+`aggregator …` is `flask --app wsgi …` with the app factory built in: every group in `GROUPS`
+appears under both, imported only when used (`--help` starts without building the app). Each
+area's group is an `AreaGroup`, the one place where a domain error becomes one line on stderr and
+exit status 1 (usage errors are click's: exit status 2).
 Commands print for people (rich tables) by default and the API's JSON shapes with `--json`; long
 runs show a progress bar on stderr and end with a summary.
 """
 from __future__ import annotations
 
+import copy
 import functools
+import importlib
 import json
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,8 +19,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import click
 from flask.cli import AppGroup, FlaskGroup
-
-from .errors import DomainError
 
 
 class AreaGroup(AppGroup):
@@ -28,6 +29,8 @@ class AreaGroup(AppGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         import sqlalchemy as sa
+
+        from .errors import DomainError
 
         require_usable_database(ctx)
         try:
@@ -61,10 +64,89 @@ def _create_app():
     return create_app()
 
 
-main = FlaskGroup(name="aggregator", create_app=_create_app, help=(
-    "Operate the aggregator: tenants, providers, customers, periods, invoices, payments, events (and the "
-    "server's own commands: run, shell, routes, db). Errors print one line and exit with status 1; "
-    "usage errors exit with status 2."))
+#: The command line's groups, imported only when used, so that `aggregator --help` and a group's
+#: own `--help` start without building the app: name -> (module, attribute, the line the top help
+#: shows: the group's help, to SHORT_HELP characters; tests/unit/test_cli_help.py holds them equal).
+SHORT_HELP = 90
+GROUPS: dict[str, tuple[str, str, str]] = {
+    "tenants": ("aggregator.accounts.cli", "tenants",
+                "Create, inspect and change tenants (the platforms), and their admin keys."),
+    "providers": ("aggregator.accounts.cli", "providers", "A tenant's providers (the apps that send bills)."),
+    "customers": ("aggregator.accounts.cli", "customers",
+                  "A tenant's customers (who receive the consolidated invoices)."),
+    "periods": ("aggregator.consolidate.cli", "periods",
+                "Invoicing periods: list them, close them, move a tenant's test clock."),
+    "invoices": ("aggregator.consolidate.cli", "invoices",
+                 "Consolidated invoices: read, finalize, void, charge, render and save their PDFs."),
+    "payments": ("aggregator.payments.cli", "payments",
+                 "Payments: gateway attempts and money recorded outside Stripe."),
+    "refunds": ("aggregator.payments.refunds_cli", "refunds",
+                "Refunds: give back (part of) what a customer paid, through Stripe or manually."),
+    "payouts": ("aggregator.payouts.cli", "payouts",
+                "Provider payouts: build a payout day's, list, approve, record paid, report a period's."),
+    "ledger": ("aggregator.ledger.cli", "ledger", "The double-entry ledger: balances, the trial balance, journals."),
+    "events": ("aggregator.events.cli", "events", "What happened to a tenant's objects (the events webhooks deliver)."),
+    "demo": ("aggregator.demo", "demo",
+             "Run one month of consolidated billing on a new test-mode tenant and show what happened,..."),
+    "worker": ("aggregator.worker", "worker",
+               "The worker: due work (closes, finalizations) and queues (outbox, PDFs, deliveries)."),
+}
+#: The server's own commands (Flask's, Flask-Migrate's and flask-smorest's), listed without loading them.
+SERVER_COMMANDS: dict[str, str] = {
+    "db": "Perform database migrations.",
+    "openapi": "OpenAPI commands.",
+    "routes": "Show the routes for the app.",
+    "run": "Run a development server.",
+    "shell": "Run a shell in the app context.",
+}
+
+
+def group(name: str) -> click.Command:
+    """One of GROUPS, imported now (`invoices` with its `charge`, a payments use case)."""
+    module, attribute, _ = GROUPS[name]
+    command = getattr(importlib.import_module(module), attribute)
+    if name == "invoices":
+        from .payments.cli import charge_invoices
+
+        command.add_command(charge_invoices)
+    return command
+
+
+class _Main(FlaskGroup):
+    """`aggregator`: Flask's command group with the app factory built in, whose own groups are
+    imported when used (nothing heavy for `--help`), without Flask's `--version` and with its
+    `--app`/`--env-file`/`--debug` hidden (they still work)."""
+
+    def __init__(self, **extra: Any):
+        super().__init__(create_app=_create_app, add_version_option=False, **extra)
+        self.params = [_hidden(param) for param in self.params]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in GROUPS:
+            return group(name)
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*GROUPS, *SERVER_COMMANDS])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        shown = {**{name: text for name, (_, _, text) in GROUPS.items()}, **SERVER_COMMANDS}
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(shown.items()))
+
+
+def _hidden(param: click.Parameter) -> click.Parameter:
+    if isinstance(param, click.Option) and param.name in ("env_file", "app", "debug"):
+        param = copy.copy(param)
+        param.hidden = True
+    return param
+
+
+main = _Main(name="aggregator", help=(
+    "Operate the aggregator: each group below is an area's commands (tenants, providers, customers, "
+    "periods, invoices, payments, refunds, payouts, ledger, events), the demo, the worker and the server's "
+    "own (db, run, shell, routes, openapi). Errors print one line and exit with status 1; usage errors exit "
+    "with status 2. `aggregator COMMAND --help` for more."))
 
 
 # --- options shared by the areas' commands ------------------------------------------------------
@@ -96,6 +178,27 @@ def list_options(command: Callable) -> Callable:
                            help="Continue after this one (the last of the previous page).")(command)
     return click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True,
                         help="How many, newest first.")(command)
+
+
+class Day(click.DateTime):
+    """A calendar date written YYYY-MM-DD (2026-11-01): -> a datetime at midnight, as click.DateTime
+    gives, with an error in words rather than strptime's '%Y-%m-%d'."""
+
+    name = "date"
+
+    def __init__(self) -> None:
+        super().__init__(["%Y-%m-%d"])
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.strptime(value, "%Y-%m-%d")
+        except ValueError:
+            self.fail(f"{value!r} is not a date written YYYY-MM-DD, such as 2026-11-01.", param, ctx)
 
 
 class Instant(click.ParamType):
@@ -218,3 +321,9 @@ def progress(description: str, total: float | None) -> Iterator[Callable[..., No
             bar.update(task, completed=completed, **({"description": description} if description else {}))
 
         yield update
+
+
+if __name__ == "__main__":  # `python -m aggregator.cli`: run as aggregator.cli, not as a second copy
+    from aggregator.cli import main as _main
+
+    _main()

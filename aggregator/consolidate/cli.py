@@ -10,7 +10,7 @@ import click
 
 from .. import adapters as edge
 from .. import testmode
-from ..cli import (AreaGroup, Instant, json_option, list_options, now_for, print_json, print_object,
+from ..cli import (AreaGroup, Day, Instant, json_option, list_options, now_for, print_json, print_object,
                    print_page, print_record, print_rows, progress, say, tenant_scoped)
 from ..periods import service as periods_service
 from . import close_service, invoice_service, pdf_service, test_clock_service
@@ -21,7 +21,7 @@ periods = AreaGroup("periods", help="Invoicing periods: list them, close them, m
 invoices = AreaGroup("invoices", help="Consolidated invoices: read, finalize, void, charge, render and save their "
                                       "PDFs.")
 
-_date = click.DateTime(["%Y-%m-%d"])
+_date = Day()
 _processes = click.option("--render-processes", "processes", type=click.IntRange(1), default=os.cpu_count() or 1,
                           show_default=True, help="Worker processes rendering PDFs (one document at a time each).")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .. import adapters as edge
-from ..cli import AreaGroup, json_option, list_options, now_for, print_object, print_page, say, tenant_scoped
+from ..cli import AreaGroup, Day, json_option, list_options, now_for, print_object, print_page, say, tenant_scoped
 from . import build_service, report_service, service
 from .schemas import PAYOUT_STATUSES, PayoutSchema
 
@@ -19,7 +19,7 @@ _columns = ["id", "provider", "currency", "status", "net", "brought_forward", "a
 @payouts.command("list")
 @tenant_scoped
 @list_options
-@click.option("--period", type=click.DateTime(["%Y-%m-%d"]), default=None, help="The period's start date.")
+@click.option("--period", type=Day(), default=None, help="The period's start date.")
 @click.option("--provider", default=None)
 @click.option("--status", type=click.Choice(PAYOUT_STATUSES), default=None)
 @json_option
@@ -31,7 +31,7 @@ def list_payouts(principal, limit, starting_after, period, provider, status, as_
 
 @payouts.command("build")
 @tenant_scoped
-@click.argument("payout_date", type=click.DateTime(["%Y-%m-%d"]))
+@click.argument("payout_date", type=Day())
 def build(principal, payout_date):
     """Build the payouts of a payout day now (the scheduler does it at the day's midnight):
     what was collected up to then and not paid out yet."""
@@ -45,7 +45,7 @@ def build(principal, payout_date):
 @payouts.command("approve")
 @tenant_scoped
 @click.argument("payout_id", required=False)
-@click.option("--period", type=click.DateTime(["%Y-%m-%d"]), default=None,
+@click.option("--period", type=Day(), default=None,
               help="Approve every payout of this period pending review.")
 @json_option
 def approve(principal, payout_id, period, as_json):
@@ -72,7 +72,7 @@ def mark_paid(principal, payout_id, reference, as_json):
 
 @payouts.command("report")
 @tenant_scoped
-@click.option("--period", type=click.DateTime(["%Y-%m-%d"]), required=True, help="The invoicing period's start date.")
+@click.option("--period", type=Day(), required=True, help="The invoicing period's start date.")
 @click.option("--format", "fmt", type=click.Choice(["json", "csv", "pdf"]), default="json", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
               help="The file to write (default: standard output; for pdf, payouts-PERIOD.pdf; '-': standard output).")
