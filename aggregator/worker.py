@@ -358,7 +358,7 @@ def mark_process_dead(pid: int) -> None:
 
 class _WorkerGroup(AppGroup):
     def invoke(self, ctx: click.Context):
-        from .cli import require_usable_database
+        from .commands import require_usable_database
 
         require_usable_database(ctx)
         return super().invoke(ctx)

@@ -6,7 +6,7 @@ from typing import Any
 import click
 from marshmallow import ValidationError
 
-from ..cli import (AreaGroup, json_option, list_options, now_for, print_json, print_object, print_page,
+from ..commands import (AreaGroup, json_option, list_options, now_for, print_json, print_object, print_page,
                    print_record, say, tenant_scoped)
 from .. import adapters as edge
 from ..errors import flatten_messages
@@ -115,9 +115,7 @@ def create(as_json, **options):
     status 2). With --json: {"id", "admin_keys": {"live", "test"}, "admin_key_ids": {…}}."""
     settings = _settings(options, partial=False)
     settings.setdefault("legal_name", settings["name"])
-    from ..adapters import current
-
-    created = service.create_tenant(settings, current().clocks.base.now())
+    created = service.create_tenant(settings, edge.current().clocks.base.now())
     if as_json:
         print_json({"id": created.tenant.id, "admin_keys": created.admin_keys,
                     "admin_key_ids": created.admin_key_ids})

@@ -10,7 +10,7 @@ import click
 
 from .. import adapters as edge
 from .. import testmode
-from ..cli import (AreaGroup, Day, Instant, json_option, list_options, now_for, print_json, print_object,
+from ..commands import (AreaGroup, Day, Instant, json_option, list_options, now_for, print_json, print_object,
                    print_page, print_record, print_rows, progress, say, tenant_scoped)
 from ..periods import service as periods_service
 from . import close_service, invoice_service, pdf_service, test_clock_service

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import AreaGroup, json_option, list_options, print_object, print_page, tenant_scoped
+from ..commands import AreaGroup, json_option, list_options, print_object, print_page, tenant_scoped
 from . import service
 from .schemas import EVENT_TYPES, EventSchema
 

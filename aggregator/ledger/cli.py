@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import AreaGroup, json_option, list_options, print_json, print_page, print_rows, say, tenant_scoped
+from ..commands import AreaGroup, json_option, list_options, print_json, print_page, print_rows, say, tenant_scoped
 from . import service
 from .journal import KINDS
 from .schemas import JournalSchema, TrialBalanceSchema

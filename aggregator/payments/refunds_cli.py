@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .. import adapters as edge
-from ..cli import AreaGroup, json_option, list_options, now_for, print_object, print_page, tenant_scoped
+from ..commands import AreaGroup, json_option, list_options, now_for, print_object, print_page, tenant_scoped
 from . import refund_service
 from .models import REFUND_REASONS
 from .schemas import RefundSchema

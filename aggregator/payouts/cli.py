@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .. import adapters as edge
-from ..cli import AreaGroup, Day, json_option, list_options, now_for, print_object, print_page, say, tenant_scoped
+from ..commands import AreaGroup, Day, json_option, list_options, now_for, print_object, print_page, say, tenant_scoped
 from . import build_service, report_service, service
 from .schemas import PAYOUT_STATUSES, PayoutSchema
 

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from aggregator import cli
+from aggregator import cli, commands
 
 
 @pytest.mark.parametrize("name", sorted(cli.GROUPS))
@@ -39,7 +39,7 @@ def test_the_top_help_imports_no_area_and_builds_no_app():
 
 def test_a_date_option_names_the_format_in_words():
     @click.command()
-    @click.option("--period", type=cli.Day())
+    @click.option("--period", type=commands.Day())
     def command(period):
         click.echo(period.date().isoformat())
 
