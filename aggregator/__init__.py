@@ -50,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .clock import Clocks, SystemClock
     from .config import PROJECT_ROOT, Settings
     from .consolidate.render import WeasyPrintRenderer
+    from .mail.mailer import Mailer
     from .payments.gateway import Gateways
     from .storage import LocalStorage
     from .testmode import TenantTestClock
@@ -79,7 +80,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         clocks=Clocks(config.get("CLOCK") or SystemClock(), test_clock=TenantTestClock),
         renderer=WeasyPrintRenderer(),
         storage=LocalStorage(settings.storage_dir),
-        mailer=settings.mailer(),
+        mailer=Mailer.from_urls(settings.smtp_url, settings.test_smtp_url, settings.email_from,
+                                settings.mail_dir or settings.storage_dir.parent / "mail"),
         webhooks=WebhookSender(settings.webhooks_allow_private),
         vault=(vault := Vault(settings.secret_keys, settings.secret_key_file)),
         payments=Gateways(vault, api_base=settings.stripe_api_base, tenant_api_base=settings.stripe_tenant_api_base,

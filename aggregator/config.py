@@ -122,13 +122,6 @@ class Settings:
             var_dir=var,
         )
 
-    def mailer(self):
-        """The mailer adapter these settings describe."""
-        from .mail.mailer import Mailer
-
-        return Mailer.from_urls(self.smtp_url, self.test_smtp_url, self.email_from,
-                                self.mail_dir or self.storage_dir.parent / "mail")
-
     def flask_config(self) -> dict:
         engine_options: dict = {}
         if self.database_url.startswith("postgresql"):

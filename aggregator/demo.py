@@ -29,10 +29,14 @@ from rich.console import Console
 from rich.table import Table
 
 from . import due, money
+from .accounts import service as accounts
 from .adapters import Adapters
 from .config import Settings, default_database_url, var_dir
+from .mail.mailer import FileSink
 from .payments import localstripe
+from .payments.gateway import Gateways
 from .webhooks import signing
+from .webhooks.sender import WebhookSender
 
 #: (name, what it sells, revenue share rate or None for pass-through only)
 PROVIDERS = [
@@ -111,8 +115,6 @@ def run_demo(app: Flask, adapters: Adapters, out: Path, console: Console) -> dic
 
 
 def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, Any]:
-    from .accounts import service as accounts
-
     console.rule("[bold]1. A platform")
     created = accounts.create_tenant({"name": "Demo Marketplace", "legal_name": "Demo Marketplace Pty Ltd",
                                       "timezone": "Australia/Sydney", "default_currency": "USD",
@@ -554,9 +556,6 @@ def demo(out: Path | None, database_url: str | None) -> None:
     import flask_migrate
 
     from . import create_app
-    from .mail.mailer import FileSink
-    from .payments.gateway import Gateways
-    from .webhooks.sender import WebhookSender
 
     out = out or var_dir() / "demo"
     settings = demo_settings(out, database_url)

@@ -8,7 +8,7 @@ import time
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from . import due, metrics
+from . import due, metrics, readiness
 from .adapters import current as current_adapters
 from .db import db
 from .error_responses import error_body
@@ -23,8 +23,6 @@ def healthz():
 
 @blp.get("/readyz")
 def readyz():
-    from . import readiness
-
     problem = readiness.ready(current_app)
     if problem is not None:
             return error_body(503, "api_error", problem.public, problem.code)
@@ -40,8 +38,6 @@ def readyz():
 @blp.get("/metrics")
 def scrape():
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-
-    from . import readiness
 
     backlog = CollectorRegistry(auto_describe=True)
     if readiness.ready(current_app) is None:  # the queues' backlogs once there are queues to look at

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from .config import PROJECT_ROOT
+from .db import db
 
 FIX = "run bin/start or `flask --app wsgi db upgrade` (AGGREGATOR_DATABASE_URL names the database)"
 
@@ -62,8 +63,6 @@ def problem(app: Flask) -> NotReady | None:
         return NotReady("database_not_ready", shown(url), f"does not exist: {FIX}")
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
-
-    from .db import db
 
     try:
         with app.app_context(), db.engine.connect() as connection:

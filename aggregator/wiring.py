@@ -13,6 +13,8 @@ def wire() -> None:
         return
     _wired = True
     _register_due_work()
+    _subscribe_outbox()
+    _fix_calendars()
 
 
 def _register_due_work() -> None:
@@ -32,3 +34,22 @@ def _register_due_work() -> None:
     due.register_queues(DISPATCH_QUEUE, *consolidate.QUEUES, *payments.QUEUES, *payouts.QUEUES, DELIVERY_QUEUE,
                         *mail.QUEUES)
     due.after_catch_up(testmode.lane_caught_up)
+
+
+def _subscribe_outbox() -> None:
+    """What the outbox's dispatcher hands each batch of events to: webhook endpoints first, then
+    emails (each records its deliveries in the dispatcher's transaction)."""
+    from .events import dispatch
+    from .mail.subscriber import record_deliveries
+    from .webhooks.delivery import fan_out
+
+    dispatch.subscribe(fan_out)
+    dispatch.subscribe(record_deliveries)
+
+
+def _fix_calendars() -> None:
+    """A tenant's period calendar cannot change once it has periods: accounts asks periods."""
+    from .accounts.service import calendar_used_by
+    from .periods.service import has_periods
+
+    calendar_used_by(has_periods)

@@ -8,10 +8,10 @@ from typing import Any, Callable, Mapping
 import sqlalchemy as sa
 
 from .. import due
-from ..auth import NewKey, Principal, generate_key
 from ..db import db, locking, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, one, paginate
+from .keys import NewKey, Principal, generate_key
 from .models import SETTING_DEFAULTS, ApiKey, Customer, Provider, Tenant, TenantSettings
 
 
@@ -146,11 +146,20 @@ def update_tenant(principal: Principal, changes: Mapping[str, Any], vault=None,
     return settings
 
 
-def _has_periods(tenant_id: str, livemode: bool) -> bool:
-    from ..periods.models import PeriodRecord
+#: Whether a tenant's mode already has periods (its calendar is then fixed): the periods area
+#: answers (`periods.service.has_periods`), registered by the composition root (aggregator.wiring),
+#: as accounts sit below periods.
+_calendar_users: list[Callable[[str, bool], bool]] = []
 
-    return db.session.scalar(sa.select(sa.exists().where(PeriodRecord.tenant_id == tenant_id,
-                                                         PeriodRecord.livemode == livemode)))
+
+def calendar_used_by(check: Callable[[str, bool], bool]) -> None:
+    """`check(tenant_id, livemode)` says whether the mode's calendar is in use (it cannot change)."""
+    if check not in _calendar_users:
+        _calendar_users.append(check)
+
+
+def _has_periods(tenant_id: str, livemode: bool) -> bool:
+    return any(check(tenant_id, livemode) for check in _calendar_users)
 
 
 # --- providers ---------------------------------------------------------------------------

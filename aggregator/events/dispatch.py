@@ -21,12 +21,20 @@ from .models import Event
 Subscriber = Callable[[Sequence[Event], datetime], None]
 
 
-def subscribers() -> list[Subscriber]:
-    """Every subscriber of the outbox, in a fixed order."""
-    from ..mail.subscriber import record_deliveries as email_deliveries
-    from ..webhooks.delivery import fan_out as webhooks
+_subscribers: list[Subscriber] = []
 
-    return [webhooks, email_deliveries]
+
+def subscribe(subscriber: Subscriber) -> None:
+    """Hand every dispatched batch of events to `subscriber`, after those subscribed before it
+    (the composition root subscribes webhooks, then emails: aggregator.wiring). Subscribing it
+    twice is one subscription."""
+    if subscriber not in _subscribers:
+        _subscribers.append(subscriber)
+
+
+def subscribers() -> list[Subscriber]:
+    """Every subscriber of the outbox, in the order subscribed."""
+    return list(_subscribers)
 
 
 def dispatch_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) -> Worked:

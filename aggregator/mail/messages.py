@@ -23,6 +23,7 @@ from babel.dates import format_date, format_time
 
 from .. import money
 from ..config import PROJECT_ROOT
+from ..payouts.statement import about_payout, period_words
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "emails"
 
@@ -295,8 +296,6 @@ FINANCE_PAGE = "/finance"
 
 def payouts_awaiting_review_context(review, settings) -> dict[str, Any]:
     """A payout day's payouts awaiting finance's review (see payout_notices.PayoutReview)."""
-    from ..payouts.statement import period_words
-
     locale = settings.locale
     return {
         "tenant_name": settings.legal_name or settings.name,
@@ -318,8 +317,6 @@ def payouts_awaiting_review_context(review, settings) -> dict[str, Any]:
 def payout_failed_context(payout, provider, settings) -> dict[str, Any]:
     """A payout whose transfer Stripe refused: nothing was sent; its amount is brought into the
     provider's next payout in the currency."""
-    from ..payouts.statement import about_payout
-
     return {**about_payout(payout, payout.run, provider, settings),
             "reason": payout.failure_message or (payout.failure_code or "").replace("_", " ")
             or "the transfer was refused",

@@ -19,6 +19,12 @@ from . import transitions
 from .models import PeriodRecord
 
 
+def has_periods(tenant_id: str, livemode: bool) -> bool:
+    """Whether the tenant's mode has any period (bills have been received: its calendar is fixed)."""
+    return db.session.scalar(sa.select(sa.exists().where(PeriodRecord.tenant_id == tenant_id,
+                                                         PeriodRecord.livemode == livemode)))
+
+
 def tenant_period(settings: TenantSettings, start: date) -> C.Period:
     """The tenant's period starting on `start` (in the mode of `settings`); NotFound if none
     does, or if it ended before the tenant existed (it can hold no bill, and recording it would

@@ -42,6 +42,7 @@ from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from ..db import db
 from ..errors import RateLimited
 from .storage import DatabaseStorage
 
@@ -203,8 +204,6 @@ def init_app(app: Flask, settings) -> Throttle:
         storage = storage_from_string(settings.ratelimit_storage_uri, wrap_exceptions=True)
         now = time.time  # the server's own expiry
     else:
-        from ..db import db
-
         def now() -> float:
             return current_app.extensions["aggregator.adapters"].clocks.base.now().timestamp()
 
