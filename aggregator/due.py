@@ -1,8 +1,9 @@
 """Due work: what becomes due at an instant derived from the data, run as of that instant, in
 order; and the queues of work that simply waits to be done (PDFs, deliveries).
 
-Two kinds of work, both registered here by the areas, and driven by the scheduler, the CLI and
-the test clock alike (nothing else decides what runs):
+Two kinds of work, each area's, registered here by the composition root (aggregator.wiring: this
+module imports no area), and driven by the scheduler, the CLI and the test clock alike (nothing
+else decides what runs):
 
 * **Due kinds** (business time). Each finds, in one *lane* (a tenant in one mode), its earliest
   unit of work and the instant it is due (a period's end, a draft's review deadline; later a
@@ -427,8 +428,9 @@ def lane_clock(lane: Lane, adapters):
 def run_lane(claim: Claim, adapters, real_now: datetime, *,
              on_unit: Callable[[Unit], None] | None = None) -> CatchUp:
     """Catch a claimed lane up to its clock's time and release it (or record its failure; what
-    is not done yet is retried after a backoff). A test clock is ready afterwards either way: its
-    due work is as done as it can be now, and what is not is in `pending_work`."""
+    is not done yet is retried after a backoff). Either way the `after_catch_up` hooks hear of it
+    (a test clock is then ready: its due work is as done as it can be now, and what is not is in
+    `pending_work`)."""
     crash_point("due.lane.after_claim")
     lane = claim.lane
     lane_now = lane_clock(lane, adapters).now()
