@@ -40,6 +40,19 @@ class AccessLogger(Logger):
 _embedded = {}
 
 
+def on_starting(server):
+    """Import the service's code once, in the master, before it forks its HTTP workers: each
+    starts with it loaded and answers soon after "listening" (`import aggregator` alone imports
+    nothing heavy, so that the command line starts fast). Each worker still builds its own app."""
+    import importlib
+    import pkgutil
+
+    import aggregator
+
+    for module in pkgutil.walk_packages(aggregator.__path__, "aggregator."):
+        importlib.import_module(module.name)
+
+
 def when_ready(server):
     import sys
     import threading
