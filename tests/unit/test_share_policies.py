@@ -115,3 +115,28 @@ def test_a_group_without_bills_or_a_bad_rate_is_refused():
         RevenueShare(Decimal("1.5"))
     with pytest.raises(money.MoneyError):
         policy(False, 0.3)  # type: ignore[arg-type]
+
+
+# --- a bill's own fee through a collection (revenue/shares.py, rule 2) --------------------------------
+
+@MANY
+@given(st.integers(-10**12, 10**12).filter(bool), st.booleans(), rates, st.data())
+def test_a_collected_part_is_split_as_before_when_fee_and_net_have_the_bills_sign(amount, revenue_share, rate, data):
+    """Rule 2 splits a bill's collected part a of its amount A as fee = F·a/A rounded half up
+    (away from zero); for a split whose fee and net have the bill's sign (every rate policy) that
+    is what money.allocate(a, [|F|, |N|]) gave before bills could carry their own fee."""
+    share = policy(revenue_share, rate).split(amount)
+    part = data.draw(st.integers(0, abs(amount))) * (1 if amount > 0 else -1)
+    before = money.allocate(part, [abs(share.fee), abs(share.net)])[0] if part else 0
+    assert money.allocate(share.fee, [abs(part), abs(amount) - abs(part)])[0] == before
+
+
+def test_a_bill_with_its_own_fee_above_its_amount_is_collected_pro_rata_and_settles_at_its_split():
+    from aggregator.revenue.parts import InvoicedBill, InvoiceParts
+    from aggregator.revenue.shares import collected_shares
+
+    bill = InvoicedBill("b1", "prov_a", "USD", 1000, 1000, ExplicitFee(1200).split(1000))
+    invoice = InvoiceParts("USD", (bill,), tax=0)
+    half, whole = collected_shares(invoice, 500).bills[0], collected_shares(invoice, 1000).bills[0]
+    assert (half.amount, half.fee, half.net) == (500, 600, -100)
+    assert (whole.amount, whole.fee, whole.net) == (1000, 1200, -200)
