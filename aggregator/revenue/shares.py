@@ -7,8 +7,10 @@ The rules
 ---------
 1. Split. A revenue-share bill of `amount` with the platform's `rate` (recorded when the bill was
    invoiced): fee = money.apply_rate(amount, rate), net = amount - fee. A pass-through bill: fee 0,
-   net = amount. Both in the bill's own currency; fee + net == amount, also for a negative amount
-   (a credit the provider grants: fee and net are then both <= 0, the platform gives its fee back).
+   net = amount. A bill that carries its own platform fee: that fee, net = amount - fee (negative
+   when the fee exceeds the bill). Each is a share policy of `terms.py`. Both in the bill's own
+   currency; fee + net == amount, also for a negative amount (a credit the provider grants: fee
+   and net are then both <= 0, the platform gives its fee back).
 2. Pro rata collection. An invoice's parts are its bill lines (each bill's amount in the invoice
    currency), its tax and its applied carried credit (negative); they add up to its total T.
    When K of T has been collected (0 <= K <= T, net of refunds), every part, positive or negative,
