@@ -11,8 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator import money
-from aggregator.revenue.terms import (PASS_THROUGH, ExplicitFee, PassThrough, RevenueShare, SharePolicy, Split,
-                                      policy, split)
+from aggregator.revenue.parts import InvoicedBill, InvoiceParts
+from aggregator.revenue.shares import collected_shares
+from aggregator.revenue.terms import (
+    PASS_THROUGH,
+    ExplicitFee,
+    PassThrough,
+    RevenueShare,
+    SharePolicy,
+    Split,
+    policy,
+    split,
+)
 from tests.support.revenue import rates
 
 MANY = settings(max_examples=300, deadline=None)
@@ -64,7 +74,8 @@ def test_bills_with_their_own_fees_grouped_are_split_by_the_sum_of_their_fees(bi
         by_sign[amount < 0].append((amount, fee))
     group = [ExplicitFee(sum(f for _, f in g)).split_group(len(g), sum(a for a, _ in g)) for g in by_sign.values()]
     each = [ExplicitFee(fee).split(amount) for amount, fee in bills]
-    assert (sum(s.fee for s in group), sum(s.net for s in group)) == (sum(s.fee for s in each), sum(s.net for s in each))
+    assert (sum(s.fee for s in group), sum(s.net for s in group)) == \
+        (sum(s.fee for s in each), sum(s.net for s in each))
 
 
 @MANY
@@ -132,9 +143,6 @@ def test_a_collected_part_is_split_as_before_when_fee_and_net_have_the_bills_sig
 
 
 def test_a_bill_with_its_own_fee_above_its_amount_is_collected_pro_rata_and_settles_at_its_split():
-    from aggregator.revenue.parts import InvoicedBill, InvoiceParts
-    from aggregator.revenue.shares import collected_shares
-
     bill = InvoicedBill("b1", "prov_a", "USD", 1000, 1000, ExplicitFee(1200).split(1000))
     invoice = InvoiceParts("USD", (bill,), tax=0)
     half, whole = collected_shares(invoice, 500).bills[0], collected_shares(invoice, 1000).bills[0]
