@@ -31,6 +31,8 @@ from .invoices import BillTotal, CreditItem, InvoiceSummary, MissingRates, summa
 from ..ledger import bookkeeping
 from ..payouts import terms
 from ..revenue.shares import Share
+from ..revenue.terms import RevenueShare
+from ..revenue_sql import ShareGrouping
 from .models import Credit, Invoice, InvoiceLine
 
 log = logging.getLogger(__name__)
@@ -266,29 +268,21 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
 
 def _chunk_shares(ctx: _CloseContext, after: str, upto: str, not_invoiced: set[str]) -> list[Share]:
     """The providers' shares of the chunk's invoices (its journal's), summed per provider and bill
-    currency, with no row per bill nor per invoice: the database groups the bills by terms, sign
-    and magnitude mod their provider's modulus (terms.moduli: 10 for a rate of 0.3), summing the
-    magnitudes; money.apply_rate_to_many rounds each group exactly as bill by bill (shares.split)."""
+    currency, with no row per bill nor per invoice: the database groups the chunk's bills for
+    their shares (revenue_sql.ShareGrouping) and each group is split at once, exactly as bill by
+    bill, by its provider's terms recorded for the period."""
     bills = Bill.__table__.c
-    modulus, modulus_of = terms.moduli(bills.provider_id, ctx.provider_rates)
-    magnitude, negative = sa.func.abs(bills.amount), bills.amount < 0
-    remainder = magnitude % modulus
-    keys = (bills.provider_id, bills.currency, bills.revenue_share, negative, remainder)
-    query = (sa.select(*keys, sa.func.count(), sa.func.sum(magnitude), sa.func.sum(bills.amount))
-             .where(bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode,
-                    bills.period_start == ctx.period.start, bills.status == "pending",
-                    bills.customer_id > after, bills.customer_id <= upto)
-             .group_by(*keys))
+    grouping = ShareGrouping(Bill.__table__, {(p,): RevenueShare(rate) for p, rate in ctx.provider_rates.items()})
+    query = grouping.select(sa.select().where(
+        bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode, bills.period_start == ctx.period.start,
+        bills.status == "pending", bills.customer_id > after, bills.customer_id <= upto))
     if not_invoiced:
         query = query.where(bills.customer_id.not_in(sorted(not_invoiced)))
     sums: dict[tuple[str, str], list[int]] = {}
-    for provider_id, currency, revenue_share, is_negative, left, count, magnitudes, gross in run(query):
-        rate = ctx.provider_rates[provider_id] if revenue_share else Decimal(0)
-        fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate,
-                                       modulus_of[provider_id])
-        total = sums.setdefault((provider_id, currency), [0, 0])
-        total[0] += int(gross) - fee
-        total[1] += fee
+    for group in grouping.groups(run(query)):
+        total = sums.setdefault((group.provider_id, group.currency), [0, 0])
+        total[0] += group.split.net
+        total[1] += group.split.fee
     return [Share(p, c, net, fee, net + fee) for (p, c), (net, fee) in sorted(sums.items())]
 
 

@@ -11,10 +11,9 @@ are shares.difference(collected_shares(K_before + amount), collected_shares(K_be
 sequence of partial payments and refunds pays the providers exactly what one payment would have.
 
 Fast path. A payment of a whole invoice at once (nothing collected before) or a settled invoice
-pays each bill exactly its split (revenue/shares.py, rule 2 at K == T): those are summed in SQL per
-(provider, currency, revenue share, period, amount) and split once per distinct amount
-(money.apply_rate stays the one rounding rule). Only partial payments and refunds are attributed
-bill by bill in Python.
+pays each bill exactly its split (revenue/shares.py, rule 2 at K == T): those are grouped in SQL
+as for the close's journal (revenue_sql.ShareGrouping) and each group split at once, exactly as
+bill by bill. Only partial payments and refunds are attributed bill by bill in Python.
 
 Balances brought forward. A paid payout's carry (<= 0: refunds beyond what it earned) and the
 whole amount of a canceled or failed payout (nothing was sent) are brought into the provider's
@@ -40,6 +39,8 @@ from ..ingest.models import Bill
 from ..payments.models import Payment, Refund
 from ..periods import calendar as C
 from ..revenue import shares
+from ..revenue.terms import RevenueShare
+from ..revenue_sql import ShareGrouping
 from . import terms, transitions
 from .collections import source_lines
 from .models import Payout, PayoutCarry, PayoutRun, PayoutSource
@@ -252,38 +253,24 @@ def _whole(sources, invoices):
 
 def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict) -> None:
     """The fast path: the bills of the run's whole collections, each exactly its split. The
-    database groups them per provider, currency, revenue share and period, and, for the fee, by
-    sign and magnitude mod its provider's modulus (terms.moduli), summing the magnitudes (integers only);
-    money.apply_rate_to_many rounds each group (the one rule, exactly as bill by bill)."""
+    database groups them for their shares (revenue_sql.ShareGrouping), by period too (its terms);
+    each group is split at once, exactly as bill by bill, streamed (flat memory)."""
     s, i, b = _sources.c, Invoice.__table__.c, Bill.__table__.c
     periods = [start for (start,) in run(sa.select(i.period_start).distinct().select_from(_sources)
                                           .join(Invoice.__table__, i.id == s.invoice_id).where(s.run_id == run_id))]
-    rates = {start: terms.rates_of(tenant_id, livemode, start) for start in periods}
-    magnitude = sa.func.abs(b.amount)
+    policies = {(provider_id, start): RevenueShare(rate)
+                for start in periods for provider_id, rate in terms.rates_of(tenant_id, livemode, start).items()}
     joined = (sa.select().select_from(_sources)
               .join(Invoice.__table__, i.id == s.invoice_id)
               .join(Bill.__table__, sa.and_(b.tenant_id == i.tenant_id, b.livemode == i.livemode,
                                             b.customer_id == i.customer_id, b.period_start == i.period_start,
                                             b.status == "pending"))
               .where(s.run_id == run_id, _whole(s, i)))
-    negative = b.amount < 0
-    # one modulus per provider (its rates of every period the run pays have one common one)
-    merged: dict[str, list[Decimal]] = {}
-    for of_period in rates.values():
-        for provider_id, rate in of_period.items():
-            merged.setdefault(provider_id, []).append(rate)
-    modulus, modulus_of = terms.moduli(b.provider_id, {
-        p: Decimal(1) / money.rate_modulus(r) for p, r in merged.items()})
-    remainder = magnitude % modulus
-    grouped = (joined.add_columns(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder,
-                                  sa.func.count(), sa.func.sum(magnitude), sa.func.sum(b.amount))
-               .group_by(b.provider_id, b.currency, b.revenue_share, b.period_start, negative, remainder))
-    for provider_id, currency, revenue_share, start, is_negative, left, count, magnitudes, gross in \
-            db.session.execute(grouped, execution_options={"yield_per": 10_000}):  # streamed: flat memory
-        rate = rates[start].get(provider_id, Decimal(0)) if revenue_share else Decimal(0)
-        fee = money.apply_rate_to_many(count, int(magnitudes), int(left), bool(is_negative), rate,
-                                       modulus_of.get(provider_id, 1))
-        totals[provider_id, currency].add_group(int(gross), fee, revenue_share, count, bool(is_negative))
+    grouping = ShareGrouping(Bill.__table__, policies, by=[b.period_start], missing=RevenueShare(Decimal(0)))
+    for group in grouping.groups(db.session.execute(grouping.select(joined),
+                                                    execution_options={"yield_per": 10_000})):
+        totals[group.provider_id, group.currency].add_group(group.gross, group.split.fee, group.revenue_share,
+                                                            group.count, group.negative)
     for provider_id, currency, first, last, charge in run(
             joined.add_columns(b.provider_id, b.currency, sa.func.min(s.source_id), sa.func.max(s.source_id),
                                sa.func.max(s.stripe_charge_id))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from .terms import Split, split
+from .terms import Split, policy
 
 
 class InvoiceLine(Protocol):
@@ -78,9 +78,10 @@ class InvoiceParts:
 
 
 def invoice_parts(currency: str, lines: Iterable[InvoiceLine], tax: int,
-                  terms: Mapping[str, tuple[bool, Decimal]]) -> InvoiceParts:
+                  terms: Mapping[str, tuple[bool, Decimal]], fees: Mapping[str, int] | None = None) -> InvoiceParts:
     """The parts of a built invoice in `currency` from its `lines` and `tax`; `terms[bill_id]` =
-    (revenue_share, rate) recorded on the bill."""
+    (revenue_share, rate) recorded on the bill; `fees[bill_id]`, the platform fee of a bill that
+    carries its own (terms.ExplicitFee)."""
     bills, credit = [], 0
     for line in lines:
         if line.kind == "credit":
@@ -90,7 +91,8 @@ def invoice_parts(currency: str, lines: Iterable[InvoiceLine], tax: int,
             raise ValueError(f"a {line.kind} line without its bill or provider cannot be paid out")
         amount = line.amount if line.original_amount is None else line.original_amount
         revenue_share, rate = terms[line.bill_id]
+        terms_of_bill = policy(revenue_share, rate, fees.get(line.bill_id) if fees else None)
         bills.append(InvoicedBill(line.bill_id, line.provider_id, line.original_currency or line.currency,
-                                  amount, line.amount, split(amount, revenue_share, rate), line.fx_rate,
-                                  revenue_share))
+                                  amount, line.amount, terms_of_bill.split(amount), line.fx_rate,
+                                  terms_of_bill.revenue_share))
     return InvoiceParts(currency, tuple(bills), tax, credit)

@@ -7,8 +7,10 @@ The rules
 ---------
 1. Split. A revenue-share bill of `amount` with the platform's `rate` (recorded when the bill was
    invoiced): fee = money.apply_rate(amount, rate), net = amount - fee. A pass-through bill: fee 0,
-   net = amount. Both in the bill's own currency; fee + net == amount, also for a negative amount
-   (a credit the provider grants: fee and net are then both <= 0, the platform gives its fee back).
+   net = amount. A bill that carries its own platform fee: that fee, net = amount - fee (negative
+   when the fee exceeds the bill). Each is a share policy of `terms.py`. Both in the bill's own
+   currency; fee + net == amount, also for a negative amount (a credit the provider grants: fee
+   and net are then both <= 0, the platform gives its fee back).
 2. Pro rata collection. An invoice's parts are its bill lines (each bill's amount in the invoice
    currency), its tax and its applied carried credit (negative); they add up to its total T.
    When K of T has been collected (0 <= K <= T, net of refunds), every part, positive or negative,
@@ -23,8 +25,11 @@ The rules
    - A negative bill (a provider's credit) reduces that provider's own share, in step with what is
      collected; a carried credit is the platform's (the providers whose bills made the earlier
      invoice negative were charged their full credit when that invoice was settled, see 4.).
-   - A bill's collected part is split into fee and net by money.allocate with weights
-     (|fee|, |net|) of its split: exact, and equal to the split when fully collected.
+   - A bill's collected part is split into fee and net in the proportions of its split: fee =
+     its split's fee * collected part / amount, rounded half up (away from zero), net = the rest:
+     exact, and equal to the split when fully collected. (The same as money.allocate with weights
+     (|fee|, |net|) when fee and net have the bill's sign; also right for a bill whose own fee
+     exceeds it, terms.ExplicitFee, whose net is then negative.)
    - A converted bill is collected in its own currency the same fraction as in the invoice
      currency: original amount * collected part / invoiced amount, rounded half up (when the
      bill converted to 0, the invoice's fraction K/T). See 5. for the FX difference.
@@ -129,10 +134,7 @@ def _bill_share(bill: InvoicedBill, collected: int, fraction: tuple[int, int]) -
         amount = _scaled(bill.amount, abs(collected), abs(bill.invoiced_amount))
     else:
         amount = _scaled(bill.amount, *fraction)
-    if not amount:
-        fee = 0
-    else:
-        fee = money.allocate(amount, [abs(bill.share.fee), abs(bill.share.net)])[0]
+    fee = _scaled(bill.share.fee, abs(amount), abs(bill.amount)) if amount else 0
     return BillShare(bill.bill_id, bill.provider_id, bill.currency, collected, amount, fee, amount - fee)
 
 

@@ -18,7 +18,9 @@ A run, for a seed and a point:
   API while the clock passes the period's end, so bills race the close), the close with its
   invoices, PDFs, events, webhooks and emails; the charge day; a refund; the payout day's build,
   finance's approval, the Stripe transfers and bank transfers. Each stage waits until nothing is
-  left to do.
+  left to do; it fails when its work stood still for STAGE_SECONDS while every worker was up (a
+  worker restarted after a kill spends seconds starting, more on a loaded machine: that time is
+  not counted against the work).
 
 Invariants (`check`): every accepted bill is in exactly one invoice, or cancelled, or pending in
 a period not closed, and nothing else was stored; invoice totals are their bills; invoice numbers
@@ -66,7 +68,8 @@ PERIOD = "2026-10-25"
 CLOSE_AT = "2026-11-24T13:00:00+00:00"  # the period's end
 CHARGE_AT = "2026-12-02T00:00:00+00:00"  # after the charge day's charge hour (9:00 Sydney, 2 Dec)
 PAYOUT_AT = "2026-12-10T00:00:00+00:00"  # the payout day (10 Dec, Sydney) has begun
-STAGE_SECONDS = 90.0
+STAGE_SECONDS = 90.0  # how long a stage's work may stand still while every worker is up
+STAGE_LIMIT_SECONDS = 600.0  # a stage's whole time, moving or not
 
 
 @dataclass
@@ -109,8 +112,11 @@ class Processes:
     def __init__(self, folder: Path, env: dict, crash_env: dict):
         self.folder, self.env, self.crash_env = folder, env, crash_env
         self.workers: list[subprocess.Popen] = []
+        self.worker_logs: list[Path] = []
+        self.up: set[Path] = set()  # the logs of workers seen started
         self.logs: list[Path] = []
         self.restarts = 0
+        self.started_at = time.monotonic()  # when the last worker was (re)started
 
     def _start(self, command: list[str], crash: bool, name: str) -> subprocess.Popen:
         log = self.folder / f"{name}-{len(self.logs)}.log"
@@ -119,8 +125,14 @@ class Processes:
         return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=log.open("w"))
 
+    def _start_worker(self) -> subprocess.Popen:
+        process = self._start([sys.executable, "-m", "aggregator.worker"], True, "worker")
+        self.started_at = time.monotonic()
+        return process
+
     def start_workers(self, n: int = 2) -> None:
-        self.workers = [self._start([sys.executable, "-m", "aggregator.worker"], True, "worker") for _ in range(n)]
+        self.workers = [self._start_worker() for _ in range(n)]
+        self.worker_logs = self.logs[-n:]
 
     def keep_workers(self) -> None:
         """A worker killed (the crash) is started again."""
@@ -129,7 +141,20 @@ class Processes:
                 if process.returncode != -signal.SIGKILL:
                     raise RuntimeError(f"worker exited {process.returncode}\n{self.log_tail()}")
                 self.restarts += 1
-                self.workers[i] = self._start([sys.executable, "-m", "aggregator.worker"], True, "worker")
+                self.workers[i] = self._start_worker()
+                self.worker_logs[i] = self.logs[-1]
+
+    def workers_up(self) -> bool:
+        """Whether every worker has started its scheduler (its log says so)."""
+        for process, log in zip(self.workers, self.worker_logs):
+            if process.poll() is not None:
+                return False
+            if log not in self.up:
+                with log.open() as text:
+                    if "worker started" not in text.read(8192):
+                        return False
+                self.up.add(log)
+        return True
 
     def act(self, step: str, plan: Path, out: Path, wait_while=None) -> int:
         """Run an actor step to its end, started again if it is killed."""
@@ -267,19 +292,33 @@ class Cycle:
             self.timings.append(f"{what} {time.monotonic() - started:.1f} s")
 
     def _wait_quiet(self, processes: Processes, what: str) -> None:
-        deadline = time.monotonic() + STAGE_SECONDS
+        """Until nothing is left to do. Time counts against the work only while every worker is
+        up: what is left must change within STAGE_SECONDS of the workers running, however long
+        restarts take."""
+        started = time.monotonic()
         quiet_since = None
+        last, standing = None, 0.0  # what was left, and for how long it stood still with the workers up
+        before = started
         while True:
             processes.keep_workers()
             left = self.left_to_do()
+            now = time.monotonic()
             if not left:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since > 1.0:  # twice a drain interval: nothing new came
+                quiet_since = quiet_since or now
+                if now - quiet_since > 1.0:  # twice a drain interval: nothing new came
                     return
             else:
                 quiet_since = None
-            if time.monotonic() > deadline:
-                raise StageTimeout(f"{what}: still to do after {STAGE_SECONDS:.0f} s: {left}")
+            if left != last:
+                last, standing = left, 0.0
+            elif processes.workers_up() and processes.started_at < before:
+                standing += now - before
+            before = now
+            if standing > STAGE_SECONDS:
+                raise StageTimeout(f"{what}: still to do after {STAGE_SECONDS:.0f} s without progress "
+                                   f"with every worker up: {left}")
+            if now - started > STAGE_LIMIT_SECONDS:
+                raise StageTimeout(f"{what}: still to do after {STAGE_LIMIT_SECONDS:.0f} s: {left}")
             time.sleep(0.2)
 
     # --- the cycle ---------------------------------------------------------------------------
