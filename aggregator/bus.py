@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,14 @@ def publish(fact: Fact) -> None:
 
 
 @contextmanager
-def subscriptions(extra: dict[type[Fact], list[Handler]] | None = None) -> Iterator[None]:
-    """Tests: the subscriptions as they are, plus `extra`, restored afterwards."""
+def subscriptions(extra: dict[type[Fact], list[Handler]] | None = None,
+                  without: Iterable[Handler] = ()) -> Iterator[None]:
+    """Tests: the subscriptions as they are, less the handlers `without` (what happened before
+    a subscriber was wired), plus `extra`, restored afterwards."""
     saved = {fact: list(handlers) for fact, handlers in _handlers.items()}
+    left_out = list(without)
+    for handlers in _handlers.values():
+        handlers[:] = [handler for handler in handlers if handler not in left_out]
     for fact, handlers in (extra or {}).items():
         for handler in handlers:
             subscribe(fact, handler)

@@ -3,6 +3,8 @@ which due kinds and queues the scheduler runs (aggregator.due). Only the composi
 (`create_app`, the worker) calls it; it is the one module allowed to import every area."""
 from __future__ import annotations
 
+from . import bus
+
 _wired = False
 
 
@@ -12,3 +14,23 @@ def wire() -> None:
     if _wired:
         return
     _wired = True
+    _subscribe_books()
+
+
+# --- the books ---------------------------------------------------------------------------------
+
+def _subscribe_books() -> None:
+    """The ledger posts the journal of each fact that moves money, in the publisher's
+    transaction (ledger/handlers.py)."""
+    from .consolidate.facts import InvoicesFinalized, InvoicesFinalizedAtClose, InvoiceVoided, InvoiceWrittenOff
+    from .ledger import handlers
+    from .payments.facts import PaymentsSucceeded, RefundSucceeded
+    from .payouts.facts import PayoutPaid
+
+    bus.subscribe(InvoicesFinalizedAtClose, handlers.post_close_chunk)
+    bus.subscribe(InvoicesFinalized, handlers.post_finalized)
+    bus.subscribe(InvoiceWrittenOff, handlers.post_write_off)
+    bus.subscribe(InvoiceVoided, handlers.post_voided)
+    bus.subscribe(PaymentsSucceeded, handlers.post_payments)
+    bus.subscribe(RefundSucceeded, handlers.post_refund)
+    bus.subscribe(PayoutPaid, handlers.post_payout)

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from .. import money
 from ..accounts.models import Provider
 from ..accounts.service import tenant_settings
+from ..consolidate import period_rates
 from ..consolidate.models import Invoice
 from ..db import bulk_insert, db, dialect_insert, in_ids, new_id, run
 from ..faults import crash_point
@@ -258,7 +259,7 @@ def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict
     s, i, b = _sources.c, Invoice.__table__.c, Bill.__table__.c
     periods = [start for (start,) in run(sa.select(i.period_start).distinct().select_from(_sources)
                                           .join(Invoice.__table__, i.id == s.invoice_id).where(s.run_id == run_id))]
-    rates = {start: terms.rates_of(tenant_id, livemode, start) for start in periods}
+    rates = {start: period_rates.rates_of(tenant_id, livemode, start) for start in periods}
     magnitude = sa.func.abs(b.amount)
     joined = (sa.select().select_from(_sources)
               .join(Invoice.__table__, i.id == s.invoice_id)

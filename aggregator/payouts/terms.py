@@ -1,38 +1,13 @@
-"""The terms a period's bills were invoiced on: each provider's revenue-share rate, recorded
-when the period starts closing (`record_rates`), read by the payouts (`rates_of`)."""
+"""Grouping bills by their provider's terms in SQL: the modulus each provider's fees are
+grouped by (the rates themselves are consolidate's, recorded at the close: `period_rates.py`)."""
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Mapping
 
 import sqlalchemy as sa
 
 from .. import money
-from ..accounts.models import Provider
-from ..db import db, dialect_insert
-from .models import PeriodRate
-
-_rates = PeriodRate.__table__
-
-
-def record_rates(tenant_id: str, livemode: bool, period_start: date) -> None:
-    """Every provider's current rate for this period, in the caller's transaction; a rate
-    already recorded (a close run again) is kept."""
-    providers = Provider.__table__
-    select = sa.select(providers.c.tenant_id, providers.c.livemode, sa.literal(period_start, sa.Date),
-                       providers.c.id, providers.c.revenue_share_rate).where(
-        providers.c.tenant_id == tenant_id, providers.c.livemode == livemode)
-    db.session.execute(dialect_insert(_rates).from_select(
-        ["tenant_id", "livemode", "period_start", "provider_id", "revenue_share_rate"], select)
-        .on_conflict_do_nothing())
-
-
-def rates_of(tenant_id: str, livemode: bool, period_start: date) -> dict[str, Decimal]:
-    """provider id -> its rate for the bills of this period."""
-    return {provider: Decimal(rate) for provider, rate in db.session.execute(
-        sa.select(_rates.c.provider_id, _rates.c.revenue_share_rate).where(
-            _rates.c.tenant_id == tenant_id, _rates.c.livemode == livemode, _rates.c.period_start == period_start))}
 
 
 def moduli(provider_column, rates: Mapping[str, Decimal]) -> tuple[sa.ColumnElement, dict[str, int]]:
