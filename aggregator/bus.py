@@ -8,7 +8,8 @@ in the same database transaction: the ledger's journal, for example, is written 
 so the books balance at every commit, and a handler that fails rolls the change back with it.
 
 Nothing here knows any area. `publish` calls the handlers subscribed to the fact's class and to
-each of its base classes, in subscription order.
+each of its base classes, in subscription order; a fact that reaches none is refused (`Unheard`),
+so a process that forgot to wire cannot move money without its journal.
 """
 from __future__ import annotations
 
@@ -41,9 +42,19 @@ def handlers_of(fact: type[Fact]) -> list[Handler]:
     return [handler for cls in reversed(fact.__mro__) for handler in _handlers.get(cls, ())]
 
 
+class Unheard(RuntimeError):
+    """A fact was published with no handler subscribed: this process was not wired (the
+    composition root calls `aggregator.wiring.wire()`), and what should follow from the fact
+    (the ledger's journal) would silently not happen."""
+
+
 def publish(fact: Fact) -> None:
-    """Handle `fact` now, in the caller's transaction: a handler's exception propagates."""
-    for handler in handlers_of(type(fact)):
+    """Handle `fact` now, in the caller's transaction: a handler's exception propagates. A fact
+    no handler hears is refused (`Unheard`): every fact has a subscriber once wired."""
+    handlers = handlers_of(type(fact))
+    if not handlers:
+        raise Unheard(f"{type(fact).__name__} has no subscriber: was aggregator.wiring.wire() called?")
+    for handler in handlers:
         handler(fact)
 
 
