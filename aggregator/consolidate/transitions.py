@@ -180,9 +180,9 @@ def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
                                          collection=None)).rowcount
     if changed:
         db.session.expire(invoice)
-        bus.publish(InvoiceVoided(invoice.tenant_id, invoice.livemode, invoice.id, FinalizedInvoice.of(
-            invoice.id, invoice.customer_id, invoice_parts_of(invoice)) if invoice.finalized_journal_id else None,
-            now))
+        at_close = (FinalizedInvoice.of(invoice.id, invoice.customer_id, invoice_parts_of(invoice))
+                    if invoice.finalized_journal_id else None)  # its amounts are in its close chunk's journal
+        bus.publish(InvoiceVoided(invoice.tenant_id, invoice.livemode, invoice.id, at_close, now))
         settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
         _announce(settings, "invoice.voided", [invoice.id], now)
     return bool(changed)
