@@ -3,6 +3,8 @@ which due kinds and queues the scheduler runs (aggregator.due). Only the composi
 (`create_app`, the worker) calls it; it is the one module allowed to import every area."""
 from __future__ import annotations
 
+from . import bus
+
 _wired = False
 
 
@@ -15,6 +17,7 @@ def wire() -> None:
     _register_due_work()
     _subscribe_outbox()
     _fix_calendars()
+    _subscribe_books()
 
 
 def _register_due_work() -> None:
@@ -53,3 +56,22 @@ def _fix_calendars() -> None:
     from .periods.service import has_periods
 
     calendar_used_by(has_periods)
+
+
+# --- the books ---------------------------------------------------------------------------------
+
+def _subscribe_books() -> None:
+    """The ledger posts the journal of each fact that moves money, in the publisher's
+    transaction (ledger/handlers.py)."""
+    from .consolidate.facts import InvoicesFinalized, InvoicesFinalizedAtClose, InvoiceVoided, InvoiceWrittenOff
+    from .ledger import handlers
+    from .payments.facts import PaymentsSucceeded, RefundSucceeded
+    from .payouts.facts import PayoutPaid
+
+    bus.subscribe(InvoicesFinalizedAtClose, handlers.post_close_chunk)
+    bus.subscribe(InvoicesFinalized, handlers.post_finalized)
+    bus.subscribe(InvoiceWrittenOff, handlers.post_write_off)
+    bus.subscribe(InvoiceVoided, handlers.post_voided)
+    bus.subscribe(PaymentsSucceeded, handlers.post_payments)
+    bus.subscribe(RefundSucceeded, handlers.post_refund)
+    bus.subscribe(PayoutPaid, handlers.post_payout)

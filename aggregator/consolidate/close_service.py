@@ -24,12 +24,11 @@ from ..ingest.models import Bill
 from ..periods import calendar as C
 from ..periods import transitions as period_transitions
 from ..periods.service import ensure_period_row, tenant_period
-from . import transitions
+from . import period_rates, transitions
 from .document import INVOICE_TEMPLATE
+from .facts import FinalizedInvoice
 from .fx_service import rates_in_effect
 from .invoices import BillTotal, CreditItem, InvoiceSummary, MissingRates, summarize_invoice, tax_rate_for
-from ..ledger import bookkeeping
-from ..payouts import terms
 from ..revenue.shares import Share
 from ..revenue.terms import RevenueShare
 from ..revenue_sql import ShareGrouping
@@ -90,13 +89,13 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
                              "and cannot be closed before then.")
     ensure_period_row(tenant_id, livemode, period)
     period_transitions.start_closing(tenant_id, livemode, start, now)
-    terms.record_rates(tenant_id, livemode, start)  # the rates its bills are invoiced on, once
+    period_rates.record_rates(tenant_id, livemode, start)  # the rates its bills are invoiced on, once
     db.session.commit()
     crash_point("close.start.after_commit")
 
     report = CloseReport(period.name)
     context = _CloseContext(settings, period, C.period_due_date(period, settings.charge_day),
-                            rates_in_effect(tenant_id, livemode, period.end), terms.rates_of(tenant_id, livemode, start))
+                            rates_in_effect(tenant_id, livemode, period.end), period_rates.rates_of(tenant_id, livemode, start))
     after, waiting = "", 0
     while True:
         next_number = transitions.lock_sequence(tenant_id, livemode)
@@ -296,7 +295,7 @@ def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummar
     for customer_id, s in summaries:
         invoice_id = new_id("inv")
         if ctx.auto:
-            finalized.append(bookkeeping.FinalizedInvoice(
+            finalized.append(FinalizedInvoice(
                 invoice_id, customer_id, s.currency, s.totals.total, s.totals.tax,
                 -sum(line.amount for line in s.credit_lines), s.totals.carried_credit, ()))
         invoice_rows.append({

@@ -1,10 +1,8 @@
 """Invoice use cases: reading invoices with their lines, finalizing and voiding them."""
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from itertools import groupby
 
 import sqlalchemy as sa
 
@@ -18,7 +16,7 @@ from ..pagination import Page, paginate
 from ..periods.service import claim_open_period
 from ..states import InvalidTransition
 from . import transitions
-from .invoices import BillItem, Line, build_invoice
+from .lines import invoice_lines
 from .models import INVOICE_STATES, Credit, Invoice, InvoiceLine
 
 
@@ -46,48 +44,6 @@ def find_invoice(principal: Principal, invoice_id: str) -> Invoice:
 
 def rate_text(rate: Decimal | None) -> str | None:
     return None if rate is None else money.format_rate(rate)
-
-
-def _recorded_rates(invoice: Invoice) -> dict[tuple[str, str], Decimal]:
-    """The rates the close converted the invoice's bills at, as build_invoice takes them."""
-    if not invoice.fx_rates:
-        return {}
-    return {(base, invoice.currency): Decimal(rate) for base, rate in json.loads(invoice.fx_rates).items()}
-
-
-def _stored_line(row: InvoiceLine, currency: str) -> Line:
-    return Line(row.kind, row.amount, currency, row.description, row.bill_id, row.provider_id, row.credit_id,
-                row.service_start, row.service_end, row.original_amount, row.original_currency,
-                Decimal(row.fx_rate) if row.fx_rate is not None else None)
-
-
-def invoice_lines(invoices: list[Invoice]) -> dict[str, list[Line]]:
-    """invoice id -> its lines. A void invoice's lines are its stored snapshot. Otherwise the
-    bill lines are the bills of its customer and period that are not cancelled, built by the
-    function that computed its totals at the close (build_invoice, with the recorded rates),
-    followed by its stored credit lines. One query per period for all the invoices given."""
-    lines = {i.id: [] for i in invoices}
-    live = [i for i in invoices if i.status != "void"]
-    bills = Bill.__table__.c
-    for (tenant_id, livemode, start), group in groupby(
-            sorted(live, key=lambda i: (i.tenant_id, i.livemode, i.period_start)),
-            key=lambda i: (i.tenant_id, i.livemode, i.period_start)):
-        by_customer = {i.customer_id: i for i in group}
-        items: dict[str, list[BillItem]] = {c: [] for c in by_customer}
-        for r in run(sa.select(bills.customer_id, bills.id, bills.provider_id, bills.amount, bills.currency,
-                               bills.description, bills.service_period_start, bills.service_period_end)
-                     .where(bills.tenant_id == tenant_id, bills.livemode == livemode,
-                            bills.period_start == start, bills.status == "pending",
-                            bills.customer_id.in_(list(by_customer)))):
-            items[r[0]].append(BillItem(*r[1:]))
-        for customer_id, invoice in by_customer.items():
-            draft = build_invoice(invoice.currency, Decimal(invoice.tax_rate), items[customer_id], [],
-                                  _recorded_rates(invoice))
-            lines[invoice.id] = list(draft.lines)
-    for invoice in invoices:
-        lines[invoice.id] += [_stored_line(l, invoice.currency) for l in invoice.stored_lines
-                              if invoice.status == "void" or l.kind == "credit"]
-    return lines
 
 
 def with_lines(invoices: list[Invoice]) -> list[Invoice]:

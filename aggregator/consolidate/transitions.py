@@ -3,8 +3,9 @@ review), draft -> open (finalized: numbered from the gapless sequence, its charg
 open -> paid | uncollectible, uncollectible -> paid, -> void. The only code that writes an
 invoice's status, and where each change's event is written, in the same transaction:
 `invoice.created`, `invoice.finalized`, `invoice.paid`, `invoice.marked_uncollectible`,
-`invoice.voided`; and the ledger's journal of each change that moves money (ledger/bookkeeping.py):
-invoice_finalized, write_off (uncollectible), invoice_voided."""
+`invoice.voided`; and the fact of each change that moves money (`facts.py`, published on
+aggregator.bus: the ledger posts its journal before COMMIT): InvoicesFinalizedAtClose,
+InvoicesFinalized, InvoiceWrittenOff, InvoiceVoided."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,13 +14,14 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from .. import due
+from .. import bus, due
 from ..payments.schedule import charge_at
 from ..accounts.models import Customer, TenantSettings
-from ..db import bulk_insert, db, dialect_insert, in_ids, locking, run
+from ..db import bulk_insert, db, dialect_insert, in_ids, locking, new_ordered_id, run
 from ..events.service import NewEvent, record
-from ..ledger import bookkeeping
 from ..states import guarded_update
+from .facts import FinalizedInvoice, InvoicesFinalized, InvoicesFinalizedAtClose, InvoiceVoided, InvoiceWrittenOff
+from .lines import invoice_parts_of, invoice_parts_of_many
 from .models import INVOICE_STATES, Invoice, InvoiceSequence
 from .snapshots import columns, invoice_snapshot
 
@@ -48,16 +50,16 @@ def _advance_sequence(tenant_id: str, livemode: bool, next_number: int) -> None:
 
 def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: dict[str, str],
                     as_of: datetime, first_number: int,
-                    finalized: Sequence[bookkeeping.FinalizedInvoice] = (),
+                    finalized: Sequence[FinalizedInvoice] = (),
                     shares: Sequence = (), converted: dict | None = None) -> None:
     """Store new invoices (rows of every column but the lifecycle's), each as of `as_of`:
     finalized at once with the numbers from `first_number` on under automatic review (the
     caller holds the sequence row lock, so they are gapless), drafts otherwise; with their
     `invoice.created` (and `invoice.finalized`) events. `external_ids`: customer id -> its
-    external_id, for the events. Finalized, they are posted to the ledger as one journal
-    (invoices_finalized): `finalized` holds their amounts, one per row, `shares` the providers'
-    shares of them all and `converted` their bills converted into the invoice's currency
-    ((bill currency, invoice currency) -> (amount, invoiced))."""
+    external_id, for the events. Finalized, they are published as InvoicesFinalizedAtClose (the
+    ledger posts them as one journal, whose id each keeps): `finalized` holds their amounts, one
+    per row, `shares` the providers' shares of them all and `converted` their bills converted
+    into the invoice's currency ((bill currency, invoice currency) -> (amount, invoiced))."""
     auto = settings.invoice_review == "auto"
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     for offset, row in enumerate(rows):
@@ -68,9 +70,10 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
     if auto and rows:
         if len(finalized) != len(rows):
             raise ValueError("Finalized invoices are posted to the ledger: pass their amounts, one per row.")
-        journal_id = bookkeeping.post_close_chunk(
-            settings.tenant_id, settings.livemode, finalized, shares, converted or {}, as_of,
-            f"{len(rows)} invoices finalized at the close: {rows[0]['number']} to {rows[-1]['number']}")
+        journal_id = new_ordered_id("jrn")
+        bus.publish(InvoicesFinalizedAtClose(settings.tenant_id, settings.livemode, journal_id, tuple(finalized),
+                                             tuple(shares), converted or {}, rows[0]["number"], rows[-1]["number"],
+                                             as_of))
         for row in rows:
             row["finalized_journal_id"] = journal_id
     bulk_insert(_invoices, rows)
@@ -112,8 +115,10 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
           "charge_at": _charge_at(settings, due_date, as_of)}
          for offset, (invoice_id, due_date) in enumerate(drafts)])
     ids = [invoice_id for invoice_id, _ in drafts]
-    bookkeeping.post_finalized_invoices(db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, ids))
-                                                           .order_by(Invoice.id)).all(), as_of)
+    invoices = db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, ids)).order_by(Invoice.id)).all()
+    parts = invoice_parts_of_many(invoices)
+    bus.publish(InvoicesFinalized(tenant_id, livemode, tuple(FinalizedInvoice.of(i.id, i.customer_id, parts[i.id])
+                                                             for i in invoices), as_of))
     _announce(settings, "invoice.finalized", ids, as_of)
     due.nudge(tenant_id, livemode)  # their charge is due work
     return ids
@@ -144,8 +149,11 @@ def mark_uncollectible(settings: TenantSettings, invoice_id: str, as_of: datetim
         guarded_update(INVOICE_STATES, _invoices, "uncollectible", _invoices.c.id == invoice_id)
         .values(next_charge_at=None, collection=None)).rowcount
     if changed:
-        bookkeeping.post_write_off(db.session.scalars(sa.select(Invoice).where(Invoice.id == invoice_id)
-                                                      .execution_options(populate_existing=True)).one(), as_of)
+        invoice = db.session.scalars(sa.select(Invoice).where(Invoice.id == invoice_id)
+                                     .execution_options(populate_existing=True)).one()
+        bus.publish(InvoiceWrittenOff(
+            invoice.tenant_id, invoice.livemode, invoice.id, invoice.currency, invoice.amount_due, invoice.amount_paid,
+            invoice_parts_of(invoice) if invoice.amount_paid < invoice.amount_due else None, as_of))
         _announce(settings, "invoice.marked_uncollectible", [invoice_id], as_of, details)
     return bool(changed)
 
@@ -172,7 +180,9 @@ def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
                                          collection=None)).rowcount
     if changed:
         db.session.expire(invoice)
-        bookkeeping.post_voided(invoice, now)
+        at_close = (FinalizedInvoice.of(invoice.id, invoice.customer_id, invoice_parts_of(invoice))
+                    if invoice.finalized_journal_id else None)  # its amounts are in its close chunk's journal
+        bus.publish(InvoiceVoided(invoice.tenant_id, invoice.livemode, invoice.id, at_close, now))
         settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
         _announce(settings, "invoice.voided", [invoice.id], now)
     return bool(changed)

@@ -1,8 +1,8 @@
 """Posting journals (in the caller's transaction) and reading the books: balances, the trial
 balance and the journals.
 
-Posting is meant to be one call in each guarded transition that moves money, in the same
-transaction as the state change it records: `post(tenant_id, livemode, journal, now)`.
+Posting is one call in each handler of a fact that moves money (`handlers.py`), in the
+transaction of the state change that published it: `post(tenant_id, livemode, journal, now)`.
 
 What is enforced where:
 - balanced per currency: `journal.Journal` refuses to exist otherwise; on PostgreSQL the database
@@ -47,21 +47,24 @@ class ProviderPayableNegative(Conflict):
 
 # --- posting ------------------------------------------------------------------------------------
 
-def post(tenant_id: str, livemode: bool, journal: books.Journal, posted_at: datetime) -> str:
-    """Write `journal` in the caller's transaction, as of `posted_at` (the tenant's clock).
-    -> its id."""
-    return post_many(tenant_id, livemode, [journal], posted_at)[0]
+def post(tenant_id: str, livemode: bool, journal: books.Journal, posted_at: datetime,
+         journal_id: str | None = None) -> str:
+    """Write `journal` in the caller's transaction, as of `posted_at` (the tenant's clock), with
+    the id `journal_id` (a close's chunk names it: its invoices keep it) or a new one. -> its id."""
+    return post_many(tenant_id, livemode, [journal], posted_at, [journal_id] if journal_id else None)[0]
 
 
-def post_many(tenant_id: str, livemode: bool, journals: Sequence[books.Journal], posted_at: datetime) -> list[str]:
+def post_many(tenant_id: str, livemode: bool, journals: Sequence[books.Journal], posted_at: datetime,
+              ids: Sequence[str] | None = None) -> list[str]:
     """Write several journals of one tenant and mode in the caller's transaction (two bulk
-    inserts: the close posts one per invoice). -> their ids, in order."""
+    inserts: the close posts one per invoice), with the `ids` given or new ones. -> their ids,
+    in order."""
     if not journals:
         return []
     for journal in journals:  # a Journal is balanced by construction; a hand-made one is not trusted
         books.check_balanced(journal.postings)
     _check_provider_payables(tenant_id, livemode, journals)
-    ids = [new_ordered_id("jrn") for _ in journals]
+    ids = list(ids) if ids is not None else [new_ordered_id("jrn") for _ in journals]
     # the journals by INSERT, so that one posted before (the unique kind and object) is an
     # IntegrityError on both databases; their entries, the bulk, by COPY on PostgreSQL
     db.session.connection().execute(sa.insert(LedgerJournal.__table__), [

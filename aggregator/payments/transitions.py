@@ -12,8 +12,9 @@ Refund: pending -> succeeded | failed | canceled. Events: `refund.created`, `ref
 Stripe event (received by the webhook): pending -> handled | ignored; no events of ours (what
 handling it changes announces itself).
 
-The ledger's journals are posted here too, in the same transaction: payment_received for each
-payment that succeeds, refund for each refund that succeeds (ledger/bookkeeping.py)."""
+Each payment and refund that succeeds is published as a fact (`facts.py`, on aggregator.bus:
+PaymentsSucceeded, RefundSucceeded), which the ledger posts the journal of in the same
+transaction."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -21,10 +22,12 @@ from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 
+from .. import bus
+from ..consolidate.lines import invoice_parts_of
 from ..db import bulk_insert, db, in_ids, locking
 from ..events.service import NewEvent, record
-from ..ledger import bookkeeping
 from ..states import guarded_update, machine
+from .facts import PaidInvoice, PaymentsSucceeded, RefundSucceeded, SucceededPayment
 from .models import Payment, Refund, StripeEvent
 from .schemas import PaymentSchema, RefundSchema
 
@@ -109,7 +112,7 @@ def settle_payments(changes: Sequence[tuple[Payment, str, dict[str, Any]]], as_o
 
 
 def _post_succeeded(payments: Sequence[Payment], as_of: datetime) -> None:
-    """payment_received for payments that just succeeded, per tenant and mode, applied to their
+    """PaymentsSucceeded for payments that just succeeded, per tenant and mode, with their
     invoices as they stand before these payments (read under their row lock)."""
     from ..consolidate.models import Invoice
 
@@ -121,8 +124,29 @@ def _post_succeeded(payments: Sequence[Payment], as_of: datetime) -> None:
     by_lane: dict[tuple[str, bool], list[Payment]] = {}
     for payment in payments:
         by_lane.setdefault((payment.tenant_id, payment.livemode), []).append(payment)
-    for lane_payments in by_lane.values():
-        bookkeeping.post_payments(lane_payments, invoices, as_of)
+    for (tenant_id, livemode), lane_payments in by_lane.items():
+        bus.publish(PaymentsSucceeded(
+            tenant_id, livemode, tuple(SucceededPayment(p.id, p.invoice_id, p.currency, p.amount) for p in lane_payments),
+            tuple(_paid_invoice(invoices[invoice_id]) for invoice_id in sorted({p.invoice_id for p in lane_payments})),
+            as_of))
+
+
+def _paid_invoice(invoice) -> PaidInvoice:
+    """An invoice as it stands before payments, with, when it is uncollectible, what a payment
+    needs to recover what was written off."""
+    if invoice.status != "uncollectible":
+        return PaidInvoice(invoice.id, invoice.customer_id, invoice.amount_due, invoice.amount_paid)
+    return PaidInvoice(invoice.id, invoice.customer_id, invoice.amount_due, invoice.amount_paid, True,
+                       _refunded(invoice.id), invoice_parts_of(invoice))
+
+
+def _refunded(invoice_id: str, but: str | None = None) -> int:
+    """What succeeded refunds of the invoice gave back (but the refund `but`)."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
+        Refund.invoice_id == invoice_id, Refund.status == "succeeded")
+    if but is not None:
+        query = query.where(Refund.id != but)
+    return int(db.session.scalar(query))
 
 
 def note_payment(payment: Payment, **values) -> bool:
@@ -166,7 +190,9 @@ def _post_refund(refund: Refund, as_of: datetime) -> None:
 
     invoice = db.session.scalars(sa.select(Invoice).where(Invoice.id == refund.invoice_id)
                                  .execution_options(populate_existing=True)).one()
-    bookkeeping.post_refund(refund, invoice, as_of)
+    collected = min(invoice.amount_paid, invoice.amount_due) - _refunded(invoice.id, but=refund.id)
+    bus.publish(RefundSucceeded(refund.tenant_id, refund.livemode, refund.id, refund.currency, refund.amount,
+                                invoice.id, collected, invoice_parts_of(invoice), as_of))
 
 
 def _count_refunded(refund: Refund, delta: int) -> None:

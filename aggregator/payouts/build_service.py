@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from .. import money
 from ..accounts.models import Provider
 from ..accounts.service import tenant_settings
+from ..consolidate import period_rates
 from ..consolidate.models import Invoice
 from ..db import bulk_insert, db, dialect_insert, in_ids, new_id, run
 from ..faults import crash_point
@@ -41,7 +42,7 @@ from ..periods import calendar as C
 from ..revenue import shares
 from ..revenue.terms import RevenueShare
 from ..revenue_sql import ShareGrouping
-from . import terms, transitions
+from . import transitions
 from .collections import source_lines
 from .models import Payout, PayoutCarry, PayoutRun, PayoutSource
 
@@ -259,7 +260,7 @@ def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict
     periods = [start for (start,) in run(sa.select(i.period_start).distinct().select_from(_sources)
                                           .join(Invoice.__table__, i.id == s.invoice_id).where(s.run_id == run_id))]
     policies = {(provider_id, start): RevenueShare(rate)
-                for start in periods for provider_id, rate in terms.rates_of(tenant_id, livemode, start).items()}
+                for start in periods for provider_id, rate in period_rates.rates_of(tenant_id, livemode, start).items()}
     joined = (sa.select().select_from(_sources)
               .join(Invoice.__table__, i.id == s.invoice_id)
               .join(Bill.__table__, sa.and_(b.tenant_id == i.tenant_id, b.livemode == i.livemode,

@@ -1,50 +1,18 @@
-"""What an invoice is made of, read from the database for the share rules (revenue/): its
-bill lines (derived as the invoice shows them, invoice_service.invoice_lines), each bill's split
-at the rate its provider's bills of that period were invoiced on (terms.rates_of), its tax and
-its applied credits. The ledger's journals and the payouts (the lines of partial collections, a
-payout's lines, the period's payout report) both start from here."""
+"""What each source of a payout collected of its invoice's bills: the invoice's parts
+(consolidate/lines.py) and the share rules of revenue/ (the lines of partial collections, a
+payout's lines, the period's payout report all start from here)."""
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Iterator, Sequence
 
 import sqlalchemy as sa
 
-from ..consolidate.invoice_service import invoice_lines
+from ..consolidate.lines import invoice_parts_of_many
 from ..consolidate.models import Invoice
-from ..db import db, in_ids, run
-from ..ingest.models import Bill
+from ..db import db, in_ids
 from ..revenue import shares
-from ..revenue.parts import InvoiceParts, invoice_parts
-from . import terms
+from ..revenue.parts import InvoiceParts
 from .models import PayoutSource
-
-
-def invoice_parts_of(invoice: Invoice) -> InvoiceParts:
-    """The parts of one invoice (see invoice_parts_of_many)."""
-    return invoice_parts_of_many([invoice])[invoice.id]
-
-
-def invoice_parts_of_many(invoices: Sequence[Invoice]) -> dict[str, InvoiceParts]:
-    """invoice id -> its parts: one query for the lines per period, one for the bills' terms and
-    one for the recorded rates per period."""
-    lines = invoice_lines(list(invoices))
-    bill_ids = sorted({l.bill_id for ls in lines.values() for l in ls if l.bill_id is not None})
-    bills = Bill.__table__.c
-    revenue_share = dict(run(sa.select(bills.id, bills.revenue_share).where(in_ids(bills.id, bill_ids))).all()) \
-        if bill_ids else {}
-    rates: dict[tuple[str, bool, object], dict[str, Decimal]] = {}
-    parts = {}
-    for invoice in invoices:
-        key = (invoice.tenant_id, invoice.livemode, invoice.period_start)
-        if key not in rates:
-            rates[key] = terms.rates_of(*key)
-        period_rates = rates[key]
-        its_lines = lines[invoice.id]
-        parts[invoice.id] = invoice_parts(invoice.currency, its_lines, invoice.tax, {
-            l.bill_id: (revenue_share[l.bill_id], period_rates[l.provider_id])
-            for l in its_lines if l.bill_id is not None})
-    return parts
 
 
 def source_lines(sources: Sequence[PayoutSource], batch: int = 200

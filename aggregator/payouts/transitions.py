@@ -1,5 +1,6 @@
 """The only place that writes the status of payouts (see states.py), each change with its event
-in the same transaction, and the ledger journal of money sent.
+in the same transaction; a payout paid is published (`facts.py`: PayoutPaid), and the ledger
+posts the journal of the money sent.
 
 Payout: pending_review -> approved | canceled; approved -> paid | failed | canceled (canceled
 only before it is sent: a Stripe payout whose transfer was requested cannot be canceled).
@@ -12,10 +13,11 @@ from typing import Sequence
 
 import sqlalchemy as sa
 
+from .. import bus
 from ..db import bulk_insert, db, in_ids
 from ..events.service import NewEvent, record
-from ..ledger import service as ledger
 from ..states import guarded_update, machine
+from .facts import PayoutPaid
 from .models import Payout
 from .schemas import PayoutSchema
 
@@ -67,9 +69,8 @@ def mark_paid(payout: Payout, as_of: datetime, **values) -> bool:
     changed = _move(payout.tenant_id, payout.livemode, [payout.id], "paid", paid_at=as_of, **values)
     if not changed:
         return False
-    if payout.amount:
-        ledger.post(payout.tenant_id, payout.livemode, ledger.payout_journal(
-            payout.tenant_id, payout.livemode, payout.id, payout.provider_id, payout.currency, payout.amount), as_of)
+    bus.publish(PayoutPaid(payout.tenant_id, payout.livemode, payout.id, payout.provider_id, payout.currency,
+                           payout.amount, as_of))
     _announce(payout.tenant_id, payout.livemode, "payout.paid", changed, as_of)
     return True
 

@@ -58,12 +58,14 @@ The rules
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from .. import money
 from .parts import InvoicedBill, InvoiceParts
+from .terms import Split
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,19 @@ class Share:
     net: int
     fee: int
     invoiced: int
+
+
+def provider_shares(bills: Iterable[tuple[str, str, int, Split, int]]) -> tuple[Share, ...]:
+    """Σ per (provider, bill currency) of (provider id, bill currency, invoiced amount, split,
+    count): `count` bills each invoiced `invoiced` (invoice currency) and split `split` (their
+    own currency). In (provider, currency) order."""
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for provider_id, currency, invoiced, split, count in bills:
+        total = sums[provider_id, currency]
+        total[0] += split.net * count
+        total[1] += split.fee * count
+        total[2] += invoiced * count
+    return tuple(Share(p, c, net, fee, invoiced) for (p, c), (net, fee, invoiced) in sorted(sums.items()))
 
 
 # --- what was collected ------------------------------------------------------------------------

@@ -13,9 +13,10 @@
      mode; the balance is the service's check, as before. The table is rebuilt without the
      foreign key (batch mode), so its append-only triggers are created again.
 2. A data migration: the journals of every finalized invoice, payment and refund that has none
-   (ledger.bookkeeping.backfill, run with this migration's connection). It reads the tables
-   through today's models, so it runs only when there is something to post: an empty database
-   (a fresh install) never touches them.
+   (`_backfill_journals` below, run with this migration's connection: it reads the tables and
+   hands each journal's amounts, as the fact the transition would publish today, straight to the
+   ledger's handler). It reads the tables through today's models, so it runs only when there is
+   something to post: an empty database (a fresh install) never touches them.
 
 Revision ID: 0012
 Revises: 0011
@@ -105,16 +106,79 @@ def _backfill():
     from sqlalchemy.orm import Session
 
     from aggregator.db import db
-    from aggregator.ledger import bookkeeping
 
     session = Session(bind=bind)
     db.session.registry.set(session)  # the service code's db.session is this connection's, for now
     try:
-        bookkeeping.backfill()
+        _backfill_journals()
         session.flush()
     finally:
         session.close()
         db.session.registry.clear()
+
+
+def _backfill_journals() -> int:
+    """Post the journals of every invoice, payment and refund that has none (what happened before
+    the transitions posted them), per invoice in the order it happened as far as the tables tell:
+    finalized; its succeeded payments by creation (each applied up to what was left to pay);
+    its succeeded refunds by settlement; then a write-off if it is uncollectible now (of what is
+    unpaid now: the books come out as if every payment came before it), or the reversal if it is
+    void. -> how many journals were posted. In the caller's transaction; the ledger's handlers
+    are called directly (not through the bus: nothing else is to happen again)."""
+    from aggregator.consolidate.facts import (FinalizedInvoice, InvoicesFinalized, InvoiceVoided,
+                                              InvoiceWrittenOff)
+    from aggregator.consolidate.lines import invoice_parts_of
+    from aggregator.consolidate.models import Invoice
+    from aggregator.db import db
+    from aggregator.ledger import handlers
+    from aggregator.ledger.models import LedgerJournal
+    from aggregator.payments.facts import PaidInvoice, PaymentsSucceeded, RefundSucceeded, SucceededPayment
+    from aggregator.payments.models import Payment, Refund
+
+    posted = set(db.session.execute(sa.select(LedgerJournal.kind, LedgerJournal.object_id)).all())
+    count = 0
+    invoices = db.session.scalars(sa.select(Invoice).where(Invoice.finalized_at.is_not(None))
+                                  .order_by(Invoice.tenant_id, Invoice.livemode, Invoice.id)).unique().all()
+    for invoice in invoices:
+        lane = (invoice.tenant_id, invoice.livemode)
+        if ("invoice_finalized", invoice.id) not in posted and invoice.finalized_journal_id is None:
+            handlers.post_finalized(InvoicesFinalized(*lane, (FinalizedInvoice.of(
+                invoice.id, invoice.customer_id, invoice_parts_of(invoice)),), invoice.finalized_at))
+            count += 1
+        payments = db.session.scalars(sa.select(Payment).where(
+            Payment.invoice_id == invoice.id, Payment.status == "succeeded")
+            .order_by(Payment.created_at, Payment.id)).all()
+        paid = 0
+        for payment in payments:
+            if ("payment_received", payment.id) not in posted:  # no recovery: the write-off comes after
+                handlers.post_payments(PaymentsSucceeded(
+                    *lane, (SucceededPayment(payment.id, invoice.id, payment.currency, payment.amount),),
+                    (PaidInvoice(invoice.id, invoice.customer_id, invoice.amount_due, paid),),
+                    payment.settled_at or payment.created_at))
+                count += 1
+            paid = min(paid + payment.amount, invoice.amount_due)
+        collected = min(invoice.amount_paid, invoice.amount_due)
+        for refund in db.session.scalars(sa.select(Refund).where(
+                Refund.invoice_id == invoice.id, Refund.status == "succeeded")
+                .order_by(Refund.settled_at, Refund.id)).all():
+            if ("refund", refund.id) not in posted:
+                handlers.post_refund(RefundSucceeded(*lane, refund.id, refund.currency, refund.amount, invoice.id,
+                                                     collected, invoice_parts_of(invoice),
+                                                     refund.settled_at or refund.created_at))
+                count += 1
+            collected -= refund.amount
+        if invoice.status == "uncollectible" and ("write_off", invoice.id) not in posted:
+            handlers.post_write_off(InvoiceWrittenOff(
+                *lane, invoice.id, invoice.currency, invoice.amount_due, invoice.amount_paid,
+                invoice_parts_of(invoice) if invoice.amount_paid < invoice.amount_due else None,
+                invoice.finalized_at))
+            count += 1
+        if invoice.status == "void" and ("invoice_voided", invoice.id) not in posted:
+            handlers.post_voided(InvoiceVoided(
+                *lane, invoice.id, FinalizedInvoice.of(invoice.id, invoice.customer_id, invoice_parts_of(invoice))
+                if invoice.finalized_journal_id else None, invoice.voided_at or invoice.finalized_at))
+            count += 1
+    return count
 
 
 def downgrade():

@@ -198,9 +198,9 @@ def _postgres() -> bool:
 
 
 def check_books(tenant_id: str) -> None:
+    from aggregator.consolidate.lines import invoice_parts_of
     from aggregator.consolidate.models import Invoice
     from aggregator.db import db
-    from aggregator.payouts.collections import invoice_parts_of
 
     t = {"t": tenant_id}
     assert _sql("SELECT journal_id, currency FROM ledger_entries WHERE tenant_id = :t "

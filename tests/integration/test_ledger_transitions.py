@@ -10,14 +10,15 @@ import sqlalchemy as sa
 
 from aggregator.accounts.service import operator, tenant_settings
 from aggregator.consolidate import transitions as invoice_transitions
+from aggregator.consolidate.facts import FinalizedInvoice
+from aggregator.consolidate.lines import invoice_parts_of
 from aggregator.consolidate.models import Credit, Invoice
 from aggregator.db import db
-from aggregator.ledger import bookkeeping
+from aggregator.ledger import handlers
 from aggregator.ledger import journal as books
 from aggregator.ledger import service as ledger
 from aggregator.payments import transitions as payment_transitions
 from aggregator.payments.models import Payment, Refund
-from aggregator.payouts.collections import invoice_parts_of
 from tests.support.invoicing import AFTER_END, advance, send
 
 LATER = datetime(2026, 11, 26, tzinfo=timezone.utc)
@@ -115,7 +116,7 @@ def test_a_draft_finalized_posts_what_the_close_would_have(app, tenant):
     assert invoice.status == "draft" and _balances(app, tenant) == {}
     assert admin.post(f"/v1/invoices/{invoice.id}/finalize").status_code == 200
     with app.app_context():
-        posted = {(p.account, p.currency): p.amount for p in bookkeeping._journals_of(
+        posted = {(p.account, p.currency): p.amount for p in handlers._journals_of(
             tenant.id, False, invoice.id)["invoice_finalized"].postings}
         parts = invoice_parts_of(db.session.get(Invoice, invoice.id))
     converted = [bill for bill in parts.bills if bill.currency == "USD"]
@@ -128,15 +129,15 @@ def test_a_draft_finalized_posts_what_the_close_would_have(app, tenant):
         from aggregator.accounts.service import tenant_settings
         from aggregator.consolidate.close_service import _chunk_shares, _CloseContext
         from aggregator.consolidate.fx_service import rates_in_effect
-        from aggregator.payouts import terms
+        from aggregator.consolidate import period_rates
         from aggregator.periods.service import tenant_period
 
         settings = tenant_settings(tenant.id, False)
         period = tenant_period(settings, invoice.period_start)
         ctx = _CloseContext(settings, period, None, rates_in_effect(tenant.id, False, period.end),
-                            terms.rates_of(tenant.id, False, invoice.period_start))
+                            period_rates.rates_of(tenant.id, False, invoice.period_start))
         close_shares = tuple(_chunk_shares(ctx, "", "~", set()))
-    draft_shares = bookkeeping.finalized_of(invoice.id, invoice.customer_id, parts).shares
+    draft_shares = FinalizedInvoice.of(invoice.id, invoice.customer_id, parts).shares
     assert [(s.provider_id, s.currency, s.net, s.fee) for s in close_shares] == \
         [(s.provider_id, s.currency, s.net, s.fee) for s in draft_shares]
 
@@ -207,6 +208,6 @@ def test_a_void_of_a_written_off_invoice_reverses_both(app, books_of):
         ("receivable", "AUD"): -22000, ("tax_payable", "AUD"): 2000,
         (f"provider_payable:{tenant.a}", "AUD"): 14000, ("platform_revenue", "AUD"): 6000}
     with app.app_context():
-        voided = bookkeeping._journals_of(tenant.id, False, invoice.id)
+        voided = handlers._journals_of(tenant.id, False, invoice.id)
     # the close finalized it in its chunk's journal: the void reverses what the invoice put in it
     assert books.totals(voided["write_off"].postings + voided["invoice_voided"].postings) == {"AUD": 0}

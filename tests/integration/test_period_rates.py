@@ -9,7 +9,7 @@ from tests.support.invoicing import advance, send
 
 
 def test_the_close_records_each_providers_rate_once_and_a_later_change_does_not_rewrite_it(app, tenant):
-    from aggregator.payouts.terms import rates_of
+    from aggregator.consolidate.period_rates import rates_of
 
     admin = tenant.admin["test"]
     tenant.customer("cust-1")

@@ -1,5 +1,6 @@
 """The terms a period's bills were invoiced on: each provider's revenue-share rate, recorded
-when the period starts closing (`record_rates`), read by the payouts (`rates_of`)."""
+when the period starts closing (`record_rates`), read by whatever splits those bills later: an
+invoice's parts (`lines.py`), the payouts (`rates_of`)."""
 from __future__ import annotations
 
 from datetime import date
@@ -31,4 +32,3 @@ def rates_of(tenant_id: str, livemode: bool, period_start: date) -> dict[str, De
     return {provider: Decimal(rate) for provider, rate in db.session.execute(
         sa.select(_rates.c.provider_id, _rates.c.revenue_share_rate).where(
             _rates.c.tenant_id == tenant_id, _rates.c.livemode == livemode, _rates.c.period_start == period_start))}
-
