@@ -74,27 +74,22 @@ class ShareGrouping:
 
     def groups(self, rows: Iterable[Sequence[Any]]) -> Iterator[ShareGroup]:
         """The groups of the rows `select` gave, each split by its bills' policy."""
-        n = self._by
+        n, own_fee = self._by, self._own_fee
         for row in rows:
-            provider_id, currency, revenue_share = row[0], row[1], bool(row[2])
-            keys = tuple(row[3:3 + n])
-            remainder = int(row[4 + n])  # row[3 + n]: the sign, the total's
-            if self._own_fee:
-                has_fee, count, total, fees = bool(row[5 + n]), int(row[6 + n]), int(row[7 + n]), row[8 + n]
-            else:
-                has_fee, count, total, fees = False, int(row[5 + n]), int(row[6 + n]), None
+            provider_id, revenue_share = row[0], bool(row[2])
+            keys = tuple(row[3:3 + n]) if n else ()
+            remainder, count, total = int(row[4 + n]), int(row[5 + n + own_fee]), int(row[6 + n + own_fee])
             policy: SharePolicy | None
-            if has_fee:
-                policy = ExplicitFee(int(fees))
+            if own_fee and row[5 + n]:
+                policy = ExplicitFee(int(row[8 + n]))
             elif not revenue_share:
                 policy = PASS_THROUGH
             else:
                 policy = self._terms.get((provider_id, *keys), self._missing)
                 if policy is None:
                     raise KeyError(f"no terms for the bills of provider {provider_id} {keys}")
-            yield ShareGroup(provider_id, currency, revenue_share, keys, count,
+            yield ShareGroup(provider_id, row[1], revenue_share, keys, count,
                              policy.split_group(count, total, remainder))
-
 
 def _modulus(provider: sa.ColumnElement[Any], terms: Terms) -> sa.ColumnElement[Any]:
     """The modulus a provider's bills are grouped by, as one expression over `provider` (a CASE

@@ -48,9 +48,30 @@ def pytest_configure(config):
         config.option.loadscopereorder = False
 
 
+#: Files whose tests never open the tests' database (no database, a SQLite file or a `bin/start`
+#: of their own): on PostgreSQL they would run exactly as they did in bin/test's SQLite pass.
+SAME_ON_ANY_DATABASE = (
+    "tests/integration/test_readme_walkthrough.py",
+    "tests/integration/test_start.py",
+    "tests/integration/test_slow_clients.py",
+    "tests/integration/test_invoice_renderer.py",
+    "tests/integration/test_mailer.py",
+    "tests/integration/test_stripe_faults.py",
+    "tests/integration/test_stripe_transfers.py",
+    "tests/integration/test_vault.py",
+    "tests/integration/test_webhook_sender.py",
+)
+
+
 def pytest_collection_modifyitems(items):
     rank = {path: n for n, path in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
+    if is_postgres(os.environ.get("AGGREGATOR_TEST_DATABASE_URL", "")):
+        again = pytest.mark.skip(reason="the same on any database: bin/test's SQLite pass runs it")
+        for item in items:
+            # a test that does use the database (the `app` fixture and those built on it) still runs
+            if item.nodeid.partition("::")[0] in SAME_ON_ANY_DATABASE and "database_url" not in item.fixturenames:
+                item.add_marker(again)
 
 
 def _database_url(tmp_path_factory) -> str:

@@ -18,8 +18,9 @@ bill-by-bill splits, to the minor unit (each bill is rounded on its own, never t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Protocol
 
 from .. import money
@@ -72,13 +73,11 @@ class RevenueShare:
     """The platform takes `rate` of each bill: fee = money.apply_rate(amount, rate)."""
 
     rate: Decimal
+    modulus: int = field(init=False, repr=False, compare=False)  # the rate's denominator
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
-
-    @property
-    def modulus(self) -> int:
-        return money.rate_modulus([self.rate])
+        object.__setattr__(self, "modulus", money.rate_modulus([self.rate]))
 
     @property
     def revenue_share(self) -> bool:
@@ -90,8 +89,8 @@ class RevenueShare:
 
     def split_group(self, count: int, total: int, remainder: int = 0) -> Split:
         _check_group(count)
-        modulus = self.modulus
-        fee = money.apply_rate_to_many(count, abs(total), remainder % modulus, total < 0, self.rate, modulus)
+        fee = money.apply_rate_to_many(count, abs(total), remainder % self.modulus, total < 0, self.rate,
+                                       self.modulus)
         return Split(fee, total - fee)
 
 
@@ -153,6 +152,12 @@ def policy(revenue_share: bool, rate: Decimal, fee: int | None = None) -> ShareP
     if not revenue_share:
         check_rate(rate)
         return PASS_THROUGH
+    return _revenue_share(rate)
+
+
+@lru_cache(maxsize=256)
+def _revenue_share(rate: Decimal) -> RevenueShare:
+    """One policy per rate (bills are split one by one in their thousands: built once)."""
     return RevenueShare(rate)
 
 
