@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Fact:
 F = TypeVar("F", bound=Fact)
 Handler = Callable[[F], None]
 
-_handlers: dict[type[Fact], list[Handler]] = {}
+_handlers: dict[type[Fact], list[Handler[Any]]] = {}
 
 
 def subscribe(fact: type[F], handler: Handler[F]) -> None:
@@ -36,7 +36,7 @@ def subscribe(fact: type[F], handler: Handler[F]) -> None:
         handlers.append(handler)
 
 
-def handlers_of(fact: type[Fact]) -> list[Handler]:
+def handlers_of(fact: type[Fact]) -> list[Handler[Any]]:
     """The handlers a fact of class `fact` reaches, in order."""
     return [handler for cls in reversed(fact.__mro__) for handler in _handlers.get(cls, ())]
 
@@ -48,7 +48,7 @@ def publish(fact: Fact) -> None:
 
 
 @contextmanager
-def subscriptions(extra: dict[type[Fact], list[Handler]] | None = None) -> Iterator[None]:
+def subscriptions(extra: dict[type[Fact], list[Handler[Any]]] | None = None) -> Iterator[None]:
     """Tests: the subscriptions as they are, plus `extra`, restored afterwards."""
     saved = {fact: list(handlers) for fact, handlers in _handlers.items()}
     for fact, handlers in (extra or {}).items():
