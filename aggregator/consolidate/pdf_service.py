@@ -16,7 +16,7 @@ from ..accounts.logos import logo_problem
 from ..accounts.models import Provider, TenantSettings
 from .. import due
 from ..auth import Principal
-from ..db import db
+from ..db import db, skip_locked
 from ..faults import crash_point
 from ..errors import NotFound
 from ..events.service import NewEvent, record_one
@@ -59,8 +59,7 @@ def claim_pdfs(now: datetime, limit: int, *, tenant_id: str | None = None, livem
         ready = ready.where(invoices.tenant_id == tenant_id, invoices.livemode == livemode)
     if only is not None:
         ready = ready.where(invoices.id.in_(list(only)))
-    if db.session.get_bind().dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True)
+    ready = skip_locked(ready)
     ids = db.session.execute(sa.update(Invoice.__table__).where(invoices.id.in_(ready))
                              .values(pdf_locked_until=now + _lease(limit))
                              .returning(invoices.id)).scalars().all()

@@ -21,7 +21,6 @@ What is enforced where:
 """
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +30,7 @@ import sqlalchemy as sa
 
 from .. import money
 from ..auth import Principal
-from ..db import bulk_insert, db, new_ordered_id, write_lock
+from ..db import advisory_locks, bulk_insert, db, new_ordered_id
 from ..errors import Conflict
 from ..pagination import Page, one, paginate
 from . import journal as books
@@ -124,12 +123,7 @@ def _locked_balances(tenant_id: str, livemode: bool, accounts: Sequence[tuple[st
     accounts = sorted(set(accounts))
     if not accounts:
         return {}
-    if db.session.get_bind().dialect.name == "postgresql":
-        for account, currency in accounts:
-            key = zlib.crc32(f"ledger:{tenant_id}:{livemode}:{account}:{currency}".encode())
-            db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    else:
-        write_lock()
+    advisory_locks([f"ledger:{tenant_id}:{livemode}:{account}:{currency}" for account, currency in accounts])
     return _balances_of(tenant_id, livemode, accounts)
 
 
