@@ -39,7 +39,7 @@ def _exponents() -> dict[str, int]:
 
     today = date.today()
     exponents: dict[str, int] = {}
-    for territory, entries in get_global("territory_currencies").items():
+    for entries in get_global("territory_currencies").values():
         for code, start, end, tender in entries:
             if not tender or not ((start is None or date(*start) <= today) and (end is None or today <= date(*end))):
                 continue

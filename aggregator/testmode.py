@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from . import due
 from .clock import Clock
 from .db import UTCDateTime, db, dialect_insert, locking
-from .errors import Conflict, InvalidInput
+from .errors import Conflict
 
 CLOCK_STATES = ("ready", "advancing")
 

@@ -85,8 +85,8 @@ def invoice_lines(invoices: list[Invoice]) -> dict[str, list[Line]]:
                                   _recorded_rates(invoice))
             lines[invoice.id] = list(draft.lines)
     for invoice in invoices:
-        lines[invoice.id] += [_stored_line(l, invoice.currency) for l in invoice.stored_lines
-                              if invoice.status == "void" or l.kind == "credit"]
+        lines[invoice.id] += [_stored_line(line, invoice.currency) for line in invoice.stored_lines
+                              if invoice.status == "void" or line.kind == "credit"]
     return lines
 
 
@@ -207,12 +207,12 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
     run(sa.delete(InvoiceLine.__table__).where(InvoiceLine.invoice_id == invoice.id))
     if snapshot:
         run(sa.insert(InvoiceLine.__table__), [{
-            "invoice_id": invoice.id, "position": position, "kind": l.kind, "bill_id": l.bill_id,
-            "provider_id": l.provider_id, "credit_id": l.credit_id, "description": l.description,
-            "service_start": l.service_start, "service_end": l.service_end, "amount": l.amount,
-            "original_amount": l.original_amount, "original_currency": l.original_currency,
-            "fx_rate": rate_text(l.fx_rate),
-        } for position, l in enumerate(snapshot)])
+            "invoice_id": invoice.id, "position": position, "kind": line.kind, "bill_id": line.bill_id,
+            "provider_id": line.provider_id, "credit_id": line.credit_id, "description": line.description,
+            "service_start": line.service_start, "service_end": line.service_end, "amount": line.amount,
+            "original_amount": line.original_amount, "original_currency": line.original_currency,
+            "fx_rate": rate_text(line.fx_rate),
+        } for position, line in enumerate(snapshot)])
     db.session.execute(
         sa.update(Bill).where(Bill.tenant_id == invoice.tenant_id, Bill.livemode == invoice.livemode,
                               Bill.period_start == invoice.period_start, Bill.customer_id == invoice.customer_id,

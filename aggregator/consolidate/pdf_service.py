@@ -116,7 +116,8 @@ def backlog() -> tuple[int, datetime | None]:
     """Finalized invoices without a PDF, and when the oldest live-mode one was finalized (test
     mode's instants are its clocks', not real time)."""
     invoices = Invoice.__table__.c
-    row = db.session.execute(sa.select(sa.func.count(), sa.func.min(sa.case((invoices.livemode, invoices.finalized_at))))
+    row = db.session.execute(sa.select(sa.func.count(),
+                                       sa.func.min(sa.case((invoices.livemode, invoices.finalized_at))))
                              .where(invoices.number.is_not(None), invoices.pdf_sha256.is_(None))).one()
     return row[0], row[1]
 
@@ -184,7 +185,7 @@ def _address_lines(address: dict | None) -> list[str]:
 def invoice_document_for(invoice: Invoice) -> dict:
     settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
     lines = invoice_lines([invoice])[invoice.id]
-    provider_ids = {l.provider_id for l in lines if l.provider_id}
+    provider_ids = {line.provider_id for line in lines if line.provider_id}
     names = dict(db.session.execute(sa.select(Provider.id, Provider.name)
                                     .where(Provider.id.in_(provider_ids))).all()) if provider_ids else {}
     customer = invoice.customer
@@ -196,9 +197,9 @@ def invoice_document_for(invoice: Invoice) -> dict:
                  "due_date": invoice.due_date, "subtotal": invoice.subtotal, "tax": invoice.tax,
                  "tax_rate": invoice.tax_rate, "total": invoice.total, "amount_due": invoice.amount_due,
                  "carried_credit": invoice.carried_credit},
-        lines=[DocumentLine(l.kind, l.provider_id, l.description, l.service_start, l.service_end,
-                            l.amount, l.original_amount, l.original_currency, rate_text(l.fx_rate))
-               for l in lines],
+        lines=[DocumentLine(line.kind, line.provider_id, line.description, line.service_start, line.service_end,
+                            line.amount, line.original_amount, line.original_currency, rate_text(line.fx_rate))
+               for line in lines],
         provider_names=names,
         tenant={"legal_name": settings.legal_name or settings.name, "logo": _usable_logo(settings),
                 "address_lines": _address_lines(settings.address)},

@@ -17,7 +17,7 @@ from ..faults import crash_point
 from ..periods import calendar as P
 from ..periods.models import PeriodRecord
 from ..periods.service import claim_open_period, period_status_locked
-from ..errors import Conflict, DomainError, InvalidInput, NotFound
+from ..errors import Conflict, DomainError, NotFound
 from ..pagination import Page, paginate
 from .bills import BillRequest, BillView
 from . import transitions
@@ -76,9 +76,10 @@ def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Ou
 def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
     """INSERT the bill (parameters as _row makes them, plus the customer's external_id as
     `customer`, the principal's `key_id`, `period_anchor_day` and `timezone`) if the key is not
-    revoked, is this provider's in this tenant and mode, and the tenant's calendar is the one given, its customer exists in the tenant and
-    mode, is not in this provider's free trial (for a revenue-share bill), and its period row is
-    open; nothing otherwise, nor when the idempotency key is already stored. On PostgreSQL the period row is share-locked until commit,
+    revoked, is this provider's in this tenant and mode, and the tenant's calendar is the one
+    given, its customer exists in the tenant and mode, is not in this provider's free trial (for a
+    revenue-share bill), and its period row is open; nothing otherwise, nor when the idempotency
+    key is already stored. On PostgreSQL the period row is share-locked until commit,
     as claim_open_period does, so the close cannot mark it closing while the bill goes in; SQLite
     takes its database write lock for the INSERT before it reads the period."""
     bills, customers, periods = Bill.__table__, Customer.__table__, PeriodRecord.__table__

@@ -176,7 +176,8 @@ def check_balanced(postings: Iterable[Posting]) -> None:
     """Raise Unbalanced unless the amounts add up to zero in each currency."""
     off = {currency: total for currency, total in totals(postings).items() if total}
     if off:
-        detail = ", ".join(f"{currency} {money.format_amount(total, currency)}" for currency, total in sorted(off.items()))
+        detail = ", ".join(f"{currency} {money.format_amount(total, currency)}"
+                           for currency, total in sorted(off.items()))
         raise Unbalanced(f"The postings do not balance: debits exceed credits by {detail}.")
 
 

@@ -84,7 +84,8 @@ def _check_provider_payables(tenant_id: str, livemode: bool, journals: Sequence[
     for (account, currency), balance in _locked_balances(tenant_id, livemode, debited).items():
         if balance + change[account, currency] > 0:
             raise ProviderPayableNegative(
-                f"{account} would owe the platform {money.format_amount(balance + change[account, currency], currency)} "
+                f"{account} would owe the platform "
+                f"{money.format_amount(balance + change[account, currency], currency)} "
                 f"{currency}: the platform owes it {money.format_amount(-balance, currency)}.")
 
 

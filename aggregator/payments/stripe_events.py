@@ -330,7 +330,8 @@ def _refund_seen(settings: TenantSettings, refund: dict, charge: dict | None, as
     if status != "succeeded":
         return f"Refund {stripe_id} made in Stripe is {status}: recorded once it succeeds."
     charge = charge or {}
-    payment = _payment_of(settings, intent_id=_id_of(charge.get("payment_intent")) or _id_of(refund.get("payment_intent")),
+    payment = _payment_of(settings, intent_id=_id_of(charge.get("payment_intent"))
+                          or _id_of(refund.get("payment_intent")),
                           charge_id=_text(charge, "id") or _id_of(refund.get("charge")),
                           payment_id=_metadata(charge, "payment_id"))
     if payment is None or payment.status != "succeeded":

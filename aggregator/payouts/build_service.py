@@ -138,9 +138,9 @@ def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildRep
     """Gather what was collected up to `payout_date` (its local midnight, the instant the
     payouts are dated, whenever this runs) into one payout per provider and currency, in one
     transaction. Exactly once: the run is unique per payout day, and each source is paid out in
-    one run only (its primary key); running it again does nothing (a run's row is written in the transaction that builds it, so a payout day is
-    built whole or not at all, once; money arriving late for it waits for the next payout
-    day). Under payout_auto_approve the payouts are approved at once."""
+    one run only (its primary key); running it again does nothing (a run's row is written in the
+    transaction that builds it, so a payout day is built whole or not at all, once; money arriving
+    late for it waits for the next payout day). Under payout_auto_approve the payouts are approved at once."""
     settings = tenant_settings(tenant_id, livemode)
     due_at = C.local_midnight(payout_date, settings.timezone)
     period = C.payout_period(payout_date, settings.period_anchor_day, settings.timezone)

@@ -73,11 +73,17 @@ def _make_tenant(app, client, name: str) -> Tenant:
     return Tenant(tenant_id, {m: Caller(client, k) for m, k in created.admin_keys.items()}, client)
 
 
+def _names(conn, tenant_id: str) -> dict[str, str]:
+    """The tenant's providers' and customers' ids -> their names (external ids)."""
+    return dict(conn.execute(sa.text("SELECT id, name FROM providers WHERE tenant_id = :t UNION ALL "
+                                     "SELECT id, external_id FROM customers WHERE tenant_id = :t"),
+                             {"t": tenant_id}).all())
+
+
 def _books(conn, tenant_id: str) -> dict[tuple[str, str], int]:
     """Balances per account and currency, the parties in the accounts named by their names
     (`provider_payable:A`, `customer_credit:c2`), which two tenants share."""
-    names = dict(conn.execute(sa.text("SELECT id, name FROM providers WHERE tenant_id = :t UNION ALL "
-                                      "SELECT id, external_id FROM customers WHERE tenant_id = :t"), {"t": tenant_id}).all())
+    names = _names(conn, tenant_id)
     rows = conn.execute(sa.text("SELECT account, currency, sum(amount) FROM ledger_entries WHERE tenant_id = :t "
                                 "GROUP BY account, currency"), {"t": tenant_id}).all()
     return {(re.sub(r":(.+)$", lambda m: ":" + names[m.group(1)], account), currency): int(total)
@@ -87,8 +93,7 @@ def _books(conn, tenant_id: str) -> dict[tuple[str, str], int]:
 def _journals(conn, tenant_id: str) -> list[tuple]:
     """The tenant's journals: (kind, what it records, posted_at, memo, its entries in order), ids
     replaced by names as in _books."""
-    names = dict(conn.execute(sa.text("SELECT id, name FROM providers WHERE tenant_id = :t UNION ALL "
-                                      "SELECT id, external_id FROM customers WHERE tenant_id = :t"), {"t": tenant_id}).all())
+    names = _names(conn, tenant_id)
     records = dict(conn.execute(sa.text(
         "SELECT i.id, 'invoice of ' || c.external_id FROM invoices i JOIN customers c ON c.id = i.customer_id "
         "WHERE i.tenant_id = :t UNION ALL "
