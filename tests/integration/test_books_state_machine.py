@@ -105,10 +105,8 @@ class Books(RuleBasedStateMachine):
         invoice = data.draw(st.sampled_from(paid))
         left = int(invoice["amount_paid"].replace(".", "")) - int(invoice["amount_refunded"].replace(".", ""))
         payments = self.admin.get(f"/v1/invoices/{invoice['id']}/payments").json["data"]
-        payment = max(payments, key=lambda p: int(p["amount"].replace(".", "")) - int(p["amount_refunded"].replace(".",
-                                                                                                                   "")))
-        cents = min(max(left // share, 1),
-                    int(payment["amount"].replace(".", "")) - int(payment["amount_refunded"].replace(".", "")))
+        payment = max(payments, key=lambda p: int(p["amount"].replace(".", "")) - int(p["amount_refunded"].replace(".", "")))
+        cents = min(max(left // share, 1), int(payment["amount"].replace(".", "")) - int(payment["amount_refunded"].replace(".", "")))
         if cents <= 0:
             return
         response = self.admin.post(f"/v1/invoices/{invoice['id']}/refunds",
@@ -142,8 +140,7 @@ class Books(RuleBasedStateMachine):
 
     @rule()
     def finance_pays_the_providers(self):
-        for payout in self.admin.get("/v1/payouts", query_string={"status": "pending_review",
-                                                                  "limit": 100}).json["data"]:
+        for payout in self.admin.get("/v1/payouts", query_string={"status": "pending_review", "limit": 100}).json["data"]:
             assert self.admin.post(f"/v1/payouts/{payout['id']}/approve").status_code == 200
         for payout in self.admin.get("/v1/payouts", query_string={"status": "approved", "limit": 100}).json["data"]:
             paid = self.admin.post(f"/v1/payouts/{payout['id']}/mark_paid", {"reference": "t"})
@@ -221,12 +218,9 @@ def check_books(tenant_id: str) -> None:
     def one(statement: str) -> dict[str, int]:
         return defaultdict(int, {c: int(v or 0) for c, v in _sql(statement, **t)})
 
-    received = one("SELECT currency, sum(amount) FROM payments WHERE tenant_id = :t AND status = 'succeeded' "
-                   "GROUP BY currency")
-    refunded = one("SELECT currency, sum(amount) FROM refunds WHERE tenant_id = :t AND status = 'succeeded' "
-                   "GROUP BY currency")
-    paid_out = one("SELECT currency, sum(amount) FROM payouts WHERE tenant_id = :t AND status = 'paid' "
-                   "GROUP BY currency")
+    received = one("SELECT currency, sum(amount) FROM payments WHERE tenant_id = :t AND status = 'succeeded' GROUP BY currency")
+    refunded = one("SELECT currency, sum(amount) FROM refunds WHERE tenant_id = :t AND status = 'succeeded' GROUP BY currency")
+    paid_out = one("SELECT currency, sum(amount) FROM payouts WHERE tenant_id = :t AND status = 'paid' GROUP BY currency")
     owed = one("SELECT currency, sum(amount_due - amount_paid) FROM invoices WHERE tenant_id = :t AND status = 'open' "
                "GROUP BY currency")
     credit = one("SELECT currency, sum(amount) FROM credits WHERE tenant_id = :t AND applied_invoice_id IS NULL "
