@@ -69,10 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if settings.trusted_proxies:  # request.remote_addr: the client as the nearest proxy saw it
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
 
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        _prepare_sqlite(app)
-    else:
-        database.ping_idle_connections()  # reconnect by itself after a database restart
+    database.prepare(app)
     database.db.init_app(app)
     throttle.init_app(app, settings)
     Migrate(app, database.db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
@@ -167,19 +164,3 @@ def _refuse_until_migrated(app: Flask) -> None:
 
     app.before_request_funcs[None].insert(0, app.before_request_funcs[None].pop())  # before any other hook
 
-
-def _prepare_sqlite(app: Flask) -> None:
-    """The embedded default: a file under var/, created by the migrations (bin/start), WAL for
-    concurrent readers."""
-    import sqlalchemy as sa
-
-    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-    options.setdefault("connect_args", {}).setdefault("timeout", 30)
-
-    @sa.event.listens_for(sa.engine.Engine, "connect")
-    def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
-        if type(dbapi_connection).__module__.startswith("sqlite3"):
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Fact:
 F = TypeVar("F", bound=Fact)
 Handler = Callable[[F], None]
 
-_handlers: dict[type[Fact], list[Handler]] = {}
+_handlers: dict[type[Fact], list[Handler[Any]]] = {}
 
 
 def subscribe(fact: type[F], handler: Handler[F]) -> None:
@@ -37,7 +37,7 @@ def subscribe(fact: type[F], handler: Handler[F]) -> None:
         handlers.append(handler)
 
 
-def handlers_of(fact: type[Fact]) -> list[Handler]:
+def handlers_of(fact: type[Fact]) -> list[Handler[Any]]:
     """The handlers a fact of class `fact` reaches, in order."""
     return [handler for cls in reversed(fact.__mro__) for handler in _handlers.get(cls, ())]
 
@@ -59,8 +59,8 @@ def publish(fact: Fact) -> None:
 
 
 @contextmanager
-def subscriptions(extra: dict[type[Fact], list[Handler]] | None = None,
-                  without: Iterable[Handler] = ()) -> Iterator[None]:
+def subscriptions(extra: dict[type[Fact], list[Handler[Any]]] | None = None,
+                  without: Iterable[Handler[Any]] = ()) -> Iterator[None]:
     """Tests: the subscriptions as they are, less the handlers `without` (what happened before
     a subscriber was wired), plus `extra`, restored afterwards."""
     saved = {fact: list(handlers) for fact, handlers in _handlers.items()}

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
 
-from typing import Sequence
+import orjson
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -78,24 +80,84 @@ def id_column(prefix: str) -> sa.orm.MappedColumn:
 
 
 def is_postgres() -> bool:
+    """Where a service has a statement of PostgreSQL's own (ingest's JSON rows)."""
     return db.engine.dialect.name == "postgresql"
+
+
+# --- the dialects' differences, each named: the services call these, never test the dialect -----
+
+def dialect_name() -> str:
+    """The database's kind: "postgresql" or "sqlite" (read from the engine: no session is made).
+    For statements built once per dialect (cached by it); everything else calls the functions
+    below."""
+    return db.engine.dialect.name
+
+
+def serializes_writers() -> bool:
+    """SQLite: no row locks, one writer at a time, so a transaction writes first (taking the
+    database's write lock) before it reads what it relies on. PostgreSQL locks rows instead."""
+    return dialect_name() == "sqlite"
 
 
 def utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def dialect_insert(table):
-    """INSERT with ON CONFLICT support (PostgreSQL in production, SQLite embedded)."""
-    from sqlalchemy.dialects import postgresql, sqlite
+def dialect_insert(table, dialect: str | None = None):
+    """INSERT with ON CONFLICT support (PostgreSQL in production, SQLite embedded), for the
+    session's database or the `dialect` named (a statement built once per dialect; another engine's)."""
+    from sqlalchemy.dialects import sqlite
 
-    return postgresql.insert(table) if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert(table)
+    return postgresql.insert(table) if (dialect or dialect_name()) == "postgresql" else sqlite.insert(table)
 
 
-def locking(query: sa.Select, **kwargs) -> sa.Select:
-    """SELECT … FOR UPDATE (or FOR SHARE with read=True) on PostgreSQL. SQLite has no row locks;
-    it serializes writers, and the code takes its write lock before reading what it relies on."""
-    return query.with_for_update(**kwargs) if db.session.get_bind().dialect.name == "postgresql" else query
+def locking(query: sa.Select, dialect: str | None = None, **kwargs) -> sa.Select:
+    """SELECT … FOR UPDATE (or FOR SHARE with read=True) on PostgreSQL (the session's database, or
+    the `dialect` named). SQLite has no row locks; it serializes writers, and the code takes its
+    write lock before reading what it relies on."""
+    return query.with_for_update(**kwargs) if (dialect or dialect_name()) == "postgresql" else query
+
+
+def skip_locked(query: sa.Select, **kwargs) -> sa.Select:
+    """The rows a worker claims: FOR UPDATE SKIP LOCKED on PostgreSQL, so workers claiming at once
+    get different rows; as it is on SQLite, which serializes writers."""
+    return locking(query, skip_locked=True, **kwargs)
+
+
+def advisory_locks(names: Sequence[str]) -> None:
+    """Hold a lock of each name until the transaction ends: PostgreSQL's transaction-scoped
+    advisory locks, taken in the order given (give them in a fixed order, so that two
+    transactions never wait for each other); SQLite's database write lock."""
+    if dialect_name() != "postgresql":
+        write_lock()
+        return
+    for name in names:
+        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())})
+
+
+def greatest(*values) -> sa.ColumnElement:
+    """The largest of `values` in SQL (SQLite's max of several arguments)."""
+    return (sa.func.greatest if dialect_name() == "postgresql" else sa.func.max)(*values)
+
+
+def least(*values) -> sa.ColumnElement:
+    """The smallest of `values` in SQL (SQLite's min of several arguments)."""
+    return (sa.func.least if dialect_name() == "postgresql" else sa.func.min)(*values)
+
+
+def analyze(table: sa.Table) -> None:
+    """Refresh the planner's statistics of `table` now (PostgreSQL: after a bulk write that a
+    later statement of the transaction joins; SQLite plans without them)."""
+    if dialect_name() == "postgresql":
+        db.session.execute(sa.text(f'ANALYZE "{table.name}"'))
+
+
+def json_for_bulk_insert() -> Callable[[Mapping[str, Any]], Any]:
+    """How a JSON column's value is given to bulk_insert: as text for PostgreSQL's COPY, as the
+    dict elsewhere (the column type encodes it)."""
+    if dialect_name() == "postgresql":
+        return lambda value: orjson.dumps(value).decode()
+    return dict
 
 
 def in_ids(column, ids) -> sa.ColumnElement[bool]:
@@ -103,7 +165,7 @@ def in_ids(column, ids) -> sa.ColumnElement[bool]:
     is the same text whatever its size (parsed and planned once; an IN list of 200 parameters
     is rendered, sent and parsed anew each time); elsewhere a plain IN list."""
     ids = list(ids)
-    if db.session.get_bind().dialect.name == "postgresql":
+    if dialect_name() == "postgresql":
         return column == sa.any_(sa.bindparam(None, ids, type_=postgresql.ARRAY(column.type)))
     return column.in_(ids)
 
@@ -214,7 +276,7 @@ def bulk_insert(table: sa.Table, rows: list, columns: Sequence[str] | None = Non
 def write_lock() -> None:
     """Take SQLite's database write lock now, before reading rows the transaction relies on
     (SQLite has no row locks). On PostgreSQL row locks are taken by the reads themselves."""
-    if db.session.get_bind().dialect.name == "sqlite":
+    if dialect_name() == "sqlite":
         db.session.execute(sa.text("UPDATE invoice_sequences SET next_number = next_number WHERE 0"))
 
 
@@ -238,6 +300,26 @@ def _checked_out(dbapi_connection, record, proxy) -> None:
         dbapi_connection.rollback()  # lent idle, as the pool's reset left it
     except Exception as exc:  # noqa: BLE001 - any failure: the pool drops it and connects anew
         raise sa.exc.DisconnectionError(f"an idle pooled connection was lost: {exc}") from exc
+
+
+def prepare(app) -> None:
+    """The engine's options and hooks for the app's database, before db.init_app. SQLite, the
+    embedded default (a file under var/, created by the migrations: bin/start): waits up to 30 s
+    for the write lock, WAL for concurrent readers, foreign keys on. PostgreSQL: every pool checks
+    a connection that sat idle before lending it (it reconnects by itself after a restart)."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        ping_idle_connections()
+        return
+    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    options.setdefault("connect_args", {}).setdefault("timeout", 30)
+
+    @sa.event.listens_for(sa.engine.Engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
 
 
 def ping_idle_connections() -> None:

@@ -219,7 +219,8 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
                   f"The tenant lives in the demo's own database, not a running server's. To call the API on it, "
                   f"serve the demo's folder on another port:\n{serve} PORT=8001 bin/start\n"
                   f"curl -s http://127.0.0.1:8001/v1/invoices -H 'Authorization: Bearer {admin}'")
-    return {"delivery": delivery, "tenant": tenant_id, "admin_key": admin, "invoices": invoices, "pdfs": written, "events": counts,
+    return {"delivery": delivery, "tenant": tenant_id, "admin_key": admin, "invoices": invoices,
+            "pdfs": written, "events": counts,
             "delivered": delivered, **extras, "charging": charging, **payouts}
 
 
@@ -488,7 +489,8 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
                   f"No provider has a Stripe Connect account here (localstripe has no Connect), so each is paid by "
                   f"bank transfer, which finance records.")
     approved = api.call("POST", "/payouts/approve", admin, {"period": period})["data"]
-    console.print(f"Finance approves the period's payouts at once (POST /v1/payouts/approve): {len(approved)} approved.")
+    console.print(f"Finance approves the period's payouts at once (POST /v1/payouts/approve): "
+                  f"{len(approved)} approved.")
     for payout in approved:
         if payout["method"] == "bank_transfer":
             api.call("POST", f"/payouts/{payout['id']}/mark_paid", admin, {"reference": f"PAYOUT-{payout['id'][-6:]}"})

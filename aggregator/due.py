@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import UTCDateTime, db, dialect_insert
+from .db import UTCDateTime, db, dialect_insert, skip_locked
 from .faults import crash_point
 
 log = logging.getLogger(__name__)
@@ -310,8 +310,7 @@ def claim_lanes(now: datetime, limit: int, lease: timedelta = DEFAULT_LEASE) -> 
     due = (sa.select(lanes.c.tenant_id, lanes.c.livemode)
            .where(lanes.c.wake_at <= now, sa.or_(lanes.c.locked_until.is_(None), lanes.c.locked_until < now))
            .order_by(lanes.c.wake_at).limit(limit))
-    if db.session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+    due = skip_locked(due)
     rows = db.session.execute(
         sa.update(lanes).where(sa.tuple_(lanes.c.tenant_id, lanes.c.livemode).in_(due))
         .values(locked_by=token, locked_until=_lease_until(now, lease))
@@ -483,8 +482,7 @@ def claim_ready(table: sa.Table, ready: sa.Select, lane: Lane | None, **values) 
     PostgreSQL; SQLite serializes writers)."""
     if lane is not None:
         ready = ready.where(table.c.tenant_id == lane.tenant_id, table.c.livemode == lane.livemode)
-    if db.session.get_bind().dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True)
+    ready = skip_locked(ready)
     ids = db.session.execute(sa.update(table).where(table.c.id.in_(ready)).values(**values)
                              .returning(table.c.id)).scalars().all()
     db.session.commit()

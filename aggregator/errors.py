@@ -154,6 +154,6 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 def validation_fields(messages: Mapping[str, Any]) -> dict[str, list[str]]:
     """webargs groups messages by location ({"json": ..., "query": ...}); drop that level."""
     flat: dict[str, list[str]] = {}
-    for location, inner in messages.items():
+    for inner in messages.values():
         flat.update(flatten_messages(inner))
     return flat

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 BODY_BUFFER_BYTES = 256 * 1024
 
 #: What nginx answers itself, in the API's one error shape (aggregator.errors).
-_TOO_LARGE = '{"error":{"type":"request_too_large","message":"The request body is too large.","code":"request_too_large"}}'
+_TOO_LARGE = ('{"error":{"type":"request_too_large","message":"The request body is too large.",'
+              '"code":"request_too_large"}}')
 _UNAVAILABLE = ('{"error":{"type":"api_error","message":"The service did not answer; try again.",'
                 '"code":"service_unavailable"}}')
 

@@ -39,12 +39,12 @@ def _exponents() -> dict[str, int]:
 
     today = date.today()
     exponents: dict[str, int] = {}
-    for territory, entries in get_global("territory_currencies").items():
+    for entries in get_global("territory_currencies").values():
         for code, start, end, tender in entries:
             if not tender or not ((start is None or date(*start) <= today) and (end is None or today <= date(*end))):
                 continue
-            minor_units = (iso4217.raw_table.get(code) or {}).get("CcyMnrUnts") or ""
-            if minor_units.isdigit():
+            minor_units = (iso4217.raw_table.get(code) or {}).get("CcyMnrUnts")
+            if isinstance(minor_units, str) and minor_units.isdigit():
                 exponents[code] = int(minor_units)
     return exponents
 
@@ -77,7 +77,8 @@ def check_storable(minor: int, currency: str) -> int:
 
 
 def _max_minor(currency: str) -> int:
-    return MAX_MAJOR * 10 ** exponent(currency)
+    scale: int = 10 ** exponent(currency)
+    return MAX_MAJOR * scale
 
 
 def parse_amount(text: object, currency: str) -> int:
@@ -104,7 +105,7 @@ def parse_amount(text: object, currency: str) -> int:
             if exp
             else f"{currency} amounts have no decimal places."
         )
-    minor = whole * 10**exp + (int(fraction) * 10 ** (exp - len(fraction)) if fraction else 0)
+    minor: int = whole * 10**exp + (int(fraction) * 10 ** (exp - len(fraction)) if fraction else 0)
     return -minor if text[0] == "-" else minor
 
 
@@ -125,14 +126,15 @@ def display(minor: int, currency: str, locale: str | Locale = "en") -> str:
     """Human formatting for documents, e.g. 'A$1,234.50' or '¥1,235': the locale's conventions
     (Babel, CLDR) with exactly the currency's ISO 4217 decimals."""
     locale = Locale.parse(locale)
-    return _currency_pattern(locale, exponent(currency)).apply(
+    text: str = _currency_pattern(locale, exponent(currency)).apply(
         to_decimal(minor, currency), locale, currency=currency, currency_digits=False)
+    return text
 
 
 @lru_cache(maxsize=256)
 def _currency_pattern(locale: Locale, decimals: int) -> NumberPattern:
     """The locale's currency format showing exactly `decimals` decimals."""
-    pattern = copy.copy(locale.currency_formats["standard"])
+    pattern: NumberPattern = copy.copy(locale.currency_formats["standard"])
     pattern.frac_prec = (decimals, decimals)
     return pattern
 
@@ -277,11 +279,11 @@ def to_stripe_amount(minor: int, currency: str) -> int:
     exactly (e.g. KWD 1.235: its last digit must be 0; MGA 12.50: Stripe takes whole ariary)."""
     iso, stripe_ = exponent(currency), _stripe_exponent(currency)
     if stripe_ < iso:
-        step = 10 ** (iso - stripe_)
+        step: int = 10 ** (iso - stripe_)
         if minor % step:
             raise MoneyError(f"Stripe cannot charge {format_amount(minor, currency)} {currency} exactly "
                              f"(it takes {currency} to {stripe_} decimal places).")
-        units = minor // step
+        units: int = minor // step
     else:
         units = minor * 10 ** (stripe_ - iso)
     if currency in STRIPE_THREE_DECIMAL and units % 10:
@@ -295,8 +297,9 @@ def from_stripe_amount(units: int, currency: str) -> int:
     than what to_stripe_amount sends; a finer one, from elsewhere, is refused)."""
     iso, stripe_ = exponent(currency), _stripe_exponent(currency)
     if stripe_ <= iso:
-        return units * 10 ** (iso - stripe_)
-    step = 10 ** (stripe_ - iso)
+        scale: int = 10 ** (iso - stripe_)
+        return units * scale
+    step: int = 10 ** (stripe_ - iso)
     if units % step:
         raise MoneyError(f"Stripe's amount {units} {currency} is finer than the currency's minor unit.")
     return units // step

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from . import due
 from .db import UTCDateTime, db, dialect_insert, locking
-from .errors import Conflict, InvalidInput
+from .errors import Conflict
 
 if TYPE_CHECKING:
     from .clock import Clock

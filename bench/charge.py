@@ -194,7 +194,8 @@ def verify(app, tenant_id: str, n: int, per_invoice: dict[str, int]) -> list[str
             "(SELECT count(DISTINCT invoice_id) FROM payments WHERE tenant_id = :t AND status = 'succeeded'), "
             "(SELECT count(*) FROM invoices WHERE tenant_id = :t)"), {"t": tenant_id}).one()
     if not paid == payments == succeeded == invoices == n:
-        problems.append(f"{paid} paid of {invoices} invoices, {payments} payments ({succeeded} succeeded), expected {n}")
+        problems.append(f"{paid} paid of {invoices} invoices, {payments} payments "
+                        f"({succeeded} succeeded), expected {n}")
     if len(per_invoice) != n or set(per_invoice.values()) != {1}:
         problems.append(f"PaymentIntents per invoice at the peer: {sorted(set(per_invoice.values()))} "
                         f"for {len(per_invoice)} invoices, expected one each for {n}")

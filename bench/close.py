@@ -383,7 +383,7 @@ def close(args) -> dict:
     import sqlalchemy as sa
 
     from aggregator import create_app
-    from aggregator.consolidate import close_service as service, invoice_service
+    from aggregator.consolidate import close_service as service
     from aggregator.db import db
 
     app = create_app()
@@ -454,7 +454,7 @@ def verify(conninfo: str, tenant_id: str, n_bills: int, n_customers: int, sample
     import sqlalchemy as sa
 
     from aggregator import money
-    from aggregator.consolidate import close_service as service, invoice_service
+    from aggregator.consolidate import invoice_service
     from aggregator.consolidate.models import Invoice
     from aggregator.db import db
 
@@ -500,10 +500,11 @@ def verify(conninfo: str, tenant_id: str, n_bills: int, n_customers: int, sample
     invoices = db.session.scalars(sa.select(Invoice).where(Invoice.id.in_(ids))).all()
     lines = invoice_service.invoice_lines(list(invoices))
     checks["derived_lines_sampled"] = sum(len(v) for v in lines.values())
-    checks["derived_subtotal_mismatches"] = sum(sum(l.amount for l in lines[i.id]) != i.subtotal for i in invoices)
-    checks["derived_fx_lines"] = sum(l.original_currency is not None and money.convert(
-        l.original_amount, l.original_currency, l.currency, Decimal(l.fx_rate)) == l.amount
-        for v in lines.values() for l in v)
+    checks["derived_subtotal_mismatches"] = sum(sum(line.amount for line in lines[i.id]) != i.subtotal
+                                                for i in invoices)
+    checks["derived_fx_lines"] = sum(line.original_currency is not None and money.convert(
+        line.original_amount, line.original_currency, line.currency, Decimal(line.fx_rate)) == line.amount
+        for v in lines.values() for line in v)
     db.session.rollback()
     ok = (checks["invoices"] == checks["invoiced_customers"] == n_customers
           and checks["bills_not_invoiced"] == 0 and checks["stored_bill_lines"] == 0

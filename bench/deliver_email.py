@@ -209,7 +209,6 @@ def main() -> int:
     from aggregator import create_app, due
     from aggregator.db import db
     from aggregator.events.dispatch import DISPATCH_QUEUE
-    from aggregator.mail.due_work import EMAIL_QUEUE
     from aggregator.mail.mailer import Mailer, transport_from_url
     from aggregator.mail.models import EmailDelivery
 
@@ -285,11 +284,13 @@ def main() -> int:
         failures.append(f"the server received {received_by_queue} (then {received_total}), expected {expected}")
     rate = sent.done / send_s
     print()
-    print(f"tenant {tenant_id}: {args.emails} invoice emails + 1 period summary; message {len(prebuilt) / 1024:.1f} KiB "
+    print(f"tenant {tenant_id}: {args.emails} invoice emails + 1 period summary; "
+          f"message {len(prebuilt) / 1024:.1f} KiB "
           f"(PDF attached); {args.workers} worker process(es) x {args.connections} SMTP connection(s); "
           f"{os.cpu_count()} cores")
     print(f"{'step':<34}{'items':>8}{'seconds':>10}{'items/s':>10}")
-    print(f"{'dispatch (record deliveries)':<34}{dispatched.done:>8}{dispatch_s:>10.2f}{dispatched.done / dispatch_s:>10.0f}")
+    print(f"{'dispatch (record deliveries)':<34}{dispatched.done:>8}{dispatch_s:>10.2f}"
+          f"{dispatched.done / dispatch_s:>10.0f}")
     print(f"{'send (email queue)':<34}{sent.done:>8}{send_s:>10.2f}{rate:>10.0f}")
     print(f"{'server ceiling (smtplib, 1 conn)':<34}{args.emails:>8}{args.emails / ceiling:>10.2f}{ceiling:>10.0f}")
     print(f"\nemails/s: {rate:.0f} (target >= {TARGET:.0f}); {rate / ceiling:.0%} of the server's ceiling")

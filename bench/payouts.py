@@ -53,7 +53,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from _common import code_label, finish, run_sizes, size_arguments, sized
-from close import CLK_TCK, PERIOD_START, ROOT, RssSampler, SqlTimer, _machine_ticks, _pg_backend_ticks, _vmrss_kb, log, urls
+from close import (CLK_TCK, PERIOD_START, ROOT, RssSampler, SqlTimer, _machine_ticks, _pg_backend_ticks,
+                   _vmrss_kb, log, urls)
 from close import NOW as CLOSED_AT, setup as close_setup
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/aggregator_bench_payouts"
@@ -377,7 +378,7 @@ def format_report(runs: list[dict], quick: bool) -> str:
             lines.append(f"  approved {rp['approved']}, recorded paid {rp['recorded_paid']}"
                          + (f"; RECORDING PAID FAILED: {rp['failed']}" if rp["failed"] else "")
                          + f"; statuses now {r['statuses']}")
-        lines.append(f"  build VmRSS at 10/25/50/75/100%: "
+        lines.append("  build VmRSS at 10/25/50/75/100%: "
                      + " / ".join(f"{v:.0f}" for v in r["build"]["rss_mb_at_10_25_50_75_100pct"]) + " MB")
     r = runs[0]
     lines.append(f"time inside SQL statements of the build and after ({r['label']} run; seconds, count):")

@@ -346,7 +346,8 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="pool size compared with 1 process (0: skip)")
     p.add_argument("--invoices", type=int, default=60, help="1-page invoices rendered by each pool")
     p.add_argument("--no-v1", action="store_true", help="skip the invoice_v1.html variants")
-    p.add_argument("--quick", action="store_true", help="few renders, a 100-line second invoice (< 30 s), to check the bench works")
+    p.add_argument("--quick", action="store_true",
+                   help="few renders, a 100-line second invoice (< 30 s), to check the bench works")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
     p.add_argument("--phase", choices=["fonttools"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)

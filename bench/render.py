@@ -156,7 +156,8 @@ def main(argv=None) -> int:
             log(f"rendering with {processes} worker process(es)")
             rates[processes] = run(conninfo, app_url, processes, invoices, Path(folder))
     ratio = rates[2]["rate"] / rates[1]["rate"]
-    print("\n| worker processes | invoices | invoices/s | worker CPU ms per invoice | cores: workers / rest of machine |")
+    print("\n| worker processes | invoices | invoices/s | worker CPU ms per invoice "
+          "| cores: workers / rest of machine |")
     print("|--:|--:|--:|--:|--:|")
     for processes, r in rates.items():
         print(f"| {processes} | {invoices:,} | {r['rate']:.1f} | {r['cpu_ms']:.0f} | "

@@ -111,8 +111,8 @@ def main(argv=None) -> int:
         have = tenants
         result = measure(worker, counter, args.ticks, args.warmup)
         rows.append((tenants, result))
-    print(f"\n| tenants | lanes | idle tick median ms | max ms | SQL statements per tick | idle drain ms "
-          f"| statements per drain |")
+    print("\n| tenants | lanes | idle tick median ms | max ms | SQL statements per tick | idle drain ms "
+          "| statements per drain |")
     print("|--:|--:|--:|--:|--:|--:|--:|")
     for tenants, r in rows:
         print(f"| {tenants:,} | {2 * tenants:,} | {r['median_ms']:.1f} | {r['max_ms']:.1f} | "

@@ -84,7 +84,8 @@ class TenantSchema(Schema):
                                         metadata={"description": "Charges in flight at once (default 10)."})
     stripe = fields.Function(lambda s: {
         "secret_key": s.stripe_secret_key_hint, "webhook_secret": s.stripe_webhook_secret_hint,
-        "api_base": s.stripe_api_base, "webhook_path": f"/v1/stripe/webhooks/{s.tenant_id}/{'live' if s.livemode else 'test'}",
+        "api_base": s.stripe_api_base,
+        "webhook_path": f"/v1/stripe/webhooks/{s.tenant_id}/{'live' if s.livemode else 'test'}",
     }, dump_only=True, metadata={"type": "object", "description": "Stripe in this mode, as hints (never the secrets)."})
     livemode = fields.Boolean(dump_only=True, metadata={
         "description": "The mode these settings apply to: each mode has its own, changed with its own keys."})

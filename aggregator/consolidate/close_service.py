@@ -95,7 +95,8 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
 
     report = CloseReport(period.name)
     context = _CloseContext(settings, period, C.period_due_date(period, settings.charge_day),
-                            rates_in_effect(tenant_id, livemode, period.end), period_rates.rates_of(tenant_id, livemode, start))
+                            rates_in_effect(tenant_id, livemode, period.end),
+                            period_rates.rates_of(tenant_id, livemode, start))
     after, waiting = "", 0
     while True:
         next_number = transitions.lock_sequence(tenant_id, livemode)
@@ -336,7 +337,8 @@ def _close_events(settings: TenantSettings, period: C.Period) -> tuple[NewEvent,
     (one event per provider, never one per bill). Every pending bill of a closed period is
     invoiced: the close made an invoice for each of its customers."""
     invoices, bills = Invoice.__table__.c, Bill.__table__.c
-    totals = run(sa.select(invoices.currency, sa.func.count(), sa.func.sum(invoices.total), sa.func.sum(invoices.amount_due))
+    totals = run(sa.select(invoices.currency, sa.func.count(), sa.func.sum(invoices.total),
+                           sa.func.sum(invoices.amount_due))
                  .where(invoices.tenant_id == settings.tenant_id, invoices.livemode == settings.livemode,
                         invoices.period_start == period.start, invoices.status != "void")
                  .group_by(invoices.currency).order_by(invoices.currency)).all()

@@ -44,22 +44,22 @@ def invoice_document(*, invoice: Mapping[str, Any], lines: Sequence[DocumentLine
         return format_date(value, "medium", locale=locale) if value else ""
 
     groups = []
-    bill_lines = [l for l in lines if l.kind == "bill"]
-    for provider_id, items in groupby(bill_lines, key=lambda l: l.provider_id):
+    bill_lines = [line for line in lines if line.kind == "bill"]
+    for provider_id, items in groupby(bill_lines, key=lambda line: line.provider_id):
         items = list(items)
         groups.append({
             "app": provider_names.get(provider_id, provider_id),
             "lines": [{
-                "description": l.description or "—",
-                "service_period": f"{day(l.service_start)} – {day(l.service_end)}" if l.service_start else "",
-                "amount": amount(l.amount),
-                "original": (f"{amount(l.original_amount, l.original_currency)} at {l.fx_rate}"
-                             if l.original_currency else ""),
-            } for l in items],
-            "subtotal": amount(sum(l.amount for l in items)),
+                "description": line.description or "—",
+                "service_period": f"{day(line.service_start)} – {day(line.service_end)}" if line.service_start else "",
+                "amount": amount(line.amount),
+                "original": (f"{amount(line.original_amount, line.original_currency)} at {line.fx_rate}"
+                             if line.original_currency else ""),
+            } for line in items],
+            "subtotal": amount(sum(line.amount for line in items)),
         })
-    credits = [{"description": l.description, "amount": amount(l.amount)}
-                for l in lines if l.kind == "credit"]
+    credits = [{"description": line.description, "amount": amount(line.amount)}
+                for line in lines if line.kind == "credit"]
     return {
         "tenant": tenant,
         "customer": customer,

@@ -163,12 +163,12 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
     run(sa.delete(InvoiceLine.__table__).where(InvoiceLine.invoice_id == invoice.id))
     if snapshot:
         run(sa.insert(InvoiceLine.__table__), [{
-            "invoice_id": invoice.id, "position": position, "kind": l.kind, "bill_id": l.bill_id,
-            "provider_id": l.provider_id, "credit_id": l.credit_id, "description": l.description,
-            "service_start": l.service_start, "service_end": l.service_end, "amount": l.amount,
-            "original_amount": l.original_amount, "original_currency": l.original_currency,
-            "fx_rate": rate_text(l.fx_rate),
-        } for position, l in enumerate(snapshot)])
+            "invoice_id": invoice.id, "position": position, "kind": line.kind, "bill_id": line.bill_id,
+            "provider_id": line.provider_id, "credit_id": line.credit_id, "description": line.description,
+            "service_start": line.service_start, "service_end": line.service_end, "amount": line.amount,
+            "original_amount": line.original_amount, "original_currency": line.original_currency,
+            "fx_rate": rate_text(line.fx_rate),
+        } for position, line in enumerate(snapshot)])
     db.session.execute(
         sa.update(Bill).where(Bill.tenant_id == invoice.tenant_id, Bill.livemode == invoice.livemode,
                               Bill.period_start == invoice.period_start, Bill.customer_id == invoice.customer_id,

@@ -115,7 +115,8 @@ def _missing_rates(currencies: Iterable[str], currency: str,
 
 
 def _credit_lines(credits: Sequence[CreditItem], currency: str) -> list[Line]:
-    return [Line("credit", -c.amount, currency, c.description, credit_id=c.id) for c in credits if c.currency == currency]
+    return [Line("credit", -c.amount, currency, c.description,
+                 credit_id=c.id) for c in credits if c.currency == currency]
 
 
 def summarize_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillTotal],
@@ -134,7 +135,7 @@ def summarize_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillTota
             subtotal += money.convert(bill.amount // bill.count, bill.currency, currency, rate) * bill.count
     credit_lines = _credit_lines(credits, currency)
     return InvoiceSummary(currency, tax_rate, tuple(credit_lines),
-                          totals([subtotal, *(l.amount for l in credit_lines)], tax_rate, currency), used)
+                          totals([subtotal, *(line.amount for line in credit_lines)], tax_rate, currency), used)
 
 
 def build_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillItem],
@@ -158,4 +159,4 @@ def build_invoice(currency: str, tax_rate: Decimal, bills: Sequence[BillItem],
                               original_amount=bill.amount, original_currency=bill.currency,
                               fx_rate=rate))
     lines.extend(_credit_lines(credits, currency))
-    return InvoiceDraft(currency, tax_rate, tuple(lines), totals((l.amount for l in lines), tax_rate, currency))
+    return InvoiceDraft(currency, tax_rate, tuple(lines), totals((line.amount for line in lines), tax_rate, currency))

@@ -16,7 +16,7 @@ from ..accounts.logos import logo_problem
 from ..accounts.models import Provider, TenantSettings
 from .. import due
 from ..auth import Principal
-from ..db import db
+from ..db import db, skip_locked
 from ..faults import crash_point
 from ..errors import NotFound
 from ..events.service import NewEvent, record_one
@@ -60,8 +60,7 @@ def claim_pdfs(now: datetime, limit: int, *, tenant_id: str | None = None, livem
         ready = ready.where(invoices.tenant_id == tenant_id, invoices.livemode == livemode)
     if only is not None:
         ready = ready.where(invoices.id.in_(list(only)))
-    if db.session.get_bind().dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True)
+    ready = skip_locked(ready)
     ids = db.session.execute(sa.update(Invoice.__table__).where(invoices.id.in_(ready))
                              .values(pdf_locked_until=now + _lease(limit))
                              .returning(invoices.id)).scalars().all()
@@ -118,7 +117,8 @@ def backlog() -> tuple[int, datetime | None]:
     """Finalized invoices without a PDF, and when the oldest live-mode one was finalized (test
     mode's instants are its clocks', not real time)."""
     invoices = Invoice.__table__.c
-    row = db.session.execute(sa.select(sa.func.count(), sa.func.min(sa.case((invoices.livemode, invoices.finalized_at))))
+    row = db.session.execute(sa.select(sa.func.count(),
+                                       sa.func.min(sa.case((invoices.livemode, invoices.finalized_at))))
                              .where(invoices.number.is_not(None), invoices.pdf_sha256.is_(None))).one()
     return row[0], row[1]
 
@@ -184,7 +184,7 @@ def _address_lines(address: dict | None) -> list[str]:
 def invoice_document_for(invoice: Invoice) -> dict:
     settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
     lines = invoice_lines([invoice])[invoice.id]
-    provider_ids = {l.provider_id for l in lines if l.provider_id}
+    provider_ids = {line.provider_id for line in lines if line.provider_id}
     names = dict(db.session.execute(sa.select(Provider.id, Provider.name)
                                     .where(Provider.id.in_(provider_ids))).all()) if provider_ids else {}
     customer = invoice.customer
@@ -196,9 +196,9 @@ def invoice_document_for(invoice: Invoice) -> dict:
                  "due_date": invoice.due_date, "subtotal": invoice.subtotal, "tax": invoice.tax,
                  "tax_rate": invoice.tax_rate, "total": invoice.total, "amount_due": invoice.amount_due,
                  "carried_credit": invoice.carried_credit},
-        lines=[DocumentLine(l.kind, l.provider_id, l.description, l.service_start, l.service_end,
-                            l.amount, l.original_amount, l.original_currency, rate_text(l.fx_rate))
-               for l in lines],
+        lines=[DocumentLine(line.kind, line.provider_id, line.description, line.service_start, line.service_end,
+                            line.amount, line.original_amount, line.original_currency, rate_text(line.fx_rate))
+               for line in lines],
         provider_names=names,
         tenant={"legal_name": settings.legal_name or settings.name, "logo": _usable_logo(settings),
                 "address_lines": _address_lines(settings.address)},

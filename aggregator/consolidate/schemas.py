@@ -51,14 +51,14 @@ class InvoiceLineSchema(Schema):
     provider = fields.String(attribute="provider_id", allow_none=True)
     description = fields.String()
     service_period = fields.Function(
-        lambda l: {"start": l.service_start.isoformat(), "end": l.service_end.isoformat()}
-        if l.service_start else None)
+        lambda line: {"start": line.service_start.isoformat(), "end": line.service_end.isoformat()}
+        if line.service_start else None)
     amount = _amount("amount")
     original_amount = fields.Function(
-        lambda l: money.format_amount(l.original_amount, l.original_currency)
-        if l.original_currency else None)
+        lambda line: money.format_amount(line.original_amount, line.original_currency)
+        if line.original_currency else None)
     original_currency = fields.String(allow_none=True)
-    fx_rate = fields.Function(lambda l: money.format_rate(l.fx_rate) if l.fx_rate is not None else None,
+    fx_rate = fields.Function(lambda line: money.format_rate(line.fx_rate) if line.fx_rate is not None else None,
                               metadata={"type": ["string", "null"]})
 
 
@@ -153,7 +153,8 @@ class CloseReportSchema(Schema):
     period = fields.String()
     status = fields.String(metadata={"enum": ["closing", "closed"]})
     invoices_created = fields.Integer()
-    customers_waiting = fields.Integer(metadata={"description": "Customers not invoiced yet (missing FX rates, or totals beyond storage: see errors)."})
+    customers_waiting = fields.Integer(metadata={
+        "description": "Customers not invoiced yet (missing FX rates, or totals beyond storage: see errors)."})
     errors = fields.List(fields.String())
     missing_fx_rates = fields.Function(lambda r: [{"base": b, "quote": q} for b, q in sorted(r.missing_fx_rates)])
     pdfs = fields.Nested(lambda: RenderReportSchema(), allow_none=True)

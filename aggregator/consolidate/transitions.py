@@ -193,7 +193,8 @@ def _announce(settings: TenantSettings, type_: str, invoice_ids: Sequence[str], 
     """Record `type_` for each invoice: data {"object": the invoice, **details[invoice id]}."""
     if not invoice_ids:
         return
-    rows = db.session.execute(sa.select(Invoice, Customer.external_id).join(Customer, Customer.id == Invoice.customer_id)
+    rows = db.session.execute(sa.select(Invoice, Customer.external_id)
+                              .join(Customer, Customer.id == Invoice.customer_id)
                               .where(in_ids(Invoice.id, invoice_ids))
                               .execution_options(populate_existing=True)).all()
     record(settings.tenant_id, settings.livemode, created,

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import sqlalchemy as sa
 
-from ..db import db
+from ..db import db, skip_locked
 from ..faults import crash_point
 from ..due import Lane, Queue, Worked
 from .models import Event
@@ -43,8 +43,7 @@ def dispatch_batch(adapters, now: datetime, limit: int, lane: Lane | None = None
     query = (sa.select(Event).where(Event.dispatched.is_(False)).order_by(Event.seq).limit(limit))
     if lane is not None:
         query = query.where(Event.tenant_id == lane.tenant_id, Event.livemode == lane.livemode)
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = skip_locked(query)
     events = db.session.scalars(query).all()
     if not events:
         db.session.rollback()

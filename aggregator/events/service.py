@@ -5,11 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-import orjson
 import sqlalchemy as sa
 
 from ..auth import Principal
-from ..db import bulk_insert, db, new_ordered_id
+from ..db import bulk_insert, db, json_for_bulk_insert, new_ordered_id
 from ..errors import NotFound
 from ..pagination import Page, paginate
 from .models import Event
@@ -31,11 +30,10 @@ def record(tenant_id: str, livemode: bool, created: datetime, events: Sequence[N
     announce does (COPY on PostgreSQL: the close writes two per invoice). -> their ids."""
     if not events:
         return []
-    postgres = db.session.get_bind().dialect.name == "postgresql"
+    as_json = json_for_bulk_insert()
     rows = [{"id": new_ordered_id("evt"), "tenant_id": tenant_id, "livemode": livemode, "type": e.type,
              "created": created, "object_id": e.object_id, "provider_id": e.provider_id,
-             # COPY takes the JSON text; elsewhere the JSON column type encodes the dict itself
-             "data": orjson.dumps(e.data).decode() if postgres else dict(e.data), "dispatched": False}
+             "data": as_json(e.data), "dispatched": False}
             for e in events]
     bulk_insert(Event.__table__, rows)
     return [row["id"] for row in rows]

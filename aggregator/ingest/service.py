@@ -9,16 +9,15 @@ from typing import Sequence
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts.models import ApiKey, Customer, TenantSettings, Trial
 from ..auth import Principal, verified
-from ..db import db, dialect_insert, in_ids, new_id, run, run_alone, write_lock
+from ..db import db, dialect_insert, dialect_name, in_ids, is_postgres, locking, new_id, run, run_alone, write_lock
 from ..faults import crash_point
 from ..periods import calendar as P
 from ..periods.models import PeriodRecord
 from ..periods.service import claim_open_period, period_status_locked
-from ..errors import Conflict, DomainError, InvalidInput, NotFound
+from ..errors import Conflict, DomainError, NotFound
 from ..pagination import Page, paginate
 from .bills import BillRequest, BillView
 from . import transitions
@@ -65,7 +64,7 @@ def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Ou
     key is still valid and its tenant's calendar unchanged, and record_bills gets it verified."""
     period_start = P.period_containing(now, principal.period_anchor_day, principal.timezone).start
     row = _row(principal, request, None, period_start, now)
-    if run_alone(_insert_if_open(db.engine.dialect.name, request.revenue_share),
+    if run_alone(_insert_if_open(dialect_name(), request.revenue_share),
                  {**row, "customer": request.customer, "key_id": principal.key_id,
                   "period_anchor_day": principal.period_anchor_day, "timezone": principal.timezone}) is None:
         return record_bills(verified(principal), [request], now)[0]
@@ -77,9 +76,10 @@ def record_bill(principal: Principal, request: BillRequest, now: datetime) -> Ou
 def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
     """INSERT the bill (parameters as _row makes them, plus the customer's external_id as
     `customer`, the principal's `key_id`, `period_anchor_day` and `timezone`) if the key is not
-    revoked, is this provider's in this tenant and mode, and the tenant's calendar is the one given, its customer exists in the tenant and
-    mode, is not in this provider's free trial (for a revenue-share bill), and its period row is
-    open; nothing otherwise, nor when the idempotency key is already stored. On PostgreSQL the period row is share-locked until commit,
+    revoked, is this provider's in this tenant and mode, and the tenant's calendar is the one
+    given, its customer exists in the tenant and mode, is not in this provider's free trial (for a
+    revenue-share bill), and its period row is open; nothing otherwise, nor when the idempotency
+    key is already stored. On PostgreSQL the period row is share-locked until commit,
     as claim_open_period does, so the close cannot mark it closing while the bill goes in; SQLite
     takes its database write lock for the INSERT before it reads the period."""
     bills, customers, periods = Bill.__table__, Customer.__table__, PeriodRecord.__table__
@@ -104,10 +104,8 @@ def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
         query = query.where(~sa.exists().where(
             trials.c.customer_id == customers.c.id, trials.c.provider_id == sa.bindparam("provider_id"),
             trials.c.ends_at > sa.bindparam("received_at")))
-    if dialect == "postgresql":
-        query = query.with_for_update(read=True, of=periods)
-    insert = postgresql.insert(bills) if dialect == "postgresql" else sqlite.insert(bills)
-    return (insert.from_select(["customer_id", *names], query)
+    query = locking(query, dialect, read=True, of=periods)
+    return (dialect_insert(bills, dialect).from_select(["customer_id", *names], query)
             .on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
             .returning(bills.c.id))
 
@@ -180,7 +178,7 @@ def _insert_new(rows: list[dict]) -> set[str]:
     one short statement with the bills as one JSON parameter, an array of arrays (as a
     17,000-parameter INSERT, or as 11 arrays, 1,000 bills cost more to convert in psycopg than
     to store). SQLite gets the same INSERT, one row at a time."""
-    if db.session.get_bind().dialect.name != "postgresql":
+    if not is_postgres():
         table = Bill.__table__
         stmt = (dialect_insert(table)
                 .on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])

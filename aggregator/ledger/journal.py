@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .. import money
 from ..revenue.shares import Share
@@ -106,7 +106,7 @@ class Posting:
     currency: str
     amount: int
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         account_type(self.account)
         if not money.is_currency(self.currency):
             raise LedgerError(f"{self.currency!r} is not an ISO 4217 currency code.")
@@ -138,7 +138,7 @@ class Journal:
     postings: tuple[Posting, ...]
     memo: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise LedgerError(f"Unknown journal kind {self.kind!r}.")
         if not 0 < len(self.object_id) <= 40 or (self.memo is not None and len(self.memo) > 500):
@@ -153,7 +153,7 @@ class Journal:
 
 def _merged(postings: Iterable[Posting]) -> tuple[Posting, ...]:
     """One posting per account and currency (in the order they first appear), zeros left out."""
-    sums: dict[tuple[str, str], list] = {}
+    sums: dict[tuple[str, str], list[Any]] = {}  # [first posting, Σ amount]
     for p in postings:
         key = (p.account, p.currency)
         if key in sums:
@@ -176,7 +176,8 @@ def check_balanced(postings: Iterable[Posting]) -> None:
     """Raise Unbalanced unless the amounts add up to zero in each currency."""
     off = {currency: total for currency, total in totals(postings).items() if total}
     if off:
-        detail = ", ".join(f"{currency} {money.format_amount(total, currency)}" for currency, total in sorted(off.items()))
+        detail = ", ".join(f"{currency} {money.format_amount(total, currency)}"
+                           for currency, total in sorted(off.items()))
         raise Unbalanced(f"The postings do not balance: debits exceed credits by {detail}.")
 
 

@@ -78,7 +78,8 @@ class JournalListArgs(ListArgs):
         "description": "Journals with an entry on this account. " + _ACCOUNT})
     posted_gte = fields.AwareDateTime(validate=reasonable_instant, metadata={
         "description": "Posted at or after this instant."})
-    posted_lt = fields.AwareDateTime(validate=reasonable_instant, metadata={"description": "Posted before this instant."})
+    posted_lt = fields.AwareDateTime(validate=reasonable_instant,
+                                     metadata={"description": "Posted before this instant."})
 
 
 class TrialBalanceSchema(Schema):

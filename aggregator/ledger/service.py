@@ -21,7 +21,6 @@ What is enforced where:
 """
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +30,7 @@ import sqlalchemy as sa
 
 from .. import money
 from ..auth import Principal
-from ..db import bulk_insert, db, new_ordered_id, write_lock
+from ..db import advisory_locks, bulk_insert, db, new_ordered_id
 from ..errors import Conflict
 from ..pagination import Page, one, paginate
 from . import journal as books
@@ -88,7 +87,8 @@ def _check_provider_payables(tenant_id: str, livemode: bool, journals: Sequence[
     for (account, currency), balance in _locked_balances(tenant_id, livemode, debited).items():
         if balance + change[account, currency] > 0:
             raise ProviderPayableNegative(
-                f"{account} would owe the platform {money.format_amount(balance + change[account, currency], currency)} "
+                f"{account} would owe the platform "
+                f"{money.format_amount(balance + change[account, currency], currency)} "
                 f"{currency}: the platform owes it {money.format_amount(-balance, currency)}.")
 
 
@@ -127,12 +127,7 @@ def _locked_balances(tenant_id: str, livemode: bool, accounts: Sequence[tuple[st
     accounts = sorted(set(accounts))
     if not accounts:
         return {}
-    if db.session.get_bind().dialect.name == "postgresql":
-        for account, currency in accounts:
-            key = zlib.crc32(f"ledger:{tenant_id}:{livemode}:{account}:{currency}".encode())
-            db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    else:
-        write_lock()
+    advisory_locks([f"ledger:{tenant_id}:{livemode}:{account}:{currency}" for account, currency in accounts])
     return _balances_of(tenant_id, livemode, accounts)
 
 

@@ -182,7 +182,8 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
         else:
             context = _context(delivery, event, invoice, settings)
     return messages.build(delivery.kind, context, sender=messages.Sender.of(settings, mailer.default_from),
-                          to=delivery.recipient, message_id=messages.message_id(delivery.id, mailer.domain), date_=now, attachments=attachments)
+                          to=delivery.recipient, message_id=messages.message_id(delivery.id, mailer.domain),
+                          date_=now, attachments=attachments)
 
 
 def _context(delivery: EmailDelivery, event: Event, invoice: Invoice | None, settings: TenantSettings) -> dict:
@@ -257,7 +258,8 @@ def period_summary(tenant_id: str, livemode: bool, period: dict) -> PeriodSummar
     i = Invoice.__table__.c
     is_ = lambda status: sa.func.sum(sa.case((i.status == status, 1), else_=0))  # noqa: E731
     rows = db.session.execute(
-        sa.select(i.currency, sa.func.count(), is_("open"), is_("draft"), sa.func.sum(i.total), sa.func.sum(i.amount_due))
+        sa.select(i.currency, sa.func.count(), is_("open"), is_("draft"), sa.func.sum(i.total),
+                  sa.func.sum(i.amount_due))
         .where(i.tenant_id == tenant_id, i.livemode == livemode, i.period_start == start, i.status != "void")
         .group_by(i.currency).order_by(i.currency)).all()
     without_address = db.session.scalar(

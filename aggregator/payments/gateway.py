@@ -394,7 +394,8 @@ class StripeGateway:
         found, calls = self.find_intents([charge])
         return found.get(charge.payment_id), calls
 
-    def find_intents(self, charges: list[Charge], pace: Callable[[], None] = lambda: None) -> tuple[dict[str, Any], int]:
+    def find_intents(self, charges: list[Charge], pace: Callable[[], None] = lambda: None) -> tuple[dict[str, Any],
+                                                                                                    int]:
         """The PaymentIntents of attempts that may have been sent (a crashed run's), in one pass
         per customer rather than one per attempt: the customer's PaymentIntents, newest first,
         matched on metadata.payment_id. -> ({payment id: intent} for those found, requests made).

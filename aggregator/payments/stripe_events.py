@@ -29,7 +29,7 @@ from .. import money
 from ..accounts.models import TenantSettings
 from ..accounts.service import settings_of, tenant_settings
 from ..consolidate import transitions as invoice_transitions
-from ..db import db, locking, new_id, write_lock
+from ..db import db, locking, new_id, skip_locked, write_lock
 from ..due import Lane, Worked
 from ..errors import InvalidRequest, NotFound
 from . import charge_service, transitions
@@ -212,8 +212,7 @@ def claim_events(now: datetime, limit: int, lane: Lane | None = None) -> list[st
              .order_by(e.next_attempt_at, e.id).limit(limit))
     if lane is not None:
         ready = ready.where(e.tenant_id == lane.tenant_id, e.livemode == lane.livemode)
-    if db.session.get_bind().dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True)
+    ready = skip_locked(ready)
     ids = db.session.execute(sa.update(_events).where(e.id.in_(ready)).values(next_attempt_at=now + LEASE)
                              .returning(e.id)).scalars().all()
     db.session.commit()
@@ -331,7 +330,8 @@ def _refund_seen(settings: TenantSettings, refund: dict, charge: dict | None, as
     if status != "succeeded":
         return f"Refund {stripe_id} made in Stripe is {status}: recorded once it succeeds."
     charge = charge or {}
-    payment = _payment_of(settings, intent_id=_id_of(charge.get("payment_intent")) or _id_of(refund.get("payment_intent")),
+    payment = _payment_of(settings, intent_id=_id_of(charge.get("payment_intent"))
+                          or _id_of(refund.get("payment_intent")),
                           charge_id=_text(charge, "id") or _id_of(refund.get("charge")),
                           payment_id=_metadata(charge, "payment_id"))
     if payment is None or payment.status != "succeeded":

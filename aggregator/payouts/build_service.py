@@ -33,7 +33,7 @@ from ..accounts.models import Provider
 from ..accounts.service import tenant_settings
 from ..consolidate import period_rates
 from ..consolidate.models import Invoice
-from ..db import bulk_insert, db, dialect_insert, in_ids, new_id, run
+from ..db import analyze, bulk_insert, db, dialect_insert, greatest, in_ids, least, new_id, run
 from ..faults import crash_point
 from ..events.service import NewEvent, record
 from ..ingest.models import Bill
@@ -140,9 +140,9 @@ def build_payouts(tenant_id: str, livemode: bool, payout_date: date) -> BuildRep
     """Gather what was collected up to `payout_date` (its local midnight, the instant the
     payouts are dated, whenever this runs) into one payout per provider and currency, in one
     transaction. Exactly once: the run is unique per payout day, and each source is paid out in
-    one run only (its primary key); running it again does nothing (a run's row is written in the transaction that builds it, so a payout day is
-    built whole or not at all, once; money arriving late for it waits for the next payout
-    day). Under payout_auto_approve the payouts are approved at once."""
+    one run only (its primary key); running it again does nothing (a run's row is written in the
+    transaction that builds it, so a payout day is built whole or not at all, once; money arriving
+    late for it waits for the next payout day). Under payout_auto_approve the payouts are approved at once."""
     settings = tenant_settings(tenant_id, livemode)
     due_at = C.local_midnight(payout_date, settings.timezone)
     period = C.payout_period(payout_date, settings.period_anchor_day, settings.timezone)
@@ -198,8 +198,7 @@ def _take_sources(tenant_id: str, livemode: bool, run_id: str, due_at: datetime)
         .subquery("counted")
     c, i, s = counted.c, Invoice.__table__.c, _sources.c
     simple = (sa.select(c.id, c.kind, sa.literal(run_id), sa.literal(tenant_id), sa.literal(livemode), c.invoice_id,
-                        sa.func.max(sa.func.min(c.amount, i.total), 0) if _sqlite() else
-                        sa.func.greatest(sa.func.least(c.amount, i.total), 0),
+                        greatest(least(c.amount, i.total), 0),
                         sa.literal(0, sa.BigInteger), c.at, c.charge)
               .join(Invoice.__table__, i.id == c.invoice_id)
               .where(c.n == 1, c.kind != "refund", ~sa.exists().where(s.invoice_id == c.invoice_id)))
@@ -207,13 +206,8 @@ def _take_sources(tenant_id: str, livemode: bool, run_id: str, due_at: datetime)
         ["source_id", "kind", "run_id", "tenant_id", "livemode", "invoice_id", "amount", "collected_before", "at",
          "stripe_charge_id"], simple))
     _take_the_rest(tenant_id, livemode, run_id, due_at)
-    if not _sqlite():  # the planner learns the run's size (else it plans the join below for one row)
-        db.session.execute(sa.text("ANALYZE payout_sources"))
+    analyze(_sources)  # the planner learns the run's size (else it plans the join below for one row)
     return run(sa.select(sa.func.count()).where(s.run_id == run_id)).scalar()
-
-
-def _sqlite() -> bool:
-    return db.session.get_bind().dialect.name == "sqlite"
 
 
 def _take_the_rest(tenant_id: str, livemode: bool, run_id: str, due_at: datetime) -> None:

@@ -53,7 +53,8 @@ def approve(principal, payout_id, period, as_json):
     if bool(payout_id) == bool(period):
         raise click.UsageError("Give a payout id or --period, not both.")
     if payout_id:
-        print_object(service.approve_payout(principal, payout_id, now_for(principal)), PayoutSchema(), "Payout", as_json)
+        print_object(service.approve_payout(principal, payout_id, now_for(principal)), PayoutSchema(), "Payout",
+                     as_json)
     else:
         approved = service.approve_period(principal, period.date(), now_for(principal))
         say(f"Approved {len(approved)} payouts.")
@@ -66,7 +67,8 @@ def approve(principal, payout_id, period, as_json):
 @json_option
 def mark_paid(principal, payout_id, reference, as_json):
     """Record an approved bank-transfer payout paid."""
-    print_object(service.record_bank_transfer(principal, payout_id, reference, now_for(principal)), PayoutSchema(), "Payout",
+    print_object(service.record_bank_transfer(principal, payout_id, reference, now_for(principal)),
+                 PayoutSchema(), "Payout",
                  as_json)
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from .. import due
 from ..accounts.models import TenantSettings
 from ..auth import Principal
-from ..db import db, run
+from ..db import db, dialect_name, locking, run, serializes_writers
 from ..errors import NotFound
 from ..pagination import Page, paginate
 from . import calendar as C
@@ -52,9 +52,9 @@ def claim_open_period(tenant_id: str, livemode: bool, now: datetime, anchor_day:
     already closing, the next open one. Runs inside the caller's transaction and holds a share
     lock on the period row until it commits, so a close cannot start in between."""
     period = C.period_containing(now, anchor_day, tz)
-    sqlite = db.session.get_bind().dialect.name == "sqlite"
+    write_first = serializes_writers()
     while True:
-        if sqlite:  # take SQLite's write lock before reading the status it must rely on
+        if write_first:  # take SQLite's write lock before reading the status it must rely on
             ensure_period_row(tenant_id, livemode, period)
         status = period_status_locked(tenant_id, livemode, period.start)
         if status is None:
@@ -68,7 +68,7 @@ def claim_open_period(tenant_id: str, livemode: bool, now: datetime, anchor_day:
 def period_status_locked(tenant_id: str, livemode: bool, start: date) -> str | None:
     """The period's status, share-locked (PostgreSQL) until the transaction ends: the close
     cannot mark it closing meanwhile. None when nothing has happened in the period yet."""
-    return run(_period_status_query(db.session.get_bind().dialect.name),
+    return run(_period_status_query(dialect_name()),
                {"tenant_id": tenant_id, "livemode": livemode, "start": start}).scalar()
 
 
@@ -79,7 +79,7 @@ def _period_status_query(dialect: str) -> sa.Select:
     query = sa.select(periods.status).where(
         periods.tenant_id == sa.bindparam("tenant_id"), periods.livemode == sa.bindparam("livemode"),
         periods.start == sa.bindparam("start"))
-    return query.with_for_update(read=True) if dialect == "postgresql" else query
+    return locking(query, dialect, read=True)
 
 
 # --- periods as operators see them --------------------------------------------------------

@@ -14,9 +14,8 @@ from typing import Callable
 
 import sqlalchemy as sa
 from limits.storage import Storage
-from sqlalchemy.dialects import postgresql, sqlite
 
-from ..db import db
+from ..db import db, dialect_insert
 
 RATE_LIMITS = sa.Table(
     "rate_limits", db.metadata,
@@ -52,7 +51,7 @@ class DatabaseStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now, table = self._now(), RATE_LIMITS
         engine = self._engine()
-        insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
+        insert = dialect_insert(table, engine.dialect.name)
         ended = table.c.expires_at <= now
         statement = insert.values(key=key, hits=amount, expires_at=now + expiry).on_conflict_do_update(
             index_elements=[table.c.key],

@@ -24,7 +24,7 @@ from typing import Sequence
 import orjson
 import sqlalchemy as sa
 
-from ..db import bulk_insert, db, dialect_insert, new_ordered_id
+from ..db import bulk_insert, db, dialect_insert, new_ordered_id, skip_locked
 from ..faults import crash_point
 from ..due import Lane, Queue, Worked, lease, waiting
 from ..events.models import Event
@@ -99,8 +99,7 @@ def claim_deliveries(now: datetime, limit: int, lane: Lane | None = None, worker
              .order_by(d.next_attempt_at, d.id).limit(limit))
     if lane is not None:
         ready = ready.where(d.tenant_id == lane.tenant_id, d.livemode == lane.livemode)
-    if db.session.get_bind().dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True, of=WebhookDelivery.__table__)
+    ready = skip_locked(ready, of=WebhookDelivery.__table__)
     ids = db.session.execute(sa.update(WebhookDelivery.__table__).where(d.id.in_(ready))
                              .values(locked_until=now + _lease(limit, workers))
                              .returning(d.id)).scalars().all()

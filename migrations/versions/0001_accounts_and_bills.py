@@ -50,7 +50,8 @@ def upgrade():
     sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_customers_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
-    sa.UniqueConstraint('tenant_id', 'livemode', 'external_id', name=op.f('uq_customers_tenant_id_livemode_external_id'))
+    sa.UniqueConstraint('tenant_id', 'livemode', 'external_id',
+                        name=op.f('uq_customers_tenant_id_livemode_external_id'))
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index('ix_customers_scope', ['tenant_id', 'livemode', 'id'], unique=False)
@@ -79,7 +80,8 @@ def upgrade():
     sa.Column('hint', sa.String(length=40), nullable=False),
     sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
     sa.Column('revoked_at', UTCDateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("(role = 'provider') = (provider_id IS NOT NULL)", name=op.f('ck_api_keys_provider_keys_have_provider')),
+    sa.CheckConstraint("(role = 'provider') = (provider_id IS NOT NULL)",
+                       name=op.f('ck_api_keys_provider_keys_have_provider')),
     sa.CheckConstraint("role IN ('admin', 'provider')", name=op.f('ck_api_keys_role')),
     sa.ForeignKeyConstraint(['provider_id'], ['providers.id'], name=op.f('fk_api_keys_provider_id_providers')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_api_keys_tenant_id_tenants')),

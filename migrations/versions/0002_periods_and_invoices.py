@@ -31,7 +31,8 @@ def upgrade():
     sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_fx_rates_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_fx_rates')),
-    sa.UniqueConstraint('tenant_id', 'livemode', 'base', 'quote', 'effective_date', name=op.f('uq_fx_rates_tenant_id_livemode_base_quote_effective_date'))
+    sa.UniqueConstraint('tenant_id', 'livemode', 'base', 'quote', 'effective_date',
+                        name=op.f('uq_fx_rates_tenant_id_livemode_base_quote_effective_date'))
     )
     op.create_table('invoice_sequences',
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
@@ -90,7 +91,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoices_customer_id_customers')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_invoices_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoices')),
-    sa.UniqueConstraint('tenant_id', 'livemode', 'customer_id', 'period_start', name=op.f('uq_invoices_tenant_id_livemode_customer_id_period_start')),
+    sa.UniqueConstraint('tenant_id', 'livemode', 'customer_id', 'period_start',
+                        name=op.f('uq_invoices_tenant_id_livemode_customer_id_period_start')),
     sa.UniqueConstraint('tenant_id', 'livemode', 'number', name=op.f('uq_invoices_tenant_id_livemode_number'))
     )
     with op.batch_alter_table('invoices', schema=None) as batch_op:
@@ -106,7 +108,8 @@ def upgrade():
     sa.Column('source_invoice_id', sa.String(length=40), nullable=False),
     sa.Column('applied_invoice_id', sa.String(length=40), nullable=True),
     sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['applied_invoice_id'], ['invoices.id'], name=op.f('fk_credits_applied_invoice_id_invoices')),
+    sa.ForeignKeyConstraint(['applied_invoice_id'], ['invoices.id'],
+                            name=op.f('fk_credits_applied_invoice_id_invoices')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_credits_customer_id_customers')),
     sa.ForeignKeyConstraint(['source_invoice_id'], ['invoices.id'], name=op.f('fk_credits_source_invoice_id_invoices')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_credits_tenant_id_tenants')),
@@ -144,7 +147,8 @@ def upgrade():
         batch_op.add_column(sa.Column('period_start', sa.Date(), nullable=True))
         batch_op.add_column(sa.Column('invoice_id', sa.String(length=40), nullable=True))
         batch_op.create_index('ix_bills_period', ['tenant_id', 'livemode', 'period_start', 'customer_id'], unique=False)
-        batch_op.create_foreign_key(batch_op.f('fk_bills_invoice_id_invoices'), 'invoices', ['invoice_id'], ['id'], use_alter=True)
+        batch_op.create_foreign_key(batch_op.f('fk_bills_invoice_id_invoices'), 'invoices', ['invoice_id'], ['id'],
+                                    use_alter=True)
 
     with op.batch_alter_table('tenants', schema=None) as batch_op:
         batch_op.add_column(sa.Column('invoice_review', sa.String(length=8), nullable=False, server_default='auto'))

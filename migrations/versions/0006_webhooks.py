@@ -40,7 +40,9 @@ def upgrade():
     sa.Column('created_at', UTCDateTime(), nullable=False),
     sa.Column('deleted_at', UTCDateTime(), nullable=True),
     sa.CheckConstraint("status IN ('enabled', 'disabled')", name=op.f('ck_webhook_endpoints_status')),
-    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'provider_id'], ['providers.tenant_id', 'providers.livemode', 'providers.id'], name=op.f('fk_webhook_endpoints_tenant_id_providers')),
+    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'provider_id'], 
+                            ['providers.tenant_id', 'providers.livemode', 'providers.id'],
+                            name=op.f('fk_webhook_endpoints_tenant_id_providers')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_webhook_endpoints_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoints'))
     )
@@ -61,14 +63,18 @@ def upgrade():
     sa.Column('locked_until', UTCDateTime(), nullable=True),
     sa.Column('created_at', UTCDateTime(), nullable=False),
     sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name=op.f('ck_webhook_deliveries_status')),
-    sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'], name=op.f('fk_webhook_deliveries_endpoint_id_webhook_endpoints')),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'],
+                            name=op.f('fk_webhook_deliveries_endpoint_id_webhook_endpoints')),
     sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_webhook_deliveries_event_id_events')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries'))
     )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_deliveries_endpoint', ['endpoint_id', 'id'], unique=False)
-        batch_op.create_index('ix_webhook_deliveries_ready', ['next_attempt_at', 'id'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
-        batch_op.create_index('uq_webhook_deliveries_fan_out', ['endpoint_id', 'event_id'], unique=True, postgresql_where=sa.text('NOT resend'), sqlite_where=sa.text('NOT resend'))
+        batch_op.create_index('ix_webhook_deliveries_ready', ['next_attempt_at', 'id'], unique=False,
+                              postgresql_where=sa.text("status = 'pending'"),
+                              sqlite_where=sa.text("status = 'pending'"))
+        batch_op.create_index('uq_webhook_deliveries_fan_out', ['endpoint_id', 'event_id'], unique=True,
+                              postgresql_where=sa.text('NOT resend'), sqlite_where=sa.text('NOT resend'))
 
     op.create_table('webhook_attempts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -77,7 +83,8 @@ def upgrade():
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('duration_ms', sa.Integer(), nullable=False),
     sa.Column('error', sa.String(length=500), nullable=True),
-    sa.ForeignKeyConstraint(['delivery_id'], ['webhook_deliveries.id'], name=op.f('fk_webhook_attempts_delivery_id_webhook_deliveries')),
+    sa.ForeignKeyConstraint(['delivery_id'], ['webhook_deliveries.id'],
+                            name=op.f('fk_webhook_attempts_delivery_id_webhook_deliveries')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_attempts'))
     )
     with op.batch_alter_table('webhook_attempts', schema=None) as batch_op:
@@ -91,8 +98,10 @@ def downgrade():
 
     op.drop_table('webhook_attempts')
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
-        batch_op.drop_index('uq_webhook_deliveries_fan_out', postgresql_where=sa.text('NOT resend'), sqlite_where=sa.text('NOT resend'))
-        batch_op.drop_index('ix_webhook_deliveries_ready', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+        batch_op.drop_index('uq_webhook_deliveries_fan_out', postgresql_where=sa.text('NOT resend'),
+                            sqlite_where=sa.text('NOT resend'))
+        batch_op.drop_index('ix_webhook_deliveries_ready', postgresql_where=sa.text("status = 'pending'"),
+                            sqlite_where=sa.text("status = 'pending'"))
         batch_op.drop_index('ix_webhook_deliveries_endpoint')
 
     op.drop_table('webhook_deliveries')

@@ -44,7 +44,8 @@ def upgrade():
     with op.batch_alter_table('email_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_email_deliveries_invoice', ['invoice_id'], unique=False)
         batch_op.create_index('ix_email_deliveries_ready', ['next_attempt_at'], unique=False,
-                              postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+                              postgresql_where=sa.text("status = 'pending'"),
+                              sqlite_where=sa.text("status = 'pending'"))
         batch_op.create_index('ix_email_deliveries_scope', ['tenant_id', 'livemode', 'id'], unique=False)
 
 

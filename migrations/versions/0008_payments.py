@@ -59,7 +59,8 @@ def upgrade():
         batch_op.add_column(sa.Column('first_failed_at', UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('collection', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('disputed', sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.create_check_constraint(op.f('ck_invoices_paid_amounts'), 'amount_paid >= 0 AND amount_refunded BETWEEN 0 AND amount_paid')
+        batch_op.create_check_constraint(op.f('ck_invoices_paid_amounts'),
+                                         'amount_paid >= 0 AND amount_refunded BETWEEN 0 AND amount_paid')
         batch_op.create_index('ix_invoices_charge_due', ['tenant_id', 'livemode', 'next_charge_at'], unique=False,
                               postgresql_where=sa.text('next_charge_at IS NOT NULL'),
                               sqlite_where=sa.text('next_charge_at IS NOT NULL'))
@@ -113,7 +114,8 @@ def upgrade():
         batch_op.create_index('ix_payments_scope', ['tenant_id', 'livemode', 'id'], unique=False)
         batch_op.create_index('ix_payments_invoice', ['invoice_id', 'id'], unique=False)
         batch_op.create_index('uq_payments_one_pending', ['invoice_id'], unique=True,
-                              postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+                              postgresql_where=sa.text("status = 'pending'"),
+                              sqlite_where=sa.text("status = 'pending'"))
 
     op.create_table('refunds',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -145,7 +147,8 @@ def upgrade():
         batch_op.create_index('ix_refunds_scope', ['tenant_id', 'livemode', 'id'], unique=False)
         batch_op.create_index('ix_refunds_invoice', ['invoice_id', 'id'], unique=False)
         batch_op.create_index('ix_refunds_pending', ['created_at'], unique=False,
-                              postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+                              postgresql_where=sa.text("status = 'pending'"),
+                              sqlite_where=sa.text("status = 'pending'"))
 
     op.create_table('stripe_events',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -168,7 +171,8 @@ def upgrade():
     )
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
         batch_op.create_index('ix_stripe_events_ready', ['next_attempt_at'], unique=False,
-                              postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+                              postgresql_where=sa.text("status = 'pending'"),
+                              sqlite_where=sa.text("status = 'pending'"))
 
     _schedule_open_invoices()
 

@@ -30,7 +30,8 @@ def upgrade():
     sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_payout_runs_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payout_runs')),
-    sa.UniqueConstraint('tenant_id', 'livemode', 'payout_date', name=op.f('uq_payout_runs_tenant_id_livemode_payout_date'))
+    sa.UniqueConstraint('tenant_id', 'livemode', 'payout_date',
+                        name=op.f('uq_payout_runs_tenant_id_livemode_payout_date'))
     )
     op.create_table('payouts',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -68,16 +69,21 @@ def upgrade():
     sa.Column('failed_at', UTCDateTime(timezone=True), nullable=True),
     sa.Column('canceled_at', UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("method IN ('stripe', 'bank_transfer', 'none')", name=op.f('ck_payouts_method')),
-    sa.CheckConstraint("status IN ('pending_review', 'approved', 'paid', 'failed', 'canceled')", name=op.f('ck_payouts_status')),
-    sa.CheckConstraint('amount >= 0 AND carry <= 0 AND amount + carry = net + brought_forward', name=op.f('ck_payouts_payout_sum')),
+    sa.CheckConstraint("status IN ('pending_review', 'approved', 'paid', 'failed', 'canceled')",
+                       name=op.f('ck_payouts_status')),
+    sa.CheckConstraint('amount >= 0 AND carry <= 0 AND amount + carry = net + brought_forward',
+                       name=op.f('ck_payouts_payout_sum')),
     sa.ForeignKeyConstraint(['run_id'], ['payout_runs.id'], name=op.f('fk_payouts_run_id_payout_runs')),
-    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'provider_id'], ['providers.tenant_id', 'providers.livemode', 'providers.id'], name=op.f('fk_payouts_tenant_id_providers')),
+    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'provider_id'], 
+                            ['providers.tenant_id', 'providers.livemode', 'providers.id'],
+                            name=op.f('fk_payouts_tenant_id_providers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payouts')),
     sa.UniqueConstraint('run_id', 'provider_id', 'currency', name=op.f('uq_payouts_run_id_provider_id_currency')),
     sa.UniqueConstraint('stripe_transfer_id', name=op.f('uq_payouts_stripe_transfer_id'))
     )
     with op.batch_alter_table('payouts', schema=None) as batch_op:
-        batch_op.create_index('ix_payouts_provider', ['tenant_id', 'livemode', 'provider_id', 'currency', 'created_at'], unique=False)
+        batch_op.create_index('ix_payouts_provider', ['tenant_id', 'livemode', 'provider_id', 'currency', 'created_at'],
+                              unique=False)
 
     op.create_table('payout_carries',
     sa.Column('from_payout_id', sa.String(length=40), nullable=False),

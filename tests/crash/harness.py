@@ -444,7 +444,7 @@ class Cycle:
         if len(refunds) != len(self.tenants):
             v.append(f"{len(refunds)} refunds, expected one per tenant")
         at_peer = Counter((r.get("metadata") or {}).get("refund_id") for r in self.peer.peer.refunds.values())
-        for refund_id, status, stripe_id in refunds:
+        for refund_id, status, _stripe_id in refunds:
             if status != "succeeded":
                 v.append(f"refund {refund_id} is {status}")
             if at_peer[refund_id] > 1:
@@ -459,7 +459,7 @@ class Cycle:
             v.append("no payout was built")
         transfers = Counter((tr.get("metadata") or {}).get("payout") for tr in self.peer.peer.transfers.values())
         amounts = {(tr.get("metadata") or {}).get("payout"): tr["amount"] for tr in self.peer.peer.transfers.values()}
-        for payout_id, status, method, amount, transfer in payouts:
+        for payout_id, status, method, amount, _transfer in payouts:
             if status != "paid":
                 v.append(f"payout {payout_id} ({method}) is {status}")
             if method == "stripe":

@@ -68,7 +68,8 @@ class Shop:
         data = self.admin.get("/v1/invoices?limit=100").json["data"]
         return sorted((i["period"]["start"], i["customer_external_id"], i["number"], i["status"], i["due_date"],
                        i["created_at"], i["finalized_at"], i["subtotal"], i["tax"], i["total"], i["amount_due"],
-                       i["carried_credit"], tuple((l["kind"], l["amount"], l["original_amount"]) for l in i["lines"]),
+                       i["carried_credit"], tuple((line["kind"], line["amount"],
+                                                   line["original_amount"]) for line in i["lines"]),
                        i["amount_paid"], i["paid_at"], i["collection"], i["next_charge_at"], i["attempt_count"],
                        self.payments(i["id"]))
                       for i in data)
@@ -117,7 +118,8 @@ def by_random(sizes: list[int]):
 # minutes); a failure is reported as found.
 @settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@example(sent=[(10, "c1", "12.50", "AUD", True), (20, "c2", "-30.00", "USD", False), (800, "c2", "100.00", "AUD", True)],
+@example(sent=[(10, "c1", "12.50", "AUD", True), (20, "c2", "-30.00", "USD", False),
+                (800, "c2", "100.00", "AUD", True)],
          setup=(EXPLICIT_SETUP := {"invoice_review": "manual", "auto_finalize_after_days": 2, "default_tax_rate": "0.1",
                                    "charge_day": 28}),
          sizes=[100])  # two drafts finalized at one deadline; a credit carried into the next period

@@ -91,7 +91,8 @@ def test_a_test_key_never_changes_live_settings(tenant):
     assert changed.status_code == 200 and changed.json["livemode"] is False
     assert (changed.json["invoice_prefix"], changed.json["default_tax_rate"]) == ("TEST", "0.5")
     settings = live.get("/v1/tenant").json
-    assert (settings["invoice_prefix"], settings["default_tax_rate"], settings["invoice_review"]) == ("INV", "0", "auto")
+    assert (settings["invoice_prefix"], settings["default_tax_rate"], settings["invoice_review"]) == ("INV", "0",
+                                                                                                      "auto")
     assert settings["legal_name"] != "Sandbox" and settings["livemode"] is True
     assert settings["id"] == changed.json["id"] == tenant.id
 

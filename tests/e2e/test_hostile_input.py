@@ -17,7 +17,8 @@ def test_nul_characters_are_refused_wherever_they_appear(provider, tenant):
     assert response.status_code == 422 and "description" in response.json["error"]["fields"]
     batch = provider.post("/v1/bills/batch", {"bills": [{**bill_body(customer="c\x00"), "idempotency_key": "k"},
                                                         {**bill_body(), "idempotency_key": "k2"},
-                                                        {**bill_body(metadata={"a\x00": "b"}), "idempotency_key": "k3"}]})
+                                                        {**bill_body(metadata={"a\x00": "b"}),
+                                                          "idempotency_key": "k3"}]})
     assert batch.status_code == 200, batch.json  # each item accepted or refused on its own
     assert [item["status"] for item in batch.json["data"]] == [422, 201, 422]
     assert "customer" in batch.json["data"][0]["error"]["fields"]

@@ -113,4 +113,5 @@ def test_a_hostile_template_value_cannot_reach_outside(tmp_path):
     with pytest.raises(BaseException) as raised:
         weasyprint.HTML(string=html, base_url=TEMPLATE_DIR.as_uri() + "/",
                         url_fetcher=confined_fetcher(TEMPLATE_DIR)).write_pdf()
-    assert "Fetching" in str(raised.value) or "blocked" in str(raised.value).lower() or raised.type.__name__.startswith("Fatal")
+    assert "Fetching" in str(raised.value) or "blocked" in str(raised.value).lower() \
+        or raised.type.__name__.startswith("Fatal")

@@ -32,7 +32,7 @@ def test_a_customer_gets_one_invoice_for_the_bills_of_every_app(shop):
         "105.50", "10.55", "116.05", "116.05")
     assert invoice["due_date"] == "2026-12-02"
     assert invoice["period"] == {"start": "2026-10-25", "end": "2026-11-24"}
-    assert [(l["provider"], l["amount"]) for l in invoice["lines"]] == sorted(
+    assert [(line["provider"], line["amount"]) for line in invoice["lines"]] == sorted(
         [(accounting.id, "100.00"), (sms.id, "5.50")])
     assert shop.apps[0].get(f"/v1/bills/{first['id']}").json["status"] == "invoiced"
     text = pdf_text(shop, invoice)
@@ -86,7 +86,7 @@ def test_foreign_currency_bills_wait_for_a_rate_then_convert(shop):
     report = admin.post("/v1/periods/2026-10-25/close").json
     assert report["status"] == "closed" and report["invoices_created"] == 1
     invoice = admin.get("/v1/invoices").json["data"][0]
-    converted = next(l for l in invoice["lines"] if l["original_currency"] == "USD")
+    converted = next(line for line in invoice["lines"] if line["original_currency"] == "USD")
     assert (converted["amount"], converted["original_amount"], converted["fx_rate"]) == ("15.23", "10.00", "1.52345")
     assert "$10.00 at 1.52345" in pdf_text(shop, invoice)
 
@@ -105,9 +105,9 @@ def test_converted_bills_are_rounded_line_by_line_and_the_lines_add_up(shop):
     assert advance(shop)["ran"]["closes"][0]["status"] == "closed"
     invoice = admin.get("/v1/invoices").json["data"][0]
     assert invoice["subtotal"] == "15.61"  # 0.24 + 15.02 - 1.65 + 2.00
-    assert sorted(l["amount"] for l in invoice["lines"]) == sorted(
+    assert sorted(line["amount"] for line in invoice["lines"]) == sorted(
         ["0.08", "0.08", "0.08", "15.02", "-1.65", "2.00"])
-    assert {l["fx_rate"] for l in invoice["lines"] if l["original_currency"]} == {"1.5", "1.65"}
+    assert {line["fx_rate"] for line in invoice["lines"] if line["original_currency"]} == {"1.5", "1.65"}
     assert admin.get(f"/v1/invoices/{invoice['id']}").json == invoice
 
 
@@ -131,7 +131,7 @@ def test_a_negative_total_is_invoiced_at_zero_and_carried_as_credit(shop):
     send(shop.apps[0], "next", amount="50.00")
     advance(shop, "2026-12-26T00:00:00+00:00")
     second = shop.admin["test"].get("/v1/invoices?period=2026-11-25").json["data"][0]
-    credit = [l for l in second["lines"] if l["kind"] == "credit"]
+    credit = [line for line in second["lines"] if line["kind"] == "credit"]
     assert [c["amount"] for c in credit] == ["-20.00"] and first["number"] in credit[0]["description"]
     assert (second["subtotal"], second["tax"], second["total"]) == ("30.00", "3.00", "33.00")
 
@@ -177,7 +177,7 @@ def test_voiding_releases_the_bills(shop):
     assert refused.status_code == 422 and "reason" in refused.json["error"]["fields"]
     voided = admin.post(f"/v1/invoices/{invoice['id']}/void", {"reason": "Billed in error"}).json
     assert voided["status"] == "void" and voided["void_reason"] == "Billed in error"
-    assert voided["lines"] == invoice["lines"] and [l["bill"] for l in voided["lines"]] == [bill["id"]]
+    assert voided["lines"] == invoice["lines"] and [line["bill"] for line in voided["lines"]] == [bill["id"]]
     released = shop.apps[0].get(f"/v1/bills/{bill['id']}").json
     assert released["status"] == "pending" and released["period"] == "2026-11-25"
     assert shop.apps[0].delete(f"/v1/bills/{bill['id']}").json["status"] == "cancelled"
@@ -195,9 +195,9 @@ def test_a_voided_invoices_bills_are_invoiced_again_in_the_next_period(shop):
     send(shop.apps[1], "sms", amount="50.00", revenue_share=False)
     advance(shop, "2026-12-26T00:00:00+00:00")
     second = admin.get("/v1/invoices?period=2026-11-25").json["data"][0]
-    assert sorted(l["amount"] for l in second["lines"]) == ["-30.00", "50.00"]
+    assert sorted(line["amount"] for line in second["lines"]) == ["-30.00", "50.00"]
     assert (second["subtotal"], second["total"]) == ("20.00", "22.00")
-    assert [l["kind"] for l in second["lines"]] == ["bill", "bill"]  # the withdrawn credit is not applied
+    assert [line["kind"] for line in second["lines"]] == ["bill", "bill"]  # the withdrawn credit is not applied
 
 
 def test_bill_content_is_escaped_and_fetches_nothing(shop):

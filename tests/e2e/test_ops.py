@@ -45,7 +45,8 @@ def test_metrics_count_requests_by_route_and_status_and_accepted_bills(tenant, c
     tenant.customer("cust-1")
     provider = tenant.provider()
     route = dict(route="/v1/bills/<bill_id>", method="GET", status="404")
-    before = (_sample("aggregator_http_requests_total", **route), _sample("aggregator_bills_accepted_total", mode="test"))
+    before = (_sample("aggregator_http_requests_total", **route), _sample("aggregator_bills_accepted_total",
+                                                                          mode="test"))
     assert provider.post("/v1/bills", bill_body(), headers={"Idempotency-Key": "m1"}).status_code == 201
     assert provider.post("/v1/bills", bill_body(), headers={"Idempotency-Key": "m1"}).status_code == 201  # a replay
     batch = provider.post("/v1/bills/batch", {"bills": [bill_body(idempotency_key=f"b{n}") for n in range(3)]})
@@ -53,12 +54,15 @@ def test_metrics_count_requests_by_route_and_status_and_accepted_bills(tenant, c
     provider.get("/v1/bills/bill_nope")
     provider.get("/v1/bills/bill_nope2")
     text = client.get("/metrics").get_data(as_text=True)
-    after = (_sample("aggregator_http_requests_total", **route), _sample("aggregator_bills_accepted_total", mode="test"))
+    after = (_sample("aggregator_http_requests_total", **route), _sample("aggregator_bills_accepted_total",
+                                                                         mode="test"))
     assert after[0] - before[0] == 2  # one series for every id: the rule, not the path
     assert after[1] - before[1] == 1 + 3  # the replay is not a new bill
     assert 'aggregator_http_request_duration_seconds_count{method="POST",route="/v1/bills"}' in text
-    for name in ("aggregator_queue_backlog{queue=\"events.dispatch\"}", "aggregator_queue_backlog{queue=\"pdf.render\"}",
-                 "aggregator_queue_backlog{queue=\"webhooks.deliver\"}", "aggregator_queue_backlog{queue=\"email.send\"}",
+    for name in ("aggregator_queue_backlog{queue=\"events.dispatch\"}",
+                 "aggregator_queue_backlog{queue=\"pdf.render\"}",
+                 "aggregator_queue_backlog{queue=\"webhooks.deliver\"}",
+                 "aggregator_queue_backlog{queue=\"email.send\"}",
                  "aggregator_outbox_backlog", "aggregator_oldest_undelivered_age_seconds",
                  "aggregator_tick_duration_seconds_count"):
         assert name in text, name
@@ -70,8 +74,8 @@ def test_the_outbox_backlog_is_read_from_the_database_at_scrape_time(app, tenant
     tenant.customer("cust-1")  # tenant creation and customers write no events; a close does
     with app.app_context():
         count, _ = backlog()
-    line = next(l for l in client.get("/metrics").get_data(as_text=True).splitlines()
-                if l.startswith("aggregator_outbox_backlog "))
+    line = next(metric for metric in client.get("/metrics").get_data(as_text=True).splitlines()
+                if metric.startswith("aggregator_outbox_backlog "))
     assert float(line.split()[1]) == count
 
 

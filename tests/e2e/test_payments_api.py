@@ -254,8 +254,8 @@ def test_an_overpayment_becomes_a_credit_line_on_the_next_invoice(billed):
     send(billed.provider(name="Next App"), "n1", amount="100.00")  # in the period 2026-11-25
     advance(billed, "2026-12-26T00:00:00+00:00")
     [following] = admin.get("/v1/invoices", query_string={"period": "2026-11-25"}).json["data"]
-    credit_lines = [l for l in following["lines"] if l["kind"] == "credit"]
-    assert [(l["amount"], l["description"]) for l in credit_lines] == [
+    credit_lines = [line for line in following["lines"] if line["kind"] == "credit"]
+    assert [(line["amount"], line["description"]) for line in credit_lines] == [
         ("-30.00", f"Overpayment of invoice {invoice['number']}")]
     assert following["amount_due"] == "70.00"
     assert admin.get("/v1/customers/cust-1").json["credit_balance"] == "0.00"

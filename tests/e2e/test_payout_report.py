@@ -96,7 +96,7 @@ def test_the_report_gives_each_providers_payout_and_reconciles_it_with_what_was_
         "15.00", "-15.00", "-6.00", "9.00")
     lines = period_paid_out.admin["test"].get(f"/v1/payouts/{mine['payouts'][0]}").json["lines"]["data"]
     settled_invoice = period_paid_out.invoices["cust-4"]["id"]
-    settled = [(l["amount"], l["fee"], l["net"]) for l in lines if l["invoice"] == settled_invoice]
+    settled = [(line["amount"], line["fee"], line["net"]) for line in lines if line["invoice"] == settled_invoice]
     assert settled == [("10.00", "3.00", "7.00")]  # a settled invoice's line: its bill's whole split
     (total,) = report["totals"]
     assert (total["currency"], total["providers"], total["bills"], total["net"], total["amount"]) == (

@@ -22,9 +22,10 @@ def test_collected_money_is_paid_out_once_per_provider_after_review(market):
     assert payouts[sms.id]["amount"] == "25.00" and payouts[sms.id]["fee"] == "0.00"
 
     detail = admin.get(f"/v1/payouts/{mine['id']}").json
-    lines = sorted((l["amount"], l["fee"], l["net"], l["revenue_share"]) for l in detail["lines"]["data"])
+    lines = sorted((line["amount"], line["fee"], line["net"],
+                    line["revenue_share"]) for line in detail["lines"]["data"])
     assert lines == [("10.01", "0.00", "10.01", False), ("100.00", "30.00", "70.00", True)]
-    assert {l["invoice"] for l in detail["lines"]["data"]} == {market.invoice["id"]}
+    assert {line["invoice"] for line in detail["lines"]["data"]} == {market.invoice["id"]}
 
     # the provider's key: its own payouts and lines only
     own = accounting.get("/v1/payouts").json["data"]

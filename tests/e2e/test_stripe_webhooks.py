@@ -166,7 +166,8 @@ def test_a_signature_older_than_five_minutes_is_refused(app, billed):
 
 
 def test_an_event_of_the_other_mode_is_refused(app, billed):
-    response = deliver(billed, stripe_event("payment_intent.succeeded", intent(sid("pi_1"), "succeeded"), livemode=True))
+    response = deliver(billed, stripe_event("payment_intent.succeeded", intent(sid("pi_1"), "succeeded"),
+                                            livemode=True))
     assert response.status_code == 400 and response.json["error"]["code"] == "livemode_mismatch"
     assert stored(app, billed) == []
 
@@ -183,7 +184,8 @@ def test_an_endpoint_that_does_not_exist_is_not_found(billed, make_tenant):
 def test_hostile_bodies_are_refused_never_a_500(app, billed):
     url = f"/v1/stripe/webhooks/{billed.id}/test"
     signed_bodies = [b"not json", b"[1, 2]", b"{}", b'{"id": "evt_1", "type": "x"}', b"\xff\xfe\x00",
-                     json.dumps({"id": 5, "type": "charge.refunded", "livemode": False, "data": {"object": {}}}).encode(),
+                     json.dumps({"id": 5, "type": "charge.refunded", "livemode": False,
+                                 "data": {"object": {}}}).encode(),
                      json.dumps(stripe_event("charge.refunded", {})).replace('"object": {}', '"object": "x"').encode(),
                      b"[" * 100_000, json.dumps({"id": "evt_" + "x" * 300, "type": "t", "livemode": False,
                                                  "data": {"object": {}}}).encode()]
@@ -224,7 +226,8 @@ def test_a_redelivery_is_answered_without_being_handled_again(app, billed):
 def test_the_same_outcome_in_another_event_changes_nothing(app, billed):
     add_payment(app, billed, sid("pi_1"))
     for _ in range(2):
-        assert deliver(billed, stripe_event("payment_intent.succeeded", intent(sid("pi_1"), "succeeded"))).status_code == 200
+        assert deliver(billed, stripe_event("payment_intent.succeeded", intent(sid("pi_1"),
+                                                                               "succeeded"))).status_code == 200
     assert event_types(billed).count("payment.succeeded") == 1 and invoice_of(billed)["amount_paid"] == "50.00"
 
 
@@ -243,7 +246,8 @@ def test_payment_failed_after_succeeded_does_not_unpay(app, billed):
 def test_a_declined_attempt_settled_by_its_webhook_is_retried_on_the_schedule(app, billed):
     payment_id = add_payment(app, billed, None)  # the charge run has not recorded the intent's id yet
     response = deliver(billed, stripe_event("payment_intent.payment_failed",
-                                            intent(sid("pi_2"), "requires_payment_method", payment_id, code="card_declined")))
+                                            intent(sid("pi_2"), "requires_payment_method", payment_id,
+                                                    code="card_declined")))
     assert response.json["status"] == "handled"
     invoice = invoice_of(billed)
     assert invoice["status"] == "open" and invoice["collection"] == "retrying" and invoice["next_charge_at"]

@@ -44,7 +44,8 @@ def filter_case(context, case):
     """The rules JSON Schema cannot state (the document says them in words): a bill's service
     period does not end before it starts; a tenant's logo decodes to an image (the pattern states
     the data: URI; tests/e2e/test_tenant_logo.py checks images); a Stripe key is of the caller's
-    mode and stripe_api_base is for test mode only (one document serves both). Valid bodies that break them are not generated."""
+    mode and stripe_api_base is for test mode only (one document serves both). Valid bodies that break
+    them are not generated."""
     meta = case.meta
     positive = meta is not None and meta.generation.mode.is_positive
     live_api_base = _MODE["live"] and isinstance(case.body, dict) and case.body.get("stripe_api_base")
@@ -137,7 +138,7 @@ def _execute(app, config, operations: list[dict], label: str, progress) -> Figur
             if progress:
                 progress(f"{event.phase} {recorder.label}: {len(recorder.interactions)} requests, "
                          f"{time.monotonic() - started:.1f} s")
-            for case_id, node in recorder.cases.items():
+            for node in recorder.cases.values():
                 op = node.value.operation.label
                 figures.operations.add(op)
             for case_id, checks in recorder.checks.items():
@@ -145,7 +146,8 @@ def _execute(app, config, operations: list[dict], label: str, progress) -> Figur
                     if check.failure_info is None or check.name not in CHECKS:
                         continue
                     failure = check.failure_info.failure
-                    key = (check.name, getattr(failure, "operation", ""), failure.title, getattr(failure, "message", ""))
+                    key = (check.name, getattr(failure, "operation", ""), failure.title, getattr(failure, "message",
+                                                                                                 ""))
                     if key in seen:
                         continue
                     seen.add(key)

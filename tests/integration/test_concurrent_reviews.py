@@ -30,7 +30,7 @@ def _pending_payouts(market) -> list[dict]:
 def test_eight_concurrent_approvals_of_one_payout_answer_one_200_and_seven_409(app, market):
     admin = market.admin["test"]
     for payout in _pending_payouts(market):
-        responses = race(app, admin.key, 8, lambda c, i: c.post(f"/v1/payouts/{payout['id']}/approve"))
+        responses = race(app, admin.key, 8, lambda c, i, payout=payout: c.post(f"/v1/payouts/{payout['id']}/approve"))
         assert sorted(r.status_code for r in responses) == [200] + [409] * 7
         for response in responses:
             if response.status_code == 409:
@@ -45,8 +45,8 @@ def test_concurrent_bank_transfer_recordings_answer_one_200_and_never_show_the_w
     for payout in _pending_payouts(market):
         assert admin.post(f"/v1/payouts/{payout['id']}/approve").status_code == 200
         references = [f"SEPA-{payout['id'][-6:]}-{i}" for i in range(8)]
-        responses = race(app, admin.key, 8, lambda c, i: c.post(f"/v1/payouts/{payout['id']}/mark_paid",
-                                                                  {"reference": references[i]}))
+        responses = race(app, admin.key, 8, lambda c, i, payout=payout, references=references: c.post(
+            f"/v1/payouts/{payout['id']}/mark_paid", {"reference": references[i]}))
         assert sorted(r.status_code for r in responses) == [200] + [409] * 7
         (winner,) = [i for i, r in enumerate(responses) if r.status_code == 200]
         assert responses[winner].json["reference"] == references[winner]

@@ -24,10 +24,10 @@ def document(*, customer_name: str = NAMES["latin"], currency: str = "EUR", loca
                                date(2026, 10, 24), 1000 + i, 1200 + i if i == 1 else None,
                                "USD" if i == 1 else None, "0.9" if i == 1 else None)
                   for i in range(lines)]
-    bill_lines.sort(key=lambda l: l.provider_id)
+    bill_lines.sort(key=lambda line: line.provider_id)
     credit = DocumentLine("credit", None, "Credit carried from invoice INV-2026-000041", None, None, -500,
                           None, None, None)
-    subtotal = sum(l.amount for l in bill_lines) - 500
+    subtotal = sum(line.amount for line in bill_lines) - 500
     return invoice_document(
         invoice={"number": "INV-2026-000042", "currency": currency, "issue_date": date(2026, 10, 25),
                  "period_start": date(2026, 9, 25), "period_end": date(2026, 10, 24),

@@ -171,7 +171,8 @@ def test_a_refund_after_the_payout_claws_back_through_the_clawback_account(app, 
         service.post(tenant.id, False, _finalized("inv_2"), AT)
         service.post(tenant.id, False, books.payout_sent("po_next", "prov_a", "AUD", 0, recovered=7000), AT)
         db.session.commit()
-        balances = {b.account: b.balance for b in service.balances(operator(tenant.id, False), account="provider_payable")
+        balances = {b.account: b.balance
+                    for b in service.balances(operator(tenant.id, False), account="provider_payable")
                     + service.balances(operator(tenant.id, False), account="provider_clawback")}
         assert balances == {"provider_payable:prov_a": 0, "provider_clawback:prov_a": 0}
         assert service.trial_balance(operator(tenant.id, False)).balanced

@@ -79,9 +79,10 @@ def test_invoices_closed_before_0003_show_the_same_lines_after_it(tmp_path: Path
             assert "invoice_id" not in {c["name"] for c in sa.inspect(conn).get_columns("bills")}
         invoices = db.session.scalars(sa.select(Invoice).order_by(Invoice.id)).all()
         lines = service.invoice_lines(list(invoices))
-        assert [(l.kind, l.bill_id, l.amount, l.original_amount, l.fx_rate) for l in lines["inv_1"]] == [
+        assert [(line.kind, line.bill_id, line.amount, line.original_amount, line.fx_rate)
+                for line in lines["inv_1"]] == [
             ("bill", "bill_1", 500, None, None), ("bill", "bill_2", 1500, 1000, Decimal("1.5")),
             ("credit", None, -600, None, None)]
-        assert [(l.kind, l.bill_id, l.amount) for l in lines["inv_2"]] == [("bill", "bill_3", 1400)]
+        assert [(line.kind, line.bill_id, line.amount) for line in lines["inv_2"]] == [("bill", "bill_3", 1400)]
         db.session.rollback()
         db.engine.dispose()

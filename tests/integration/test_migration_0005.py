@@ -40,9 +40,10 @@ def test_each_mode_starts_with_the_tenants_settings_and_lanes_with_periods_are_l
             assert [bool(r[0]) for r in rows] == [False, True]
             assert {c["name"] for c in sa.inspect(conn).get_columns("tenants")} == {"id", "created_at"}
             lanes = conn.execute(sa.text("SELECT tenant_id, livemode, wake_at FROM due_lanes")).all()
-            assert [(l[0], bool(l[1])) for l in lanes] == [("ten_1", False)] and lanes[0][2] is not None
+            assert [(line[0], bool(line[1])) for line in lanes] == [("ten_1", False)] and lanes[0][2] is not None
         flask_migrate.downgrade(revision="0004")
         with db.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT name, invoice_prefix, auto_finalize_after_days FROM tenants")).all() == [
+            assert conn.execute(sa.text(
+                "SELECT name, invoice_prefix, auto_finalize_after_days FROM tenants")).all() == [
                 ("Shop", "SHOP", 4)]
         db.engine.dispose()

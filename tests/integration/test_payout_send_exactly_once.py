@@ -40,7 +40,8 @@ with app.app_context():
 def test_a_sender_killed_part_way_then_run_again_pays_every_payout_by_one_transfer(
         postgres_only, app, tenant, database_url, peer, clock):  # noqa: F811
     admin = tenant.admin["test"]
-    assert admin.patch("/v1/tenant", {"stripe_secret_key": "sk_test_peer4242", "stripe_api_base": peer.url}).status_code == 200
+    assert admin.patch("/v1/tenant", {"stripe_secret_key": "sk_test_peer4242",
+                                      "stripe_api_base": peer.url}).status_code == 200
     tenant.customer("cust-1")
     assert admin.patch("/v1/customers/cust-1", {"stripe_customer_id": "cus_A",
                                                 "stripe_payment_method": "pm_A"}).status_code == 200

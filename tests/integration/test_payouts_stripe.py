@@ -71,7 +71,8 @@ def test_a_refused_transfer_fails_and_the_next_payout_brings_its_amount(app, ten
     assert "payout.failed" in events and "payout.paid" not in events
     # the next payout day brings the failed amount forward (to the account fixed meanwhile)
     admin = tenant.admin["test"]
-    assert admin.patch(f"/v1/providers/{payout['provider']}", {"stripe_account_id": "acct_provider_a"}).status_code == 200
+    assert admin.patch(f"/v1/providers/{payout['provider']}",
+                       {"stripe_account_id": "acct_provider_a"}).status_code == 200
     advance(tenant, "2027-01-10T00:00:00+00:00")
     later = [p for p in admin.get("/v1/payouts").json["data"] if p["id"] != payout["id"]]
     assert len(later) == 1, later

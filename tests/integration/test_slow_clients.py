@@ -135,8 +135,8 @@ def test_slow_clients_neither_stall_the_api_nor_stay(served):
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200
     time.sleep(0.5)
-    lines = [l for l in out.read_text().splitlines() if '"GET /healthz HTTP/1.1" 200' in l]
-    assert lines and all(l.startswith("127.0.0.1 - - [") for l in lines), lines[-3:]
+    lines = [line for line in out.read_text().splitlines() if '"GET /healthz HTTP/1.1" 200' in line]
+    assert lines and all(line.startswith("127.0.0.1 - - [") for line in lines), lines[-3:]
 
 
 def test_the_front_answers_a_body_over_the_limit_in_the_api_error_shape(served):

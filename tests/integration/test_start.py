@@ -48,7 +48,7 @@ def test_bin_start_serves_the_api_and_runs_a_worker_and_stops_both(tmp_path):
             time.sleep(0.2)
         time.sleep(1)
         _, metrics = _get(f"http://127.0.0.1:{port}/metrics")
-        ticks = next(l for l in metrics.splitlines() if l.startswith("aggregator_tick_duration_seconds_count"))
+        ticks = next(line for line in metrics.splitlines() if line.startswith("aggregator_tick_duration_seconds_count"))
         assert float(ticks.split()[1]) >= 1, metrics  # counted in the worker, served by gunicorn's worker
         assert list((tmp_path / "metrics").glob("*.db"))
         start.send_signal(signal.SIGTERM)

@@ -29,7 +29,8 @@ def _invoice(tenant) -> dict:
 
 
 def _intents_of(localstripe, invoice_id: str) -> list:
-    return [pi for pi in localstripe.payment_intents() if pi.to_dict().get("metadata", {}).get("invoice_id") == invoice_id]
+    return [pi for pi in localstripe.payment_intents() if pi.to_dict().get("metadata",
+                                                                           {}).get("invoice_id") == invoice_id]
 
 
 def _event_types(tenant) -> list[str]:

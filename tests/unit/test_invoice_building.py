@@ -17,7 +17,7 @@ def bill(id, amount, currency="AUD", provider="prov_b"):
 
 def test_lines_are_grouped_by_provider_and_totalled_with_tax():
     draft = build_invoice("AUD", Decimal("0.1"), [bill("b2", 550, provider="prov_z"), bill("b1", 10000)], [], {})
-    assert [(l.provider_id, l.amount) for l in draft.lines] == [("prov_b", 10000), ("prov_z", 550)]
+    assert [(line.provider_id, line.amount) for line in draft.lines] == [("prov_b", 10000), ("prov_z", 550)]
     assert (draft.totals.subtotal, draft.totals.tax, draft.totals.total) == (10550, 1055, 11605)
 
 
@@ -51,13 +51,13 @@ def test_a_negative_sum_is_invoiced_at_zero_and_carried():
 
 def test_carried_credits_reduce_the_next_invoice_before_tax():
     draft = build_invoice("AUD", Decimal("0.1"), [bill("b", 5000)], [CreditItem("cred_1", 2000, "AUD", "Credit")], {})
-    assert [l.kind for l in draft.lines] == ["bill", "credit"]
+    assert [line.kind for line in draft.lines] == ["bill", "credit"]
     assert (draft.totals.subtotal, draft.totals.tax, draft.totals.total) == (3000, 300, 3300)
 
 
 def test_credits_in_another_currency_wait():
     draft = build_invoice("AUD", Decimal(0), [bill("b", 5000)], [CreditItem("cred_1", 2000, "USD", "Credit")], {})
-    assert [l.kind for l in draft.lines] == ["bill"]
+    assert [line.kind for line in draft.lines] == ["bill"]
 
 
 def test_exempt_customers_pay_no_tax_and_overrides_win():
@@ -121,8 +121,8 @@ def test_the_close_totals_from_sums_equal_the_invoice_built_line_by_line(currenc
         return
     summary = summarize_invoice(currency, tax, grouped, credits, rates)
     assert summary.totals == draft.totals
-    assert summary.credit_lines == tuple(l for l in draft.lines if l.kind == "credit")
-    assert summary.rates == {l.original_currency: l.fx_rate for l in draft.lines if l.original_currency}
+    assert summary.credit_lines == tuple(line for line in draft.lines if line.kind == "credit")
+    assert summary.rates == {line.original_currency: line.fx_rate for line in draft.lines if line.original_currency}
     # the lines derived on read with the recorded rates are the ones the totals came from
     recorded = {(base, currency): rate for base, rate in summary.rates.items()}
     assert build_invoice(currency, tax, bills, credits, recorded) == draft

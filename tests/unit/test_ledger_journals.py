@@ -140,7 +140,7 @@ def test_a_refund_claws_back_from_the_payable_only_what_the_provider_is_owed(inv
     journal = books.refund("re_1", currency, amount, tax, parts, owed=owed)
     assert balanced_per_currency(journal)
     for provider_id, share_currency in keys:
-        def on(code):
+        def on(code, provider_id=provider_id, share_currency=share_currency):
             return sum(p.amount for p in journal.postings
                        if p.account == f"{code}:{provider_id}" and p.currency == share_currency)
         net = sum(s.net for s in parts if (s.provider_id, s.currency) == (provider_id, share_currency))

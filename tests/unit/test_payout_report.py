@@ -90,6 +90,7 @@ def test_the_csv_has_a_line_per_provider_and_a_total_per_currency_in_decimal_str
     report = PayoutReport("ten_1", False, "Acme", date(2026, 10, 25), date(2026, 11, 24), rows,
                           currency_totals(rows), [])
     lines = list(csv.DictReader(io.StringIO(report_csv(report))))
-    assert [(l["provider_name"], l["bills"], l["net"], l["amount"], l["payout_ids"]) for l in lines] == [
+    assert [(line["provider_name"], line["bills"], line["net"], line["amount"], line["payout_ids"])
+            for line in lines] == [
         ("Accounting, Inc.", "5", "86.00", "86.00", "po_1"), ("SMS", "1", "24.00", "24.00", "po_2"),
         ("2 providers", "6", "110.00", "110.00", "")]

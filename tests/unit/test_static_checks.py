@@ -1,7 +1,7 @@
 """bin/check's verdict on pip-audit's report: a known vulnerability fails; no vulnerability data
 reachable is SKIPPED (said so), a failure only with AUDIT_REQUIRED=1. pip-audit itself is replaced
 by a script printing a report as it does (the real one needs vulnerability data this machine cannot
-reach); bandit and lint-imports by ones that find nothing."""
+reach); bandit, lint-imports, mypy and ruff by ones that find nothing."""
 from __future__ import annotations
 
 import json
@@ -26,14 +26,14 @@ def _check(tmp_path: Path, report: list[dict], **env) -> subprocess.CompletedPro
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
-    (bin_dir / "bandit").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "lint-imports").write_text("#!/bin/sh\nexit 0\n")
+    for linter in ("bandit", "lint-imports", "mypy", "ruff"):  # each finds nothing
+        (bin_dir / linter).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / linter).chmod(0o755)
     (bin_dir / "pip-audit").write_text(  # writes the report where --output says, then exits as pip-audit does
         "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --output ] && out=$2; shift; done\n"
         f"cat > \"$out\" <<'JSON'\n{json.dumps({'dependencies': report, 'fixes': []})}\nJSON\n"
         f"exit {1 if any(d.get('vulns') for d in report) else 0}\n")
-    for tool in ("bandit", "lint-imports", "pip-audit"):
-        (bin_dir / tool).chmod(0o755)
+    (bin_dir / "pip-audit").chmod(0o755)
     return subprocess.run([str(PROJECT_ROOT / "bin" / "check")], capture_output=True, text=True,
                           env={**os.environ, "PYTHON": str(bin_dir / "python"), **env})
 
