@@ -1,10 +1,16 @@
 """The guarded transitions of invoices: created (draft, or open at once under automatic
-review), draft -> open (finalized: numbered from the gapless sequence, its charge scheduled),
-open -> paid | uncollectible, uncollectible -> paid, -> void. The only code that writes an
-invoice's status, and where each change's event is written, in the same transaction:
+review), draft -> open (finalized: numbered from the gapless sequence), open -> paid |
+uncollectible, uncollectible -> paid, -> void. The only code that writes an invoice's status,
+and where each change's event is written, in the same transaction:
 `invoice.created`, `invoice.finalized`, `invoice.paid`, `invoice.marked_uncollectible`,
 `invoice.voided`; and the ledger's journal of each change that moves money (ledger/bookkeeping.py):
-invoice_finalized, write_off (uncollectible), invoice_voided."""
+invoice_finalized, write_off (uncollectible), invoice_voided.
+
+How an open invoice is collected (`collection`, `next_charge_at`, …) is payments' to write
+(payments/transitions.py): each change here publishes its fact (consolidate/facts.py) before
+its event is written, and payments, subscribed, schedules the charges of invoices finalized
+(`InvoicesFinalized`) and stops collecting those paid, written off or voided (`InvoicesPaid`,
+`InvoiceWrittenOff`, `InvoiceVoided`), so the events show collection as it now stands."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,13 +19,13 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from .. import due
-from ..payments.schedule import charge_at
+from .. import bus, due
 from ..accounts.models import Customer, TenantSettings
 from ..db import bulk_insert, db, dialect_insert, in_ids, locking, run
 from ..events.service import NewEvent, record
 from ..ledger import bookkeeping
 from ..states import guarded_update
+from .facts import InvoicesFinalized, InvoicesPaid, InvoiceVoided, InvoiceWrittenOff
 from .models import INVOICE_STATES, Invoice, InvoiceSequence
 from .snapshots import columns, invoice_snapshot
 
@@ -62,9 +68,7 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     for offset, row in enumerate(rows):
         row.update(status="open" if auto else "draft", created_at=as_of, finalized_at=as_of if auto else None,
-                   number=format_number(settings.invoice_prefix, year, first_number + offset) if auto else None,
-                   next_charge_at=_charge_at(settings, row["due_date"], as_of) if auto else None,
-                   collection="scheduled" if auto else None)
+                   number=format_number(settings.invoice_prefix, year, first_number + offset) if auto else None)
     if auto and rows:
         if len(finalized) != len(rows):
             raise ValueError("Finalized invoices are posted to the ledger: pass their amounts, one per row.")
@@ -74,8 +78,15 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
         for row in rows:
             row["finalized_journal_id"] = journal_id
     bulk_insert(_invoices, rows)
-    if auto:
+    if auto and rows:
         _advance_sequence(settings.tenant_id, settings.livemode, first_number + len(rows))
+        bus.publish(InvoicesFinalized(settings.tenant_id, settings.livemode, as_of,
+                                      {row["id"]: row["due_date"] for row in rows}))
+        collection = {invoice_id: (state, at) for invoice_id, state, at in run(
+            sa.select(_invoices.c.id, _invoices.c.collection, _invoices.c.next_charge_at)
+            .where(in_ids(_invoices.c.id, [row["id"] for row in rows])))}
+        for row in rows:  # as payments scheduled it, for the events
+            row["collection"], row["next_charge_at"] = collection[row["id"]]
     events = []
     for row in rows:
         snapshot = {"object": invoice_snapshot(row, external_ids[row["customer_id"]])}
@@ -106,21 +117,16 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
     _advance_sequence(tenant_id, livemode, first + len(drafts))
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     run(guarded_update(INVOICE_STATES, _invoices, "open", _invoices.c.id == sa.bindparam("invoice"))
-        .values(finalized_at=as_of, number=sa.bindparam("number"), next_charge_at=sa.bindparam("charge_at"),
-                collection="scheduled"),
-        [{"invoice": invoice_id, "number": format_number(settings.invoice_prefix, year, first + offset),
-          "charge_at": _charge_at(settings, due_date, as_of)}
-         for offset, (invoice_id, due_date) in enumerate(drafts)])
+        .values(finalized_at=as_of, number=sa.bindparam("number")),
+        [{"invoice": invoice_id, "number": format_number(settings.invoice_prefix, year, first + offset)}
+         for offset, (invoice_id, _) in enumerate(drafts)])
     ids = [invoice_id for invoice_id, _ in drafts]
+    bus.publish(InvoicesFinalized(tenant_id, livemode, as_of, dict(drafts)))
     bookkeeping.post_finalized_invoices(db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, ids))
                                                            .order_by(Invoice.id)).all(), as_of)
     _announce(settings, "invoice.finalized", ids, as_of)
     due.nudge(tenant_id, livemode)  # their charge is due work
     return ids
-
-
-def _charge_at(settings: TenantSettings, due_date, finalized_at: datetime) -> datetime:
-    return charge_at(due_date, settings.charge_hour, settings.timezone, not_before=finalized_at)
 
 
 def mark_paid(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datetime,
@@ -131,8 +137,10 @@ def mark_paid(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datet
         return []
     changed = db.session.execute(
         guarded_update(INVOICE_STATES, _invoices, "paid", in_ids(_invoices.c.id, invoice_ids))
-        .values(paid_at=as_of, next_charge_at=None, collection=None)
+        .values(paid_at=as_of)
         .returning(_invoices.c.id)).scalars().all()
+    if changed:
+        bus.publish(InvoicesPaid(settings.tenant_id, settings.livemode, tuple(changed), as_of))
     _announce(settings, "invoice.paid", changed, as_of, details)
     return list(changed)
 
@@ -141,9 +149,9 @@ def mark_uncollectible(settings: TenantSettings, invoice_id: str, as_of: datetim
     """open -> uncollectible (every retry failed, or an operator gave up), with its
     `invoice.marked_uncollectible` event and the write-off of what it did not collect."""
     changed = db.session.execute(
-        guarded_update(INVOICE_STATES, _invoices, "uncollectible", _invoices.c.id == invoice_id)
-        .values(next_charge_at=None, collection=None)).rowcount
+        guarded_update(INVOICE_STATES, _invoices, "uncollectible", _invoices.c.id == invoice_id)).rowcount
     if changed:
+        bus.publish(InvoiceWrittenOff(settings.tenant_id, settings.livemode, invoice_id, as_of))
         bookkeeping.post_write_off(db.session.scalars(sa.select(Invoice).where(Invoice.id == invoice_id)
                                                       .execution_options(populate_existing=True)).one(), as_of)
         _announce(settings, "invoice.marked_uncollectible", [invoice_id], as_of, details)
@@ -168,9 +176,9 @@ def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
     """-> void (from draft, open or uncollectible), with its `invoice.voided` event. -> whether
     it changed (False: it was void already)."""
     changed = db.session.execute(guarded_update(INVOICE_STATES, _invoices, "void", _invoices.c.id == invoice.id)
-                                 .values(voided_at=now, void_reason=reason, next_charge_at=None,
-                                         collection=None)).rowcount
+                                 .values(voided_at=now, void_reason=reason)).rowcount
     if changed:
+        bus.publish(InvoiceVoided(invoice.tenant_id, invoice.livemode, invoice.id, now))
         db.session.expire(invoice)
         bookkeeping.post_voided(invoice, now)
         settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))

@@ -37,12 +37,11 @@ from ..consolidate.snapshots import columns, invoice_snapshot
 from ..db import db, in_ids, locking, new_id, write_lock
 from ..faults import crash_point
 from ..events.service import NewEvent, record
-from . import transitions
+from . import dunning, transitions
 from .declines import HARD_DECLINES, is_hard
 from .failures import reason
 from .gateway import DEFAULT_CONCURRENCY, Charge, GatewayMisconfigured, Outcome, RateLimiter, default_rate
 from .models import Payment
-from .schedule import next_retry
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,6 @@ ATTEMPT_LEASE = timedelta(minutes=5)
 #: A payment the gateway is still processing (a bank debit) is settled by its webhook; it is
 #: also looked up again this long after (on the tenant's clock), in case the webhook never comes.
 PROCESSING_RECHECK = timedelta(hours=6)
-
-_invoices = Invoice.__table__
 
 
 class ChargesIncomplete(due.NotDoneYet):
@@ -369,11 +366,7 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
     if rows:
         transitions.start_attempts(rows)
         by_invoice = {i.id: i for i in invoices}
-        db.session.execute(sa.update(_invoices).where(_invoices.c.id == sa.bindparam("invoice"))
-                           .values(attempt_count=sa.bindparam("attempt"), collection="processing",
-                                   next_charge_at=as_of if operator else _invoices.c.next_charge_at)
-                           .execution_options(synchronize_session=False),
-                           [{"invoice": r["invoice_id"], "attempt": r["attempt"]} for r in rows])
+        transitions.charges_started([(r["invoice_id"], r["attempt"]) for r in rows], as_of if operator else None)
         new = {p.id: p for p in db.session.scalars(sa.select(Payment).where(
             in_ids(Payment.id, [r["id"] for r in rows]))).all()}
         for row in rows:
@@ -387,9 +380,7 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
         invoice_transitions.mark_paid(settings, paid_now, as_of)
         report.paid_without_charge += len(paid_now)
     if manual:
-        db.session.execute(sa.update(_invoices).where(_invoices.c.id.in_(manual))
-                           .values(collection="manual", next_charge_at=None)
-                           .execution_options(synchronize_session=False))
+        transitions.collect_by_hand(manual)
         report.manual += len(manual)
     report.unknown += len(busy)
     report.attempted += len(rows)
@@ -438,7 +429,7 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
                 report.unknown += 1
             elif noted:  # still pending (a webhook may have settled it meanwhile: then left alone)
                 report.processing += 1
-                _set_invoice(payment.invoice_id, collection="processing", next_charge_at=as_of + PROCESSING_RECHECK)
+                transitions.await_outcome(payment.invoice_id, as_of + PROCESSING_RECHECK)
             continue
         values = dict(base, locked_until=None, failure_code=None, decline_code=None, failure_message=None,
                       hard_decline=False)
@@ -465,7 +456,7 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
             (paid if amounts[invoice.id] >= invoice.amount_due else part_paid).append(invoice.id)
         elif payment.status == "requires_action":
             report.requires_action += 1
-            _set_invoice(invoice.id, collection="action_required", next_charge_at=None)
+            transitions.await_action(invoice.id)
             events.append(_invoice_event(invoice, "invoice.payment_action_required", payment))
         elif payment.status == "failed":
             report.failed += 1
@@ -474,15 +465,9 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
             report.canceled += 1
             if invoice.status == "open":
                 report.superseded.append(invoice.id)
-    if amounts:
-        db.session.execute(sa.update(_invoices).where(_invoices.c.id == sa.bindparam("_id"))
-                           .values(amount_paid=sa.bindparam("amount_paid"))
-                           .execution_options(synchronize_session=False),
-                           [{"_id": i, "amount_paid": a} for i, a in amounts.items()])
+    transitions.set_amounts_paid(amounts)
     if part_paid:  # the rest is collected by hand (a recorded payment) or charged by an operator
-        db.session.execute(sa.update(_invoices).where(_invoices.c.id.in_(sorted(set(part_paid) - set(paid))))
-                           .values(collection="manual", next_charge_at=None)
-                           .execution_options(synchronize_session=False))
+        transitions.collect_by_hand(sorted(set(part_paid) - set(paid)))
     if paid:
         invoice_transitions.mark_paid(settings, paid, as_of)
     if events:
@@ -490,36 +475,21 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
 
 
 def _failed(settings: TenantSettings, invoice: Invoice, payment: Payment, as_of: datetime) -> list[NewEvent]:
-    """A declined (or refused) attempt: retry on the schedule, wait for a new payment method
-    (hard declines), or give up (the schedule ran out)."""
+    """A declined (or refused) attempt: the dunning step (retry on the schedule, wait for a new
+    payment method or a recorded payment, or give up), applied to its invoice."""
     if invoice.status != "open":
         return []
-    first_failed = invoice.first_failed_at or as_of
-    if payment.failure_code == "amount_not_chargeable":
-        _set_invoice(invoice.id, first_failed_at=first_failed, collection="manual", next_charge_at=None)
-        return [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=None)]
-    if payment.hard_decline:
-        _set_invoice(invoice.id, first_failed_at=first_failed, collection="payment_method_required",
-                     next_charge_at=None)
-        return [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=None)]
-    retry_at = next_retry(first_failed, as_of, settings.retry_days or [], settings.timezone)
-    if retry_at is not None:
-        _set_invoice(invoice.id, first_failed_at=first_failed, collection="retrying", next_charge_at=retry_at)
-        return [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=retry_at)]
-    _set_invoice(invoice.id, first_failed_at=first_failed, next_charge_at=None,
-                 collection="past_due" if settings.after_final_failure == "past_due" else invoice.collection)
-    events = [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=None, final=True)]
-    if settings.after_final_failure == "uncollectible":
+    step = dunning.next_step(dunning.Failure(payment.failure_code, payment.hard_decline), settings,
+                             invoice.first_failed_at, as_of)
+    transitions.apply_dunning(invoice.id, step)
+    events = [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=step.retry_at,
+                             final=step.final)]
+    if step.write_off:
         record(settings.tenant_id, settings.livemode, as_of, events)
         invoice_transitions.mark_uncollectible(settings, invoice.id, as_of,
                                                {invoice.id: {"payment": payment.id}})
         return []
     return events
-
-
-def _set_invoice(invoice_id: str, **values) -> None:
-    db.session.execute(sa.update(_invoices).where(_invoices.c.id == invoice_id).values(**values)
-                       .execution_options(synchronize_session=False))
 
 
 def _invoice_event(invoice: Invoice, type_: str, payment: Payment, *, next_retry_at: datetime | None = None,
