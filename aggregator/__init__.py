@@ -17,7 +17,7 @@ from .config import PROJECT_ROOT, Settings
 from .errors import ErrorSchema
 from .consolidate.render import WeasyPrintRenderer
 from .storage import LocalStorage
-from .payments.gateway import Gateways
+from .payments.stripe import StripeGateways
 from .vault import Vault
 from .webhooks.sender import WebhookSender
 from .web import FastJSONProvider, refuse_unusable_requests
@@ -67,8 +67,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         mailer=settings.mailer(),
         webhooks=WebhookSender(settings.webhooks_allow_private),
         vault=(vault := Vault(settings.secret_keys, settings.secret_key_file)),
-        payments=Gateways(vault, api_base=settings.stripe_api_base, tenant_api_base=settings.stripe_tenant_api_base,
-                          allow_private=settings.webhooks_allow_private),
+        payments=StripeGateways(vault, api_base=settings.stripe_api_base,
+                                tenant_api_base=settings.stripe_tenant_api_base,
+                                allow_private=settings.webhooks_allow_private),
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses

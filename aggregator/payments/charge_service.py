@@ -40,7 +40,8 @@ from ..events.service import NewEvent, record
 from . import dunning, transitions
 from .declines import HARD_DECLINES, is_hard
 from .failures import reason
-from .gateway import DEFAULT_CONCURRENCY, Charge, GatewayMisconfigured, Outcome, RateLimiter, default_rate
+from .gateway import (DEFAULT_CONCURRENCY, Charge, GatewayMisconfigured, Outcome, PaymentGateway, RateLimiter,
+                      default_rate)
 from .models import Payment
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def charge_due(tenant_id: str, livemode: bool, as_of: datetime, adapters, *,
     batch is started (its attempts committed) and its calls queued while the current batch's
     calls are in flight, and the current one is settled while the next one's are."""
     settings = tenant_settings(tenant_id, livemode)
-    gateway = adapters.payments.for_settings(settings) if adapters.payments else None
+    gateway = adapters.payments.for_settings(settings)
     report = ChargeReport()
     after: tuple[datetime, str] | None = None  # keyset: the last (next_charge_at, id) taken
     with _Caller(settings, gateway) as caller:
@@ -177,7 +178,7 @@ def charge_now(tenant_id: str, livemode: bool, invoice_ids: Sequence[str], as_of
     """Charge these invoices now, at an operator's request (POST /v1/invoices/{id}/pay, the CLI),
     as of `as_of`, whatever their schedule."""
     settings = tenant_settings(tenant_id, livemode)
-    gateway = adapters.payments.for_settings(settings) if adapters.payments else None
+    gateway = adapters.payments.for_settings(settings)
     report = ChargeReport()
     with _Caller(settings, gateway) as caller:
         ids = list(invoice_ids)
@@ -208,7 +209,7 @@ class _Caller:
     limiter for the whole run (so batches do not each start at full speed). The calls never
     touch the database; their outcomes are applied by the run's thread."""
 
-    def __init__(self, settings: TenantSettings, gateway):
+    def __init__(self, settings: TenantSettings, gateway: PaymentGateway):
         self.gateway = gateway
         self.limiter = RateLimiter(settings.stripe_rate_limit or default_rate(settings.livemode))
         self.concurrency = settings.stripe_concurrency or DEFAULT_CONCURRENCY
@@ -254,7 +255,7 @@ class _Caller:
             attempt.outcome = Outcome("unknown", message=reason("internal_error"))  # the detail is logged
 
 
-def _begin(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, adapters, *,
+def _begin(settings: TenantSettings, gateway: PaymentGateway, ids: list[str], as_of: datetime, adapters, *,
            operator: bool) -> _Batch:
     """Step 1: the batch's attempts, committed before any call."""
     report = ChargeReport()
@@ -285,7 +286,7 @@ def _finish(settings: TenantSettings, caller: _Caller, batch: _Batch, as_of: dat
     crash_point("charge.finish.after_commit")
 
 
-def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> tuple[dict[str, Any], int]:
+def _look_up_resumed(gateway: PaymentGateway, resumed: list[_Attempt], limiter: RateLimiter) -> tuple[dict[str, Any], int]:
     """Attempts a crashed run may have sent, looked up together (one pass over each customer's
     PaymentIntents instead of one per attempt). -> ({payment id: its PaymentIntent or None
     (Stripe has no record: sent again with the same key)}, requests made); an attempt left
@@ -301,7 +302,7 @@ def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> 
     return {c.payment_id: intents.get(c.payment_id) for c in charges}, calls
 
 
-def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, real_now: datetime,
+def _start(settings: TenantSettings, gateway: PaymentGateway, ids: list[str], as_of: datetime, real_now: datetime,
            report: ChargeReport, *, operator: bool) -> list[_Attempt]:
     """Step 1, in the caller's transaction: lock the invoices, start (or find) their attempts."""
     write_lock()  # SQLite: before reading what the attempts rely on (PostgreSQL locks the rows read)
@@ -324,7 +325,7 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
             # rescheduled (a new payment method) while an attempt awaits the customer's
             # authentication, which could still pay it: that attempt is canceled first, and the
             # invoice charged anew once it is (charge_due's superseded pass)
-            if gateway is None or not found.stripe_payment_intent_id:
+            if not gateway.charges_cards or not found.stripe_payment_intent_id:
                 manual.append(invoice.id)  # nothing here can cancel it: collected by hand
                 continue
             if found.locked_until is not None and found.locked_until > real_now:
@@ -341,15 +342,14 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
             # (one the gateway was still processing is looked up again at its recheck time,
             # in case its webhook never comes: by its PaymentIntent id, never sent anew)
             found.locked_until = real_now + due.lease(ATTEMPT_LEASE)
-            attempts.append(_Attempt(found, True, _charge_of(found, invoice, settings) if gateway else None,
-                                     None if gateway else Outcome("unknown", message="Stripe is not configured."),
+            attempts.append(_Attempt(found, True, _charge_of(found, invoice, settings),
                                      payment_intent_id=found.stripe_payment_intent_id))
             continue
         remaining = invoice.amount_due - invoice.amount_paid
         if remaining <= 0:
             paid_now.append(invoice.id)
             continue
-        if gateway is None or not customer.stripe_customer_id or not customer.stripe_payment_method:
+        if not gateway.charges_cards or not customer.stripe_customer_id or not customer.stripe_payment_method:
             manual.append(invoice.id)
             continue
         payment_id = new_id("pay")
