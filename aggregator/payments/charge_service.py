@@ -286,7 +286,8 @@ def _finish(settings: TenantSettings, caller: _Caller, batch: _Batch, as_of: dat
     crash_point("charge.finish.after_commit")
 
 
-def _look_up_resumed(gateway: PaymentGateway, resumed: list[_Attempt], limiter: RateLimiter) -> tuple[dict[str, Any], int]:
+def _look_up_resumed(gateway: PaymentGateway, resumed: list[_Attempt], limiter: RateLimiter
+                     ) -> tuple[dict[str, Any], int]:
     """Attempts a crashed run may have sent, looked up together (one pass over each customer's
     PaymentIntents instead of one per attempt). -> ({payment id: its PaymentIntent or None
     (Stripe has no record: sent again with the same key)}, requests made); an attempt left
