@@ -51,7 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .config import PROJECT_ROOT, Settings
     from .consolidate.render import WeasyPrintRenderer
     from .mail.mailer import Mailer
-    from .payments.gateway import Gateways
+    from .payments.stripe import StripeGateways
     from .storage import LocalStorage
     from .testmode import TenantTestClock
     from .vault import Vault
@@ -81,8 +81,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                 settings.mail_dir or settings.storage_dir.parent / "mail"),
         webhooks=WebhookSender(settings.webhooks_allow_private),
         vault=(vault := Vault(settings.secret_keys, settings.secret_key_file)),
-        payments=Gateways(vault, api_base=settings.stripe_api_base, tenant_api_base=settings.stripe_tenant_api_base,
-                          allow_private=settings.webhooks_allow_private),
+        payments=StripeGateways(vault, api_base=settings.stripe_api_base,
+                                tenant_api_base=settings.stripe_tenant_api_base,
+                                allow_private=settings.webhooks_allow_private),
     ).replacing(**config.get("ADAPTERS", {}))
 
     from . import error_responses

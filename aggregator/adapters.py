@@ -4,9 +4,12 @@ one object instead of one positional argument each."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import Clocks
+
+if TYPE_CHECKING:
+    from .payments.gateway import PaymentGateways
 
 
 @dataclass(frozen=True)
@@ -14,10 +17,10 @@ class Adapters:
     clocks: Clocks
     renderer: Any  # consolidate.render.InvoiceRenderer
     storage: Any  # storage.LocalStorage
+    payments: PaymentGateways  # a tenant's payment gateway in a mode (Stripe's, or ManualGateway)
     mailer: Any = None  # mail.mailer.Mailer (None: email is not configured in this process)
     webhooks: Any = None  # webhooks.sender.WebhookSender
     vault: Any = None  # vault.Vault: secrets sealed at rest (webhook signing secrets, Stripe keys)
-    payments: Any = None  # payments.gateway.Gateways: a tenant's payment gateway (None: manual only)
 
     def replacing(self, **changes) -> "Adapters":
         """The same adapters with some replaced (tests, a CLI option)."""

@@ -33,8 +33,7 @@ from .accounts import service as accounts
 from .adapters import Adapters
 from .config import Settings, default_database_url, var_dir
 from .mail.mailer import FileSink
-from .payments import localstripe
-from .payments.gateway import Gateways
+from .payments.stripe import StripeGateways, localstripe
 from .webhooks import signing
 from .webhooks.sender import WebhookSender
 
@@ -572,7 +571,7 @@ def demo(out: Path | None, database_url: str | None) -> None:
         # This process is the demo's own, and its operator: its API calls and its queues use the
         # demo's adapters, which send webhooks to its receiver and charge through its localstripe
         # (both on 127.0.0.1: the tenant's test-mode stripe_api_base is allowed here, and only here).
-        payments = Gateways(adapters.vault, tenant_api_base=True, allow_private=True)
+        payments = StripeGateways(adapters.vault, tenant_api_base=True, allow_private=True)
         app.extensions["aggregator.adapters"] = adapters.replacing(webhooks=WebhookSender(True), mailer=mailer,
                                                                    payments=payments)
         console.print(f"The demo keeps its own database ({_shown(settings.database_url)}), files and emails in "

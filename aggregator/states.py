@@ -22,6 +22,7 @@ class InvalidTransition(Conflict):
 class StateMachine:
     name: str
     transitions: Mapping[str, frozenset[str]]
+    column: str = "status"  # the column holding the state
 
     @property
     def initial(self) -> str:
@@ -44,8 +45,8 @@ class StateMachine:
             raise InvalidTransition(f"A {current} {self.name} cannot become {target}.")
 
 
-def machine(name: str, table: Mapping[str, set[str] | frozenset[str]]) -> StateMachine:
-    return StateMachine(name, {k: frozenset(v) for k, v in table.items()})
+def machine(name: str, table: Mapping[str, set[str] | frozenset[str]], column: str = "status") -> StateMachine:
+    return StateMachine(name, {k: frozenset(v) for k, v in table.items()}, column)
 
 
 def guarded_update(states: StateMachine, table: sa.Table, target: str, *where, **values) -> sa.Update:
@@ -54,5 +55,5 @@ def guarded_update(states: StateMachine, table: sa.Table, target: str, *where, *
     it); other columns set from `values`. The caller executes it and checks what changed."""
     sources = [sa.literal_column(f"'{state}'") for state in sorted(states.sources(target))]  # inline, so
     return (sa.update(table)                                                # executemany can run it
-            .where(*where, table.c.status.in_(sources))
-            .values(status=target, **values))
+            .where(*where, table.c[states.column].in_(sources))
+            .values(**{states.column: target}, **values))

@@ -17,6 +17,7 @@ def wire() -> None:
     _register_due_work()
     _subscribe_outbox()
     _fix_calendars()
+    _subscribe_payments()
     _subscribe_books()
 
 
@@ -75,3 +76,16 @@ def _subscribe_books() -> None:
     bus.subscribe(PaymentsSucceeded, handlers.post_payments)
     bus.subscribe(RefundSucceeded, handlers.post_refund)
     bus.subscribe(PayoutPaid, handlers.post_payout)
+
+
+def _subscribe_payments() -> None:
+    """Payments collects what invoicing opens, stops collecting what is paid, written off or
+    voided, and charges anew what waited for a customer's new payment method."""
+    from .accounts.facts import PaymentMethodChanged
+    from .consolidate.facts import InvoicesOpened, InvoicesPaid, InvoiceVoided, InvoiceWrittenOff
+    from .payments import handlers
+
+    bus.subscribe(PaymentMethodChanged, handlers.charge_waiting_invoices)
+    bus.subscribe(InvoicesOpened, handlers.schedule_opened_invoices)
+    for stopped in (InvoicesPaid, InvoiceWrittenOff, InvoiceVoided):
+        bus.subscribe(stopped, handlers.stop_collecting)

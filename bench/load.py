@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     worker = stripe = None
     try:
         server.wait_ready(args.workers)
-        from aggregator.payments import localstripe
+        from aggregator.payments.stripe import localstripe
 
         program = localstripe.executable()
         stripe = localstripe.LocalStripe(program) if program else None

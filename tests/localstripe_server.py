@@ -1,6 +1,6 @@
 """localstripe (PyPI; GPL, so it runs as a separate test-only server and is never imported): a
 stateful fake of Stripe's API, started on a free port with --from-scratch by the product's own
-launcher (`aggregator.payments.localstripe`, which the demo uses too).
+launcher (`aggregator.payments.stripe.localstripe`, which the demo uses too).
 
 Measured (issue 9): it implements Customers, PaymentMethods (attach), PaymentIntents (create with
 confirm and off_session, retrieve, list without filters: it refuses `customer`), Refunds and
@@ -9,8 +9,8 @@ no decline_code, no payment_intent on the error), 4000002500003155 answers requi
 ignores Idempotency-Key, so "never twice" is proven with our own payment rows."""
 from __future__ import annotations
 
-from aggregator.payments import localstripe
-from aggregator.payments.localstripe import CARD_3DS, CARD_DECLINED, CARD_OK, free_port  # noqa: F401
+from aggregator.payments.stripe import localstripe
+from aggregator.payments.stripe.localstripe import CARD_3DS, CARD_DECLINED, CARD_OK, free_port  # noqa: F401
 
 
 class LocalStripe(localstripe.LocalStripe):

@@ -7,10 +7,11 @@ from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
 
-from .. import due
+from .. import bus, due
 from ..db import db, locking, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, one, paginate
+from .facts import PaymentMethodChanged
 from .keys import NewKey, Principal, generate_key
 from .models import SETTING_DEFAULTS, ApiKey, Customer, Provider, Tenant, TenantSettings
 
@@ -339,12 +340,13 @@ def find_customer(principal: Principal, external_id: str) -> Customer:
 
 def update_customer(principal: Principal, customer_id: str, changes: Mapping[str, Any],
                     now: datetime | None = None) -> Customer:
-    """Change a customer. A new payment method puts its open invoices that wait for one (a hard
-    decline, an authentication required, retries run out) up for a charge at once (`now`)."""
+    """Change a customer. A new payment method is published (`PaymentMethodChanged`, as of
+    `now`): payments puts the open invoices that wait for one (a hard decline, an
+    authentication required, retries run out) up for a charge at once."""
     customer = get_customer(principal, customer_id)
     new_method = changes.get("stripe_payment_method")
     if new_method and new_method != customer.stripe_payment_method and now is not None:
-        _charge_waiting_invoices(customer, now)
+        bus.publish(PaymentMethodChanged(customer.tenant_id, customer.livemode, customer.id, now))
     for name, value in changes.items():
         setattr(customer, name, value)
     try:
@@ -354,17 +356,6 @@ def update_customer(principal: Principal, customer_id: str, changes: Mapping[str
         message = "Another customer already has that external_id."
         raise Conflict(message, code="external_id_taken", fields={"external_id": [message]}) from None
     return customer
-
-
-def _charge_waiting_invoices(customer: Customer, now: datetime) -> None:
-    from ..consolidate.models import Invoice
-
-    rescheduled = db.session.execute(
-        sa.update(Invoice).where(Invoice.customer_id == customer.id, Invoice.status == "open",
-                                 Invoice.collection.in_(["payment_method_required", "action_required", "past_due"]))
-        .values(next_charge_at=now, collection="scheduled").execution_options(synchronize_session=False)).rowcount
-    if rescheduled:
-        due.nudge(customer.tenant_id, customer.livemode)
 
 
 def with_credit_balance(customer: Customer) -> Customer:

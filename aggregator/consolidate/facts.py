@@ -1,11 +1,12 @@
 """What the invoice transitions publish (aggregator.bus), with the amounts they computed: plain
 values (ids, integer amounts, currencies, datetimes, revenue's `Share`s and `InvoiceParts`),
-never rows, so a subscriber (the ledger's journals: ledger/handlers.py) needs nothing of this
-package but these classes."""
+never rows, so a subscriber (the ledger's journals: ledger/handlers.py; payments' collection:
+payments/handlers.py) needs nothing of this package but these classes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Mapping
 
 from ..bus import Fact
 from ..revenue.parts import InvoiceParts
@@ -87,4 +88,25 @@ class InvoiceVoided(Fact):
     livemode: bool
     invoice_id: str
     finalized_at_close: FinalizedInvoice | None
+    as_of: datetime
+
+
+@dataclass(frozen=True)
+class InvoicesOpened(Fact):
+    """Invoices became open as of `as_of` (a close under automatic review, or drafts finalized):
+    `due_dates`, invoice id -> its due date. Payments schedules their collection."""
+
+    tenant_id: str
+    livemode: bool
+    as_of: datetime
+    due_dates: Mapping[str, date]
+
+
+@dataclass(frozen=True)
+class InvoicesPaid(Fact):
+    """Invoices became paid as of `as_of`: nothing more is collected for them."""
+
+    tenant_id: str
+    livemode: bool
+    invoice_ids: tuple[str, ...]
     as_of: datetime

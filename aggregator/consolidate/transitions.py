@@ -1,11 +1,17 @@
 """The guarded transitions of invoices: created (draft, or open at once under automatic
-review), draft -> open (finalized: numbered from the gapless sequence, its charge scheduled),
-open -> paid | uncollectible, uncollectible -> paid, -> void. The only code that writes an
-invoice's status, and where each change's event is written, in the same transaction:
+review), draft -> open (finalized: numbered from the gapless sequence), open -> paid |
+uncollectible, uncollectible -> paid, -> void. The only code that writes an invoice's status,
+and where each change's event is written, in the same transaction:
 `invoice.created`, `invoice.finalized`, `invoice.paid`, `invoice.marked_uncollectible`,
 `invoice.voided`; and the fact of each change that moves money (`facts.py`, published on
 aggregator.bus: the ledger posts its journal before COMMIT): InvoicesFinalizedAtClose,
-InvoicesFinalized, InvoiceWrittenOff, InvoiceVoided."""
+InvoicesFinalized, InvoiceWrittenOff, InvoiceVoided.
+
+How an open invoice is collected (`collection`, `next_charge_at`, …) is payments' to write
+(payments/transitions.py): each change here publishes its fact before its event is written, and
+payments, subscribed, schedules the charges of invoices opened (`InvoicesOpened`) and stops
+collecting those paid, written off or voided (`InvoicesPaid`, `InvoiceWrittenOff`,
+`InvoiceVoided`), so the events show collection as it now stands."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -15,12 +21,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from .. import bus, due
-from ..payments.schedule import charge_at
 from ..accounts.models import Customer, TenantSettings
 from ..db import bulk_insert, db, dialect_insert, in_ids, locking, new_ordered_id, run
 from ..events.service import NewEvent, record
 from ..states import guarded_update
-from .facts import FinalizedInvoice, InvoicesFinalized, InvoicesFinalizedAtClose, InvoiceVoided, InvoiceWrittenOff
+from .facts import (FinalizedInvoice, InvoicesFinalized, InvoicesFinalizedAtClose, InvoicesOpened, InvoicesPaid,
+                    InvoiceVoided, InvoiceWrittenOff)
 from .lines import invoice_parts_of, invoice_parts_of_many
 from .models import INVOICE_STATES, Invoice, InvoiceSequence
 from .snapshots import columns, invoice_snapshot
@@ -64,9 +70,7 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     for offset, row in enumerate(rows):
         row.update(status="open" if auto else "draft", created_at=as_of, finalized_at=as_of if auto else None,
-                   number=format_number(settings.invoice_prefix, year, first_number + offset) if auto else None,
-                   next_charge_at=_charge_at(settings, row["due_date"], as_of) if auto else None,
-                   collection="scheduled" if auto else None)
+                   number=format_number(settings.invoice_prefix, year, first_number + offset) if auto else None)
     if auto and rows:
         if len(finalized) != len(rows):
             raise ValueError("Finalized invoices are posted to the ledger: pass their amounts, one per row.")
@@ -77,8 +81,15 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
         for row in rows:
             row["finalized_journal_id"] = journal_id
     bulk_insert(_invoices, rows)
-    if auto:
+    if auto and rows:
         _advance_sequence(settings.tenant_id, settings.livemode, first_number + len(rows))
+        bus.publish(InvoicesOpened(settings.tenant_id, settings.livemode, as_of,
+                                   {row["id"]: row["due_date"] for row in rows}))
+        collection = {invoice_id: (state, at) for invoice_id, state, at in run(
+            sa.select(_invoices.c.id, _invoices.c.collection, _invoices.c.next_charge_at)
+            .where(in_ids(_invoices.c.id, [row["id"] for row in rows])))}
+        for row in rows:  # as payments scheduled it, for the events
+            row["collection"], row["next_charge_at"] = collection[row["id"]]
     events = []
     for row in rows:
         snapshot = {"object": invoice_snapshot(row, external_ids[row["customer_id"]])}
@@ -109,12 +120,11 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
     _advance_sequence(tenant_id, livemode, first + len(drafts))
     year = as_of.astimezone(ZoneInfo(settings.timezone)).year
     run(guarded_update(INVOICE_STATES, _invoices, "open", _invoices.c.id == sa.bindparam("invoice"))
-        .values(finalized_at=as_of, number=sa.bindparam("number"), next_charge_at=sa.bindparam("charge_at"),
-                collection="scheduled"),
-        [{"invoice": invoice_id, "number": format_number(settings.invoice_prefix, year, first + offset),
-          "charge_at": _charge_at(settings, due_date, as_of)}
-         for offset, (invoice_id, due_date) in enumerate(drafts)])
+        .values(finalized_at=as_of, number=sa.bindparam("number")),
+        [{"invoice": invoice_id, "number": format_number(settings.invoice_prefix, year, first + offset)}
+         for offset, (invoice_id, _) in enumerate(drafts)])
     ids = [invoice_id for invoice_id, _ in drafts]
+    bus.publish(InvoicesOpened(tenant_id, livemode, as_of, dict(drafts)))
     invoices = db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, ids)).order_by(Invoice.id)).all()
     parts = invoice_parts_of_many(invoices)
     bus.publish(InvoicesFinalized(tenant_id, livemode, tuple(FinalizedInvoice.of(i.id, i.customer_id, parts[i.id])
@@ -122,10 +132,6 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
     _announce(settings, "invoice.finalized", ids, as_of)
     due.nudge(tenant_id, livemode)  # their charge is due work
     return ids
-
-
-def _charge_at(settings: TenantSettings, due_date, finalized_at: datetime) -> datetime:
-    return charge_at(due_date, settings.charge_hour, settings.timezone, not_before=finalized_at)
 
 
 def mark_paid(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datetime,
@@ -136,8 +142,10 @@ def mark_paid(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datet
         return []
     changed = db.session.execute(
         guarded_update(INVOICE_STATES, _invoices, "paid", in_ids(_invoices.c.id, invoice_ids))
-        .values(paid_at=as_of, next_charge_at=None, collection=None)
+        .values(paid_at=as_of)
         .returning(_invoices.c.id)).scalars().all()
+    if changed:
+        bus.publish(InvoicesPaid(settings.tenant_id, settings.livemode, tuple(changed), as_of))
     _announce(settings, "invoice.paid", changed, as_of, details)
     return list(changed)
 
@@ -146,8 +154,7 @@ def mark_uncollectible(settings: TenantSettings, invoice_id: str, as_of: datetim
     """open -> uncollectible (every retry failed, or an operator gave up), with its
     `invoice.marked_uncollectible` event and the write-off of what it did not collect."""
     changed = db.session.execute(
-        guarded_update(INVOICE_STATES, _invoices, "uncollectible", _invoices.c.id == invoice_id)
-        .values(next_charge_at=None, collection=None)).rowcount
+        guarded_update(INVOICE_STATES, _invoices, "uncollectible", _invoices.c.id == invoice_id)).rowcount
     if changed:
         invoice = db.session.scalars(sa.select(Invoice).where(Invoice.id == invoice_id)
                                      .execution_options(populate_existing=True)).one()
@@ -176,8 +183,7 @@ def void(invoice: Invoice, reason: str | None, now: datetime) -> bool:
     """-> void (from draft, open or uncollectible), with its `invoice.voided` event. -> whether
     it changed (False: it was void already)."""
     changed = db.session.execute(guarded_update(INVOICE_STATES, _invoices, "void", _invoices.c.id == invoice.id)
-                                 .values(voided_at=now, void_reason=reason, next_charge_at=None,
-                                         collection=None)).rowcount
+                                 .values(voided_at=now, void_reason=reason)).rowcount
     if changed:
         db.session.expire(invoice)
         at_close = (FinalizedInvoice.of(invoice.id, invoice.customer_id, invoice_parts_of(invoice))

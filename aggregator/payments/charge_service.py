@@ -37,12 +37,12 @@ from ..consolidate.snapshots import columns, invoice_snapshot
 from ..db import db, in_ids, locking, new_id, write_lock
 from ..faults import crash_point
 from ..events.service import NewEvent, record
-from . import transitions
+from . import dunning, transitions
 from .declines import HARD_DECLINES, is_hard
 from .failures import reason
-from .gateway import DEFAULT_CONCURRENCY, Charge, GatewayMisconfigured, Outcome, RateLimiter, default_rate
+from .gateway import (DEFAULT_CONCURRENCY, Charge, GatewayMisconfigured, Outcome, PaymentGateway, RateLimiter,
+                      default_rate)
 from .models import Payment
-from .schedule import next_retry
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,6 @@ ATTEMPT_LEASE = timedelta(minutes=5)
 #: A payment the gateway is still processing (a bank debit) is settled by its webhook; it is
 #: also looked up again this long after (on the tenant's clock), in case the webhook never comes.
 PROCESSING_RECHECK = timedelta(hours=6)
-
-_invoices = Invoice.__table__
 
 
 class ChargesIncomplete(due.NotDoneYet):
@@ -122,7 +120,7 @@ def charge_due(tenant_id: str, livemode: bool, as_of: datetime, adapters, *,
     batch is started (its attempts committed) and its calls queued while the current batch's
     calls are in flight, and the current one is settled while the next one's are."""
     settings = tenant_settings(tenant_id, livemode)
-    gateway = adapters.payments.for_settings(settings) if adapters.payments else None
+    gateway = adapters.payments.for_settings(settings)
     report = ChargeReport()
     after: tuple[datetime, str] | None = None  # keyset: the last (next_charge_at, id) taken
     with _Caller(settings, gateway) as caller:
@@ -180,7 +178,7 @@ def charge_now(tenant_id: str, livemode: bool, invoice_ids: Sequence[str], as_of
     """Charge these invoices now, at an operator's request (POST /v1/invoices/{id}/pay, the CLI),
     as of `as_of`, whatever their schedule."""
     settings = tenant_settings(tenant_id, livemode)
-    gateway = adapters.payments.for_settings(settings) if adapters.payments else None
+    gateway = adapters.payments.for_settings(settings)
     report = ChargeReport()
     with _Caller(settings, gateway) as caller:
         ids = list(invoice_ids)
@@ -211,7 +209,7 @@ class _Caller:
     limiter for the whole run (so batches do not each start at full speed). The calls never
     touch the database; their outcomes are applied by the run's thread."""
 
-    def __init__(self, settings: TenantSettings, gateway):
+    def __init__(self, settings: TenantSettings, gateway: PaymentGateway):
         self.gateway = gateway
         self.limiter = RateLimiter(settings.stripe_rate_limit or default_rate(settings.livemode))
         self.concurrency = settings.stripe_concurrency or DEFAULT_CONCURRENCY
@@ -257,7 +255,7 @@ class _Caller:
             attempt.outcome = Outcome("unknown", message=reason("internal_error"))  # the detail is logged
 
 
-def _begin(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, adapters, *,
+def _begin(settings: TenantSettings, gateway: PaymentGateway, ids: list[str], as_of: datetime, adapters, *,
            operator: bool) -> _Batch:
     """Step 1: the batch's attempts, committed before any call."""
     report = ChargeReport()
@@ -288,7 +286,8 @@ def _finish(settings: TenantSettings, caller: _Caller, batch: _Batch, as_of: dat
     crash_point("charge.finish.after_commit")
 
 
-def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> tuple[dict[str, Any], int]:
+def _look_up_resumed(gateway: PaymentGateway, resumed: list[_Attempt], limiter: RateLimiter
+                     ) -> tuple[dict[str, Any], int]:
     """Attempts a crashed run may have sent, looked up together (one pass over each customer's
     PaymentIntents instead of one per attempt). -> ({payment id: its PaymentIntent or None
     (Stripe has no record: sent again with the same key)}, requests made); an attempt left
@@ -304,7 +303,7 @@ def _look_up_resumed(gateway, resumed: list[_Attempt], limiter: RateLimiter) -> 
     return {c.payment_id: intents.get(c.payment_id) for c in charges}, calls
 
 
-def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, real_now: datetime,
+def _start(settings: TenantSettings, gateway: PaymentGateway, ids: list[str], as_of: datetime, real_now: datetime,
            report: ChargeReport, *, operator: bool) -> list[_Attempt]:
     """Step 1, in the caller's transaction: lock the invoices, start (or find) their attempts."""
     write_lock()  # SQLite: before reading what the attempts rely on (PostgreSQL locks the rows read)
@@ -327,7 +326,7 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
             # rescheduled (a new payment method) while an attempt awaits the customer's
             # authentication, which could still pay it: that attempt is canceled first, and the
             # invoice charged anew once it is (charge_due's superseded pass)
-            if gateway is None or not found.stripe_payment_intent_id:
+            if not gateway.charges_cards or not found.stripe_payment_intent_id:
                 manual.append(invoice.id)  # nothing here can cancel it: collected by hand
                 continue
             if found.locked_until is not None and found.locked_until > real_now:
@@ -344,15 +343,14 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
             # (one the gateway was still processing is looked up again at its recheck time,
             # in case its webhook never comes: by its PaymentIntent id, never sent anew)
             found.locked_until = real_now + due.lease(ATTEMPT_LEASE)
-            attempts.append(_Attempt(found, True, _charge_of(found, invoice, settings) if gateway else None,
-                                     None if gateway else Outcome("unknown", message="Stripe is not configured."),
+            attempts.append(_Attempt(found, True, _charge_of(found, invoice, settings),
                                      payment_intent_id=found.stripe_payment_intent_id))
             continue
         remaining = invoice.amount_due - invoice.amount_paid
         if remaining <= 0:
             paid_now.append(invoice.id)
             continue
-        if gateway is None or not customer.stripe_customer_id or not customer.stripe_payment_method:
+        if not gateway.charges_cards or not customer.stripe_customer_id or not customer.stripe_payment_method:
             manual.append(invoice.id)
             continue
         payment_id = new_id("pay")
@@ -369,11 +367,7 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
     if rows:
         transitions.start_attempts(rows)
         by_invoice = {i.id: i for i in invoices}
-        db.session.execute(sa.update(_invoices).where(_invoices.c.id == sa.bindparam("invoice"))
-                           .values(attempt_count=sa.bindparam("attempt"), collection="processing",
-                                   next_charge_at=as_of if operator else _invoices.c.next_charge_at)
-                           .execution_options(synchronize_session=False),
-                           [{"invoice": r["invoice_id"], "attempt": r["attempt"]} for r in rows])
+        transitions.charges_started([(r["invoice_id"], r["attempt"]) for r in rows], as_of if operator else None)
         new = {p.id: p for p in db.session.scalars(sa.select(Payment).where(
             in_ids(Payment.id, [r["id"] for r in rows]))).all()}
         for row in rows:
@@ -387,9 +381,7 @@ def _start(settings: TenantSettings, gateway, ids: list[str], as_of: datetime, r
         invoice_transitions.mark_paid(settings, paid_now, as_of)
         report.paid_without_charge += len(paid_now)
     if manual:
-        db.session.execute(sa.update(_invoices).where(_invoices.c.id.in_(manual))
-                           .values(collection="manual", next_charge_at=None)
-                           .execution_options(synchronize_session=False))
+        transitions.collect_by_hand(manual)
         report.manual += len(manual)
     report.unknown += len(busy)
     report.attempted += len(rows)
@@ -438,7 +430,7 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
                 report.unknown += 1
             elif noted:  # still pending (a webhook may have settled it meanwhile: then left alone)
                 report.processing += 1
-                _set_invoice(payment.invoice_id, collection="processing", next_charge_at=as_of + PROCESSING_RECHECK)
+                transitions.await_outcome(payment.invoice_id, as_of + PROCESSING_RECHECK)
             continue
         values = dict(base, locked_until=None, failure_code=None, decline_code=None, failure_message=None,
                       hard_decline=False)
@@ -465,7 +457,7 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
             (paid if amounts[invoice.id] >= invoice.amount_due else part_paid).append(invoice.id)
         elif payment.status == "requires_action":
             report.requires_action += 1
-            _set_invoice(invoice.id, collection="action_required", next_charge_at=None)
+            transitions.await_action(invoice.id)
             events.append(_invoice_event(invoice, "invoice.payment_action_required", payment))
         elif payment.status == "failed":
             report.failed += 1
@@ -474,15 +466,9 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
             report.canceled += 1
             if invoice.status == "open":
                 report.superseded.append(invoice.id)
-    if amounts:
-        db.session.execute(sa.update(_invoices).where(_invoices.c.id == sa.bindparam("_id"))
-                           .values(amount_paid=sa.bindparam("amount_paid"))
-                           .execution_options(synchronize_session=False),
-                           [{"_id": i, "amount_paid": a} for i, a in amounts.items()])
+    transitions.set_amounts_paid(amounts)
     if part_paid:  # the rest is collected by hand (a recorded payment) or charged by an operator
-        db.session.execute(sa.update(_invoices).where(_invoices.c.id.in_(sorted(set(part_paid) - set(paid))))
-                           .values(collection="manual", next_charge_at=None)
-                           .execution_options(synchronize_session=False))
+        transitions.collect_by_hand(sorted(set(part_paid) - set(paid)))
     if paid:
         invoice_transitions.mark_paid(settings, paid, as_of)
     if events:
@@ -490,36 +476,21 @@ def apply_outcomes(settings: TenantSettings, results: Sequence[tuple[Payment, Ou
 
 
 def _failed(settings: TenantSettings, invoice: Invoice, payment: Payment, as_of: datetime) -> list[NewEvent]:
-    """A declined (or refused) attempt: retry on the schedule, wait for a new payment method
-    (hard declines), or give up (the schedule ran out)."""
+    """A declined (or refused) attempt: the dunning step (retry on the schedule, wait for a new
+    payment method or a recorded payment, or give up), applied to its invoice."""
     if invoice.status != "open":
         return []
-    first_failed = invoice.first_failed_at or as_of
-    if payment.failure_code == "amount_not_chargeable":
-        _set_invoice(invoice.id, first_failed_at=first_failed, collection="manual", next_charge_at=None)
-        return [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=None)]
-    if payment.hard_decline:
-        _set_invoice(invoice.id, first_failed_at=first_failed, collection="payment_method_required",
-                     next_charge_at=None)
-        return [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=None)]
-    retry_at = next_retry(first_failed, as_of, settings.retry_days or [], settings.timezone)
-    if retry_at is not None:
-        _set_invoice(invoice.id, first_failed_at=first_failed, collection="retrying", next_charge_at=retry_at)
-        return [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=retry_at)]
-    _set_invoice(invoice.id, first_failed_at=first_failed, next_charge_at=None,
-                 collection="past_due" if settings.after_final_failure == "past_due" else invoice.collection)
-    events = [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=None, final=True)]
-    if settings.after_final_failure == "uncollectible":
+    step = dunning.next_step(dunning.Failure(payment.failure_code, payment.hard_decline), settings,
+                             invoice.first_failed_at, as_of)
+    transitions.apply_dunning(invoice.id, step)
+    events = [_invoice_event(invoice, "invoice.payment_failed", payment, next_retry_at=step.retry_at,
+                             final=step.final)]
+    if step.write_off:
         record(settings.tenant_id, settings.livemode, as_of, events)
         invoice_transitions.mark_uncollectible(settings, invoice.id, as_of,
                                                {invoice.id: {"payment": payment.id}})
         return []
     return events
-
-
-def _set_invoice(invoice_id: str, **values) -> None:
-    db.session.execute(sa.update(_invoices).where(_invoices.c.id == invoice_id).values(**values)
-                       .execution_options(synchronize_session=False))
 
 
 def _invoice_event(invoice: Invoice, type_: str, payment: Payment, *, next_retry_at: datetime | None = None,

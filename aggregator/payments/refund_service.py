@@ -38,7 +38,7 @@ from ..due import Lane, Worked
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import Page, one, paginate
 from . import transitions
-from .gateway import RESOLVE_TRIES, GatewayMisconfigured, Outcome, RefundRequest
+from .gateway import RESOLVE_TRIES, GatewayMisconfigured, Outcome, PaymentGateway, RefundRequest
 from .models import Payment, Refund
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def _check_sendable(payment: Payment, amount: int, adapters) -> None:
     except money.MoneyError as exc:
         raise InvalidInput.on("amount", str(exc)) from exc
     settings = db.session.get(TenantSettings, (payment.tenant_id, payment.livemode))
-    if adapters.payments is None or not settings.stripe_secret_key:
+    if not settings.stripe_secret_key:
         raise GatewayNotConfigured("Stripe took this payment but is not configured any more: set the tenant's "
                                    "Stripe secret key to refund it.")
 
@@ -206,15 +206,14 @@ def _request_of(refund: Refund, payment: Payment) -> RefundRequest:
                   "invoice_id": refund.invoice_id, "payment_id": refund.payment_id, "refund_id": refund.id})
 
 
-def _gateway_of(refund: Refund, adapters):
+def _gateway_of(refund: Refund, adapters) -> PaymentGateway:
     settings = db.session.get(TenantSettings, (refund.tenant_id, refund.livemode))
-    return adapters.payments.for_settings(settings) if adapters.payments else None
+    return adapters.payments.for_settings(settings)
 
 
-def _send(request: RefundRequest, gateway, *, resume: bool = False, stripe_refund_id: str | None = None) -> Outcome:
+def _send(request: RefundRequest, gateway: PaymentGateway, *, resume: bool = False,
+          stripe_refund_id: str | None = None) -> Outcome:
     """Step 2 (no transaction open): send the refund, or, resuming, look it up first."""
-    if gateway is None:
-        return Outcome("unknown", message="Stripe is not configured.")
     try:
         crash_point("refund.call.before_stripe")
         outcome = gateway.refund(request, resume=resume, refund_id=stripe_refund_id)

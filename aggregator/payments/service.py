@@ -2,8 +2,8 @@
 recording money received outside the gateway (a bank transfer, cash, a check).
 
 Charging itself (the attempt saved before the gateway is called, outcomes, retries) is
-`charge_service`; the statuses are written by `transitions` (payments) and
-`consolidate.transitions` (invoices)."""
+`charge_service`; the statuses are written by `transitions` (payments' and the invoices'
+collection) and `consolidate.transitions` (invoices)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -203,9 +203,7 @@ def record_payment(principal: Principal, invoice_id: str, amount: str, method: s
         "amount": received, "currency": invoice.currency, "reference": reference, "received_on": received_on,
         "created_at": now}, now)
     applied = min(received, remaining)
-    db.session.execute(sa.update(Invoice.__table__).where(Invoice.id == invoice.id)
-                       .values(amount_paid=Invoice.__table__.c.amount_paid + applied)
-                       .execution_options(synchronize_session=False))
+    transitions.add_paid(invoice.id, applied)
     credit = None
     if received > remaining:
         credit = Credit(id=new_id("cred"), tenant_id=invoice.tenant_id, livemode=invoice.livemode,

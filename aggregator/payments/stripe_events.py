@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import sqlalchemy as sa
-import stripe
 from sqlalchemy.exc import IntegrityError
 
 from .. import money
@@ -34,7 +33,7 @@ from ..due import Lane, Worked
 from ..errors import InvalidRequest, NotFound
 from . import charge_service, transitions
 from .failures import refund_failure
-from .gateway import _intent_outcome
+from .stripe.webhooks import SignatureMismatch, intent_outcome, verify_signature
 from .models import Payment, Refund, StripeEvent
 
 log = logging.getLogger(__name__)
@@ -86,11 +85,10 @@ def verified_event(payload: bytes, signature: str | None, secret: str) -> dict:
     except UnicodeDecodeError:
         raise SignatureInvalid("The body is not UTF-8 text: it is not what Stripe signed.") from None
     try:
-        stripe.WebhookSignature.verify_header(text, signature, secret, TOLERANCE_SECONDS)
-    except stripe.SignatureVerificationError as exc:
+        verify_signature(text, signature, secret, TOLERANCE_SECONDS)
+    except SignatureMismatch as exc:
         raise SignatureInvalid(f"The Stripe-Signature header does not verify with this endpoint's signing "
-                               f"secret, or is older than {TOLERANCE_SECONDS} seconds: {exc.user_message or exc}") \
-            from None
+                               f"secret, or is older than {TOLERANCE_SECONDS} seconds: {exc}") from None
     try:
         event = json.loads(text)
     except (ValueError, RecursionError):
@@ -282,7 +280,7 @@ def _payment_intent(settings: TenantSettings, intent: dict, as_of: datetime) -> 
         raise NotYetKnown(f"No payment of PaymentIntent {_text(intent, 'id')!r} (yet).")
     if payment.stripe_payment_intent_id not in (None, intent["id"]):
         return f"Payment {payment.id} belongs to PaymentIntent {payment.stripe_payment_intent_id}."
-    outcome = _intent_outcome(intent, 0)
+    outcome = intent_outcome(intent, 0)
     if outcome.status in ("pending", "unknown") and payment.status != "pending":
         return None  # news older than what we know
     charge_service.apply_outcomes(settings, [(payment, outcome)], as_of)

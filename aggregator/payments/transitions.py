@@ -12,23 +12,34 @@ Refund: pending -> succeeded | failed | canceled. Events: `refund.created`, `ref
 Stripe event (received by the webhook): pending -> handled | ignored; no events of ours (what
 handling it changes announces itself).
 
+Collection (an open invoice's `collection`, with `next_charge_at`, `attempt_count`,
+`first_failed_at` and `amount_paid`: columns of the invoice that only this module writes):
+started `scheduled` when the invoice is finalized (`start_collection`, on consolidate's
+`InvoicesFinalized`), moved by the charges along COLLECTION_STATES, stopped (NULL,
+`stop_collection`) when the invoice is paid, written off or voided (`InvoicesPaid`,
+`InvoiceWrittenOff`, `InvoiceVoided`). No events of its own: the invoice's events carry it.
+
 Each payment and refund that succeeds is published as a fact (`facts.py`, on aggregator.bus:
 PaymentsSucceeded, RefundSucceeded), which the ledger posts the journal of in the same
 transaction."""
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Iterable, Sequence
+from datetime import date, datetime
+from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
 from .. import bus
+from ..accounts.models import TenantSettings
 from ..consolidate.lines import invoice_parts_of
+from ..consolidate.models import Invoice
 from ..db import bulk_insert, db, in_ids, locking
 from ..events.service import NewEvent, record
 from ..states import guarded_update, machine
+from .dunning import Step
 from .facts import PaidInvoice, PaymentsSucceeded, RefundSucceeded, SucceededPayment
 from .models import Payment, Refund, StripeEvent
+from .schedule import charge_at
 from .schemas import PaymentSchema, RefundSchema
 
 PAYMENT_STATES = machine("payment", {
@@ -51,7 +62,25 @@ STRIPE_EVENT_STATES = machine("Stripe event", {
     "ignored": set(),
 })
 
+#: How an open invoice is being collected (consolidate.models.COLLECTION says what each state
+#: means). NULL while the invoice is a draft and once it is not open: `start_collection` enters
+#: `scheduled` from NULL, `stop_collection` leaves from any state. An operator's charge can start
+#: from any state; a failure (or a late webhook's) can be settled from any state; only a new
+#: payment method puts an invoice waiting for one back on the schedule.
+_WAITING = {"payment_method_required", "action_required", "past_due"}  # for a new payment method
+_ANY = {"processing", "retrying", "action_required", "payment_method_required", "past_due", "manual"}
+COLLECTION_STATES = machine("collection", {
+    "scheduled": _ANY,  # an automatic charge is due at next_charge_at
+    "processing": _ANY,  # a charge was sent; its outcome is not known yet
+    "retrying": _ANY,  # declined; retried at next_charge_at
+    "action_required": _ANY | {"scheduled"},  # the customer must authenticate it
+    "payment_method_required": _ANY | {"scheduled"},  # a hard decline, or no method on file
+    "past_due": _ANY | {"scheduled"},  # every retry failed (after_final_failure = past_due)
+    "manual": _ANY,  # no gateway charges it: it waits for a recorded payment
+}, column="collection")
+
 _payments, _refunds, _stripe_events = Payment.__table__, Refund.__table__, StripeEvent.__table__
+_invoices = Invoice.__table__
 _payment_schema, _refund_schema = PaymentSchema(), RefundSchema()
 
 
@@ -114,8 +143,6 @@ def settle_payments(changes: Sequence[tuple[Payment, str, dict[str, Any]]], as_o
 def _post_succeeded(payments: Sequence[Payment], as_of: datetime) -> None:
     """PaymentsSucceeded for payments that just succeeded, per tenant and mode, with their
     invoices as they stand before these payments (read under their row lock)."""
-    from ..consolidate.models import Invoice
-
     if not payments:
         return
     invoices = {i.id: i for i in db.session.scalars(
@@ -186,8 +213,6 @@ def create_refund(row: dict, as_of: datetime, *, settled: bool) -> Refund:
 
 
 def _post_refund(refund: Refund, as_of: datetime) -> None:
-    from ..consolidate.models import Invoice
-
     invoice = db.session.scalars(sa.select(Invoice).where(Invoice.id == refund.invoice_id)
                                  .execution_options(populate_existing=True)).one()
     collected = min(invoice.amount_paid, invoice.amount_due) - _refunded(invoice.id, but=refund.id)
@@ -196,14 +221,11 @@ def _post_refund(refund: Refund, as_of: datetime) -> None:
 
 
 def _count_refunded(refund: Refund, delta: int) -> None:
-    from ..consolidate.models import Invoice
-
-    invoices = Invoice.__table__
     db.session.execute(sa.update(_payments).where(_payments.c.id == refund.payment_id)
                        .values(amount_refunded=_payments.c.amount_refunded + delta)
                        .execution_options(synchronize_session=False))
-    db.session.execute(sa.update(invoices).where(invoices.c.id == refund.invoice_id)
-                       .values(amount_refunded=invoices.c.amount_refunded + delta)
+    db.session.execute(sa.update(_invoices).where(_invoices.c.id == refund.invoice_id)
+                       .values(amount_refunded=_invoices.c.amount_refunded + delta)
                        .execution_options(synchronize_session=False))
 
 
@@ -236,3 +258,104 @@ def settle_stripe_event(event_id: str, target: str, **values) -> bool:
     return bool(db.session.execute(
         guarded_update(STRIPE_EVENT_STATES, _stripe_events, target, _stripe_events.c.id == event_id)
         .values(**values).execution_options(synchronize_session=False)).rowcount)
+
+
+# --- collection -------------------------------------------------------------------------------
+
+def _collection(target: str, *where, **values) -> int:
+    """Move the invoices matching `where` to `target` if the table allows it from where they
+    stand (guarded in the statement), with other columns. -> how many moved."""
+    return db.session.execute(guarded_update(COLLECTION_STATES, _invoices, target, *where, **values)
+                              .execution_options(synchronize_session=False)).rowcount
+
+
+def start_collection(settings: TenantSettings, due_dates: Mapping[str, date], as_of: datetime) -> None:
+    """NULL -> scheduled, for invoices just finalized as of `as_of` (`due_dates`: invoice id ->
+    its due date): charged at the tenant's charge hour of the due date, or at once if that has
+    passed. One statement per charge instant."""
+    by_instant: dict[datetime, list[str]] = {}
+    instants: dict[date, datetime] = {}
+    for invoice_id, due_date in due_dates.items():
+        if due_date not in instants:
+            instants[due_date] = charge_at(due_date, settings.charge_hour, settings.timezone, not_before=as_of)
+        by_instant.setdefault(instants[due_date], []).append(invoice_id)
+    for at, ids in by_instant.items():
+        db.session.execute(sa.update(_invoices).where(in_ids(_invoices.c.id, ids), _invoices.c.status == "open",
+                                                      _invoices.c.collection.is_(None))
+                           .values(collection=COLLECTION_STATES.initial, next_charge_at=at)
+                           .execution_options(synchronize_session=False))
+
+
+def stop_collection(invoice_ids: Sequence[str]) -> None:
+    """-> NULL (from any state): the invoices are no longer open (paid, written off, voided),
+    and nothing is scheduled for them."""
+    if invoice_ids:
+        db.session.execute(sa.update(_invoices).where(in_ids(_invoices.c.id, invoice_ids))
+                           .values(collection=None, next_charge_at=None)
+                           .execution_options(synchronize_session=False))
+
+
+def charges_started(attempts: Sequence[tuple[str, int]], as_of: datetime | None) -> None:
+    """-> processing, for each (invoice id, attempt number) whose charge was just started;
+    `as_of`: an operator's charge, which also moves the invoice's next charge to then."""
+    if not attempts:
+        return
+    db.session.execute(guarded_update(COLLECTION_STATES, _invoices, "processing",
+                                      _invoices.c.id == sa.bindparam("invoice"),
+                                      attempt_count=sa.bindparam("attempt"),
+                                      next_charge_at=as_of if as_of is not None else _invoices.c.next_charge_at)
+                       .execution_options(synchronize_session=False),
+                       [{"invoice": invoice_id, "attempt": attempt} for invoice_id, attempt in attempts])
+
+
+def await_outcome(invoice_id: str, recheck_at: datetime) -> None:
+    """-> processing: the gateway is still processing a charge (its webhook settles it); looked
+    up again at `recheck_at` in case the webhook never comes."""
+    _collection("processing", _invoices.c.id == invoice_id, next_charge_at=recheck_at)
+
+
+def await_action(invoice_id: str) -> None:
+    """-> action_required: the customer must authenticate the charge; nothing is scheduled."""
+    _collection("action_required", _invoices.c.id == invoice_id, next_charge_at=None)
+
+
+def collect_by_hand(invoice_ids: Sequence[str]) -> None:
+    """-> manual: no gateway charges these invoices (or only part was paid); they wait for a
+    recorded payment or an operator's charge."""
+    if invoice_ids:
+        _collection("manual", in_ids(_invoices.c.id, invoice_ids), next_charge_at=None)
+
+
+def apply_dunning(invoice_id: str, step: Step) -> None:
+    """A failed charge's dunning step: its collection state (or the state left as it is), the
+    first failure and the next charge."""
+    if step.collection is None:
+        db.session.execute(sa.update(_invoices).where(_invoices.c.id == invoice_id)
+                           .values(first_failed_at=step.first_failed_at, next_charge_at=step.retry_at)
+                           .execution_options(synchronize_session=False))
+    else:
+        _collection(step.collection, _invoices.c.id == invoice_id, first_failed_at=step.first_failed_at,
+                    next_charge_at=step.retry_at)
+
+
+def set_amounts_paid(amounts: Mapping[str, int]) -> None:
+    """The invoices' `amount_paid` (invoice id -> the new amount), after payments succeeded."""
+    if amounts:
+        db.session.execute(sa.update(_invoices).where(_invoices.c.id == sa.bindparam("_id"))
+                           .values(amount_paid=sa.bindparam("amount_paid"))
+                           .execution_options(synchronize_session=False),
+                           [{"_id": i, "amount_paid": a} for i, a in amounts.items()])
+
+
+def add_paid(invoice_id: str, amount: int) -> None:
+    """`amount` more paid on the invoice (a payment recorded outside the gateway)."""
+    db.session.execute(sa.update(_invoices).where(_invoices.c.id == invoice_id)
+                       .values(amount_paid=_invoices.c.amount_paid + amount)
+                       .execution_options(synchronize_session=False))
+
+
+def charge_waiting_invoices(customer_id: str, now: datetime) -> int:
+    """waiting for a payment method (payment_method_required, action_required, past_due) ->
+    scheduled at `now`, for the customer's open invoices: it has a new one. -> how many."""
+    return _collection("scheduled", _invoices.c.customer_id == customer_id, _invoices.c.status == "open",
+                       next_charge_at=now)

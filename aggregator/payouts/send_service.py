@@ -21,7 +21,8 @@ from ..accounts.models import TenantSettings
 from ..db import db
 from ..faults import crash_point
 from ..due import Lane, Worked
-from ..payments.gateway import GatewayMisconfigured, TransferOutcome, TransferRequest
+from ..payments.gateway import GatewayMisconfigured
+from ..payments.transfers import TransferOutcome, TransferRequest, Transfers
 from . import transitions
 from .models import Payout
 
@@ -57,10 +58,8 @@ def _request_of(payout: Payout) -> TransferRequest:
                   "period": payout.run.period_start.isoformat()})
 
 
-def _send(request: TransferRequest, gateway, attempt: int) -> TransferOutcome:
+def _send(request: TransferRequest, gateway: Transfers, attempt: int) -> TransferOutcome:
     """No transaction open: look an earlier attempt up, then create the transfer if none."""
-    if gateway is None:
-        return TransferOutcome("unknown", None, None, "Stripe is not configured for this tenant.", 0)
     try:
         if attempt > 1:
             found = gateway.find_transfer(request)
@@ -96,7 +95,7 @@ def send_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) ->
     sends = []
     for payout in payouts:
         settings = db.session.get(TenantSettings, (payout.tenant_id, payout.livemode))
-        gateway = adapters.payments.for_settings(settings) if adapters.payments else None
+        gateway = adapters.payments.transfers_for(settings)
         sends.append((_request_of(payout), gateway, payout.requests))
     db.session.commit()  # no transaction stays open while Stripe is talked to
     crash_point("payout.send.after_claim")

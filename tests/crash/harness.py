@@ -233,7 +233,7 @@ class Cycle:
                 external = f"{kind}-{c}"
                 _ok(admin.post("/v1/customers", {"external_id": external, "email": f"{external}@customers.example"}))
                 if kind == "cards":
-                    from aggregator.payments.localstripe import CARD_DECLINED, CARD_OK
+                    from aggregator.payments.stripe.localstripe import CARD_DECLINED, CARD_OK
 
                     number = CARD_DECLINED if c == self.customers - 1 else CARD_OK
                     stripe_customer, method = self.localstripe.customer_with_card(number, f"{external}@x.example")

@@ -8,7 +8,7 @@ from pypdf import PdfReader
 from rich.console import Console
 
 from aggregator.demo import run_demo
-from aggregator.payments import localstripe
+from aggregator.payments.stripe import localstripe
 
 
 def _run(app, tmp_path) -> tuple[dict, str]:

@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from aggregator.payments.gateway import RefundRequest, StripeGateway
+from aggregator.payments.gateway import RefundRequest
+from aggregator.payments.stripe import StripeGateway
 from tests.support.callers import Caller
 from tests.support.invoicing import advance, send
 from tests.support.peer import _charge

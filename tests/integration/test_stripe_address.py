@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from aggregator.payments.gateway import Gateways
+from aggregator.payments.stripe import StripeGateways
 from tests.support.invoicing import advance, send
 from tests.support.payouts import _paid_and_built, _payout, _run_queue as _run_payouts
 
@@ -25,7 +25,7 @@ def operator(app):
     adapters = app.extensions["aggregator.adapters"]
 
     def settings(**options) -> None:
-        app.extensions["aggregator.adapters"] = adapters.replacing(payments=Gateways(adapters.vault, **options))
+        app.extensions["aggregator.adapters"] = adapters.replacing(payments=StripeGateways(adapters.vault, **options))
 
     yield settings
     app.extensions["aggregator.adapters"] = adapters

@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from aggregator.payments.gateway import Charge, StripeGateway
+from aggregator.payments.gateway import Charge
+from aggregator.payments.stripe import StripeGateway
 from tests.localstripe_server import CARD_OK
 from tests.stripe_faults import FaultProxy
 

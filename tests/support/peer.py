@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.payments.gateway import Charge, StripeGateway
+from aggregator.payments.gateway import Charge
+from aggregator.payments.stripe import StripeGateway
 from tests.stripe_peer import PeerServer
 
 

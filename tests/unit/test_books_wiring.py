@@ -4,6 +4,7 @@ import importlib.util
 import inspect
 import pkgutil
 import types
+import collections.abc
 import typing
 from dataclasses import is_dataclass
 from datetime import date, datetime, timezone
@@ -62,7 +63,7 @@ def _plain(hint) -> bool:
     a fact's own parts), or a tuple, dict or union of them; never a database row."""
     if hint in PLAIN:
         return True
-    if typing.get_origin(hint) in (tuple, dict, typing.Union, types.UnionType):
+    if typing.get_origin(hint) in (tuple, dict, collections.abc.Mapping, typing.Union, types.UnionType):
         return all(_plain(arg) for arg in typing.get_args(hint) if arg is not Ellipsis)
     if is_dataclass(hint) and hint.__dataclass_params__.frozen:
         return all(_plain(h) for h in typing.get_type_hints(hint).values())

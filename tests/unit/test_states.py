@@ -107,3 +107,13 @@ def test_a_state_machine_is_an_immutable_value():
     with pytest.raises(AttributeError):
         INVOICE.name = "bill"  # type: ignore[misc]
     assert machine("bill", {"pending": {"cancelled"}}) == StateMachine("bill", {"pending": frozenset({"cancelled"})})
+
+
+def test_the_collection_states_are_the_ones_the_invoice_documents():
+    from aggregator.consolidate.models import COLLECTION
+    from aggregator.payments.transitions import COLLECTION_STATES
+
+    assert COLLECTION_STATES.states == set(COLLECTION)
+    assert COLLECTION_STATES.initial == "scheduled"
+    # only a new payment method puts a waiting invoice back on the schedule
+    assert COLLECTION_STATES.sources("scheduled") == {"payment_method_required", "action_required", "past_due"}
