@@ -17,6 +17,7 @@ def wire() -> None:
     _register_due_work()
     _subscribe_outbox()
     _fix_calendars()
+    _lend_credit_balances()
     _subscribe_payments()
     _subscribe_books()
 
@@ -57,6 +58,14 @@ def _fix_calendars() -> None:
     from .periods.service import has_periods
 
     calendar_used_by(has_periods)
+
+
+def _lend_credit_balances() -> None:
+    """A customer's credit balance (shown with it by accounts) is read from invoicing's credits."""
+    from .accounts.service import credit_balances_from
+    from .consolidate.invoice_service import credit_balance
+
+    credit_balances_from(credit_balance)
 
 
 # --- the books ---------------------------------------------------------------------------------

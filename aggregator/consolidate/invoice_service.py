@@ -183,3 +183,9 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
     db.session.commit()
     db.session.expire(invoice, ["stored_lines"])
     return with_lines([invoice])[0]
+
+
+def credit_balance(customer_id: str) -> int:
+    """The customer's credits not yet applied to an invoice (its `credit_balance`)."""
+    return int(db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Credit.amount), 0)).where(
+        Credit.customer_id == customer_id, Credit.applied_invoice_id.is_(None))) or 0)  # PostgreSQL's SUM: numeric
