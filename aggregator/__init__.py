@@ -86,8 +86,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                 allow_private=settings.webhooks_allow_private),
     ).replacing(**config.get("ADAPTERS", {}))
 
-    from . import error_responses
-    from . import finance
+    from . import error_responses, finance
     from .accounts import api as accounts_api
     from .consolidate import api as consolidate_api
     from .events import api as events_api

@@ -210,8 +210,7 @@ def say(text: str) -> None:
 def progress(description: str, total: float | None) -> Iterator[Callable[..., None]]:
     """A progress bar on stderr (shown on a terminal only, so output piped to a file or a
     script stays clean). Yields `update(completed, description=None)`."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = _console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 import orjson
-
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.dialects import postgresql

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 
+
 def _targets(setting: str) -> dict[str, int]:
     """"a@2,b" -> {"a": 2, "b": 1}"""
     targets = {}

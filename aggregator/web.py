@@ -6,10 +6,10 @@ import json
 import re
 from datetime import datetime
 
+import flask_smorest
 import orjson
 from flask import Flask, current_app, g, request
 from flask.json.provider import DefaultJSONProvider
-import flask_smorest
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType

@@ -35,8 +35,22 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import (BIN, ROOT, Api, LeanHTTP, Server, _bill, _request_bytes, flask_cli, log,  # noqa: E402
-                    percentile, recreate_database, run_scenario, setup_accounts, urls)
+from ingest import (  # noqa: E402
+    BIN,
+    ROOT,
+    Api,
+    LeanHTTP,
+    Server,
+    _bill,
+    _request_bytes,
+    flask_cli,
+    log,
+    percentile,
+    recreate_database,
+    run_scenario,
+    setup_accounts,
+    urls,
+)
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/aggregator_load"
 #: After the period's end (UTC, anchor 25: the 25th): past its charge day (the 2nd, 9:00) and its payout day (the 10th).

@@ -53,9 +53,20 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from _common import code_label, finish, run_sizes, size_arguments, sized
-from close import (CLK_TCK, PERIOD_START, ROOT, RssSampler, SqlTimer, _machine_ticks, _pg_backend_ticks,
-                   _vmrss_kb, log, urls)
-from close import NOW as CLOSED_AT, setup as close_setup
+from close import (
+    CLK_TCK,
+    PERIOD_START,
+    ROOT,
+    RssSampler,
+    SqlTimer,
+    _machine_ticks,
+    _pg_backend_ticks,
+    _vmrss_kb,
+    log,
+    urls,
+)
+from close import NOW as CLOSED_AT
+from close import setup as close_setup
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/aggregator_bench_payouts"
 PAYOUT_DATE = date(2026, 11, 10)  # the tenant's payout day (10) after the charge day (2 Nov)
@@ -212,7 +223,8 @@ def measure(args) -> dict:
     from aggregator.auth import Principal
     from aggregator.db import db
     from aggregator.ledger.service import ProviderPayableNegative
-    from aggregator.payouts import build_service, service as payouts
+    from aggregator.payouts import build_service
+    from aggregator.payouts import service as payouts
     from aggregator.payouts.models import Payout
 
     result: dict = {}

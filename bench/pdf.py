@@ -249,6 +249,7 @@ def main_run(args) -> dict:
     _quiet_weasyprint()
     import weasyprint
     from weasyprint.pdf import fonts as wp_fonts
+
     from aggregator.consolidate.render import WeasyPrintRenderer
 
     result = {"weasyprint": weasyprint.__version__, "template": template(),

@@ -7,8 +7,16 @@ from .. import adapters as edge
 from ..fields import ListArgs, page_schema
 from ..web import Blueprint, clock_now, current, requires, with_secret
 from . import service
-from .schemas import (ApiKeySchema, CreatedProviderSchema, CustomerListArgs, CustomerSchema,
-                      IssuedKeySchema, KeyListArgs, ProviderSchema, TenantSchema)
+from .schemas import (
+    ApiKeySchema,
+    CreatedProviderSchema,
+    CustomerListArgs,
+    CustomerSchema,
+    IssuedKeySchema,
+    KeyListArgs,
+    ProviderSchema,
+    TenantSchema,
+)
 
 blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Tenant, providers, customers, keys")
 

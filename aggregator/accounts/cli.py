@@ -6,9 +6,19 @@ from typing import Any
 import click
 from marshmallow import ValidationError
 
-from ..commands import (AreaGroup, json_option, list_options, now_for, print_json, print_object, print_page,
-                   print_record, say, tenant_scoped)
 from .. import adapters as edge
+from ..commands import (
+    AreaGroup,
+    json_option,
+    list_options,
+    now_for,
+    print_json,
+    print_object,
+    print_page,
+    print_record,
+    say,
+    tenant_scoped,
+)
 from ..errors import flatten_messages
 from . import service
 from .schemas import ApiKeySchema, CustomerSchema, ProviderSchema, TenantSchema

@@ -2,9 +2,20 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..fields import (AddressSchema, Currency, EmailAddress, ListArgs, LocaleName, Rate, StrictBoolean, TimeZone,
-                      WholeNumber, optional_text, text)
 from .. import money
+from ..fields import (
+    AddressSchema,
+    Currency,
+    EmailAddress,
+    ListArgs,
+    LocaleName,
+    Rate,
+    StrictBoolean,
+    TimeZone,
+    WholeNumber,
+    optional_text,
+    text,
+)
 from .logos import MAX_SIDE, MAX_URI_CHARS, logo_problem
 from .models import ROLES
 

@@ -5,15 +5,25 @@ from flask import Response
 from flask.views import MethodView
 
 from .. import adapters as edge
+from .. import testmode
 from ..errors import NotFound
 from ..fields import ListArgs, page_schema
 from ..periods import service as periods
-from .. import testmode
 from ..web import Blueprint, clock_now, current, requires
 from . import close_service, fx_service, invoice_service, pdf_service, test_clock_service
-from .schemas import (AdvanceResultSchema, AdvanceSchema, CloseReportSchema, FxRateInputSchema,
-                      FxRateSchema, InvoiceListArgs, InvoiceSchema, PeriodListArgs, PeriodSchema,
-                      TestClockSchema, VoidSchema)
+from .schemas import (
+    AdvanceResultSchema,
+    AdvanceSchema,
+    CloseReportSchema,
+    FxRateInputSchema,
+    FxRateSchema,
+    InvoiceListArgs,
+    InvoiceSchema,
+    PeriodListArgs,
+    PeriodSchema,
+    TestClockSchema,
+    VoidSchema,
+)
 
 blp = Blueprint("consolidate", __name__, url_prefix="/v1", description="Periods and invoices")
 

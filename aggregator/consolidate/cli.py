@@ -10,12 +10,32 @@ import click
 
 from .. import adapters as edge
 from .. import testmode
-from ..commands import (AreaGroup, Day, Instant, json_option, list_options, now_for, print_json, print_object,
-                   print_page, print_record, print_rows, progress, say, tenant_scoped)
+from ..commands import (
+    AreaGroup,
+    Day,
+    Instant,
+    json_option,
+    list_options,
+    now_for,
+    print_json,
+    print_object,
+    print_page,
+    print_record,
+    print_rows,
+    progress,
+    say,
+    tenant_scoped,
+)
 from ..periods import service as periods_service
 from . import close_service, invoice_service, pdf_service, test_clock_service
-from .schemas import (AdvanceResultSchema, CloseReportSchema, InvoiceSchema, PeriodSchema, RenderReportSchema,
-                      TestClockSchema)
+from .schemas import (
+    AdvanceResultSchema,
+    CloseReportSchema,
+    InvoiceSchema,
+    PeriodSchema,
+    RenderReportSchema,
+    TestClockSchema,
+)
 
 periods = AreaGroup("periods", help="Invoicing periods: list them, close them, move a tenant's test clock.")
 invoices = AreaGroup("invoices", help="Consolidated invoices: read, finalize, void, charge, render and save their "

@@ -17,21 +17,21 @@ from .. import money
 from ..accounts.models import Customer, TenantSettings
 from ..accounts.service import tenant_settings
 from ..db import db, locking, new_id, run
-from ..faults import crash_point
 from ..errors import Conflict
 from ..events.service import NewEvent
+from ..faults import crash_point
 from ..ingest.models import Bill
 from ..periods import calendar as C
 from ..periods import transitions as period_transitions
 from ..periods.service import ensure_period_row, tenant_period
+from ..revenue.shares import Share
+from ..revenue.terms import RevenueShare
+from ..revenue_sql import ShareGrouping
 from . import period_rates, transitions
 from .document import INVOICE_TEMPLATE
 from .facts import FinalizedInvoice
 from .fx_service import rates_in_effect
 from .invoices import BillTotal, CreditItem, InvoiceSummary, MissingRates, summarize_invoice, tax_rate_for
-from ..revenue.shares import Share
-from ..revenue.terms import RevenueShare
-from ..revenue_sql import ShareGrouping
 from .models import Credit, Invoice, InvoiceLine
 
 log = logging.getLogger(__name__)

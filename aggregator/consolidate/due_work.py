@@ -3,6 +3,7 @@ its end; a draft's finalization at its review deadline) and its queue (PDFs to r
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from ..db import db

@@ -57,8 +57,8 @@ def invoice_lines(invoices: list[Invoice]) -> dict[str, list[Line]]:
                                   _recorded_rates(invoice))
             lines[invoice.id] = list(draft.lines)
     for invoice in invoices:
-        lines[invoice.id] += [_stored_line(l, invoice.currency) for l in invoice.stored_lines
-                              if invoice.status == "void" or l.kind == "credit"]
+        lines[invoice.id] += [_stored_line(row, invoice.currency) for row in invoice.stored_lines
+                              if invoice.status == "void" or row.kind == "credit"]
     return lines
 
 
@@ -72,7 +72,7 @@ def invoice_parts_of_many(invoices: Sequence[Invoice]) -> dict[str, InvoiceParts
     """invoice id -> its parts: one query for the lines per period, one for the bills' terms and
     one for the recorded rates per period."""
     lines = invoice_lines(list(invoices))
-    bill_ids = sorted({l.bill_id for ls in lines.values() for l in ls if l.bill_id is not None})
+    bill_ids = sorted({line.bill_id for ls in lines.values() for line in ls if line.bill_id is not None})
     bills = Bill.__table__.c
     revenue_share = dict(run(sa.select(bills.id, bills.revenue_share).where(in_ids(bills.id, bill_ids))).all()) \
         if bill_ids else {}
@@ -85,6 +85,6 @@ def invoice_parts_of_many(invoices: Sequence[Invoice]) -> dict[str, InvoiceParts
         period_rates = rates[key]
         its_lines = lines[invoice.id]
         parts[invoice.id] = invoice_parts(invoice.currency, its_lines, invoice.tax, {
-            l.bill_id: (revenue_share[l.bill_id], period_rates[l.provider_id])
-            for l in its_lines if l.bill_id is not None})
+            line.bill_id: (revenue_share[line.bill_id], period_rates[line.provider_id])
+            for line in its_lines if line.bill_id is not None})
     return parts

@@ -12,14 +12,14 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from .. import due
 from ..accounts.logos import logo_problem
 from ..accounts.models import Provider, TenantSettings
-from .. import due
 from ..auth import Principal
 from ..db import db, skip_locked
-from ..faults import crash_point
 from ..errors import NotFound
 from ..events.service import NewEvent, record_one
+from ..faults import crash_point
 from ..testmode import TestClockRecord
 from .document import DocumentLine, invoice_document
 from .invoice_service import find_invoice, invoice_lines, rate_text

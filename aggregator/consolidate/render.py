@@ -112,7 +112,6 @@ class WeasyPrintRenderer:
             return [self._attempt(template, context) for template, context in jobs]
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-
         from concurrent.futures.process import BrokenProcessPool
 
         workers = min(processes, len(jobs))

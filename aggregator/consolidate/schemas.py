@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
-
 from decimal import Decimal
 
+from marshmallow import Schema, ValidationError, fields, validate
+
 from .. import money
-from .models import COLLECTION
 from ..fields import Currency, ListArgs, StrictBoolean, reasonable_instant, text
+from .models import COLLECTION
 
 
 def _amount(attribute: str, currency_of=lambda obj: obj.currency):

@@ -25,8 +25,15 @@ from ..accounts.models import Customer, TenantSettings
 from ..db import bulk_insert, db, dialect_insert, in_ids, locking, new_ordered_id, run
 from ..events.service import NewEvent, record
 from ..states import guarded_update
-from .facts import (FinalizedInvoice, InvoicesFinalized, InvoicesFinalizedAtClose, InvoicesOpened, InvoicesPaid,
-                    InvoiceVoided, InvoiceWrittenOff)
+from .facts import (
+    FinalizedInvoice,
+    InvoicesFinalized,
+    InvoicesFinalizedAtClose,
+    InvoicesOpened,
+    InvoicesPaid,
+    InvoiceVoided,
+    InvoiceWrittenOff,
+)
 from .lines import invoice_parts_of, invoice_parts_of_many
 from .models import INVOICE_STATES, Invoice, InvoiceSequence
 from .snapshots import columns, invoice_snapshot

@@ -13,8 +13,8 @@ from typing import Callable, Sequence
 import sqlalchemy as sa
 
 from ..db import db, skip_locked
-from ..faults import crash_point
 from ..due import Lane, Queue, Worked
+from ..faults import crash_point
 from .models import Event
 
 #: A subscriber records, in the caller's transaction, what it must deliver for these events.

@@ -17,7 +17,8 @@ from ..adapters import current as adapters
 from ..config import PROJECT_ROOT
 from ..db import db
 from ..errors import DomainError, describe
-from ..payouts import report_service, service as payouts
+from ..payouts import report_service
+from ..payouts import service as payouts
 from ..payouts.models import Payout
 from ..payouts.schemas import MarkPaidSchema
 from ..web import clock_now, takes_form

@@ -4,14 +4,33 @@ from __future__ import annotations
 from flask import current_app
 
 from ..errors import describe
-from ..metrics import BILLS_ACCEPTED
 from ..fields import page_schema
-from ..web import (Blueprint, clock_now, current, documents, header_text, items_one_by_one, json_body,
-                   requires, unstorable_items)
+from ..metrics import BILLS_ACCEPTED
+from ..web import (
+    Blueprint,
+    clock_now,
+    current,
+    documents,
+    header_text,
+    items_one_by_one,
+    json_body,
+    requires,
+    unstorable_items,
+)
 from . import service
 from .bills import BillRequest
-from .schemas import (BatchResultSchema, BatchSchema, BillInputSchema, BillListArgs, BillSchema,
-                      IdempotencyHeader, TrialInputSchema, TrialSchema, bill_document, load_bill)
+from .schemas import (
+    BatchResultSchema,
+    BatchSchema,
+    BillInputSchema,
+    BillListArgs,
+    BillSchema,
+    IdempotencyHeader,
+    TrialInputSchema,
+    TrialSchema,
+    bill_document,
+    load_bill,
+)
 
 blp = Blueprint("ingest", __name__, url_prefix="/v1", description="Bill intake")
 

@@ -10,8 +10,17 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from .. import money
 from ..errors import InvalidInput, flatten_messages
-from ..fields import (CALENDAR_DATE, AmountString, CalendarDate, Currency, ListArgs, Metadata, StrictBoolean,
-                      reasonable_instant, text)
+from ..fields import (
+    CALENDAR_DATE,
+    AmountString,
+    CalendarDate,
+    Currency,
+    ListArgs,
+    Metadata,
+    StrictBoolean,
+    reasonable_instant,
+    text,
+)
 from .bills import BillRequest, BillView
 
 IDEMPOTENCY_KEY = validate.Length(min=1, max=255)

@@ -13,14 +13,14 @@ import sqlalchemy as sa
 from ..accounts.models import ApiKey, Customer, TenantSettings, Trial
 from ..auth import Principal, verified
 from ..db import db, dialect_insert, dialect_name, in_ids, is_postgres, locking, new_id, run, run_alone, write_lock
+from ..errors import Conflict, DomainError, NotFound
 from ..faults import crash_point
+from ..pagination import Page, paginate
 from ..periods import calendar as P
 from ..periods.models import PeriodRecord
 from ..periods.service import claim_open_period, period_status_locked
-from ..errors import Conflict, DomainError, NotFound
-from ..pagination import Page, paginate
-from .bills import BillRequest, BillView
 from . import transitions
+from .bills import BillRequest, BillView
 from .models import BILL_STATES, Bill
 
 

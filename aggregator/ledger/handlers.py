@@ -25,8 +25,13 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
-from ..consolidate.facts import (FinalizedInvoice, InvoicesFinalized, InvoicesFinalizedAtClose, InvoiceVoided,
-                                 InvoiceWrittenOff)
+from ..consolidate.facts import (
+    FinalizedInvoice,
+    InvoicesFinalized,
+    InvoicesFinalizedAtClose,
+    InvoiceVoided,
+    InvoiceWrittenOff,
+)
 from ..db import db
 from ..faults import crash_point
 from ..payments.facts import PaymentsSucceeded, RefundSucceeded

@@ -36,7 +36,6 @@ from ..pagination import Page, one, paginate
 from . import journal as books
 from .models import LedgerEntry, LedgerJournal
 
-
 ENTRY_COLUMNS = ("journal_id", "tenant_id", "livemode", "account", "currency", "amount")
 
 

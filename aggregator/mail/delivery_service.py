@@ -18,23 +18,35 @@ from email.message import Message
 
 import sqlalchemy as sa
 
+from .. import due
 from ..accounts.models import Customer, TenantSettings
 from ..auth import Principal
 from ..consolidate.models import Invoice
 from ..db import db
-from ..faults import crash_point
-from .. import due
 from ..due import Lane, Worked
 from ..errors import NotFound
 from ..events.models import Event
+from ..faults import crash_point
 from ..pagination import Page, paginate
 from ..payments.models import Payment, Refund
-from ..periods.models import PeriodRecord
 from ..payouts import statement
+from ..periods.models import PeriodRecord
 from . import messages, payout_notices, transitions
-from .models import (ACTION_REQUIRED, DISPUTE, ENDPOINT_DISABLED, INVOICE, PAYMENT_FAILED, PAYOUT_FAILED,
-                     PAYOUT_STATEMENT, PAYOUTS_AWAITING_REVIEW, PERIOD_SUMMARY, RECEIPT, REFUND, UNCOLLECTIBLE,
-                     EmailDelivery)
+from .models import (
+    ACTION_REQUIRED,
+    DISPUTE,
+    ENDPOINT_DISABLED,
+    INVOICE,
+    PAYMENT_FAILED,
+    PAYOUT_FAILED,
+    PAYOUT_STATEMENT,
+    PAYOUTS_AWAITING_REVIEW,
+    PERIOD_SUMMARY,
+    RECEIPT,
+    REFUND,
+    UNCOLLECTIBLE,
+    EmailDelivery,
+)
 
 log = logging.getLogger(__name__)
 

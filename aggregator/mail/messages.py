@@ -4,6 +4,7 @@ through money.display as on the invoice PDF), rendered from `templates/emails/<k
 and an HTML part and any attachments."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from email import encoders
@@ -13,7 +14,6 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
-import secrets
 from functools import cache
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo

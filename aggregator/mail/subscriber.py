@@ -38,8 +38,20 @@ from ..events.models import Event
 from ..payments.models import Refund
 from ..payouts.models import Payout
 from . import transitions
-from .models import (ACTION_REQUIRED, DISPUTE, ENDPOINT_DISABLED, INVOICE, PAYMENT_FAILED, PAYOUT_FAILED,
-                     PAYOUT_STATEMENT, PAYOUTS_AWAITING_REVIEW, PERIOD_SUMMARY, RECEIPT, REFUND, UNCOLLECTIBLE)
+from .models import (
+    ACTION_REQUIRED,
+    DISPUTE,
+    ENDPOINT_DISABLED,
+    INVOICE,
+    PAYMENT_FAILED,
+    PAYOUT_FAILED,
+    PAYOUT_STATEMENT,
+    PAYOUTS_AWAITING_REVIEW,
+    PERIOD_SUMMARY,
+    RECEIPT,
+    REFUND,
+    UNCOLLECTIBLE,
+)
 
 NO_ADDRESS = "no_address: the customer has no email address"
 

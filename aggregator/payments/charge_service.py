@@ -35,13 +35,20 @@ from ..consolidate import transitions as invoice_transitions
 from ..consolidate.models import Invoice
 from ..consolidate.snapshots import columns, invoice_snapshot
 from ..db import db, in_ids, locking, new_id, write_lock
-from ..faults import crash_point
 from ..events.service import NewEvent, record
+from ..faults import crash_point
 from . import dunning, transitions
 from .declines import HARD_DECLINES, is_hard
 from .failures import reason
-from .gateway import (DEFAULT_CONCURRENCY, Charge, GatewayMisconfigured, Outcome, PaymentGateway, RateLimiter,
-                      default_rate)
+from .gateway import (
+    DEFAULT_CONCURRENCY,
+    Charge,
+    GatewayMisconfigured,
+    Outcome,
+    PaymentGateway,
+    RateLimiter,
+    default_rate,
+)
 from .models import Payment
 
 log = logging.getLogger(__name__)

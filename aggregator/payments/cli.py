@@ -6,8 +6,17 @@ import click
 from flask.cli import with_appcontext
 
 from .. import adapters as edge
-from ..commands import AreaGroup, json_option, list_options, now_for, print_json, print_object, print_page, print_record, \
-    tenant_scoped
+from ..commands import (
+    AreaGroup,
+    json_option,
+    list_options,
+    now_for,
+    print_json,
+    print_object,
+    print_page,
+    print_record,
+    tenant_scoped,
+)
 from . import service
 from .schemas import PaymentSchema
 

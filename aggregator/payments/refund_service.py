@@ -33,9 +33,9 @@ from ..accounts.models import TenantSettings
 from ..auth import Principal
 from ..consolidate.models import Invoice
 from ..db import db, locking, new_id, write_lock
-from ..faults import crash_point
 from ..due import Lane, Worked
 from ..errors import Conflict, InvalidInput, NotFound
+from ..faults import crash_point
 from ..pagination import Page, one, paginate
 from . import transitions
 from .gateway import RESOLVE_TRIES, GatewayMisconfigured, Outcome, PaymentGateway, RefundRequest

@@ -33,8 +33,8 @@ from ..due import Lane, Worked
 from ..errors import InvalidRequest, NotFound
 from . import charge_service, transitions
 from .failures import refund_failure
-from .stripe.webhooks import SignatureMismatch, intent_outcome, verify_signature
 from .models import Payment, Refund, StripeEvent
+from .stripe.webhooks import SignatureMismatch, intent_outcome, verify_signature
 
 log = logging.getLogger(__name__)
 

@@ -152,8 +152,9 @@ def _post_succeeded(payments: Sequence[Payment], as_of: datetime) -> None:
     for payment in payments:
         by_lane.setdefault((payment.tenant_id, payment.livemode), []).append(payment)
     for (tenant_id, livemode), lane_payments in by_lane.items():
+        paid = tuple(SucceededPayment(p.id, p.invoice_id, p.currency, p.amount) for p in lane_payments)
         bus.publish(PaymentsSucceeded(
-            tenant_id, livemode, tuple(SucceededPayment(p.id, p.invoice_id, p.currency, p.amount) for p in lane_payments),
+            tenant_id, livemode, paid,
             tuple(_paid_invoice(invoices[invoice_id]) for invoice_id in sorted({p.invoice_id for p in lane_payments})),
             as_of))
 

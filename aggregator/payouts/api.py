@@ -5,8 +5,14 @@ from __future__ import annotations
 from ..fields import ListArgs, page_schema
 from ..web import Blueprint, clock_now, current, requires
 from . import service
-from .schemas import (ApprovePeriodSchema, MarkPaidSchema, PayoutLinePageSchema, PayoutListArgs, PayoutSchema,
-                      PayoutWithLinesSchema)
+from .schemas import (
+    ApprovePeriodSchema,
+    MarkPaidSchema,
+    PayoutLinePageSchema,
+    PayoutListArgs,
+    PayoutSchema,
+    PayoutWithLinesSchema,
+)
 
 blp = Blueprint("payouts", __name__, url_prefix="/v1", description="Payouts")
 PayoutPage = page_schema(PayoutSchema, "PayoutPage")

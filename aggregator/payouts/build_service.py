@@ -34,8 +34,8 @@ from ..accounts.service import tenant_settings
 from ..consolidate import period_rates
 from ..consolidate.models import Invoice
 from ..db import analyze, bulk_insert, db, dialect_insert, greatest, in_ids, least, new_id, run
-from ..faults import crash_point
 from ..events.service import NewEvent, record
+from ..faults import crash_point
 from ..ingest.models import Bill
 from ..payments.models import Payment, Refund
 from ..periods import calendar as C

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from .. import due, money
 from ..accounts.models import TenantSettings
 from ..db import db
-from ..faults import crash_point
 from ..due import Lane, Worked
+from ..faults import crash_point
 from ..payments.gateway import GatewayMisconfigured
 from ..payments.transfers import TransferOutcome, TransferRequest, Transfers
 from . import transitions

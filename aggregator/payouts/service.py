@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from ..auth import Principal
 from ..db import db, locking, write_lock
-from ..faults import crash_point
 from ..errors import Conflict
+from ..faults import crash_point
 from ..pagination import Page, one, paginate
 from ..states import InvalidTransition
 from . import transitions

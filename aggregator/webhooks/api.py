@@ -8,8 +8,14 @@ from .. import adapters
 from ..fields import ListArgs, page_schema
 from ..web import Blueprint, clock_now, current, requires, with_secret
 from . import service
-from .schemas import (DeliveryListArgs, ResendResultSchema, ResendSchema, WebhookDeliverySchema,
-                      WebhookEndpointSchema, WebhookEndpointWithSecretSchema)
+from .schemas import (
+    DeliveryListArgs,
+    ResendResultSchema,
+    ResendSchema,
+    WebhookDeliverySchema,
+    WebhookEndpointSchema,
+    WebhookEndpointWithSecretSchema,
+)
 
 blp = Blueprint("webhooks", __name__, url_prefix="/v1", description="Webhook endpoints and deliveries")
 

@@ -25,10 +25,10 @@ import orjson
 import sqlalchemy as sa
 
 from ..db import bulk_insert, db, dialect_insert, new_ordered_id, skip_locked
-from ..faults import crash_point
 from ..due import Lane, Queue, Worked, lease, waiting
 from ..events.models import Event
 from ..events.schemas import EventSchema
+from ..faults import crash_point
 from . import transitions
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .schedule import MAX_ATTEMPTS, retry_delay

@@ -15,10 +15,10 @@ from ..auth import Principal
 from ..db import db, locking, new_id, write_lock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..events.service import get_event
+from ..outbound.addresses import UnacceptableUrl, check_url
 from ..pagination import Page, paginate
 from ..states import InvalidTransition
 from . import signing, transitions
-from ..outbound.addresses import UnacceptableUrl, check_url
 from .delivery import queue_deliveries, subscribed
 from .models import WebhookDelivery, WebhookEndpoint
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
-
 from ..db import db
 from ..events.service import NewEvent, record_one
 from ..states import guarded_update, machine

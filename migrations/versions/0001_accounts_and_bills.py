@@ -5,11 +5,10 @@ Revises:
 Create Date: 2026-11-21 10:02:05.759464
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
-
 
 # revision identifiers, used by Alembic.
 revision = '0001'

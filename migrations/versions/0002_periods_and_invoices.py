@@ -5,11 +5,10 @@ Revises: 0001
 Create Date: 2026-11-21 10:09:34.874314
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
-
 
 # revision identifiers, used by Alembic.
 revision = '0002'

@@ -13,12 +13,11 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01 12:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
 from aggregator.due import AT_ONCE
-
 
 revision = '0005'
 down_revision = '0004'

@@ -10,11 +10,10 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02 12:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
-
 
 revision = '0006'
 down_revision = '0005'

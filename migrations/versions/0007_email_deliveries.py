@@ -4,11 +4,10 @@ Revision ID: 0007
 Revises: 0006 (re-chained after 0006, the webhooks, when merged)
 Create Date: 2026-12-02 12:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
-
 
 revision = '0007'
 down_revision = '0006'

@@ -17,11 +17,10 @@ Create Date: 2026-12-02 05:00:00
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
-
 
 revision = '0008'
 down_revision = '0007'

@@ -15,11 +15,10 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-02 11:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
-
 
 revision = '0009'
 down_revision = '0008'

@@ -6,11 +6,10 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-02 14:51:44
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
-
 
 # revision identifiers, used by Alembic.
 revision = '0011'

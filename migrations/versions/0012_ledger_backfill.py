@@ -31,12 +31,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator import money
 from aggregator.db import UTCDateTime, new_ordered_id
-
 
 revision = '0012'
 down_revision = '0011'

@@ -6,11 +6,10 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-07 03:50:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from aggregator.db import UTCDateTime
-
 
 # revision identifiers, used by Alembic.
 revision = '0013'

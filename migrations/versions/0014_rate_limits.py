@@ -5,9 +5,8 @@ Revision ID: 0014
 Revises: 0012
 Create Date: 2026-12-07 03:50:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0014'

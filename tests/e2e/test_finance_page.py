@@ -4,13 +4,12 @@ actions done once whatever is submitted again. Then the whole review in a real b
 (Debian's chromium and chromedriver driven by Selenium) against the app served on a port."""
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import threading
 from datetime import timedelta
 from pathlib import Path
-
-import hashlib
 
 import pytest
 import requests
@@ -18,7 +17,6 @@ import sqlalchemy as sa
 
 from aggregator.db import db
 from aggregator.finance.models import FinanceSession
-
 from tests.support.finance import csrf_of, sign_in
 from tests.support.invoicing import advance
 from tests.support.payouts import AFTER_PAYOUT_DAY, _pay

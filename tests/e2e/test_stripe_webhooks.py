@@ -396,8 +396,9 @@ def served(app):
 
 
 def test_the_same_event_delivered_at_once_by_many_requests_is_handled_once(app, billed, served):
-    import requests
     from concurrent.futures import ThreadPoolExecutor
+
+    import requests
 
     add_payment(app, billed, sid("pi_race"))
     payload = json.dumps(stripe_event("payment_intent.succeeded", intent(sid("pi_race"), "succeeded"))).encode()

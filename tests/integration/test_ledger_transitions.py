@@ -127,9 +127,9 @@ def test_a_draft_finalized_posts_what_the_close_would_have(app, tenant):
     # the close's own path (bills grouped in SQL, each group's fee rounded at once) gives the same shares
     with app.app_context():
         from aggregator.accounts.service import tenant_settings
+        from aggregator.consolidate import period_rates
         from aggregator.consolidate.close_service import _chunk_shares, _CloseContext
         from aggregator.consolidate.fx_service import rates_in_effect
-        from aggregator.consolidate import period_rates
         from aggregator.periods.service import tenant_period
 
         settings = tenant_settings(tenant.id, False)

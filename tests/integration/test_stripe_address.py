@@ -14,7 +14,8 @@ import pytest
 
 from aggregator.payments.stripe import StripeGateways
 from tests.support.invoicing import advance, send
-from tests.support.payouts import _paid_and_built, _payout, _run_queue as _run_payouts
+from tests.support.payouts import _paid_and_built, _payout
+from tests.support.payouts import _run_queue as _run_payouts
 
 SECRET = "SECRET-internal-7d3f"
 

@@ -21,7 +21,6 @@ from aggregator.worker import Worker
 from tests.support.clock import START
 from tests.support.invoicing import send
 
-
 _PARKED = "2100-01-01 00:00:00+00"
 
 

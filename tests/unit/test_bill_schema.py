@@ -10,11 +10,17 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from aggregator import money
-from aggregator.ingest.bills import BillRequest
 from aggregator.errors import InvalidInput
-from aggregator.ingest.bills import BillView
-from aggregator.ingest.schemas import (BatchItemSchema, BatchSchema, BillInputSchema, BillSchema,
-                                       accepted_bill, bill_document, load_bill)
+from aggregator.ingest.bills import BillRequest, BillView
+from aggregator.ingest.schemas import (
+    BatchItemSchema,
+    BatchSchema,
+    BillInputSchema,
+    BillSchema,
+    accepted_bill,
+    bill_document,
+    load_bill,
+)
 
 FEW = settings(max_examples=100, deadline=None)
 

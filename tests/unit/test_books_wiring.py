@@ -1,10 +1,10 @@
 """The books hear every fact that moves money: wire() subscribes the ledger's handlers, every
 fact an area publishes has a subscriber, and a fact nobody hears is refused, not lost."""
+import collections.abc
 import importlib.util
 import inspect
 import pkgutil
 import types
-import collections.abc
 import typing
 from dataclasses import is_dataclass
 from datetime import date, datetime, timezone
@@ -14,8 +14,7 @@ import pytest
 
 import aggregator
 from aggregator import bus, wiring
-from aggregator.consolidate.facts import (InvoicesFinalized, InvoicesFinalizedAtClose, InvoiceVoided,
-                                          InvoiceWrittenOff)
+from aggregator.consolidate.facts import InvoicesFinalized, InvoicesFinalizedAtClose, InvoiceVoided, InvoiceWrittenOff
 from aggregator.ledger import handlers
 from aggregator.payments.facts import PaymentsSucceeded, RefundSucceeded
 from aggregator.payouts.facts import PayoutPaid

@@ -17,7 +17,6 @@ from aggregator.errors import (
 )
 from aggregator.ingest.schemas import BillInputSchema
 
-
 # --- flatten_messages --------------------------------------------------------------------------
 
 

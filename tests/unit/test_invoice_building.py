@@ -7,8 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.consolidate.invoices import (BillItem, BillTotal, CreditItem, MissingRates, build_invoice,
-                                             summarize_invoice, tax_rate_for, totals)
+from aggregator.consolidate.invoices import (
+    BillItem,
+    BillTotal,
+    CreditItem,
+    MissingRates,
+    build_invoice,
+    summarize_invoice,
+    tax_rate_for,
+    totals,
+)
 
 
 def bill(id, amount, currency="AUD", provider="prov_b"):

@@ -3,7 +3,8 @@ which balances per currency for any amounts."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.ledger import journal as books
 from aggregator.ledger.journal import Journal, LedgerError, Posting, Unbalanced

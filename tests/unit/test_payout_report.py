@@ -10,9 +10,16 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aggregator.payouts.report_service import (
+    OutstandingInvoice,
+    PayoutFigures,
+    PayoutReport,
+    currency_totals,
+    provider_rows,
+    reconcile,
+    report_csv,
+)
 from aggregator.revenue import shares
-from aggregator.payouts.report_service import (OutstandingInvoice, PayoutFigures, PayoutReport, currency_totals,
-                                               provider_rows, reconcile, report_csv)
 from tests.support.revenue import bill, invoices, parts_of
 
 

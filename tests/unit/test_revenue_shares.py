@@ -13,8 +13,15 @@ from aggregator import money
 from aggregator.consolidate.invoices import CreditItem
 from aggregator.money import MoneyError
 from aggregator.revenue.parts import InvoicedBill, InvoiceParts
-from aggregator.revenue.shares import (Collection, Payout, clawback, collected_shares, fx_difference,
-                                       payment_lines, payout)
+from aggregator.revenue.shares import (
+    Collection,
+    Payout,
+    clawback,
+    collected_shares,
+    fx_difference,
+    payment_lines,
+    payout,
+)
 from aggregator.revenue.terms import Split, split
 from tests.support.revenue import CURRENCIES, bill, invoices, parts_of, rates
 

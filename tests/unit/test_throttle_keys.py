@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from aggregator.throttle import address_of, limits_of, presented_key, prefix_of
+from aggregator.throttle import address_of, limits_of, prefix_of, presented_key
 
 
 def test_an_ipv6_address_counts_by_its_64_and_an_ipv4_one_by_itself():

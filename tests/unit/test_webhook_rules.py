@@ -6,11 +6,12 @@ import base64
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from aggregator.webhooks import signing
 from aggregator.outbound.addresses import UnacceptableUrl, check_url, refusal
+from aggregator.webhooks import signing
 from aggregator.webhooks.schedule import MAX_ATTEMPTS, RETRY_SCHEDULE, retry_delay
 
 

@@ -9,8 +9,17 @@ import stripe
 
 from ..failures import known_code, reason
 from ..gateway import Charge, Outcome
-from .client import MISCONFIGURED, UNKNOWN_ERRORS, describe, error_reason, log, misconfigured, plain, \
-    send_idempotently, stripe_id
+from .client import (
+    MISCONFIGURED,
+    UNKNOWN_ERRORS,
+    describe,
+    error_reason,
+    log,
+    misconfigured,
+    plain,
+    send_idempotently,
+    stripe_id,
+)
 
 #: A PaymentIntent's statuses (anything else is not an answer we understand).
 INTENT_STATUSES = {"requires_payment_method", "requires_confirmation", "requires_action", "processing",
