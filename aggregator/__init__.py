@@ -130,11 +130,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _add_commands(app: Flask) -> None:
-    """The command line's groups (`aggregator --help`; `flask --app wsgi` sees them too)."""
+    """The command line's groups (`aggregator --help`; `flask --app wsgi` sees them too), each
+    imported when asked for."""
     from . import cli
 
-    for name in cli.GROUPS:
-        app.cli.add_command(cli.group(name))
+    app.cli = cli.app_commands(app.cli)
 
 
 def _add_operations(app: Flask) -> None:

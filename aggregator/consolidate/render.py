@@ -69,13 +69,19 @@ class WeasyPrintRenderer:
         self.template_dir = template_dir
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)),
                                       autoescape=True, undefined=jinja2.StrictUndefined)
-        self.fetcher = confined_fetcher(template_dir)
+        self._fetcher = None  # made at the first render: importing WeasyPrint takes about 1 s
         self._font_config = None
         self._stylesheets: dict[str, list] = {}  # per template, parsed once (see the module doc)
         self._image_cache: dict = {}  # the template's own assets and logos, per process
         # Pango is not thread-safe: two renders at once in one process abort it (seen with
         # concurrent finalize requests). Threads render one at a time; processes scale out.
         self._lock = threading.Lock()
+
+    @property
+    def fetcher(self):
+        if self._fetcher is None:
+            self._fetcher = confined_fetcher(self.template_dir)
+        return self._fetcher
 
     def html(self, template: str, context: Mapping[str, Any]) -> str:
         return self.env.get_template(template).render(**context)

@@ -9,47 +9,8 @@ import stripe
 
 from ..failures import known_code, reason
 from ..gateway import Charge, Outcome
-from .client import (
-    MISCONFIGURED,
-    UNKNOWN_ERRORS,
-    describe,
-    error_reason,
-    log,
-    misconfigured,
-    plain,
-    send_idempotently,
-    stripe_id,
-)
-
-#: A PaymentIntent's statuses (anything else is not an answer we understand).
-INTENT_STATUSES = {"requires_payment_method", "requires_confirmation", "requires_action", "processing",
-                   "requires_capture", "canceled", "succeeded"}
-
-
-def intent_outcome(intent: Any, requests: int) -> Outcome:
-    """A PaymentIntent as an outcome."""
-    intent = plain(intent)
-    status = intent.get("status")
-    if status not in INTENT_STATUSES or not stripe_id(intent.get("id")):
-        log.warning("a PaymentIntent answer not understood: status %.100r, id %.100r", status, intent.get("id"))
-        return Outcome("unknown", message=reason("stripe_invalid_response"), requests=requests)
-    charge = intent.get("latest_charge")
-    charge_id = stripe_id(charge if isinstance(charge, str) or charge is None else charge.get("id"))
-    error = intent.get("last_payment_error") or {}
-    common = {"payment_intent_id": intent.get("id"), "charge_id": charge_id, "gateway_status": status,
-              "requests": requests}
-    if status == "succeeded":
-        return Outcome("succeeded", **common)
-    if status in ("requires_action", "requires_confirmation"):
-        return Outcome("requires_action", message="The payment needs the customer's authentication.", **common)
-    if status == "processing":
-        return Outcome("pending", **common)
-    if status == "canceled":
-        return Outcome("canceled", message="The PaymentIntent was canceled.", **common)
-    code = known_code(error.get("code")) or "payment_intent_payment_attempt_failed"
-    decline_code = known_code(error.get("decline_code"))
-    return Outcome("failed", failure_code=code, decline_code=decline_code, message=reason(decline_code or code),
-                   **common)
+from .answers import INTENT_STATUSES, intent_outcome, plain, stripe_id
+from .client import MISCONFIGURED, UNKNOWN_ERRORS, describe, error_reason, log, misconfigured, send_idempotently
 
 
 def _card_error_outcome(error: stripe.CardError, requests: int) -> Outcome:

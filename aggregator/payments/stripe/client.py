@@ -16,7 +16,6 @@ webhook's address when connecting (`outbound.connections`)."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Callable, TypeVar
 
 import stripe
@@ -40,14 +39,6 @@ class StripeAddressRefused(stripe.APIConnectionError):
 
 #: Errors that say our settings are wrong, not that the outcome is unknown: nothing was done.
 MISCONFIGURED = (stripe.AuthenticationError, stripe.PermissionError, StripeAddressRefused)
-
-_STRIPE_ID = re.compile(r"[a-z]{2,8}_[A-Za-z0-9_]{1,250}")
-
-
-def stripe_id(value: Any) -> str | None:
-    """An object id from an answer, if it has the shape of Stripe's (`pi_…`, `ch_…`), else None."""
-    return value if isinstance(value, str) and _STRIPE_ID.fullmatch(value) else None
-
 
 #: Errors recorded by their class alone, first match wins (StripeAddressRefused is an
 #: APIConnectionError, so it comes first).
@@ -92,11 +83,6 @@ def describe(exc: Exception) -> str:
     status = getattr(exc, "http_status", None)
     message = getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
     return f"{type(exc).__name__}{f' ({status})' if status else ''}: {message}"[:1000]
-
-
-def plain(obj: Any) -> dict:
-    """A Stripe object as plain dicts (the SDK's objects are not dicts since v15)."""
-    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj or {})
 
 
 R = TypeVar("R")

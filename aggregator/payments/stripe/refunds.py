@@ -9,7 +9,8 @@ import stripe
 
 from ..failures import known_code, refund_failure
 from ..gateway import Outcome, RefundRequest
-from .client import describe, error_reason, log, plain, send_idempotently, stripe_id
+from .answers import plain, stripe_id
+from .client import describe, error_reason, log, send_idempotently
 
 _STATUSES = {"succeeded": "succeeded", "pending": "pending", "requires_action": "pending",
              "failed": "failed", "canceled": "failed"}

@@ -10,7 +10,8 @@ import stripe
 
 from ..failures import known_code, reason
 from ..transfers import TransferOutcome, TransferRequest
-from .client import MISCONFIGURED, describe, error_reason, log, misconfigured, plain, send_idempotently, stripe_id
+from .answers import plain, stripe_id
+from .client import MISCONFIGURED, describe, error_reason, log, misconfigured, send_idempotently
 
 
 class StripeTransfers:

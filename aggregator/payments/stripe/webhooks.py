@@ -3,9 +3,7 @@
 same reading as a charge's answer). What handling an event does is `payments/stripe_events.py`."""
 from __future__ import annotations
 
-import stripe
-
-from .charges import intent_outcome
+from .answers import intent_outcome
 
 __all__ = ["SignatureMismatch", "intent_outcome", "verify_signature"]
 
@@ -17,6 +15,8 @@ class SignatureMismatch(Exception):
 def verify_signature(text: str, signature: str | None, secret: str, tolerance: int) -> None:
     """Whether `signature` (the Stripe-Signature header) is Stripe's signature of `text` with
     `secret`, made within `tolerance` seconds; SignatureMismatch if not."""
+    import stripe  # here, not at the top: the SDK's import costs processes that never verify
+
     try:
         stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
     except stripe.SignatureVerificationError as exc:
