@@ -75,7 +75,7 @@ def size_arguments(p: argparse.ArgumentParser, default_url: str, seed: int) -> N
     p.add_argument("--bills", type=int, default=1_000_000)
     p.add_argument("--providers", type=int, default=50)
     p.add_argument("--seed", type=int, default=seed)
-    p.add_argument("--quick", action="store_true", help="2,000 customers / 20,000 bills, < 30 s")
+    p.add_argument("--quick", action="store_true", help="500 customers / 5,000 bills, seconds")
     p.add_argument("--scale-check", action="store_true",
                    help="also run at a tenth of the size (database ..._tenth) and compare peak RSS")
 
@@ -84,7 +84,7 @@ def sized(p: argparse.ArgumentParser, args: argparse.Namespace, default_url: str
     """--quick's size (in the parent only: its children get the sizes explicitly), the default
     database (`_quick` with --quick), and at least one bill per customer."""
     if args.quick and args.phase is None:
-        args.customers, args.bills, args.providers = 2_000, 20_000, 10
+        args.customers, args.bills, args.providers = 500, 5_000, 10
     if args.database_url is None:
         args.database_url = default_url + ("_quick" if args.quick else "")
     if args.bills < args.customers:

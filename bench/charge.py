@@ -5,7 +5,7 @@ on the charge day, against two Stripe peers on this machine, on PostgreSQL.
 Not a pytest test. Run from the repository root with the project's virtualenv:
 
     .venv/bin/python bench/charge.py            # 10,000 invoices per run against the peer, 500 against localstripe
-    .venv/bin/python bench/charge.py --quick    # 200 invoices: checks the script still works
+    .venv/bin/python bench/charge.py --quick    # 60 invoices: checks the script still works
 
 What it does:
   1. drops and creates the database (default postgresql://postgres@127.0.0.1:5432/
@@ -286,12 +286,12 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=10, help="the tenants' stripe_concurrency")
     p.add_argument("--alone-requests", type=int, default=3_000, help="requests measuring the peer alone")
     p.add_argument("--database-url", default=DEFAULT_URL)
-    p.add_argument("--quick", action="store_true", help="200 invoices: checks the script still works")
+    p.add_argument("--quick", action="store_true", help="60 invoices: checks the script still works")
     p.add_argument("--check-targets", action="store_true")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
     args = p.parse_args()
     if args.quick:
-        args.invoices, args.localstripe_invoices, args.alone_requests = 200, 100, 200
+        args.invoices, args.localstripe_invoices, args.alone_requests = 60, 40, 100
         if args.database_url == DEFAULT_URL:
             args.database_url += "_quick"
     import tempfile

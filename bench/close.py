@@ -5,7 +5,7 @@ Not a pytest test. Run from the repository root with the project's virtualenv:
 
     .venv/bin/python bench/close.py                 # 100,000 customers, 1,000,000 bills
     .venv/bin/python bench/close.py --scale-check   # the same, then at a tenth of the size
-    .venv/bin/python bench/close.py --quick         # 2,000 customers / 20,000 bills, < 30 s
+    .venv/bin/python bench/close.py --quick         # 500 customers / 5,000 bills, seconds
     .venv/bin/python bench/close.py --reuse --profile /tmp/close.prof   # re-close, cProfile
 
 What it does, per size:

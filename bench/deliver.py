@@ -5,7 +5,7 @@
 Not a pytest test. Run from the repository root with the project's virtualenv:
 
     .venv/bin/python bench/deliver.py             # 10,000 events
-    .venv/bin/python bench/deliver.py --quick     # 300 events, a few seconds: checks the script works
+    .venv/bin/python bench/deliver.py --quick     # 150 events, a few seconds: checks the script works
 
 What it does:
   1. drops and creates the database (default postgresql://postgres@127.0.0.1:5432/
@@ -230,7 +230,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=512, help="deliveries claimed per batch")
     p.add_argument("--workers", type=int, default=0, help="sender threads (0: the sender's default)")
     p.add_argument("--database-url", default=DEFAULT_URL)
-    p.add_argument("--quick", action="store_true", help="300 events: checks the script still works")
+    p.add_argument("--quick", action="store_true", help="150 events: checks the script still works")
     p.add_argument("--check-targets", action="store_true")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
     p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
@@ -239,7 +239,7 @@ def main() -> int:
         serve(args.serve)
         return 0
     if args.quick:
-        args.events, args.ceiling_requests = min(args.events, 300), min(args.ceiling_requests, 640)
+        args.events, args.ceiling_requests = min(args.events, 150), min(args.ceiling_requests, 320)
         if args.database_url == DEFAULT_URL:
             args.database_url += "_quick"
     import tempfile

@@ -5,7 +5,7 @@ SMTP server (aiosmtpd) running in a separate process.
 Not a pytest test. Run from the repository root with the project's virtualenv:
 
     .venv/bin/python bench/deliver_email.py                  # 1,000 invoice emails
-    .venv/bin/python bench/deliver_email.py --quick          # 50 emails, a few seconds
+    .venv/bin/python bench/deliver_email.py --quick          # 20 emails, a few seconds
     .venv/bin/python bench/deliver_email.py --workers 1      # one worker process (default 2)
 
 What it does:
@@ -188,12 +188,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1, help="SMTP connections per worker")
     parser.add_argument("--workers", type=int, default=2, help="worker processes draining the email queue")
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/aggregator_bench_email")
-    parser.add_argument("--quick", action="store_true", help="50 emails: checks that the script works")
+    parser.add_argument("--quick", action="store_true", help="20 emails: checks that the script works")
     parser.add_argument("--check-targets", action="store_true")
     parser.add_argument("--profile", metavar="PATH", help="cProfile the send step into PATH.<worker>")
     args = parser.parse_args()
     if args.quick:
-        args.emails, args.database_url = 50, args.database_url + "_quick"
+        args.emails, args.database_url = 20, args.database_url + "_quick"
 
     import tempfile
 

@@ -797,8 +797,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.workers = min(args.workers, 2)
-        args.customers, args.seconds, args.warmup = 20, 1.0, 0.3
-        args.batch_size, args.baseline_rows, args.baseline_single_seconds = 100, 2000, 0.3
+        args.customers, args.seconds, args.warmup = 20, 0.5, 0.2
+        args.batch_size, args.baseline_rows, args.baseline_single_seconds = 100, 1000, 0.2
         args.concurrency, args.client_procs = min(args.concurrency, 4), 2
     if args.database_url is None:
         args.database_url = DEFAULT_URL + ("_quick" if args.quick else "")

@@ -6,7 +6,7 @@
 Not a pytest test. From the repository root with the project's virtualenv:
 
     .venv/bin/python bench/load.py                # 5 minutes, after a 20 s measurement
-    .venv/bin/python bench/load.py --quick        # 10 s (tests/integration/test_benchmarks_run.py)
+    .venv/bin/python bench/load.py --quick        # 5 s (tests/integration/test_benchmarks_run.py)
     .venv/bin/python bench/load.py --json /tmp/load.json
 
 What it does: a fresh database (aggregator_load; _quick with --quick), gunicorn as bench/ingest.py
@@ -194,7 +194,7 @@ class Cycle:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url", default=None)
-    p.add_argument("--quick", action="store_true", help="10 s of load after a 3 s measurement (CI)")
+    p.add_argument("--quick", action="store_true", help="5 s of load after a 1.5 s measurement (CI)")
     p.add_argument("--seconds", type=float, default=None, help="the sustained load (300)")
     p.add_argument("--measure-seconds", type=float, default=None, help="the rate measurement (20)")
     p.add_argument("--fraction", type=float, default=0.8)
@@ -205,9 +205,9 @@ def parse_args(argv=None):
     p.add_argument("--cycle-customers", type=int, default=None, help="the cycle tenant's invoices (300)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    args.seconds = args.seconds or (10.0 if args.quick else 300.0)
-    args.measure_seconds = args.measure_seconds or (3.0 if args.quick else 20.0)
-    args.cycle_customers = args.cycle_customers or (20 if args.quick else 300)
+    args.seconds = args.seconds or (5.0 if args.quick else 300.0)
+    args.measure_seconds = args.measure_seconds or (1.5 if args.quick else 20.0)
+    args.cycle_customers = args.cycle_customers or (10 if args.quick else 300)
     args.database_url = args.database_url or DEFAULT_URL + ("_quick" if args.quick else "")
     args.warmup, args.batch_size = 1.0, 1
     return args

@@ -6,7 +6,7 @@ Not a pytest test. Run from the repository root with the project's virtualenv:
 
     .venv/bin/python bench/payouts.py                 # 100,000 invoices, 1,000,000 paid bills
     .venv/bin/python bench/payouts.py --scale-check   # the same, then at a tenth of the size
-    .venv/bin/python bench/payouts.py --quick         # 2,000 invoices / 20,000 bills, < 30 s
+    .venv/bin/python bench/payouts.py --quick         # 500 invoices / 5,000 bills, seconds
     .venv/bin/python bench/payouts.py --profile /tmp/payouts.prof   # cProfile the build
 
 What it does, per size:

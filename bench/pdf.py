@@ -4,7 +4,7 @@
 Not a pytest test; no database. Run from the repository root with the project's virtualenv:
 
     .venv/bin/python bench/pdf.py                  # full run, about 2-3 minutes
-    .venv/bin/python bench/pdf.py --quick          # few repetitions, < 30 s
+    .venv/bin/python bench/pdf.py --quick          # one render each, seconds
     .venv/bin/python bench/pdf.py --workers 2 --invoices 60 --json /tmp/pdf.json
 
 What it measures, for a 1-page invoice (--lines1, default 10 bill lines) and a ~10-page one
@@ -348,13 +348,13 @@ def parse_args(argv=None):
     p.add_argument("--invoices", type=int, default=60, help="1-page invoices rendered by each pool")
     p.add_argument("--no-v1", action="store_true", help="skip the invoice_v1.html variants")
     p.add_argument("--quick", action="store_true",
-                   help="few renders, a 100-line second invoice (< 30 s), to check the bench works")
+                   help="one render each, a 40-line second invoice (seconds), to check the bench works")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
     p.add_argument("--phase", choices=["fonttools"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick and args.phase is None:
-        args.warmup, args.warmup10, args.repeat, args.repeat10, args.invoices = 1, 0, 3, 1, 8
-        args.lines10 = min(args.lines10, 100)  # ~4 pages: keeps --quick under 30 s
+        args.warmup, args.warmup10, args.repeat, args.repeat10, args.invoices = 0, 0, 1, 1, 4
+        args.lines10 = min(args.lines10, 40)  # 2 pages: keeps --quick to seconds
     return args
 
 

@@ -5,7 +5,7 @@ process and then by 2.
 Not a pytest test. Run from the repository root with the project's virtualenv:
 
     .venv/bin/python bench/render.py             # 400 invoices, about 1.5 minutes
-    .venv/bin/python bench/render.py --quick     # 30 invoices
+    .venv/bin/python bench/render.py --quick     # 12 invoices
 
 What it does: drops and creates the database (default
 postgresql://postgres@127.0.0.1:5432/aggregator_bench_render; ..._quick with --quick), runs the
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--invoices", type=int, default=None)
     args = parser.parse_args(argv)
-    invoices = args.invoices or (30 if args.quick else 400)
+    invoices = args.invoices or (12 if args.quick else 400)
     url = args.database_url or (DEFAULT_URL + ("_quick" if args.quick else ""))
     app_url, conninfo = fresh_database(url)
     log(f"{invoices:,} finalized invoices without PDFs")
