@@ -4,7 +4,13 @@ imported: the demo charges cards against it, and the tests prove the Stripe gate
 It is used only when its executable was installed next to this Python's (the project's
 virtualenv installs it with the test extras); `executable()` says whether it is there. A server
 is started on a free port of 127.0.0.1 with `--from-scratch` (no state from a previous run) and
-stopped by `stop()`, or at the end of a `with` block, whatever happened inside it."""
+stopped by `stop()`, or at the end of a `with` block, whatever happened inside it.
+
+Its state is kept in memory only. localstripe pickles its whole store to one file,
+/tmp/localstripe.pickle, on every write and after every POST: each request cost more than the
+one before (a test session's server, or the demo's, slowed as it filled) and every server on
+the machine wrote the same file. Started from scratch, it never reads that file back, so the
+server is run with the dump turned off (`_SERVE`)."""
 from __future__ import annotations
 
 import shutil
@@ -15,6 +21,11 @@ import time
 from pathlib import Path
 
 import stripe
+
+#: localstripe's own entry point (`localstripe.server.start`, which reads --port and
+#: --from-scratch), run by the Python next to its executable, with the store's dump to disk off.
+_SERVE = ("import sys; from localstripe import resources, server; "
+          "resources.Store.dump_to_disk = lambda self: None; sys.argv[0] = 'localstripe'; server.start()")
 
 CARD_OK = "4242424242424242"
 #: Attaches to a customer, then every charge is declined (card_declined).
@@ -40,8 +51,10 @@ class LocalStripe:
     def __init__(self, program: str, *, start_seconds: float = 30.0):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        python = Path(program).with_name(Path(sys.executable).name)
         self.process = subprocess.Popen(  # nosec B603  # our argv (the installed localstripe, our port), no shell
-            [program, "--port", str(self.port), "--from-scratch"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [str(python), "-c", _SERVE, "--port", str(self.port), "--from-scratch"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             self._wait_listening(start_seconds)
         except BaseException:
