@@ -129,7 +129,7 @@ def _pending(app, table: str, tenant_id: str) -> int:
 
 def test_two_workers_share_a_close_and_do_each_invoice_pdf_event_webhook_and_email_once(
         postgres_only, app, tenant, database_url, tmp_path):
-    customers = 60
+    customers = 30
     _seed(app, tenant.id, customers=customers, bills_each=2)
     _sql(app, "UPDATE customers SET email = external_id || '@customers.example' WHERE tenant_id = :t", t=tenant.id)
     admin = tenant.admin["test"]
