@@ -12,10 +12,14 @@ of the machine itself, which no test makes, would tell the difference.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
 from aggregator import create_app
 from aggregator.clock import FixedClock
@@ -87,20 +91,23 @@ def _database_of_this_worker(url: str) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if not worker or not is_postgres(url):
         return url
+    return _database_beside(url, f"{sa.engine.make_url(url).database}_{worker}")
+
+
+def _database_beside(url: str, name: str) -> str:
+    """The database `name` on `url`'s server (created on first use, through `url`'s)."""
     base = sa.engine.make_url(url)
-    mine = base.set(database=f"{base.database}_{worker}")
     engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                  {"n": mine.database}).first()
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
             if not exists:
-                conn.execute(sa.text(f'CREATE DATABASE "{mine.database}"'))
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         pytest.exit(f"PostgreSQL at {url} is unreachable: {exc}", returncode=3)
     finally:
         engine.dispose()
-    return mine.render_as_string(hide_password=False)
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def _reset_postgres(url: str) -> None:
@@ -135,8 +142,10 @@ def clock() -> FixedClock:
     return FixedClock(START)
 
 
-@pytest.fixture(scope="session")
-def app(database_url, clock, tmp_path_factory):
+@contextmanager
+def _migrated_app(database_url: str, clock, tmp_path_factory) -> Iterator[Flask]:
+    """The tests' app on `database_url`, its schema built by the migrations (PostgreSQL's first
+    dropped); disposed of at the end."""
     import flask_migrate
 
     if is_postgres(database_url):
@@ -157,6 +166,47 @@ def app(database_url, clock, tmp_path_factory):
         from aggregator.db import db
 
         db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(database_url, clock, tmp_path_factory):
+    with _migrated_app(database_url, clock, tmp_path_factory) as app:
+        yield app
+
+
+@dataclass(frozen=True)
+class OwnDatabase:
+    url: str
+    app: Flask
+
+
+@pytest.fixture(scope="session")
+def _own_database_app(clock, tmp_path_factory):
+    """A second PostgreSQL database beside the tests' own (its name + "_own"), migrated once."""
+    url = os.environ.get("AGGREGATOR_TEST_DATABASE_URL", "")
+    if not is_postgres(url):
+        pytest.skip("needs PostgreSQL (set AGGREGATOR_TEST_DATABASE_URL); bin/test runs it there")
+    tests = _database_of_this_worker(url)
+    own = _database_beside(tests, f"{sa.engine.make_url(tests).database}_own")
+    with _migrated_app(own, clock, tmp_path_factory) as app:
+        yield OwnDatabase(own, app)
+
+
+@pytest.fixture
+def own_database(_own_database_app) -> OwnDatabase:
+    """An empty database of the test's own (emptied before each test), with an app on it: for
+    tests whose worker processes do whatever is due in their database. In the tests' shared
+    one they would also render, mail and deliver all that earlier tests' tenants left due.
+    A test module uses it by overriding `app` and `database_url` with it."""
+    own = _own_database_app
+    with own.app.app_context():
+        from aggregator.db import db
+
+        tables = [f'"{t}"' for t in sa.inspect(db.engine).get_table_names() if t != "alembic_version"]
+        db.session.execute(sa.text("SET LOCAL session_replication_role = replica"))  # the ledger's triggers
+        db.session.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+    return own
 
 
 @pytest.fixture(autouse=True)

@@ -119,9 +119,10 @@ def next_charge_due(tenant_id: str, livemode: bool) -> datetime | None:
 
 
 def charge_due(tenant_id: str, livemode: bool, as_of: datetime, adapters, *,
-               on_batch: Callable[[ChargeReport], None] | None = None) -> ChargeReport:
+               on_batch: Callable[[ChargeReport], None] | None = None, batch_size: int = BATCH) -> ChargeReport:
     """Charge every invoice of the lane whose charge is due at or before `as_of`, as of `as_of`
-    (their payments' and invoices' instants are `as_of`, whenever this runs).
+    (their payments' and invoices' instants are `as_of`, whenever this runs), `batch_size`
+    invoices to a batch.
 
     Batches overlap so that the gateway is never idle while the database works: the next
     batch is started (its attempts committed) and its calls queued while the current batch's
@@ -139,7 +140,7 @@ def charge_due(tenant_id: str, livemode: bool, as_of: datetime, adapters, *,
                 Invoice.tenant_id == tenant_id, Invoice.livemode == livemode, Invoice.next_charge_at <= as_of)
             if after is not None:
                 query = query.where(sa.tuple_(Invoice.next_charge_at, Invoice.id) > sa.tuple_(*after))
-            rows = db.session.execute(query.order_by(Invoice.next_charge_at, Invoice.id).limit(BATCH)).all()
+            rows = db.session.execute(query.order_by(Invoice.next_charge_at, Invoice.id).limit(batch_size)).all()
             if not rows:
                 return None
             after = (rows[-1][1], rows[-1][0])  # in flight, or left due (outcome unknown): not taken again

@@ -17,6 +17,18 @@ from tests.crash.servers import Servers, migrated_app
 pytestmark = [pytest.mark.slow]
 
 
+@pytest.fixture
+def app(own_database):
+    """An app on a database of the test's own: the cycle's workers do whatever is due in their
+    database, which in the tests' shared one includes all that earlier tests left due."""
+    return own_database.app
+
+
+@pytest.fixture
+def database_url(own_database) -> str:
+    return own_database.url
+
+
 def test_a_cycle_killed_at_six_points_loses_and_doubles_nothing(postgres_only, app, database_url, tmp_path):
     seed = int(os.environ.get("AGGREGATOR_CRASH_SEED") or date.today().toordinal())
     (points,) = plan_runs(seed, 6, per_run=6)
