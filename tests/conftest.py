@@ -31,17 +31,20 @@ from tests.support.database import is_postgres
 # Fixtures shared across the test folders, each defined beside the helpers that go with it.
 pytest_plugins = ["tests.support.charges", "tests.support.mail", "tests.support.payouts", "tests.support.peer"]
 
-#: The files that take longest (seconds on PostgreSQL in CI, on 2 cores), started first so that
-#: under `-n 2 --dist loadfile` no worker is left running a long file after the other finished.
+#: The files that take longest, started first so that under `-n 2 --dist loadfile` no worker is
+#: left running a long file after the other finished. Seconds in CI on 2 cores (PostgreSQL pass;
+#: the clock test runs in both): one long test first, then the ten tiny benchmarks, which wait on
+#: their servers as much as they compute.
 SLOWEST_FIRST = (
-    "tests/integration/test_benchmarks_run.py",  # 130: ten benchmarks at a tiny size
-    "tests/integration/test_crash_cycle.py",  # 100
-    "tests/integration/test_charge_exactly_once.py",  # 90
-    "tests/e2e/test_clock_equivalence.py",  # 85
-    "tests/integration/test_books_state_machine.py",  # 50
-    "tests/integration/test_readme_walkthrough.py",  # 35
-    "tests/e2e/test_schemathesis.py",  # 35
+    "tests/e2e/test_clock_equivalence.py",  # 60-100: hypothesis over months of clock moves
+    "tests/integration/test_benchmarks_run.py",  # 150: ten benchmarks at a tiny size
+    "tests/e2e/test_schemathesis.py",  # 50
+    "tests/integration/test_crash_cycle.py",  # 55
+    "tests/integration/test_books_state_machine.py",  # 35
+    "tests/integration/test_readme_walkthrough.py",  # 35 (SQLite pass only)
     "tests/integration/test_workers.py",  # 35
+    "tests/integration/test_charge_exactly_once.py",  # 35
+    "tests/integration/test_demo_beside_server.py",  # 25
 )
 
 
