@@ -60,11 +60,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Exactly the locked dependencies (requirements.lock: pinned and hashed, made by bin/lock from
 # pyproject.toml with the test extras), then the project itself without resolving anything; again
-# whenever either file changes.
+# whenever either file changes. The lock is the whole closure, so pip installs it file by file
+# (--no-deps) and `pip check` proves it complete: pip's resolver is not asked again, which failed
+# once a newer cachecontrol was published (the venv's pip 23 then took pip-audit's
+# `CacheControl[filecache]>=0.13.0` for an unpinned requirement).
 stamp=.venv/.aggregator-installed
 want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+  broken=$(.venv/bin/python -m pip check 2>&1) || { echo "$broken" >&2; exit 1; }
   .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi
