@@ -230,6 +230,12 @@ class CatchUp:
     ran: list[tuple[Unit, Any]] = field(default_factory=list)
     # units that could not finish now (NotDoneYet): retried after a backoff
     pending: list[tuple[Unit, NotDoneYet]] = field(default_factory=list)
+    # The lane's next unit after the catch-up (due after `until`; None: nothing), as its last look
+    # at every kind found it; `looked_ahead` is False when that look left a kind out (a unit not
+    # done yet) or never came (a unit failed). `release` and `pending_work` take it instead of
+    # asking every kind again.
+    upcoming: Unit | None = None
+    looked_ahead: bool = False
 
     def reports(self, kind: str) -> list[Any]:
         return [report for unit, report in self.ran if unit.kind == kind]
@@ -264,6 +270,8 @@ def catch_up(lane: Lane, now: datetime, adapters, *, on_unit: Callable[[Unit], N
         crash_point("due.unit.after_run")
         result.ran.append((unit, report))
         last = unit
+    if not result.pending:  # every kind was looked at, and nothing of any is due by `now`
+        result.upcoming, result.looked_ahead = unit, True
     return result
 
 
@@ -351,13 +359,15 @@ def backoff(failures: int) -> timedelta:
 
 
 def release(claim: Claim, lane_now: datetime, *, pending: Sequence[tuple[Unit, NotDoneYet]] = (),
-            real_now: datetime | None = None) -> datetime | None:
+            real_now: datetime | None = None, caught_up: CatchUp | None = None) -> datetime | None:
     """Let go of a lane whose due work is done up to `lane_now` (its clock's time): store its
     next due instant and when a worker must look at it again (live mode: at that instant; test
     mode: when its clock is moved, which nudges it). With `pending` units (not done yet), after
     a backoff from `real_now` instead, counted as a failure. A nudge that landed while the lane
-    was claimed keeps it due at once. -> the next due instant."""
-    upcoming = next_unit(claim.lane)
+    was claimed keeps it due at once. The next unit is the one `caught_up` (the catch-up just
+    run) found last, if it looked at every kind; else every kind is asked. -> the next due
+    instant."""
+    upcoming = caught_up.upcoming if _looked_ahead(caught_up, claim.lane, lane_now) else next_unit(claim.lane)
     next_due = upcoming.due_at if upcoming else None
     lanes = DueLane.__table__
     failures, last_error = 0, None
@@ -443,13 +453,23 @@ def run_lane(claim: Claim, adapters, real_now: datetime, *,
         raise
     for hook in _after_catch_up:
         hook(lane, lane_now)
-    release(claim, lane_now, pending=caught_up.pending, real_now=real_now)
+    release(claim, lane_now, pending=caught_up.pending, real_now=real_now, caught_up=caught_up)
     return caught_up
 
 
-def pending_work(lane: Lane, lane_now: datetime) -> list[PendingUnit]:
+def _looked_ahead(caught_up: CatchUp | None, lane: Lane, lane_now: datetime) -> bool:
+    """Whether `caught_up` is the lane's catch-up up to `lane_now` whose last look at every kind
+    found its next unit (and so nothing due by then)."""
+    return caught_up is not None and caught_up.looked_ahead and caught_up.lane == lane and caught_up.until == lane_now
+
+
+def pending_work(lane: Lane, lane_now: datetime, caught_up: CatchUp | None = None) -> list[PendingUnit]:
     """The lane's due work not done by `lane_now` (its clock's time), one unit per kind, with why
-    (the classified reason its last catch-up recorded) and when a worker tries it again."""
+    (the classified reason its last catch-up recorded) and when a worker tries it again. None
+    after `caught_up`, the lane's catch-up just run up to `lane_now`, if it looked at every kind
+    last (found nothing due by then: nothing failed, nothing is not done yet)."""
+    if _looked_ahead(caught_up, lane, lane_now):
+        return []
     row = db.session.get(DueLane, (lane.tenant_id, lane.livemode))
     failing = row is not None and row.failures > 0
     reasons = {}

@@ -52,12 +52,13 @@ class TenantTestClock:
         return current if current is not None else self.base.now()
 
 
-def get_test_clock(tenant_id: str, base_now: datetime) -> dict:
-    """The clock's time and status, and its lane's due work not done by then (`pending`)."""
+def get_test_clock(tenant_id: str, base_now: datetime, caught_up: due.CatchUp | None = None) -> dict:
+    """The clock's time and status, and its lane's due work not done by then (`pending`;
+    `caught_up`: the lane's catch-up just run, see `due.pending_work`)."""
     record = db.session.get(TestClockRecord, tenant_id)
     now = record.now if record else base_now
     return {"now": now, "status": record.status if record else "ready",
-            "pending": due.pending_work(due.Lane(tenant_id, False), now)}
+            "pending": due.pending_work(due.Lane(tenant_id, False), now, caught_up)}
 
 
 def lock_and_advance(tenant_id: str, to: datetime, base_now: datetime) -> tuple[datetime, datetime]:

@@ -29,7 +29,8 @@ from tests.support.clock import START
 from tests.support.database import is_postgres
 
 # Fixtures shared across the test folders, each defined beside the helpers that go with it.
-pytest_plugins = ["tests.support.charges", "tests.support.mail", "tests.support.payouts", "tests.support.peer"]
+pytest_plugins = ["tests.support.charges", "tests.support.mail", "tests.support.payouts", "tests.support.peer",
+                  "tests.support.renderer"]
 
 #: The files that take longest, started first so that under `-n 2 --dist loadfile` no worker is
 #: left running a long file after the other finished. Seconds in CI on 2 cores (PostgreSQL pass;

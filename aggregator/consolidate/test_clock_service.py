@@ -44,6 +44,6 @@ def advance_test_clock(tenant_id: str, to: datetime, adapters, *, wait: bool = T
     except due.DueWorkFailed as exc:  # recorded (retried after a backoff) and shown in `pending`
         caught_up = exc.caught_up or due.CatchUp(lane, now)
     pdfs = due.drain(due_work.PDF_QUEUE, adapters, lane=lane)
-    clock = get_test_clock(tenant_id, now)
+    clock = get_test_clock(tenant_id, now, caught_up)
     return {"previous": previous, "now": now, "status": clock["status"],
             "ran": due_work.summary(caught_up, pdfs), "pending": clock["pending"]}

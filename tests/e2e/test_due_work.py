@@ -2,6 +2,8 @@
 whenever it runs, and catching up runs the instants in order."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from tests.support.invoicing import advance, send
 
 
@@ -107,3 +109,26 @@ def test_the_test_calendar_is_fixed_by_test_bills_only(tenant):
 def _move_without_due_work(tenant, to: str) -> None:
     response = tenant.admin["test"].post("/v1/test_clock/advance", {"to": to, "wait": False})
     assert response.status_code == 202, response.json
+
+
+def test_a_catch_up_stores_and_answers_what_asking_every_kind_again_gives(app, tenant):
+    """A catch-up keeps its last look at every kind (due.CatchUp.upcoming): what release stores
+    as the lane's next due instant, and the advance's `pending`, are what asking every kind
+    afresh gives, advance after advance (a close, a draft waiting for its deadline, its
+    finalization)."""
+    from aggregator import due
+    from aggregator.db import db
+
+    admin = tenant.admin["test"]
+    admin.patch("/v1/tenant", {"invoice_review": "manual", "auto_finalize_after_days": 3})
+    tenant.customer("cust-1")
+    send(tenant.provider(), "k1")
+    lane = due.Lane(tenant.id, False)
+    for to in ("2026-11-20T00:00:00+00:00", "2026-11-25T00:00:00+00:00", "2026-11-28T00:00:00+00:00"):
+        answer = advance(tenant, to)
+        with app.app_context():
+            upcoming = due.next_unit(lane)
+            stored = db.session.get(due.DueLane, (tenant.id, False)).next_due_at
+            assert stored == (upcoming.due_at if upcoming else None), to
+            assert answer["pending"] == due.pending_work(lane, datetime.fromisoformat(to)) == [], to
+    assert [i["finalized_at"] for i in _invoices(admin)] == ["2026-11-27T13:00:00+00:00"]

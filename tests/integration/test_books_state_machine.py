@@ -252,7 +252,7 @@ def check_books(tenant_id: str) -> None:
         assert balance["tax_payable", currency] == -tax[currency], currency
 
 
-def test_the_books_hold_through_any_history(app, make_tenant):
+def test_the_books_hold_through_any_history(app, make_tenant, templates_only):
     Books.app, Books.make_tenant, Books.done = app, make_tenant, Counter()
     explore = int(os.environ.get("BOOKS_EXAMPLES", 0))  # more, and random: hunting, not CI
     run_state_machine_as_test(Books, settings=settings(
