@@ -84,7 +84,7 @@ def next_payout_due(tenant_id: str, livemode: bool) -> tuple[date, datetime] | N
     payout's amount not brought forward yet), and its instant (local midnight): the first
     payout day at or after it that has no run yet (money arriving late for a payout day
     already built waits for the next one)."""
-    *earliest, latest = run(_WAITING(), {"tenant_id": tenant_id, "livemode": livemode}).one()
+    *earliest, latest = run(_waiting_select(), {"tenant_id": tenant_id, "livemode": livemode}).one()
     earliest = [at for at in earliest if at is not None]
     if not earliest:
         return None
@@ -96,7 +96,7 @@ def next_payout_due(tenant_id: str, livemode: bool) -> tuple[date, datetime] | N
 
 
 @functools.cache
-def _WAITING() -> sa.Select:
+def _waiting_select() -> sa.Select:
     """Built once (the due work asks it of each lane several times a catch-up; building and
     compiling it cost more than running it): one row, in one round trip, of the earliest `at`
     of each kind of source not paid out yet, the earliest end of a canceled or failed payout
