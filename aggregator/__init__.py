@@ -88,6 +88,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from . import error_responses, finance
     from .accounts import api as accounts_api
+    from .catalog import api as catalog_api
     from .consolidate import api as consolidate_api
     from .events import api as events_api
     from .ingest import api as ingest_api
@@ -108,6 +109,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(accounts_api.blp)
     api.register_blueprint(ingest_api.blp)
+    api.register_blueprint(catalog_api.blp)
     api.register_blueprint(consolidate_api.blp)
     api.register_blueprint(events_api.blp)
     api.register_blueprint(mail_api.blp)

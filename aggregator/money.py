@@ -149,6 +149,18 @@ def apply_rate(minor: int, rate: Decimal) -> int:
     return round_minor(Decimal(minor) * rate)
 
 
+def prorate(minor: int, units: int, whole: int) -> int:
+    """`minor * units / whole` (a price for `units` of a `whole`: days of a period, each times a
+    quantity), rounded once by the one rule. Exact: a fraction of integers, never a float."""
+    if whole <= 0:
+        raise ValueError(f"prorating needs a positive whole, not {whole}")
+    numerator = minor * units
+    quotient, remainder = divmod(abs(numerator), whole)
+    if 2 * remainder >= whole:  # half up, away from zero, as round_minor
+        quotient += 1
+    return -quotient if numerator < 0 else quotient
+
+
 def rate_modulus(rates: Iterable[Decimal]) -> int:
     """The least common multiple of the denominators of `rates` as reduced fractions (0.30 -> 10,
     0.125 -> 8; both -> 40): the modulus apply_rate_to_many groups amounts by."""

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from .. import money
 from ..accounts.models import Customer, TenantSettings
 from ..accounts.service import tenant_settings
+from ..catalog.rating_service import rate_period
 from ..db import db, locking, new_id, run
 from ..errors import Conflict
 from ..events.service import NewEvent
@@ -88,7 +89,8 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
         raise PeriodNotEnded(f"The period {start.isoformat()} ends at {period.end_at.isoformat()} "
                              "and cannot be closed before then.")
     ensure_period_row(tenant_id, livemode, period)
-    period_transitions.start_closing(tenant_id, livemode, start, now)
+    if period_transitions.start_closing(tenant_id, livemode, start, now):
+        rate_period(settings, period)  # subscriptions' fees become bills of the period, once
     period_rates.record_rates(tenant_id, livemode, start)  # the rates its bills are invoiced on, once
     db.session.commit()
     crash_point("close.start.after_commit")
@@ -272,7 +274,8 @@ def _chunk_shares(ctx: _CloseContext, after: str, upto: str, not_invoiced: set[s
     their shares (revenue_sql.ShareGrouping) and each group is split at once, exactly as bill by
     bill, by its provider's terms recorded for the period."""
     bills = Bill.__table__.c
-    grouping = ShareGrouping(Bill.__table__, {(p,): RevenueShare(rate) for p, rate in ctx.provider_rates.items()})
+    grouping = ShareGrouping(Bill.__table__, {(p,): RevenueShare(rate) for p, rate in ctx.provider_rates.items()},
+                             own_fee=bills.platform_fee)
     query = grouping.select(sa.select().where(
         bills.tenant_id == ctx.tenant_id, bills.livemode == ctx.livemode, bills.period_start == ctx.period.start,
         bills.status == "pending", bills.customer_id > after, bills.customer_id <= upto))

@@ -74,8 +74,9 @@ def invoice_parts_of_many(invoices: Sequence[Invoice]) -> dict[str, InvoiceParts
     lines = invoice_lines(list(invoices))
     bill_ids = sorted({line.bill_id for ls in lines.values() for line in ls if line.bill_id is not None})
     bills = Bill.__table__.c
-    revenue_share = dict(run(sa.select(bills.id, bills.revenue_share).where(in_ids(bills.id, bill_ids))).all()) \
-        if bill_ids else {}
+    terms = {row[0]: row[1:] for row in run(sa.select(bills.id, bills.revenue_share, bills.platform_fee)
+                                             .where(in_ids(bills.id, bill_ids)))} if bill_ids else {}
+    fees = {bill_id: fee for bill_id, (_, fee) in terms.items() if fee is not None}
     rates: dict[tuple[str, bool, object], dict[str, Decimal]] = {}
     parts = {}
     for invoice in invoices:
@@ -85,6 +86,6 @@ def invoice_parts_of_many(invoices: Sequence[Invoice]) -> dict[str, InvoiceParts
         period_rates = rates[key]
         its_lines = lines[invoice.id]
         parts[invoice.id] = invoice_parts(invoice.currency, its_lines, invoice.tax, {
-            line.bill_id: (revenue_share[line.bill_id], period_rates[line.provider_id])
-            for line in its_lines if line.bill_id is not None})
+            line.bill_id: (terms[line.bill_id][0], period_rates[line.provider_id])
+            for line in its_lines if line.bill_id is not None}, fees)
     return parts

@@ -40,6 +40,11 @@ class Bill(db.Model):
     service_period_end: Mapped[date | None] = mapped_column(sa.Date)
     metadata_: Mapped[dict] = mapped_column("metadata", sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    # "api" (sent by its provider) or "subscription" (rated from a plan at a close: catalog/)
+    source: Mapped[str] = mapped_column(sa.String(16), server_default="api")
+    # The platform's fee the bill carries itself (a plan-rated bill's parent fee), which wins over
+    # its provider's revenue-share rate (revenue.terms.ExplicitFee); None for the others.
+    platform_fee: Mapped[int | None] = mapped_column(sa.BigInteger)
     period_start: Mapped[date] = mapped_column(sa.Date)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

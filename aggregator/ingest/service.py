@@ -83,7 +83,7 @@ def _insert_if_open(dialect: str, revenue_share: bool) -> sa.Insert:
     as claim_open_period does, so the close cannot mark it closing while the bill goes in; SQLite
     takes its database write lock for the INSERT before it reads the period."""
     bills, customers, periods = Bill.__table__, Customer.__table__, PeriodRecord.__table__
-    names = [c.name for c in bills.columns if c.name not in ("customer_id", "cancelled_at")]
+    names = [c.name for c in bills.columns if c.name not in ("customer_id", "cancelled_at", "source", "platform_fee")]
     values = [customers.c.id if name == "customer_id" else sa.bindparam(name, type_=bills.c[name].type)
               for name in ["customer_id", *names]]
     query = sa.select(*values).select_from(customers.join(periods, sa.and_(

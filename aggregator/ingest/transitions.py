@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..db import db
+from ..db import db, dialect_insert, run
 from ..states import guarded_update
 from .models import BILL_STATES, Bill
 
@@ -17,3 +17,13 @@ def cancel(bill: Bill, now: datetime) -> bool:
     return bool(db.session.execute(guarded_update(
         BILL_STATES, _bills, "cancelled", _bills.c.id == bill.id, _bills.c.period_start == bill.period_start,
         cancelled_at=now)).rowcount)
+
+
+def create_bills(rows: list[dict]) -> set[str]:
+    """Store bills (rows of every column but status and cancelled_at) pending, each once: a row
+    whose (provider, idempotency key) is already stored is skipped. -> the ids stored now."""
+    if not rows:
+        return set()
+    stmt = (dialect_insert(_bills).on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
+            .returning(_bills.c.id))
+    return set(run(stmt, [{**row, "status": BILL_STATES.initial} for row in rows]).scalars())

@@ -274,7 +274,8 @@ def _whole_collections(tenant_id: str, livemode: bool, run_id: str, totals: dict
                                             b.customer_id == i.customer_id, b.period_start == i.period_start,
                                             b.status == "pending"))
               .where(s.run_id == run_id, _whole(s, i)))
-    grouping = ShareGrouping(Bill.__table__, policies, by=[b.period_start], missing=RevenueShare(Decimal(0)))
+    grouping = ShareGrouping(Bill.__table__, policies, by=[b.period_start], missing=RevenueShare(Decimal(0)),
+                             own_fee=b.platform_fee)
     for group in grouping.groups(db.session.execute(grouping.select(joined),
                                                     execution_options={"yield_per": 10_000})):
         totals[group.provider_id, group.currency].add_group(group.gross, group.split.fee, group.revenue_share,

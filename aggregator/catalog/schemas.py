@@ -1,0 +1,232 @@
+"""The plans and subscriptions API's contract (marshmallow: the OpenAPI description and every
+refusal rule of the request's shape)."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from .. import money
+from ..fields import AmountString, CalendarDate, Currency, ListArgs, Metadata, StrictBoolean, WholeNumber, text
+from ..fields import reasonable_instant as _reasonable
+from . import rating
+
+CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", error="1-100 letters, digits, '_', '.' or '-'.")
+ENVIRONMENT = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$", error="1-64 lower-case letters, digits, '_' or '-'.")
+
+
+class FeeInputSchema(Schema):
+    name = text(200, required=True, metadata={"description": 'The fee\'s name on invoices, e.g. "Hosting".'})
+    price = AmountString(required=True, metadata={
+        "description": "Per period, a decimal string in the plan currency's minor-unit precision."})
+    timing = fields.String(load_default=rating.IN_ADVANCE, validate=validate.OneOf([rating.IN_ADVANCE,
+                                                                                    rating.IN_ARREARS]),
+                           metadata={"description": "in_advance: billed at the close before the period it "
+                                                    "covers; in_arrears: at the close of the period it covers."})
+    revenue_share = StrictBoolean(load_default=True, metadata={
+        "description": "For a plan without a parent: whether the provider's revenue-share rate applies "
+                       "(false: pass-through)."})
+    parent_fee = text(200, load_default=None, allow_none=True, metadata={
+        "description": "For a plan built on a parent plan: the parent fee this one resells."})
+
+
+class PlanInputSchema(Schema):
+    code = fields.String(required=True, validate=CODE, metadata={"description": "Unique per owner."})
+    name = text(200, required=True)
+    description = fields.String(load_default="", validate=validate.Length(max=1000))
+    currency = Currency(required=True)
+    fees = fields.List(fields.Nested(FeeInputSchema), required=True, validate=validate.Length(min=1, max=20))
+    parent_plan = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "A provider's plan: the code of the parent plan it is built on (granted to it)."})
+    environments = fields.List(fields.String(validate=ENVIRONMENT), validate=validate.Length(min=1, max=20),
+                               metadata={"description": "Where it may be used (default: every environment)."})
+    unbilled = StrictBoolean(load_default=False, metadata={"description": "A staging plan: tracked, billed nothing."})
+    max_subscriptions_per_customer = WholeNumber(load_default=None, allow_none=True,
+                                                 validate=validate.Range(min=1, max=1_000_000))
+    requires_payment_method = StrictBoolean(load_default=False)
+    granted_to = fields.List(fields.String(validate=validate.Length(min=1, max=40)), validate=validate.Length(
+        max=1000), metadata={"description": 'A parent plan: provider ids it is granted to, or ["*"] for all.'})
+    metadata = Metadata(load_default=dict)
+
+    @validates_schema
+    def _fee_names(self, data, **kwargs):
+        names = [fee["name"] for fee in data.get("fees") or ()]
+        if len(names) != len(set(names)):
+            raise ValidationError("Each fee of a plan has its own name.", "fees")
+
+    @post_load
+    def _prices(self, data, **kwargs):
+        for i, fee in enumerate(data["fees"]):
+            try:
+                fee["price"] = money.parse_amount(fee["price"], data["currency"])
+            except money.MoneyError as exc:
+                raise ValidationError({"fees": {i: {"price": [str(exc)]}}}) from exc
+            if fee["price"] < 0:
+                raise ValidationError({"fees": {i: {"price": ["A price is not negative."]}}})
+        return data
+
+
+class PlanUpdateSchema(Schema):
+    name = text(200)
+    description = fields.String(validate=validate.Length(max=1000))
+    environments = fields.List(fields.String(validate=ENVIRONMENT), validate=validate.Length(min=1, max=20))
+    unbilled = StrictBoolean()
+    max_subscriptions_per_customer = WholeNumber(allow_none=True, validate=validate.Range(min=1, max=1_000_000))
+    requires_payment_method = StrictBoolean()
+    granted_to = fields.List(fields.String(validate=validate.Length(min=1, max=40)),
+                             validate=validate.Length(max=1000))
+    metadata = Metadata()
+
+
+class PlanVersionSchema(Schema):
+    effective_from = CalendarDate(load_default=None, allow_none=True, metadata={
+        "description": "The start of the first period the prices apply to (default: the open period)."})
+    prices = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=200)), values=AmountString(),
+                         required=True, validate=validate.Length(min=1, max=20), metadata={
+                             "description": 'New prices by fee name, e.g. {"Hosting": "99.00"}.'})
+
+
+class FeeSchema(Schema):
+    name = fields.String()
+    timing = fields.String()
+    revenue_share = fields.Boolean()
+    price = fields.String()
+    parent_fee = fields.String(allow_none=True)
+    parent_price = fields.String(allow_none=True)
+    profit = fields.String(allow_none=True, metadata={
+        "description": "The provider's profit per period: price − parent price (negative: priced below its "
+                       "parent, it owes the difference)."})
+    prices = fields.List(fields.Dict(), metadata={"description": "Its versions: effective_from (null: from the "
+                                                                 "start), amount, recorded_at."})
+
+
+class PlanSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("plan")
+    code = fields.String()
+    name = fields.String()
+    description = fields.String()
+    currency = fields.String()
+    owner = fields.String(metadata={"description": '"platform" (a parent plan) or the provider\'s id.'})
+    parent_plan = fields.String(allow_none=True)
+    environments = fields.List(fields.String())
+    unbilled = fields.Boolean()
+    max_subscriptions_per_customer = fields.Integer(allow_none=True)
+    requires_payment_method = fields.Boolean()
+    granted_to = fields.List(fields.String(), allow_none=True, metadata={
+        "description": 'A parent plan: provider ids it is granted to, or ["*"].'})
+    fees = fields.List(fields.Nested(FeeSchema))
+    metadata = fields.Dict()
+    livemode = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class PlanListArgs(ListArgs):
+    owner = fields.String(metadata={"description": '"platform" or a provider id.'})
+
+
+class EnvironmentInputSchema(Schema):
+    name = fields.String(required=True, validate=ENVIRONMENT)
+
+
+class EnvironmentsSchema(Schema):
+    object = fields.Constant("list")
+    data = fields.List(fields.String())
+
+
+class SubscriptionInputSchema(Schema):
+    customer = text(255, required=True, metadata={"description": "The customer's id or external_id."})
+    plan = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                         metadata={"description": "The code (or id) of one of your plans."})
+    environment = fields.String(validate=ENVIRONMENT, metadata={"description": "Default: production."})
+    external_billing_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=255),
+                                        metadata={"description": "Your id of the instance, unique per provider."})
+    starts_at = fields.AwareDateTime(validate=_reasonable, metadata={
+        "description": "Default now. In the past back to the open period's start (billed retroactively), never "
+                       "before the customer existed; in the future: scheduled."})
+    quantity = WholeNumber(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    metadata = Metadata(load_default=dict)
+
+
+class SubscriptionUpdateSchema(Schema):
+    plan = fields.String(validate=validate.Length(min=1, max=100))
+    quantity = WholeNumber(validate=validate.Range(min=1, max=1_000_000))
+    at = fields.AwareDateTime(validate=_reasonable, metadata={
+        "description": "When the change takes effect (default now; not before the open period)."})
+    metadata = Metadata()
+
+
+class CancelArgs(Schema):
+    at = fields.AwareDateTime(validate=_reasonable, metadata={
+        "description": "When it ends (default now; not before the open period)."})
+
+
+class PhaseSchema(Schema):
+    plan = fields.String()
+    quantity = fields.Integer()
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime(allow_none=True)
+
+
+class SubscriptionSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("subscription")
+    provider = fields.String()
+    customer = fields.String()
+    plan = fields.String()
+    environment = fields.String()
+    external_billing_id = fields.String(allow_none=True)
+    quantity = fields.Integer()
+    status = fields.String(metadata={"description": "scheduled, active or canceled (on the tenant's clock)."})
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime(allow_none=True)
+    phases = fields.List(fields.Nested(PhaseSchema))
+    metadata = fields.Dict()
+    livemode = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class SubscriptionListArgs(ListArgs):
+    customer = fields.String(validate=validate.Length(min=1, max=255))
+    plan = fields.String(validate=validate.Length(min=1, max=100))
+
+
+class ChargeSchema(Schema):
+    bill = fields.String()
+    description = fields.String()
+    kind = fields.String(metadata={"description": "in_advance, in_arrears, or adjustment (an in-advance period "
+                                                  "settled at its own close: a credit for unused days)."})
+    covered = fields.Dict()
+    days = fields.Integer()
+    period_days = fields.Integer()
+    quantity = fields.Integer()
+    amount = fields.String()
+    platform_fee = fields.String(allow_none=True)
+    profit = fields.String(allow_none=True)
+    cancelled = fields.Boolean()
+
+
+class StatementSchema(Schema):
+    object = fields.Constant("subscription_statement")
+    period = fields.String()
+    currency = fields.String()
+    amount = fields.String()
+    charges = fields.List(fields.Nested(ChargeSchema))
+
+
+class StatementListSchema(Schema):
+    object = fields.Constant("list")
+    data = fields.List(fields.Nested(StatementSchema))
+
+
+class EntitlementSchema(Schema):
+    plan = fields.String()
+    name = fields.String()
+    allowed = fields.Boolean()
+    reasons = fields.List(fields.Dict(), metadata={"description": "Why not: code and message per limit."})
+
+
+class EntitlementListSchema(Schema):
+    object = fields.Constant("list")
+    customer = fields.String()
+    data = fields.List(fields.Nested(EntitlementSchema))
