@@ -84,6 +84,13 @@ class PlanVersionSchema(Schema):
                              "description": 'New prices by fee name, e.g. {"Hosting": "99.00"}.'})
 
 
+class PriceVersionSchema(Schema):
+    effective_from = fields.Date(allow_none=True, metadata={"description": "The start of the first period it "
+                                                                           "applies to (null: from the start)."})
+    amount = fields.String()
+    recorded_at = fields.DateTime()
+
+
 class FeeSchema(Schema):
     name = fields.String()
     timing = fields.String()
@@ -94,8 +101,8 @@ class FeeSchema(Schema):
     profit = fields.String(allow_none=True, metadata={
         "description": "The provider's profit per period: price − parent price (negative: priced below its "
                        "parent, it owes the difference)."})
-    prices = fields.List(fields.Dict(), metadata={"description": "Its versions: effective_from (null: from the "
-                                                                 "start), amount, recorded_at."})
+    prices = fields.List(fields.Nested(PriceVersionSchema), metadata={"description": "Its versions, in the order "
+                                                                                     "they were recorded."})
 
 
 class PlanSchema(Schema):
