@@ -206,6 +206,11 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
                 metadata_=fields.get("metadata") or {}, created_at=now, updated_at=now)
     plan.parent = parent
     db.session.add(plan)
+    try:  # the code's uniqueness, before anything else is written (a later autoflush would raise it)
+        db.session.flush()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        raise _on(PlanCodeTaken, "code", f"A plan with code {fields['code']!r} already exists.") from None
     parent_fees = {fee.name: fee for fee in parent.fees} if parent else {}
     for position, fee in enumerate(fields["fees"]):
         parent_fee = None
@@ -228,11 +233,7 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
     elif fields.get("granted_to"):
         raise _on(InvalidInput, "granted_to", "Only a parent plan (an admin's) is granted to providers.")
     _record(plan, "plan.created", now)
-    try:
-        db.session.commit()
-    except sa.exc.IntegrityError:
-        db.session.rollback()
-        raise _on(PlanCodeTaken, "code", f"A plan with code {fields['code']!r} already exists.") from None
+    db.session.commit()
     return plan
 
 

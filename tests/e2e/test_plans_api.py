@@ -97,6 +97,18 @@ def test_a_new_version_finer_than_the_minor_unit_is_refused_naming_the_fee(provi
     assert len(provider.get("/v1/plans/solo").json["fees"][0]["prices"]) == 1
 
 
+@pytest.mark.parametrize("owner", ["admin", "provider"])
+def test_a_second_plan_with_the_same_code_is_refused_not_an_error(tenant, provider, owner):
+    caller = tenant.admin["test"] if owner == "admin" else provider
+    grants = {"granted_to": ["*"]} if owner == "admin" else {}
+    plan(caller, "same", **grants)
+    refused(caller.post("/v1/plans", {"code": "same", "name": "Again", "currency": "AUD", **grants,
+                                      "fees": [{"name": "Hosting", "price": "1.00"}]}), 409, "code", "plan_code_taken")
+    assert [p["name"] for p in caller.get("/v1/plans").json["data"]] == ["Same"]
+    other = tenant.provider(name="Other")  # unique per owner: another may use the code
+    plan(other, "same")
+
+
 # --- parent plans and grants ---------------------------------------------------------------------
 
 def test_a_provider_cannot_build_on_a_parent_plan_not_granted_to_it(tenant, provider):
