@@ -76,7 +76,7 @@ def test_a_price_change_into_a_closed_or_closing_period_is_refused(tenant, provi
                                                              "prices": {"Hosting": "1.00"}})
         refused(response, 409, "effective_from", "period_closed")
     refused(provider.post("/v1/plans/solo/versions", {"effective_from": "2026-12-01", "prices": {"Hosting": "1.00"}}),
-            422, "effective_from")  # not a period's start
+            409, "effective_from", "not_a_period_start")  # on the tenant's calendar
     assert [p["amount"] for p in provider.get("/v1/plans/solo").json["fees"][0]["prices"]] == ["31.00"]
 
 
@@ -87,6 +87,15 @@ def test_a_price_finer_than_the_currency_allows_is_refused_naming_the_fee(provid
                                                     {"name": "Support", "price": price}]})
     refused(response, 422, "fees.1.price")
     assert provider.get("/v1/plans").json["data"] == []
+
+
+def test_two_versions_at_one_instant_are_one_the_last_holding(provider):
+    plan(provider, "solo")
+    for price in ("40.00", "45.00"):  # the test clock stands still: both recorded at the same instant
+        assert provider.post("/v1/plans/solo/versions", {"effective_from": "2026-11-25",
+                                                         "prices": {"Hosting": price}}).status_code == 201
+    prices = provider.get("/v1/plans/solo").json["fees"][0]["prices"]
+    assert [(p["effective_from"], p["amount"]) for p in prices] == [(None, "31.00"), ("2026-11-25", "45.00")]
 
 
 def test_a_new_version_finer_than_the_minor_unit_is_refused_naming_the_fee(provider):
@@ -120,7 +129,7 @@ def test_a_provider_cannot_build_on_a_parent_plan_not_granted_to_it(tenant, prov
     response = provider.post("/v1/plans", {"code": "mine", "name": "Mine", "currency": "AUD",
                                            "parent_plan": "platform",
                                            "fees": [{"name": "Hosting", "price": "30.00", "parent_fee": "Hosting"}]})
-    refused(response, 422, "parent_plan", "plan_not_granted")
+    refused(response, 404, "parent_plan", "plan_not_granted")
     assert provider.get("/v1/plans").json["data"] == []
 
 
@@ -136,19 +145,25 @@ def test_a_parent_plan_granted_to_all_serves_every_provider(tenant, provider):
     # a parent fee that is not the parent's, a parent plan's own parent: refused
     response = provider.post("/v1/plans", {"code": "odd", "name": "Odd", "currency": "AUD", "parent_plan": "platform",
                                            "fees": [{"name": "Hosting", "price": "1.00", "parent_fee": "Nope"}]})
-    refused(response, 422, "fees.0.parent_fee")
+    refused(response, 404, "fees.0.parent_fee")
+    response = provider.post("/v1/plans", {"code": "odd", "name": "Odd", "currency": "AUD", "parent_plan": "platform",
+                                           "fees": [{"name": "Hosting", "price": "1.00"}]})
+    refused(response, 422, "fees.0.parent_fee")  # a fee of a plan on a parent plan names the fee it resells
+    response = provider.post("/v1/plans", {"code": "odd", "name": "Odd", "currency": "USD", "parent_plan": "platform",
+                                           "fees": [{"name": "Hosting", "price": "1.00", "parent_fee": "Hosting"}]})
+    refused(response, 409, "currency", "currency_mismatch")
     response = admin.post("/v1/plans", {"code": "odd", "name": "Odd", "currency": "AUD", "parent_plan": "platform",
                                         "fees": [{"name": "Hosting", "price": "1.00"}]})
-    refused(response, 422, "parent_plan")
+    refused(response, 403, "parent_plan")
 
 
 def test_only_a_parent_plan_is_granted(tenant, provider):
     response = provider.post("/v1/plans", {"code": "x", "name": "X", "currency": "AUD", "granted_to": ["*"],
                                            "fees": [{"name": "Hosting", "price": "1.00"}]})
-    refused(response, 422, "granted_to")
+    refused(response, 403, "granted_to", "parent_plans_only")
     refused(tenant.admin["test"].post("/v1/plans", {
         "code": "x", "name": "X", "currency": "AUD", "granted_to": ["prov_nobody"],
-        "fees": [{"name": "Hosting", "price": "1.00"}]}), 422, "granted_to")
+        "fees": [{"name": "Hosting", "price": "1.00"}]}), 404, "granted_to", "unknown_provider")
 
 
 # --- environments --------------------------------------------------------------------------------
@@ -176,7 +191,8 @@ def test_a_plan_limited_to_staging_refuses_a_production_subscription(provider):
     assert provider.get("/v1/subscriptions").json["data"] == []
     assert subscribe(provider, plan="stage")["environment"] == "staging"
     refused(provider.post("/v1/plans", {"code": "bad", "name": "Bad", "currency": "AUD", "environments": ["moon"],
-                                        "fees": [{"name": "Hosting", "price": "1.00"}]}), 422, "environments")
+                                        "fees": [{"name": "Hosting", "price": "1.00"}]}), 404, "environments",
+            "unknown_environment")
 
 
 def test_an_unbilled_plan_bills_nothing(tenant, provider):
