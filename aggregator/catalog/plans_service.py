@@ -278,9 +278,11 @@ def add_version(principal: Principal, code: str, effective_from: date | None, pr
                                                   f"prices can change from {open_period.start.isoformat()} on.")
     by_name = {fee.name: fee for fee in plan.fees}
     unknown = sorted(set(prices) - set(by_name))
-    if unknown or not prices:
-        raise _on(InvalidInput, "prices", f"Give new prices by fee name, among {sorted(by_name)}"
-                                          + (f"; unknown: {unknown}." if unknown else "."))
+    if unknown:  # a fee the plan does not have: unknown, like an unknown id
+        raise _on(NotFound, "prices", f"Give new prices by fee name, among {sorted(by_name)}; unknown: {unknown}.",
+                  "unknown_fee")
+    if not prices:
+        raise _on(InvalidInput, "prices", f"Give new prices by fee name, among {sorted(by_name)}.")
     for name, text in prices.items():
         try:
             amount = money.parse_amount(text, plan.currency)

@@ -102,7 +102,7 @@ def test_a_new_version_finer_than_the_minor_unit_is_refused_naming_the_fee(provi
     plan(provider, "solo")
     for price in ("10.001", "-5.00"):
         refused(provider.post("/v1/plans/solo/versions", {"prices": {"Hosting": price}}), 422, "prices.Hosting")
-    refused(provider.post("/v1/plans/solo/versions", {"prices": {"Nope": "1.00"}}), 422, "prices")
+    refused(provider.post("/v1/plans/solo/versions", {"prices": {"Nope": "1.00"}}), 404, "prices", "unknown_fee")
     assert len(provider.get("/v1/plans/solo").json["fees"][0]["prices"]) == 1
 
 
