@@ -278,8 +278,8 @@ def add_version(principal: Principal, code: str, effective_from: date | None, pr
                                                   f"prices can change from {open_period.start.isoformat()} on.")
     by_name = {fee.name: fee for fee in plan.fees}
     unknown = sorted(set(prices) - set(by_name))
-    if unknown:  # a fee the plan does not have: unknown, like an unknown id
-        raise _on(NotFound, "prices", f"Give new prices by fee name, among {sorted(by_name)}; unknown: {unknown}.",
+    if unknown:  # a fee the plan does not have (409: the plan exists, 404 would say it does not)
+        raise _on(Conflict, "prices", f"Give new prices by fee name, among {sorted(by_name)}; unknown: {unknown}.",
                   "unknown_fee")
     if not prices:
         raise _on(InvalidInput, "prices", f"Give new prices by fee name, among {sorted(by_name)}.")
@@ -314,7 +314,7 @@ def _check_environments(principal: Principal, names: Sequence[str] | None, paren
     names = list(dict.fromkeys(names or known))
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise _on(NotFound, "environments", f"Unknown environments {unknown}: the tenant has {known}.",
+        raise _on(Conflict, "environments", f"Unknown environments {unknown}: the tenant has {known}.",
                   "unknown_environment")
     if parent is not None and not set(names) <= set(parent.environments):
         raise _on(Conflict, "environments", f"The parent plan {parent.code!r} may be used in "
@@ -328,7 +328,7 @@ def _set_grants(plan: Plan, grantees: Sequence[str], now: datetime) -> None:
         Provider.tenant_id == plan.tenant_id, Provider.livemode == plan.livemode, Provider.id.in_(grantees))))
     unknown = [g for g in grantees if g != ALL_PROVIDERS and g not in providers]
     if unknown:
-        raise _on(NotFound, "granted_to", f"No providers {unknown} (give provider ids, or \"*\" for all).",
+        raise _on(Conflict, "granted_to", f"No providers {unknown} (give provider ids, or \"*\" for all).",
                   "unknown_provider")
     db.session.execute(sa.delete(PlanGrant.__table__).where(PlanGrant.plan_id == plan.id))
     for grantee in grantees:

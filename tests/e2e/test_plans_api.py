@@ -102,7 +102,7 @@ def test_a_new_version_finer_than_the_minor_unit_is_refused_naming_the_fee(provi
     plan(provider, "solo")
     for price in ("10.001", "-5.00"):
         refused(provider.post("/v1/plans/solo/versions", {"prices": {"Hosting": price}}), 422, "prices.Hosting")
-    refused(provider.post("/v1/plans/solo/versions", {"prices": {"Nope": "1.00"}}), 404, "prices", "unknown_fee")
+    refused(provider.post("/v1/plans/solo/versions", {"prices": {"Nope": "1.00"}}), 409, "prices", "unknown_fee")
     assert len(provider.get("/v1/plans/solo").json["fees"][0]["prices"]) == 1
 
 
@@ -163,7 +163,7 @@ def test_only_a_parent_plan_is_granted(tenant, provider):
     refused(response, 403, "granted_to", "parent_plans_only")
     refused(tenant.admin["test"].post("/v1/plans", {
         "code": "x", "name": "X", "currency": "AUD", "granted_to": ["prov_nobody"],
-        "fees": [{"name": "Hosting", "price": "1.00"}]}), 404, "granted_to", "unknown_provider")
+        "fees": [{"name": "Hosting", "price": "1.00"}]}), 409, "granted_to", "unknown_provider")
 
 
 # --- environments --------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_a_plan_limited_to_staging_refuses_a_production_subscription(provider):
     assert provider.get("/v1/subscriptions").json["data"] == []
     assert subscribe(provider, plan="stage")["environment"] == "staging"
     refused(provider.post("/v1/plans", {"code": "bad", "name": "Bad", "currency": "AUD", "environments": ["moon"],
-                                        "fees": [{"name": "Hosting", "price": "1.00"}]}), 404, "environments",
+                                        "fees": [{"name": "Hosting", "price": "1.00"}]}), 409, "environments",
             "unknown_environment")
 
 
