@@ -282,3 +282,30 @@ def test_test_and_live_mode_are_separate(tenant, provider):
     assert theirs["livemode"] is True and live.get("/v1/subscriptions/inst-1").json["id"] == theirs["id"]
     assert provider.get("/v1/subscriptions/inst-1").json["id"] == sub["id"]
     assert provider.get("/v1/plans/small").json["fees"][0]["price"] == "31.00"
+
+
+# --- void and re-bill ------------------------------------------------------------------------------
+
+def test_a_voided_invoice_s_rated_bills_are_invoiced_again_once_not_rated_again(tenant, provider):
+    plan(provider, "ahead", price="30.00", timing="in_advance")
+    sub = subscribe(provider, plan="ahead")
+    admin = tenant.admin["test"]
+    advance(tenant)
+    (invoice,) = admin.get("/v1/invoices").json["data"]
+    first = sorted((line["description"], line["amount"]) for line in admin.get(
+        f"/v1/invoices/{invoice['id']}").json["lines"])
+    # 10 .. 24 Nov (15 of 31 days) settled, and the next period in advance
+    assert first == [("Hosting — Ahead", "30.00"), ("Hosting — Ahead, 15 of 31 days", "14.52")]
+    voided = admin.post(f"/v1/invoices/{invoice['id']}/void", {"reason": "wrong address"})
+    assert voided.status_code == 200, voided.json
+    advance(tenant, NEXT_END)
+    later = [i for i in admin.get("/v1/invoices").json["data"] if i["period"]["start"] == NEXT]
+    (again,) = later
+    lines = sorted((line["description"], line["amount"]) for line in admin.get(
+        f"/v1/invoices/{again['id']}").json["lines"])
+    # the released bills once more, and the period after in advance; the next period was billed
+    # in advance already: nothing settled for it
+    assert lines == [("Hosting — Ahead", "30.00"), ("Hosting — Ahead", "30.00"),
+                     ("Hosting — Ahead, 15 of 31 days", "14.52")], lines
+    statements = provider.get(f"/v1/subscriptions/{sub['id']}/statements").json["data"]
+    assert [(s["period"], s["amount"]) for s in statements] == [(NEXT, "30.00"), (PERIOD, "44.52")]
