@@ -309,3 +309,26 @@ def test_a_voided_invoice_s_rated_bills_are_invoiced_again_once_not_rated_again(
                      ("Hosting — Ahead, 15 of 31 days", "14.52")], lines
     statements = provider.get(f"/v1/subscriptions/{sub['id']}/statements").json["data"]
     assert [(s["period"], s["amount"]) for s in statements] == [(NEXT, "30.00"), (PERIOD, "44.52")]
+
+
+def test_a_price_change_for_a_period_billed_in_advance_is_settled_at_its_close(tenant, provider):
+    plan(provider, "ahead", price="30.00", timing="in_advance")
+    sub = subscribe(provider, plan="ahead")
+    advance(tenant)  # bills 2026-11-25 in advance at 30.00
+    changed = provider.post("/v1/plans/ahead/versions", {"prices": {"Hosting": "60.00"}})  # from the open period
+    assert changed.status_code == 201 and changed.json["fees"][0]["price"] == "60.00", changed.json
+    advance(tenant, NEXT_END)
+    statement = {(c["kind"], c["covered"]["start"]): (c["amount"], c["description"])
+                 for c in provider.get(f"/v1/subscriptions/{sub['id']}/statements").json["data"][0]["charges"]}
+    assert statement == {("adjustment", NEXT): ("30.00", "Hosting — Ahead, adjustment (30 of 30 days used)"),
+                         ("in_advance", "2026-12-25"): ("60.00", "Hosting — Ahead")}
+
+
+def test_a_start_two_periods_ahead_is_billed_in_advance_after_a_jump_over_both_closes(tenant, provider):
+    plan(provider, "ahead", price="31.00", timing="in_advance")
+    sub = subscribe(provider, plan="ahead", starts_at="2027-01-09T13:00:00+00:00")  # 10 Jan 2027, Sydney
+    advance(tenant, "2027-01-01T00:00:00+00:00")  # past two closes at once
+    statements = provider.get(f"/v1/subscriptions/{sub['id']}/statements").json["data"]
+    # billed at the close of 2026-11-25 for 2026-12-25 .. 2027-01-24: 10 .. 24 Jan, 15 of 31 days
+    assert [(s["period"], [(c["covered"]["start"], c["amount"]) for c in s["charges"]]) for s in statements] == [
+        (NEXT, [("2026-12-25", "15.00")])]
