@@ -332,3 +332,47 @@ def test_a_start_two_periods_ahead_is_billed_in_advance_after_a_jump_over_both_c
     # billed at the close of 2026-11-25 for 2026-12-25 .. 2027-01-24: 10 .. 24 Jan, 15 of 31 days
     assert [(s["period"], [(c["covered"]["start"], c["amount"]) for c in s["charges"]]) for s in statements] == [
         (NEXT, [("2026-12-25", "15.00")])]
+
+
+# --- a close that runs late rates what a close on time would have ---------------------------------
+
+def _period_ended_close_not_run(app, tenant) -> None:
+    """The tenant's clock passes the period's end without running its due work: the close is
+    pending, as when the worker is down."""
+    from tests.support.database import _sql
+
+    _sql(app, "INSERT INTO test_clocks (tenant_id, now) VALUES (:t, '2026-11-26T00:00:00+00:00') "
+              "ON CONFLICT (tenant_id) DO UPDATE SET now = excluded.now", t=tenant.id)
+    pending = tenant.admin["test"].get("/v1/test_clock").json["pending"]
+    assert [p["kind"] for p in pending] == ["period.close"], pending
+
+
+def test_a_change_recorded_after_the_period_ended_leaves_a_late_close_alone(app, tenant, provider):
+    sub = subscribe(provider, plan="small")
+    _period_ended_close_not_run(app, tenant)
+    refused(provider.patch(f"/v1/subscriptions/{sub['id']}", {"plan": "large", "at": "2026-11-20T00:00:00Z"}),
+            409, "at", "period_closed")
+    assert provider.post("/v1/plans/small/versions", {"effective_from": "2026-10-25",
+                                                      "prices": {"Hosting": "62.00"}}).status_code == 409
+    advance(tenant, "2026-11-27T00:00:00+00:00")
+    assert charges(provider, sub["id"]) == [("Hosting — Small, 15 of 31 days", "15.00", None)]
+
+
+@pytest.mark.xfail(strict=True, reason="trials have no history: rating reads the trial as it is now, not as "
+                                       "known at the period's end (rating.py's bitemporal rule)")
+def test_a_trial_declared_after_the_period_ended_leaves_a_late_close_alone(app, tenant, provider):
+    sub = subscribe(provider, plan="small")
+    _period_ended_close_not_run(app, tenant)
+    assert provider.put("/v1/customers/cust-1/trial", {"ends_at": "2026-12-01T00:00:00Z"}).status_code == 200
+    advance(tenant, "2026-11-27T00:00:00+00:00")
+    assert charges(provider, sub["id"]) == [("Hosting — Small, 15 of 31 days", "15.00", None)]
+
+
+@pytest.mark.xfail(strict=True, reason="a plan's unbilled flag has no history: rating reads it as it is now, "
+                                       "not as known at the period's end")
+def test_a_plan_made_unbilled_after_the_period_ended_leaves_a_late_close_alone(app, tenant, provider):
+    sub = subscribe(provider, plan="small")
+    _period_ended_close_not_run(app, tenant)
+    assert provider.patch("/v1/plans/small", {"unbilled": True}).status_code == 200
+    advance(tenant, "2026-11-27T00:00:00+00:00")
+    assert charges(provider, sub["id"]) == [("Hosting — Small, 15 of 31 days", "15.00", None)]
