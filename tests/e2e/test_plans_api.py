@@ -80,6 +80,20 @@ def test_a_price_change_into_a_closed_or_closing_period_is_refused(tenant, provi
     assert [p["amount"] for p in provider.get("/v1/plans/solo").json["fees"][0]["prices"]] == ["31.00"]
 
 
+def test_a_price_change_into_a_period_still_closing_is_refused(tenant, provider):
+    from tests.support.invoicing import send
+
+    plan(provider, "solo")
+    send(provider, "usd-1", currency="USD")  # no USD->AUD rate: the close waits, the period stays closing
+    advance(tenant)
+    assert tenant.admin["test"].get("/v1/periods/2026-10-25").json["status"] == "closing"
+    refused(provider.post("/v1/plans/solo/versions", {"effective_from": "2026-10-25", "prices": {"Hosting": "1.00"}}),
+            409, "effective_from", "period_closed")
+    sub = subscribe(provider, plan="solo", starts_at="2026-11-24T13:00:00+00:00")  # the open period's start
+    refused(provider.patch(f"/v1/subscriptions/{sub['id']}", {"quantity": 2, "at": "2026-11-20T00:00:00Z"}),
+            409, "at", "period_closed")
+
+
 @pytest.mark.parametrize("currency, price", [("AUD", "10.001"), ("JPY", "100.5"), ("AUD", "-1.00")])
 def test_a_price_finer_than_the_currency_allows_is_refused_naming_the_fee(provider, currency, price):
     response = provider.post("/v1/plans", {"code": "fine", "name": "Fine", "currency": currency,
