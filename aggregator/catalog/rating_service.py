@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .. import money
 from ..accounts.models import TenantSettings, Trial
-from ..db import dialect_insert, in_ids, new_id, run
+from ..db import in_ids, insert_rows, new_id, run
 from ..ingest.models import Bill
 from ..ingest.transitions import create_bills
 from ..periods import calendar as C
@@ -187,7 +187,7 @@ def _store(settings: TenantSettings, period: C.Period, charges: Sequence[rating.
     created = create_bills(bills)
     fresh = [row for row in rows if row["bill_id"] in created]
     if fresh:
-        run(dialect_insert(SubscriptionCharge.__table__).on_conflict_do_nothing(), fresh)
+        insert_rows(SubscriptionCharge.__table__, fresh)
     report.charges += len(charges)
     report.bills_created += len(created)
 
