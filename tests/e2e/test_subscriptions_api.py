@@ -118,3 +118,23 @@ def test_the_upcoming_invoice_shows_pending_bills_and_fees_rated_to_now_without_
     mine = reseller.get("/v1/customers/cust-1/upcoming_invoice").json
     assert "7.00" not in [line["amount"] for line in mine["lines"]] and len(mine["lines"]) == 4
     assert len(tenant.admin["test"].get("/v1/bills").json["data"]) == 2
+
+
+def test_the_payout_carries_the_providers_profit_and_the_report_its_plan_revenue(tenant, reseller):
+    from tests.support.payouts import AFTER_PAYOUT_DAY
+
+    admin = tenant.admin["test"]
+    reseller.post("/v1/subscriptions", {"customer": "cust-1", "plan": "prod-110"})
+    send(reseller, "b-1", amount="10.00")  # a revenue-share bill: the provider's 30 % rate applies
+    advance(tenant)
+    invoice = admin.get("/v1/invoices").json["data"][0]
+    assert invoice["total"] == "247.10"  # 72.58 + 150.00 + 14.52 + 10.00
+    paid = admin.post(f"/v1/invoices/{invoice['id']}/payments", {
+        "amount": "247.10", "method": "bank_transfer", "reference": "bank-1", "received_on": "2026-11-25"})
+    assert paid.status_code == 201, paid.json
+    advance(tenant, AFTER_PAYOUT_DAY)
+    payout = admin.get("/v1/payouts").json["data"][0]
+    # fees: the parent plan's 48.39 + 100.00 + 9.68, and 3.00 of the bill: 161.07; profit 86.03
+    assert (payout["gross"], payout["fee"], payout["net"]) == ("247.10", "161.07", "86.03")
+    row = admin.get("/v1/reports/payouts", query_string={"period": "2026-10-25"}).json["rows"][0]
+    assert (row["plan_gross"], row["plan_fee"], row["plan_profit"]) == ("237.10", "158.07", "79.03")
