@@ -209,3 +209,24 @@ class AdvanceResultSchema(Schema):
     pending = fields.List(fields.Nested(PendingWorkSchema), metadata={
         "description": "Due work not done by the clock's new time (e.g. a charge Stripe did not answer), "
                        "one entry per kind, and why; retried after a backoff and by the next advance."})
+
+
+class UpcomingLineSchema(InvoiceLineSchema):
+    bill = fields.Function(lambda line: None if (line.bill_id or "").startswith("upcoming_") else line.bill_id,
+                           metadata={"type": ["string", "null"],
+                                     "description": "The pending bill; null for a fee rated from a subscription."})
+    source = fields.Function(lambda line: "subscription" if (line.bill_id or "").startswith("upcoming_") else
+                             ("credit" if line.kind == "credit" else "bill"),
+                             metadata={"type": "string", "enum": ["bill", "subscription", "credit"]})
+
+
+class UpcomingInvoiceSchema(Schema):
+    object = fields.Constant("upcoming_invoice")
+    customer = fields.String()
+    period = fields.Function(lambda u: {"start": u.period.start.isoformat(), "end": u.period.end.isoformat()})
+    currency = fields.String()
+    subtotal = _amount("subtotal")
+    tax_rate = fields.Function(lambda u: money.format_rate(u.draft.tax_rate))
+    tax = _amount("tax")
+    total = _amount("total")
+    lines = fields.List(fields.Nested(UpcomingLineSchema))
