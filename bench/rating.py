@@ -46,7 +46,7 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import close as closebench
@@ -77,6 +77,9 @@ CHANGED = ("2026-10-10 12:00:00+00", 15)  # at = recorded; days on the old plan 
 CANCELED = ("2026-10-15 00:00:00+00", 20)  # at = recorded; days billed in P
 FEES_PER_PLAN, PLANS_PER_PROVIDER = 3, 4
 TARGET_FEES_PER_S = 100_000
+UPCOMING_SUBSCRIPTIONS, UPCOMING_BILLS = 50, 1_000  # the upcoming invoice's customer (the first)
+UPCOMING_NOW = datetime(2026, 10, 20, 12, 0, tzinfo=timezone.utc)  # in the open period
+TARGET_UPCOMING_MS = 50
 TARGET_RATIO = 1.3
 N = "\\N"  # NULL in COPY text
 
@@ -176,9 +179,10 @@ def add_catalog(args, conninfo: str, tenant_id: str) -> dict:
             provider = provider_ids[rng.randrange(len(provider_ids))]
             k = rng.randrange(PLANS_PER_PROVIDER)
             plan_id, plan_fees = by_provider[provider][k]
-            customer = customer_ids[rng.randrange(len(customer_ids))]
+            big = j < UPCOMING_SUBSCRIPTIONS  # the upcoming invoice's customer
+            customer = customer_ids[0 if big else rng.randrange(len(customer_ids))]
             qty = 1 if rng.random() < 0.8 else rng.randrange(2, 6)
-            kind = ("started", "changed", "canceled")[(j // 10) % 3] if j % 10 == 0 else "running"
+            kind = ("started", "changed", "canceled")[(j // 10) % 3] if j % 10 == 9 else "running"
             counts[kind] += 1
             starts, created_at, ends, version, current = RUNNING_SINCE, RUNNING_SINCE, None, 1, plan_id
             if kind == "started":
@@ -239,6 +243,15 @@ def add_catalog(args, conninfo: str, tenant_id: str) -> dict:
                     else:
                         expected.add("adjustment", fee, qty, CANCELED[1], PERIOD_DAYS, old_days=PERIOD_DAYS)
 
+        currency = conn.execute("SELECT currency FROM customers WHERE id = %s", (customer_ids[0],)).fetchone()[0]
+        for j in range(UPCOMING_BILLS):  # the upcoming invoice's customer's own bills of the period
+            key = f"upcoming-{j}"
+            bill_currency = currency if j % 20 else next(c for c in closebench.CURRENCIES if c != currency)
+            prior_bills.append(
+                f"bill_{tag}u{j:010d}\t{tenant_id}\tt\t{provider_ids[j % len(provider_ids)]}\t{customer_ids[0]}\t"
+                f"{key}\t\\\\x{hashlib.sha256(key.encode()).hexdigest()}\t{rng.randrange(100, 50_000)}\t"
+                f"{bill_currency}\tt\tUsage {j}\t{PERIOD_START}\t{PERIOD_END}\t{{}}\tpending\t"
+                f"2026-10-01 12:00:00+00\t{PERIOD_START}\tapi\t{N}")
         _copy(conn, "subscriptions", ["id", "tenant_id", "livemode", "provider_id", "customer_id", "plan_id",
                                       "environment", "external_billing_id", "quantity", "starts_at", "ends_at",
                                       "metadata", "created_at", "updated_at", "version"], subs)
@@ -253,15 +266,16 @@ def add_catalog(args, conninfo: str, tenant_id: str) -> dict:
                                              "quantity", "amount", "platform_fee"], prior_charges)
         conn.commit()
         log(f"catalog: {len(plans)} plans, {len(fees)} fees, {len(subs):,} subscriptions {counts}, "
-            f"{len(prior_bills):,} bills of the previous close: {time.monotonic() - t:.1f}s")
+            f"{len(prior_bills) - UPCOMING_BILLS:,} bills of the previous close: {time.monotonic() - t:.1f}s")
     with psycopg.connect(conninfo, autocommit=True) as conn:
         t = time.monotonic()
         conn.execute("VACUUM (ANALYZE)")
         conn.execute("CHECKPOINT")
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         log(f"vacuum analyze + checkpoint: {time.monotonic() - t:.1f}s; database {size / 2**20:,.0f} MB")
-    return {"subscriptions": counts, "plans": len(plans), "fees": len(fees),
-            "previous_close_bills": len(prior_bills), "expected": expected.by_kind, "database_mb": round(size / 2**20)}
+    return {"subscriptions": counts, "upcoming_customer": customer_ids[0], "plans": len(plans), "fees": len(fees),
+            "previous_close_bills": len(prior_bills) - UPCOMING_BILLS, "expected": expected.by_kind,
+            "database_mb": round(size / 2**20)}
 
 
 def setup(args) -> dict:
@@ -290,6 +304,75 @@ def to_baseline(args) -> dict:
         conn.execute("CHECKPOINT")
     log(f"baseline: the close undone, subscriptions deleted, rated bills kept: {time.monotonic() - t0:.1f}s")
     return {"seconds": round(time.monotonic() - t0, 1)}
+
+
+# --- the upcoming invoice (child process, before the close) ----------------------------------
+
+def upcoming(args) -> dict:
+    """GET /v1/customers/{id}/upcoming_invoice for the customer with 50 subscriptions and 1,000
+    pending bills, through the Flask test client (the whole request: key, service, schema), the
+    clock at UPCOMING_NOW; then the service function alone. Median of --upcoming-calls each."""
+    import statistics
+
+    app_url, _, _, _ = urls(args.database_url)
+    os.environ["AGGREGATOR_DATABASE_URL"] = app_url
+    import sqlalchemy as sa
+
+    from aggregator import create_app
+    from aggregator.accounts.keys import Principal
+    from aggregator.accounts.service import issue_admin_key
+    from aggregator.consolidate import api as consolidate_api
+    from aggregator.consolidate.upcoming_service import upcoming_invoice
+    from aggregator.db import db
+
+    app = create_app()
+    with app.app_context():
+        tenant_id = db.session.scalar(sa.text("SELECT id FROM tenants"))
+        customer = db.session.scalar(sa.text("SELECT external_id FROM customers ORDER BY id LIMIT 1"))
+        bills, subs = db.session.execute(sa.text(
+            "SELECT (SELECT count(*) FROM bills b JOIN customers c ON c.id = b.customer_id WHERE c.external_id = :c"
+            " AND b.period_start = :p), (SELECT count(*) FROM subscriptions s JOIN customers c ON c.id = s.customer_id"
+            " WHERE c.external_id = :c)"), {"c": customer, "p": PERIOD_START}).one()
+        principal = Principal(tenant_id, True, "admin", None, "bench")
+        key = issue_admin_key(principal, UPCOMING_NOW).plaintext
+        db.session.remove()
+    consolidate_api.clock_now = lambda principal: UPCOMING_NOW  # live mode reads the real clock
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"/v1/customers/{customer}/upcoming_invoice"
+
+    def timed(call, n):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            out = call()
+            times.append((time.perf_counter() - t) * 1000)
+        return times, out
+
+    def http():
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)[:500]
+        return response.get_json()
+
+    timed(http, 3)  # warm: imports, statement caches, connections
+    http_ms, body = timed(http, args.upcoming_calls)
+
+    def service():
+        with app.app_context():
+            try:
+                return upcoming_invoice(principal, customer, UPCOMING_NOW)
+            finally:
+                db.session.remove()
+
+    timed(service, 3)
+    service_ms, invoice = timed(service, args.upcoming_calls)
+    lines = body.get("lines") or body.get("data", {}).get("lines") or []
+    return {"customer": customer, "bills": bills, "subscriptions": subs, "calls": args.upcoming_calls,
+            "http_ms_median": round(statistics.median(http_ms), 1), "http_ms_p90": round(
+                statistics.quantiles(http_ms, n=10)[-1], 1), "http_ms_min": round(min(http_ms), 1),
+            "service_ms_median": round(statistics.median(service_ms), 1), "service_ms_min": round(min(service_ms), 1),
+            "lines": len(invoice.lines), "rated_lines": len(invoice.rated), "response_lines": len(lines),
+            "response_bytes": len(json.dumps(body)), "total": invoice.total, "load_avg": os.getloadavg()}
 
 
 # --- measuring (close child process) ---------------------------------------------------------
@@ -455,6 +538,8 @@ def run_size(args, label: str) -> dict:
     log(f"[{label}] {args.subscriptions:,} subscriptions, {args.customers:,} customers x {args.bills:,} bills, "
         f"database {urls(args.database_url)[3]}")
     prepared = _child("setup", args, [])
+    log(f"[{label}] upcoming invoice, {args.upcoming_calls} calls")
+    prepared["upcoming"] = _child("upcoming", args, ["--upcoming-calls", str(args.upcoming_calls)])
     log(f"[{label}] rated close")
     rated = _child("close", args, ["--verify", json.dumps(prepared["expected"])]
                    + (["--profile", args.profile] if args.profile else []))
@@ -494,12 +579,22 @@ def format_report(runs: list[dict], quick: bool) -> str:
         lines.append(f"  {seconds:>8.2f}s {count:>7,}x  {key}")
     lines.append(f"  {r['rated']['rating']['wall_s'] - sum(s[2] for s in r['rated']['rating']['statements']):>8.2f}s"
                  " outside SQL (Python: SQLAlchemy, rating, rows)")
+    for r in runs:
+        u = r["setup"]["upcoming"]
+        lines.append(f"{r['label']}: upcoming invoice of {u['customer']} ({u['subscriptions']} subscriptions, "
+                     f"{u['bills']:,} bills; {u['lines']:,} lines of which {u['rated_lines']} rated, "
+                     f"{u['response_bytes'] / 1024:,.0f} KB of JSON): GET median {u['http_ms_median']} ms (p90 "
+                     f"{u['http_ms_p90']}, min {u['http_ms_min']}), the service alone {u['service_ms_median']} ms, "
+                     f"{u['calls']} calls each, load {u['load_avg'][0]:.1f}")
     big = runs[0]
     fees_s = big["rated"]["rating_fees_per_s"]
     verdicts = [f"rating {fees_s:,} subscription-fees/s vs >= {TARGET_FEES_PER_S:,}: "
                 f"{'MET' if fees_s >= TARGET_FEES_PER_S else 'NOT MET'}",
                 f"close {big['rated']['wall_s']:.1f} s vs baseline {big['baseline']['wall_s']:.1f} s = "
                 f"x{big['ratio']:.2f} vs <= x{TARGET_RATIO}: {'MET' if big['ratio'] <= TARGET_RATIO else 'NOT MET'}"]
+    up = big["setup"]["upcoming"]["http_ms_median"]
+    verdicts.append(f"upcoming invoice {up} ms vs < {TARGET_UPCOMING_MS} ms: "
+                    f"{'MET' if up < TARGET_UPCOMING_MS else 'NOT MET'}")
     if len(runs) > 1:
         ratio = big["rated"]["rss_peak_mb"] / runs[1]["rated"]["rss_peak_mb"]
         same = "SAME" if ratio <= 1.10 else "HIGHER at full size"
@@ -522,21 +617,22 @@ def parse_args(argv=None):
     p.add_argument("--profile", metavar="PATH", help="run the rated close under cProfile, save the stats to PATH")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
     p.add_argument("--check-targets", action="store_true", help="exit 1 when a target is missed")
-    p.add_argument("--phase", choices=["setup", "close", "baseline"], help=argparse.SUPPRESS)
+    p.add_argument("--upcoming-calls", type=int, default=50, help="calls of the upcoming invoice timed")
+    p.add_argument("--phase", choices=["setup", "upcoming", "close", "baseline"], help=argparse.SUPPRESS)
     p.add_argument("--verify", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.chunk is None:
         from aggregator.consolidate.close_service import CHUNK_CUSTOMERS
         args.chunk = CHUNK_CUSTOMERS
     if args.quick and args.phase is None:
-        args.subscriptions = 500
+        args.subscriptions, args.upcoming_calls = 500, 5
     return sized(p, args, DEFAULT_URL)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.phase:
-        out = {"setup": setup, "close": close, "baseline": to_baseline}[args.phase](args)
+        out = {"setup": setup, "upcoming": upcoming, "close": close, "baseline": to_baseline}[args.phase](args)
         print(json.dumps(out, default=str))
         return 0
     if args.scale_check:
@@ -553,7 +649,8 @@ def main(argv=None) -> int:
                  if not r["same_invoices"]]
     if args.check_targets and not args.quick:
         big = runs[0]
-        if big["rated"]["rating_fees_per_s"] < TARGET_FEES_PER_S or big["ratio"] > TARGET_RATIO:
+        if (big["rated"]["rating_fees_per_s"] < TARGET_FEES_PER_S or big["ratio"] > TARGET_RATIO
+                or big["setup"]["upcoming"]["http_ms_median"] >= TARGET_UPCOMING_MS):
             failures.append("target missed")
     return finish(result, args.json, failures)
 
