@@ -366,13 +366,31 @@ def upcoming(args) -> dict:
 
     timed(service, 3)
     service_ms, invoice = timed(service, args.upcoming_calls)
+    with app.app_context():  # its fees rated with the tenant's whole catalog: the same charges
+        from aggregator.catalog import rating_service
+        from aggregator.consolidate.close_service import tenant_period, tenant_settings
+        from aggregator.periods import calendar as C
+
+        settings = tenant_settings(tenant_id, True)
+        period = tenant_period(settings, PERIOD_START)
+        following = C.next_period(period, settings.period_anchor_day, settings.timezone)
+        subs_rows = db.session.execute(sa.text(
+            "SELECT s.id, s.provider_id, s.customer_id, s.plan_id FROM subscriptions s JOIN customers c"
+            " ON c.id = s.customer_id WHERE c.external_id = :c"), {"c": customer}).all()
+        whole = rating_service.charges_of(subs_rows, rating_service.load_catalog(tenant_id, True), period,
+                                          following, settings.timezone)
+        db.session.remove()
+    rated_amounts = sorted(line.amount if line.original_amount is None else line.original_amount
+                           for line in invoice.lines if line.bill_id in invoice.rated)
+    same_as_whole_catalog = rated_amounts == sorted(c.amount for c in whole)
     lines = body.get("lines") or body.get("data", {}).get("lines") or []
     return {"customer": customer, "bills": bills, "subscriptions": subs, "calls": args.upcoming_calls,
             "http_ms_median": round(statistics.median(http_ms), 1), "http_ms_p90": round(
                 statistics.quantiles(http_ms, n=10)[-1], 1), "http_ms_min": round(min(http_ms), 1),
             "service_ms_median": round(statistics.median(service_ms), 1), "service_ms_min": round(min(service_ms), 1),
             "lines": len(invoice.lines), "rated_lines": len(invoice.rated), "response_lines": len(lines),
-            "response_bytes": len(json.dumps(body)), "total": invoice.total, "load_avg": os.getloadavg()}
+            "response_bytes": len(json.dumps(body)), "total": invoice.total, "load_avg": os.getloadavg(),
+            "same_as_whole_catalog": same_as_whole_catalog}
 
 
 # --- measuring (close child process) ---------------------------------------------------------
@@ -647,6 +665,8 @@ def main(argv=None) -> int:
                 if not r["rated"]["verification"]["ok"]]
     failures += [f"{r['label']}: the baseline's invoices differ from the rated close's" for r in runs
                  if not r["same_invoices"]]
+    failures += [f"{r['label']}: the upcoming invoice's fees differ from those rated with the whole catalog"
+                 for r in runs if not r["setup"]["upcoming"]["same_as_whole_catalog"]]
     if args.check_targets and not args.quick:
         big = runs[0]
         if (big["rated"]["rating_fees_per_s"] < TARGET_FEES_PER_S or big["ratio"] > TARGET_RATIO
