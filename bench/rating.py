@@ -440,6 +440,28 @@ def close(args) -> dict:
                                                  if v[0] != before.get(k, [0])[0]), key=lambda e: -e[2]))
 
         service.rate_period = timed_rate_period
+        from aggregator.catalog import rating as rules
+        from aggregator.catalog import rating_service
+
+        parts: dict[str, list[float]] = {}  # where rate_period's time goes: [wall s, cpu s, calls]
+
+        def part(module, name, key):
+            original = getattr(module, name)
+
+            def timed(*a, **kw):
+                t, c = time.perf_counter(), time.process_time()
+                try:
+                    return original(*a, **kw)
+                finally:
+                    entry = parts.setdefault(key, [0.0, 0.0, 0])
+                    entry[0] += time.perf_counter() - t
+                    entry[1] += time.process_time() - c
+                    entry[2] += 1
+            setattr(module, name, timed)
+        part(rating_service, "charges_of", "read and rate (charges_of)")
+        part(rules, "charges_at_close", "rate: the pure rules (charges_at_close)")
+        part(rating_service, "_store", "write (_store: bills and charges)")
+        part(rating_service, "create_bills", "write: INSERT bills (create_bills)")
         gc.collect()
         rss_before_kb = _vmrss_kb()
         sampler = RssSampler()
@@ -459,6 +481,7 @@ def close(args) -> dict:
         py_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
         pg_cpu = (pg1 - pg0) / CLK_TCK
         busy = ((m1[0] - m1[1]) - (m0[0] - m0[1])) / CLK_TCK / wall
+        rating["parts"] = {k: [round(v[0], 2), round(v[1], 2), v[2]] for k, v in parts.items()}
         rated_bills = db.session.scalar(sa.text(
             "SELECT count(*) FROM subscription_charges WHERE period_start = :p"), {"p": PERIOD_START})
         db.session.commit()
@@ -597,6 +620,10 @@ def format_report(runs: list[dict], quick: bool) -> str:
         lines.append(f"  {seconds:>8.2f}s {count:>7,}x  {key}")
     lines.append(f"  {r['rated']['rating']['wall_s'] - sum(s[2] for s in r['rated']['rating']['statements']):>8.2f}s"
                  " outside SQL (Python: SQLAlchemy, rating, rows)")
+    fees = r["rated"]["subscription_fees"]
+    lines.append(f"rate_period's parts ({r['label']} run; wall s, cpu s of this process, sub-fees/s):")
+    for key, (wall, cpu, _) in r["rated"]["rating"]["parts"].items():
+        lines.append(f"  {wall:>8.2f}s {cpu:>7.2f}s {fees / wall if wall else 0:>10,.0f}/s  {key}")
     for r in runs:
         u = r["setup"]["upcoming"]
         lines.append(f"{r['label']}: upcoming invoice of {u['customer']} ({u['subscriptions']} subscriptions, "
