@@ -149,15 +149,17 @@ def _trials(subs: Sequence[Subscription]) -> dict[tuple[str, str], datetime]:
 def _chunks(tenant_id: str, livemode: bool, period: C.Period, following: C.Period,
             chunk: int) -> Iterator[list[Subscription]]:
     """The subscriptions the close of `period` may bill, `chunk` at a time: recorded by the
-    period's end and active at some moment of it or of the following period (as now known: an
-    end recorded later takes effect no earlier than the period it was recorded in)."""
+    period's end (as rating.phases counts "known at") and active at some moment of it or of the
+    following period, or ended at its start (as now known: an end recorded later takes effect
+    no earlier than the period it was recorded in)."""
     s = Subscription.__table__.c
     after = ""
     while True:
         rows = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id).where(
             s.tenant_id == tenant_id, s.livemode == livemode, s.id > after,
-            s.created_at < period.end_at, s.starts_at < following.end_at,
-            sa.or_(s.ends_at.is_(None), s.ends_at > period.start_at)).order_by(s.id).limit(chunk)).all()
+            s.created_at <= period.end_at, s.starts_at < following.end_at,
+            # >=: one ended at the period's very start may have been billed for it in advance
+            sa.or_(s.ends_at.is_(None), s.ends_at >= period.start_at)).order_by(s.id).limit(chunk)).all()
         if not rows:
             return
         yield rows  # rows carry what rating needs (id, provider_id, customer_id)
