@@ -135,8 +135,8 @@ def _parent_timings(principal, parent: str) -> dict[str, str]:
 @click.option("--currency", required=True, help="ISO 4217, e.g. USD.")
 @click.option("--fee", "fees", multiple=True, required=True, callback=_fees, metavar="NAME=PRICE[:TIMING]",
               help="Repeat, one per fee: Hosting=150.00, Support=30.00:in_arrears (timing in_advance or "
-                   "in_arrears; default: the parent fee's, else in_advance). On a parent plan, each fee resells "
-                   "the parent fee of the same name.")
+                   "in_arrears; default: the parent fee's, else in_advance). Built on a parent plan (--parent), "
+                   "each fee resells the parent fee of its name.")
 @click.option("--parent", "parent_plan", default=None, metavar="CODE",
               help="With --provider: the parent plan (granted to it) the plan is built on.")
 @click.option("--grant", "granted_to", multiple=True, metavar="PROVIDER",
