@@ -220,7 +220,6 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     extras = _after_close(api, admin, receiver, adapters, console)
     charging = _get_paid(api, admin, lane, adapters, receiver, stack, console)
     payouts = _pay_providers(api, admin, lane, adapters, out, console)
-    catalog["profit"] = _plan_profit(api, provider_keys[0], PROVIDERS[0][0], catalog, console)
 
     delivery = _deliveries(api, admin, receiver, adapters, console)
 
@@ -345,22 +344,6 @@ def _plan_lines(api: _Client, admin: str, key: str, catalog: dict, invoices: lis
     return lines
 
 
-def _plan_profit(api: _Client, key: str, provider: str, catalog: dict, console: Console) -> dict:
-    """What the provider's payout carries from its plans: the price billed less the parent fee."""
-    totals: Counter = Counter()
-    for charge in _statements(api, key, catalog):
-        for name in ("amount", "platform_fee", "profit"):
-            totals[(charge["currency"], name)] += money.parse_amount(charge[name], charge["currency"])
-    currencies = sorted({currency for currency, _ in totals})
-    shown = {c: {name: money.format_amount(totals[(c, name)], c) for name in ("amount", "platform_fee", "profit")}
-             for c in currencies}
-    console.print(f"{provider}'s payout carries its profit on its plans: " + "; ".join(
-        f"of the {v['amount']} {c} they billed, the platform keeps the parent fee, {v['platform_fee']} {c} (in "
-        f"the platform fee above), and {provider} its profit, {v['profit']} {c} (in its net)"
-        for c, v in shown.items()) + ".")
-    return shown
-
-
 def _every(api: _Client, path: str, key: str) -> list[dict]:
     """Every item of a list endpoint, page after page."""
     items: list[dict] = []
@@ -385,6 +368,13 @@ def _deliveries(api: _Client, admin: str, receiver: "_Receiver", adapters: Adapt
     if not complete:
         raise DemoFailed("Not everyone was told: some events or emails were not delivered (see above).")
     return counts
+
+
+class _Server(ThreadingHTTPServer):
+    """The receiver's server, with room for the sender's burst of connections (its thread pool
+    opens up to 32 at once; socketserver's default backlog of 5 resets some)."""
+
+    request_queue_size = 128
 
 
 class _Receiver:
@@ -412,7 +402,7 @@ class _Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
@@ -646,6 +636,15 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
     console.print(f"The payout report (per provider, with the reconciliation: collected = tax + provider payouts + "
                   f"platform revenue ± FX) is in {report_pdf} and {report_csv.name}; reconciled: "
                   f"{'yes' if balanced else 'NO'}.")
+    plan_revenue = [row for row in report["rows"] if money.parse_amount(row["plan_gross"], row["currency"])]
+    if plan_revenue:
+        console.print("Of those payouts, what the providers' plans brought in (the report's plan revenue): the "
+                      "platform keeps the parent plans' fees, the provider its profit, in its net.")
+        table = Table("provider", "currency", "plans billed", "parent fees (platform)", "profit (provider)")
+        for row in plan_revenue:
+            table.add_row(row["provider_name"], row["currency"], row["plan_gross"], row["plan_fee"],
+                          row["plan_profit"])
+        console.print(table)
     per_currency: Counter = Counter()
     for account in api.call("GET", "/ledger/accounts", admin)["data"]:
         per_currency[account["currency"]] += money.parse_amount(account["balance"], account["currency"])
@@ -653,7 +652,7 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
                   + ", ".join(f"{money.format_amount(v, c)} {c}" for c, v in sorted(per_currency.items())) + ".")
     _drain(lane, adapters)
     return {"payouts": payouts, "payout_report": report_pdf, "reconciled": balanced,
-            "ledger_sums": dict(per_currency)}
+            "ledger_sums": dict(per_currency), "plan_revenue": plan_revenue}
 
 
 def _console() -> Console:
