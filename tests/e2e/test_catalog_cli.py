@@ -114,6 +114,23 @@ def test_a_subscription_backdated_changed_and_canceled_is_billed_for_its_days(cl
     assert "Production 220, 5 of 31 days" in human and "5 of 31" in human and "2026-10-25: 68.38 AUD" in human
 
 
+def test_the_upcoming_invoice_shows_the_fees_rated_to_now(cli, reseller):
+    other = as_json(cli("providers", "create", *reseller["scope"], "--name", "Other", "--json"))["id"]
+    cli("plans", "create", *reseller["scope"], "--provider", other, "--code", "solo", "--name", "Solo",
+        "--currency", "AUD", "--fee", "Seat=9.00:in_arrears")
+    cli("subscriptions", "create", *reseller["as"], "--customer", "cust-1", "--plan", "prod-110")
+    cli("subscriptions", "create", *reseller["scope"], "--provider", other, "--customer", "cust-1", "--plan", "solo")
+    upcoming = as_json(cli("invoices", "upcoming", *reseller["scope"], "cust-1", "--json"))
+    assert (upcoming["object"], upcoming["period"]["start"]) == ("upcoming_invoice", "2026-10-25")
+    assert sorted((line["source"], line["description"]) for line in upcoming["lines"]) == [
+        ("subscription", "Hosting — Production 110"), ("subscription", "Hosting — Production 110, 15 of 31 days"),
+        ("subscription", "Seat — Solo, 15 of 31 days"), ("subscription", "Support — Production 110, 15 of 31 days")]
+    mine = as_json(cli("invoices", "upcoming", *reseller["as"], "cust-1", "--json"))
+    assert len(mine["lines"]) == 3  # a provider sees its own lines only
+    human = cli("invoices", "upcoming", *reseller["scope"], "cust-1").stdout
+    assert "Upcoming invoice of cust-1" in human and "Seat — Solo, 15 of 31 days" in human
+
+
 def test_entitlements_say_which_plans_a_customer_may_start(cli, reseller):
     cli("plans", "update", *reseller["as"], "prod-110", "--max-per-customer", "1")
     cli("subscriptions", "create", *reseller["as"], "--customer", "cust-1", "--plan", "prod-110")
