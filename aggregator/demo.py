@@ -308,7 +308,12 @@ def _plans(api: _Client, admin: str, key: str, provider_id: str, period: dict, c
             table.add_row(sub["external_billing_id"], sub["customer"], phase["plan"], _utc(phase["starts_at"]),
                           _utc(phase["ends_at"]), sub["status"])
     console.print(table)
-    return {"plans": [parent, *made], "subscriptions": [bakery, studio]}
+    upcoming = api.call("GET", "/customers/bakery-42/upcoming_invoice", admin)
+    rated = sum(line["source"] == "subscription" for line in upcoming["lines"])
+    console.print(f"Were the period to close now, bakery-42's invoice would come to {upcoming['total']} "
+                  f"{upcoming['currency']}, {rated} of its {len(upcoming['lines'])} lines rated from its subscription "
+                  "(GET /v1/customers/bakery-42/upcoming_invoice: nothing is stored).")
+    return {"plans": [parent, *made], "subscriptions": [bakery, studio], "upcoming": upcoming}
 
 
 def _statements(api: _Client, key: str, catalog: dict) -> list[dict]:

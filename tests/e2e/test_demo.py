@@ -88,6 +88,9 @@ def test_the_demo_resells_a_parent_plan_and_bills_its_subscriptions_by_the_day(d
         ("bakery-42", "Hosting — Ledgerly Cloud Plus, 5 of 31 days", "8.06", "3.23", "4.83"),
         ("bakery-42", "Hosting — Ledgerly Cloud Plus", "50.00", "20.00", "30.00"),  # the next period, in advance
         ("studio-9", "Hosting — Ledgerly Cloud, 6 of 31 days", "6.77", "3.87", "2.90")]
+    upcoming = catalog["upcoming"]  # before the close, what it would invoice: what it did
+    assert (upcoming["total"], upcoming["currency"]) == ("430.85", "USD")
+    assert sum(line["source"] == "subscription" for line in upcoming["lines"]) == 3
     bakery = next(pdf for pdf in made["pdfs"] if pdf.stem == catalog["lines"][0]["invoice"])
     assert "Hosting — Ledgerly Cloud, 10 of 31 days" in PdfReader(bakery).pages[0].extract_text()
     assert made["events"]["plan.created"] == 3 and made["events"]["subscription.canceled"] == 1
