@@ -19,12 +19,14 @@ def test_rows_are_stored_as_their_column_types_bind_them_and_a_conflict_is_skipp
     tenant.provider()
     provider_id = admin.get("/v1/providers").json["data"][0]["id"]
     with app.app_context():
-        customer_id = db.session.scalar(sa.text("SELECT id FROM customers WHERE external_id = 'cust-1'"))
+        customer_id = db.session.scalar(sa.text(
+            "SELECT id FROM customers WHERE tenant_id = :t AND NOT livemode AND external_id = 'cust-1'"),
+            {"t": tenant.id})
 
         def row(n: int, **extra) -> dict:
             key = f"sub:bulk:{n}"
-            return {"id": f"bill_bulk{n}", "tenant_id": tenant.id, "livemode": False, "provider_id": provider_id,
-                    "customer_id": customer_id, "idempotency_key": key,
+            return {"id": f"bill_bulk{n}_{tenant.id[-8:]}", "tenant_id": tenant.id, "livemode": False,
+                    "provider_id": provider_id, "customer_id": customer_id, "idempotency_key": key,
                     "fingerprint": hashlib.sha256(key.encode()).digest(), "amount": -12345678901 + n,
                     "currency": "AUD", "revenue_share": True, "description": f"Hosting — Plan «{n}»\ttab",
                     "service_period_start": date(2026, 10, 25), "service_period_end": None,
@@ -32,17 +34,18 @@ def test_rows_are_stored_as_their_column_types_bind_them_and_a_conflict_is_skipp
                     "received_at": datetime(2026, 11, 25, 13, 0, tzinfo=timezone.utc), "source": "subscription",
                     "platform_fee": extra.pop("platform_fee", None), **extra}
 
-        assert create_bills([row(1), row(2, platform_fee=250, metadata={"plan": "p", "n": [1, 2]})]) == {
-            "bill_bulk1", "bill_bulk2"}
-        assert create_bills([row(2, id="bill_other"), row(3)]) == {"bill_bulk3"}  # key 2 already stored
+        ids = [row(n)["id"] for n in (1, 2, 3)]
+        assert create_bills([row(1), row(2, platform_fee=250, metadata={"plan": "p", "n": [1, 2]})]) == set(ids[:2])
+        assert create_bills([row(2, id="bill_other"), row(3)]) == {ids[2]}  # key 2 already stored
         db.session.commit()
-        bills = {b.id: b for b in db.session.scalars(sa.select(Bill).where(Bill.id.like("bill_bulk%")))}
-        assert sorted(bills) == ["bill_bulk1", "bill_bulk2", "bill_bulk3"]
-        two = bills["bill_bulk2"]
+        bills = {b.id: b for b in db.session.scalars(sa.select(Bill).where(Bill.tenant_id == tenant.id,
+                                                                            Bill.source == "subscription"))}
+        assert sorted(bills) == ids
+        two = bills[ids[1]]
         assert (two.amount, two.platform_fee, two.metadata_, two.status, two.source) == (
             -12345678899, 250, {"plan": "p", "n": [1, 2]}, "pending", "subscription")
         assert two.fingerprint == hashlib.sha256(b"sub:bulk:2").digest()
         assert two.description == "Hosting — Plan «2»\ttab"
         assert (two.service_period_start, two.service_period_end) == (date(2026, 10, 25), None)
         assert two.received_at == datetime(2026, 11, 25, 13, 0, tzinfo=timezone.utc)
-        assert bills["bill_bulk1"].platform_fee is None and bills["bill_bulk1"].metadata_ == {}
+        assert bills[ids[0]].platform_fee is None and bills[ids[0]].metadata_ == {}
