@@ -175,9 +175,13 @@ class Rated:
 def rate(price: int, parent_price: int | None, billed: Sequence[PhaseDays], whole: int) -> Rated:
     """A fee of `price` (and its parent's, if any) over the days `billed` of a period of `whole`
     days: each amount rounded once."""
-    units = sum(b.days * b.phase.quantity for b in billed)
-    days = sum(b.days for b in billed)
-    quantity = max((b.phase.quantity for b in billed), default=0)
+    if len(billed) == 1:  # one phase: most subscriptions in most periods, rated without the sums
+        days, quantity = billed[0].days, billed[0].phase.quantity
+        units = days * quantity
+    else:
+        units = sum(b.days * b.phase.quantity for b in billed)
+        days = sum(b.days for b in billed)
+        quantity = max((b.phase.quantity for b in billed), default=0)
     fee = money.prorate(parent_price, units, whole) if parent_price is not None else None
     return Rated(units, days, quantity, money.prorate(price, units, whole), fee)
 

@@ -78,7 +78,7 @@ def upcoming_invoice(principal: Principal, customer_ref: str, now: datetime) -> 
     subscriptions = run(sub_query).all()
     rated: set[str] = set()
     if subscriptions:
-        loaded = rating_service.load_catalog(principal.tenant_id, principal.livemode)
+        loaded = rating_service.load_catalog(principal.tenant_id, principal.livemode, [s.id for s in subscriptions])
         following = C.next_period(period, settings.period_anchor_day, settings.timezone)
         of = {s.id: s for s in subscriptions}
         for n, charge in enumerate(rating_service.charges_of(subscriptions, loaded, period, following,
