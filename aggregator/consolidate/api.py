@@ -1,7 +1,7 @@
 """Periods, invoices, FX rates and the test clock (admin keys)."""
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, current_app
 from flask.views import MethodView
 
 from .. import adapters as edge
@@ -24,6 +24,7 @@ from .schemas import (
     TestClockSchema,
     UpcomingInvoiceSchema,
     VoidSchema,
+    upcoming_document,
 )
 
 blp = Blueprint("consolidate", __name__, url_prefix="/v1", description="Periods and invoices")
@@ -158,4 +159,5 @@ def upcoming_invoice(customer):
     on: pending bills and subscription fees rated to now. Nothing is stored. A provider's key sees
     its own lines only."""
     principal = current()
-    return upcoming_service.upcoming_invoice(principal, customer, clock_now(principal))
+    upcoming = upcoming_service.upcoming_invoice(principal, customer, clock_now(principal))
+    return current_app.json.response(upcoming_document(upcoming))  # what UpcomingInvoiceSchema dumps

@@ -230,3 +230,31 @@ class UpcomingInvoiceSchema(Schema):
     tax = _amount("tax")
     total = _amount("total")
     lines = fields.List(fields.Nested(UpcomingLineSchema))
+
+
+def upcoming_document(upcoming) -> dict:
+    """What UpcomingInvoiceSchema dumps for `upcoming` (the unit tests hold the two equal), built
+    directly: a customer with many subscriptions and bills has thousands of lines, which
+    marshmallow took longer to dump than the service took to rate."""
+    currency = upcoming.currency
+    lines = []
+    for line in upcoming.lines:
+        bill_id = line.bill_id or ""
+        rated = bill_id.startswith("upcoming_")
+        lines.append({
+            "kind": line.kind, "bill": None if rated else line.bill_id, "provider": line.provider_id,
+            "description": line.description,
+            "service_period": {"start": line.service_start.isoformat(), "end": line.service_end.isoformat()}
+            if line.service_start else None,
+            "amount": money.format_amount(line.amount, currency),
+            "original_amount": money.format_amount(line.original_amount, line.original_currency)
+            if line.original_currency else None,
+            "original_currency": line.original_currency,
+            "fx_rate": money.format_rate(line.fx_rate) if line.fx_rate is not None else None,
+            "source": "subscription" if rated else ("credit" if line.kind == "credit" else "bill"),
+        })
+    return {"object": "upcoming_invoice", "customer": upcoming.customer,
+            "period": {"start": upcoming.period.start.isoformat(), "end": upcoming.period.end.isoformat()},
+            "currency": currency, "subtotal": money.format_amount(upcoming.subtotal, currency),
+            "tax_rate": money.format_rate(upcoming.draft.tax_rate), "tax": money.format_amount(upcoming.tax, currency),
+            "total": money.format_amount(upcoming.total, currency), "lines": lines}
