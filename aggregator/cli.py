@@ -29,6 +29,12 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "providers": ("aggregator.accounts.cli", "providers", "A tenant's providers (the apps that send bills)."),
     "customers": ("aggregator.accounts.cli", "customers",
                   "A tenant's customers (who receive the consolidated invoices)."),
+    "environments": ("aggregator.catalog.cli", "environments",
+                     "The tenant's environments (production, staging, …) plans and subscriptions name."),
+    "plans": ("aggregator.catalog.cli", "plans",
+              "Plans: parent plans granted to providers, and the providers' plans with their profit."),
+    "subscriptions": ("aggregator.catalog.cli", "subscriptions",
+                      "Subscriptions: a provider's customers on its plans, rated into bills at each close."),
     "periods": ("aggregator.consolidate.cli", "periods",
                 "Invoicing periods: list them, close them, move a tenant's test clock."),
     "invoices": ("aggregator.consolidate.cli", "invoices",
@@ -122,9 +128,9 @@ def _hidden(param: click.Parameter) -> click.Parameter:
 
 main = _Main(name="aggregator", help=(
     "Operate the aggregator: each group below is an area's commands (tenants, providers, customers, "
-    "periods, invoices, payments, refunds, payouts, ledger, events), the demo, the worker and the server's "
-    "own (db, run, shell, routes, openapi). Errors print one line and exit with status 1; usage errors exit "
-    "with status 2. `aggregator COMMAND --help` for more."))
+    "plans, subscriptions, environments, periods, invoices, payments, refunds, payouts, ledger, events), the "
+    "demo, the worker and the server's own (db, run, shell, routes, openapi). Errors print one line and exit "
+    "with status 1; usage errors exit with status 2. `aggregator COMMAND --help` for more."))
 
 
 if __name__ == "__main__":  # `python -m aggregator.cli`: run as aggregator.cli, not as a second copy

@@ -8,6 +8,7 @@ stderr and end with a summary.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from contextlib import contextmanager
@@ -16,11 +17,13 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import click
 from flask.cli import AppGroup, ScriptInfo
+from marshmallow import ValidationError
 
 from . import readiness
-from .accounts.service import operator
+from .accounts.keys import Principal
+from .accounts.service import get_provider, operator
 from .adapters import current
-from .errors import DomainError
+from .errors import DomainError, flatten_messages
 
 
 class AreaGroup(AppGroup):
@@ -69,6 +72,45 @@ def tenant_scoped(command: Callable) -> Callable:
         return command(principal=operator(tenant_id, mode == "live"), **kwargs)
 
     return wrapped
+
+
+def acting_for(principal: Principal, provider_id: str) -> Principal:
+    """The operator acting as one of the tenant's providers (what that provider's API key may
+    do), for what a provider owns: its plans, its subscriptions. NotFound if it has no such
+    provider in this mode."""
+    provider = get_provider(principal, provider_id)
+    return dataclasses.replace(principal, role="provider", provider_id=provider.id)
+
+
+def provider_option(required: bool, help: str) -> Callable:
+    """--provider prov_…: the command acts as that provider (`acting_for`)."""
+    return click.option("--provider", "provider_id", required=required, default=None, metavar="PROVIDER",
+                        help=help)
+
+
+def checked(schema, values: dict[str, Any], options: Mapping[str, str]) -> dict[str, Any]:
+    """`values` checked by the API's own schema (the rules of its endpoint); a usage error
+    naming each option at fault otherwise (`options`: field -> the option that sets it)."""
+    try:
+        return schema.load(values)
+    except ValidationError as exc:
+        problems = flatten_messages(exc.messages)
+        raise click.UsageError("\n".join(
+            f"Invalid value for '{options.get(field.split('.')[0], field)}': {' '.join(messages)}"
+            for field, messages in problems.items())) from None
+
+
+def pairs(ctx, param, given: tuple[str, ...]) -> dict[str, str] | None:
+    """A repeated KEY=VALUE option (--metadata team=ops --metadata tier=gold) -> a dict."""
+    if not given:
+        return None
+    out = {}
+    for pair in given:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE.")
+        out[key.strip()] = value
+    return out
 
 
 json_option = click.option("--json", "as_json", is_flag=True,

@@ -110,6 +110,77 @@ def dialect_insert(table, dialect: str | None = None):
     return postgresql.insert(table) if (dialect or dialect_name()) == "postgresql" else sqlite.insert(table)
 
 
+def insert_rows(table: sa.Table, rows: Sequence[Mapping[str, Any]], conflict: Sequence[str] | None = None,
+                returning: sa.Column | None = None) -> list:
+    """INSERT many rows (dicts with the same keys) of `table`, each skipped if it conflicts on
+    `conflict` (columns of a unique index; None: on any), in the session's transaction.
+    -> the `returning` column's values of the rows inserted (or []).
+
+    PostgreSQL gets one short statement whose rows are one JSON parameter (an array of arrays),
+    as ingest does: the executemany alternative renders thousands of parameters per statement,
+    which psycopg parses anew each time (about 0.4 ms a 20-column row, ten times the insert
+    itself). Elsewhere the same INSERT, executemany."""
+    if not rows:
+        return []
+    if dialect_name() != "postgresql":
+        stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=conflict)
+        if returning is not None:
+            return list(run(stmt.returning(returning), list(rows)).scalars())
+        run(stmt, list(rows))
+        return []
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    encoded = [(i, f) for i, column in enumerate(columns) if (f := _json_value(column)) is not None]
+    arrays = []
+    for row in rows:
+        values = [row[name] for name in names]
+        for i, f in encoded:
+            values[i] = f(values[i])
+        arrays.append(values)
+    payload = orjson.dumps(arrays).decode()
+    sql = _insert_rows_sql(table, tuple(names), tuple(conflict or ()), returning.name if returning is not None else "")
+    result = run(sql, {"rows": payload})
+    return list(result.scalars()) if returning is not None else []
+
+
+def _json_value(column: sa.Column) -> Callable[[Any], Any] | None:
+    """How a column's value travels in the JSON rows: bytes as hex, JSON as its text (as the
+    JSON type stores it), times made UTC (as UTCDateTime binds them); the rest (None) as orjson
+    writes it."""
+    kind = column.type
+    if isinstance(kind, sa.LargeBinary):
+        return lambda v: None if v is None else v.hex()
+    if isinstance(kind, sa.JSON):
+        import json
+        return lambda v: None if v is None else "{}" if v == {} else json.dumps(v)
+    if isinstance(kind, UTCDateTime):
+        bind, dialect = kind.process_bind_param, postgresql.dialect()
+        return lambda v: bind(v, dialect)
+    return None
+
+
+_INSERT_ROWS: dict[tuple, sa.TextClause] = {}
+
+
+def _insert_rows_sql(table: sa.Table, names: tuple[str, ...], conflict: tuple[str, ...], returning: str):
+    key = (table.name, names, conflict, returning)
+    if key not in _INSERT_ROWS:
+        dialect = postgresql.dialect()
+        values = []
+        for i, name in enumerate(names):
+            kind = table.c[name].type
+            if isinstance(kind, sa.LargeBinary):
+                values.append(f"decode(r->>{i}, 'hex')")
+            else:
+                values.append(f"CAST(r->>{i} AS {kind.compile(dialect=dialect)})")
+        target = f" ({', '.join(conflict)})" if conflict else ""
+        _INSERT_ROWS[key] = sa.text(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(values)} "
+            f"FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r ON CONFLICT{target} DO NOTHING"
+            + (f" RETURNING {returning}" if returning else ""))
+    return _INSERT_ROWS[key]
+
+
 def locking(query: sa.Select, dialect: str | None = None, **kwargs) -> sa.Select:
     """SELECT … FOR UPDATE (or FOR SHARE with read=True) on PostgreSQL (the session's database, or
     the `dialect` named). SQLite has no row locks; it serializes writers, and the code takes its

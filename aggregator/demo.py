@@ -34,6 +34,7 @@ from .adapters import Adapters
 from .config import Settings, default_database_url, var_dir
 from .mail.mailer import FileSink
 from .payments.stripe import StripeGateways, localstripe
+from .periods import calendar
 from .webhooks import signing
 from .webhooks.sender import WebhookSender
 
@@ -60,6 +61,14 @@ BILLS = [
     (0, "cafe-lune", "45.00", "EUR", True, "Ledgerly Pro plan"),
     (1, "cafe-lune", "10.00", "USD", False, "SMS pack, 400 messages (billed in USD, converted)"),
 ]
+#: The platform's own price list: a parent plan (the platform's fee per period), granted to Ledgerly
+PARENT_PLAN = {"code": "cloud-hosting", "name": "Cloud hosting", "currency": "USD",
+               "fees": [{"name": "Hosting", "price": "20.00", "timing": "in_advance"}]}
+#: Ledgerly's plans built on it: (code, name, its price of the parent's Hosting fee)
+RESOLD_PLANS = [("ledgerly-cloud", "Ledgerly Cloud", "35.00"), ("ledgerly-cloud-plus", "Ledgerly Cloud Plus", "50.00")]
+#: The plans' story (a backdated subscription, a change, a cancellation) needs days of the open
+#: period: a demo started with fewer left starts with the next period.
+STORY_DAYS = 7
 #: customer external id -> (the card it gives, what that card does); the others pay by bank transfer
 CARDS = {
     "bakery-42": (localstripe.CARD_OK, "a working card"),
@@ -127,13 +136,15 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
                   f"live data or moves real money.\nInvoicing periods run from the {settings['period_anchor_day']}th "
                   f"to the day before, in {settings['timezone']}; customers are charged on day "
                   f"{settings['charge_day']}.\nAdmin API key (test mode): {admin}")
+    _make_room(api, admin, settings, console)
 
     console.rule("[bold]2. Providers: the apps sold on the platform")
-    provider_keys = []
+    provider_keys, provider_ids = [], []
     for name, sells, rate in PROVIDERS:
         made = api.call("POST", "/providers", admin, {"name": name, "email": f"billing@{name.lower().replace(' ', '')}"
                                                       ".example", "revenue_share_rate": rate})
         provider_keys.append(made["api_key"])
+        provider_ids.append(made["id"])
         share = f"the platform keeps {float(rate):.0%} of subscription bills" if rate != "0" else "pass-through only"
         console.print(f"{name}: {sells} ({share}); its API key: {made['api_key'][:18]}…")
 
@@ -166,8 +177,9 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     console.print(f"FX rate USD→EUR 0.92 from {rate_day}: the SMS pack billed in USD is converted on the EUR invoice.")
 
     _before_close(api, admin, receiver, console)
+    catalog = _plans(api, admin, provider_keys[0], provider_ids[0], period, console)
 
-    console.rule("[bold]5. The period ends, and the service closes it by itself")
+    console.rule("[bold]6. The period ends, and the service closes it by itself")
     end = datetime.fromisoformat(period["end_at"])
     target = end + timedelta(hours=1)
     console.print(f"Period {period['start']} ends at {period['end_at']}. The test clock jumps to "
@@ -181,7 +193,7 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
                   f"{ran['pdfs']['rendered']} PDFs rendered.")
     delivered = _drain(lane, adapters)
 
-    console.rule("[bold]6. One consolidated invoice per customer")
+    console.rule("[bold]7. One consolidated invoice per customer")
     invoices = api.call("GET", "/invoices?limit=100", admin)["data"]
     names = {c["id"]: c["name"] for c in api.call("GET", "/customers?limit=100", admin)["data"]}
     table = Table("number", "customer", "lines", "total", "status", "due on", "PDF")
@@ -196,8 +208,9 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     console.print(table)
     console.print(f"Each PDF is in {out}/. Bills of every app on one invoice; the credit is a negative line; the "
                   "USD SMS pack appears converted on the EUR invoice at the recorded rate.")
+    catalog["lines"] = _plan_lines(api, admin, provider_keys[0], catalog, invoices, console)
 
-    console.rule("[bold]7. Everyone is told: events, webhooks, emails")
+    console.rule("[bold]8. Everyone is told: events, webhooks, emails")
     events = api.call("GET", "/events?limit=100", admin)["data"]
     counts = Counter(event["type"] for event in events)
     table = Table("event", "count")
@@ -220,7 +233,120 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
                   f"curl -s http://127.0.0.1:8001/v1/invoices -H 'Authorization: Bearer {admin}'")
     return {"delivery": delivery, "tenant": tenant_id, "admin_key": admin, "invoices": invoices,
             "pdfs": written, "events": counts,
-            "delivered": delivered, **extras, "charging": charging, **payouts}
+            "delivered": delivered, **extras, "charging": charging, **payouts, "catalog": catalog}
+
+
+def _make_room(api: _Client, admin: str, settings: dict, console: Console) -> None:
+    """Start with the next period when fewer than STORY_DAYS of the open one are left (the plans'
+    story happens in the days between the customers' arrival and the period's end)."""
+    now = datetime.fromisoformat(api.call("GET", "/test_clock", admin)["now"])
+    period = calendar.period_containing(now, settings["period_anchor_day"], settings["timezone"])
+    if period.end_at - now >= timedelta(days=STORY_DAYS):
+        return
+    target = period.end_at + timedelta(hours=1)
+    console.print(f"The period {period.start} ends in less than {STORY_DAYS} days: the story starts with the next "
+                  f"one, so that it has days to tell (the test clock moves to {target.isoformat()}).")
+    api.call("POST", "/test_clock/advance", admin, {"to": target.isoformat()})
+
+
+def _on_the_hour(instant: datetime) -> datetime:
+    return instant.replace(minute=0, second=0, microsecond=0)
+
+
+def _utc(instant: str | None) -> str:
+    """An instant of the API (ISO 8601, UTC) as a table shows it: 2026-11-10 12:00 UTC."""
+    return f"{instant[:16].replace('T', ' ')} UTC" if instant else "—"
+
+
+def _plans(api: _Client, admin: str, key: str, provider_id: str, period: dict, console: Console) -> dict:
+    """The platform's parent plan granted to Ledgerly, Ledgerly's plans on it with their profit,
+    then subscriptions told over the period: one backdated, one plan change, one cancellation."""
+    console.rule("[bold]5. Plans: the platform's price list, resold by a provider")
+    parent = api.call("POST", "/plans", admin, {**PARENT_PLAN, "granted_to": [provider_id]})
+    made = [api.call("POST", "/plans", key, {
+        "code": code, "name": name, "currency": parent["currency"], "parent_plan": parent["code"],
+        "fees": [{"name": fee["name"], "price": price, "timing": fee["timing"], "parent_fee": fee["name"]}
+                 for fee in PARENT_PLAN["fees"]]}) for code, name, price in RESOLD_PLANS]
+    provider = PROVIDERS[0][0]
+    console.print(f"The platform bills a service of its own: parent plan {parent['code']} ({parent['name']}, "
+                  + ", ".join(f"{f['name']} {f['price']} {parent['currency']} a period, {f['timing']}"
+                              for f in parent["fees"])
+                  + f"), granted to {provider} (POST /v1/plans with the admin key). {provider} builds its plans on "
+                  "it (POST /v1/plans with its key, each fee naming the parent fee it resells): the customer pays "
+                  f"{provider}'s price, the platform keeps the parent fee, {provider} keeps the difference.")
+    table = Table("plan", "owner", "fee", "timing", "price", "parent price", "profit")
+    for plan in [parent, *made]:
+        for fee in plan["fees"]:
+            table.add_row(f"{plan['name']} ({plan['code']})", provider if plan["owner"] == provider_id else "platform",
+                          fee["name"], fee["timing"], f"{fee['price']} {plan['currency']}",
+                          fee["parent_price"] or "—", fee["profit"] or "—")
+    console.print(table)
+
+    now = datetime.fromisoformat(api.call("GET", "/test_clock", admin)["now"])
+    left = datetime.fromisoformat(period["end_at"]) - now
+    first, second = _on_the_hour(now + left / 3), _on_the_hour(now + left * 2 / 3)
+    opened = api.call("GET", "/customers/bakery-42", admin)["created_at"]
+    api.call("POST", "/test_clock/advance", admin, {"to": first.isoformat()})
+    cloud, plus = (code for code, _, _ in RESOLD_PLANS)
+    bakery = api.call("POST", "/subscriptions", key, {"customer": "bakery-42", "plan": cloud, "starts_at": opened,
+                                                      "external_billing_id": "ledgerly-bakery-42"})
+    studio = api.call("POST", "/subscriptions", key, {"customer": "studio-9", "plan": cloud,
+                                                      "external_billing_id": "ledgerly-studio-9"})
+    console.print(f"The test clock moves to {first.isoformat()}. {provider} subscribes bakery-42 to {cloud} from "
+                  f"{opened}, when its account was opened: a backdated subscription, billed from then (POST "
+                  f"/v1/subscriptions, starts_at in the past); and studio-9 from now.")
+    api.call("POST", "/test_clock/advance", admin, {"to": second.isoformat()})
+    bakery = api.call("PATCH", f"/subscriptions/{bakery['external_billing_id']}", key, {"plan": plus})
+    studio = api.call("DELETE", f"/subscriptions/{studio['external_billing_id']}", key)
+    console.print(f"The test clock moves to {second.isoformat()}. Mid-period, bakery-42 moves up to {plus} (PATCH "
+                  f"/v1/subscriptions/{{id}}): each plan is billed for its own days, the day of the change to the new "
+                  f"one. studio-9 deletes its instance (DELETE /v1/subscriptions/{{id}}): canceled, no day after "
+                  f"today is billed. Fees are rated at the close, day by day.")
+    table = Table("subscription", "customer", "plan", "from", "to", "status")
+    for sub in (bakery, studio):
+        for phase in sub["phases"]:
+            table.add_row(sub["external_billing_id"], sub["customer"], phase["plan"], _utc(phase["starts_at"]),
+                          _utc(phase["ends_at"]), sub["status"])
+    console.print(table)
+    upcoming = api.call("GET", "/customers/bakery-42/upcoming_invoice", admin)
+    rated = sum(line["source"] == "subscription" for line in upcoming["lines"])
+    console.print(f"Were the period to close now, bakery-42's invoice would come to {upcoming['total']} "
+                  f"{upcoming['currency']}, {rated} of its {len(upcoming['lines'])} lines rated from its subscription "
+                  "(GET /v1/customers/bakery-42/upcoming_invoice: nothing is stored).")
+    return {"plans": [parent, *made], "subscriptions": [bakery, studio], "upcoming": upcoming}
+
+
+def _statements(api: _Client, key: str, catalog: dict) -> list[dict]:
+    """Every charge rated from the demo's subscriptions, with its customer."""
+    return [{**charge, "customer": sub["customer"], "currency": statement["currency"]}
+            for sub in catalog["subscriptions"]
+            for statement in api.call("GET", f"/subscriptions/{sub['id']}/statements", key)["data"]
+            for charge in statement["charges"]]
+
+
+def _plan_lines(api: _Client, admin: str, key: str, catalog: dict, invoices: list[dict],
+                console: Console) -> list[dict]:
+    """The invoice lines rated from the subscriptions at the close, with the platform's fee and the
+    provider's profit in each."""
+    charges = {charge["bill"]: charge for charge in _statements(api, key, catalog)}
+    table = Table("invoice", "customer", "line", "amount", "platform fee", "profit")
+    lines = []
+    for invoice in sorted(invoices, key=lambda i: i["number"] or ""):
+        for line in api.call("GET", f"/invoices/{invoice['id']}", admin)["lines"]:
+            charge = charges.get(line["bill"])
+            if charge is None:
+                continue
+            lines.append({"invoice": invoice["number"], "customer": charge["customer"], "description":
+                          line["description"], "amount": line["amount"], "platform_fee": charge["platform_fee"],
+                          "profit": charge["profit"]})
+            table.add_row(invoice["number"], charge["customer"], line["description"],
+                          f"{line['amount']} {invoice['currency']}", charge["platform_fee"], charge["profit"])
+    console.print("The subscriptions were rated at the close into bills (one per subscription, fee and covered "
+                  "period) and invoiced with the providers' other bills: each plan for the days it was active, and "
+                  "the coming period in advance for the subscription that continues. Each line's platform fee is "
+                  "the parent fee rated the same way; the rest is the provider's profit:")
+    console.print(table)
+    return lines
 
 
 def _every(api: _Client, path: str, key: str) -> list[dict]:
@@ -249,6 +375,13 @@ def _deliveries(api: _Client, admin: str, receiver: "_Receiver", adapters: Adapt
     return counts
 
 
+class _Server(ThreadingHTTPServer):
+    """The receiver's server, with room for the sender's burst of connections (its thread pool
+    opens up to 32 at once; socketserver's default backlog of 5 resets some)."""
+
+    request_queue_size = 128
+
+
 class _Receiver:
     """A webhook receiver on 127.0.0.1 (a thread of the demo) that checks each signature as a
     subscriber would (Standard Webhooks: HMAC-SHA256 of "id.timestamp.body" with the secret)."""
@@ -274,7 +407,7 @@ class _Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
@@ -317,7 +450,7 @@ def _get_paid(api: _Client, admin: str, lane: due.Lane, adapters: Adapters, rece
     emails_before = {email["id"] for email in api.call("GET", "/email_deliveries?limit=100", admin)["data"]}
     webhooks_before = len(receiver.received)
     program = localstripe.executable()
-    steps = iter(range(8, 100))
+    steps = iter(range(9, 100))
     console.rule(f"[bold]{next(steps)}. Getting paid: a card on file, or a bank transfer")
     stripe = stack.enter_context(localstripe.LocalStripe(program)) if program else None
     if stripe is None:
@@ -508,6 +641,15 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
     console.print(f"The payout report (per provider, with the reconciliation: collected = tax + provider payouts + "
                   f"platform revenue ± FX) is in {report_pdf} and {report_csv.name}; reconciled: "
                   f"{'yes' if balanced else 'NO'}.")
+    plan_revenue = [row for row in report["rows"] if money.parse_amount(row["plan_gross"], row["currency"])]
+    if plan_revenue:
+        console.print("Of those payouts, what the providers' plans brought in (the report's plan revenue): the "
+                      "platform keeps the parent plans' fees, the provider its profit, in its net.")
+        table = Table("provider", "currency", "plans billed", "parent fees (platform)", "profit (provider)")
+        for row in plan_revenue:
+            table.add_row(row["provider_name"], row["currency"], row["plan_gross"], row["plan_fee"],
+                          row["plan_profit"])
+        console.print(table)
     per_currency: Counter = Counter()
     for account in api.call("GET", "/ledger/accounts", admin)["data"]:
         per_currency[account["currency"]] += money.parse_amount(account["balance"], account["currency"])
@@ -515,7 +657,7 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
                   + ", ".join(f"{money.format_amount(v, c)} {c}" for c, v in sorted(per_currency.items())) + ".")
     _drain(lane, adapters)
     return {"payouts": payouts, "payout_report": report_pdf, "reconciled": balanced,
-            "ledger_sums": dict(per_currency)}
+            "ledger_sums": dict(per_currency), "plan_revenue": plan_revenue}
 
 
 def _console() -> Console:

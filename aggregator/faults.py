@@ -38,7 +38,7 @@ POINTS = (
     # the due lanes (close, finalization, charge and payout days run as their units)
     "due.lane.after_claim", "due.unit.after_run",
     # close
-    "close.start.after_commit", "close.chunk.before_commit", "close.chunk.after_commit",
+    "close.rate.before_commit", "close.start.after_commit", "close.chunk.before_commit", "close.chunk.after_commit",
     "close.finish.before_commit", "close.finish.after_commit",
     # render
     "pdf.claim.after_commit", "pdf.store.after_file", "pdf.store.after_commit",

@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from marshmallow import ValidationError
 
 from .. import adapters as edge
 from ..commands import (
     AreaGroup,
+    checked,
     json_option,
     list_options,
     now_for,
@@ -19,7 +19,6 @@ from ..commands import (
     say,
     tenant_scoped,
 )
-from ..errors import flatten_messages
 from . import service
 from .schemas import ApiKeySchema, CustomerSchema, ProviderSchema, TenantSchema
 
@@ -28,18 +27,6 @@ providers = AreaGroup("providers", help="A tenant's providers (the apps that sen
 customers = AreaGroup("customers", help="A tenant's customers (who receive the consolidated invoices).")
 
 _MODES = {"live": True, "test": False}
-
-
-def _checked(schema, values: dict[str, Any], options: dict[str, str]) -> dict[str, Any]:
-    """`values` checked by the API's own schema (the rules of its endpoint); a usage error
-    naming each option at fault otherwise."""
-    try:
-        return schema.load(values)
-    except ValidationError as exc:
-        problems = flatten_messages(exc.messages)
-        raise click.UsageError("\n".join(
-            f"Invalid value for '{options.get(field.split('.')[0], field)}': {' '.join(messages)}"
-            for field, messages in problems.items())) from None
 
 
 def _address(ctx, param, pairs: tuple[str, ...]) -> dict[str, str] | None:
@@ -113,7 +100,7 @@ def _settings(options: dict[str, Any], partial: bool) -> dict[str, Any]:
     values = {field: options[option.removeprefix("--").replace("-", "_")]
               for field, option in _TENANT_OPTIONS.items()}
     values = {field: value for field, value in values.items() if value is not None}
-    return _checked(TenantSchema(partial=partial), values, _TENANT_OPTIONS)
+    return checked(TenantSchema(partial=partial), values, _TENANT_OPTIONS)
 
 
 @tenants.command("create")
@@ -228,8 +215,8 @@ def reissue(tenant_id, mode, revoke_others, as_json):
 @json_option
 def create_provider(principal, as_json, **fields):
     """Add a provider and show its API key once."""
-    fields = _checked(ProviderSchema(), {k: v for k, v in fields.items() if v is not None},
-                      {"name": "--name", "email": "--email", "revenue_share_rate": "--revenue-share"})
+    fields = checked(ProviderSchema(), {k: v for k, v in fields.items() if v is not None},
+                     {"name": "--name", "email": "--email", "revenue_share_rate": "--revenue-share"})
     created = service.create_provider(principal, fields, now_for(principal))
     if as_json:
         print_json({**ProviderSchema().dump(created.provider), "api_key": created.api_key,
@@ -271,8 +258,8 @@ def show_provider(principal, provider_id, as_json):
 @json_option
 def create_customer(principal, as_json, **fields):
     """Add a customer."""
-    fields = _checked(CustomerSchema(), {k: v for k, v in fields.items() if v is not None},
-                      {k: f"--{k.replace('_', '-')}" for k in fields})
+    fields = checked(CustomerSchema(), {k: v for k, v in fields.items() if v is not None},
+                     {k: f"--{k.replace('_', '-')}" for k in fields})
     print_object(service.create_customer(principal, fields, now_for(principal)), CustomerSchema(),
                  "Customer", as_json)
 

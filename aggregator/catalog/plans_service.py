@@ -228,6 +228,11 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
                       parent_fee_id=parent_fee.id if parent_fee else None)
         row.prices.append(FeePrice(effective_from=rating.ALWAYS, recorded_at=now, amount=fee["price"]))
         plan.fees.append(row)
+    try:  # the code's uniqueness, before anything else flushes the plan (the grants' queries, the event)
+        db.session.flush()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        raise _on(PlanCodeTaken, "code", f"A plan with code {fields['code']!r} already exists.") from None
     if provider_id is None:
         _set_grants(plan, fields.get("granted_to") or [], now)
     elif fields.get("granted_to"):

@@ -28,7 +28,9 @@ def plan_document(plan: Plan, now: datetime) -> dict[str, Any]:
         "granted_to": grants_of(plan) if plan.owner == "platform" else None,
         "fees": [{"name": f.name, "timing": f.timing, "revenue_share": f.revenue_share, "price": amount(f.price),
                   "parent_fee": f.parent_fee, "parent_price": amount(f.parent_price), "profit": amount(f.profit),
-                  "prices": [{**p, "amount": amount(p["amount"])} for p in f.prices]}
+                  "prices": [{"effective_from": p["effective_from"] and p["effective_from"].isoformat(),
+                              "amount": amount(p["amount"]), "recorded_at": p["recorded_at"].isoformat()}
+                             for p in f.prices]}
                  for f in fee_views(plan, now)],
         "metadata": plan.metadata_ or {}, "livemode": plan.livemode, "created_at": plan.created_at,
         "updated_at": plan.updated_at,

@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .. import money
-from ..periods.calendar import Period
+from ..periods.calendar import Period, local_midnight
 
 IN_ADVANCE, IN_ARREARS = "in_advance", "in_arrears"
 ADJUSTMENT = "adjustment"  # an in-advance fee's period settled at its own close
@@ -88,12 +88,12 @@ def _local_day(instant: datetime, tz: ZoneInfo) -> date:
     return instant.astimezone(tz).date()
 
 
-def _day_after_last(instant: datetime, tz: ZoneInfo) -> date:
-    """The first local day wholly at or after `instant`: an end at local midnight bills nothing
-    of that day; an end during a day bills it."""
-    local = instant.astimezone(tz)
-    day = local.date()
-    return day if local.time() == datetime.min.time() else day + timedelta(days=1)
+def _day_after_last(instant: datetime, tz: str) -> date:
+    """The first local day wholly at or after `instant`: an end at a day's first instant bills
+    nothing of that day; an end during a day bills it. The first instant, not 00:00 on the clock:
+    where clocks change at midnight a day may start at 01:00, or live 00:00 twice."""
+    day = _local_day(instant, ZoneInfo(tz))
+    return day if instant == local_midnight(day, tz) else day + timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,7 @@ def phase_days(timeline: Sequence[Phase], period: Period, tz: str,
     goes to the last phase active at some moment of it; days before `free_until`'s day (a free
     trial's end) go to none."""
     zone = ZoneInfo(tz)
+    timeline = [p for p in timeline if p.ends_at is None or p.ends_at > p.starts_at]  # a phase of no time has no day
     first_day = period.start
     if free_until is not None:
         first_day = max(first_day, _local_day(free_until, zone))
@@ -120,7 +121,7 @@ def phase_days(timeline: Sequence[Phase], period: Period, tz: str,
         if i + 1 < len(timeline) and timeline[i + 1].starts_at < period.end_at:
             stop = _local_day(timeline[i + 1].starts_at, zone)  # the next phase takes the day it starts
         elif phase.ends_at is not None:
-            stop = _day_after_last(phase.ends_at, zone)
+            stop = _day_after_last(phase.ends_at, tz)
         else:
             stop = end_day
         days = (min(stop, end_day) - start).days
@@ -174,9 +175,13 @@ class Rated:
 def rate(price: int, parent_price: int | None, billed: Sequence[PhaseDays], whole: int) -> Rated:
     """A fee of `price` (and its parent's, if any) over the days `billed` of a period of `whole`
     days: each amount rounded once."""
-    units = sum(b.days * b.phase.quantity for b in billed)
-    days = sum(b.days for b in billed)
-    quantity = max((b.phase.quantity for b in billed), default=0)
+    if len(billed) == 1:  # one phase: most subscriptions in most periods, rated without the sums
+        days, quantity = billed[0].days, billed[0].phase.quantity
+        units = days * quantity
+    else:
+        units = sum(b.days * b.phase.quantity for b in billed)
+        days = sum(b.days for b in billed)
+        quantity = max((b.phase.quantity for b in billed), default=0)
     fee = money.prorate(parent_price, units, whole) if parent_price is not None else None
     return Rated(units, days, quantity, money.prorate(price, units, whole), fee)
 

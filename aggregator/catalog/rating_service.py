@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .. import money
 from ..accounts.models import TenantSettings, Trial
-from ..db import dialect_insert, in_ids, new_id, run
+from ..db import in_ids, insert_rows, new_id, run
 from ..ingest.models import Bill
 from ..ingest.transitions import create_bills
 from ..periods import calendar as C
@@ -42,26 +42,36 @@ class LoadedCatalog:
     """The tenant's plans as rating needs them, with what the bills show."""
 
     catalog: rating.Catalog
-    plans: dict[str, Plan]
+    plans: dict[str, sa.Row]  # plan id -> (id, currency, name, unbilled): what its bills show
     fee_plan: dict[str, str]  # fee id -> plan id
     fee_revenue_share: dict[str, bool]
 
 
-def load_catalog(tenant_id: str, livemode: bool) -> LoadedCatalog:
-    """Every plan of the tenant and mode with its fees and prices (a price list: small)."""
+def load_catalog(tenant_id: str, livemode: bool, subscription_ids: Sequence[str] | None = None) -> LoadedCatalog:
+    """Every plan of the tenant and mode with its fees and prices (a price list: small); with
+    `subscription_ids`, only the plans their histories name and those plans' parents (what rating
+    these few needs: the upcoming invoice, whatever the size of the tenant's catalog)."""
     p, f, pr = Plan.__table__.c, PlanFee.__table__.c, FeePrice.__table__.c
-    plans = {plan.id: plan for plan in
-             Plan.query.filter(p.tenant_id == tenant_id, p.livemode == livemode).all()}
+    tenant_plans = [p.tenant_id == tenant_id, p.livemode == livemode]
+    if subscription_ids is not None:
+        ch = SubscriptionChange.__table__.c
+        named = sa.select(ch.plan_id).where(in_ids(ch.subscription_id, subscription_ids), ch.plan_id.is_not(None))
+        parents = sa.select(p.parent_plan_id).where(p.id.in_(named), p.parent_plan_id.is_not(None))
+        tenant_plans.append(sa.or_(p.id.in_(named), p.id.in_(parents)))
+    plans = {plan.id: plan for plan in run(sa.select(p.id, p.currency, p.name, p.unbilled).where(*tenant_plans))}
     fees: dict[str, list[rating.Fee]] = {}
     fee_plan, share = {}, {}
+    # joined to the tenant's plans rather than = ANY(their ids): no array of every id to send and probe
     for row in run(sa.select(f.id, f.plan_id, f.name, f.timing, f.parent_fee_id, f.revenue_share)
-                   .where(in_ids(f.plan_id, plans)).order_by(f.plan_id, f.position)):
+                   .join_from(PlanFee.__table__, Plan.__table__, p.id == f.plan_id).where(*tenant_plans)
+                   .order_by(f.plan_id, f.position)):
         fees.setdefault(row.plan_id, []).append(rating.Fee(row.id, row.plan_id, row.name, row.timing,
                                                            row.parent_fee_id))
         fee_plan[row.id], share[row.id] = row.plan_id, bool(row.revenue_share)
     prices: dict[str, list[rating.Price]] = {}
     for row in run(sa.select(pr.fee_id, pr.effective_from, pr.recorded_at, pr.amount)
-                   .where(in_ids(pr.fee_id, fee_plan))):
+                   .join_from(FeePrice.__table__, PlanFee.__table__, f.id == pr.fee_id)
+                   .join(Plan.__table__, p.id == f.plan_id).where(*tenant_plans)):
         prices.setdefault(row.fee_id, []).append(rating.Price(row.effective_from, row.recorded_at, row.amount))
     unbilled = frozenset(plan_id for plan_id, plan in plans.items() if plan.unbilled)
     return LoadedCatalog(rating.Catalog(fees, prices, unbilled), plans, fee_plan, share)
@@ -139,15 +149,17 @@ def _trials(subs: Sequence[Subscription]) -> dict[tuple[str, str], datetime]:
 def _chunks(tenant_id: str, livemode: bool, period: C.Period, following: C.Period,
             chunk: int) -> Iterator[list[Subscription]]:
     """The subscriptions the close of `period` may bill, `chunk` at a time: recorded by the
-    period's end and active at some moment of it or of the following period (as now known: an
-    end recorded later takes effect no earlier than the period it was recorded in)."""
+    period's end (as rating.phases counts "known at") and active at some moment of it or of the
+    following period, or ended at its start (as now known: an end recorded later takes effect
+    no earlier than the period it was recorded in)."""
     s = Subscription.__table__.c
     after = ""
     while True:
         rows = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id).where(
             s.tenant_id == tenant_id, s.livemode == livemode, s.id > after,
-            s.created_at < period.end_at, s.starts_at < following.end_at,
-            sa.or_(s.ends_at.is_(None), s.ends_at > period.start_at)).order_by(s.id).limit(chunk)).all()
+            s.created_at <= period.end_at, s.starts_at < following.end_at,
+            # >=: one ended at the period's very start may have been billed for it in advance
+            sa.or_(s.ends_at.is_(None), s.ends_at >= period.start_at)).order_by(s.id).limit(chunk)).all()
         if not rows:
             return
         yield rows  # rows carry what rating needs (id, provider_id, customer_id)
@@ -187,7 +199,7 @@ def _store(settings: TenantSettings, period: C.Period, charges: Sequence[rating.
     created = create_bills(bills)
     fresh = [row for row in rows if row["bill_id"] in created]
     if fresh:
-        run(dialect_insert(SubscriptionCharge.__table__).on_conflict_do_nothing(), fresh)
+        insert_rows(SubscriptionCharge.__table__, fresh)
     report.charges += len(charges)
     report.bills_created += len(created)
 

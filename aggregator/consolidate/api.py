@@ -1,7 +1,7 @@
 """Periods, invoices, FX rates and the test clock (admin keys)."""
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, current_app
 from flask.views import MethodView
 
 from .. import adapters as edge
@@ -10,7 +10,7 @@ from ..errors import NotFound
 from ..fields import ListArgs, page_schema
 from ..periods import service as periods
 from ..web import Blueprint, clock_now, current, requires
-from . import close_service, fx_service, invoice_service, pdf_service, test_clock_service
+from . import close_service, fx_service, invoice_service, pdf_service, test_clock_service, upcoming_service
 from .schemas import (
     AdvanceResultSchema,
     AdvanceSchema,
@@ -22,7 +22,9 @@ from .schemas import (
     PeriodListArgs,
     PeriodSchema,
     TestClockSchema,
+    UpcomingInvoiceSchema,
     VoidSchema,
+    upcoming_document,
 )
 
 blp = Blueprint("consolidate", __name__, url_prefix="/v1", description="Periods and invoices")
@@ -147,3 +149,15 @@ def advance_clock(body):
     principal = _test_mode_only()
     result = test_clock_service.advance_test_clock(principal.tenant_id, body["to"], edge.current(), wait=body["wait"])
     return result, 200 if body["wait"] else 202
+
+
+@blp.route("/customers/<customer>/upcoming_invoice", methods=["GET"])
+@requires("admin", "provider")
+@blp.response(200, UpcomingInvoiceSchema)
+def upcoming_invoice(customer):
+    """The invoice the customer would receive at the open period's close if nothing changed from now
+    on: pending bills and subscription fees rated to now. Nothing is stored. A provider's key sees
+    its own lines only."""
+    principal = current()
+    upcoming = upcoming_service.upcoming_invoice(principal, customer, clock_now(principal))
+    return current_app.json.response(upcoming_document(upcoming))  # what UpcomingInvoiceSchema dumps

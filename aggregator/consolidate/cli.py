@@ -14,6 +14,7 @@ from ..commands import (
     AreaGroup,
     Day,
     Instant,
+    acting_for,
     json_option,
     list_options,
     now_for,
@@ -23,11 +24,12 @@ from ..commands import (
     print_record,
     print_rows,
     progress,
+    provider_option,
     say,
     tenant_scoped,
 )
 from ..periods import service as periods_service
-from . import close_service, invoice_service, pdf_service, test_clock_service
+from . import close_service, invoice_service, pdf_service, test_clock_service, upcoming_service
 from .schemas import (
     AdvanceResultSchema,
     CloseReportSchema,
@@ -35,6 +37,7 @@ from .schemas import (
     PeriodSchema,
     RenderReportSchema,
     TestClockSchema,
+    UpcomingInvoiceSchema,
 )
 
 periods = AreaGroup("periods", help="Invoicing periods: list them, close them, move a tenant's test clock.")
@@ -193,6 +196,24 @@ def _print_invoice(invoice, as_json: bool) -> None:
 def show_invoice(principal, invoice_id, as_json):
     """One invoice with its lines."""
     _print_invoice(invoice_service.get_invoice(principal, invoice_id), as_json)
+
+
+@invoices.command("upcoming")
+@tenant_scoped
+@provider_option(False, "Only this provider's lines, as its key sees them.")
+@click.argument("customer", metavar="CUSTOMER")
+@json_option
+def upcoming(principal, provider_id, customer, as_json):
+    """The invoice a customer would receive at the open period's close if nothing changed from now on:
+    its pending bills and its subscriptions' fees rated to now. Nothing is stored."""
+    principal = acting_for(principal, provider_id) if provider_id else principal
+    data = UpcomingInvoiceSchema().dump(upcoming_service.upcoming_invoice(principal, customer, now_for(principal)))
+    if as_json:
+        print_json(data)
+        return
+    lines = data.pop("lines")
+    print_record(data, f"Upcoming invoice of {customer}")
+    print_rows(lines, ["source", "provider", "description", "amount", "original_amount", "fx_rate"], "Lines")
 
 
 @invoices.command("finalize")

@@ -92,6 +92,7 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
     if period_transitions.start_closing(tenant_id, livemode, start, now):
         rate_period(settings, period)  # subscriptions' fees become bills of the period, once
     period_rates.record_rates(tenant_id, livemode, start)  # the rates its bills are invoiced on, once
+    crash_point("close.rate.before_commit")
     db.session.commit()
     crash_point("close.start.after_commit")
 

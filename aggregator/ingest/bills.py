@@ -58,3 +58,5 @@ class BillView:
     received_at: datetime
     livemode: bool
     period: date  # the start date of the invoicing period the bill belongs to
+    source: str = "api"  # or "subscription": rated from a plan at a close (catalog/)
+    platform_fee: int | None = None  # the platform's fee it carries itself (a parent plan's)

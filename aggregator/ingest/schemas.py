@@ -131,9 +131,17 @@ class BillSchema(Schema):
     received_at = fields.DateTime()
     period = fields.Date(metadata={"description": "The invoicing period (named by its start date)."})
     livemode = fields.Boolean()
+    source = fields.String(metadata={"enum": ["api", "subscription"], "description":
+                                     "api: sent by its provider; subscription: rated from a plan at a close."})
+    platform_fee = fields.Method("_platform_fee", metadata={
+        "type": ["string", "null"], "description": "A plan-rated bill's platform fee (its parent plan's price); "
+                                                   "its provider's profit is amount − platform_fee."})
 
     def _amount(self, bill):
         return money.format_amount(bill.amount, bill.currency)
+
+    def _platform_fee(self, bill):
+        return None if bill.platform_fee is None else money.format_amount(bill.platform_fee, bill.currency)
 
 
 class BatchItemResultSchema(Schema):
@@ -263,5 +271,6 @@ def bill_document(bill: BillView) -> dict[str, Any]:
         "service_period": None if period is None else {
             "start": period["start"].isoformat(), "end": period["end"].isoformat()},
         "metadata": bill.metadata, "received_at": bill.received_at.isoformat(),
-        "period": bill.period.isoformat(), "livemode": bill.livemode,
+        "period": bill.period.isoformat(), "livemode": bill.livemode, "source": bill.source,
+        "platform_fee": None if bill.platform_fee is None else money.format_amount(bill.platform_fee, bill.currency),
     }

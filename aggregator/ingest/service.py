@@ -51,7 +51,8 @@ def view(bill: Bill) -> BillView:
         provider=bill.provider_id, amount=bill.amount, currency=bill.currency,
         revenue_share=bill.revenue_share, description=bill.description,
         service_period=bill.service_period, metadata=bill.metadata_ or {},
-        received_at=bill.received_at, livemode=bill.livemode, period=bill.period_start,
+        received_at=bill.received_at, livemode=bill.livemode, period=bill.period_start, source=bill.source,
+        platform_fee=bill.platform_fee,
     )
 
 

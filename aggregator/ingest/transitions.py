@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..db import db, dialect_insert, run
+from ..db import db, insert_rows
 from ..states import guarded_update
 from .models import BILL_STATES, Bill
 
@@ -22,8 +22,6 @@ def cancel(bill: Bill, now: datetime) -> bool:
 def create_bills(rows: list[dict]) -> set[str]:
     """Store bills (rows of every column but status and cancelled_at) pending, each once: a row
     whose (provider, idempotency key) is already stored is skipped. -> the ids stored now."""
-    if not rows:
-        return set()
-    stmt = (dialect_insert(_bills).on_conflict_do_nothing(index_elements=["provider_id", "idempotency_key"])
-            .returning(_bills.c.id))
-    return set(run(stmt, [{**row, "status": BILL_STATES.initial} for row in rows]).scalars())
+    initial = BILL_STATES.initial
+    return set(insert_rows(_bills, [{**row, "status": initial} for row in rows],
+                           conflict=["provider_id", "idempotency_key"], returning=_bills.c.id))

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Iterable, Mapping, Sequence
 
@@ -52,6 +52,7 @@ from ..auth import Principal
 from ..consolidate.models import Invoice
 from ..db import db, run
 from ..errors import InvalidInput, NotFound
+from ..ingest.models import Bill
 from ..periods import calendar as C
 from ..revenue import shares
 from ..revenue.parts import InvoiceParts
@@ -83,6 +84,20 @@ def _summed(items: Sequence[Figures]) -> dict[str, int]:
     return {name: sum(getattr(item, name) for item in items) for name in _MONEY}
 
 
+@dataclass(frozen=True)
+class PlanFigures:
+    """Of a row's lines, those of plan-rated bills (catalog/): what customers paid for the
+    provider's plans (gross), the platform's share (the parent plans' fees, or the revenue-share
+    cut of a plan without parent) and the provider's profit (net)."""
+
+    gross: int = 0
+    fee: int = 0
+    net: int = 0
+
+    def __add__(self, other: "PlanFigures") -> "PlanFigures":
+        return PlanFigures(self.gross + other.gross, self.fee + other.fee, self.net + other.net)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProviderRow(Figures):
     provider_id: str
@@ -91,6 +106,7 @@ class ProviderRow(Figures):
     bills: int  # Σ line_count of its payouts
     status: str  # its payouts' status; 'mixed' when they differ
     payout_ids: tuple[str, ...]
+    plan: PlanFigures = field(default_factory=lambda: PlanFigures())  # of it, what plan-rated bills paid
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +116,7 @@ class CurrencyTotal(Figures):
     currency: str
     providers: int
     bills: int
+    plan: PlanFigures = field(default_factory=lambda: PlanFigures())
 
 
 @dataclass(frozen=True)
@@ -177,7 +194,8 @@ def currency_totals(rows: Iterable[ProviderRow]) -> list[CurrencyTotal]:
     by_currency: dict[str, list[ProviderRow]] = defaultdict(list)
     for row in rows:
         by_currency[row.currency].append(row)
-    return [CurrencyTotal(currency=currency, providers=len(group), bills=sum(r.bills for r in group), **_summed(group))
+    return [CurrencyTotal(currency=currency, providers=len(group), bills=sum(r.bills for r in group),
+                          plan=sum((r.plan for r in group), PlanFigures()), **_summed(group))
             for currency, group in sorted(by_currency.items())]
 
 
@@ -261,16 +279,37 @@ def payout_report(principal: Principal, period: date) -> PayoutReport:
                for p in db.session.scalars(sa.select(Payout).where(Payout.run_id.in_(runs)).order_by(Payout.id))]
     names = dict(run(sa.select(Provider.id, Provider.name).where(
         Provider.tenant_id == principal.tenant_id, Provider.livemode == principal.livemode)).all())
-    rows = provider_rows(payouts, names)
     nets: dict[str, int] = defaultdict(int)
     for payout in payouts:
         nets[payout.currency] += payout.net
     sources = db.session.scalars(sa.select(PayoutSource).where(PayoutSource.run_id.in_(runs))
                                  .order_by(PayoutSource.source_id)).all()
-    attributed = ((parts, lines) for _, parts, lines in source_lines(sources))
-    reconciliation = reconcile(attributed, nets, _outstanding(principal, period))
+    plan_bills = _plan_bills(principal, sources)
+    plans: dict[tuple[str, str], PlanFigures] = defaultdict(PlanFigures)
+
+    def attributed():
+        for _, parts, lines in source_lines(sources):
+            for bill, line in zip(parts.bills, lines.bills, strict=True):
+                if bill.bill_id in plan_bills:
+                    plans[bill.provider_id, bill.currency] += PlanFigures(line.amount, line.fee, line.net)
+            yield parts, lines
+
+    reconciliation = reconcile(attributed(), nets, _outstanding(principal, period))
+    rows = [replace(row, plan=plans.get((row.provider_id, row.currency), PlanFigures()))
+            for row in provider_rows(payouts, names)]
     return PayoutReport(principal.tenant_id, principal.livemode, settings.legal_name or settings.name, period, end,
                         rows, currency_totals(rows), reconciliation, settings.locale)
+
+
+def _plan_bills(principal: Principal, sources: Sequence[PayoutSource]) -> set[str]:
+    """The ids of the plan-rated bills among those the sources' invoices may hold."""
+    if not sources:
+        return set()
+    oldest = run(sa.select(sa.func.min(Invoice.period_start)).where(
+        Invoice.id.in_({s.invoice_id for s in sources}))).scalar()
+    b = Bill.__table__.c
+    return set(run(sa.select(b.id).where(b.tenant_id == principal.tenant_id, b.livemode == principal.livemode,
+                                         b.source == "subscription", b.period_start >= oldest)).scalars())
 
 
 def _outstanding(principal: Principal, period: date) -> list[tuple[str, OutstandingInvoice]]:
@@ -288,7 +327,9 @@ def _outstanding(principal: Principal, period: date) -> list[tuple[str, Outstand
 
 # --- documents -------------------------------------------------------------------------------------
 
-_CSV_COLUMNS = ["provider_id", "provider_name", "currency", "bills", *_MONEY, "status", "payout_ids"]
+_PLAN = ("gross", "fee", "net")
+_CSV_COLUMNS = ["provider_id", "provider_name", "currency", "bills", *_MONEY, "status", "payout_ids",
+                "plan_gross", "plan_fee", "plan_profit"]
 
 
 def report_csv(report: PayoutReport) -> str:
@@ -300,10 +341,12 @@ def report_csv(report: PayoutReport) -> str:
     for row in report.rows:
         writer.writerow([row.provider_id, row.provider_name, row.currency, row.bills,
                          *(money.format_amount(getattr(row, name), row.currency) for name in _MONEY),
-                         row.status, " ".join(row.payout_ids)])
+                         row.status, " ".join(row.payout_ids),
+                         *(money.format_amount(getattr(row.plan, name), row.currency) for name in _PLAN)])
     for total in report.totals:
         writer.writerow(["total", f"{total.providers} providers", total.currency, total.bills,
-                         *(money.format_amount(getattr(total, name), total.currency) for name in _MONEY), "", ""])
+                         *(money.format_amount(getattr(total, name), total.currency) for name in _MONEY), "", "",
+                         *(money.format_amount(getattr(total.plan, name), total.currency) for name in _PLAN)])
     return out.getvalue()
 
 
@@ -312,7 +355,8 @@ def report_document(report: PayoutReport) -> dict:
     minor units for the chart's bars (the template scales them)."""
     show = lambda minor, currency: money.display(minor, currency, report.locale)  # noqa: E731
     rows = [{"name": r.provider_name, "currency": r.currency, "bills": r.bills, "status": r.status.replace("_", " "),
-             "net_minor": r.net, **{name: show(getattr(r, name), r.currency) for name in _MONEY}}
+             "net_minor": r.net, **{name: show(getattr(r, name), r.currency) for name in _MONEY},
+             "plan": {name: show(getattr(r.plan, name), r.currency) for name in _PLAN} if r.plan.gross else None}
             for r in report.rows]
     totals = [{"currency": t.currency, "providers": t.providers, "bills": t.bills,
                **{name: show(getattr(t, name), t.currency) for name in _MONEY}} for t in report.totals]
@@ -331,6 +375,7 @@ def report_document(report: PayoutReport) -> dict:
     return {"tenant_name": report.tenant_name, "mode": "live" if report.livemode else "test",
             "period_start": report.period_start.isoformat(), "period_end": report.period_end.isoformat(),
             "currencies": [t.currency for t in report.totals], "rows": rows, "totals": totals,
+            "plans": [row for row in rows if row["plan"]],
             "reconciliation": reconciliation}
 
 

@@ -20,6 +20,11 @@ def _amount(attribute: str, description: str | None = None):
                                      **({"description": description} if description else {})})
 
 
+def _plan(attribute: str, description: str):
+    return fields.Function(lambda row: money.format_amount(getattr(row.plan, attribute), row.currency),
+                           metadata={"type": "string", "example": "19.99", "description": description})
+
+
 def _figures(*names: str) -> dict:
     return {name: _amount(name) for name in names}
 
@@ -33,6 +38,9 @@ ProviderRowSchema = Schema.from_dict({
     **_figures(*_ROW_AMOUNTS),
     "status": fields.String(metadata={"description": "Its payouts' status; mixed when they differ."}),
     "payouts": fields.List(fields.String(), attribute="payout_ids"),
+    "plan_gross": _plan("gross", "Of gross: what customers paid for the provider's plans (plan-rated bills)."),
+    "plan_fee": _plan("fee", "Of fee: the platform's share of those (its parent plans' fees)."),
+    "plan_profit": _plan("net", "Of net: the provider's profit on its plans (negative: priced below its parent)."),
 }, name="PayoutReportRow")
 
 CurrencyTotalSchema = Schema.from_dict({

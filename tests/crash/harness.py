@@ -8,7 +8,8 @@ A run, for a seed and a point:
   idempotency keys, so a second charge would be a second PaymentIntent) and pays its providers by
   bank transfer; "connect" charges and pays its providers by Stripe Connect at the tests' own
   Stripe peer (tests/stripe_peer.py). Each has customers with emails and cards, providers, a
-  webhook endpoint (a real receiver) and a finance address; mail goes to a real SMTP server
+  webhook endpoint (a real receiver) and a finance address, and a parent plan, a provider's plan on
+  it and subscriptions to it (rated into bills by the close); mail goes to a real SMTP server
   (aiosmtpd);
 * processes: two workers (`python -m aggregator.worker`) and the actor (tests.crash.actor), all
   started with AGGREGATOR_CRASH_AT=<point>@<n> and AGGREGATOR_CRASH_ONCE: the first process that
@@ -23,7 +24,8 @@ A run, for a seed and a point:
   not counted against the work).
 
 Invariants (`check`): every accepted bill is in exactly one invoice, or cancelled, or pending in
-a period not closed, and nothing else was stored; invoice totals are their bills; invoice numbers
+a period not closed, and nothing else was stored but the close's rated bills, three per
+subscription, each once; invoice totals are their bills; invoice numbers
 are gapless per tenant; one PaymentIntent per payment attempt at the Stripe server (and each
 attempt's intent the one recorded); each refund one Stripe refund; each payout paid once, one
 transfer per Stripe payout of its exact amount, each payment a payout source once; every journal
@@ -64,6 +66,7 @@ NEEDS = {"refund.resume.after_claim": "refund.create.after_commit"}
 FREQUENT = ("ingest.", "pdf.", "events.", "webhooks.", "email.", "due.")
 
 START = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)  # Sydney: in the period 2026-10-25
+SUBSCRIBED = 3  # customers of each tenant subscribed to a plan (the close rates them into bills)
 PERIOD = "2026-10-25"
 CLOSE_AT = "2026-11-24T13:00:00+00:00"  # the period's end
 CHARGE_AT = "2026-12-02T00:00:00+00:00"  # after the charge day's charge hour (9:00 Sydney, 2 Dec)
@@ -242,11 +245,25 @@ class Cycle:
                 _ok(admin.patch(f"/v1/customers/{external}", {"stripe_customer_id": stripe_customer,
                                                               "stripe_payment_method": method}))
                 customers.append(external)
+            subscriptions = self._subscribe(admin, providers[0], customers[:SUBSCRIBED])
             self.tenants.append({"id": tenant_id, "kind": kind, "admin": keys["test"],
-                                 "providers": providers, "customers": customers})
+                                 "providers": providers, "customers": customers, "subscriptions": subscriptions})
         plan = self.folder / "plan.json"
         plan.write_text(json.dumps({"bills": self.bills, "tenants": self.tenants}))
         return plan
+
+    def _subscribe(self, admin, provider_key: str, customers: list[str]) -> list[str]:
+        """A parent plan, the first provider's plan on it (one fee billed in advance, one in
+        arrears), and a subscription for each customer given: the close rates them into bills."""
+        _ok(admin.post("/v1/plans", {"code": "base", "name": "Base", "currency": "AUD", "granted_to": ["*"],
+                                     "fees": [{"name": "Hosting", "price": "40.00", "timing": "in_advance"},
+                                              {"name": "Support", "price": "5.00", "timing": "in_arrears"}]}))
+        provider = self._api(provider_key)
+        _ok(provider.post("/v1/plans", {
+            "code": "pro", "name": "Pro", "currency": "AUD", "parent_plan": "base",
+            "fees": [{"name": "Hosting", "price": "55.00", "timing": "in_advance", "parent_fee": "Hosting"},
+                     {"name": "Support", "price": "9.00", "timing": "in_arrears", "parent_fee": "Support"}]}))
+        return [_ok(provider.post("/v1/subscriptions", {"customer": c, "plan": "pro"}))["id"] for c in customers]
 
     def _hook_path(self, kind: str) -> str:
         return f"/{self.folder.name}/{kind}"  # the receiver serves every cycle of a run
@@ -378,7 +395,16 @@ class Cycle:
     def _check_bills(self, t: dict, out: list[str]) -> list[str]:
         v = []
         accepted = {line.split()[2] for line in out if line.startswith(f"accepted {t['id']} ")}
-        stored = dict(self._sql("SELECT id, status FROM bills WHERE tenant_id = :one", one=t["id"]))
+        stored = dict(self._sql("SELECT id, status FROM bills WHERE tenant_id = :one AND source = 'api'", one=t["id"]))
+        # rated by the close: per subscription, Support for the period, Hosting for the period (it started
+        # in it) and for the next one in advance; each once, each a bill of the period
+        rated = self._sql(
+            "SELECT c.subscription_id, count(*), count(DISTINCT (c.fee_id, c.covered_start)), "
+            "bool_and(b.period_start = :period AND b.source = 'subscription') FROM subscription_charges c "
+            "JOIN bills b ON b.id = c.bill_id WHERE b.tenant_id = :one GROUP BY c.subscription_id",
+            one=t["id"], period=datetime.fromisoformat(PERIOD).date())
+        if sorted(r[0] for r in rated) != sorted(t["subscriptions"]) or any(r[1:] != (3, 3, True) for r in rated):
+            v.append(f"{t['kind']}: rated charges per subscription {sorted(r[1:] for r in rated)}, expected 3 each")
         if set(stored) != accepted:
             v.append(f"{t['kind']}: bills stored {len(stored)} != accepted {len(accepted)} "
                      f"(lost {len(accepted - set(stored))}, unknown {len(set(stored) - accepted)})")
@@ -390,7 +416,7 @@ class Cycle:
             "AND p.start = b.period_start LEFT JOIN invoices i ON i.tenant_id = b.tenant_id "
             "AND i.livemode = b.livemode AND i.customer_id = b.customer_id AND i.period_start = b.period_start "
             "WHERE b.tenant_id = :one GROUP BY b.id, b.status, p.status", one=t["id"])
-        if len(rows) != len(stored):
+        if len(rows) != len(stored) + sum(r[1] for r in rated):
             v.append(f"{t['kind']}: {len(stored) - len(rows)} bills without a period row")
         closed = 0
         for bill_id, status, period, invoices in rows:

@@ -9,53 +9,17 @@ import re
 import pytest
 
 from tests.support.callers import Caller
+from tests.support.cli import as_json, commands_of
 from tests.support.invoicing import bill_body
 
-GROUPS = ["tenants", "tenants keys", "providers", "customers", "periods", "invoices", "events", "payments",
-          "refunds", "payouts", "ledger", "worker"]
-
-
-@pytest.fixture
-def cli(app):
-    runner = app.test_cli_runner()
-
-    def run(*args: str, exit_code: int = 0):
-        result = runner.invoke(args=list(args))
-        assert result.exit_code == exit_code, (args, result.output, result.exception)
-        assert "Traceback" not in result.output
-        return result
-
-    return run
-
-
-def as_json(result) -> dict:
-    return json.loads(result.stdout)
-
-
-@pytest.fixture
-def cli_tenant(cli, client):
-    """A tenant made with the command line, as the README does."""
-    created = as_json(cli("tenants", "create", "--name", "Acme Marketplace", "--timezone", "Australia/Sydney",
-                          "--currency", "AUD", "--json"))
-    created["admin"] = Caller(client, created["admin_keys"]["test"])
-    created["scope"] = ["--tenant", created["id"], "--mode", "test"]
-    return created
-
-
-def _commands(app, path: str):
-    import click
-
-    group = app.cli
-    for name in path.split():
-        group = group.get_command(None, name)
-    assert isinstance(group, click.Group)
-    return group.commands
+GROUPS = ["tenants", "tenants keys", "providers", "customers", "plans", "subscriptions", "environments", "periods",
+          "invoices", "events", "payments", "refunds", "payouts", "ledger", "worker"]
 
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_group_and_command_has_help(app, cli, group):
     result = cli(*group.split(), "--help")
-    commands = _commands(app, group)
+    commands = commands_of(app, group)
     assert commands and all(name in result.output for name in commands)
     for name, command in commands.items():
         assert command.help, f"{group} {name} has no help text"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime, timezone
 
 import pytest
 from pypdf import PdfReader
@@ -35,7 +36,7 @@ def test_the_demo_closes_a_period_and_writes_each_customers_invoice(demo_with_ca
     made, text = demo_with_cards
     assert "Closed period" in text and "One consolidated invoice per customer" in text
     assert sorted((i["currency"], i["total"], i["status"]) for i in made["invoices"]) == [
-        ("EUR", "54.20", "open"), ("USD", "361.50", "open"), ("USD", "39.00", "open")]
+        ("EUR", "54.20", "open"), ("USD", "430.85", "open"), ("USD", "45.77", "open")]
     assert len(made["pdfs"]) == 3
     for pdf in made["pdfs"]:
         assert pdf.stem in PdfReader(pdf).pages[0].extract_text()  # the file is the invoice it is named after
@@ -53,9 +54,9 @@ def test_the_demo_pays_by_card_and_by_transfer_and_retries_a_declined_card(demo_
         "bakery-42": "paid", "studio-9": "paid", "cafe-lune": "paid"}
     assert _payments(made) == [
         ("manual", "bank_transfer", 0, "succeeded", "54.20", "EUR"),
-        ("stripe", "card", 1, "failed", "39.00", "USD"),
-        ("stripe", "card", 1, "succeeded", "361.50", "USD"),
-        ("stripe", "card", 2, "succeeded", "39.00", "USD")]
+        ("stripe", "card", 1, "failed", "45.77", "USD"),
+        ("stripe", "card", 1, "succeeded", "430.85", "USD"),
+        ("stripe", "card", 2, "succeeded", "45.77", "USD")]
     assert "card_declined" in text and "retried at 2026-12-04T22:00:00+00:00" in text  # the invoice's next_charge_at
     assert sorted((e["kind"], e["recipient"], e["status"]) for e in charging["emails"]) == [
         ("payment_failed", "accounts@studio-9.example", "sent"),
@@ -65,6 +66,53 @@ def test_the_demo_pays_by_card_and_by_transfer_and_retries_a_declined_card(demo_
     types = sorted(type_ for type_, _ in charging["webhooks"])
     assert all(ok for _, ok in charging["webhooks"])
     assert types.count("invoice.paid") == 3 and types.count("invoice.payment_failed") == 1
+
+
+def test_the_demo_resells_a_parent_plan_and_bills_its_subscriptions_by_the_day(demo_with_cards):
+    """A parent plan granted to Ledgerly, its two plans on it with their profit; bakery-42 backdated
+    to its account's opening (2026-11-10, Sydney) and moved up on 2026-11-20; studio-9 from
+    2026-11-15 to its cancellation on 2026-11-20: a period of 31 days."""
+    made, text = demo_with_cards
+    catalog = made["catalog"]
+    assert [(p["code"], p["parent_plan"], p["fees"][0]["price"], p["fees"][0]["profit"]) for p in catalog["plans"]] \
+        == [("cloud-hosting", None, "20.00", None), ("ledgerly-cloud", "cloud-hosting", "35.00", "15.00"),
+            ("ledgerly-cloud-plus", "cloud-hosting", "50.00", "30.00")]
+    assert [(s["customer"], s["status"], [p["plan"] for p in s["phases"]]) for s in catalog["subscriptions"]] == [
+        ("bakery-42", "active", ["ledgerly-cloud", "ledgerly-cloud-plus"]),
+        ("studio-9", "canceled", ["ledgerly-cloud"])]
+    assert catalog["subscriptions"][0]["starts_at"] == "2026-11-10T12:00:00+00:00"  # before it was recorded
+    assert "backdated" in text and "PATCH /v1/subscriptions" in text and "DELETE /v1/subscriptions" in text
+    assert [(line["customer"], line["description"], line["amount"], line["platform_fee"], line["profit"])
+            for line in catalog["lines"]] == [
+        ("bakery-42", "Hosting — Ledgerly Cloud, 10 of 31 days", "11.29", "6.45", "4.84"),
+        ("bakery-42", "Hosting — Ledgerly Cloud Plus, 5 of 31 days", "8.06", "3.23", "4.83"),
+        ("bakery-42", "Hosting — Ledgerly Cloud Plus", "50.00", "20.00", "30.00"),  # the next period, in advance
+        ("studio-9", "Hosting — Ledgerly Cloud, 6 of 31 days", "6.77", "3.87", "2.90")]
+    upcoming = catalog["upcoming"]  # before the close, what it would invoice: what it did
+    assert (upcoming["total"], upcoming["currency"]) == ("430.85", "USD")
+    assert sum(line["source"] == "subscription" for line in upcoming["lines"]) == 3
+    bakery = next(pdf for pdf in made["pdfs"] if pdf.stem == catalog["lines"][0]["invoice"])
+    assert "Hosting — Ledgerly Cloud, 10 of 31 days" in PdfReader(bakery).pages[0].extract_text()
+    assert made["events"]["plan.created"] == 3 and made["events"]["subscription.canceled"] == 1
+    # Ledgerly's USD payout: the platform fee is its 30 % of 63.00 in bills plus the parent fees
+    ledgerly = catalog["plans"][1]["owner"]
+    [payout] = [p for p in made["payouts"] if p["provider"] == ledgerly and p["currency"] == "USD"]
+    assert (payout["gross"], payout["fee"]) == ("139.12", "52.45")
+    assert [(r["provider"], r["currency"], r["plan_gross"], r["plan_fee"], r["plan_profit"])
+            for r in made["plan_revenue"]] == [(ledgerly, "USD", "76.12", "33.55", "42.57")]
+    assert "what the providers' plans brought in" in text
+
+
+def test_near_a_periods_end_the_demo_starts_with_the_next_period(app, tmp_path, monkeypatch, clock):
+    clock.set(datetime(2026, 11, 20, 12, tzinfo=timezone.utc))  # 4 days left: no room for the plans' story
+    monkeypatch.setattr(localstripe, "executable", lambda: None)
+    made, text = _run(app, tmp_path)
+    assert "the story starts with the next one" in text
+    assert [i["period"]["start"] for i in made["invoices"]] == ["2026-11-25"] * 3
+    assert [line["description"] for line in made["catalog"]["lines"]] == [
+        "Hosting — Ledgerly Cloud, 20 of 30 days", "Hosting — Ledgerly Cloud Plus, 10 of 30 days",
+        "Hosting — Ledgerly Cloud Plus", "Hosting — Ledgerly Cloud, 10 of 30 days"]
+    assert [i["status"] for i in made["charging"]["invoices"]] == ["paid"] * 3
 
 
 def test_without_localstripe_the_demo_pays_every_invoice_by_bank_transfer(app, tmp_path, monkeypatch):

@@ -65,6 +65,11 @@ def test_a_subscription_is_rated_at_the_close_and_invoiced(tenant, reseller, clo
                        ("Hosting — Production 110", "150.00", "100.00", "50.00"),
                        ("Support — Production 110, 15 of 31 days", "14.52", "9.68", "4.84")}
     assert reseller.get("/v1/subscriptions/inst-1").json["id"] == sub["id"]
+    bills = {b["description"]: b for b in reseller.get("/v1/bills").json["data"]}
+    rated = bills["Hosting — Production 110"]
+    assert (rated["source"], rated["platform_fee"], rated["service_period"]) == (
+        "subscription", "100.00", {"start": "2026-11-25", "end": "2026-12-24"})
+    assert (bills["Pro plan, October"]["source"], bills["Pro plan, October"]["platform_fee"]) == ("api", None)
 
 
 def test_a_cancellation_credits_the_unused_days_billed_in_advance(tenant, reseller):
@@ -94,3 +99,42 @@ def test_bad_subscriptions_are_refused_naming_the_field(reseller, body, field, s
     assert response.status_code == status, response.json
     assert field in response.json["error"]["fields"]
     assert reseller.get("/v1/subscriptions").json["data"] == []
+
+
+def test_the_upcoming_invoice_shows_pending_bills_and_fees_rated_to_now_without_storing(tenant, reseller):
+    reseller.post("/v1/subscriptions", {"customer": "cust-1", "plan": "prod-110"})
+    send(reseller, "b-1", amount="5.00")
+    other = tenant.provider(name="Other")
+    send(other, "o-1", amount="7.00")
+    upcoming = tenant.admin["test"].get("/v1/customers/cust-1/upcoming_invoice")
+    assert upcoming.status_code == 200, upcoming.json
+    body = upcoming.json
+    assert body["period"] == {"start": "2026-10-25", "end": "2026-11-24"}
+    assert sorted((line["source"], line["amount"]) for line in body["lines"]) == [
+        ("bill", "5.00"), ("bill", "7.00"), ("subscription", "14.52"), ("subscription", "150.00"),
+        ("subscription", "72.58")]
+    assert body["subtotal"] == "249.10"
+    # a provider sees its own lines only; nothing was stored
+    mine = reseller.get("/v1/customers/cust-1/upcoming_invoice").json
+    assert "7.00" not in [line["amount"] for line in mine["lines"]] and len(mine["lines"]) == 4
+    assert len(tenant.admin["test"].get("/v1/bills").json["data"]) == 2
+
+
+def test_the_payout_carries_the_providers_profit_and_the_report_its_plan_revenue(tenant, reseller):
+    from tests.support.payouts import AFTER_PAYOUT_DAY
+
+    admin = tenant.admin["test"]
+    reseller.post("/v1/subscriptions", {"customer": "cust-1", "plan": "prod-110"})
+    send(reseller, "b-1", amount="10.00")  # a revenue-share bill: the provider's 30 % rate applies
+    advance(tenant)
+    invoice = admin.get("/v1/invoices").json["data"][0]
+    assert invoice["total"] == "247.10"  # 72.58 + 150.00 + 14.52 + 10.00
+    paid = admin.post(f"/v1/invoices/{invoice['id']}/payments", {
+        "amount": "247.10", "method": "bank_transfer", "reference": "bank-1", "received_on": "2026-11-25"})
+    assert paid.status_code == 201, paid.json
+    advance(tenant, AFTER_PAYOUT_DAY)
+    payout = admin.get("/v1/payouts").json["data"][0]
+    # fees: the parent plan's 48.39 + 100.00 + 9.68, and 3.00 of the bill: 161.07; profit 86.03
+    assert (payout["gross"], payout["fee"], payout["net"]) == ("247.10", "161.07", "86.03")
+    row = admin.get("/v1/reports/payouts", query_string={"period": "2026-10-25"}).json["rows"][0]
+    assert (row["plan_gross"], row["plan_fee"], row["plan_profit"]) == ("237.10", "158.07", "79.03")
