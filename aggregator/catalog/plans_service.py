@@ -206,11 +206,6 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
                 metadata_=fields.get("metadata") or {}, created_at=now, updated_at=now)
     plan.parent = parent
     db.session.add(plan)
-    try:  # the code's uniqueness, before anything else is written (a later autoflush would raise it)
-        db.session.flush()
-    except sa.exc.IntegrityError:
-        db.session.rollback()
-        raise _on(PlanCodeTaken, "code", f"A plan with code {fields['code']!r} already exists.") from None
     parent_fees = {fee.name: fee for fee in parent.fees} if parent else {}
     for position, fee in enumerate(fields["fees"]):
         parent_fee = None

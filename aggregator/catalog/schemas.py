@@ -93,10 +93,10 @@ class PlanVersionSchema(Schema):
 
 
 class PriceVersionSchema(Schema):
-    effective_from = fields.Date(allow_none=True, metadata={"description": "The start of the first period it "
-                                                                           "applies to (null: from the start)."})
+    effective_from = fields.String(allow_none=True, metadata={
+        "format": "date", "description": "The start of the first period it applies to (null: from the start)."})
     amount = fields.String()
-    recorded_at = fields.DateTime()
+    recorded_at = fields.String(metadata={"format": "date-time"})
 
 
 class FeeSchema(Schema):

@@ -49,6 +49,7 @@ class Access:
     query: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
     public: int | None = None  # PUBLIC: the status every caller gets
+    read_by: str | None = None  # the owner whose GET the snapshot compares (default: the admin where it may)
 
     def expected(self, kind: str) -> int | None:
         if self.roles == PUBLIC:
@@ -189,6 +190,10 @@ TABLE: dict[tuple[str, str], Access] = {
     # entitlements are a provider's plans for a customer: P2 reads its own (none) for A's customer
     ("GET", "/v1/customers/<customer>/entitlements"): Access(
         PROVIDER, path={"customer": "customer_external_id"}, own={"other_provider": 200}),
+    # the upcoming invoice of A's customer: P2 sees its own lines (the bill it sends in the matrix is
+    # one, so the snapshot compares P1's view)
+    ("GET", "/v1/customers/<customer>/upcoming_invoice"): Access(
+        EITHER, path={"customer": "customer_external_id"}, own={"other_provider": 200}, read_by="provider"),
     # public: the document, operations, Stripe's webhooks (authenticated by Stripe's signature)
     ("GET", "/v1/openapi.json"): Access(PUBLIC, public=200),
     ("GET", "/healthz"): Access(PUBLIC, public=200),
@@ -338,7 +343,7 @@ def _snapshot(world: World) -> dict:
     seen = {}
     for (method, rule), access in TABLE.items():
         if method == "GET" and access.path and access.roles not in (PUBLIC, FINANCE):
-            owner = "admin" if "admin" in access.roles else "provider"
+            owner = access.read_by or ("admin" if "admin" in access.roles else "provider")
             path = _path(rule, access, world)
             response = _call(world, owner, "GET", path, access)
             seen[path] = (response.status_code, response.get_json(silent=True) if response.is_json
