@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from . import fields as our
 from . import money
@@ -33,12 +33,13 @@ INSTANT_1970_2200 = (r"^(19[7-9][0-9]|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])-(0[1-9
                      r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
 
 
-def amount_pattern(places: int) -> str:
+def amount_pattern(places: int, signed: bool = True) -> str:
     """money.parse_amount's decimal strings in a currency of `places` decimals: at most
-    money.MAX_MAJOR, and no digit finer than the minor unit but trailing zeros ("19.990" USD)."""
+    money.MAX_MAJOR, and no digit finer than the minor unit but trailing zeros ("19.990" USD);
+    not `signed`: no minus sign (a price)."""
     fraction = rf"(\.[0-9]{{1,{places}}}0*)?" if places else r"(\.0+)?"
     digits = len(str(money.MAX_MAJOR)) - 1
-    return rf"^-?((0|[1-9][0-9]{{0,{digits - 1}}}){fraction}|{money.MAX_MAJOR}(\.0+)?)$"
+    return rf"^{'-?' if signed else ''}((0|[1-9][0-9]{{0,{digits - 1}}}){fraction}|{money.MAX_MAJOR}(\.0+)?)$"
 
 
 def field_rules(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
@@ -55,7 +56,8 @@ def field_rules(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
     if isinstance(field, our.Rate):
         return {"pattern": r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$"}
     if isinstance(field, our.AmountString):
-        return {"pattern": amount_pattern(max(money.currencies().values())), "maxLength": 40}
+        signed = not getattr(field, "non_negative", False)
+        return {"pattern": amount_pattern(max(money.currencies().values()), signed), "maxLength": 40}
     if isinstance(field, fields.DateTime) and our.reasonable_instant in field.validators:
         return {"pattern": INSTANT_1970_2200}
     if isinstance(field, fields.Url) and "pattern" not in ret:
@@ -67,6 +69,15 @@ def field_rules(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
                            "is answered with its own status and error, not the batch's.")}
     if isinstance(field, our.Metadata):
         return {"propertyNames": {"minLength": 1, "maxLength": 40, "pattern": f"^{NO_NUL}*$"}}
+    if isinstance(field, fields.Dict) and field.key_field is not None:  # e.g. a plan version's prices by fee name
+        rules: dict[str, Any] = {}
+        for rule in field.validators:
+            if isinstance(rule, validate.Length):
+                rules.update({"minProperties": rule.min, "maxProperties": rule.max})
+        for rule in field.key_field.validators:
+            if isinstance(rule, validate.Length):
+                rules["propertyNames"] = {"minLength": rule.min or 0, "maxLength": rule.max, "pattern": f"^{NO_NUL}*$"}
+        return {name: value for name, value in rules.items() if value is not None}
     if type(field) is fields.String or isinstance(field, (our.EmailAddress,)):
         if "pattern" not in ret and "enum" not in ret and "format" not in ret:
             low, high = ret.get("minLength", 0), ret.get("maxLength", "")
@@ -126,7 +137,7 @@ def declare_links(paths: dict) -> None:
 
 def declare_cross_field_rules(schemas: dict) -> None:
     """Rules that tie one field to another, on the components that have them (apispec's, once
-    every blueprint is registered): an amount has at most its currency's decimals; an exchange
+    every blueprint is registered): an amount (a plan's prices) has at most its currency's decimals; an exchange
     rate is between two different currencies."""
     by_places: dict[int, list[str]] = {}
     for code, places in sorted(money.currencies().items()):
@@ -138,6 +149,11 @@ def declare_cross_field_rules(schemas: dict) -> None:
         schema["properties"]["amount"].pop("pattern", None)  # each branch has its own
         schema["anyOf"] = [{"properties": {"currency": {"enum": codes}, "amount": {"pattern": amount_pattern(places)}}}
                            for places, codes in sorted(by_places.items())]
+    plan = schemas.get("PlanInput")
+    if plan is not None:  # each fee's price has at most the plan currency's decimals
+        plan["anyOf"] = [{"properties": {"currency": {"enum": codes}, "fees": {"items": {"properties": {
+            "price": {"pattern": amount_pattern(places, signed=False)}}}}}}
+            for places, codes in sorted(by_places.items())]
     if "FxRateInput" in schemas:
         schemas["FxRateInput"]["not"] = {"anyOf": [
             {"properties": {"base": {"const": code}, "quote": {"const": code}}, "required": ["base", "quote"]}

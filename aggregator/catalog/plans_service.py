@@ -15,7 +15,7 @@ from ..accounts.keys import Principal
 from ..accounts.models import Provider
 from ..accounts.service import tenant_settings
 from ..db import db, new_id
-from ..errors import Conflict, DomainError, InvalidInput, NotFound
+from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from ..events.service import NewEvent, record_one
 from ..pagination import Page, paginate
 from ..periods import calendar as C
@@ -190,11 +190,11 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
     parent = None
     if fields.get("parent_plan"):
         if provider_id is None:
-            raise _on(InvalidInput, "parent_plan", "A parent plan is not built on another plan.")
+            raise _on(Forbidden, "parent_plan", "A parent plan is not built on another plan.", "parent_plan_of_parent")
         parent = _granted_parent(principal, fields["parent_plan"])
         if parent.currency != fields["currency"]:
-            raise _on(InvalidInput, "currency", f"The parent plan {parent.code!r} is priced in {parent.currency}: "
-                                                "a plan built on it must be too.")
+            raise _on(Conflict, "currency", f"The parent plan {parent.code!r} is priced in {parent.currency}: "
+                                            "a plan built on it must be too.", "currency_mismatch")
     envs = _check_environments(principal, fields.get("environments"), parent)
     plan = Plan(id=new_id("plan"), tenant_id=principal.tenant_id, livemode=principal.livemode, owner=owner,
                 provider_id=provider_id, code=fields["code"], name=fields["name"],
@@ -212,7 +212,7 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
         if parent is not None:
             parent_fee = parent_fees.get(fee.get("parent_fee") or "")
             if parent_fee is None:
-                raise _on(InvalidInput, f"fees.{position}.parent_fee",
+                raise _on(NotFound if fee.get("parent_fee") else InvalidInput, f"fees.{position}.parent_fee",
                           f"Each fee of a plan built on {parent.code!r} names the parent fee it resells, one of "
                           f"{sorted(parent_fees)}.")
         elif fee.get("parent_fee"):
@@ -231,7 +231,8 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
     if provider_id is None:
         _set_grants(plan, fields.get("granted_to") or [], now)
     elif fields.get("granted_to"):
-        raise _on(InvalidInput, "granted_to", "Only a parent plan (an admin's) is granted to providers.")
+        raise _on(Forbidden, "granted_to", "Only a parent plan (an admin's) is granted to providers.",
+                  "parent_plans_only")
     _record(plan, "plan.created", now)
     db.session.commit()
     return plan
@@ -250,7 +251,8 @@ def update_plan(principal: Principal, code: str, changes: Mapping[str, Any], now
         plan.metadata_ = changes["metadata"] or {}
     if "granted_to" in changes:
         if plan.owner != PLATFORM:
-            raise _on(InvalidInput, "granted_to", "Only a parent plan (an admin's) is granted to providers.")
+            raise _on(Forbidden, "granted_to", "Only a parent plan (an admin's) is granted to providers.",
+                  "parent_plans_only")
         _set_grants(plan, changes["granted_to"] or [], now)
     plan.updated_at = now
     _record(plan, "plan.updated", now)
@@ -269,16 +271,18 @@ def add_version(principal: Principal, code: str, effective_from: date | None, pr
                                     settings.timezone)
     start = effective_from or open_period.start
     if start.day != settings.period_anchor_day:
-        raise _on(InvalidInput, "effective_from", f"{start.isoformat()} is not a period's start (periods start on "
-                                                  f"day {settings.period_anchor_day}).")
+        raise _on(Conflict, "effective_from", f"{start.isoformat()} is not a period's start (the tenant's periods "
+                                              f"start on day {settings.period_anchor_day}).", "not_a_period_start")
     if start < open_period.start:
         raise _on(PeriodClosed, "effective_from", f"The period {start.isoformat()} has ended or is being closed: "
                                                   f"prices can change from {open_period.start.isoformat()} on.")
     by_name = {fee.name: fee for fee in plan.fees}
     unknown = sorted(set(prices) - set(by_name))
-    if unknown or not prices:
-        raise _on(InvalidInput, "prices", f"Give new prices by fee name, among {sorted(by_name)}"
-                                          + (f"; unknown: {unknown}." if unknown else "."))
+    if unknown:  # a fee the plan does not have (409: the plan exists, 404 would say it does not)
+        raise _on(Conflict, "prices", f"Give new prices by fee name, among {sorted(by_name)}; unknown: {unknown}.",
+                  "unknown_fee")
+    if not prices:
+        raise _on(InvalidInput, "prices", f"Give new prices by fee name, among {sorted(by_name)}.")
     for name, text in prices.items():
         try:
             amount = money.parse_amount(text, plan.currency)
@@ -286,7 +290,11 @@ def add_version(principal: Principal, code: str, effective_from: date | None, pr
             raise _on(InvalidInput, f"prices.{name}", str(exc)) from None
         if amount < 0:
             raise _on(InvalidInput, f"prices.{name}", "A price is not negative.")
-        by_name[name].prices.append(FeePrice(effective_from=start, recorded_at=now, amount=amount))
+        same = next((p for p in by_name[name].prices if p.effective_from == start and p.recorded_at == now), None)
+        if same is not None:  # two versions at one instant (a test clock standing still): the last one holds
+            same.amount = amount
+        else:
+            by_name[name].prices.append(FeePrice(effective_from=start, recorded_at=now, amount=amount))
     plan.updated_at = now
     _record(plan, "plan.updated", now)
     db.session.commit()
@@ -297,7 +305,7 @@ def _granted_parent(principal: Principal, code: str) -> Plan:
     parent = db.session.scalars(_visible(principal).where(
         sa.or_(Plan.id == code, Plan.code == code), Plan.owner == PLATFORM)).first()
     if parent is None:
-        raise _on(InvalidInput, "parent_plan", f"No parent plan {code!r} granted to you.", "plan_not_granted")
+        raise _on(NotFound, "parent_plan", f"No parent plan {code!r} granted to you.", "plan_not_granted")
     return parent
 
 
@@ -306,10 +314,11 @@ def _check_environments(principal: Principal, names: Sequence[str] | None, paren
     names = list(dict.fromkeys(names or known))
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise _on(InvalidInput, "environments", f"Unknown environments {unknown}: the tenant has {known}.")
+        raise _on(Conflict, "environments", f"Unknown environments {unknown}: the tenant has {known}.",
+                  "unknown_environment")
     if parent is not None and not set(names) <= set(parent.environments):
-        raise _on(InvalidInput, "environments", f"The parent plan {parent.code!r} may be used in "
-                                                f"{parent.environments} only.")
+        raise _on(Conflict, "environments", f"The parent plan {parent.code!r} may be used in "
+                                            f"{parent.environments} only.", "environment_not_allowed")
     return names
 
 
@@ -319,7 +328,8 @@ def _set_grants(plan: Plan, grantees: Sequence[str], now: datetime) -> None:
         Provider.tenant_id == plan.tenant_id, Provider.livemode == plan.livemode, Provider.id.in_(grantees))))
     unknown = [g for g in grantees if g != ALL_PROVIDERS and g not in providers]
     if unknown:
-        raise _on(InvalidInput, "granted_to", f"No providers {unknown} (give provider ids, or \"*\" for all).")
+        raise _on(Conflict, "granted_to", f"No providers {unknown} (give provider ids, or \"*\" for all).",
+                  "unknown_provider")
     db.session.execute(sa.delete(PlanGrant.__table__).where(PlanGrant.plan_id == plan.id))
     for grantee in grantees:
         db.session.add(PlanGrant(plan_id=plan.id, grantee=grantee, created_at=now))

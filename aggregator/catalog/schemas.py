@@ -13,9 +13,15 @@ CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", error="1-100 letter
 ENVIRONMENT = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$", error="1-64 lower-case letters, digits, '_' or '-'.")
 
 
+class Price(AmountString):
+    """A price: an amount that is not negative (documented without a minus sign)."""
+
+    non_negative = True
+
+
 class FeeInputSchema(Schema):
     name = text(200, required=True, metadata={"description": 'The fee\'s name on invoices, e.g. "Hosting".'})
-    price = AmountString(required=True, metadata={
+    price = Price(required=True, metadata={
         "description": "Per period, a decimal string in the plan currency's minor-unit precision."})
     timing = fields.String(load_default=rating.IN_ADVANCE, validate=validate.OneOf([rating.IN_ADVANCE,
                                                                                     rating.IN_ARREARS]),
@@ -33,7 +39,9 @@ class PlanInputSchema(Schema):
     name = text(200, required=True)
     description = fields.String(load_default="", validate=validate.Length(max=1000))
     currency = Currency(required=True)
-    fees = fields.List(fields.Nested(FeeInputSchema), required=True, validate=validate.Length(min=1, max=20))
+    fees = fields.List(fields.Nested(FeeInputSchema), required=True, validate=validate.Length(min=1, max=20),
+                       metadata={"description": "Each with its own name. A plan built on a parent plan names the "
+                                                "parent fee each resells (parent_fee); a plan without one names none."})
     parent_plan = fields.String(load_default=None, allow_none=True, metadata={
         "description": "A provider's plan: the code of the parent plan it is built on (granted to it)."})
     environments = fields.List(fields.String(validate=ENVIRONMENT), validate=validate.Length(min=1, max=20),
@@ -79,9 +87,16 @@ class PlanUpdateSchema(Schema):
 class PlanVersionSchema(Schema):
     effective_from = CalendarDate(load_default=None, allow_none=True, metadata={
         "description": "The start of the first period the prices apply to (default: the open period)."})
-    prices = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=200)), values=AmountString(),
+    prices = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=200)), values=Price(),
                          required=True, validate=validate.Length(min=1, max=20), metadata={
                              "description": 'New prices by fee name, e.g. {"Hosting": "99.00"}.'})
+
+
+class PriceVersionSchema(Schema):
+    effective_from = fields.String(allow_none=True, metadata={
+        "format": "date", "description": "The start of the first period it applies to (null: from the start)."})
+    amount = fields.String()
+    recorded_at = fields.String(metadata={"format": "date-time"})
 
 
 class FeeSchema(Schema):
@@ -94,8 +109,8 @@ class FeeSchema(Schema):
     profit = fields.String(allow_none=True, metadata={
         "description": "The provider's profit per period: price − parent price (negative: priced below its "
                        "parent, it owes the difference)."})
-    prices = fields.List(fields.Dict(), metadata={"description": "Its versions: effective_from (null: from the "
-                                                                 "start), amount, recorded_at."})
+    prices = fields.List(fields.Nested(PriceVersionSchema), metadata={"description": "Its versions, in the order "
+                                                                                     "they were recorded."})
 
 
 class PlanSchema(Schema):

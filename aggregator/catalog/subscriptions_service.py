@@ -99,11 +99,11 @@ def create_subscription(principal: Principal, fields: Mapping[str, Any], now: da
     (default now; in the past back to the open period's start, never before the customer
     existed; in the future: scheduled)."""
     settings = tenant_settings(principal.tenant_id, principal.livemode)
+    open_period = _open_period(settings, now)  # first: the close locks the period row, then customers'
     customer = _locked_customer(principal, fields["customer"])
     plan = _own_plan(principal, fields["plan"])
     environment = fields.get("environment") or _default_environment(plan)
     _check_environment(principal, plan, environment)
-    open_period = _open_period(settings, now)
     starts_at = fields.get("starts_at") or now
     if starts_at < customer.created_at:
         raise _on(InvalidInput, "starts_at", f"The customer {customer.external_id!r} was created at "
@@ -136,7 +136,7 @@ def create_subscription(principal: Principal, fields: Mapping[str, Any], now: da
 def update_subscription(principal: Principal, ref: str, changes: Mapping[str, Any], now: datetime) -> Subscription:
     """Change the plan and/or the quantity from `at` (default now), or the metadata. Refused for
     an ended subscription, and for an instant before the open period or the last change."""
-    subscription = _locked(principal, ref)
+    subscription = _locked(principal, ref, now)
     if subscription.ends_at is not None:
         raise _on(SubscriptionCanceled, "plan" if "plan" in changes else "quantity",
                   f"The subscription {subscription.id!r} was ended at {subscription.ends_at.isoformat()}; "
@@ -166,7 +166,7 @@ def cancel_subscription(principal: Principal, ref: str, at: datetime | None, now
     """End the subscription at `at` (default now): the instance was deleted. Days after it are
     not billed; a fee billed in advance is credited for them at the next close. Ending an ended
     subscription changes nothing."""
-    subscription = _locked(principal, ref)
+    subscription = _locked(principal, ref, now)
     if subscription.ends_at is not None:
         db.session.rollback()
         return subscription
@@ -183,9 +183,12 @@ def cancel_subscription(principal: Principal, ref: str, at: datetime | None, now
 
 # --- checks ------------------------------------------------------------------------------------
 
-def _locked(principal: Principal, ref: str) -> Subscription:
-    """The subscription, row-locked until commit (SQLite: the write lock), read afresh."""
+def _locked(principal: Principal, ref: str, now: datetime) -> Subscription:
+    """The subscription, row-locked until commit (SQLite: the write lock), read afresh. The open
+    period's row is share-locked first, in the order the close takes them (the period row, then
+    the subscriptions its rated charges reference): the other order deadlocks with a close."""
     write_lock()
+    _open_period(tenant_settings(principal.tenant_id, principal.livemode), now)
     found = get_subscription(principal, ref)
     if principal.role != "provider" or found.provider_id != principal.provider_id:
         raise NotFound(f"No subscription {ref!r} of yours in {principal.mode} mode.")

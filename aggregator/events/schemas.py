@@ -36,6 +36,12 @@ EVENT_TYPES = {
     "payouts.awaiting_review": "A payout day's payouts await finance's review (the run: its payout day, period, "
                                "and counts and amounts per currency).",
     "webhook_endpoint.disabled": "A webhook endpoint was disabled after its deliveries failed for about three days.",
+    "plan.created": "A plan was created: a parent plan (the platform's) or a provider's own plan.",
+    "plan.updated": "A plan was changed: its name, environments, quotas, grants or metadata, or new prices from a "
+                    "period on.",
+    "subscription.created": "A provider subscribed one of its customers to one of its plans.",
+    "subscription.updated": "A subscription changed plan, quantity or metadata.",
+    "subscription.canceled": "A subscription was ended (the instance was deleted), at an instant now or later.",
 }
 
 

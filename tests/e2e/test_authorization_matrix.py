@@ -49,6 +49,7 @@ class Access:
     query: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
     public: int | None = None  # PUBLIC: the status every caller gets
+    read_by: str | None = None  # the owner whose GET the snapshot compares (default: the admin where it may)
 
     def expected(self, kind: str) -> int | None:
         if self.roles == PUBLIC:
@@ -167,6 +168,32 @@ TABLE: dict[tuple[str, str], Access] = {
                                                                           p1_owned=True),
     ("GET", "/v1/webhook_endpoints/<endpoint_id>/deliveries"): Access(EITHER, path={"endpoint_id": "endpoint"},
                                                                       p1_owned=True),
+    # plans and subscriptions: P1's plan and its subscription for A's customer; environments are the tenant's
+    ("GET", "/v1/plans"): Access(EITHER, own=200),
+    ("POST", "/v1/plans"): Access(EITHER, own=201, body={"code": "their-plan", "name": "Theirs", "currency": "AUD",
+                                                          "fees": [{"name": "Hosting", "price": "1.00"}]}),
+    ("GET", "/v1/plans/<code>"): Access(EITHER, path={"code": "plan"}, p1_owned=True),
+    ("PATCH", "/v1/plans/<code>"): Access(EITHER, path={"code": "plan"}, p1_owned=True, body={"name": "Stolen"}),
+    ("POST", "/v1/plans/<code>/versions"): Access(EITHER, path={"code": "plan"}, p1_owned=True,
+                                                  body={"prices": {"Hosting": "0.01"}}),
+    ("GET", "/v1/environments"): Access(EITHER, own=200),
+    ("POST", "/v1/environments"): Access(ADMIN, own=201, body={"name": "theirs"}),
+    ("DELETE", "/v1/environments/<name>"): Access(ADMIN, path={"name": "environment"}),
+    # P2 subscribing A's customer to P1's plan: no such plan of its own (404 unknown_plan, on `plan`)
+    ("POST", "/v1/subscriptions"): Access(PROVIDER, own=404, body={"customer": "cust-a", "plan": "p1-plan"}),
+    ("GET", "/v1/subscriptions"): Access(EITHER, own=200),
+    ("GET", "/v1/subscriptions/<ref>"): Access(EITHER, path={"ref": "subscription"}, p1_owned=True),
+    ("PATCH", "/v1/subscriptions/<ref>"): Access(PROVIDER, path={"ref": "subscription"}, p1_owned=True,
+                                                 body={"quantity": 9}),
+    ("DELETE", "/v1/subscriptions/<ref>"): Access(PROVIDER, path={"ref": "subscription"}, p1_owned=True),
+    ("GET", "/v1/subscriptions/<ref>/statements"): Access(EITHER, path={"ref": "subscription"}, p1_owned=True),
+    # entitlements are a provider's plans for a customer: P2 reads its own (none) for A's customer
+    ("GET", "/v1/customers/<customer>/entitlements"): Access(
+        PROVIDER, path={"customer": "customer_external_id"}, own={"other_provider": 200}),
+    # the upcoming invoice of A's customer: P2 sees its own lines (the bill it sends in the matrix is
+    # one, so the snapshot compares P1's view)
+    ("GET", "/v1/customers/<customer>/upcoming_invoice"): Access(
+        EITHER, path={"customer": "customer_external_id"}, own={"other_provider": 200}, read_by="provider"),
     # public: the document, operations, Stripe's webhooks (authenticated by Stripe's signature)
     ("GET", "/v1/openapi.json"): Access(PUBLIC, public=200),
     ("GET", "/healthz"): Access(PUBLIC, public=200),
@@ -276,6 +303,11 @@ def world(app, clock) -> World:
         _ok(admin.delete(f"/v1/keys/{key}"))
 
     _ok(p1.put("/v1/customers/cust-a/trial", {"ends_at": "2027-06-01T00:00:00Z"}))
+    w.plan = _ok(p1.post("/v1/plans", {"code": "p1-plan", "name": "P1's plan", "currency": "AUD",
+                                       "fees": [{"name": "Hosting", "price": "10.00"}]}), 201)["id"]
+    w.subscription = _ok(p1.post("/v1/subscriptions", {"customer": "cust-a", "plan": "p1-plan"}), 201)["id"]
+    w.environment = "a-only"  # A's own environment's name: no other tenant or mode has one so named
+    _ok(admin.post("/v1/environments", {"name": w.environment}), 201)
     other_mode_provider, _ = provider(live, "P1 live")
     other_tenant_provider, _ = provider(other_admin, "B's app")
     w.callers = {
@@ -287,8 +319,8 @@ def world(app, clock) -> World:
     }
     w.client = client
     w.private_ids = {w.p1_id, w.customer, w.endpoint, w.invoice, w.payment, w.refund, w.payout, w.pending_bill,
-                     w.journal, w.email_delivery, w.p1_event, w.p1_key}
-    w.p1_private_ids = {w.endpoint, w.payout, w.pending_bill, w.p1_event, w.p1_key}
+                     w.journal, w.email_delivery, w.p1_event, w.p1_key, w.plan, w.subscription}
+    w.p1_private_ids = {w.endpoint, w.payout, w.pending_bill, w.p1_event, w.p1_key, w.plan, w.subscription}
     w.before = _snapshot(w)
     return w
 
@@ -311,11 +343,13 @@ def _snapshot(world: World) -> dict:
     seen = {}
     for (method, rule), access in TABLE.items():
         if method == "GET" and access.path and access.roles not in (PUBLIC, FINANCE):
-            owner = "admin" if "admin" in access.roles else "provider"
+            owner = access.read_by or ("admin" if "admin" in access.roles else "provider")
             path = _path(rule, access, world)
             response = _call(world, owner, "GET", path, access)
             seen[path] = (response.status_code, response.get_json(silent=True) if response.is_json
                           else response.mimetype)
+    # an environment is named in a path but read only in its list
+    seen[ENVIRONMENTS] = _call(world, "admin", "GET", "/v1/environments", Access(ADMIN)).get_json()
     return seen
 
 
@@ -349,15 +383,22 @@ def test_the_matrix(world, method, rule):
     assert not wrong, f"{method} {path}:\n" + "\n".join(wrong)
 
 
+#: Named in a path, but read only in a list: an environment (GET /v1/environments).
+LISTED_ONLY = {"environment"}
+ENVIRONMENTS = "GET /v1/environments"  # in the snapshot: A's environments
+
+
 def test_the_owners_read_every_object_named_in_a_path(world):
     """The matrix's 404s mean something: every id in a path is real, and its owner reads it."""
     named = {name for access in TABLE.values() if access.roles not in (PUBLIC, FINANCE)
-             for name in access.path.values()}
+             for name in access.path.values()} - LISTED_ONLY
     read = {name for (method, _), access in TABLE.items() if method == "GET" and access.roles not in (PUBLIC, FINANCE)
             for name in access.path.values()}
-    assert named == read and len(world.before) == len({_path(r, a, world) for (m, r), a in TABLE.items()
+    paths = {path: seen for path, seen in world.before.items() if path != ENVIRONMENTS}
+    assert named == read and len(paths) == len({_path(r, a, world) for (m, r), a in TABLE.items()
                                                        if m == "GET" and a.path and a.roles not in (PUBLIC, FINANCE)})
-    for path, (status, body) in world.before.items():
+    assert world.environment in world.before[ENVIRONMENTS]["data"]
+    for path, (status, body) in paths.items():
         assert status == 200, (path, body)
 
 

@@ -5,6 +5,7 @@ runs as of its own instant, in order. The charges go to localstripe: c1 pays by 
 c2's card is declined (retried on days 3, 5 and 7, then uncollectible), c3 has no card."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -133,4 +134,113 @@ def test_a_jump_day_steps_and_random_steps_give_the_same_invoices(make_tenant, c
     if (sent, setup) == (EXPLICIT_SENT, EXPLICIT_SETUP):  # its charges: c1's card paid, c2's was declined and retried
         statuses = {p[3] for invoice in results[0] for p in invoice[-1]}
         assert statuses == {"succeeded", "failed"}, results[0]
+    assert results[0] == results[1] == results[2]
+
+
+# --- subscriptions: rated at each close as of the period's end, whatever the clock's steps ------------
+
+#: What providers do to subscriptions: (hours after START, action, customer, plan, a number (the
+#: quantity, or which subscription), hours ahead the change takes effect).
+subscription_actions = st.lists(st.tuples(
+    st.integers(min_value=0, max_value=110 * 24),
+    st.sampled_from(["start", "start", "change", "cancel"]),
+    st.sampled_from(["c1", "c2"]),
+    st.sampled_from(["resold", "solo", "staging"]),
+    st.integers(min_value=1, max_value=3),
+    st.sampled_from([0, 0, 5, 24 * 9])), min_size=1, max_size=8)
+
+
+class SubscriptionShop:
+    """One tenant in test mode: a parent plan granted to the provider, its plan on it (a fee in
+    advance, one in arrears), a plan of its own, an unbilled staging plan; two customers."""
+
+    def __init__(self, make_tenant):
+        self.tenant = make_tenant()
+        self.admin = self.tenant.admin["test"]
+        for customer in ("c1", "c2"):
+            self.tenant.customer(customer)
+        self.provider = self.tenant.provider()
+        self._plan(self.admin, "platform", [("Hosting", "20.00", "in_advance", None),
+                                            ("Support", "3.00", "in_arrears", None)], granted_to=["*"])
+        self._plan(self.provider, "resold", [("Hosting", "31.00", "in_advance", "Hosting"),
+                                             ("Support", "2.50", "in_arrears", "Support")], parent_plan="platform")
+        self._plan(self.provider, "solo", [("Hosting", "62.00", "in_advance", None)])
+        self._plan(self.provider, "staging", [("Hosting", "10.00", "in_arrears", None)], unbilled=True)
+        self.at = START
+        self.subscriptions: list[str] = []
+        self.answers: list[tuple] = []
+
+    @staticmethod
+    def _plan(caller, code, fees, **fields):
+        response = caller.post("/v1/plans", {"code": code, "name": code.title(), "currency": "AUD", **fields, "fees": [
+            {"name": name, "price": price, "timing": timing, **({"parent_fee": parent} if parent else {})}
+            for name, price, timing, parent in fees]})
+        assert response.status_code == 201, response.json
+
+    def move(self, to: datetime) -> None:
+        response = self.admin.post("/v1/test_clock/advance", {"to": _iso(to)})
+        assert response.status_code == 200, response.json
+        self.at = to
+
+    def act(self, action: str, customer: str, plan: str, number: int, ahead: int) -> None:
+        at = {"at": _iso(self.at + timedelta(hours=ahead))} if ahead else {}
+        if action == "start":
+            response = self.provider.post("/v1/subscriptions", {
+                "customer": customer, "plan": plan, "quantity": number,
+                **({"starts_at": at["at"]} if at else {})})
+            if response.status_code == 201:
+                self.subscriptions.append(response.json["id"])
+        elif not self.subscriptions:
+            return
+        elif action == "change":
+            response = self.provider.patch(f"/v1/subscriptions/{self.subscriptions[number % len(self.subscriptions)]}",
+                                           {"plan": plan, "quantity": number, **at})
+        else:
+            response = self.provider.delete(f"/v1/subscriptions/{self.subscriptions[number % len(self.subscriptions)]}",
+                                            query_string=at)
+        assert response.status_code < 500, response.json
+        self.answers.append((action, response.status_code, (response.json.get("error") or {}).get("code")))
+
+    def results(self) -> tuple:
+        invoices = self.admin.get("/v1/invoices?limit=100").json["data"]
+        billed = sorted((i["period"]["start"], i["customer_external_id"], i["number"], i["status"], i["subtotal"],
+                         i["total"], i["created_at"], tuple(sorted((line["description"], line["amount"])
+                                                                  for line in i["lines"])))
+                        for i in invoices)
+        statements = [[(s["period"], s["amount"], tuple(sorted(
+            (c["kind"], c["covered"]["start"], c["days"], c["quantity"], c["amount"], c["platform_fee"],
+             c["description"]) for c in s["charges"])))
+            for s in self.provider.get(f"/v1/subscriptions/{sub}/statements").json["data"]]
+            for sub in self.subscriptions]
+        return billed, statements, self.answers
+
+
+def _run_subscriptions(shop: SubscriptionShop, actions: list, steps) -> tuple:
+    for hours, *action in sorted(actions, key=lambda a: a[0]):
+        for instant in steps(shop.at, max(shop.at, START + timedelta(hours=hours))):
+            shop.move(instant)
+        shop.act(*action)
+    for instant in steps(shop.at, END):
+        shop.move(instant)
+    return shop.results()
+
+
+@settings(max_examples=int(os.environ.get("CLOCK_SUBSCRIPTION_EXAMPLES", 4)), deadline=None,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@example(actions=(EXPLICIT_ACTIONS := [(0, "start", "c1", "resold", 1, 0), (30, "start", "c2", "solo", 2, 24 * 9),
+                  (200, "change", "c1", "solo", 2, 5), (900, "change", "c1", "resold", 3, 0),
+                  (1500, "cancel", "c1", "solo", 1, 24 * 9), (1600, "start", "c2", "staging", 1, 0),
+                  (2000, "cancel", "c2", "solo", 2, 0)]),
+         sizes=[100])  # a start, a scheduled start, plan and quantity changes, cancellations in and out of a period
+@given(actions=subscription_actions,
+       sizes=st.lists(st.integers(min_value=12, max_value=24 * 40), min_size=1, max_size=5))
+def test_a_jump_day_steps_and_random_steps_rate_subscriptions_alike(make_tenant, clock, templates_only, actions,
+                                                                     sizes):
+    clock.set(START)
+    results = [_run_subscriptions(SubscriptionShop(make_tenant), actions, steps)
+               for steps in (jump, by_days, by_random(sizes))]
+    if actions == EXPLICIT_ACTIONS:  # billed: both customers, in advance, in arrears, adjusted on changes
+        kinds = {c[0] for statements in results[0][1] for s in statements for c in s[2]}
+        assert kinds == {"in_advance", "in_arrears", "adjustment"} and len(results[0][0]) >= 4, results[0]
     assert results[0] == results[1] == results[2]

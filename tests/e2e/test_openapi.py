@@ -195,3 +195,52 @@ def test_a_batch_is_documented_to_take_any_item_as_it_answers_each_on_its_own(cl
     bills = _spec(client)["components"]["schemas"]["Batch"]["properties"]["bills"]
     assert bills["items"]["anyOf"] == [{"$ref": "#/components/schemas/BatchItem"}, {}]
     assert tenant.provider().post("/v1/bills/batch", {"bills": [42]}).status_code == 200  # the item refused alone
+
+
+def test_plans_subscriptions_and_their_refusals_are_what_the_document_describes(client, tenant):
+    from tests.support.invoicing import advance
+
+    spec = _spec(client)
+    admin = tenant.admin["test"]
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    calls = [
+        (admin, "POST", "/v1/plans", "/v1/plans", {"code": "parent", "name": "Parent", "currency": "AUD",
+                                                   "granted_to": ["*"],
+                                                   "fees": [{"name": "Hosting", "price": "10.00"}]}),
+        (provider, "POST", "/v1/plans", "/v1/plans", {
+            "code": "mine", "name": "Mine", "currency": "AUD", "parent_plan": "parent", "metadata": {"tier": "1"},
+            "fees": [{"name": "Hosting", "price": "15.00", "parent_fee": "Hosting", "timing": "in_arrears"}]}),
+        (provider, "POST", "/v1/plans", "/v1/plans", {"code": "mine", "name": "Again", "currency": "AUD",
+                                                      "fees": [{"name": "Hosting", "price": "1.00"}]}),  # 409
+        (provider, "POST", "/v1/plans", "/v1/plans", {"code": "fine", "name": "Fine", "currency": "AUD",
+                                                      "fees": [{"name": "Hosting", "price": "1.001"}]}),  # 422
+        (provider, "GET", "/v1/plans", "/v1/plans", None),
+        (provider, "GET", "/v1/plans/mine", "/v1/plans/{code}", None),
+        (provider, "GET", "/v1/plans/nope", "/v1/plans/{code}", None),  # 404
+        (admin, "PATCH", "/v1/plans/parent", "/v1/plans/{code}", {"max_subscriptions_per_customer": 2}),
+        (provider, "POST", "/v1/plans/mine/versions", "/v1/plans/{code}/versions", {"prices": {"Hosting": "16.00"}}),
+        (provider, "POST", "/v1/plans/mine/versions", "/v1/plans/{code}/versions",
+         {"effective_from": "2026-09-25", "prices": {"Hosting": "16.00"}}),  # 409 period_closed
+        (admin, "GET", "/v1/environments", "/v1/environments", None),
+        (admin, "POST", "/v1/environments", "/v1/environments", {"name": "qa"}),
+        (admin, "DELETE", "/v1/environments/qa", "/v1/environments/{name}", None),
+        (provider, "POST", "/v1/subscriptions", "/v1/subscriptions", {"customer": "cust-1", "plan": "mine",
+                                                                      "external_billing_id": "inst-1"}),
+        (provider, "POST", "/v1/subscriptions", "/v1/subscriptions", {"customer": "cust-1", "plan": "mine",
+                                                                      "external_billing_id": "inst-1"}),  # 409
+        (provider, "PATCH", "/v1/subscriptions/inst-1", "/v1/subscriptions/{ref}", {"quantity": 2}),
+        (provider, "GET", "/v1/subscriptions", "/v1/subscriptions", None),
+        (provider, "GET", "/v1/customers/cust-1/entitlements", "/v1/customers/{customer}/entitlements", None),
+    ]
+    for caller, method, url, path, body in calls:
+        response = getattr(caller, method.lower())(url, **({"json": body} if body is not None else {}))
+        assert response.status_code < 500, (url, response.json)
+        conforms(spec, method, path, response)
+    advance(tenant)
+    for url, path in [("/v1/subscriptions/inst-1", "/v1/subscriptions/{ref}"),
+                      ("/v1/subscriptions/inst-1/statements", "/v1/subscriptions/{ref}/statements")]:
+        conforms(spec, "GET", path, provider.get(url))
+    assert provider.get("/v1/subscriptions/inst-1/statements").json["data"], "the close should have rated it"
+    conforms(spec, "DELETE", "/v1/subscriptions/{ref}", provider.delete("/v1/subscriptions/inst-1"))
+    conforms(spec, "PATCH", "/v1/subscriptions/{ref}", provider.patch("/v1/subscriptions/inst-1", {"quantity": 3}))

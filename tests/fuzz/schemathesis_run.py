@@ -31,6 +31,16 @@ def _has_logo(body) -> bool:
     return isinstance(body, dict) and isinstance(body.get("logo"), str)
 
 
+def _plan_fees_break_the_rules(body) -> bool:
+    """A plan's fees each have their own name, and name a parent fee only on a parent plan."""
+    fees = body.get("fees") if isinstance(body, dict) else None
+    if not isinstance(fees, list) or not all(isinstance(fee, dict) for fee in fees):
+        return False
+    names = [fee.get("name") for fee in fees]
+    resold = any(fee.get("parent_fee") is not None for fee in fees)
+    return len(names) != len(set(map(str, names))) or (resold and not body.get("parent_plan"))
+
+
 #: The mode of the run under way (runs are one after the other).
 _MODE = {"live": False}
 
@@ -45,13 +55,15 @@ def filter_case(context, case):
     """The rules JSON Schema cannot state (the document says them in words): a bill's service
     period does not end before it starts; a tenant's logo decodes to an image (the pattern states
     the data: URI; tests/e2e/test_tenant_logo.py checks images); a Stripe key is of the caller's
-    mode and stripe_api_base is for test mode only (one document serves both). Valid bodies that break
-    them are not generated."""
+    mode and stripe_api_base is for test mode only (one document serves both); a plan's fees have
+    names of their own and name parent fees only on a plan built on a parent plan. Valid bodies that
+    break them are not generated."""
     meta = case.meta
     positive = meta is not None and meta.generation.mode.is_positive
     live_api_base = _MODE["live"] and isinstance(case.body, dict) and case.body.get("stripe_api_base")
     return not (positive and (_period_backwards(case.body) or _has_logo(case.body)
-                              or _stripe_key_of_the_other_mode(case) or live_api_base))
+                              or _stripe_key_of_the_other_mode(case) or live_api_base
+                              or _plan_fees_break_the_rules(case.body)))
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""The books replay any history: a hypothesis state machine of bills, closes, payments (partial,
-whole, over), charges that fail for good (uncollectible), refunds, voids and payout days (approved,
-bank transfers recorded paid), through the API and the test clock, asserts after every step that
+"""The books replay any history: a hypothesis state machine of bills, subscriptions (started,
+changed, ended; rated into bills with their own platform fees at each close, a provider priced
+below its parent plan owing the difference), closes, payments (partial, whole, over), charges that
+fail for good (uncollectible), refunds, voids and payout days (approved, bank transfers recorded
+paid), through the API and the test clock, asserts after every step that
 every journal balances in each currency and that the ledger's balances are what the tables say:
 
 - cash = payments received − refunds − payouts paid;
@@ -47,6 +49,27 @@ class Books(RuleBasedStateMachine):
         for n in range(2):
             self.tenant.customer(f"cust-{n}")
         self.sent = 0
+        self._plans()
+
+    def _plans(self):
+        """A parent plan granted to all; on it, the first provider's plans priced above it and the
+        second's priced below it (a negative profit, owed back through the clawback rule); the
+        third's plan of its own (its revenue-share rate)."""
+        def plan(caller, code, fees, **fields):
+            response = caller.post("/v1/plans", {"code": code, "name": code, "currency": "AUD", **fields, "fees": [
+                {"name": name, "price": price, "timing": timing, **({"parent_fee": parent} if parent else {})}
+                for name, price, timing, parent in fees]})
+            assert response.status_code == 201, response.json
+
+        plan(self.admin, "platform", [("Hosting", "100.00", "in_advance", None), ("Support", "9.99", "in_arrears", None)],
+             granted_to=["*"])
+        plan(self.providers[0], "above", [("Hosting", "150.00", "in_advance", "Hosting"),
+                                          ("Support", "12.00", "in_arrears", "Support")], parent_plan="platform")
+        plan(self.providers[0], "above-lite", [("Hosting", "110.00", "in_advance", "Hosting")], parent_plan="platform")
+        plan(self.providers[1], "below", [("Hosting", "60.00", "in_arrears", "Hosting")], parent_plan="platform")
+        plan(self.providers[2], "own", [("Course", "45.50", "in_advance", None)])
+        self.plans = {0: ["above", "above-lite"], 1: ["below"], 2: ["own"]}
+        self.subscriptions: list[tuple[int, str]] = []  # (provider, id)
 
     # --- what happens -------------------------------------------------------------------------
 
@@ -71,6 +94,37 @@ class Books(RuleBasedStateMachine):
             headers={"Idempotency-Key": f"k{self.sent}"})
         assert response.status_code == 201, response.json
         Books.done["bill"] += 1
+
+    @rule(provider=st.integers(0, 2), customer=st.integers(0, 1), quantity=st.integers(1, 3), which=st.integers(0, 1))
+    def subscribe(self, provider, customer, quantity, which):
+        plans = self.plans[provider]
+        response = self.providers[provider].post("/v1/subscriptions", {
+            "customer": f"cust-{customer}", "plan": plans[which % len(plans)], "quantity": quantity})
+        assert response.status_code == 201, response.json
+        self.subscriptions.append((provider, response.json["id"]))
+        Books.done["subscribe"] += 1
+
+    @rule(data=st.data(), quantity=st.integers(1, 3), which=st.integers(0, 1), days=st.integers(0, 20))
+    def change_subscription(self, data, quantity, which, days):
+        if not self.subscriptions:
+            return
+        provider, sub = data.draw(st.sampled_from(self.subscriptions))
+        plans = self.plans[provider]
+        at = (self._now() + timedelta(days=days)).isoformat()
+        response = self.providers[provider].patch(f"/v1/subscriptions/{sub}", {
+            "plan": plans[which % len(plans)], "quantity": quantity, "at": at})
+        assert response.status_code in (200, 409, 422), response.json  # 409: ended; 422: before its last change
+        Books.done["change subscription"] += response.status_code == 200
+
+    @rule(data=st.data(), days=st.integers(0, 20))
+    def cancel_subscription(self, data, days):
+        if not self.subscriptions:
+            return
+        provider, sub = data.draw(st.sampled_from(self.subscriptions))
+        response = self.providers[provider].delete(f"/v1/subscriptions/{sub}", query_string={
+            "at": (self._now() + timedelta(days=days)).isoformat()})
+        assert response.status_code in (200, 422), response.json  # 422: before its last change
+        Books.done["cancel subscription"] += response.status_code == 200
 
     @rule(days=st.integers(25, 45), review=st.booleans())
     def time_passes(self, days, review):
@@ -146,6 +200,12 @@ class Books(RuleBasedStateMachine):
             paid = self.admin.post(f"/v1/payouts/{payout['id']}/mark_paid", {"reference": "t"})
             assert paid.status_code == 200, paid.json
             Books.done["payout paid"] += 1
+            with Books.app.app_context():  # money collected on plan-rated bills with their own platform fees
+                Books.done["rated bill paid out"] += _sql(
+                    "SELECT count(*) FROM payout_sources s JOIN invoices i ON i.id = s.invoice_id "
+                    "JOIN bills b ON b.customer_id = i.customer_id AND b.period_start = i.period_start "
+                    "AND b.source = 'subscription' AND b.platform_fee IS NOT NULL "
+                    "WHERE s.run_id = :r AND s.kind = 'payment'", r=paid.json["transfer_group"])[0][0]
 
     # --- what must hold -------------------------------------------------------------------------
 
@@ -258,5 +318,45 @@ def test_the_books_hold_through_any_history(app, make_tenant, templates_only):
     run_state_machine_as_test(Books, settings=settings(
         max_examples=explore or 25, stateful_step_count=40, deadline=None, derandomize=not explore, database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
-    kinds = {"bill", "time", "pay", "refund", "void", "uncollectible", "payout paid"}
+    kinds = {"bill", "time", "pay", "refund", "void", "uncollectible", "payout paid", "subscribe",
+             "change subscription", "cancel subscription"}
     assert kinds <= {kind for kind, n in Books.done.items() if n}, Books.done  # every path was taken
+
+
+def test_plan_rated_bills_flow_through_close_charge_and_payout_with_the_books_balanced(app, make_tenant,
+                                                                                     templates_only):
+    """One history played step by step (the random ones rarely reach a paid payout): providers'
+    subscriptions, one priced below its parent plan, rated at the close, the invoices paid, the
+    payout day's payouts paid; the books hold after every step and carry each rated bill's own
+    platform fee."""
+    Books.app, Books.make_tenant, Books.done = app, make_tenant, Counter()
+    books = Books()
+    books.start()
+
+    def check():
+        with app.app_context():
+            check_books(books.tenant.id)
+
+    for provider, customer, quantity in ((0, 0, 2), (1, 1, 1), (2, 0, 1), (0, 1, 1)):
+        books.subscribe(provider, customer, quantity, which=provider % 2)
+        check()
+    books.bill(0, 0, 5000, True)
+    books.time_passes(20, review=False)  # past the first period's end: rated and invoiced
+    check()
+    with app.app_context():
+        rated = _sql("SELECT count(*), count(platform_fee) FROM bills WHERE tenant_id = :t AND source = "
+                     "'subscription'", t=books.tenant.id)[0]
+    assert rated[0] > 0 and rated[1] > 0, rated
+    for invoice in books._invoices("open"):
+        paid = books.admin.post(f"/v1/invoices/{invoice['id']}/payments", {
+            "amount": invoice["amount_remaining"], "method": "bank_transfer", "reference": "r",
+            "received_on": books._now().date().isoformat()})
+        assert paid.status_code == 201, paid.json
+        check()
+    books.time_passes(20, review=True)  # the payout day: built, approved, paid
+    check()
+    assert Books.done["rated bill paid out"] > 0, Books.done
+    with app.app_context():
+        owed = _sql("SELECT sum(amount) FROM ledger_entries WHERE tenant_id = :t AND account = :a",
+                    t=books.tenant.id, a=f"provider_clawback:{books.providers[1].id}")[0][0]
+    assert owed and owed > 0, "the provider priced below its parent plan owes the difference"
