@@ -167,3 +167,19 @@ class Trial(db.Model):
     customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"), primary_key=True)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TrialChange(db.Model):
+    """Each declaration of a trial's end, as recorded (append-only): rating a period as of its end
+    reads the trial as it was known then (catalog/rating.py), not as it is now."""
+
+    __tablename__ = "trial_changes"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"))
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.Index("ix_trial_changes_customer", "customer_id", "provider_id", "recorded_at"),)

@@ -213,7 +213,6 @@ def show_plan(principal, provider_id, code, as_json):
 @click.option("--name", default=None)
 @click.option("--description", default=None)
 @click.option("--environment", "environments", multiple=True, metavar="NAME", help="Repeat: where it may be used.")
-@click.option("--unbilled/--billed", default=None, help="Whether it is a staging plan (billed nothing).")
 @click.option("--max-per-customer", "max_subscriptions_per_customer", type=int, default=None)
 @click.option("--requires-payment-method/--no-payment-method-required", "requires_payment_method", default=None)
 @_metadata_option

@@ -240,11 +240,13 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
 
 def update_plan(principal: Principal, code: str, changes: Mapping[str, Any], now: datetime) -> Plan:
     """Change what does not reprice a period: name, description, environments, quotas, grants,
-    metadata, unbilled. Prices change by a new version (`add_version`)."""
+    metadata. Prices change by a new version (`add_version`); whether a plan is billed at all
+    (`unbilled`) is fixed when it is created, like its fees: rating as of a period's end must not
+    read a flag changed since (move subscriptions to a billed plan by a plan change instead)."""
     plan = _own_plan(principal, code)
     if "environments" in changes:
         plan.environments = _check_environments(principal, changes["environments"], plan.parent)
-    for name in ("name", "description", "unbilled", "max_subscriptions_per_customer", "requires_payment_method"):
+    for name in ("name", "description", "max_subscriptions_per_customer", "requires_payment_method"):
         if name in changes:
             setattr(plan, name, changes[name])
     if "metadata" in changes:

@@ -17,7 +17,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from .. import money
-from ..accounts.models import TenantSettings, Trial
+from ..accounts.models import TenantSettings, TrialChange
 from ..db import in_ids, insert_rows, new_id, run
 from ..ingest.models import Bill
 from ..ingest.transitions import create_bills
@@ -115,7 +115,7 @@ def charges_of(subs: Sequence[Subscription], loaded: LoadedCatalog, period: C.Pe
                    .where(in_ids(ch.subscription_id, ids)).order_by(ch.subscription_id, ch.seq)):
         changes[row.subscription_id].append(rating.Change(row.kind, row.at, row.recorded_at, row.plan_id,
                                                           row.quantity))
-    trials = _trials(subs)
+    trials = _trials(subs, period.end_at)
     billed = billed_for(ids, period.start)
     out: list[rating.Charge] = []
     for sub in subs:
@@ -139,11 +139,17 @@ def billed_for(subscription_ids: Sequence[str], covered_start: date) -> dict[str
     return out
 
 
-def _trials(subs: Sequence[Subscription]) -> dict[tuple[str, str], datetime]:
-    t = Trial.__table__.c
+def _trials(subs: Sequence[Subscription], known_at: datetime) -> dict[tuple[str, str], datetime]:
+    """(provider, customer) -> the end of the provider's free trial for the customer, as declared
+    by `known_at` (the last declaration recorded by then: a trial declared or moved since does
+    not change what a close that runs late bills)."""
+    t = TrialChange.__table__.c
     customers = sorted({s.customer_id for s in subs})
-    return {(r.provider_id, r.customer_id): r.ends_at
-            for r in run(sa.select(t.provider_id, t.customer_id, t.ends_at).where(in_ids(t.customer_id, customers)))}
+    ends: dict[tuple[str, str], datetime] = {}
+    for r in run(sa.select(t.provider_id, t.customer_id, t.ends_at)
+                 .where(in_ids(t.customer_id, customers), t.recorded_at <= known_at).order_by(t.recorded_at, t.id)):
+        ends[r.provider_id, r.customer_id] = r.ends_at
+    return ends
 
 
 def _chunks(tenant_id: str, livemode: bool, period: C.Period, following: C.Period,

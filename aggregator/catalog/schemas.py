@@ -76,7 +76,6 @@ class PlanUpdateSchema(Schema):
     name = text(200)
     description = fields.String(validate=validate.Length(max=1000))
     environments = fields.List(fields.String(validate=ENVIRONMENT), validate=validate.Length(min=1, max=20))
-    unbilled = StrictBoolean()
     max_subscriptions_per_customer = WholeNumber(allow_none=True, validate=validate.Range(min=1, max=1_000_000))
     requires_payment_method = StrictBoolean()
     granted_to = fields.List(fields.String(validate=validate.Length(min=1, max=40)),

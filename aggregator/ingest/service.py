@@ -10,7 +10,7 @@ from typing import Sequence
 import orjson
 import sqlalchemy as sa
 
-from ..accounts.models import ApiKey, Customer, TenantSettings, Trial
+from ..accounts.models import ApiKey, Customer, TenantSettings, Trial, TrialChange
 from ..auth import Principal, verified
 from ..db import db, dialect_insert, dialect_name, in_ids, is_postgres, locking, new_id, run, run_alone, write_lock
 from ..errors import Conflict, DomainError, NotFound
@@ -350,6 +350,8 @@ def set_trial(principal: Principal, external_id: str, ends_at: datetime, now: da
         .values(provider_id=principal.provider_id, customer_id=customer.id, ends_at=ends_at, updated_at=now)
         .on_conflict_do_update(index_elements=["provider_id", "customer_id"],
                                set_={"ends_at": ends_at, "updated_at": now}))
+    db.session.add(TrialChange(provider_id=principal.provider_id, customer_id=customer.id, ends_at=ends_at,
+                               recorded_at=now))
     db.session.commit()
     return db.session.get(Trial, (principal.provider_id, customer.id), populate_existing=True)
 
@@ -367,6 +369,8 @@ def end_trial(principal: Principal, external_id: str, now: datetime) -> Trial:
     trial = get_trial(principal, external_id)
     trial.ends_at = min(trial.ends_at, now)
     trial.updated_at = now
+    db.session.add(TrialChange(provider_id=trial.provider_id, customer_id=trial.customer_id, ends_at=trial.ends_at,
+                               recorded_at=now))
     db.session.commit()
     return trial
 

@@ -300,7 +300,7 @@ def test_plans_and_subscriptions_announce_their_changes_as_events(tenant, provid
 def test_webhook_endpoints_receive_the_plan_and_subscription_events_they_name(app, tenant, provider):
     import json
 
-    from tests.e2e.test_webhooks import run_workers
+    from tests.support.webhooks import run_workers
     from tests.webhook_receiver import Receiver
 
     types = ["plan.created", "subscription.created", "subscription.canceled"]

@@ -358,8 +358,6 @@ def test_a_change_recorded_after_the_period_ended_leaves_a_late_close_alone(app,
     assert charges(provider, sub["id"]) == [("Hosting — Small, 15 of 31 days", "15.00", None)]
 
 
-@pytest.mark.xfail(strict=True, reason="trials have no history: rating reads the trial as it is now, not as "
-                                       "known at the period's end (rating.py's bitemporal rule)")
 def test_a_trial_declared_after_the_period_ended_leaves_a_late_close_alone(app, tenant, provider):
     sub = subscribe(provider, plan="small")
     _period_ended_close_not_run(app, tenant)
@@ -368,11 +366,9 @@ def test_a_trial_declared_after_the_period_ended_leaves_a_late_close_alone(app, 
     assert charges(provider, sub["id"]) == [("Hosting — Small, 15 of 31 days", "15.00", None)]
 
 
-@pytest.mark.xfail(strict=True, reason="a plan's unbilled flag has no history: rating reads it as it is now, "
-                                       "not as known at the period's end")
-def test_a_plan_made_unbilled_after_the_period_ended_leaves_a_late_close_alone(app, tenant, provider):
-    sub = subscribe(provider, plan="small")
-    _period_ended_close_not_run(app, tenant)
-    assert provider.patch("/v1/plans/small", {"unbilled": True}).status_code == 200
-    advance(tenant, "2026-11-27T00:00:00+00:00")
-    assert charges(provider, sub["id"]) == [("Hosting — Small, 15 of 31 days", "15.00", None)]
+def test_whether_a_plan_is_billed_is_fixed_when_it_is_created(tenant, provider):
+    """A close that runs late rates as of the period's end: a flag changed since would change it."""
+    subscribe(provider, plan="small")
+    response = provider.patch("/v1/plans/small", {"unbilled": True})
+    assert response.status_code == 422 and "unbilled" in response.json["error"]["fields"]
+    assert provider.get("/v1/plans/small").json["unbilled"] is False

@@ -9,11 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from aggregator import due
-from aggregator.events.dispatch import DISPATCH_QUEUE
-from aggregator.webhooks.delivery import DELIVERY_QUEUE
 from aggregator.webhooks.schedule import MAX_ATTEMPTS, RETRY_SCHEDULE
 from tests.support.invoicing import advance, send
+from tests.support.webhooks import run_workers
 from tests.webhook_receiver import Receiver
 
 
@@ -22,15 +20,6 @@ def receiver():
     receiver = Receiver()
     yield receiver
     receiver.close()
-
-
-def run_workers(app, tenant, livemode: bool = False) -> None:
-    """A worker's drain of the outbox and the webhook deliveries of the tenant's lane."""
-    lane = due.Lane(tenant.id, livemode)
-    with app.app_context():
-        adapters = app.extensions["aggregator.adapters"]
-        while any([due.drain(q, adapters, lane=lane).taken for q in (DISPATCH_QUEUE, DELIVERY_QUEUE)]):
-            pass
 
 
 def register(caller, url, events=("*",), **fields) -> dict:
