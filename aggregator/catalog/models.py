@@ -192,6 +192,8 @@ class SubscriptionCharge(db.Model):
     platform_fee: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     __table_args__ = (
-        sa.UniqueConstraint("subscription_id", "fee_id", "covered_start", "period_start"),
+        # named: the convention's name would pass PostgreSQL's 63 characters
+        sa.UniqueConstraint("subscription_id", "fee_id", "covered_start", "period_start",
+                            name="uq_subscription_charges_key"),
         sa.CheckConstraint("kind IN ('in_advance', 'in_arrears', 'adjustment')", name="kind"),
     )

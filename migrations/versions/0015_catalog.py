@@ -11,7 +11,6 @@ from alembic import op
 
 from aggregator.db import UTCDateTime
 
-
 # revision identifiers, used by Alembic.
 revision = '0015'
 down_revision = '0014'
@@ -48,9 +47,12 @@ def upgrade():
     sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("(owner = 'platform') = (provider_id IS NULL)", name=op.f('ck_plans_owner')),
-    sa.CheckConstraint('max_subscriptions_per_customer IS NULL OR max_subscriptions_per_customer > 0', name=op.f('ck_plans_max_subscriptions')),
+    sa.CheckConstraint('max_subscriptions_per_customer IS NULL OR max_subscriptions_per_customer > 0',
+        name=op.f('ck_plans_max_subscriptions')),
     sa.ForeignKeyConstraint(['parent_plan_id'], ['plans.id'], name=op.f('fk_plans_parent_plan_id_plans')),
-    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'provider_id'], ['providers.tenant_id', 'providers.livemode', 'providers.id'], name=op.f('fk_plans_tenant_id_providers')),
+    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'provider_id'],
+        ['providers.tenant_id', 'providers.livemode', 'providers.id'],
+        name=op.f('fk_plans_tenant_id_providers')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_plans_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_plans')),
     sa.UniqueConstraint('tenant_id', 'livemode', 'owner', 'code', name=op.f('uq_plans_tenant_id_livemode_owner_code'))
@@ -95,10 +97,15 @@ def upgrade():
     sa.Column('version', sa.Integer(), nullable=False),
     sa.CheckConstraint('quantity > 0', name=op.f('ck_subscriptions_quantity')),
     sa.ForeignKeyConstraint(['plan_id'], ['plans.id'], name=op.f('fk_subscriptions_plan_id_plans')),
-    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'customer_id'], ['customers.tenant_id', 'customers.livemode', 'customers.id'], name=op.f('fk_subscriptions_tenant_id_customers')),
-    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'provider_id'], ['providers.tenant_id', 'providers.livemode', 'providers.id'], name=op.f('fk_subscriptions_tenant_id_providers')),
+    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'customer_id'],
+        ['customers.tenant_id', 'customers.livemode', 'customers.id'],
+        name=op.f('fk_subscriptions_tenant_id_customers')),
+    sa.ForeignKeyConstraint(['tenant_id', 'livemode', 'provider_id'],
+        ['providers.tenant_id', 'providers.livemode', 'providers.id'],
+        name=op.f('fk_subscriptions_tenant_id_providers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriptions')),
-    sa.UniqueConstraint('provider_id', 'external_billing_id', name=op.f('uq_subscriptions_provider_id_external_billing_id'))
+    sa.UniqueConstraint('provider_id', 'external_billing_id',
+        name=op.f('uq_subscriptions_provider_id_external_billing_id'))
     )
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.create_index('ix_subscriptions_customer', ['customer_id', 'plan_id'], unique=False)
@@ -123,7 +130,8 @@ def upgrade():
     sa.Column('quantity', sa.Integer(), nullable=True),
     sa.CheckConstraint("kind IN ('start', 'change', 'end')", name=op.f('ck_subscription_changes_kind')),
     sa.ForeignKeyConstraint(['plan_id'], ['plans.id'], name=op.f('fk_subscription_changes_plan_id_plans')),
-    sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], name=op.f('fk_subscription_changes_subscription_id_subscriptions')),
+    sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'],
+        name=op.f('fk_subscription_changes_subscription_id_subscriptions')),
     sa.PrimaryKeyConstraint('subscription_id', 'seq', name=op.f('pk_subscription_changes'))
     )
     op.create_table('subscription_charges',
@@ -145,9 +153,11 @@ def upgrade():
     sa.ForeignKeyConstraint(['bill_id'], ['bills.id'], name=op.f('fk_subscription_charges_bill_id_bills')),
     sa.ForeignKeyConstraint(['fee_id'], ['plan_fees.id'], name=op.f('fk_subscription_charges_fee_id_plan_fees')),
     sa.ForeignKeyConstraint(['plan_id'], ['plans.id'], name=op.f('fk_subscription_charges_plan_id_plans')),
-    sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], name=op.f('fk_subscription_charges_subscription_id_subscriptions')),
+    sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'],
+        name=op.f('fk_subscription_charges_subscription_id_subscriptions')),
     sa.PrimaryKeyConstraint('bill_id', name=op.f('pk_subscription_charges')),
-    sa.UniqueConstraint('subscription_id', 'fee_id', 'covered_start', 'period_start', name=op.f('uq_subscription_charges_subscription_id_fee_id_covered_start_period_start'))
+    sa.UniqueConstraint('subscription_id', 'fee_id', 'covered_start', 'period_start',
+        name=op.f('uq_subscription_charges_key'))
     )
     with op.batch_alter_table('bills', schema=None) as batch_op:
         batch_op.add_column(sa.Column('source', sa.String(length=16), server_default='api', nullable=False))

@@ -12,7 +12,6 @@ from alembic import op
 
 from aggregator.db import UTCDateTime
 
-
 # revision identifiers, used by Alembic.
 revision = '0016'
 down_revision = '0015'

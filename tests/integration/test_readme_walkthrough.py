@@ -78,4 +78,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     assert [p.name for p in checkout.iterdir()] == ["var"], "the walk-through wrote outside var/"
     assert "var/" in (ROOT / ".gitignore").read_text().splitlines(), "var/ must stay ignored by git"
     assert "invoice.finalized" in result.stdout and "INV-" in result.stdout
+    # the plan's story: the subscription was created, rated at the close and shown in its statements
+    assert '"object": "upcoming_invoice"' in result.stdout.replace('":"', '": "')
+    assert "subscription.created" in result.stdout and "Hosting — Pro hosting" in result.stdout
     assert "Traceback" not in result.stderr
