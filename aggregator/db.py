@@ -175,10 +175,10 @@ def _insert_rows_sql(table: sa.Table, names: tuple[str, ...], conflict: tuple[st
                 values.append(f"CAST(r->>{i} AS {kind.compile(dialect=dialect)})")
         target = f" ({', '.join(table.c[name].name for name in conflict)})" if conflict else ""
         # names of the table's own columns (table.c refuses any other), never input: no injection
-        _INSERT_ROWS[key] = sa.text(
-            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(values)} "  # nosec B608  # see above
-            f"FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r ON CONFLICT{target} DO NOTHING"
-            + (f" RETURNING {returning}" if returning else ""))
+        insert = f"INSERT INTO {table.name} ({', '.join(names)})"
+        select = f" SELECT {', '.join(values)} FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r"  # nosec B608
+        _INSERT_ROWS[key] = sa.text(insert + select + f" ON CONFLICT{target} DO NOTHING"
+                                    + (f" RETURNING {returning}" if returning else ""))
     return _INSERT_ROWS[key]
 
 
