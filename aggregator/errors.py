@@ -9,7 +9,7 @@ returns has one JSON shape:
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Self
 
 from marshmallow import Schema, fields
 
@@ -24,15 +24,16 @@ class DomainError(Exception):
             self.code = code
         self.fields = dict(fields) if fields else None
 
+    @classmethod
+    def on(cls, field: str, message: str, code: str | None = None) -> Self:
+        """The error, naming the request's `field` at fault."""
+        return cls(message, code=code, fields={field: [message]})
+
 
 class InvalidInput(DomainError):
     """The request is well formed but a value in it is not acceptable (422)."""
 
     code = "invalid"
-
-    @classmethod
-    def on(cls, field: str, message: str, code: str | None = None) -> "InvalidInput":
-        return cls(message, code=code, fields={field: [message]})
 
 
 class InvalidRequest(DomainError):

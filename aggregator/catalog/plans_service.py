@@ -15,7 +15,7 @@ from ..accounts.keys import Principal
 from ..accounts.models import Provider
 from ..accounts.service import tenant_settings
 from ..db import db, new_id
-from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..events.service import NewEvent, record_one
 from ..pagination import Page, paginate
 from ..periods import calendar as C
@@ -46,9 +46,6 @@ class EnvironmentInUse(Conflict):
     code = "environment_in_use"
 
 
-def _on(category: type[DomainError], field: str, message: str, code: str | None = None) -> DomainError:
-    return category(message, code=code, fields={field: [message]})
-
 
 # --- environments ------------------------------------------------------------------------------
 
@@ -64,7 +61,7 @@ def add_environment(principal: Principal, name: str, now: datetime) -> list[str]
     """Name another environment (the first one named keeps the defaults beside it)."""
     current = environments(principal.tenant_id, principal.livemode)
     if name in current:
-        raise _on(Conflict, "name", f"The environment {name!r} already exists.", "environment_exists")
+        raise Conflict.on("name", f"The environment {name!r} already exists.", "environment_exists")
     names = current + [name] if _named(principal) == [] else [name]
     for each in names:
         db.session.add(Environment(tenant_id=principal.tenant_id, livemode=principal.livemode, name=each,
@@ -190,10 +187,10 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
     parent = None
     if fields.get("parent_plan"):
         if provider_id is None:
-            raise _on(Forbidden, "parent_plan", "A parent plan is not built on another plan.", "parent_plan_of_parent")
+            raise Forbidden.on("parent_plan", "A parent plan is not built on another plan.", "parent_plan_of_parent")
         parent = _granted_parent(principal, fields["parent_plan"])
         if parent.currency != fields["currency"]:
-            raise _on(Conflict, "currency", f"The parent plan {parent.code!r} is priced in {parent.currency}: "
+            raise Conflict.on("currency", f"The parent plan {parent.code!r} is priced in {parent.currency}: "
                                             "a plan built on it must be too.", "currency_mismatch")
     envs = _check_environments(principal, fields.get("environments"), parent)
     plan = Plan(id=new_id("plan"), tenant_id=principal.tenant_id, livemode=principal.livemode, owner=owner,
@@ -212,11 +209,12 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
         if parent is not None:
             parent_fee = parent_fees.get(fee.get("parent_fee") or "")
             if parent_fee is None:
-                raise _on(NotFound if fee.get("parent_fee") else InvalidInput, f"fees.{position}.parent_fee",
-                          f"Each fee of a plan built on {parent.code!r} names the parent fee it resells, one of "
-                          f"{sorted(parent_fees)}.")
+                refusal = NotFound if fee.get("parent_fee") else InvalidInput
+                raise refusal.on(f"fees.{position}.parent_fee",
+                                 f"Each fee of a plan built on {parent.code!r} names the parent fee it resells, one of "
+                                 f"{sorted(parent_fees)}.")
         elif fee.get("parent_fee"):
-            raise _on(InvalidInput, f"fees.{position}.parent_fee", "Only a plan built on a parent plan resells "
+            raise InvalidInput.on(f"fees.{position}.parent_fee", "Only a plan built on a parent plan resells "
                                                                     "parent fees.")
         row = PlanFee(id=new_id("fee"), position=position, name=fee["name"],
                       timing=fee.get("timing", rating.IN_ADVANCE), revenue_share=fee.get("revenue_share", True),
@@ -227,11 +225,11 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
         db.session.flush()
     except sa.exc.IntegrityError:
         db.session.rollback()
-        raise _on(PlanCodeTaken, "code", f"A plan with code {fields['code']!r} already exists.") from None
+        raise PlanCodeTaken.on("code", f"A plan with code {fields['code']!r} already exists.") from None
     if provider_id is None:
         _set_grants(plan, fields.get("granted_to") or [], now)
     elif fields.get("granted_to"):
-        raise _on(Forbidden, "granted_to", "Only a parent plan (an admin's) is granted to providers.",
+        raise Forbidden.on("granted_to", "Only a parent plan (an admin's) is granted to providers.",
                   "parent_plans_only")
     _record(plan, "plan.created", now)
     db.session.commit()
@@ -253,7 +251,7 @@ def update_plan(principal: Principal, code: str, changes: Mapping[str, Any], now
         plan.metadata_ = changes["metadata"] or {}
     if "granted_to" in changes:
         if plan.owner != PLATFORM:
-            raise _on(Forbidden, "granted_to", "Only a parent plan (an admin's) is granted to providers.",
+            raise Forbidden.on("granted_to", "Only a parent plan (an admin's) is granted to providers.",
                   "parent_plans_only")
         _set_grants(plan, changes["granted_to"] or [], now)
     plan.updated_at = now
@@ -273,25 +271,25 @@ def add_version(principal: Principal, code: str, effective_from: date | None, pr
                                     settings.timezone)
     start = effective_from or open_period.start
     if start.day != settings.period_anchor_day:
-        raise _on(Conflict, "effective_from", f"{start.isoformat()} is not a period's start (the tenant's periods "
+        raise Conflict.on("effective_from", f"{start.isoformat()} is not a period's start (the tenant's periods "
                                               f"start on day {settings.period_anchor_day}).", "not_a_period_start")
     if start < open_period.start:
-        raise _on(PeriodClosed, "effective_from", f"The period {start.isoformat()} has ended or is being closed: "
+        raise PeriodClosed.on("effective_from", f"The period {start.isoformat()} has ended or is being closed: "
                                                   f"prices can change from {open_period.start.isoformat()} on.")
     by_name = {fee.name: fee for fee in plan.fees}
     unknown = sorted(set(prices) - set(by_name))
     if unknown:  # a fee the plan does not have (409: the plan exists, 404 would say it does not)
-        raise _on(Conflict, "prices", f"Give new prices by fee name, among {sorted(by_name)}; unknown: {unknown}.",
+        raise Conflict.on("prices", f"Give new prices by fee name, among {sorted(by_name)}; unknown: {unknown}.",
                   "unknown_fee")
     if not prices:
-        raise _on(InvalidInput, "prices", f"Give new prices by fee name, among {sorted(by_name)}.")
+        raise InvalidInput.on("prices", f"Give new prices by fee name, among {sorted(by_name)}.")
     for name, text in prices.items():
         try:
             amount = money.parse_amount(text, plan.currency)
         except money.MoneyError as exc:
-            raise _on(InvalidInput, f"prices.{name}", str(exc)) from None
+            raise InvalidInput.on(f"prices.{name}", str(exc)) from None
         if amount < 0:
-            raise _on(InvalidInput, f"prices.{name}", "A price is not negative.")
+            raise InvalidInput.on(f"prices.{name}", "A price is not negative.")
         same = next((p for p in by_name[name].prices if p.effective_from == start and p.recorded_at == now), None)
         if same is not None:  # two versions at one instant (a test clock standing still): the last one holds
             same.amount = amount
@@ -307,7 +305,7 @@ def _granted_parent(principal: Principal, code: str) -> Plan:
     parent = db.session.scalars(_visible(principal).where(
         sa.or_(Plan.id == code, Plan.code == code), Plan.owner == PLATFORM)).first()
     if parent is None:
-        raise _on(NotFound, "parent_plan", f"No parent plan {code!r} granted to you.", "plan_not_granted")
+        raise NotFound.on("parent_plan", f"No parent plan {code!r} granted to you.", "plan_not_granted")
     return parent
 
 
@@ -316,10 +314,10 @@ def _check_environments(principal: Principal, names: Sequence[str] | None, paren
     names = list(dict.fromkeys(names or known))
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise _on(Conflict, "environments", f"Unknown environments {unknown}: the tenant has {known}.",
+        raise Conflict.on("environments", f"Unknown environments {unknown}: the tenant has {known}.",
                   "unknown_environment")
     if parent is not None and not set(names) <= set(parent.environments):
-        raise _on(Conflict, "environments", f"The parent plan {parent.code!r} may be used in "
+        raise Conflict.on("environments", f"The parent plan {parent.code!r} may be used in "
                                             f"{parent.environments} only.", "environment_not_allowed")
     return names
 
@@ -330,7 +328,7 @@ def _set_grants(plan: Plan, grantees: Sequence[str], now: datetime) -> None:
         Provider.tenant_id == plan.tenant_id, Provider.livemode == plan.livemode, Provider.id.in_(grantees))))
     unknown = [g for g in grantees if g != ALL_PROVIDERS and g not in providers]
     if unknown:
-        raise _on(Conflict, "granted_to", f"No providers {unknown} (give provider ids, or \"*\" for all).",
+        raise Conflict.on("granted_to", f"No providers {unknown} (give provider ids, or \"*\" for all).",
                   "unknown_provider")
     db.session.execute(sa.delete(PlanGrant.__table__).where(PlanGrant.plan_id == plan.id))
     for grantee in grantees:

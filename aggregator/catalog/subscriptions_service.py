@@ -44,9 +44,6 @@ class ExternalBillingIdTaken(Conflict):
     code = "external_billing_id_taken"
 
 
-def _on(category: type[DomainError], field: str, message: str, code: str | None = None) -> DomainError:
-    return category(message, code=code, fields={field: [message]})
-
 
 # --- reading -----------------------------------------------------------------------------------
 
@@ -106,7 +103,7 @@ def create_subscription(principal: Principal, fields: Mapping[str, Any], now: da
     _check_environment(principal, plan, environment)
     starts_at = fields.get("starts_at") or now
     if starts_at < customer.created_at:
-        raise _on(InvalidInput, "starts_at", f"The customer {customer.external_id!r} was created at "
+        raise InvalidInput.on("starts_at", f"The customer {customer.external_id!r} was created at "
                                              f"{customer.created_at.isoformat()}: a subscription cannot start "
                                              "before it existed.", "before_customer")
     _check_not_closed("starts_at", starts_at, open_period)
@@ -125,7 +122,7 @@ def create_subscription(principal: Principal, fields: Mapping[str, Any], now: da
         db.session.flush()
     except sa.exc.IntegrityError:
         db.session.rollback()
-        raise _on(ExternalBillingIdTaken, "external_billing_id",
+        raise ExternalBillingIdTaken.on("external_billing_id",
                   f"A subscription with external_billing_id {fields.get('external_billing_id')!r} already exists "
                   "for this provider.") from None
     _record(subscription, "subscription.created", now, customer)
@@ -138,7 +135,7 @@ def update_subscription(principal: Principal, ref: str, changes: Mapping[str, An
     an ended subscription, and for an instant before the open period or the last change."""
     subscription = _locked(principal, ref, now)
     if subscription.ends_at is not None:
-        raise _on(SubscriptionCanceled, "plan" if "plan" in changes else "quantity",
+        raise SubscriptionCanceled.on("plan" if "plan" in changes else "quantity",
                   f"The subscription {subscription.id!r} was ended at {subscription.ends_at.isoformat()}; "
                   "it can no longer change.")
     if "metadata" in changes:
@@ -203,7 +200,7 @@ def _locked_customer(principal: Principal, ref: str) -> Customer:
     try:
         customer = get_customer(principal, ref)
     except NotFound as exc:
-        raise _on(NotFound, "customer", str(exc), "unknown_customer") from None
+        raise NotFound.on("customer", str(exc), "unknown_customer") from None
     return db.session.scalars(locking(sa.select(Customer).where(Customer.id == customer.id), of=Customer)).one()
 
 
@@ -211,9 +208,9 @@ def _own_plan(principal: Principal, ref: str) -> Plan:
     try:
         plan = get_plan(principal, ref)
     except NotFound as exc:
-        raise _on(NotFound, "plan", str(exc), "unknown_plan") from None
+        raise NotFound.on("plan", str(exc), "unknown_plan") from None
     if plan.owner == PLATFORM:
-        raise _on(InvalidInput, "plan", f"{plan.code!r} is a parent plan: subscribe customers to a plan of your own "
+        raise InvalidInput.on("plan", f"{plan.code!r} is a parent plan: subscribe customers to a plan of your own "
                                         "built on it.", "parent_plan")
     return plan
 
@@ -224,9 +221,9 @@ def _default_environment(plan: Plan) -> str:
 
 def _check_environment(principal: Principal, plan: Plan, environment: str) -> None:
     if environment not in environments(principal.tenant_id, principal.livemode):
-        raise _on(InvalidInput, "environment", f"Unknown environment {environment!r}.", "unknown_environment")
+        raise InvalidInput.on("environment", f"Unknown environment {environment!r}.", "unknown_environment")
     if environment not in plan.environments:
-        raise _on(InvalidInput, "environment", f"The plan {plan.code!r} may be used in {plan.environments}, "
+        raise InvalidInput.on("environment", f"The plan {plan.code!r} may be used in {plan.environments}, "
                                                f"not {environment!r}.", "environment_not_allowed")
 
 
@@ -238,7 +235,7 @@ def _open_period(settings: TenantSettings, now: datetime) -> C.Period:
 
 def _check_not_closed(field: str, at: datetime, open_period: C.Period) -> None:
     if at < open_period.start_at:
-        raise _on(PeriodClosed, field, f"{at.isoformat()} is in a period that has ended or is being closed: "
+        raise PeriodClosed.on(field, f"{at.isoformat()} is in a period that has ended or is being closed: "
                                        f"changes take effect from {open_period.start_at.isoformat()} on.")
 
 
@@ -247,7 +244,7 @@ def _change_instant(subscription: Subscription, at: datetime, now: datetime) -> 
     _check_not_closed("at", at, _open_period(settings, now))
     last = max(c.at for c in subscription.changes)
     if at < last:
-        raise _on(InvalidInput, "at", f"The subscription's last change takes effect at {last.isoformat()}: a "
+        raise InvalidInput.on("at", f"The subscription's last change takes effect at {last.isoformat()}: a "
                                       "change cannot take effect before it.", "before_last_change")
     return at
 
@@ -256,14 +253,14 @@ def refusals(plan: Plan, customer: Customer, now: datetime) -> list[DomainError]
     """Why `customer` may not start `plan` now (nothing: it may): its quotas."""
     out: list[DomainError] = []
     if plan.requires_payment_method and not customer.stripe_payment_method:
-        out.append(_on(PaymentMethodRequired, "customer", f"The plan {plan.code!r} requires a payment method, and "
+        out.append(PaymentMethodRequired.on("customer", f"The plan {plan.code!r} requires a payment method, and "
                                                           f"customer {customer.external_id!r} has none."))
     if plan.max_subscriptions_per_customer is not None:
         count = db.session.scalar(sa.select(sa.func.count()).select_from(Subscription).where(
             Subscription.customer_id == customer.id, Subscription.plan_id == plan.id,
             sa.or_(Subscription.ends_at.is_(None), Subscription.ends_at > now)))
         if count >= plan.max_subscriptions_per_customer:
-            out.append(_on(QuotaExceeded, "plan", f"The plan {plan.code!r} allows "
+            out.append(QuotaExceeded.on("plan", f"The plan {plan.code!r} allows "
                                                   f"{plan.max_subscriptions_per_customer} subscription(s) per "
                                                   f"customer (max_subscriptions_per_customer); customer "
                                                   f"{customer.external_id!r} has {count}."))
