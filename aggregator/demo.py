@@ -293,8 +293,8 @@ def _plans(api: _Client, admin: str, key: str, provider_id: str, period: dict, c
     studio = api.call("POST", "/subscriptions", key, {"customer": "studio-9", "plan": cloud,
                                                       "external_billing_id": "ledgerly-studio-9"})
     console.print(f"The test clock moves to {first.isoformat()}. {provider} subscribes bakery-42 to {cloud} from "
-                  f"{opened}, when its account was opened: a backdated subscription, billed from then (POST "
-                  f"/v1/subscriptions, starts_at in the past); and studio-9 from now.")
+                  f"{opened[:16].replace('T', ' ')} UTC, when its account was opened: a backdated subscription, "
+                  "billed from then (POST /v1/subscriptions, starts_at in the past); and studio-9 from now.")
     api.call("POST", "/test_clock/advance", admin, {"to": second.isoformat()})
     bakery = api.call("PATCH", f"/subscriptions/{bakery['external_billing_id']}", key, {"plan": plus})
     studio = api.call("DELETE", f"/subscriptions/{studio['external_billing_id']}", key)
