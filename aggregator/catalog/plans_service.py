@@ -191,7 +191,7 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
         parent = _granted_parent(principal, fields["parent_plan"])
         if parent.currency != fields["currency"]:
             raise Conflict.on("currency", f"The parent plan {parent.code!r} is priced in {parent.currency}: "
-                                            "a plan built on it must be too.", "currency_mismatch")
+                                          "a plan built on it must be too.", "currency_mismatch")
     envs = _check_environments(principal, fields.get("environments"), parent)
     plan = Plan(id=new_id("plan"), tenant_id=principal.tenant_id, livemode=principal.livemode, owner=owner,
                 provider_id=provider_id, code=fields["code"], name=fields["name"],
@@ -230,7 +230,7 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
         _set_grants(plan, fields.get("granted_to") or [], now)
     elif fields.get("granted_to"):
         raise Forbidden.on("granted_to", "Only a parent plan (an admin's) is granted to providers.",
-                  "parent_plans_only")
+                           "parent_plans_only")
     _record(plan, "plan.created", now)
     db.session.commit()
     return plan
@@ -252,7 +252,7 @@ def update_plan(principal: Principal, code: str, changes: Mapping[str, Any], now
     if "granted_to" in changes:
         if plan.owner != PLATFORM:
             raise Forbidden.on("granted_to", "Only a parent plan (an admin's) is granted to providers.",
-                  "parent_plans_only")
+                               "parent_plans_only")
         _set_grants(plan, changes["granted_to"] or [], now)
     plan.updated_at = now
     _record(plan, "plan.updated", now)
@@ -272,15 +272,15 @@ def add_version(principal: Principal, code: str, effective_from: date | None, pr
     start = effective_from or open_period.start
     if start.day != settings.period_anchor_day:
         raise Conflict.on("effective_from", f"{start.isoformat()} is not a period's start (the tenant's periods "
-                                              f"start on day {settings.period_anchor_day}).", "not_a_period_start")
+                                            f"start on day {settings.period_anchor_day}).", "not_a_period_start")
     if start < open_period.start:
         raise PeriodClosed.on("effective_from", f"The period {start.isoformat()} has ended or is being closed: "
-                                                  f"prices can change from {open_period.start.isoformat()} on.")
+                                                f"prices can change from {open_period.start.isoformat()} on.")
     by_name = {fee.name: fee for fee in plan.fees}
     unknown = sorted(set(prices) - set(by_name))
     if unknown:  # a fee the plan does not have (409: the plan exists, 404 would say it does not)
         raise Conflict.on("prices", f"Give new prices by fee name, among {sorted(by_name)}; unknown: {unknown}.",
-                  "unknown_fee")
+                          "unknown_fee")
     if not prices:
         raise InvalidInput.on("prices", f"Give new prices by fee name, among {sorted(by_name)}.")
     for name, text in prices.items():
@@ -315,10 +315,10 @@ def _check_environments(principal: Principal, names: Sequence[str] | None, paren
     unknown = [n for n in names if n not in known]
     if unknown:
         raise Conflict.on("environments", f"Unknown environments {unknown}: the tenant has {known}.",
-                  "unknown_environment")
+                          "unknown_environment")
     if parent is not None and not set(names) <= set(parent.environments):
         raise Conflict.on("environments", f"The parent plan {parent.code!r} may be used in "
-                                            f"{parent.environments} only.", "environment_not_allowed")
+                                          f"{parent.environments} only.", "environment_not_allowed")
     return names
 
 
@@ -329,7 +329,7 @@ def _set_grants(plan: Plan, grantees: Sequence[str], now: datetime) -> None:
     unknown = [g for g in grantees if g != ALL_PROVIDERS and g not in providers]
     if unknown:
         raise Conflict.on("granted_to", f"No providers {unknown} (give provider ids, or \"*\" for all).",
-                  "unknown_provider")
+                          "unknown_provider")
     db.session.execute(sa.delete(PlanGrant.__table__).where(PlanGrant.plan_id == plan.id))
     for grantee in grantees:
         db.session.add(PlanGrant(plan_id=plan.id, grantee=grantee, created_at=now))

@@ -44,7 +44,6 @@ class ExternalBillingIdTaken(Conflict):
     code = "external_billing_id_taken"
 
 
-
 # --- reading -----------------------------------------------------------------------------------
 
 def _scoped(principal: Principal) -> sa.Select:
@@ -104,8 +103,8 @@ def create_subscription(principal: Principal, fields: Mapping[str, Any], now: da
     starts_at = fields.get("starts_at") or now
     if starts_at < customer.created_at:
         raise InvalidInput.on("starts_at", f"The customer {customer.external_id!r} was created at "
-                                             f"{customer.created_at.isoformat()}: a subscription cannot start "
-                                             "before it existed.", "before_customer")
+                                           f"{customer.created_at.isoformat()}: a subscription cannot start "
+                                           "before it existed.", "before_customer")
     _check_not_closed("starts_at", starts_at, open_period)
     _check_quotas(plan, customer, now)
     subscription = Subscription(
@@ -122,9 +121,9 @@ def create_subscription(principal: Principal, fields: Mapping[str, Any], now: da
         db.session.flush()
     except sa.exc.IntegrityError:
         db.session.rollback()
-        raise ExternalBillingIdTaken.on("external_billing_id",
-                  f"A subscription with external_billing_id {fields.get('external_billing_id')!r} already exists "
-                  "for this provider.") from None
+        taken = fields.get("external_billing_id")
+        raise ExternalBillingIdTaken.on("external_billing_id", f"A subscription with external_billing_id "
+                                                               f"{taken!r} already exists for this provider.") from None
     _record(subscription, "subscription.created", now, customer)
     db.session.commit()
     return subscription
@@ -136,8 +135,8 @@ def update_subscription(principal: Principal, ref: str, changes: Mapping[str, An
     subscription = _locked(principal, ref, now)
     if subscription.ends_at is not None:
         raise SubscriptionCanceled.on("plan" if "plan" in changes else "quantity",
-                  f"The subscription {subscription.id!r} was ended at {subscription.ends_at.isoformat()}; "
-                  "it can no longer change.")
+                                      f"The subscription {subscription.id!r} was ended at "
+                                      f"{subscription.ends_at.isoformat()}; it can no longer change.")
     if "metadata" in changes:
         subscription.metadata_ = changes["metadata"] or {}
     plan, quantity = subscription.plan, changes.get("quantity", subscription.quantity)
@@ -211,7 +210,7 @@ def _own_plan(principal: Principal, ref: str) -> Plan:
         raise NotFound.on("plan", str(exc), "unknown_plan") from None
     if plan.owner == PLATFORM:
         raise InvalidInput.on("plan", f"{plan.code!r} is a parent plan: subscribe customers to a plan of your own "
-                                        "built on it.", "parent_plan")
+                                      "built on it.", "parent_plan")
     return plan
 
 
@@ -224,7 +223,7 @@ def _check_environment(principal: Principal, plan: Plan, environment: str) -> No
         raise InvalidInput.on("environment", f"Unknown environment {environment!r}.", "unknown_environment")
     if environment not in plan.environments:
         raise InvalidInput.on("environment", f"The plan {plan.code!r} may be used in {plan.environments}, "
-                                               f"not {environment!r}.", "environment_not_allowed")
+                                             f"not {environment!r}.", "environment_not_allowed")
 
 
 def _open_period(settings: TenantSettings, now: datetime) -> C.Period:
@@ -236,7 +235,7 @@ def _open_period(settings: TenantSettings, now: datetime) -> C.Period:
 def _check_not_closed(field: str, at: datetime, open_period: C.Period) -> None:
     if at < open_period.start_at:
         raise PeriodClosed.on(field, f"{at.isoformat()} is in a period that has ended or is being closed: "
-                                       f"changes take effect from {open_period.start_at.isoformat()} on.")
+                                     f"changes take effect from {open_period.start_at.isoformat()} on.")
 
 
 def _change_instant(subscription: Subscription, at: datetime, now: datetime) -> datetime:
@@ -245,7 +244,7 @@ def _change_instant(subscription: Subscription, at: datetime, now: datetime) -> 
     last = max(c.at for c in subscription.changes)
     if at < last:
         raise InvalidInput.on("at", f"The subscription's last change takes effect at {last.isoformat()}: a "
-                                      "change cannot take effect before it.", "before_last_change")
+                                    "change cannot take effect before it.", "before_last_change")
     return at
 
 
@@ -254,16 +253,16 @@ def refusals(plan: Plan, customer: Customer, now: datetime) -> list[DomainError]
     out: list[DomainError] = []
     if plan.requires_payment_method and not customer.stripe_payment_method:
         out.append(PaymentMethodRequired.on("customer", f"The plan {plan.code!r} requires a payment method, and "
-                                                          f"customer {customer.external_id!r} has none."))
+                                                        f"customer {customer.external_id!r} has none."))
     if plan.max_subscriptions_per_customer is not None:
         count = db.session.scalar(sa.select(sa.func.count()).select_from(Subscription).where(
             Subscription.customer_id == customer.id, Subscription.plan_id == plan.id,
             sa.or_(Subscription.ends_at.is_(None), Subscription.ends_at > now)))
         if count >= plan.max_subscriptions_per_customer:
             out.append(QuotaExceeded.on("plan", f"The plan {plan.code!r} allows "
-                                                  f"{plan.max_subscriptions_per_customer} subscription(s) per "
-                                                  f"customer (max_subscriptions_per_customer); customer "
-                                                  f"{customer.external_id!r} has {count}."))
+                                                f"{plan.max_subscriptions_per_customer} subscription(s) per "
+                                                f"customer (max_subscriptions_per_customer); customer "
+                                                f"{customer.external_id!r} has {count}."))
     return out
 
 
