@@ -84,6 +84,11 @@ def rate_period(settings: TenantSettings, period: C.Period, chunk: int = CHUNK) 
     tenant_id, livemode = settings.tenant_id, settings.livemode
     following = C.next_period(period, settings.period_anchor_day, settings.timezone)
     report = RatingReport()
+    # The next period's row first, before the rated rows take key-share locks on customers and
+    # subscriptions: a change recorded in that period claims its row, then locks those rows; the
+    # other order would let the two wait for each other.
+    if _continues(tenant_id, livemode, following):
+        ensure_period_row(tenant_id, livemode, following)  # its close is due work at its end
     loaded: LoadedCatalog | None = None
     for subs in _chunks(tenant_id, livemode, period, following, chunk):
         if loaded is None:
@@ -91,8 +96,6 @@ def rate_period(settings: TenantSettings, period: C.Period, chunk: int = CHUNK) 
         report.subscriptions += len(subs)
         charges = charges_of(subs, loaded, period, following, settings.timezone)
         _store(settings, period, charges, subs, loaded, report)
-    if _continues(tenant_id, livemode, following):
-        ensure_period_row(tenant_id, livemode, following)  # its close is due work at its end
     return report
 
 

@@ -146,7 +146,10 @@ def update_subscription(principal: Principal, ref: str, changes: Mapping[str, An
     if plan.id != subscription.plan_id or quantity != subscription.quantity:
         at = _change_instant(subscription, changes.get("at") or now, now)
         if plan.id != subscription.plan_id:
-            _check_quotas(plan, db.session.get(Customer, subscription.customer_id), now)
+            # the customer's row lock, as creating takes it: two changes at once take turns at a quota
+            customer = db.session.scalars(locking(sa.select(Customer).where(
+                Customer.id == subscription.customer_id), of=Customer)).one()
+            _check_quotas(plan, customer, now)
         subscription.version += 1
         subscription.changes.append(SubscriptionChange(seq=subscription.version, kind=rating.CHANGE, at=at,
                                                        recorded_at=now, plan_id=plan.id, quantity=quantity))
@@ -166,7 +169,8 @@ def cancel_subscription(principal: Principal, ref: str, at: datetime | None, now
     if subscription.ends_at is not None:
         db.session.rollback()
         return subscription
-    ends_at = max(_change_instant(subscription, at or now, now), subscription.starts_at)
+    # a subscription deleted before it starts ends as it starts (nothing of it is billed)
+    ends_at = _change_instant(subscription, max(at or now, subscription.starts_at), now)
     subscription.version += 1
     subscription.changes.append(SubscriptionChange(seq=subscription.version, kind=rating.END, at=ends_at,
                                                    recorded_at=now))

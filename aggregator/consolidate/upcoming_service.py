@@ -72,7 +72,7 @@ def upcoming_invoice(principal: Principal, customer_ref: str, now: datetime) -> 
     subs = Subscription.__table__.c
     sub_query = sa.select(subs.id, subs.provider_id, subs.customer_id, subs.plan_id).where(
         subs.tenant_id == principal.tenant_id, subs.livemode == principal.livemode, subs.customer_id == customer.id,
-        sa.or_(subs.ends_at.is_(None), subs.ends_at > period.start_at))
+        sa.or_(subs.ends_at.is_(None), subs.ends_at >= period.start_at))  # as the close selects them
     if own:
         sub_query = sub_query.where(subs.provider_id == own)
     subscriptions = run(sub_query).all()

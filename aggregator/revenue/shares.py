@@ -144,7 +144,13 @@ def _pro_rata(collected: int, parts: Sequence[int]) -> list[int]:
 
 
 def _bill_share(bill: InvoicedBill, collected: int, fraction: tuple[int, int]) -> BillShare:
-    """The bill's collected part in its own currency, split like the bill (rule 2)."""
+    """The bill's collected part in its own currency, split like the bill (rule 2). A bill of
+    nothing that carries a platform fee of its own (a plan priced at 0 on a paid parent plan:
+    terms.ExplicitFee) has no part to scale: its fee is owed as the invoice is collected, by the
+    invoice's `fraction`, so a whole collection gives its whole split however it was paid."""
+    if bill.amount == 0:
+        fee = _scaled(bill.share.fee, *fraction)
+        return BillShare(bill.bill_id, bill.provider_id, bill.currency, collected, 0, fee, -fee)
     if bill.invoiced_amount:
         amount = _scaled(bill.amount, abs(collected), abs(bill.invoiced_amount))
     else:

@@ -372,3 +372,55 @@ def test_whether_a_plan_is_billed_is_fixed_when_it_is_created(tenant, provider):
     response = provider.patch("/v1/plans/small", {"unbilled": True})
     assert response.status_code == 422 and "unbilled" in response.json["error"]["fields"]
     assert provider.get("/v1/plans/small").json["unbilled"] is False
+
+
+# --- found in review ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("payments", [["100.00"], ["50.00", "50.00"]], ids=["whole", "in_two"])
+def test_a_plan_priced_at_nothing_on_a_paid_parent_pays_out_alike_however_it_is_paid(tenant, payments):
+    """The provider owes the parent fee of a bill of 0.00 (its split: fee 15.00, net -15.00) whether
+    the invoice is paid at once or in parts: the per-bill attribution agrees with the close's."""
+
+
+    admin = tenant.admin["test"]
+    tenant.customer("cust-1")
+    provider = tenant.provider(name="Freebie", rate="0.30")
+    plan(admin, "platform", price="31.00", granted_to=[provider.id])
+    plan(provider, "free", parent_plan="platform",
+         fees=[{"name": "Hosting", "price": "0.00", "timing": "in_arrears", "parent_fee": "Hosting"}])
+    sub = subscribe(provider, plan="free")
+    send(provider, "b-1", amount="100.00")  # the provider's rate: fee 30.00, net 70.00
+    advance(tenant)
+    assert charges(provider, sub["id"]) == [("Hosting — Free, 15 of 31 days", "0.00", "15.00")]
+    (invoice,) = admin.get("/v1/invoices").json["data"]
+    for n, amount in enumerate(payments):
+        paid = admin.post(f"/v1/invoices/{invoice['id']}/payments", {
+            "amount": amount, "method": "bank_transfer", "reference": f"bank-{n}", "received_on": "2026-11-26"})
+        assert paid.status_code == 201, paid.json
+    advance(tenant, AFTER_PAYOUT_DAY)
+    (payout,) = admin.get("/v1/payouts").json["data"]
+    assert (payout["gross"], payout["fee"], payout["net"]) == ("100.00", "45.00", "55.00")
+
+
+def test_a_subscription_deleted_before_it_starts_ends_as_it_starts(tenant, provider):
+    sub = subscribe(provider, plan="small", starts_at="2026-12-09T13:00:00+00:00")
+    assert sub["status"] == "scheduled"
+    ended = provider.delete(f"/v1/subscriptions/{sub['id']}")
+    assert ended.status_code == 200, ended.json
+    assert ended.json["ends_at"] == ended.json["starts_at"] and ended.json["status"] == "scheduled"
+    advance(tenant, NEXT_END)
+    assert provider.get(f"/v1/subscriptions/{sub['id']}/statements").json["data"] == []
+
+
+def test_the_upcoming_invoice_credits_an_end_at_the_period_start_as_the_close_does(tenant, provider):
+    plan(provider, "ahead", price="30.00", timing="in_advance")
+    sub = subscribe(provider, plan="ahead")
+    advance(tenant)  # the close of 2026-10-25 bills 2026-11-25 in advance (30.00)
+    ended = provider.delete(f"/v1/subscriptions/{sub['id']}", query_string={"at": "2026-11-24T13:00:00+00:00"})
+    assert ended.status_code == 200, ended.json
+    upcoming = provider.get("/v1/customers/cust-1/upcoming_invoice").json
+    assert [(line["description"], line["amount"]) for line in upcoming["lines"]] == [
+        ("Hosting — Ahead, credit for unused days (0 of 30 days used)", "-30.00")]
+    advance(tenant, NEXT_END)
+    assert charges(provider, sub["id"], NEXT) == [
+        ("Hosting — Ahead, credit for unused days (0 of 30 days used)", "-30.00", None)]
