@@ -143,7 +143,9 @@ class Throttle:
             return _seconds(self._blocked_until[counter] - now)
         if self.limiter.test(item, scope, identifier):
             return 0
-        ends = self.storage.get_expiry(counter)
+        # a window never ends more than its length from now: Redis keeps expiries in whole seconds of
+        # its own clock, which put the end up to a second past that (a Retry-After of 61 on a minute)
+        ends = min(self.storage.get_expiry(counter), now + item.get_expiry())
         _remember(self._blocked_until, counter, ends)
         return _seconds(ends - now)
 
