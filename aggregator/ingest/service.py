@@ -343,8 +343,12 @@ def _customer_by_external_id(principal: Principal, external_id: str) -> Customer
 
 
 def set_trial(principal: Principal, external_id: str, ends_at: datetime, now: datetime) -> Trial:
-    """Declare (or move) the end of this provider's free trial for the customer."""
+    """Declare (or move) the end of this provider's free trial for the customer. The open period's
+    row is share-locked until commit (as intake does): a close cannot start meanwhile, so a trial
+    recorded before a period's end is one that period's close sees (catalog rates trials as
+    recorded by the period's end)."""
     customer = _customer_by_external_id(principal, external_id)
+    claim_open_period(principal.tenant_id, principal.livemode, now, principal.period_anchor_day, principal.timezone)
     db.session.execute(  # an upsert: two concurrent declarations cannot collide
         dialect_insert(Trial.__table__)
         .values(provider_id=principal.provider_id, customer_id=customer.id, ends_at=ends_at, updated_at=now)
@@ -365,8 +369,13 @@ def get_trial(principal: Principal, external_id: str) -> Trial:
 
 
 def end_trial(principal: Principal, external_id: str, now: datetime) -> Trial:
-    """End the trial now: subscription bills are accepted from this moment on."""
-    trial = get_trial(principal, external_id)
+    """End the trial now: subscription bills are accepted from this moment on (under the open
+    period's share lock, as set_trial)."""
+    claim_open_period(principal.tenant_id, principal.livemode, now, principal.period_anchor_day, principal.timezone)
+    trial = db.session.get(Trial, (principal.provider_id, _customer_by_external_id(principal, external_id).id),
+                           populate_existing=True, with_for_update=True if is_postgres() else None)
+    if trial is None:
+        raise NotFound(f"No free trial is declared for customer {external_id!r}.")
     trial.ends_at = min(trial.ends_at, now)
     trial.updated_at = now
     db.session.add(TrialChange(provider_id=trial.provider_id, customer_id=trial.customer_id, ends_at=trial.ends_at,
