@@ -424,3 +424,21 @@ def test_the_upcoming_invoice_credits_an_end_at_the_period_start_as_the_close_do
     advance(tenant, NEXT_END)
     assert charges(provider, sub["id"], NEXT) == [
         ("Hosting — Ahead, credit for unused days (0 of 30 days used)", "-30.00", None)]
+
+
+def test_a_rated_bill_in_another_currency_is_converted_and_taxed_as_any_bill(tenant):
+    """A USD plan on an AUD customer's invoice with 10 % tax: the rated line converted at the
+    period's rate, rounded on its own, then taxed with the rest."""
+    admin = tenant.admin["test"]
+    tenant.customer("cust-1", tax_rate="0.10")
+    provider = tenant.provider(name="Hosting Co")
+    plan(provider, "usd", price="31.00", currency="USD")
+    subscribe(provider, plan="usd")
+    assert admin.put("/v1/fx_rates", {"base": "USD", "quote": "AUD", "rate": "1.5",
+                                      "effective_date": "2026-11-01"}).status_code == 200
+    advance(tenant)
+    (invoice,) = admin.get("/v1/invoices").json["data"]
+    (line,) = admin.get(f"/v1/invoices/{invoice['id']}").json["lines"]
+    # 15 of 31 days of 31.00 USD = 15.00 USD, at 1.5: 22.50 AUD; tax 2.25
+    assert (line["original_amount"], line["amount"], line["fx_rate"]) == ("15.00", "22.50", "1.5")
+    assert (invoice["subtotal"], invoice["tax"], invoice["total"]) == ("22.50", "2.25", "24.75")
