@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -131,6 +132,43 @@ def display(minor: int, currency: str, locale: str | Locale = "en") -> str:
     return text
 
 
+def display_precise(minor: Fraction, currency: str, locale: str | Locale = "en", max_decimals: int = 6) -> str:
+    """A price finer than the minor unit, as display() would print it but with the decimals it
+    has ('€0.0005' for Fraction(1, 20) euro cents; '€0.05' for 5): at least the currency's, at
+    most `max_decimals` (beyond them rounded by the one rule, for display only)."""
+    exp = exponent(currency)
+    major = Fraction(minor) / 10**exp
+    decimals = exp
+    while decimals < max_decimals and (major * 10**decimals).denominator != 1:
+        decimals += 1
+    locale = Locale.parse(locale)
+    value = Decimal(round_exact(major * 10**decimals)).scaleb(-decimals)
+    text: str = _currency_pattern(locale, decimals).apply(value, locale, currency=currency, currency_digits=False)
+    return text
+
+
+def display_quantity(value: Fraction, locale: str | Locale = "en", decimals: int = 0) -> str:
+    """A quantity printed beside amounts (an invoice line's '1,340' GB): the locale's grouping and
+    decimal sign, with the decimals it has up to `decimals` (beyond them rounded by the one rule,
+    for display only)."""
+    locale = Locale.parse(locale)
+    value = Fraction(round_exact(Fraction(value) * 10**decimals), 10**decimals)
+    shown = 0
+    while (value * 10**shown).denominator != 1:
+        shown += 1
+    number = Decimal(value.numerator * 10**shown // value.denominator).scaleb(-shown)
+    text: str = _decimal_pattern(locale, shown).apply(number, locale)
+    return text
+
+
+@lru_cache(maxsize=256)
+def _decimal_pattern(locale: Locale, decimals: int) -> NumberPattern:
+    """The locale's decimal format (grouping) showing exactly `decimals` decimals."""
+    pattern: NumberPattern = copy.copy(locale.decimal_formats[None])
+    pattern.frac_prec = (decimals, decimals)
+    return pattern
+
+
 @lru_cache(maxsize=256)
 def _currency_pattern(locale: Locale, decimals: int) -> NumberPattern:
     """The locale's currency format showing exactly `decimals` decimals."""
@@ -142,6 +180,15 @@ def _currency_pattern(locale: Locale, decimals: int) -> NumberPattern:
 def round_minor(value: Decimal) -> int:
     """The one rounding rule: half up (away from zero) to a whole minor unit."""
     return int(value.quantize(Decimal(1), rounding=ROUNDING))
+
+
+def round_exact(value: Fraction) -> int:
+    """`value` (minor units, an exact fraction such as a usage total at EUR 0.0005 a call) rounded
+    by the one rule, as round_minor: half up, away from zero. Integer arithmetic only."""
+    quotient, remainder = divmod(abs(value.numerator), value.denominator)
+    if 2 * remainder >= value.denominator:
+        quotient += 1
+    return -quotient if value < 0 else quotient
 
 
 def apply_rate(minor: int, rate: Decimal) -> int:

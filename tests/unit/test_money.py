@@ -447,6 +447,55 @@ def test_an_exact_half_always_rounds_away_from_zero(n):
     assert round_minor(half) == (n + 1 if n >= 0 else n - 1)
 
 
+@FEW
+@given(st.decimals(min_value=-10**15, max_value=10**15, places=8, allow_nan=False, allow_infinity=False))
+@example(Decimal("2.5")).via("a half")
+@example(Decimal("-2.5")).via("a negative half")
+@example(Decimal("-0.4999999")).via("just under a half")
+def test_round_exact_agrees_with_round_minor_on_decimals(value):
+    assert money.round_exact(Fraction(value)) == round_minor(value)
+
+
+@FEW
+@given(st.fractions(min_value=-10**9, max_value=10**9, max_denominator=10**6))
+def test_round_exact_is_the_nearest_whole_with_halves_away_from_zero(value):
+    rounded = money.round_exact(value)
+    assert abs(rounded - value) <= Fraction(1, 2)
+    if abs(rounded - value) == Fraction(1, 2):
+        assert abs(rounded) > abs(value)
+    assert money.round_exact(-value) == -rounded
+
+
+@pytest.mark.parametrize(("minor", "currency", "locale", "text"), [
+    (Fraction(1, 20), "EUR", "en", "€0.0005"),       # EUR 0.0005: a twentieth of a cent
+    (Fraction(5), "EUR", "en", "€0.05"),             # never fewer decimals than the currency's
+    (Fraction(7999), "EUR", "de", "79,99\xa0€"),
+    (Fraction(1, 2), "JPY", "en", "¥0.5"),
+    (Fraction(1, 3), "USD", "en", "$0.003333"),      # beyond 6 decimals: rounded for display
+    (Fraction(123456789, 10), "USD", "en", "$123,456.789"),
+    (Fraction(1, 8), "KWD", "en", "KWD0.000125"),
+])
+def test_display_precise_shows_every_decimal_a_price_has(minor, currency, locale, text):
+    assert money.display_precise(minor, currency, locale) == text
+
+
+def test_display_precise_agrees_with_display_on_whole_minor_units():
+    for minor, currency in ((123456, "EUR"), (0, "USD"), (1235, "JPY"), (1235, "KWD")):
+        assert money.display_precise(Fraction(minor), currency) == money.display(minor, currency)
+
+
+@pytest.mark.parametrize(("value", "locale", "decimals", "text"), [
+    (Fraction(1340), "en", 0, "1,340"),
+    (Fraction(1340), "de", 0, "1.340"),
+    (Fraction(123456789, 1000), "en", 2, "123,456.79"),   # rounded for display only
+    (Fraction(5, 2), "en", 0, "3"),
+    (Fraction(5, 2), "en", 3, "2.5"),                    # at most `decimals`: no trailing zeros
+    (Fraction(0), "en", 2, "0"),
+])
+def test_display_quantity_groups_and_rounds_for_display(value, locale, decimals, text):
+    assert money.display_quantity(value, locale, decimals) == text
+
+
 @pytest.mark.parametrize(("minor", "rate", "result"), [
     (1999, "0.3", 600),      # 599.7
     (1000, "0.3", 300),

@@ -1,0 +1,1 @@
+"""Usage metering: meters, usage events, and the prices that rate usage into bills."""
