@@ -94,6 +94,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .ingest import api as ingest_api
     from .ledger import api as ledger_api
     from .mail import api as mail_api
+    from .metering import api as metering_api
     from .payments import api as payments_api
     from .payments import refunds_api, stripe_webhooks_api
     from .payouts import api as payouts_api
@@ -110,6 +111,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(accounts_api.blp)
     api.register_blueprint(ingest_api.blp)
     api.register_blueprint(catalog_api.blp)
+    api.register_blueprint(metering_api.blp)
     api.register_blueprint(consolidate_api.blp)
     api.register_blueprint(events_api.blp)
     api.register_blueprint(mail_api.blp)

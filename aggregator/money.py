@@ -119,6 +119,42 @@ def format_amount(minor: int, currency: str) -> str:
     return f"{'-' if minor < 0 else ''}{whole}.{fraction:0{exp}d}"
 
 
+#: Unit prices may be finer than the minor unit (EUR 0.0005 a call), to this many places.
+UNIT_PRICE_PLACES = 9
+
+
+def parse_unit_amount(text: object, currency: str) -> Fraction:
+    """A unit price as a decimal string in `currency` ("0.0005" EUR) -> exact minor units as a
+    Fraction (1/20 of a cent). Up to UNIT_PRICE_PLACES decimal places, never negative, never a
+    JSON number: what is billed is rounded once, on the total (`round_exact`)."""
+    if not isinstance(text, str):
+        raise MoneyError("Unit prices are decimal strings such as \"0.05\", not numbers.")
+    match = _DECIMAL_RE.fullmatch(text) if len(text) <= 40 else None
+    if match is None or text.startswith("-"):
+        raise MoneyError(f"{text[:40]!r} is not a unit price such as \"0.05\" (not negative).")
+    whole, fraction = int(match[1]), (match[2] or "").rstrip("0")
+    if whole > MAX_MAJOR:
+        raise MoneyError(f"The price's magnitude must not exceed {MAX_MAJOR:,}.")
+    if len(fraction) > UNIT_PRICE_PLACES:
+        raise MoneyError(f"Unit prices have at most {UNIT_PRICE_PLACES} decimal places.")
+    return Fraction(whole * 10**len(fraction) + int(fraction or 0), 10**len(fraction)) * 10 ** exponent(currency)
+
+
+def format_unit_amount(minor: Fraction, currency: str) -> str:
+    """Exact minor units (a Fraction with a power-of-ten denominator, as parse_unit_amount
+    makes) -> the API's decimal string in major units, with as many places as it needs and at
+    least the currency's ("0.0005", "0.05", "79.99")."""
+    major = Fraction(minor) / 10 ** exponent(currency)
+    places = exponent(currency)
+    while (major * 10**places).denominator != 1 and places < UNIT_PRICE_PLACES + 4:
+        places += 1
+    scaled = major * 10**places
+    whole = scaled.numerator // scaled.denominator
+    digits = str(abs(whole)).rjust(places + 1, "0")
+    text = f"{digits[:-places]}.{digits[-places:]}" if places else digits
+    return ("-" if major < 0 else "") + text
+
+
 def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-exponent(currency))
 

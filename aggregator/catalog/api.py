@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from ..fields import page_schema
+from ..fields import ListArgs, page_schema
 from ..pagination import Page
 from ..web import Blueprint, clock_now, current, requires
-from . import plans_service, subscriptions_service
+from . import meters_service, plans_service, subscriptions_service
+from .meters_service import meter_document
 from .presenters import entitlement_document, plan_document, statement_document, subscription_document
 from .schemas import (
     CancelArgs,
     EntitlementListSchema,
     EnvironmentInputSchema,
     EnvironmentsSchema,
+    MeterInputSchema,
+    MeterSchema,
+    MeterUpdateSchema,
     PlanInputSchema,
     PlanListArgs,
     PlanSchema,
@@ -166,3 +170,37 @@ def customer_entitlements(customer):
     principal = current()
     found = subscriptions_service.entitlements(principal, customer, clock_now(principal))
     return {"customer": customer, "data": [entitlement_document(e) for e in found]}
+
+
+@blp.route("/meters")
+class MetersView(MethodView):
+    @requires("admin")
+    @blp.arguments(MeterInputSchema())
+    @blp.response(201, MeterSchema)
+    def post(self, fields):
+        """A meter: how one kind of usage event aggregates (admin key)."""
+        principal = current()
+        return meter_document(meters_service.create_meter(principal, fields, clock_now(principal)))
+
+    @requires("admin", "provider")
+    @blp.arguments(ListArgs(), location="query")
+    @blp.response(200, page_schema(MeterSchema, "MeterPage"))
+    def get(self, args):
+        page = meters_service.list_meters(current(), **args)
+        return Page([meter_document(m) for m in page.data], page.has_more)
+
+
+@blp.route("/meters/<code>")
+class MeterView(MethodView):
+    @requires("admin", "provider")
+    @blp.response(200, MeterSchema)
+    def get(self, code):
+        return meter_document(meters_service.get_meter(current(), code))
+
+    @requires("admin")
+    @blp.arguments(MeterUpdateSchema())
+    @blp.response(200, MeterSchema)
+    def patch(self, changes, code):
+        """Rename it; change how it aggregates while it has no usage events."""
+        principal = current()
+        return meter_document(meters_service.update_meter(principal, code, changes, clock_now(principal)))

@@ -77,6 +77,8 @@ class PlanFee(db.Model):
 
     prices: Mapped[list[FeePrice]] = relationship(order_by="(FeePrice.effective_from, FeePrice.recorded_at)",
                                                   lazy="selectin")
+    components: Mapped[list[UsageComponent]] = relationship(order_by="UsageComponent.position", lazy="selectin",
+                                                            foreign_keys="UsageComponent.fee_id")
 
     __table_args__ = (
         sa.UniqueConstraint("plan_id", "name"),
@@ -197,3 +199,55 @@ class SubscriptionCharge(db.Model):
                             name="uq_subscription_charges_key"),
         sa.CheckConstraint("kind IN ('in_advance', 'in_arrears', 'adjustment')", name="kind"),
     )
+
+
+class Meter(db.Model):
+    """What a tenant measures (docs/metering.md): how usage events of one kind aggregate into a
+    quantity per period. A tenant's (admin's); providers read them and send events to them."""
+
+    __tablename__ = "meters"
+
+    id: Mapped[str] = id_column("mtr")
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"))
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    code: Mapped[str] = mapped_column(sa.String(100))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    unit: Mapped[str] = mapped_column(sa.String(40))
+    field: Mapped[str | None] = mapped_column(sa.String(100))  # the property holding the value (None: `value`)
+    aggregation: Mapped[str] = mapped_column(sa.String(16))
+    reset: Mapped[str] = mapped_column(sa.String(8))  # period | never
+    decimals: Mapped[int] = mapped_column(sa.SmallInteger)  # places a value may have (stored scaled)
+    dimensions: Mapped[list] = mapped_column(sa.JSON)  # property names that group usage
+    first_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set by the first event it receives
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "livemode", "code"),
+        sa.CheckConstraint("aggregation IN ('count', 'sum', 'max', 'latest', 'unique_count', 'time_weighted', "
+                           "'hourly_max')", name="aggregation"),
+        sa.CheckConstraint("reset IN ('period', 'never')", name="reset"),
+        sa.CheckConstraint("decimals BETWEEN 0 AND 9", name="decimals"),
+    )
+
+
+class UsageComponent(db.Model):
+    """A price on usage within a plan's fee: a meter (optionally one dimension value), a pricing
+    model (catalog.pricing) and its thresholds. Rated at each close into one bill per
+    subscription. `pricing` holds the model as the API takes it (decimal strings)."""
+
+    __tablename__ = "usage_components"
+
+    id: Mapped[str] = id_column("uc")
+    fee_id: Mapped[str] = mapped_column(sa.ForeignKey("plan_fees.id"))
+    position: Mapped[int] = mapped_column(sa.Integer)
+    meter_id: Mapped[str] = mapped_column(sa.ForeignKey("meters.id"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    dimension: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # {property: value}: the usage it prices
+    pricing: Mapped[dict] = mapped_column(sa.JSON)
+    thresholds: Mapped[list] = mapped_column(sa.JSON, default=list)  # % of included units
+    parent_component_id: Mapped[str | None] = mapped_column(sa.ForeignKey("usage_components.id"))
+
+    meter: Mapped[Meter] = relationship(lazy="joined", innerjoin=True)
+
+    __table_args__ = (sa.UniqueConstraint("fee_id", "position"),)

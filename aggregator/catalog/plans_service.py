@@ -32,6 +32,7 @@ from .models import (
     PlanGrant,
     Subscription,
 )
+from .usage_prices import add_components, component_document
 
 
 class PlanCodeTaken(Conflict):
@@ -155,6 +156,7 @@ class FeeView:
     parent_price: int | None
     profit: int | None
     prices: list[dict[str, Any]]
+    usage: list[dict[str, Any]]
 
 
 def fee_views(plan: Plan, now: datetime) -> list[FeeView]:
@@ -169,7 +171,8 @@ def fee_views(plan: Plan, now: datetime) -> list[FeeView]:
         views.append(FeeView(fee.name, fee.timing, fee.revenue_share, price, parent.name if parent else None,
                              parent_price, price - parent_price if parent_price is not None else None,
                              [{"effective_from": None if p.effective_from == rating.ALWAYS else p.effective_from,
-                               "amount": p.amount, "recorded_at": p.recorded_at} for p in fee.prices]))
+                               "amount": p.amount, "recorded_at": p.recorded_at} for p in fee.prices],
+                             [component_document(c, plan.currency) for c in fee.components]))
     return views
 
 
@@ -220,6 +223,8 @@ def create_plan(principal: Principal, fields: Mapping[str, Any], now: datetime) 
                       timing=fee.get("timing", rating.IN_ADVANCE), revenue_share=fee.get("revenue_share", True),
                       parent_fee_id=parent_fee.id if parent_fee else None)
         row.prices.append(FeePrice(effective_from=rating.ALWAYS, recorded_at=now, amount=fee["price"]))
+        add_components(row, fee.get("usage") or (), principal.tenant_id, principal.livemode, fields["currency"],
+                       parent_fee, f"fees.{position}")
         plan.fees.append(row)
     try:  # the code's uniqueness, before anything else flushes the plan (the grants' queries, the event)
         db.session.flush()

@@ -30,7 +30,7 @@ def plan_document(plan: Plan, now: datetime) -> dict[str, Any]:
                   "parent_fee": f.parent_fee, "parent_price": amount(f.parent_price), "profit": amount(f.profit),
                   "prices": [{"effective_from": p["effective_from"] and p["effective_from"].isoformat(),
                               "amount": amount(p["amount"]), "recorded_at": p["recorded_at"].isoformat()}
-                             for p in f.prices]}
+                             for p in f.prices], "usage": f.usage}
                  for f in fee_views(plan, now)],
         "metadata": plan.metadata_ or {}, "livemode": plan.livemode, "created_at": plan.created_at,
         "updated_at": plan.updated_at,

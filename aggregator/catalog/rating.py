@@ -139,6 +139,7 @@ class Fee:
     name: str
     timing: str  # in_advance | in_arrears
     parent_fee_id: str | None = None  # the parent plan's fee this one resells
+    metered: bool = False  # it has usage components: a flat price of 0 bills nothing of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +261,8 @@ def _rated_fees(sub: Subscription, catalog: Catalog, covered: Period, tz: str, k
             if timing is not None and fee.timing != timing:
                 continue
             parent = catalog.price(fee.parent_fee_id, covered, known_at) if fee.parent_fee_id else None
+            if fee.metered and not catalog.price(fee.id, covered, known_at) and not parent:
+                continue  # a usage-only fee: its usage components are rated by metering
             yield fee, rate(catalog.price(fee.id, covered, known_at), parent, billed_days, whole)
 
 

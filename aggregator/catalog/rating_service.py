@@ -24,7 +24,7 @@ from ..ingest.transitions import create_bills
 from ..periods import calendar as C
 from ..periods.service import ensure_period_row
 from . import rating
-from .models import FeePrice, Plan, PlanFee, Subscription, SubscriptionChange, SubscriptionCharge
+from .models import FeePrice, Plan, PlanFee, Subscription, SubscriptionChange, SubscriptionCharge, UsageComponent
 
 CHUNK = 5000  # subscriptions read, rated and written at a time
 
@@ -61,12 +61,15 @@ def load_catalog(tenant_id: str, livemode: bool, subscription_ids: Sequence[str]
     plans = {plan.id: plan for plan in run(sa.select(p.id, p.currency, p.name, p.unbilled).where(*tenant_plans))}
     fees: dict[str, list[rating.Fee]] = {}
     fee_plan, share = {}, {}
+    metered = set(run(sa.select(UsageComponent.__table__.c.fee_id).distinct()
+                      .join_from(UsageComponent.__table__, PlanFee.__table__, f.id == UsageComponent.__table__.c.fee_id)
+                      .join(Plan.__table__, p.id == f.plan_id).where(*tenant_plans)).scalars())
     # joined to the tenant's plans rather than = ANY(their ids): no array of every id to send and probe
     for row in run(sa.select(f.id, f.plan_id, f.name, f.timing, f.parent_fee_id, f.revenue_share)
                    .join_from(PlanFee.__table__, Plan.__table__, p.id == f.plan_id).where(*tenant_plans)
                    .order_by(f.plan_id, f.position)):
         fees.setdefault(row.plan_id, []).append(rating.Fee(row.id, row.plan_id, row.name, row.timing,
-                                                           row.parent_fee_id))
+                                                           row.parent_fee_id, row.id in metered))
         fee_plan[row.id], share[row.id] = row.plan_id, bool(row.revenue_share)
     prices: dict[str, list[rating.Price]] = {}
     for row in run(sa.select(pr.fee_id, pr.effective_from, pr.recorded_at, pr.amount)

@@ -2,6 +2,8 @@
 refusal rule of the request's shape)."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from .. import money
@@ -21,8 +23,9 @@ class Price(AmountString):
 
 class FeeInputSchema(Schema):
     name = text(200, required=True, metadata={"description": 'The fee\'s name on invoices, e.g. "Hosting".'})
-    price = Price(required=True, metadata={
-        "description": "Per period, a decimal string in the plan currency's minor-unit precision."})
+    price = Price(load_default=None, metadata={
+        "description": "Per period, a decimal string in the plan currency's minor-unit precision (a fee with "
+                       "usage components may leave it out: 0)."})
     timing = fields.String(load_default=rating.IN_ADVANCE, validate=validate.OneOf([rating.IN_ADVANCE,
                                                                                     rating.IN_ARREARS]),
                            metadata={"description": "in_advance: billed at the close before the period it "
@@ -32,6 +35,15 @@ class FeeInputSchema(Schema):
                        "(false: pass-through)."})
     parent_fee = text(200, load_default=None, allow_none=True, metadata={
         "description": "For a plan built on a parent plan: the parent fee this one resells."})
+    usage = fields.List(fields.Nested("UsageComponentInputSchema"), load_default=list,
+                        validate=validate.Length(max=20), metadata={
+                            "description": "Prices on usage, each rated at every close into one bill per "
+                                           "subscription (docs/metering.md)."})
+
+    @validates_schema
+    def _price_or_usage(self, data, **kwargs):
+        if data.get("price") is None and not data.get("usage"):
+            raise ValidationError("Missing data for required field.", "price")
 
 
 class PlanInputSchema(Schema):
@@ -64,7 +76,7 @@ class PlanInputSchema(Schema):
     def _prices(self, data, **kwargs):
         for i, fee in enumerate(data["fees"]):
             try:
-                fee["price"] = money.parse_amount(fee["price"], data["currency"])
+                fee["price"] = money.parse_amount(fee["price"] or "0", data["currency"])
             except money.MoneyError as exc:
                 raise ValidationError({"fees": {i: {"price": [str(exc)]}}}) from exc
             if fee["price"] < 0:
@@ -110,6 +122,7 @@ class FeeSchema(Schema):
                        "parent, it owes the difference)."})
     prices = fields.List(fields.Nested(PriceVersionSchema), metadata={"description": "Its versions, in the order "
                                                                                      "they were recorded."})
+    usage = fields.List(fields.Nested("UsageComponentSchema"), metadata={"description": "Its prices on usage."})
 
 
 class PlanSchema(Schema):
@@ -244,3 +257,150 @@ class EntitlementListSchema(Schema):
     object = fields.Constant("list")
     customer = fields.String()
     data = fields.List(fields.Nested(EntitlementSchema))
+
+
+# --- meters and usage components ---------------------------------------------------------------
+
+PROPERTY = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$", error="1-100 letters, digits, '_', '.' or '-', "
+                                                                     "starting with a letter or '_'.")
+QUANTITY = validate.Regexp(r"^\d{1,15}(\.\d{1,9})?$", error='A quantity is a decimal string such as "100" or "0.5".')
+
+
+class _Dimensions(fields.List):
+    def __init__(self, **kwargs):
+        super().__init__(fields.String(validate=PROPERTY), validate=validate.Length(max=5), metadata={
+            "description": "Properties of the events that group their usage (e.g. cloud, region); at most 5."},
+                         **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        out = super()._deserialize(value, attr, data, **kwargs)
+        if len(out) != len(set(out)):
+            raise ValidationError("Each dimension once.")
+        return out
+
+
+class MeterInputSchema(Schema):
+    code = fields.String(required=True, validate=CODE, metadata={"description": "Unique in the tenant and mode."})
+    name = text(200, required=True)
+    unit = text(40, load_default="unit", metadata={"description": 'What a unit is, e.g. "GB", "call", "core".'})
+    field = fields.String(load_default=None, allow_none=True, validate=PROPERTY, metadata={
+        "description": "The event property holding the value (default: the event's `value`); for unique_count, "
+                       "the property whose distinct values are counted."})
+    aggregation = fields.String(required=True, validate=validate.OneOf(
+        ["count", "sum", "max", "latest", "unique_count", "time_weighted", "hourly_max"]), metadata={
+        "description": "count, sum, max, latest, unique_count (of `field`), time_weighted (value × hours held, "
+                       "e.g. GB-hours) or hourly_max (per hour the maximum sample, summed over hours)."})
+    reset = fields.String(load_default="period", validate=validate.OneOf(["period", "never"]), metadata={
+        "description": "period: usage starts again each period; never: carried across periods (seats)."})
+    decimals = WholeNumber(load_default=0, validate=validate.Range(min=0, max=9), metadata={
+        "description": "Decimal places a value may have (0: integers)."})
+    dimensions = _Dimensions(load_default=list)
+
+
+class MeterUpdateSchema(Schema):
+    name = text(200)
+    unit = text(40)
+    field = fields.String(allow_none=True, validate=PROPERTY)
+    aggregation = fields.String(validate=validate.OneOf(
+        ["count", "sum", "max", "latest", "unique_count", "time_weighted", "hourly_max"]))
+    reset = fields.String(validate=validate.OneOf(["period", "never"]))
+    decimals = WholeNumber(validate=validate.Range(min=0, max=9))
+    dimensions = _Dimensions()
+
+
+class MeterSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("meter")
+    code = fields.String()
+    name = fields.String()
+    unit = fields.String()
+    field = fields.String(allow_none=True)
+    aggregation = fields.String()
+    reset = fields.String()
+    decimals = fields.Integer()
+    dimensions = fields.List(fields.String())
+    in_use = fields.Boolean(metadata={"description": "It has usage events: how it aggregates is fixed."})
+    livemode = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class UnitPrice(fields.String):
+    """A unit price: a decimal string, possibly finer than the currency's minor unit."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError('A decimal string such as "0.05", not a number.')
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Quantity(fields.String):
+    """A quantity of a meter's unit: a decimal string (or a whole JSON number)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**15:
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValidationError('A quantity is a decimal string such as "100" or a whole number.')
+        QUANTITY(value)
+        return value
+
+
+class TierInputSchema(Schema):
+    up_to = Quantity(load_default=None, allow_none=True, metadata={
+        "description": "The tier's upper bound on the period's whole quantity (cumulative; null: the last tier)."})
+    unit_amount = UnitPrice(load_default="0", metadata={"description": "Per unit in the tier."})
+    flat_amount = UnitPrice(load_default="0", metadata={"description": "Once, when usage reaches the tier."})
+
+
+class UsageComponentInputSchema(Schema):
+    meter = fields.String(required=True, validate=CODE, metadata={"description": "The meter's code."})
+    name = text(200, load_default=None, allow_none=True, metadata={"description": "Default: the meter's name."})
+    dimension = fields.Dict(keys=fields.String(validate=PROPERTY), values=fields.String(validate=validate.Length(
+        min=1, max=255)), load_default=dict, validate=validate.Length(max=5), metadata={
+        "description": "Price only the usage with these dimension values (e.g. {\"resource\": \"cpu\"})."})
+    model = fields.String(required=True, validate=validate.OneOf(["per_unit", "package", "graduated", "volume"]))
+    unit_amount = UnitPrice(load_default=None, allow_none=True, metadata={
+        "description": "per_unit: the price of a unit; package: the price of a package. May be finer than the "
+                       "currency's minor unit (\"0.0005\"): the total is rounded once."})
+    package_size = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1, max=10**12))
+    tiers = fields.List(fields.Nested(TierInputSchema), load_default=list, validate=validate.Length(max=20))
+    included_units = Quantity(load_default="0", metadata={"description": "A free first allowance each period."})
+    minimum = Price(load_default=None, allow_none=True, metadata={"description": "Billed at least, per period."})
+    maximum = Price(load_default=None, allow_none=True, metadata={"description": "Billed at most, per period."})
+    thresholds = fields.List(WholeNumber(validate=validate.Range(min=1, max=100, error=(
+        "A threshold is a percentage of the included units, from 1 to 100."))), load_default=list,
+        validate=validate.Length(max=10), metadata={
+            "description": "Percentages of the included units at which usage.threshold_reached is sent "
+                           "(e.g. [80, 90, 100])."})
+
+    @validates_schema
+    def _thresholds(self, data, **kwargs):
+        thresholds = data.get("thresholds") or []
+        if len(thresholds) != len(set(thresholds)):
+            raise ValidationError("Each threshold once.", "thresholds")
+        if thresholds and not Fraction(data.get("included_units") or "0") > 0:
+            raise ValidationError("Thresholds are percentages of the included units: give included_units.",
+                                  "thresholds")
+
+
+
+class TierSchema(Schema):
+    up_to = fields.String(allow_none=True)
+    unit_amount = fields.String()
+    flat_amount = fields.String()
+
+
+class UsageComponentSchema(Schema):
+    id = fields.String()
+    meter = fields.String()
+    name = fields.String()
+    dimension = fields.Dict(keys=fields.String(), values=fields.String())
+    model = fields.String()
+    unit_amount = fields.String(allow_none=True)
+    package_size = fields.Integer(allow_none=True)
+    tiers = fields.List(fields.Nested(TierSchema))
+    included_units = fields.String()
+    minimum = fields.String(allow_none=True)
+    maximum = fields.String(allow_none=True)
+    thresholds = fields.List(fields.Integer())

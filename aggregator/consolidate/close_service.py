@@ -22,6 +22,7 @@ from ..errors import Conflict
 from ..events.service import NewEvent
 from ..faults import crash_point
 from ..ingest.models import Bill
+from ..metering.rating_service import rate_usage
 from ..periods import calendar as C
 from ..periods import transitions as period_transitions
 from ..periods.service import ensure_period_row, tenant_period
@@ -91,6 +92,7 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
     ensure_period_row(tenant_id, livemode, period)
     if period_transitions.start_closing(tenant_id, livemode, start, now):
         rate_period(settings, period)  # subscriptions' fees become bills of the period, once
+        rate_usage(settings, period)  # and their usage, once
     period_rates.record_rates(tenant_id, livemode, start)  # the rates its bills are invoiced on, once
     crash_point("close.rate.before_commit")
     db.session.commit()

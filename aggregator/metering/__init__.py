@@ -1,1 +1,1 @@
-"""Usage metering: meters, usage events, and the prices that rate usage into bills."""
+"""Usage metering: usage events, their store and rollups, usage rated at the close (docs/metering.md)."""

@@ -1,4 +1,4 @@
-"""Prices on usage (aggregator/metering/pricing.py): per unit, package, graduated and volume tiers,
+"""Prices on usage (aggregator/catalog/pricing.py): per unit, package, graduated and volume tiers,
 included units, one rounding of the total, minimum and maximum, validation and the invoice line."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from aggregator import money
-from aggregator.metering.pricing import (
+from aggregator.catalog.pricing import (
     GRADUATED,
     PACKAGE,
     PER_UNIT,

@@ -1,0 +1,73 @@
+"""Metering API: providers send usage events; providers and admins read a subscription's usage."""
+from __future__ import annotations
+
+from flask import current_app
+
+from ..errors import DomainError, describe
+from ..web import Blueprint, clock_now, current, documents, json_body, requires
+from . import events_service, usage_service
+from .schemas import (
+    SubscriptionUsageSchema,
+    UsageEventBatchResultSchema,
+    UsageEventBatchSchema,
+    UsageEventInputSchema,
+    UsageEventSchema,
+    load_event,
+)
+
+blp = Blueprint("metering", __name__, url_prefix="/v1", description="Usage events and usage")
+
+
+@blp.route("/usage_events", methods=["POST"])
+@requires("provider")
+@documents(blp.arguments(UsageEventInputSchema()))
+@blp.response(201, UsageEventSchema)
+def create_usage_event():
+    principal = current()
+    now = clock_now(principal)
+    outcome = events_service.record_usage_events(principal, [load_event(json_body(), now)], now)[0]
+    if outcome.error:
+        raise outcome.error
+    response = current_app.json.response(events_service.event_document(outcome.event))
+    response.status_code = 201
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@blp.route("/usage_events/batch", methods=["POST"])
+@requires("provider")
+@blp.arguments(UsageEventBatchSchema())
+@blp.response(200, UsageEventBatchResultSchema)
+def create_usage_events(body):
+    """Up to 1,000 events, each accepted or refused on its own (as bills are)."""
+    principal = current()
+    now = clock_now(principal)
+    items: list = []
+    for item in body["events"]:
+        try:
+            items.append(load_event(item, now))
+        except DomainError as error:
+            items.append(error)
+    valid = [item for item in items if isinstance(item, events_service.UsageEventRequest)]
+    outcomes = iter(events_service.record_usage_events(principal, valid, now) if valid else [])
+    results = []
+    for item in items:
+        outcome = next(outcomes) if isinstance(item, events_service.UsageEventRequest) \
+            else events_service.Outcome(error=item)
+        if outcome.error:
+            status, error = describe(outcome.error)
+            results.append({"status": status, "error": error})
+        else:
+            results.append({"status": 201, "replayed": outcome.replayed,
+                            "event": events_service.event_document(outcome.event)})
+    return current_app.json.response({"data": results})
+
+
+@blp.route("/subscriptions/<ref>/usage", methods=["GET"])
+@requires("admin", "provider")
+@blp.response(200, SubscriptionUsageSchema)
+def subscription_usage(ref):
+    """Per usage component: the quantity so far this period, included units, % used, amount so far."""
+    principal = current()
+    return usage_service.current_usage(principal, ref, clock_now(principal))

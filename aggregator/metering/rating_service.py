@@ -1,0 +1,146 @@
+"""Usage rated at the close: each (subscription, usage component) of a period becomes one bill
+of that period — its quantity, tier breakdown and covered period on the invoice line — in the
+close's first transaction, beside the plans' fees (catalog.rating_service), before any customer
+is invoiced. Everything after the close takes it as any bill.
+
+As of the period's end: usage is what the store holds for the period once it is closing (no
+event enters a closing period: intake share-locks the period row), and the plan whose components
+price it is the one the subscription was on last in the period, as known at its end (a plan
+change recorded later does not reprice it). Idempotent: a bill's idempotency key and the usage
+charge's unique key are (subscription, component, period)."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from .. import money
+from ..accounts.models import TenantSettings
+from ..catalog import rating
+from ..catalog.models import Subscription, SubscriptionChange
+from ..catalog.pricing import describe
+from ..db import in_ids, insert_rows, new_id, run
+from ..ingest.transitions import create_bills
+from ..periods import calendar as C
+from . import aggregation as A
+from .models import UsageCharge
+from .store import SqlUsageStore, UsageStore
+from .usage_service import PricedComponent, components_of_plans, load_usage, priced, quantity_of
+
+CHUNK = 2000
+
+
+@dataclass
+class UsageRatingReport:
+    subscriptions: int = 0
+    charges: int = 0
+    bills_created: int = 0
+    amounts: dict[str, int] = field(default_factory=dict)
+
+
+def rate_usage(settings: TenantSettings, period: C.Period, store: UsageStore | None = None,
+               chunk: int = CHUNK) -> UsageRatingReport:
+    """Rate the period's usage of every subscription into bills of the period, in the caller's
+    transaction (the close's, which marked the period closing)."""
+    store = store or SqlUsageStore()
+    report = UsageRatingReport()
+    components: dict[str, list[PricedComponent]] = {}
+    for subs in _chunks(settings.tenant_id, settings.livemode, period, chunk):
+        plans = _plans_at_end(subs, period)
+        missing = {p for p in plans.values() if p not in components}
+        if missing:
+            components.update(components_of_plans(missing))
+        rated = [s for s in subs if components.get(plans.get(s.id, ""))]
+        if not rated:
+            continue
+        report.subscriptions += len(rated)
+        meters = {pc.meter.id: pc.meter for s in rated for pc in components[plans[s.id]]}
+        usage = load_usage(store, [s.id for s in rated], meters.values(), period)
+        bills, charges = [], []
+        for sub in rated:
+            for pc in components[plans[sub.id]]:
+                quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period)
+                own, parent = priced(pc, quantity)
+                if not quantity and not own.amount and not (parent and parent.amount):
+                    continue
+                bill, charge = _bill(settings, period, sub, pc, quantity, own, parent)
+                bills.append(bill)
+                charges.append(charge)
+                report.amounts[pc.plan.currency] = report.amounts.get(pc.plan.currency, 0) + own.amount
+        created = create_bills(bills)
+        fresh = [c for c in charges if c["bill_id"] in created]
+        if fresh:
+            insert_rows(UsageCharge.__table__, fresh)
+        report.charges += len(charges)
+        report.bills_created += len(created)
+    return report
+
+
+def _bill(settings: TenantSettings, period: C.Period, sub, pc: PricedComponent, quantity, own, parent):
+    currency = pc.plan.currency
+    key = f"use:{sub.id}:{pc.component.id}:{period.start}"
+    bill_id = new_id("bill")
+    line = describe(own, pc.component.name, pc.meter.unit, currency, settings.locale or "en",
+                    max(pc.meter.decimals, 3 if pc.meter.aggregation == A.TIME_WEIGHTED else 0))
+    bill = {
+        "id": bill_id, "tenant_id": settings.tenant_id, "livemode": settings.livemode,
+        "provider_id": sub.provider_id, "customer_id": sub.customer_id, "idempotency_key": key,
+        "fingerprint": hashlib.sha256(key.encode()).digest(),
+        "amount": money.check_storable(own.amount, currency), "currency": currency,
+        "revenue_share": pc.fee.revenue_share or parent is not None, "description": line[:1000],
+        "service_period_start": period.start, "service_period_end": period.end, "metadata": {},
+        "period_start": period.start, "received_at": period.end_at, "source": "usage",
+        "platform_fee": None if parent is None else parent.amount,
+    }
+    charge = {
+        "bill_id": bill_id, "subscription_id": sub.id, "component_id": pc.component.id,
+        "period_start": period.start, "quantity": A.format_quantity(quantity, 9),
+        "breakdown": [{"units": A.format_quantity(s.units, 9), "unit_amount": money.format_unit_amount(
+            s.unit_amount, currency), "flat_amount": money.format_unit_amount(s.flat_amount, currency),
+            "amount": money.format_unit_amount(s.amount, currency)} for s in own.steps],
+        "amount": own.amount, "platform_fee": None if parent is None else parent.amount,
+    }
+    return bill, charge
+
+
+def _plans_at_end(subs: Sequence, period: C.Period) -> dict[str, str]:
+    """subscription id -> the plan it was on last in the period, as known at the period's end."""
+    ch = SubscriptionChange.__table__.c
+    changes: dict[str, list[rating.Change]] = {}
+    for row in run(sa.select(ch.subscription_id, ch.kind, ch.at, ch.recorded_at, ch.plan_id, ch.quantity)
+                   .where(in_ids(ch.subscription_id, [s.id for s in subs])).order_by(ch.subscription_id, ch.seq)):
+        changes.setdefault(row.subscription_id, []).append(
+            rating.Change(row.kind, row.at, row.recorded_at, row.plan_id, row.quantity))
+    out = {}
+    for sub in subs:
+        last = None
+        for phase in rating.phases(changes.get(sub.id, ()), period.end_at):
+            if phase.starts_at < period.end_at and (phase.ends_at is None or phase.ends_at > period.start_at):
+                last = phase
+        if last is not None:
+            out[sub.id] = last.plan_id
+    return out
+
+
+def _chunks(tenant_id: str, livemode: bool, period: C.Period, chunk: int) -> Iterator[list]:
+    """The subscriptions active at some moment of the period (as now known), `chunk` at a time."""
+    s = Subscription.__table__.c
+    after = ""
+    while True:
+        rows = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id).where(
+            s.tenant_id == tenant_id, s.livemode == livemode, s.id > after, s.created_at <= period.end_at,
+            s.starts_at < period.end_at, sa.or_(s.ends_at.is_(None), s.ends_at > period.start_at))
+            .order_by(s.id).limit(chunk)).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+
+
+def usage_charges_of(bill_ids: Sequence[str]) -> dict[str, sa.Row]:
+    c = UsageCharge.__table__.c
+    return {row.bill_id: row for row in run(sa.select(UsageCharge.__table__).where(in_ids(c.bill_id, bill_ids)))}
+
+
