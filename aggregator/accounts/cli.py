@@ -51,7 +51,8 @@ _TENANT_OPTIONS = {"name": "--name", "legal_name": "--legal-name", "timezone": "
                    "default_tax_rate": "--tax-rate", "address": "--address", "email_from": "--email-from",
                    "email_from_name": "--email-from-name", "email_reply_to": "--email-reply-to",
                    "finance_email": "--finance-email", "invoice_review": "--invoice-review",
-                   "auto_finalize_after_days": "--auto-finalize-after-days"}
+                   "auto_finalize_after_days": "--auto-finalize-after-days",
+                   "payment_terms_days": "--payment-terms-days"}
 
 
 def _setting_options(create: bool):
@@ -85,6 +86,8 @@ def _setting_options(create: bool):
                      show_default=create, help="manual: invoices stay drafts until finalized."),
         click.option("--auto-finalize-after-days", type=int,
                      help="Under manual review, drafts are finalized after this many days."),
+        click.option("--payment-terms-days", metavar="DAYS|none",
+                     help="Invoices are due this many days (0-365) after they are issued; none: on the charge day."),
     ]
 
     def decorate(command):
@@ -100,6 +103,9 @@ def _settings(options: dict[str, Any], partial: bool) -> dict[str, Any]:
     values = {field: options[option.removeprefix("--").replace("-", "_")]
               for field, option in _TENANT_OPTIONS.items()}
     values = {field: value for field, value in values.items() if value is not None}
+    if "payment_terms_days" in values:  # a number of days, or "none" (back to the charge day)
+        days = values["payment_terms_days"]
+        values["payment_terms_days"] = None if days.lower() == "none" else int(days) if days.isdigit() else days
     return checked(TenantSchema(partial=partial), values, _TENANT_OPTIONS)
 
 
@@ -282,3 +288,4 @@ def list_customers(principal, limit, starting_after, external_id, as_json):
 def show_customer(principal, customer, as_json):
     """One customer, by its id (cus_…) or its external id."""
     print_object(service.get_customer(principal, customer), CustomerSchema(), "Customer", as_json)
+

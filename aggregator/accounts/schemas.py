@@ -16,6 +16,7 @@ from ..fields import (
     optional_text,
     text,
 )
+from ..periods.calendar import MAX_PAYMENT_TERMS_DAYS
 from .logos import MAX_SIDE, MAX_URI_CHARS, logo_problem
 from .models import ROLES
 
@@ -72,6 +73,11 @@ class TenantSchema(Schema):
     after_final_failure = fields.String(validate=validate.OneOf(["uncollectible", "past_due"]), metadata={
         "description": "What an invoice becomes when the last retry fails: uncollectible (default), or it stays "
                        "open, past due."})
+    payment_terms_days = WholeNumber(allow_none=True, validate=validate.Range(min=0, max=MAX_PAYMENT_TERMS_DAYS),
+                                     metadata={
+        "description": "Payment terms: invoices are due this many days after they are issued (0-365; 14: "
+                       "\"net 14\"), and charged at charge_hour that day. null (default): due on the first "
+                       "charge_day after the period closes."})
     payout_day = WholeNumber(validate=validate.Range(min=1, max=28), metadata={
         "description": "The day of the month (tenant's time zone, from midnight) on which what was collected is "
                        "gathered into one payout per provider and currency (default 10)."})
@@ -169,3 +175,4 @@ class CustomerSchema(Schema):
 
 class CustomerListArgs(ListArgs):
     external_id = fields.String()
+
