@@ -12,6 +12,7 @@ transaction, and does no I/O (the deliveries queue sends them).
   failed" (`invoice.payment_failed`), "action required" (`invoice.payment_action_required`) and
   a refund notice (`refund.succeeded`). Not for a void invoice; a customer without an address
   gets a delivery recorded as failed, as for its invoice.
+* The customer's overdue notice (`invoice.overdue`), while the invoice is still open.
 * The tenant's finance address: the summary of each closed period (`period.closed`), the
   notice of a disabled webhook endpoint (`webhook_endpoint.disabled`), an invoice marked
   uncollectible (`invoice.marked_uncollectible`) and a disputed charge (`invoice.disputed`);
@@ -43,6 +44,7 @@ from .models import (
     DISPUTE,
     ENDPOINT_DISABLED,
     INVOICE,
+    OVERDUE,
     PAYMENT_FAILED,
     PAYOUT_FAILED,
     PAYOUT_STATEMENT,
@@ -63,7 +65,8 @@ FINANCE_EVENTS = {"period.closed": PERIOD_SUMMARY, "webhook_endpoint.disabled": 
 #: Events told to the customer of the invoice they are about (a refund's: its invoice's), and
 #: the kind of email each is.
 CUSTOMER_EVENTS = {"invoice.paid": RECEIPT, "invoice.payment_failed": PAYMENT_FAILED,
-                   "invoice.payment_action_required": ACTION_REQUIRED, "refund.succeeded": REFUND}
+                   "invoice.payment_action_required": ACTION_REQUIRED, "refund.succeeded": REFUND,
+                   "invoice.overdue": OVERDUE}
 
 
 def record_deliveries(events: Sequence[Event], now: datetime) -> None:
@@ -110,6 +113,8 @@ def _payment_emails(events: Sequence[Event]) -> list[dict]:
             continue
         if e.type == "invoice.paid" and not invoice.amount_paid:
             continue  # paid with nothing due: no receipt
+        if e.type == "invoice.overdue" and invoice.status != "open":
+            continue  # paid (or written off) before the event was dispatched
         rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id,
                      "kind": CUSTOMER_EVENTS[e.type], "recipient": invoice.email or "", "invoice_id": invoice.id,
                      "unsendable": None if invoice.email else NO_ADDRESS})
