@@ -19,12 +19,14 @@ from ..commands import (
     say,
     tenant_scoped,
 )
+from . import notifications as notification_settings
 from . import service
-from .schemas import ApiKeySchema, CustomerSchema, ProviderSchema, TenantSchema
+from .schemas import ApiKeySchema, CustomerSchema, NotificationSettingsSchema, ProviderSchema, TenantSchema
 
 tenants = AreaGroup("tenants", help="Create, inspect and change tenants (the platforms), and their admin keys.")
 providers = AreaGroup("providers", help="A tenant's providers (the apps that send bills).")
 customers = AreaGroup("customers", help="A tenant's customers (who receive the consolidated invoices).")
+notifications = AreaGroup("notifications", help="Which emails a tenant's customers are sent, in each mode.")
 
 _MODES = {"live": True, "test": False}
 
@@ -289,3 +291,34 @@ def show_customer(principal, customer, as_json):
     """One customer, by its id (cus_…) or its external id."""
     print_object(service.get_customer(principal, customer), CustomerSchema(), "Customer", as_json)
 
+
+# --- notifications ----------------------------------------------------------------------------
+
+#: NotificationSettingsSchema field -> the option that sets it
+_NOTIFICATION_OPTIONS = {kind: f"--{kind.replace('_', '-')}" for kind in notification_settings.KINDS}
+
+
+@notifications.command("show")
+@tenant_scoped
+@json_option
+def show_notifications(principal, as_json):
+    """Which emails customers are sent in this mode (webhooks follow their endpoints)."""
+    print_object(notification_settings.get_notification_settings(principal), NotificationSettingsSchema(),
+                 f"Notifications ({principal.mode} mode)", as_json)
+
+
+@notifications.command("set")
+@tenant_scoped
+@click.option("--invoice-generated/--no-invoice-generated", default=None, help="Email customers their invoice.")
+@click.option("--payment-received/--no-payment-received", default=None, help="Email a receipt when paid.")
+@click.option("--payment-overdue/--no-payment-overdue", default=None, help="Email a notice when overdue.")
+@click.option("--usage-threshold/--no-usage-threshold", default=None, help="Email when usage reaches a threshold.")
+@json_option
+def set_notifications(principal, as_json, **options):
+    """Turn customer emails on or off in this mode only, as PATCH /v1/notification_settings."""
+    values = {kind: value for kind, value in options.items() if value is not None}
+    if not values:
+        raise click.UsageError("Nothing to change: give at least one notification option.")
+    changes = checked(NotificationSettingsSchema(partial=True), values, _NOTIFICATION_OPTIONS)
+    print_object(notification_settings.update_notification_settings(principal, changes),
+                 NotificationSettingsSchema(), f"Notifications ({principal.mode} mode)", as_json)

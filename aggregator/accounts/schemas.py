@@ -176,3 +176,18 @@ class CustomerSchema(Schema):
 class CustomerListArgs(ListArgs):
     external_id = fields.String()
 
+
+class NotificationSettingsSchema(Schema):
+    """Which emails a tenant's customers are sent, in one mode (PLATFORMA's notifications.configure).
+    Webhooks are not affected: each endpoint has its own subscription."""
+
+    object = fields.Constant("notification_settings", dump_only=True)
+    invoice_generated = StrictBoolean(attribute="notify_invoice_generated", metadata={
+        "description": "The customer's invoice, with its PDF, when it is finalized (default true)."})
+    payment_received = StrictBoolean(attribute="notify_payment_received", metadata={
+        "description": "A receipt when an invoice is paid (default true)."})
+    payment_overdue = StrictBoolean(attribute="notify_payment_overdue", metadata={
+        "description": "A notice when an invoice becomes overdue (invoice.overdue; default true)."})
+    usage_threshold = StrictBoolean(attribute="notify_usage_threshold", metadata={
+        "description": "A notice when usage reaches a threshold of the included units (default true)."})
+    livemode = fields.Boolean(dump_only=True)
