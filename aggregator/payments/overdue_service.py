@@ -32,14 +32,23 @@ def next_overdue(tenant_id: str, livemode: bool, tz: str) -> tuple[date, datetim
     return due, max(overdue_from(due, tz), first)
 
 
-def mark_overdue_due(tenant_id: str, livemode: bool, due_date: date, as_of: datetime) -> list[str]:
+#: Invoices marked overdue (and announced) per transaction.
+CHUNK = 1000
+
+
+def mark_overdue_due(tenant_id: str, livemode: bool, due_date: date, as_of: datetime,
+                     chunk: int = CHUNK) -> list[str]:
     """Mark the lane's open invoices due on `due_date` (and finalized by `as_of`) overdue as of
-    `as_of`, in one transaction. -> the invoices that became overdue (none: another worker did
-    it)."""
-    try:
-        ids = transitions.mark_overdue(tenant_id, livemode, due_date, as_of)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    return ids
+    `as_of`, `chunk` invoices to a transaction (a crash keeps what was committed; the next run
+    goes on). -> the invoices that became overdue here (none: another worker did it)."""
+    marked: list[str] = []
+    while True:
+        try:
+            ids = transitions.mark_overdue(tenant_id, livemode, due_date, as_of, chunk)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        marked += ids
+        if not ids:
+            return marked

@@ -368,16 +368,18 @@ def charge_waiting_invoices(customer_id: str, now: datetime) -> int:
 
 # --- overdue ----------------------------------------------------------------------------------
 
-def mark_overdue(tenant_id: str, livemode: bool, due_date: date, as_of: datetime) -> list[str]:
-    """Open invoices of the lane due on `due_date`, finalized by `as_of` and not yet overdue ->
-    overdue as of `as_of`, with an `invoice.overdue` event each. Exactly once: the UPDATE's WHERE
-    holds `overdue_at IS NULL`, so a re-run or a racing worker sets nothing twice and announces
-    only what it set. -> the ids that became overdue here."""
+def mark_overdue(tenant_id: str, livemode: bool, due_date: date, as_of: datetime, limit: int) -> list[str]:
+    """Up to `limit` open invoices of the lane due on `due_date`, finalized by `as_of` and not yet
+    overdue -> overdue as of `as_of`, with an `invoice.overdue` event each. Exactly once: the
+    UPDATE's WHERE holds `overdue_at IS NULL`, so a re-run or a racing worker sets nothing twice
+    and announces only what it set. -> the ids that became overdue here (none: nothing is left)."""
+    waiting = (_invoices.c.tenant_id == tenant_id, _invoices.c.livemode == livemode,
+               _invoices.c.due_date == due_date, _invoices.c.status == "open", _invoices.c.overdue_at.is_(None),
+               _invoices.c.finalized_at <= as_of)
+    some = sa.select(_invoices.c.id).where(*waiting).order_by(_invoices.c.id).limit(limit)
     ids = db.session.execute(
-        sa.update(_invoices).where(_invoices.c.tenant_id == tenant_id, _invoices.c.livemode == livemode,
-                                   _invoices.c.due_date == due_date, _invoices.c.status == "open",
-                                   _invoices.c.overdue_at.is_(None), _invoices.c.finalized_at <= as_of)
-        .values(overdue_at=as_of).returning(_invoices.c.id).execution_options(synchronize_session=False)).scalars().all()
+        sa.update(_invoices).where(_invoices.c.id.in_(some), *waiting).values(overdue_at=as_of)
+        .returning(_invoices.c.id).execution_options(synchronize_session=False)).scalars().all()
     if ids:
         rows = db.session.execute(sa.select(Invoice, Customer.external_id)
                                   .join(Customer, Customer.id == Invoice.customer_id)

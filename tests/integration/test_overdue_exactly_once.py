@@ -50,6 +50,14 @@ def test_a_second_run_sets_and_announces_nothing(app, tenant):
     assert _overdue_events(app, tenant) == 3
 
 
+def test_a_large_due_date_is_marked_in_chunks_each_its_own_transaction(app, tenant):
+    _closed(tenant, customers=7)
+    with app.app_context():
+        assert len(overdue_service.mark_overdue_due(tenant.id, False, DUE, END_OF_DUE_DATE, chunk=3)) == 7
+        assert overdue_service.next_overdue(tenant.id, False, "Australia/Sydney") is None
+    assert _overdue_events(app, tenant) == 7
+
+
 def test_workers_racing_mark_each_invoice_overdue_once(app, tenant, postgres_only):
     _closed(tenant, customers=20)
     barrier = threading.Barrier(4)
@@ -57,7 +65,7 @@ def test_workers_racing_mark_each_invoice_overdue_once(app, tenant, postgres_onl
     def worker(_):
         with app.app_context():
             barrier.wait()
-            return overdue_service.mark_overdue_due(tenant.id, False, DUE, END_OF_DUE_DATE)
+            return overdue_service.mark_overdue_due(tenant.id, False, DUE, END_OF_DUE_DATE, chunk=3)
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(worker, range(4)))
