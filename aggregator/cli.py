@@ -29,6 +29,8 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "providers": ("aggregator.accounts.cli", "providers", "A tenant's providers (the apps that send bills)."),
     "customers": ("aggregator.accounts.cli", "customers",
                   "A tenant's customers (who receive the consolidated invoices)."),
+    "notifications": ("aggregator.accounts.cli", "notifications",
+                      "Which emails a tenant's customers are sent, in each mode."),
     "environments": ("aggregator.catalog.cli", "environments",
                      "The tenant's environments (production, staging, …) plans and subscriptions name."),
     "plans": ("aggregator.catalog.cli", "plans",

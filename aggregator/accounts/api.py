@@ -6,7 +6,7 @@ from flask.views import MethodView
 from .. import adapters as edge
 from ..fields import ListArgs, page_schema
 from ..web import Blueprint, clock_now, current, requires, with_secret
-from . import service
+from . import notifications, service
 from .schemas import (
     ApiKeySchema,
     CreatedProviderSchema,
@@ -14,6 +14,7 @@ from .schemas import (
     CustomerSchema,
     IssuedKeySchema,
     KeyListArgs,
+    NotificationSettingsSchema,
     ProviderSchema,
     TenantSchema,
 )
@@ -34,6 +35,22 @@ class TenantView(MethodView):
     def patch(self, changes):
         adapters = edge.current()
         return service.update_tenant(current(), changes, adapters.vault, adapters.payments.check_tenant_api_base)
+
+
+@blp.route("/notification_settings")
+class NotificationSettingsView(MethodView):
+    @requires("admin")
+    @blp.response(200, NotificationSettingsSchema)
+    def get(self):
+        """Which emails customers are sent in the key's mode (webhooks follow their endpoints)."""
+        return notifications.get_notification_settings(current())
+
+    @requires("admin")
+    @blp.arguments(NotificationSettingsSchema(partial=True))
+    @blp.response(200, NotificationSettingsSchema)
+    def patch(self, changes):
+        """Turn customer emails on or off in the key's mode only."""
+        return notifications.update_notification_settings(current(), changes)
 
 
 @blp.route("/tenant/keys", methods=["POST"])

@@ -19,12 +19,14 @@ from ..commands import (
     say,
     tenant_scoped,
 )
+from . import notifications as notification_settings
 from . import service
-from .schemas import ApiKeySchema, CustomerSchema, ProviderSchema, TenantSchema
+from .schemas import ApiKeySchema, CustomerSchema, NotificationSettingsSchema, ProviderSchema, TenantSchema
 
 tenants = AreaGroup("tenants", help="Create, inspect and change tenants (the platforms), and their admin keys.")
 providers = AreaGroup("providers", help="A tenant's providers (the apps that send bills).")
 customers = AreaGroup("customers", help="A tenant's customers (who receive the consolidated invoices).")
+notifications = AreaGroup("notifications", help="Which emails a tenant's customers are sent, in each mode.")
 
 _MODES = {"live": True, "test": False}
 
@@ -51,7 +53,8 @@ _TENANT_OPTIONS = {"name": "--name", "legal_name": "--legal-name", "timezone": "
                    "default_tax_rate": "--tax-rate", "address": "--address", "email_from": "--email-from",
                    "email_from_name": "--email-from-name", "email_reply_to": "--email-reply-to",
                    "finance_email": "--finance-email", "invoice_review": "--invoice-review",
-                   "auto_finalize_after_days": "--auto-finalize-after-days"}
+                   "auto_finalize_after_days": "--auto-finalize-after-days",
+                   "payment_terms_days": "--payment-terms-days"}
 
 
 def _setting_options(create: bool):
@@ -85,6 +88,8 @@ def _setting_options(create: bool):
                      show_default=create, help="manual: invoices stay drafts until finalized."),
         click.option("--auto-finalize-after-days", type=int,
                      help="Under manual review, drafts are finalized after this many days."),
+        click.option("--payment-terms-days", metavar="DAYS|none",
+                     help="Invoices are due this many days (0-365) after they are issued; none: on the charge day."),
     ]
 
     def decorate(command):
@@ -100,6 +105,9 @@ def _settings(options: dict[str, Any], partial: bool) -> dict[str, Any]:
     values = {field: options[option.removeprefix("--").replace("-", "_")]
               for field, option in _TENANT_OPTIONS.items()}
     values = {field: value for field, value in values.items() if value is not None}
+    if "payment_terms_days" in values:  # a number of days, or "none" (back to the charge day)
+        days = values["payment_terms_days"]
+        values["payment_terms_days"] = None if days.lower() == "none" else int(days) if days.isdigit() else days
     return checked(TenantSchema(partial=partial), values, _TENANT_OPTIONS)
 
 
@@ -282,3 +290,35 @@ def list_customers(principal, limit, starting_after, external_id, as_json):
 def show_customer(principal, customer, as_json):
     """One customer, by its id (cus_…) or its external id."""
     print_object(service.get_customer(principal, customer), CustomerSchema(), "Customer", as_json)
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+#: NotificationSettingsSchema field -> the option that sets it
+_NOTIFICATION_OPTIONS = {kind: f"--{kind.replace('_', '-')}" for kind in notification_settings.KINDS}
+
+
+@notifications.command("show")
+@tenant_scoped
+@json_option
+def show_notifications(principal, as_json):
+    """Which emails customers are sent in this mode (webhooks follow their endpoints)."""
+    print_object(notification_settings.get_notification_settings(principal), NotificationSettingsSchema(),
+                 f"Notifications ({principal.mode} mode)", as_json)
+
+
+@notifications.command("set")
+@tenant_scoped
+@click.option("--invoice-generated/--no-invoice-generated", default=None, help="Email customers their invoice.")
+@click.option("--payment-received/--no-payment-received", default=None, help="Email a receipt when paid.")
+@click.option("--payment-overdue/--no-payment-overdue", default=None, help="Email a notice when overdue.")
+@click.option("--usage-threshold/--no-usage-threshold", default=None, help="Email when usage reaches a threshold.")
+@json_option
+def set_notifications(principal, as_json, **options):
+    """Turn customer emails on or off in this mode only, as PATCH /v1/notification_settings."""
+    values = {kind: value for kind, value in options.items() if value is not None}
+    if not values:
+        raise click.UsageError("Nothing to change: give at least one notification option.")
+    changes = checked(NotificationSettingsSchema(partial=True), values, _NOTIFICATION_OPTIONS)
+    print_object(notification_settings.update_notification_settings(principal, changes),
+                 NotificationSettingsSchema(), f"Notifications ({principal.mode} mode)", as_json)

@@ -61,6 +61,15 @@ class TenantSettings(db.Model):
     retry_days: Mapped[list] = mapped_column(sa.JSON, default=lambda: [3, 5, 7])
     after_final_failure: Mapped[str] = mapped_column(sa.String(16), default="uncollectible",
                                                      server_default="uncollectible")
+    # Payment terms: an invoice is due this many days after it is issued (None: on the first
+    # charge_day after its period closes).
+    payment_terms_days: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    # Which emails customers are sent (PLATFORMA's notifications): their invoice, a receipt, an
+    # overdue notice, a usage threshold reached. Webhooks follow each endpoint's subscription.
+    notify_invoice_generated: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    notify_payment_received: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    notify_payment_overdue: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    notify_usage_threshold: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
     # Stripe, in this mode: the secret key and webhook signing secret sealed by the vault (and
     # the hints the API shows), an API base (test mode only: localstripe, the tests' server),
     # and the pace of a charge run (None: Stripe's limits for the mode).
@@ -86,6 +95,7 @@ class TenantSettings(db.Model):
         sa.CheckConstraint("charge_hour BETWEEN 0 AND 23", name="charge_hour"),
         sa.CheckConstraint("after_final_failure IN ('uncollectible', 'past_due')", name="after_final_failure"),
         sa.CheckConstraint("payout_day BETWEEN 1 AND 28", name="payout_day"),
+        sa.CheckConstraint("payment_terms_days BETWEEN 0 AND 365", name="payment_terms_days"),
     )
 
     @property

@@ -16,6 +16,7 @@ from ..fields import (
     optional_text,
     text,
 )
+from ..periods.calendar import MAX_PAYMENT_TERMS_DAYS
 from .logos import MAX_SIDE, MAX_URI_CHARS, logo_problem
 from .models import ROLES
 
@@ -72,6 +73,11 @@ class TenantSchema(Schema):
     after_final_failure = fields.String(validate=validate.OneOf(["uncollectible", "past_due"]), metadata={
         "description": "What an invoice becomes when the last retry fails: uncollectible (default), or it stays "
                        "open, past due."})
+    payment_terms_days = WholeNumber(allow_none=True, validate=validate.Range(min=0, max=MAX_PAYMENT_TERMS_DAYS),
+                                     metadata={
+        "description": "Payment terms: invoices are due this many days after they are issued (0-365; 14: "
+                       "\"net 14\"), and charged at charge_hour that day. null (default): due on the first "
+                       "charge_day after the period closes."})
     payout_day = WholeNumber(validate=validate.Range(min=1, max=28), metadata={
         "description": "The day of the month (tenant's time zone, from midnight) on which what was collected is "
                        "gathered into one payout per provider and currency (default 10)."})
@@ -169,3 +175,19 @@ class CustomerSchema(Schema):
 
 class CustomerListArgs(ListArgs):
     external_id = fields.String()
+
+
+class NotificationSettingsSchema(Schema):
+    """Which emails a tenant's customers are sent, in one mode (PLATFORMA's notifications.configure).
+    Webhooks are not affected: each endpoint has its own subscription."""
+
+    object = fields.Constant("notification_settings", dump_only=True)
+    invoice_generated = StrictBoolean(attribute="notify_invoice_generated", metadata={
+        "description": "The customer's invoice, with its PDF, when it is finalized (default true)."})
+    payment_received = StrictBoolean(attribute="notify_payment_received", metadata={
+        "description": "A receipt when an invoice is paid (default true)."})
+    payment_overdue = StrictBoolean(attribute="notify_payment_overdue", metadata={
+        "description": "A notice when an invoice becomes overdue (invoice.overdue; default true)."})
+    usage_threshold = StrictBoolean(attribute="notify_usage_threshold", metadata={
+        "description": "A notice when usage reaches a threshold of the included units (default true)."})
+    livemode = fields.Boolean(dump_only=True)

@@ -162,7 +162,7 @@ def advance_clock(principal, to, no_wait, as_json):
 # --- invoices ---------------------------------------------------------------------------------
 
 _INVOICE_COLUMNS = ["id", "number", "customer_external_id", "status", "currency", "total", "amount_due",
-                    "due_date"]
+                    "due_date", "overdue"]
 
 
 @invoices.command("list")
@@ -171,11 +171,13 @@ _INVOICE_COLUMNS = ["id", "number", "customer_external_id", "status", "currency"
 @click.option("--period", type=_date, default=None, help="A period's start date, e.g. 2026-10-25.")
 @click.option("--customer", default=None, help="A customer's id or external id.")
 @click.option("--status", type=click.Choice(["draft", "open", "paid", "uncollectible", "void"]), default=None)
+@click.option("--overdue/--not-overdue", default=None,
+              help="Only open invoices past the end of their due date (or only the others).")
 @json_option
-def list_invoices(principal, limit, starting_after, period, customer, status, as_json):
+def list_invoices(principal, limit, starting_after, period, customer, status, overdue, as_json):
     """The tenant's invoices in this mode, newest first."""
     page = invoice_service.list_invoices(principal, limit, starting_after, period and period.date(), customer,
-                                         status)
+                                         status, overdue)
     print_page(page, InvoiceSchema(), _INVOICE_COLUMNS, f"Invoices ({principal.mode} mode)", as_json)
 
 

@@ -66,7 +66,8 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
                  on_chunk: Callable[[CloseReport], None] | None = None) -> CloseReport:
     """Build one invoice per customer with uncancelled bills in the period, as of the period's
     end: the invoices are created (and, under automatic review, finalized and numbered) at that
-    instant and due on the period's charge day, whenever the close actually runs (`now`, the
+    instant and due on the period's charge day (or `payment_terms_days` after that day), whenever
+    the close actually runs (`now`, the
     run's time on the tenant's clock, only dates the period's own closing_at and closed_at).
 
     The close writes one row per invoice (and its events) and nothing per bill: an invoice's
@@ -99,7 +100,8 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
     crash_point("close.start.after_commit")
 
     report = CloseReport(period.name)
-    context = _CloseContext(settings, period, C.period_due_date(period, settings.charge_day),
+    due_date = C.period_due_date(period, settings.charge_day, settings.payment_terms_days)
+    context = _CloseContext(settings, period, due_date,
                             rates_in_effect(tenant_id, livemode, period.end),
                             period_rates.rates_of(tenant_id, livemode, start))
     after, waiting = "", 0

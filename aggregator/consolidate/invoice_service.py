@@ -63,8 +63,13 @@ def get_invoice(principal: Principal, invoice_id: str) -> Invoice:
 
 def list_invoices(principal: Principal, limit: int, starting_after: str | None = None,
                   period: date | None = None, customer: str | None = None,
-                  status: str | None = None) -> Page:
+                  status: str | None = None, overdue: bool | None = None) -> Page:
+    """Newest first; filtered by period, customer, status, and whether overdue (open, past the
+    end of its due date)."""
     query = _scoped_invoices(principal)
+    if overdue is not None:
+        is_overdue = sa.and_(Invoice.status == "open", Invoice.overdue_at.is_not(None))
+        query = query.where(is_overdue if overdue else sa.not_(is_overdue))
     if period:
         query = query.where(Invoice.period_start == period)
     if customer:

@@ -112,10 +112,18 @@ class Invoice(db.Model):
     first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     collection: Mapped[str | None] = mapped_column(sa.String(32))
     disputed: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # When it became overdue (still open at the end of its due date; payments/overdue_service.py),
+    # set once; it stays as a record after the invoice is paid.
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def amount_remaining(self) -> int:
         return max(self.amount_due - self.amount_paid, 0)
+
+    @property
+    def overdue(self) -> bool:
+        """Open, and past the end of its due date (overdue_at stays once it is paid)."""
+        return self.status == "open" and self.overdue_at is not None
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
     stored_lines: Mapped[list["InvoiceLine"]] = relationship(
@@ -138,6 +146,10 @@ class Invoice(db.Model):
         # drafts awaiting their review deadline (auto_finalize_after_days)
         sa.Index("ix_invoices_drafts", "tenant_id", "livemode", "created_at",
                  postgresql_where=sa.text("status = 'draft'"), sqlite_where=sa.text("status = 'draft'")),
+        # open invoices not yet overdue, by due date (what the overdue due work looks for)
+        sa.Index("ix_invoices_overdue_due", "tenant_id", "livemode", "due_date", "finalized_at",
+                 postgresql_where=sa.text("status = 'open' AND overdue_at IS NULL"),
+                 sqlite_where=sa.text("status = 'open' AND overdue_at IS NULL")),
     )
 
 

@@ -89,6 +89,10 @@ class InvoiceSchema(Schema):
         "description": "When the next automatic charge is due (tenant's clock); null: none is scheduled."})
     attempt_count = fields.Integer(metadata={"description": "Charges attempted through the gateway."})
     disputed = fields.Boolean(metadata={"description": "A charge of it is disputed (finance is told)."})
+    overdue = fields.Function(lambda i: i.overdue, metadata={
+        "type": "boolean", "description": "Open and past the end of its due date (tenant's time zone)."})
+    overdue_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When it became overdue (tenant's clock); kept once it is paid. null: never overdue."})
     lines = fields.List(fields.Nested(InvoiceLineSchema))
     pdf_url = fields.Function(lambda i: f"/v1/invoices/{i.id}/pdf" if i.pdf_path else None)
     pdf_sha256 = fields.String(allow_none=True)
@@ -126,6 +130,8 @@ class InvoiceListArgs(ListArgs):
     period = fields.Date(metadata={"description": "A period's start date, e.g. 2026-10-25."})
     customer = fields.String(metadata={"description": "Customer id or external_id."})
     status = fields.String(validate=validate.OneOf(["draft", "open", "paid", "uncollectible", "void"]))
+    overdue = fields.Boolean(truthy={"true"}, falsy={"false"}, metadata={
+        "description": "true: only open invoices past the end of their due date; false: every other invoice."})
 
 
 class VoidSchema(Schema):

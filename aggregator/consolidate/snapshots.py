@@ -38,6 +38,8 @@ def invoice_snapshot(invoice: Mapping[str, Any], customer_external_id: str) -> d
         "amount_refunded": amount("amount_refunded"), "paid_at": _instant(invoice.get("paid_at")),
         "collection": invoice.get("collection"), "next_charge_at": _instant(invoice.get("next_charge_at")),
         "attempt_count": invoice.get("attempt_count") or 0, "disputed": bool(invoice.get("disputed")),
+        "overdue": invoice["status"] == "open" and invoice.get("overdue_at") is not None,
+        "overdue_at": _instant(invoice.get("overdue_at")),
         "pdf_url": f"/v1/invoices/{invoice['id']}/pdf" if invoice.get("pdf_path") else None,
         "pdf_sha256": invoice.get("pdf_sha256"), "created_at": _instant(invoice["created_at"]),
         "finalized_at": _instant(invoice.get("finalized_at")), "voided_at": _instant(invoice.get("voided_at")),

@@ -24,6 +24,7 @@ from .. import bus, due
 from ..accounts.models import Customer, TenantSettings
 from ..db import bulk_insert, db, dialect_insert, in_ids, locking, new_ordered_id, run
 from ..events.service import NewEvent, record
+from ..periods.calendar import invoice_due_date
 from ..states import guarded_update
 from .facts import (
     FinalizedInvoice,
@@ -110,7 +111,8 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
 
 def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_of: datetime) -> list[str]:
     """draft -> open, as of `as_of`, for those of these invoices still draft, numbering them
-    from the gapless sequence in id order, with an `invoice.finalized` event each. The drafts
+    from the gapless sequence in id order, with an `invoice.finalized` event each. Under payment
+    terms their due date moves to the terms after `as_of`'s day (the day they are issued). The drafts
     and the sequence row stay locked until the caller's transaction commits; a rollback returns
     the numbers. -> the ids finalized here."""
     if not invoice_ids:
@@ -125,11 +127,15 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
     if not drafts:
         return []
     _advance_sequence(tenant_id, livemode, first + len(drafts))
-    year = as_of.astimezone(ZoneInfo(settings.timezone)).year
+    issued_on = as_of.astimezone(ZoneInfo(settings.timezone)).date()
+    if settings.payment_terms_days is not None:  # due after the invoice, now issued; else as the close set it
+        drafts = [(invoice_id, invoice_due_date(issued_on, settings.charge_day, settings.payment_terms_days))
+                  for invoice_id, _ in drafts]
     run(guarded_update(INVOICE_STATES, _invoices, "open", _invoices.c.id == sa.bindparam("invoice"))
-        .values(finalized_at=as_of, number=sa.bindparam("number")),
-        [{"invoice": invoice_id, "number": format_number(settings.invoice_prefix, year, first + offset)}
-         for offset, (invoice_id, _) in enumerate(drafts)])
+        .values(finalized_at=as_of, number=sa.bindparam("number"), due_date=sa.bindparam("due")),
+        [{"invoice": invoice_id, "due": due_date,
+          "number": format_number(settings.invoice_prefix, issued_on.year, first + offset)}
+         for offset, (invoice_id, due_date) in enumerate(drafts)])
     ids = [invoice_id for invoice_id, _ in drafts]
     bus.publish(InvoicesOpened(tenant_id, livemode, as_of, dict(drafts)))
     invoices = db.session.scalars(sa.select(Invoice).where(in_ids(Invoice.id, ids)).order_by(Invoice.id)).all()

@@ -17,6 +17,8 @@ EVENT_TYPES = {
                               "not automatically).",
     "invoice.payment_action_required": "A charge needs the customer's authentication (3-D Secure).",
     "invoice.marked_uncollectible": "An invoice's last retry failed: it was marked uncollectible.",
+    "invoice.overdue": "An invoice was still unpaid at the end of its due date (tenant's time zone): it is "
+                       "overdue (once; overdue_at), and its customer is emailed unless notifications say not.",
     "invoice.disputed": "The customer disputed a charge of the invoice with their bank (Stripe's "
                         "charge.dispute.created): the invoice is flagged disputed and finance is told.",
     "payment.succeeded": "A payment succeeded (a charge, or money recorded as received).",

@@ -37,6 +37,7 @@ from .models import (
     DISPUTE,
     ENDPOINT_DISABLED,
     INVOICE,
+    OVERDUE,
     PAYMENT_FAILED,
     PAYOUT_FAILED,
     PAYOUT_STATEMENT,
@@ -182,6 +183,8 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
     invoice = invoices[delivery.invoice_id] if delivery.invoice_id else None
     if invoice is not None and invoice.status == "void":
         raise NotToBeSent("the invoice was voided before its email was sent")
+    if delivery.kind == OVERDUE and invoice.status != "open":
+        raise NotToBeSent(f"the invoice was {invoice.status} before its overdue notice was sent")
     if delivery.kind == INVOICE:
         context = messages.invoice_context(invoice, settings)
         attachments.append(messages.Attachment(f"{invoice.number}.pdf", adapters.storage.get(invoice.pdf_path)))
@@ -209,6 +212,8 @@ def _context(delivery: EmailDelivery, event: Event, invoice: Invoice | None, set
         return messages.endpoint_disabled_context(data.get("object") or {}, settings)
     if kind == RECEIPT:
         return messages.receipt_context(invoice, _latest_payment(invoice.id), settings)
+    if kind == OVERDUE:
+        return messages.overdue_context(invoice, settings)
     if kind == PAYMENT_FAILED:
         return messages.payment_failed_context(invoice, _payment(data.get("payment")), data, settings)
     if kind == ACTION_REQUIRED:

@@ -230,6 +230,13 @@ def action_required_context(invoice, payment, settings) -> dict[str, Any]:
     return {**_about_invoice(invoice, settings), "amount": money.display(amount, invoice.currency, settings.locale)}
 
 
+def overdue_context(invoice, settings) -> dict[str, Any]:
+    """An invoice still unpaid after its due date: what remains to pay, and since when it is due."""
+    return {**_about_invoice(invoice, settings),
+            "amount_remaining": money.display(invoice.amount_remaining, invoice.currency, settings.locale),
+            "due_date": _day(invoice.due_date, settings.locale)}
+
+
 #: How a refund's reason reads in an email.
 REFUND_REASON_WORDS = {"duplicate": "a duplicate payment", "fraudulent": "a fraudulent payment",
                        "requested_by_customer": "your request"}

@@ -24,8 +24,10 @@ UNCOLLECTIBLE, DISPUTE = "invoice_uncollectible", "invoice_disputed"
 #: (its payout was paid, the statement's PDF attached).
 PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED = "payouts_awaiting_review", "payout_failed"
 PAYOUT_STATEMENT = "payout_statement"
+#: The customer's notice of an invoice still unpaid after its due date.
+OVERDUE = "invoice_overdue"
 EMAIL_KINDS = (INVOICE, PERIOD_SUMMARY, ENDPOINT_DISABLED, RECEIPT, PAYMENT_FAILED, ACTION_REQUIRED, REFUND,
-               UNCOLLECTIBLE, DISPUTE, PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED, PAYOUT_STATEMENT)
+               UNCOLLECTIBLE, DISPUTE, PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED, PAYOUT_STATEMENT, OVERDUE)
 
 
 class EmailDelivery(db.Model):

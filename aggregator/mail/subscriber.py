@@ -12,6 +12,11 @@ transaction, and does no I/O (the deliveries queue sends them).
   failed" (`invoice.payment_failed`), "action required" (`invoice.payment_action_required`) and
   a refund notice (`refund.succeeded`). Not for a void invoice; a customer without an address
   gets a delivery recorded as failed, as for its invoice.
+* The customer's overdue notice (`invoice.overdue`), while the invoice is still open.
+* The tenant's notification settings (accounts/notifications.py) decide, per mode, whether the
+  customer is sent its invoice (`invoice_generated`), a receipt (`payment_received`) and an
+  overdue notice (`payment_overdue`): turned off, nothing is recorded. They are read when the
+  event is dispatched.
 * The tenant's finance address: the summary of each closed period (`period.closed`), the
   notice of a disabled webhook endpoint (`webhook_endpoint.disabled`), an invoice marked
   uncollectible (`invoice.marked_uncollectible`) and a disputed charge (`invoice.disputed`);
@@ -32,6 +37,7 @@ from typing import Sequence
 import sqlalchemy as sa
 
 from ..accounts.models import Customer, Provider, TenantSettings
+from ..accounts.notifications import enabled_kinds
 from ..consolidate.models import Invoice
 from ..db import db
 from ..events.models import Event
@@ -43,6 +49,7 @@ from .models import (
     DISPUTE,
     ENDPOINT_DISABLED,
     INVOICE,
+    OVERDUE,
     PAYMENT_FAILED,
     PAYOUT_FAILED,
     PAYOUT_STATEMENT,
@@ -63,7 +70,11 @@ FINANCE_EVENTS = {"period.closed": PERIOD_SUMMARY, "webhook_endpoint.disabled": 
 #: Events told to the customer of the invoice they are about (a refund's: its invoice's), and
 #: the kind of email each is.
 CUSTOMER_EVENTS = {"invoice.paid": RECEIPT, "invoice.payment_failed": PAYMENT_FAILED,
-                   "invoice.payment_action_required": ACTION_REQUIRED, "refund.succeeded": REFUND}
+                   "invoice.payment_action_required": ACTION_REQUIRED, "refund.succeeded": REFUND,
+                   "invoice.overdue": OVERDUE}
+
+#: The customer emails a tenant may turn off, and the notification setting of each.
+NOTIFICATIONS = {INVOICE: "invoice_generated", RECEIPT: "payment_received", OVERDUE: "payment_overdue"}
 
 
 def record_deliveries(events: Sequence[Event], now: datetime) -> None:
@@ -72,7 +83,18 @@ def record_deliveries(events: Sequence[Event], now: datetime) -> None:
     rows += _payment_emails([e for e in events if e.type in CUSTOMER_EVENTS and e.object_id])
     rows += _finance_emails([e for e in events if e.type in FINANCE_EVENTS])
     rows += _statement_emails([e for e in events if e.type == "payout.paid" and e.object_id])
-    transitions.record(rows, now)
+    transitions.record(_as_configured(rows), now)
+
+
+def _as_configured(rows: list[dict]) -> list[dict]:
+    """The rows whose customer email the tenant's notification settings (in that mode) allow."""
+    lanes = sorted({(r["tenant_id"], r["livemode"]) for r in rows if r["kind"] in NOTIFICATIONS})
+    if not lanes:
+        return rows
+    enabled = {(s.tenant_id, s.livemode): enabled_kinds(s) for s in db.session.scalars(
+        sa.select(TenantSettings).where(sa.tuple_(TenantSettings.tenant_id, TenantSettings.livemode).in_(lanes)))}
+    return [r for r in rows if r["kind"] not in NOTIFICATIONS
+            or NOTIFICATIONS[r["kind"]] in enabled.get((r["tenant_id"], r["livemode"]), ())]
 
 
 def _invoice_emails(invoice_ids: set[str]) -> list[dict]:
@@ -110,6 +132,8 @@ def _payment_emails(events: Sequence[Event]) -> list[dict]:
             continue
         if e.type == "invoice.paid" and not invoice.amount_paid:
             continue  # paid with nothing due: no receipt
+        if e.type == "invoice.overdue" and invoice.status != "open":
+            continue  # paid (or written off) before the event was dispatched
         rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id,
                      "kind": CUSTOMER_EVENTS[e.type], "recipient": invoice.email or "", "invoice_id": invoice.id,
                      "unsendable": None if invoice.email else NO_ADDRESS})

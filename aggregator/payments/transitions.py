@@ -19,6 +19,9 @@ started `scheduled` when the invoice is finalized (`start_collection`, on consol
 `stop_collection`) when the invoice is paid, written off or voided (`InvoicesPaid`,
 `InvoiceWrittenOff`, `InvoiceVoided`). No events of its own: the invoice's events carry it.
 
+Overdue (an open invoice's `overdue_at`, which only this module writes): set once, when the
+invoice is still open at the end of its due date (`mark_overdue`), with `invoice.overdue`.
+
 Each payment and refund that succeeds is published as a fact (`facts.py`, on aggregator.bus:
 PaymentsSucceeded, RefundSucceeded), which the ledger posts the journal of in the same
 transaction."""
@@ -30,9 +33,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 
 from .. import bus
-from ..accounts.models import TenantSettings
+from ..accounts.models import Customer, TenantSettings
 from ..consolidate.lines import invoice_parts_of
 from ..consolidate.models import Invoice
+from ..consolidate.snapshots import columns, invoice_snapshot
 from ..db import bulk_insert, db, in_ids, locking
 from ..events.service import NewEvent, record
 from ..states import guarded_update, machine
@@ -360,3 +364,28 @@ def charge_waiting_invoices(customer_id: str, now: datetime) -> int:
     scheduled at `now`, for the customer's open invoices: it has a new one. -> how many."""
     return _collection("scheduled", _invoices.c.customer_id == customer_id, _invoices.c.status == "open",
                        next_charge_at=now)
+
+
+# --- overdue ----------------------------------------------------------------------------------
+
+def mark_overdue(tenant_id: str, livemode: bool, due_date: date, as_of: datetime, limit: int) -> list[str]:
+    """Up to `limit` open invoices of the lane due on `due_date`, finalized by `as_of` and not yet
+    overdue -> overdue as of `as_of`, with an `invoice.overdue` event each. Exactly once: the
+    UPDATE's WHERE holds `overdue_at IS NULL`, so a re-run or a racing worker sets nothing twice
+    and announces only what it set. -> the ids that became overdue here (none: nothing is left)."""
+    waiting = (_invoices.c.tenant_id == tenant_id, _invoices.c.livemode == livemode,
+               _invoices.c.due_date == due_date, _invoices.c.status == "open", _invoices.c.overdue_at.is_(None),
+               _invoices.c.finalized_at <= as_of)
+    some = sa.select(_invoices.c.id).where(*waiting).order_by(_invoices.c.id).limit(limit)
+    ids = db.session.execute(
+        sa.update(_invoices).where(_invoices.c.id.in_(some), *waiting).values(overdue_at=as_of)
+        .returning(_invoices.c.id).execution_options(synchronize_session=False)).scalars().all()
+    if ids:
+        rows = db.session.execute(sa.select(Invoice, Customer.external_id)
+                                  .join(Customer, Customer.id == Invoice.customer_id)
+                                  .where(in_ids(Invoice.id, ids)).order_by(Invoice.id)
+                                  .execution_options(populate_existing=True)).all()
+        record(tenant_id, livemode, as_of,
+               [NewEvent("invoice.overdue", invoice.id, {"object": invoice_snapshot(columns(invoice), external_id)})
+                for invoice, external_id in rows])
+    return sorted(ids)

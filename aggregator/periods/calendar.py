@@ -83,10 +83,31 @@ def due_date(closed_on: date, charge_day: int) -> date:
     return candidate if candidate >= closed_on else _add_months(candidate, 1)
 
 
-def period_due_date(period: Period, charge_day: int) -> date:
-    """When the invoices of `period` are due: the first `charge_day` on or after the day it ends
-    (the day after its last day), whenever its close actually runs."""
-    return due_date(period.end + timedelta(days=1), charge_day)
+def period_due_date(period: Period, charge_day: int, payment_terms_days: int | None = None) -> date:
+    """When the invoices of `period` are due, whenever its close actually runs: they are issued
+    the day it ends (the day after its last day), so `invoice_due_date` of that day."""
+    return invoice_due_date(period.end + timedelta(days=1), charge_day, payment_terms_days)
+
+
+#: The longest payment terms a tenant may give (days after the invoice).
+MAX_PAYMENT_TERMS_DAYS = 365
+
+
+def invoice_due_date(issued_on: date, charge_day: int, payment_terms_days: int | None) -> date:
+    """When an invoice issued on the local day `issued_on` is due: `payment_terms_days` days after
+    it (net terms; 0: the same day), or, without terms (None), the first `charge_day` on or after
+    it."""
+    if payment_terms_days is None:
+        return due_date(issued_on, charge_day)
+    if not 0 <= payment_terms_days <= MAX_PAYMENT_TERMS_DAYS:
+        raise ValueError(f"payment terms are 0-{MAX_PAYMENT_TERMS_DAYS} days, not {payment_terms_days}")
+    return issued_on + timedelta(days=payment_terms_days)
+
+
+def overdue_from(due: date, tz: str) -> datetime:
+    """The instant an invoice still unpaid on its due date becomes overdue: the end of that day in
+    the tenant's time zone (the next local midnight), whatever its charges and retries do."""
+    return local_midnight(due + timedelta(days=1), tz)
 
 
 def payout_date_for(instant: datetime, payout_day: int, tz: str) -> date:

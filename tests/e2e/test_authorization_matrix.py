@@ -79,6 +79,8 @@ TABLE: dict[tuple[str, str], Access] = {
     ("GET", "/v1/tenant"): Access(ADMIN, own=200),
     ("PATCH", "/v1/tenant"): Access(ADMIN, own=200, body={"name": "Renamed by its own admin"}),
     ("POST", "/v1/tenant/keys"): Access(ADMIN, own=201),
+    ("GET", "/v1/notification_settings"): Access(ADMIN, own=200),
+    ("PATCH", "/v1/notification_settings"): Access(ADMIN, own=200, body={"payment_overdue": False}),
     ("GET", "/v1/providers"): Access(ADMIN, own=200),
     ("POST", "/v1/providers"): Access(ADMIN, own=201, body={"name": "Their App", "revenue_share_rate": "0.10"}),
     ("GET", "/v1/providers/<provider_id>"): Access(ADMIN, path={"provider_id": "p1_id"}),

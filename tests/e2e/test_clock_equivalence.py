@@ -1,6 +1,6 @@
 """Time is data: moving a test clock in one jump, in day-sized steps or in random steps gives
-identical invoices (numbers, dates, totals, statuses, lines) and identical charges (each
-attempt's instant and outcome, paid_at, the retry schedule), because each piece of due work
+identical invoices (numbers, dates, totals, statuses, lines, when each became overdue) and
+identical charges (each attempt's instant and outcome, paid_at, the retry schedule), because each piece of due work
 runs as of its own instant, in order. The charges go to localstripe: c1 pays by a working card,
 c2's card is declined (retried on days 3, 5 and 7, then uncollectible), c3 has no card."""
 from __future__ import annotations
@@ -28,6 +28,7 @@ tenant_settings = st.fixed_dictionaries({
     "auto_finalize_after_days": st.sampled_from([0, 2, 9]),
     "default_tax_rate": st.sampled_from(["0", "0.1"]),
     "charge_day": st.sampled_from([1, 2, 28]),
+    "payment_terms_days": st.sampled_from([None, None, 0, 14]),
 })
 
 
@@ -72,7 +73,7 @@ class Shop:
                        i["carried_credit"], tuple((line["kind"], line["amount"],
                                                    line["original_amount"]) for line in i["lines"]),
                        i["amount_paid"], i["paid_at"], i["collection"], i["next_charge_at"], i["attempt_count"],
-                       self.payments(i["id"]))
+                       i["overdue_at"], self.payments(i["id"]))
                       for i in data)
 
     def payments(self, invoice_id: str) -> tuple:

@@ -19,7 +19,10 @@ def test_a_declined_card_emails_payment_failed_with_the_retry_date_then_a_receip
     invoice = _invoice(stripe_tenant)
     assert invoice["next_charge_at"] == "2026-12-04T22:00:00+00:00"
     deliver(app, stripe_tenant, mailer)
-    invoice_email, failed = (r.message for r in smtp.handler.to(ANN))
+    # still unpaid at the end of its due date (2 December, Sydney): overdue too
+    invoice_email, failed, overdue = (r.message for r in smtp.handler.to(ANN))
+    assert overdue["Subject"] == (f"Invoice {invoice['number']} from Marketplace is overdue: A$50.00 was due on "
+                                  "Dec 2, 2026")
     assert invoice_email["Subject"].startswith(f"Invoice {invoice['number']}")
     # the retry is 4 December 22:00 UTC: in the tenant's time zone (Sydney), the 5th at 09:00
     assert failed["Subject"] == (f"Payment of A$50.00 for invoice {invoice['number']} failed: "
@@ -37,4 +40,4 @@ def test_a_declined_card_emails_payment_failed_with_the_retry_date_then_a_receip
     assert receipt["Subject"] == f"Receipt for invoice {invoice['number']} from Marketplace: A$50.00 paid"
     assert "Paid on:        Dec 5, 2026" in receipt.get_body(preferencelist=("plain",)).get_content()
     assert sorted(d["kind"] for d in deliveries(stripe_tenant, recipient=ANN)) == [
-        "invoice", "payment_failed", "receipt"]
+        "invoice", "invoice_overdue", "payment_failed", "receipt"]
