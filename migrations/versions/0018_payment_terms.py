@@ -4,7 +4,7 @@ after the invoice; NULL: on the charge day, as before); the customer emails each
 due date) and the partial index the overdue due work reads
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-07 20:15:00
 
 """
@@ -15,7 +15,7 @@ from aggregator.db import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = '0018'
-down_revision = '0016'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
