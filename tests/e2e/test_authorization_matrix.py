@@ -189,6 +189,17 @@ TABLE: dict[tuple[str, str], Access] = {
                                                  body={"quantity": 9}),
     ("DELETE", "/v1/subscriptions/<ref>"): Access(PROVIDER, path={"ref": "subscription"}, p1_owned=True),
     ("GET", "/v1/subscriptions/<ref>/statements"): Access(EITHER, path={"ref": "subscription"}, p1_owned=True),
+    ("GET", "/v1/subscriptions/<ref>/usage"): Access(EITHER, path={"ref": "subscription"}, p1_owned=True),
+    # meters are the tenant's (A's admin's); usage events name a subscription of the sender's own
+    ("GET", "/v1/meters"): Access(EITHER, own=200),
+    ("POST", "/v1/meters"): Access(ADMIN, own=201, body={"code": "their-meter", "name": "Theirs",
+                                                          "aggregation": "count"}),
+    ("GET", "/v1/meters/<code>"): Access(EITHER, path={"code": "meter"}, own={"other_provider": 200}),
+    ("PATCH", "/v1/meters/<code>"): Access(ADMIN, path={"code": "meter"}, body={"name": "Stolen"}),
+    ("POST", "/v1/usage_events"): Access(PROVIDER, own=404, body={"id": "theirs", "subscription": "sub-of-a",
+                                                                   "meter": "a-meter", "value": 1}),
+    ("POST", "/v1/usage_events/batch"): Access(PROVIDER, own=200, body={"events": [
+        {"id": "theirs", "subscription": "sub-of-a", "meter": "a-meter", "value": 1}]}),
     # entitlements are a provider's plans for a customer: P2 reads its own (none) for A's customer
     ("GET", "/v1/customers/<customer>/entitlements"): Access(
         PROVIDER, path={"customer": "customer_external_id"}, own={"other_provider": 200}),
@@ -308,6 +319,8 @@ def world(app, clock) -> World:
     w.plan = _ok(p1.post("/v1/plans", {"code": "p1-plan", "name": "P1's plan", "currency": "AUD",
                                        "fees": [{"name": "Hosting", "price": "10.00"}]}), 201)["id"]
     w.subscription = _ok(p1.post("/v1/subscriptions", {"customer": "cust-a", "plan": "p1-plan"}), 201)["id"]
+    w.meter = _ok(admin.post("/v1/meters", {"code": "a-meter", "name": "A's meter", "aggregation": "count"}),
+                  201)["code"]
     w.environment = "a-only"  # A's own environment's name: no other tenant or mode has one so named
     _ok(admin.post("/v1/environments", {"name": w.environment}), 201)
     other_mode_provider, _ = provider(live, "P1 live")
