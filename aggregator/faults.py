@@ -35,6 +35,7 @@ POINTS = (
     # intake
     "ingest.record.before_commit", "ingest.record.after_commit",
     "ingest.cancel.before_commit", "ingest.cancel.after_commit",
+    "metering.record.before_commit",
     # the due lanes (close, finalization, charge and payout days run as their units)
     "due.lane.after_claim", "due.unit.after_run",
     # close
