@@ -2,7 +2,15 @@
 a component reaches one, `usage.threshold_reached` is published once per (subscription,
 component, threshold, period) — the database's primary key says once — as of the instant of the
 event that reached it, in the transaction that stored that event. The customer's email follows
-from the event (mail), as the tenant's notification settings say."""
+from the event (mail), as the tenant's notification settings say.
+
+Once, and never missed, under concurrent intake (PostgreSQL): a transaction checks a
+subscription's thresholds under a transaction-scoped lock of that subscription, taken after its
+events went in, so the usage it reads (a fresh snapshot: read committed) holds every event
+committed before it, and a batch that commits later sees this one's. Two batches that each stay
+below a threshold but together cross it: the second to take the lock publishes it. The claim
+(INSERT … ON CONFLICT DO NOTHING on the crossing's primary key) is the arbiter should two ever
+reach the same threshold: the second waits for the first's commit and inserts nothing."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -13,7 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..accounts.keys import Principal
-from ..db import dialect_insert, run
+from ..accounts.models import Customer
+from ..db import advisory_locks, dialect_insert, in_ids, run
 from ..events.service import NewEvent, record
 from ..periods import calendar as C
 from . import aggregation as A
@@ -37,12 +46,17 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
     watched = {plan_id: [pc for pc in pcs if pc.component.thresholds] for plan_id, pcs in plans.items()}
     if not any(watched.values()):
         return 0
+    checked = sorted((key, batch, [pc for pc in watched.get(subs[key[0]].plan_id, ())
+                                   if any(r["meter_id"] == pc.meter.id for r in batch)])
+                     for key, batch in touched.items())
+    checked = [c for c in checked if c[2]]
+    if not checked:
+        return 0
+    advisory_locks(sorted({f"usage_thresholds:{sub_id}" for (sub_id, _), _, _ in checked}))  # in one order
+    external = _external_ids({subs[sub_id].customer_id for (sub_id, _), _, _ in checked})
     events: list[NewEvent] = []
-    for (sub_id, _), batch in sorted(touched.items()):
+    for (sub_id, _), batch, components in checked:
         sub = subs[sub_id]
-        components = [pc for pc in watched.get(sub.plan_id, ()) if any(r["meter_id"] == pc.meter.id for r in batch)]
-        if not components:
-            continue
         period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
         usage = load_usage(store, [sub_id], [pc.meter for pc in components], period)
         for pc in components:
@@ -54,15 +68,33 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
             for threshold in sorted(reached):
                 at = _instant(pc.meter, mine, quantity, threshold * included / 100)
                 if _claim(principal, sub_id, pc.component.id, threshold, period, at, quantity):
-                    events.append(NewEvent(THRESHOLD_REACHED, sub_id, {"object": {
-                        "object": "usage_threshold", "subscription": sub_id, "customer": sub.customer_id,
-                        "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code,
-                        "unit": pc.meter.unit, "threshold": threshold, "quantity": A.format_quantity(quantity),
-                        "included_units": A.format_quantity(included), "period": period.start.isoformat(),
-                        "reached_at": at.isoformat()}}, provider_id=principal.provider_id))
+                    events.append(NewEvent(THRESHOLD_REACHED, sub_id, {"object": threshold_document(
+                        principal, sub, external.get(sub.customer_id), pc, threshold, quantity, included, period,
+                        at)}, provider_id=principal.provider_id))
     if events:
         record(principal.tenant_id, principal.livemode, now, events)
     return len(events)
+
+
+def threshold_document(principal: Principal, sub: Any, customer_external_id: str | None, pc: Any,
+                       threshold: int, quantity: Fraction, included: Fraction, period: C.Period,
+                       at: datetime) -> dict[str, Any]:
+    """The event's object: which subscription (and its customer, provider and plan) reached
+    which threshold of which component, with the usage then and the period."""
+    return {"object": "usage_threshold", "subscription": sub.id,
+            "external_billing_id": sub.external_billing_id, "customer": sub.customer_id,
+            "customer_external_id": customer_external_id, "provider": principal.provider_id,
+            "plan": pc.plan.code, "plan_name": pc.plan.name, "component": pc.component.id,
+            "name": pc.component.name, "meter": pc.meter.code, "unit": pc.meter.unit,
+            "dimension": dict(pc.component.dimension or {}), "threshold": threshold,
+            "quantity": A.format_quantity(quantity), "included_units": A.format_quantity(included),
+            "period": period.start.isoformat(), "period_end": period.end.isoformat(),
+            "reached_at": at.isoformat()}
+
+
+def _external_ids(customer_ids: set[str]) -> dict[str, str]:
+    c = Customer.__table__.c
+    return dict(run(sa.select(c.id, c.external_id).where(in_ids(c.id, sorted(customer_ids)))).all())
 
 
 def _instant(meter: Any, mine: Sequence[Mapping[str, Any]], quantity: Fraction, level: Fraction) -> datetime:
