@@ -60,11 +60,13 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
         period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
         usage = load_usage(store, [sub_id], [pc.meter for pc in components], period)
         for pc in components:
+            mine = [r for r in batch if r["meter_id"] == pc.meter.id
+                    and A.matches(r["dims"], pc.component.dimension or {})]
+            if not mine:  # none of the batch's events counts for this component (another dimension)
+                continue
             included = Fraction(pc.component.pricing.get("included_units") or "0")
             quantity = quantity_of(usage, sub_id, pc.component, pc.meter, period)
             reached = [t for t in pc.component.thresholds if t * included <= quantity * 100]
-            mine = [r for r in batch if r["meter_id"] == pc.meter.id
-                    and A.matches(r["dims"], pc.component.dimension or {})]
             for threshold in sorted(reached):
                 at = _instant(pc.meter, mine, quantity, threshold * included / 100)
                 if _claim(principal, sub_id, pc.component.id, threshold, period, at, quantity):

@@ -112,3 +112,34 @@ def test_a_customer_without_an_address_gets_a_failed_delivery_that_shows(app, te
     deliver(app, tenant, mailer)
     (delivery,) = [d for d in deliveries(tenant) if d["kind"] == "usage_threshold"]
     assert delivery["status"] == "failed" and not delivery["recipient"], delivery
+
+
+def test_per_dimension_thresholds_count_only_their_dimensions_usage(tenant):
+    """Omnistrate's per-dimension prices: a component for region eu reaches its thresholds on eu's
+    usage only; usage of another region after it reached one is accepted and publishes nothing."""
+    admin = tenant.admin["test"]
+    assert admin.post("/v1/meters", {"code": "storage", "name": "Storage", "aggregation": "sum", "unit": "GB",
+                                     "dimensions": ["region"]}).status_code == 201
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    response = provider.post("/v1/plans", {"code": "geo", "name": "Geo", "currency": "AUD", "fees": [
+        {"name": "Storage", "price": "0.00", "timing": "in_arrears", "usage": [
+            {"meter": "storage", "name": "Storage EU", "dimension": {"region": "eu"}, "model": "per_unit",
+             "unit_amount": "0.10", "included_units": "10", "thresholds": [50, 100]},
+            {"meter": "storage", "name": "Storage US", "dimension": {"region": "us"}, "model": "per_unit",
+             "unit_amount": "0.08", "included_units": "100", "thresholds": [100]}]}]})
+    assert response.status_code == 201, response.json
+    assert provider.post("/v1/subscriptions", {"customer": "cust-1", "plan": "geo",
+                                               "external_billing_id": "vm-1"}).status_code == 201
+
+    def store(event_id, value, region):
+        response = provider.post("/v1/usage_events", {"id": event_id, "subscription": "vm-1", "meter": "storage",
+                                                      "value": value, "timestamp": IN_PERIOD,
+                                                      "properties": {"region": region}})
+        assert response.status_code == 201, response.json
+
+    store("s1", "6", "eu")  # eu: 60 % of 10 GB
+    store("s2", "40", "us")  # us: 40 % of 100 GB, and eu's 60 % stays as it was
+    store("s3", "5", "eu")  # eu: 110 %
+    assert [(c["name"], c["threshold"], c["quantity"], c["dimension"]) for c in _reached(tenant)] == [
+        ("Storage EU", 50, "6", {"region": "eu"}), ("Storage EU", 100, "11", {"region": "eu"})]
