@@ -10,6 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import lazyload
 
 from .. import money
 from ..accounts.keys import Principal
@@ -44,9 +45,14 @@ def components_of_plans(plan_ids: Iterable[str]) -> dict[str, list[PricedCompone
     out: dict[str, list[PricedComponent]] = {plan_id: [] for plan_id in ids}
     rows = db.session.execute(sa.select(UsageComponent, PlanFee, Plan).join(
         PlanFee, PlanFee.id == UsageComponent.fee_id).join(Plan, Plan.id == PlanFee.plan_id).where(
-        Plan.id.in_(ids)).order_by(Plan.id, PlanFee.position, UsageComponent.position)).all()
-    parents = {c.id: c for c in db.session.scalars(sa.select(UsageComponent).where(UsageComponent.id.in_(
-        sorted({row[0].parent_component_id for row in rows if row[0].parent_component_id}))))}
+        Plan.id.in_(ids)).order_by(Plan.id, PlanFee.position, UsageComponent.position).options(
+        # what pricing needs is on these rows: the plan's fees, prices and parent load if asked
+        # for (intake calls this per request: eager loads were most of its time)
+        lazyload(Plan.fees), lazyload(Plan.parent), lazyload(PlanFee.prices),
+        lazyload(PlanFee.components))).all()
+    parent_ids = sorted({row[0].parent_component_id for row in rows if row[0].parent_component_id})
+    parents = {c.id: c for c in db.session.scalars(sa.select(UsageComponent).where(
+        UsageComponent.id.in_(parent_ids)))} if parent_ids else {}
     for component, fee, plan in rows:
         out[plan.id].append(PricedComponent(component, fee, plan, component.meter,
                                             parents.get(component.parent_component_id or "")))
