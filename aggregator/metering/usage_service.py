@@ -73,11 +73,19 @@ def load_usage(store: UsageStore, subscription_ids: Sequence[str], meters: Itera
     meters = {m.id: m for m in meters}
     if not subscription_ids or not meters:
         return Usage({}, {}, {})
-    ids = sorted(meters)
     never = [m.id for m in meters.values() if m.reset == A.NEVER]
     timed = [m.id for m in meters.values() if m.aggregation == A.TIME_WEIGHTED]
     uniq = [m.id for m in meters.values() if m.aggregation == A.UNIQUE_COUNT]
-    return Usage(store.hours(subscription_ids, ids, period.start, until, never),
+    # time-weighted usage chains hours; the others need one row per dims, collapsed where the rows are
+    hours = store.hours(subscription_ids, timed, period.start, until, [m for m in never if m in timed]) \
+        if timed else {}
+    rest = {m.id: m.aggregation for m in meters.values() if m.aggregation != A.TIME_WEIGHTED}
+    totals = getattr(store, "totals", None)
+    if rest and totals is not None:
+        hours.update(totals(subscription_ids, rest, period.start, until, [m for m in never if m in rest]))
+    elif rest:
+        hours.update(store.hours(subscription_ids, sorted(rest), period.start, until, [m for m in never if m in rest]))
+    return Usage(hours,
                  store.carried(subscription_ids, timed, period.start) if timed else {},
                  store.uniques(subscription_ids, uniq, period.start, [m for m in never if m in uniq]) if uniq else {})
 
@@ -91,11 +99,22 @@ def quantity_of(usage: Usage, subscription_id: str, component: UsageComponent, m
                                 carried=usage.carried.get(key), uniques=usage.uniques.get(key, ()))
 
 
-def priced(pc: PricedComponent, quantity: Fraction) -> tuple[Priced, Priced | None]:
-    """The component's price of `quantity`, and its parent's (the platform's share) if any."""
-    own = price(price_model(pc.component.pricing, pc.plan.currency), quantity)
-    parent = price(price_model(pc.parent.pricing, pc.plan.currency), quantity) if pc.parent else None
+def priced(pc: PricedComponent, quantity: Fraction, models: dict | None = None) -> tuple[Priced, Priced | None]:
+    """The component's price of `quantity`, and its parent's (the platform's share) if any.
+    `models`: a cache of the components' parsed price models (component id -> model) kept by a
+    caller that prices many subscriptions (rating)."""
+    own = price(_model(pc.component, pc.plan.currency, models), quantity)
+    parent = price(_model(pc.parent, pc.plan.currency, models), quantity) if pc.parent else None
     return own, parent
+
+
+def _model(component: UsageComponent, currency: str, models: dict | None):
+    if models is None:
+        return price_model(component.pricing, currency)
+    key = (component.id, currency)
+    if key not in models:
+        models[key] = price_model(component.pricing, currency)
+    return models[key]
 
 
 # --- GET /v1/subscriptions/{id}/usage ----------------------------------------------------------

@@ -98,3 +98,33 @@ def test_a_month_without_its_partition_takes_events(app, tenant, three, postgres
         assert response.status_code == 201 and response.json["period"] == "2027-01-25", response.json
     finally:
         SqlUsageStore._partitions.clear()
+
+
+def test_totals_are_the_hours_collapsed(app, tenant, three):
+    """What rating and current usage read (one row per subscription, meter and dims, collapsed
+    by the database on PostgreSQL) prices as the hours themselves do, for every aggregation
+    but time_weighted (which reads the hours)."""
+    from aggregator.db import db
+    from aggregator.metering import aggregation as A
+    from aggregator.metering.store import SqlUsageStore
+
+    provider, (a, b, _) = three
+    for k, at in enumerate(["2026-11-10T12:00:00+00:00", "2026-11-10T15:30:00+00:00", "2026-11-11T01:10:00+00:00"]):
+        advance(tenant, at)
+        response = provider.post("/v1/usage_events/batch", {"events": [
+            {"id": f"t{k}-{i}", "subscription": a if i % 2 else b, "meter": "gb", "value": str((i * 37 + k) % 50),
+             "timestamp": at} for i in range(20)]})
+        assert all(r["status"] == 201 for r in response.json["data"]), response.json
+    with app.app_context():
+        meter_id, period = db.session.execute(sa.text(
+            "SELECT meter_id, period_start FROM usage_rollups WHERE subscription_id = :a LIMIT 1"), {"a": a}).one()
+        store = SqlUsageStore()
+        hours = store.hours([a, b], [meter_id], period)
+        assert {len(v) for v in hours.values()} == {3}
+        for aggregation in (A.COUNT, A.SUM, A.MAX, A.LATEST, A.HOURLY_MAX):
+            totals = store.totals([a, b], {meter_id: aggregation}, period)
+            assert totals == {key: A.collapse(aggregation, rows) for key, rows in hours.items()}, aggregation
+            for key, rows in hours.items():
+                whole = dict(start_at=rows[0].hour, end_at=rows[-1].hour)
+                assert A.quantity(aggregation, totals[key], 0, **whole) == A.quantity(aggregation, rows, 0, **whole)
+        db.session.remove()
