@@ -4,6 +4,8 @@ PostgreSQL a month without a partition yet takes events (the partition is made b
 request's transaction reads the table, not waited for by it)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 
@@ -123,7 +125,11 @@ def test_totals_are_the_hours_collapsed(app, tenant, three):
         assert {len(v) for v in hours.values()} == {3}
         for aggregation in (A.COUNT, A.SUM, A.MAX, A.LATEST, A.HOURLY_MAX):
             totals = store.totals([a, b], {meter_id: aggregation}, period)
-            assert totals == {key: A.collapse(aggregation, rows) for key, rows in hours.items()}, aggregation
+            collapsed = {key: A.collapse(aggregation, rows) for key, rows in hours.items()}
+            if aggregation != A.LATEST:  # the first and last values are read (and so given) for latest only
+                collapsed = {key: [replace(h, first_value=t.first_value, last_value=t.last_value)
+                                   for h, t in zip(rows, totals[key])] for key, rows in collapsed.items()}
+            assert totals == collapsed, aggregation
             for key, rows in hours.items():
                 whole = dict(start_at=rows[0].hour, end_at=rows[-1].hour)
                 assert A.quantity(aggregation, totals[key], 0, **whole) == A.quantity(aggregation, rows, 0, **whole)
