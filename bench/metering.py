@@ -62,6 +62,7 @@ PERIOD_HOURS = 30 * 24
 INTAKE_NOW = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)  # intake's clock: period 2026-10-25, open
 CURRENT_NOW = datetime(2026, 10, 20, 12, tzinfo=timezone.utc)  # in the generated period
 TARGET_COPY_RATIO, TARGET_EVENTS_PER_S, TARGET_RATING_RATIO, TARGET_P99_MS = 0.5, 30_000, 2.0, 20.0
+RUN = f"{time.time():.0f}"  # event ids of this run: --reuse sends new events, not replays
 EVENT_COLUMNS = ["period_start", "provider_id", "event_id", "tenant_id", "livemode", "subscription_id", "meter_id",
                  "timestamp", "value", "dims", "properties", "fingerprint", "received_at"]
 
@@ -211,8 +212,8 @@ def reused(args) -> dict:
 def _requests(rng: random.Random, tag: str, n: int, n_subs: int, now: datetime) -> list:
     from aggregator.metering.events_service import UsageEventRequest
 
-    return [UsageEventRequest(f"{tag}-{i}", f"sub_mb{rng.randrange(n_subs):08d}", "api_calls",
-                              now - timedelta(seconds=rng.randrange(1, 6 * 3600)), str(rng.randrange(1, 5000)),
+    return [UsageEventRequest(f"{RUN}-{tag}-{i}", f"sub_mb{rng.randrange(n_subs):08d}", "api_calls",
+                              now - timedelta(seconds=rng.randrange(1, 6 * 3600)), str(rng.randrange(1, 100)),
                               {"host": f"h{rng.randrange(50)}"}) for i in range(n)]
 
 

@@ -55,7 +55,7 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
                 if components and period.start == start]
         usage_of[start] = load_usage(store, sorted({sub_id for sub_id, *_ in mine}),
                                      {pc.meter.id: pc.meter for *_, cs in mine for pc in cs}.values(), mine[0][1])
-    events: list[NewEvent] = []
+    candidates = []  # (claim row, event), claimed together below: once each, by the primary key
     for sub_id, period, batch, components in work:
         sub = subs[sub_id]
         if not components:
@@ -70,13 +70,18 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
                     and A.matches(r["dims"], pc.component.dimension or {})]
             for threshold in sorted(reached):
                 at = _instant(pc.meter, mine, quantity, threshold * included / 100)
-                if _claim(principal, sub_id, pc.component.id, threshold, period, at, quantity):
-                    events.append(NewEvent(THRESHOLD_REACHED, sub_id, {"object": {
+                candidates.append(({
+                    "subscription_id": sub_id, "component_id": pc.component.id, "threshold": threshold,
+                    "period_start": period.start, "tenant_id": principal.tenant_id, "livemode": principal.livemode,
+                    "reached_at": at, "quantity": A.format_quantity(quantity)},
+                    NewEvent(THRESHOLD_REACHED, sub_id, {"object": {
                         "object": "usage_threshold", "subscription": sub_id, "customer": sub.customer_id,
                         "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code,
                         "unit": pc.meter.unit, "threshold": threshold, "quantity": A.format_quantity(quantity),
                         "included_units": A.format_quantity(included), "period": period.start.isoformat(),
-                        "reached_at": at.isoformat()}}, provider_id=principal.provider_id))
+                        "reached_at": at.isoformat()}}, provider_id=principal.provider_id)))
+    claimed = _claim_all([row for row, _ in candidates])
+    events = [event for row, event in candidates if _key(row) in claimed]
     if events:
         record(principal.tenant_id, principal.livemode, now, events)
     return len(events)
@@ -106,15 +111,19 @@ def _instant(meter: Any, mine: Sequence[Mapping[str, Any]], quantity: Fraction, 
     return ordered[-1]["timestamp"]
 
 
-def _claim(principal: Principal, sub_id: str, component_id: str, threshold: int, period: C.Period,
-           at: datetime, quantity: Fraction) -> bool:
-    """Record the threshold as reached, once: False if it already was."""
-    table = ThresholdCrossing.__table__
-    stmt = dialect_insert(table).values(
-        subscription_id=sub_id, component_id=component_id, threshold=threshold, period_start=period.start,
-        tenant_id=principal.tenant_id, livemode=principal.livemode, reached_at=at,
-        quantity=A.format_quantity(quantity)).on_conflict_do_nothing().returning(table.c.threshold)
-    return run(stmt).first() is not None
+def _key(row: Mapping[str, Any]) -> tuple:
+    return row["subscription_id"], row["component_id"], row["threshold"], row["period_start"]
+
+
+def _claim_all(rows: Sequence[Mapping[str, Any]]) -> set[tuple]:
+    """Record these thresholds as reached, each once (one statement): -> the keys recorded now
+    (a key already recorded, by a concurrent request, is not)."""
+    if not rows:
+        return set()
+    t = ThresholdCrossing.__table__.c
+    stmt = dialect_insert(ThresholdCrossing.__table__).on_conflict_do_nothing().returning(
+        t.subscription_id, t.component_id, t.threshold, t.period_start)
+    return {tuple(row) for row in run(stmt, list(rows))}
 
 
 def reached(subscription_id: str, period_start: Any) -> list[sa.Row]:
