@@ -49,8 +49,9 @@ def rate_usage(settings: TenantSettings, period: C.Period, store: UsageStore | N
     store = store or SqlUsageStore()
     report = UsageRatingReport()
     components: dict[str, list[PricedComponent]] = {}
+    models: dict = {}  # the components' price models, parsed once
     for subs in _chunks(settings.tenant_id, settings.livemode, period, chunk):
-        rated = rated_usage(settings, period, subs, store, components)
+        rated = rated_usage(settings, period, subs, store, components, models)
         report.subscriptions += len({r.subscription.id for r in rated})
         bills, charges = [], []
         for r in rated:
@@ -81,11 +82,13 @@ class RatedUsage:
 
 
 def rated_usage(settings: TenantSettings, period: C.Period, subs: Sequence, store: UsageStore,
-                components: dict[str, list[PricedComponent]] | None = None) -> list[RatedUsage]:
+                components: dict[str, list[PricedComponent]] | None = None,
+                models: dict | None = None) -> list[RatedUsage]:
     """The usage of these subscriptions in `period`, as the store holds it now, priced by the
     plan each was on last in the period (as known at its end): one per (subscription, component)
     with a quantity or an amount. Shared by the close (rate_usage) and the upcoming invoice, so
-    that both say the same. `components` caches plan id -> components across calls."""
+    that both say the same. `components` caches plan id -> components across calls, `models`
+    the components' parsed price models."""
     components = {} if components is None else components
     plans = _plans_at_end(subs, period)
     missing = {p for p in plans.values() if p not in components}
@@ -100,7 +103,7 @@ def rated_usage(settings: TenantSettings, period: C.Period, subs: Sequence, stor
     for sub in rated:
         for pc in components[plans[sub.id]]:
             quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period)
-            own, parent = priced(pc, quantity)
+            own, parent = priced(pc, quantity, models)
             if not quantity and not own.amount and not (parent and parent.amount):
                 continue
             out.append(RatedUsage(sub, pc, quantity, own, parent, line_description(pc, own, settings.locale)))

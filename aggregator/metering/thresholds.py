@@ -6,11 +6,12 @@ from the event (mail), as the tenant's notification settings say.
 
 Once, and never missed, under concurrent intake (PostgreSQL): a transaction checks a
 subscription's thresholds under a transaction-scoped lock of that subscription, taken after its
-events went in, so the usage it reads (a fresh snapshot: read committed) holds every event
-committed before it, and a batch that commits later sees this one's. Two batches that each stay
-below a threshold but together cross it: the second to take the lock publishes it. The claim
-(INSERT … ON CONFLICT DO NOTHING on the crossing's primary key) is the arbiter should two ever
-reach the same threshold: the second waits for the first's commit and inserts nothing."""
+events went in, so the usage and the crossings it reads (a fresh snapshot: read committed) hold
+every event committed before it, and a batch that commits later sees this one's. Two batches
+that each stay below a threshold but together cross it: the second to take the lock publishes
+it. The claim (INSERT ... ON CONFLICT DO NOTHING on the crossing's primary key) is the arbiter
+should two ever reach the same threshold: the second waits for the first's commit and inserts
+nothing."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -46,19 +47,34 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
     watched = {plan_id: [pc for pc in pcs if pc.component.thresholds] for plan_id, pcs in plans.items()}
     if not any(watched.values()):
         return 0
-    checked = sorted((key, batch, [pc for pc in watched.get(subs[key[0]].plan_id, ())
-                                   if any(r["meter_id"] == pc.meter.id for r in batch)])
-                     for key, batch in touched.items())
-    checked = [c for c in checked if c[2]]
-    if not checked:
+    work = []  # (subscription, period, its events of the batch, the components they may push over)
+    for (sub_id, _), batch in sorted(touched.items()):
+        components = [pc for pc in watched.get(subs[sub_id].plan_id, ())
+                      if any(r["meter_id"] == pc.meter.id for r in batch)]
+        if components:
+            period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
+            work.append((sub_id, period, batch, components))
+    if not work:
         return 0
-    advisory_locks(sorted({f"usage_thresholds:{sub_id}" for (sub_id, _), _, _ in checked}))  # in one order
-    external = _external_ids({subs[sub_id].customer_id for (sub_id, _), _, _ in checked})
-    events: list[NewEvent] = []
-    for (sub_id, _), batch, components in checked:
+    advisory_locks([f"usage_thresholds:{sub_id}" for sub_id in sorted({sub_id for sub_id, *_ in work})])
+    # the thresholds already reached need neither usage read nor claim (a claim would find them)
+    done = _reached_of({sub_id for sub_id, *_ in work}, {period.start for _, period, *_ in work})
+    work = [(sub_id, period, batch, [pc for pc in components if any(
+        (sub_id, pc.component.id, t, period.start) not in done for t in pc.component.thresholds)])
+        for sub_id, period, batch, components in work]
+    usage_of = {}  # one read of the rollups per period for all the subscriptions touched
+    for start in sorted({period.start for _, period, _, components in work if components}):
+        mine = [(sub_id, period, components) for sub_id, period, _, components in work
+                if components and period.start == start]
+        usage_of[start] = load_usage(store, sorted({sub_id for sub_id, *_ in mine}),
+                                     {pc.meter.id: pc.meter for *_, cs in mine for pc in cs}.values(), mine[0][1])
+    external = _external_ids({subs[sub_id].customer_id for sub_id, _, _, components in work if components})
+    candidates = []  # (claim row, event), claimed together below: once each, by the primary key
+    for sub_id, period, batch, components in work:
         sub = subs[sub_id]
-        period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
-        usage = load_usage(store, [sub_id], [pc.meter for pc in components], period)
+        if not components:
+            continue
+        usage = usage_of[period.start]
         for pc in components:
             mine = [r for r in batch if r["meter_id"] == pc.meter.id
                     and A.matches(r["dims"], pc.component.dimension or {})]
@@ -66,13 +82,19 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
                 continue
             included = Fraction(pc.component.pricing.get("included_units") or "0")
             quantity = quantity_of(usage, sub_id, pc.component, pc.meter, period)
-            reached = [t for t in pc.component.thresholds if t * included <= quantity * 100]
+            reached = [t for t in pc.component.thresholds if t * included <= quantity * 100
+                       and (sub_id, pc.component.id, t, period.start) not in done]
             for threshold in sorted(reached):
                 at = _instant(pc.meter, mine, quantity, threshold * included / 100)
-                if _claim(principal, sub_id, pc.component.id, threshold, period, at, quantity):
-                    events.append(NewEvent(THRESHOLD_REACHED, sub_id, {"object": threshold_document(
+                candidates.append(({
+                    "subscription_id": sub_id, "component_id": pc.component.id, "threshold": threshold,
+                    "period_start": period.start, "tenant_id": principal.tenant_id, "livemode": principal.livemode,
+                    "reached_at": at, "quantity": A.format_quantity(quantity)},
+                    NewEvent(THRESHOLD_REACHED, sub_id, {"object": threshold_document(
                         principal, sub, external.get(sub.customer_id), pc, threshold, quantity, included, period,
-                        at)}, provider_id=principal.provider_id))
+                        at)}, provider_id=principal.provider_id)))
+    claimed = _claim_all([row for row, _ in candidates])
+    events = [event for row, event in candidates if _key(row) in claimed]
     if events:
         record(principal.tenant_id, principal.livemode, now, events)
     return len(events)
@@ -95,8 +117,19 @@ def threshold_document(principal: Principal, sub: Any, customer_external_id: str
 
 
 def _external_ids(customer_ids: set[str]) -> dict[str, str]:
+    if not customer_ids:
+        return {}
     c = Customer.__table__.c
     return dict(run(sa.select(c.id, c.external_id).where(in_ids(c.id, sorted(customer_ids)))).all())
+
+
+def _reached_of(subscription_ids: set[str], period_starts: set) -> set[tuple]:
+    """(subscription, component, threshold, period start) already reached, of these."""
+    if not subscription_ids:
+        return set()
+    t = ThresholdCrossing.__table__.c
+    return {tuple(row) for row in run(sa.select(t.subscription_id, t.component_id, t.threshold, t.period_start).where(
+        in_ids(t.subscription_id, sorted(subscription_ids)), t.period_start.in_(sorted(period_starts))))}
 
 
 def _instant(meter: Any, mine: Sequence[Mapping[str, Any]], quantity: Fraction, level: Fraction) -> datetime:
@@ -114,15 +147,19 @@ def _instant(meter: Any, mine: Sequence[Mapping[str, Any]], quantity: Fraction, 
     return ordered[-1]["timestamp"]
 
 
-def _claim(principal: Principal, sub_id: str, component_id: str, threshold: int, period: C.Period,
-           at: datetime, quantity: Fraction) -> bool:
-    """Record the threshold as reached, once: False if it already was."""
-    table = ThresholdCrossing.__table__
-    stmt = dialect_insert(table).values(
-        subscription_id=sub_id, component_id=component_id, threshold=threshold, period_start=period.start,
-        tenant_id=principal.tenant_id, livemode=principal.livemode, reached_at=at,
-        quantity=A.format_quantity(quantity)).on_conflict_do_nothing().returning(table.c.threshold)
-    return run(stmt).first() is not None
+def _key(row: Mapping[str, Any]) -> tuple:
+    return row["subscription_id"], row["component_id"], row["threshold"], row["period_start"]
+
+
+def _claim_all(rows: Sequence[Mapping[str, Any]]) -> set[tuple]:
+    """Record these thresholds as reached, each once (one statement): -> the keys recorded now
+    (a key already recorded, by a concurrent request, is not)."""
+    if not rows:
+        return set()
+    t = ThresholdCrossing.__table__.c
+    stmt = dialect_insert(ThresholdCrossing.__table__).on_conflict_do_nothing().returning(
+        t.subscription_id, t.component_id, t.threshold, t.period_start)
+    return {tuple(row) for row in run(stmt, list(rows))}
 
 
 def reached(subscription_id: str, period_start: Any) -> list[sa.Row]:
