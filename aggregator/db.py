@@ -129,6 +129,15 @@ def insert_rows(table: sa.Table, rows: Sequence[Mapping[str, Any]], conflict: Se
         run(stmt, list(rows))
         return []
     names = list(rows[0])
+    payload = json_rows(table, names, rows)
+    sql = _insert_rows_sql(table, tuple(names), tuple(conflict or ()), returning.name if returning is not None else "")
+    result = run(sql, {"rows": payload})
+    return list(result.scalars()) if returning is not None else []
+
+
+def json_rows(table: sa.Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """`rows`' values of the columns `names` as one JSON array of arrays (PostgreSQL's JSON rows:
+    read back by `json_select`)."""
     columns = [table.c[name] for name in names]
     encoded = [(i, f) for i, column in enumerate(columns) if (f := _json_value(column)) is not None]
     arrays = []
@@ -137,10 +146,20 @@ def insert_rows(table: sa.Table, rows: Sequence[Mapping[str, Any]], conflict: Se
         for i, f in encoded:
             values[i] = f(values[i])
         arrays.append(values)
-    payload = orjson.dumps(arrays).decode()
-    sql = _insert_rows_sql(table, tuple(names), tuple(conflict or ()), returning.name if returning is not None else "")
-    result = run(sql, {"rows": payload})
-    return list(result.scalars()) if returning is not None else []
+    return orjson.dumps(arrays).decode()
+
+
+def json_select(table: sa.Table, names: Sequence[str]) -> str:
+    """SELECT of the columns `names` (in order) from the JSON rows bound as :rows (`json_rows`)."""
+    dialect = postgresql.dialect()
+    values = []
+    for i, name in enumerate(names):
+        kind = table.c[name].type
+        if isinstance(kind, sa.LargeBinary):
+            values.append(f"decode(r->>{i}, 'hex')")
+        else:
+            values.append(f"CAST(r->>{i} AS {kind.compile(dialect=dialect)})")
+    return f" SELECT {', '.join(values)} FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r"  # nosec B608
 
 
 def _json_value(column: sa.Column) -> Callable[[Any], Any] | None:
@@ -165,18 +184,10 @@ _INSERT_ROWS: dict[tuple, sa.TextClause] = {}
 def _insert_rows_sql(table: sa.Table, names: tuple[str, ...], conflict: tuple[str, ...], returning: str):
     key = (table.name, names, conflict, returning)
     if key not in _INSERT_ROWS:
-        dialect = postgresql.dialect()
-        values = []
-        for i, name in enumerate(names):
-            kind = table.c[name].type
-            if isinstance(kind, sa.LargeBinary):
-                values.append(f"decode(r->>{i}, 'hex')")
-            else:
-                values.append(f"CAST(r->>{i} AS {kind.compile(dialect=dialect)})")
         target = f" ({', '.join(table.c[name].name for name in conflict)})" if conflict else ""
         # names of the table's own columns (table.c refuses any other), never input: no injection
         insert = f"INSERT INTO {table.name} ({', '.join(names)})"
-        select = f" SELECT {', '.join(values)} FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r"  # nosec B608
+        select = json_select(table, names)
         _INSERT_ROWS[key] = sa.text(insert + select + f" ON CONFLICT{target} DO NOTHING"
                                     + (f" RETURNING {returning}" if returning else ""))
     return _INSERT_ROWS[key]

@@ -138,6 +138,9 @@ def record_usage_events(principal: Principal, requests: Sequence[UsageEventReque
         first_of[request.id] = i
         rows.append(row)
         row_of[request.id] = row
+    prepare = getattr(store, "prepare", None)  # partitions first: before this transaction reads the store
+    if prepare is not None and periods:
+        prepare(sorted(periods))
     stored = store.stored(principal.provider_id, [r.id for r in requests])
     statuses = _open_periods(principal, sorted({row["period_start"] for row in rows
                                                 if row["event_id"] not in stored}), periods, now)

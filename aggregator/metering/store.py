@@ -19,7 +19,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from ..db import db, dialect_insert, greatest, in_ids, insert_rows, is_postgres, run
+from ..db import db, dialect_insert, greatest, in_ids, insert_rows, is_postgres, json_rows, json_select, run
 from . import aggregation as A
 from .models import UsageEvent, UsageRollup, UsageUnique
 
@@ -55,6 +55,10 @@ class Stored:
 
 
 class UsageStore(Protocol):
+    def prepare(self, period_starts: Iterable[date]) -> None:
+        """Make room for events of these periods, before the caller's transaction reads or
+        writes the store (on PostgreSQL: their month's partitions, committed apart)."""
+
     def record(self, rows: Sequence[dict], meters: Mapping[str, MeterInfo]) -> set[tuple[date, str]]:
         """Store the events not stored yet (rows as UsageEvent's columns) and fold them into
         the rollups, in the caller's transaction. -> (period_start, event_id) of those stored."""
@@ -86,6 +90,10 @@ class SqlUsageStore:
 
     # --- writing -------------------------------------------------------------------------------
 
+    def prepare(self, period_starts: Iterable[date]) -> None:
+        if is_postgres():
+            self._ensure_partitions(period_starts)
+
     def record(self, rows: Sequence[dict], meters: Mapping[str, MeterInfo]) -> set[tuple[date, str]]:
         if not rows:
             return set()
@@ -99,18 +107,21 @@ class SqlUsageStore:
     def _insert(self, rows: Sequence[dict]) -> set[tuple[date, str]]:
         """INSERT the events whose (period, provider, id) is not stored yet -> their keys."""
         table = UsageEvent.__table__
-        out = set()
-        for value in insert_rows(table, rows, conflict=["period_start", "provider_id", "event_id"],
-                                 returning=table.c.event_id.concat("\x1f").concat(
-                                     sa.cast(table.c.period_start, sa.String))):
-            event_id, _, day = value.rpartition("\x1f")
-            out.add((date.fromisoformat(day[:10]), event_id))
-        return out
+        columns = [c.name for c in table.c]
+        rows = [{name: row[name] for name in columns} for row in rows]  # not the intake's extra keys
+        period_of = {row["event_id"]: row["period_start"] for row in rows}  # an id once a call (the caller's)
+        return {(period_of[event_id], event_id) for event_id in insert_rows(
+            table, rows, conflict=["period_start", "provider_id", "event_id"], returning=table.c.event_id)}
 
     def _ensure_partitions(self, period_starts: Iterable[date]) -> None:
-        """A partition for each month of these period starts, created (committed) on a
-        connection of its own before the events' transaction writes to the table."""
-        months = {d.replace(day=1) for d in period_starts} - self._partitions
+        """A partition for each month of these period starts (and the month after, so that
+        intake rarely meets a missing one), created (committed) on a connection of its own.
+        CREATE TABLE ... PARTITION OF takes an exclusive lock on usage_events: it must run
+        before the events' transaction touches the table (`prepare`), or it waits for that very
+        transaction."""
+        months = {d.replace(day=1) for d in period_starts}
+        months |= {(m + timedelta(days=32)).replace(day=1) for m in months}
+        months -= self._partitions
         if not months:
             return
         engine = db.session.get_bind()
@@ -181,7 +192,10 @@ class SqlUsageStore:
                   "first_value": sa.case((earlier, x.first_value), else_=c.first_value),
                   "last_at": sa.case((later, x.last_at), else_=c.last_at),
                   "last_value": sa.case((later, x.last_value), else_=c.last_value)})
-        run(stmt, rows)
+        if is_postgres():
+            run(_upsert_sql(), {"rows": json_rows(table, _ROLLUP_COLUMNS, rows)})
+        else:
+            run(stmt, rows)
 
     def _recompute_inner(self, subscription_id: str, meter_id: str, dims: str, period_start: date,
                          hour: datetime) -> None:
@@ -266,6 +280,32 @@ class SqlUsageStore:
                  .where(r.tenant_id == tenant_id, r.livemode == livemode, r.period_start == period_start)
                  .order_by(r.subscription_id, r.meter_id, r.dims, r.hour))
         yield from db.session.connection().execution_options(yield_per=5000).execute(query)
+
+
+_ROLLUP_COLUMNS = ("subscription_id", "meter_id", "dims", "period_start", "hour", "tenant_id", "livemode", "events",
+                   "total", "maximum", "first_at", "first_value", "last_at", "last_value", "tw_inner")
+_UPSERT: list[sa.TextClause] = []
+
+
+def _upsert_sql() -> sa.TextClause:
+    """PostgreSQL's rollup upsert: one statement whose rows are one JSON parameter (as
+    db.insert_rows does), the same merge as SqlUsageStore._upsert's."""
+    if not _UPSERT:
+        table = UsageRollup.__table__
+        _UPSERT.append(sa.text(
+            f"INSERT INTO usage_rollups ({', '.join(_ROLLUP_COLUMNS)})" + json_select(table, _ROLLUP_COLUMNS)
+            + " ON CONFLICT (subscription_id, meter_id, dims, period_start, hour) DO UPDATE SET"
+            " events = usage_rollups.events + excluded.events, total = usage_rollups.total + excluded.total,"
+            " maximum = greatest(usage_rollups.maximum, excluded.maximum),"
+            " first_at = CASE WHEN excluded.first_at < usage_rollups.first_at THEN excluded.first_at"
+            "   ELSE usage_rollups.first_at END,"
+            " first_value = CASE WHEN excluded.first_at < usage_rollups.first_at THEN excluded.first_value"
+            "   ELSE usage_rollups.first_value END,"
+            " last_at = CASE WHEN excluded.last_at >= usage_rollups.last_at THEN excluded.last_at"
+            "   ELSE usage_rollups.last_at END,"
+            " last_value = CASE WHEN excluded.last_at >= usage_rollups.last_at THEN excluded.last_value"
+            "   ELSE usage_rollups.last_value END"))
+    return _UPSERT[0]
 
 
 def utc_hour(at: datetime) -> datetime:
