@@ -279,7 +279,9 @@ class SqlUsageStore:
                            r.first_at, r.first_value, r.last_at, r.last_value, r.tw_inner)
                  .where(r.tenant_id == tenant_id, r.livemode == livemode, r.period_start == period_start)
                  .order_by(r.subscription_id, r.meter_id, r.dims, r.hour))
-        yield from db.session.connection().execution_options(yield_per=5000).execute(query)
+        # the option on this statement only: Connection.execution_options would change the
+        # session's connection for good (every later statement a server-side cursor)
+        yield from db.session.connection().execute(query, execution_options={"yield_per": 5000})
 
 
 _ROLLUP_COLUMNS = ("subscription_id", "meter_id", "dims", "period_start", "hour", "tenant_id", "livemode", "events",
