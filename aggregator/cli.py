@@ -37,6 +37,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
               "Plans: parent plans granted to providers, and the providers' plans with their profit."),
     "subscriptions": ("aggregator.catalog.cli", "subscriptions",
                       "Subscriptions: a provider's customers on its plans, rated into bills at each close."),
+    "usage": ("aggregator.metering.cli", "usage", "Metered usage: a period's usage export (CSV or Parquet)."),
     "periods": ("aggregator.consolidate.cli", "periods",
                 "Invoicing periods: list them, close them, move a tenant's test clock."),
     "invoices": ("aggregator.consolidate.cli", "invoices",
