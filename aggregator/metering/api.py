@@ -78,10 +78,14 @@ def subscription_usage(ref):
 @blp.route("/usage_export", methods=["GET"])
 @requires("admin", "provider")
 @blp.arguments(UsageExportArgs(), location="query")
-@blp.doc(responses={"200": {"description": "One row per (subscription, meter, dimension values, UTC hour)",
-                            "content": {"text/csv": {"schema": {"type": "string"}},
-                                        "application/vnd.apache.parquet": {
-                                            "schema": {"type": "string", "format": "binary"}}}}})
+@blp.doc(responses={"200": {
+    "description": "One row per (subscription, meter, dimension values, UTC hour)",
+    "headers": {"Usage-As-Of": {"description": "The instant the quantities run to (now, or the period's end)",
+                                "schema": {"type": "string", "format": "date-time"}},
+                "Period-Status": {"description": "The period's status",
+                                  "schema": {"type": "string", "enum": ["open", "closing", "closed"]}}},
+    "content": {"text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}}})
 def usage_export(args):
     """A period's usage, hour by hour (docs/metering.md, Usage export): an admin key the
     tenant's in its mode, a provider key its own subscriptions'. `format=csv` (the default) is
