@@ -158,6 +158,7 @@ def test_bad_period_or_format_is_refused_naming_it(tenant, metered):
 def test_the_close_writes_the_periods_export_to_storage_once(app, tenant, metered):
     from aggregator import due
     from aggregator.adapters import current
+    from aggregator.db import db
     from aggregator.metering.export_service import EXPORT_QUEUE
     from aggregator.metering.models import UsageExport
 
@@ -172,6 +173,11 @@ def test_the_close_writes_the_periods_export_to_storage_once(app, tenant, metere
             f"exports/usage/{tenant.id}/test/{PERIOD}.csv", f"exports/usage/{tenant.id}/test/{PERIOD}.parquet", 7)
         stored = adapters.storage.get(item.csv_path).decode()
         parquet = pq.read_table(io.BytesIO(adapters.storage.get(item.parquet_path))).to_pylist()
+        # a worker that crashed after the files, before marking them written: the same files again
+        UsageExport.query.filter_by(id=item.id).update({"written_at": None})
+        db.session.commit()
+        assert due.drain(EXPORT_QUEUE, adapters, lane=lane).done == 1
+        assert adapters.storage.get(item.csv_path).decode() == stored
     closed = tenant.admin["test"].get(f"/v1/usage_export?period={PERIOD}")
     assert closed.headers["Period-Status"] == "closed" and closed.headers["Usage-As-Of"].startswith("2026-11-24T13:00")
     assert stored == closed.get_data(as_text=True)  # the closed period's rows, as of its end
