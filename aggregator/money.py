@@ -140,6 +140,7 @@ def parse_unit_amount(text: object, currency: str) -> Fraction:
     return Fraction(whole * 10**len(fraction) + int(fraction or 0), 10**len(fraction)) * 10 ** exponent(currency)
 
 
+@lru_cache(maxsize=4096)  # pure; rating prints the same few prices and tiers per line
 def format_unit_amount(minor: Fraction, currency: str) -> str:
     """Exact minor units (a Fraction with a power-of-ten denominator, as parse_unit_amount
     makes) -> the API's decimal string in major units, with as many places as it needs and at
@@ -168,6 +169,7 @@ def display(minor: int, currency: str, locale: str | Locale = "en") -> str:
     return text
 
 
+@lru_cache(maxsize=4096)  # pure; rating prints the same few prices and tiers per line
 def display_precise(minor: Fraction, currency: str, locale: str | Locale = "en", max_decimals: int = 6) -> str:
     """A price finer than the minor unit, as display() would print it but with the decimals it
     has ('€0.0005' for Fraction(1, 20) euro cents; '€0.05' for 5): at least the currency's, at
@@ -183,6 +185,7 @@ def display_precise(minor: Fraction, currency: str, locale: str | Locale = "en",
     return text
 
 
+@lru_cache(maxsize=4096)  # pure; rating prints the same few prices and tiers per line
 def display_quantity(value: Fraction, locale: str | Locale = "en", decimals: int = 0) -> str:
     """A quantity printed beside amounts (an invoice line's '1,340' GB): the locale's grouping and
     decimal sign, with the decimals it has up to `decimals` (beyond them rounded by the one rule,

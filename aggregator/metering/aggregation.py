@@ -116,6 +116,25 @@ def quantity(aggregation: str, hours: Sequence[Hour], decimals: int, *, start_at
     raise ValueError(f"unknown aggregation {aggregation!r}")
 
 
+def collapse(aggregation: str, hours: Iterable[Hour]) -> list[Hour]:
+    """`hours` (of one subscription and meter) as one row per dimension key, from which
+    `quantity` gives the same result for `aggregation` (any but time_weighted, which chains
+    hours): counts, sums and maxima merged, the first and last samples kept; for hourly_max
+    `maximum` is the sum of the hours' maxima. What a store may compute where the rows are."""
+    out: dict[str, Hour] = {}
+    for h in hours:
+        o = out.get(h.dims)
+        if o is None:
+            out[h.dims] = h
+            continue
+        first = h if h.first_at < o.first_at else o
+        last = h if h.last_at > o.last_at else o
+        out[h.dims] = Hour(h.dims, min(o.hour, h.hour), o.events + h.events, o.total + h.total,
+                           o.maximum + h.maximum if aggregation == HOURLY_MAX else max(o.maximum, h.maximum),
+                           first.first_at, first.first_value, last.last_at, last.last_value)
+    return [out[k] for k in sorted(out)]
+
+
 def time_weighted_ms(hours: Sequence[Hour], start_at: datetime, end_at: datetime,
                      carried: Mapping[str, int]) -> int:
     """Σ over dimension values of ∫ value dt in value × ms over [start_at, end_at): each sample

@@ -47,6 +47,7 @@ def rate_usage(settings: TenantSettings, period: C.Period, store: UsageStore | N
     store = store or SqlUsageStore()
     report = UsageRatingReport()
     components: dict[str, list[PricedComponent]] = {}
+    models: dict = {}  # the components' price models, parsed once
     for subs in _chunks(settings.tenant_id, settings.livemode, period, chunk):
         plans = _plans_at_end(subs, period)
         missing = {p for p in plans.values() if p not in components}
@@ -62,7 +63,7 @@ def rate_usage(settings: TenantSettings, period: C.Period, store: UsageStore | N
         for sub in rated:
             for pc in components[plans[sub.id]]:
                 quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period)
-                own, parent = priced(pc, quantity)
+                own, parent = priced(pc, quantity, models)
                 if not quantity and not own.amount and not (parent and parent.amount):
                     continue
                 bill, charge = _bill(settings, period, sub, pc, quantity, own, parent)

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from ..db import db, dialect_insert, greatest, in_ids, insert_rows, is_postgres, json_rows, json_select, run
 from . import aggregation as A
@@ -70,6 +71,12 @@ class UsageStore(Protocol):
               until: datetime | None = None, all_periods: Sequence[str] = ()) -> dict[tuple[str, str], list[A.Hour]]:
         """(subscription, meter) -> its rollups in the period (up to the hour holding `until`),
         and for the meters in `all_periods` (reset: never) in every period up to this one."""
+
+    def totals(self, subscription_ids: Sequence[str], meters: Mapping[str, str], period_start: date,
+               until: datetime | None = None, all_periods: Sequence[str] = ()) -> dict[tuple[str, str], list[A.Hour]]:
+        """As `hours` for these meters (id -> aggregation, none time_weighted), each
+        (subscription, meter, dims)'s hours collapsed into one (aggregation.collapse; the
+        first and last values may be 0 unless a meter is `latest`: no quantity reads them)."""
 
     def carried(self, subscription_ids: Sequence[str], meter_ids: Sequence[str],
                 before: date) -> dict[tuple[str, str], dict[str, int]]:
@@ -246,6 +253,34 @@ class SqlUsageStore:
                        row.last_at, row.last_value, int(row.tw_inner)))
         return out
 
+    def totals(self, subscription_ids: Sequence[str], meters: Mapping[str, str], period_start: date,
+               until: datetime | None = None, all_periods: Sequence[str] = ()) -> dict[tuple[str, str], list[A.Hour]]:
+        if not is_postgres():  # SQLite: collapsed here, from the hours
+            return {key: A.collapse(meters[key[1]], hours) for key, hours in
+                    self.hours(subscription_ids, list(meters), period_start, until, all_periods).items()}
+        r = UsageRollup.__table__.c
+        in_period = r.period_start == period_start
+        if all_periods:
+            in_period = sa.or_(in_period, sa.and_(r.meter_id.in_(list(all_periods)), r.period_start < period_start))
+        hourly = [m for m, aggregation in meters.items() if aggregation == A.HOURLY_MAX]
+        latest = A.LATEST in meters.values()  # ordered aggregates cost a third of the query: only if read
+        query = sa.select(
+            r.subscription_id, r.meter_id, r.dims, sa.func.min(r.hour), sa.func.sum(r.events), sa.func.sum(r.total),
+            sa.case((r.meter_id.in_(hourly), sa.func.sum(r.maximum)), else_=sa.func.max(r.maximum))
+            if hourly else sa.func.max(r.maximum),
+            sa.func.min(r.first_at), _first(r.first_value, r.first_at) if latest else sa.literal(0),
+            sa.func.max(r.last_at), _first(r.last_value, r.last_at.desc()) if latest else sa.literal(0)).where(
+            in_ids(r.subscription_id, subscription_ids), r.meter_id.in_(sorted(meters)), in_period).group_by(
+            r.subscription_id, r.meter_id, r.dims)
+        if until is not None:
+            query = query.where(r.hour <= until)
+        out: dict[tuple[str, str], list[A.Hour]] = {}
+        for sub, meter, *rest in run(query):
+            dims, hour, events, total, maximum, first_at, first_value, last_at, last_value = rest
+            out.setdefault((sub, meter), []).append(A.Hour(dims, hour, int(events), int(total), int(maximum),
+                                                           first_at, first_value, last_at, last_value))
+        return out
+
     def carried(self, subscription_ids: Sequence[str], meter_ids: Sequence[str],
                 before: date) -> dict[tuple[str, str], dict[str, int]]:
         r = UsageRollup.__table__.c
@@ -282,6 +317,37 @@ class SqlUsageStore:
         # the option on this statement only: Connection.execution_options would change the
         # session's connection for good (every later statement a server-side cursor)
         yield from db.session.connection().execute(query, execution_options={"yield_per": 5000})
+
+
+_ROLLUP_COLUMNS = ("subscription_id", "meter_id", "dims", "period_start", "hour", "tenant_id", "livemode", "events",
+                   "total", "maximum", "first_at", "first_value", "last_at", "last_value", "tw_inner")
+_UPSERT: list[sa.TextClause] = []
+
+
+def _upsert_sql() -> sa.TextClause:
+    """PostgreSQL's rollup upsert: one statement whose rows are one JSON parameter (as
+    db.insert_rows does), the same merge as SqlUsageStore._upsert's."""
+    if not _UPSERT:
+        table = UsageRollup.__table__
+        _UPSERT.append(sa.text(
+            f"INSERT INTO usage_rollups ({', '.join(_ROLLUP_COLUMNS)})" + json_select(table, _ROLLUP_COLUMNS)
+            + " ON CONFLICT (subscription_id, meter_id, dims, period_start, hour) DO UPDATE SET"
+            " events = usage_rollups.events + excluded.events, total = usage_rollups.total + excluded.total,"
+            " maximum = greatest(usage_rollups.maximum, excluded.maximum),"
+            " first_at = CASE WHEN excluded.first_at < usage_rollups.first_at THEN excluded.first_at"
+            "   ELSE usage_rollups.first_at END,"
+            " first_value = CASE WHEN excluded.first_at < usage_rollups.first_at THEN excluded.first_value"
+            "   ELSE usage_rollups.first_value END,"
+            " last_at = CASE WHEN excluded.last_at >= usage_rollups.last_at THEN excluded.last_at"
+            "   ELSE usage_rollups.last_at END,"
+            " last_value = CASE WHEN excluded.last_at >= usage_rollups.last_at THEN excluded.last_value"
+            "   ELSE usage_rollups.last_value END"))
+    return _UPSERT[0]
+
+
+def _first(value, order) -> sa.ColumnElement:
+    """PostgreSQL: the group's `value` first in `order` ((array_agg(value ORDER BY order))[1])."""
+    return sa.func.array_agg(aggregate_order_by(value, order))[1]
 
 
 _ROLLUP_COLUMNS = ("subscription_id", "meter_id", "dims", "period_start", "hour", "tenant_id", "livemode", "events",

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..accounts.keys import Principal
-from ..db import dialect_insert, run
+from ..db import dialect_insert, in_ids, run
 from ..events.service import NewEvent, record
 from ..periods import calendar as C
 from . import aggregation as A
@@ -37,32 +37,63 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
     watched = {plan_id: [pc for pc in pcs if pc.component.thresholds] for plan_id, pcs in plans.items()}
     if not any(watched.values()):
         return 0
-    events: list[NewEvent] = []
+    work = []  # (subscription, period, its events of the batch, the components they may push over)
     for (sub_id, _), batch in sorted(touched.items()):
+        components = [pc for pc in watched.get(subs[sub_id].plan_id, ())
+                      if any(r["meter_id"] == pc.meter.id for r in batch)]
+        if components:
+            period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
+            work.append((sub_id, period, batch, components))
+    # the thresholds already reached need neither usage read nor claim (a claim would find them)
+    done = _reached_of({sub_id for sub_id, *_ in work}, {period.start for _, period, *_ in work})
+    work = [(sub_id, period, batch, [pc for pc in components if any(
+        (sub_id, pc.component.id, t, period.start) not in done for t in pc.component.thresholds)])
+        for sub_id, period, batch, components in work]
+    usage_of = {}  # one read of the rollups per period for all the subscriptions touched
+    for start in sorted({period.start for _, period, _, components in work if components}):
+        mine = [(sub_id, period, components) for sub_id, period, _, components in work
+                if components and period.start == start]
+        usage_of[start] = load_usage(store, sorted({sub_id for sub_id, *_ in mine}),
+                                     {pc.meter.id: pc.meter for *_, cs in mine for pc in cs}.values(), mine[0][1])
+    candidates = []  # (claim row, event), claimed together below: once each, by the primary key
+    for sub_id, period, batch, components in work:
         sub = subs[sub_id]
-        components = [pc for pc in watched.get(sub.plan_id, ()) if any(r["meter_id"] == pc.meter.id for r in batch)]
         if not components:
             continue
-        period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
-        usage = load_usage(store, [sub_id], [pc.meter for pc in components], period)
+        usage = usage_of[period.start]
         for pc in components:
             included = Fraction(pc.component.pricing.get("included_units") or "0")
             quantity = quantity_of(usage, sub_id, pc.component, pc.meter, period)
-            reached = [t for t in pc.component.thresholds if t * included <= quantity * 100]
+            reached = [t for t in pc.component.thresholds if t * included <= quantity * 100
+                       and (sub_id, pc.component.id, t, period.start) not in done]
             mine = [r for r in batch if r["meter_id"] == pc.meter.id
                     and A.matches(r["dims"], pc.component.dimension or {})]
             for threshold in sorted(reached):
                 at = _instant(pc.meter, mine, quantity, threshold * included / 100)
-                if _claim(principal, sub_id, pc.component.id, threshold, period, at, quantity):
-                    events.append(NewEvent(THRESHOLD_REACHED, sub_id, {"object": {
+                candidates.append(({
+                    "subscription_id": sub_id, "component_id": pc.component.id, "threshold": threshold,
+                    "period_start": period.start, "tenant_id": principal.tenant_id, "livemode": principal.livemode,
+                    "reached_at": at, "quantity": A.format_quantity(quantity)},
+                    NewEvent(THRESHOLD_REACHED, sub_id, {"object": {
                         "object": "usage_threshold", "subscription": sub_id, "customer": sub.customer_id,
                         "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code,
                         "unit": pc.meter.unit, "threshold": threshold, "quantity": A.format_quantity(quantity),
                         "included_units": A.format_quantity(included), "period": period.start.isoformat(),
-                        "reached_at": at.isoformat()}}, provider_id=principal.provider_id))
+                        "reached_at": at.isoformat()}}, provider_id=principal.provider_id)))
+    claimed = _claim_all([row for row, _ in candidates])
+    events = [event for row, event in candidates if _key(row) in claimed]
     if events:
         record(principal.tenant_id, principal.livemode, now, events)
     return len(events)
+
+
+def _reached_of(subscription_ids: set[str], period_starts: set) -> set[tuple]:
+    """(subscription, component, threshold, period start) already reached, of these."""
+    if not subscription_ids:
+        return set()
+    t = ThresholdCrossing.__table__.c
+    return {tuple(row) for row in run(sa.select(t.subscription_id, t.component_id, t.threshold, t.period_start).where(
+        in_ids(t.subscription_id, sorted(subscription_ids)), t.period_start.in_(sorted(period_starts))))}
 
 
 def _instant(meter: Any, mine: Sequence[Mapping[str, Any]], quantity: Fraction, level: Fraction) -> datetime:
@@ -80,15 +111,19 @@ def _instant(meter: Any, mine: Sequence[Mapping[str, Any]], quantity: Fraction, 
     return ordered[-1]["timestamp"]
 
 
-def _claim(principal: Principal, sub_id: str, component_id: str, threshold: int, period: C.Period,
-           at: datetime, quantity: Fraction) -> bool:
-    """Record the threshold as reached, once: False if it already was."""
-    table = ThresholdCrossing.__table__
-    stmt = dialect_insert(table).values(
-        subscription_id=sub_id, component_id=component_id, threshold=threshold, period_start=period.start,
-        tenant_id=principal.tenant_id, livemode=principal.livemode, reached_at=at,
-        quantity=A.format_quantity(quantity)).on_conflict_do_nothing().returning(table.c.threshold)
-    return run(stmt).first() is not None
+def _key(row: Mapping[str, Any]) -> tuple:
+    return row["subscription_id"], row["component_id"], row["threshold"], row["period_start"]
+
+
+def _claim_all(rows: Sequence[Mapping[str, Any]]) -> set[tuple]:
+    """Record these thresholds as reached, each once (one statement): -> the keys recorded now
+    (a key already recorded, by a concurrent request, is not)."""
+    if not rows:
+        return set()
+    t = ThresholdCrossing.__table__.c
+    stmt = dialect_insert(ThresholdCrossing.__table__).on_conflict_do_nothing().returning(
+        t.subscription_id, t.component_id, t.threshold, t.period_start)
+    return {tuple(row) for row in run(stmt, list(rows))}
 
 
 def reached(subscription_id: str, period_start: Any) -> list[sa.Row]:

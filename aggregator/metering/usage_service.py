@@ -10,6 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import lazyload
 
 from .. import money
 from ..accounts.keys import Principal
@@ -44,9 +45,14 @@ def components_of_plans(plan_ids: Iterable[str]) -> dict[str, list[PricedCompone
     out: dict[str, list[PricedComponent]] = {plan_id: [] for plan_id in ids}
     rows = db.session.execute(sa.select(UsageComponent, PlanFee, Plan).join(
         PlanFee, PlanFee.id == UsageComponent.fee_id).join(Plan, Plan.id == PlanFee.plan_id).where(
-        Plan.id.in_(ids)).order_by(Plan.id, PlanFee.position, UsageComponent.position)).all()
-    parents = {c.id: c for c in db.session.scalars(sa.select(UsageComponent).where(UsageComponent.id.in_(
-        sorted({row[0].parent_component_id for row in rows if row[0].parent_component_id}))))}
+        Plan.id.in_(ids)).order_by(Plan.id, PlanFee.position, UsageComponent.position).options(
+        # what pricing needs is on these rows: the plan's fees, prices and parent load if asked
+        # for (intake calls this per request: eager loads were most of its time)
+        lazyload(Plan.fees), lazyload(Plan.parent), lazyload(PlanFee.prices),
+        lazyload(PlanFee.components))).all()
+    parent_ids = sorted({row[0].parent_component_id for row in rows if row[0].parent_component_id})
+    parents = {c.id: c for c in db.session.scalars(sa.select(UsageComponent).where(
+        UsageComponent.id.in_(parent_ids)))} if parent_ids else {}
     for component, fee, plan in rows:
         out[plan.id].append(PricedComponent(component, fee, plan, component.meter,
                                             parents.get(component.parent_component_id or "")))
@@ -67,11 +73,19 @@ def load_usage(store: UsageStore, subscription_ids: Sequence[str], meters: Itera
     meters = {m.id: m for m in meters}
     if not subscription_ids or not meters:
         return Usage({}, {}, {})
-    ids = sorted(meters)
     never = [m.id for m in meters.values() if m.reset == A.NEVER]
     timed = [m.id for m in meters.values() if m.aggregation == A.TIME_WEIGHTED]
     uniq = [m.id for m in meters.values() if m.aggregation == A.UNIQUE_COUNT]
-    return Usage(store.hours(subscription_ids, ids, period.start, until, never),
+    # time-weighted usage chains hours; the others need one row per dims, collapsed where the rows are
+    hours = store.hours(subscription_ids, timed, period.start, until, [m for m in never if m in timed]) \
+        if timed else {}
+    rest = {m.id: m.aggregation for m in meters.values() if m.aggregation != A.TIME_WEIGHTED}
+    totals = getattr(store, "totals", None)
+    if rest and totals is not None:
+        hours.update(totals(subscription_ids, rest, period.start, until, [m for m in never if m in rest]))
+    elif rest:
+        hours.update(store.hours(subscription_ids, sorted(rest), period.start, until, [m for m in never if m in rest]))
+    return Usage(hours,
                  store.carried(subscription_ids, timed, period.start) if timed else {},
                  store.uniques(subscription_ids, uniq, period.start, [m for m in never if m in uniq]) if uniq else {})
 
@@ -85,11 +99,22 @@ def quantity_of(usage: Usage, subscription_id: str, component: UsageComponent, m
                                 carried=usage.carried.get(key), uniques=usage.uniques.get(key, ()))
 
 
-def priced(pc: PricedComponent, quantity: Fraction) -> tuple[Priced, Priced | None]:
-    """The component's price of `quantity`, and its parent's (the platform's share) if any."""
-    own = price(price_model(pc.component.pricing, pc.plan.currency), quantity)
-    parent = price(price_model(pc.parent.pricing, pc.plan.currency), quantity) if pc.parent else None
+def priced(pc: PricedComponent, quantity: Fraction, models: dict | None = None) -> tuple[Priced, Priced | None]:
+    """The component's price of `quantity`, and its parent's (the platform's share) if any.
+    `models`: a cache of the components' parsed price models (component id -> model) kept by a
+    caller that prices many subscriptions (rating)."""
+    own = price(_model(pc.component, pc.plan.currency, models), quantity)
+    parent = price(_model(pc.parent, pc.plan.currency, models), quantity) if pc.parent else None
     return own, parent
+
+
+def _model(component: UsageComponent, currency: str, models: dict | None):
+    if models is None:
+        return price_model(component.pricing, currency)
+    key = (component.id, currency)
+    if key not in models:
+        models[key] = price_model(component.pricing, currency)
+    return models[key]
 
 
 # --- GET /v1/subscriptions/{id}/usage ----------------------------------------------------------
