@@ -42,17 +42,20 @@ class UsageEventInputSchema(Schema):
     meter = fields.String(required=True, validate=validate.Length(min=1, max=100), metadata={
         "description": "The meter's code."})
     value = fields.Raw(load_default=None, metadata={
-        "type": ["string", "integer", "null"], "example": "12.5",
+        "type": ["string", "integer"], "example": "12.5",  # apispec adds "null" (allow_none)
         "description": "A whole number or a decimal string with at most the meter's decimals (never a JSON "
                        "fraction). Count meters may leave it out; a meter with a `field` reads that property."})
     timestamp = fields.AwareDateTime(load_default=None, validate=reasonable_instant, metadata={
         "description": "When the usage happened (default: now on the tenant's clock). It decides the period; "
                        "at most 5 minutes ahead."})
-    properties = _Properties(load_default=dict)
+    properties = _Properties(load_default=dict, metadata={
+        "maxProperties": 20, "propertyNames": {"minLength": 1, "maxLength": 100},
+        "additionalProperties": {"type": ["string", "integer", "boolean"], "maxLength": 255}})
 
 
 class UsageEventBatchSchema(Schema):
-    events = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=1000), metadata={
+    events = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(min=1, max=1000),
+                         metadata={
         "description": "Up to 1,000 events, each accepted or refused on its own."})
 
 
