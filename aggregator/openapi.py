@@ -154,6 +154,13 @@ def declare_cross_field_rules(schemas: dict) -> None:
         plan["anyOf"] = [{"properties": {"currency": {"enum": codes}, "fees": {"items": {"properties": {
             "price": {"pattern": amount_pattern(places, signed=False)}}}}}}
             for places, codes in sorted(by_places.items())]
+    if "MeterInput" in schemas:  # a unique_count meter names its field; timed ones reset each period
+        schemas["MeterInput"]["allOf"] = [
+            {"if": {"properties": {"aggregation": {"const": "unique_count"}}, "required": ["aggregation"]},
+             "then": {"properties": {"field": {"type": "string"}}, "required": ["field"]}},
+            {"if": {"properties": {"aggregation": {"enum": ["time_weighted", "hourly_max"]}},
+                    "required": ["aggregation"]},
+             "then": {"properties": {"reset": {"const": "period"}}}}]
     if "FxRateInput" in schemas:
         schemas["FxRateInput"]["not"] = {"anyOf": [
             {"properties": {"base": {"const": code}, "quote": {"const": code}}, "required": ["base", "quote"]}

@@ -51,8 +51,6 @@ def _check(fields: Mapping[str, Any]) -> None:
     if fields.get("reset") == "never" and aggregation in TIMED:
         raise InvalidInput.on("reset", f"A {aggregation} meter measures each period over time: its reset is "
                                        "'period'.")
-    if fields.get("field") and fields["field"] in (fields.get("dimensions") or ()):
-        raise InvalidInput.on("field", "The value's property cannot also be a dimension.")
 
 
 def create_meter(principal: Principal, fields: Mapping[str, Any], now: datetime) -> Meter:
@@ -80,7 +78,10 @@ def update_meter(principal: Principal, code: str, changes: Mapping[str, Any], no
         raise MeterInUse.on(fixed[0], f"The meter {meter.code!r} has usage events: its {fixed[0]} cannot change "
                                       "(create another meter).")
     merged = {name: changes.get(name, getattr(meter, name)) for name in FIXED_ONCE_USED}
-    _check(merged)
+    try:
+        _check(merged)
+    except InvalidInput as exc:  # valid alone, not with what the meter already is
+        raise Conflict(str(exc), code="meter_settings_conflict", fields=exc.fields) from None
     for name, value in changes.items():
         setattr(meter, name, list(value) if name == "dimensions" else value)
     meter.updated_at = now

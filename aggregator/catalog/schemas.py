@@ -269,6 +269,7 @@ QUANTITY = validate.Regexp(r"^\d{1,15}(\.\d{1,9})?$", error='A quantity is a dec
 class _Dimensions(fields.List):
     def __init__(self, **kwargs):
         super().__init__(fields.String(validate=PROPERTY), validate=validate.Length(max=5), metadata={
+            "uniqueItems": True,
             "description": "Properties of the events that group their usage (e.g. cloud, region); at most 5."},
                          **kwargs)
 

@@ -1,11 +1,13 @@
 """`aggregator usage …`: usage events sent and usage read from the command line, as the API's
-/v1/usage_events, /v1/usage_events/batch and /v1/subscriptions/{id}/usage do them (same use
-cases, same schemas, same shapes with --json). Events are a provider's: `--provider` acts as it."""
+/v1/usage_events, /v1/usage_events/batch, /v1/subscriptions/{id}/usage and /v1/usage_export do
+them (same use cases, same schemas, same shapes with --json). Events are a provider's:
+`--provider` acts as it."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import click
 
 from ..commands import (
     AreaGroup,
+    Day,
     Instant,
     acting_for,
     json_option,
@@ -25,10 +28,11 @@ from ..commands import (
     tenant_scoped,
 )
 from ..errors import DomainError, describe
-from . import events_service, usage_service
+from . import events_service, export_service, usage_service
 from .schemas import SubscriptionUsageSchema, load_event
 
-usage = AreaGroup("usage", help="Usage events sent for a provider, a subscription's current usage.")
+usage = AreaGroup("usage", help="Usage events sent, a subscription's current usage, a period's usage export "
+                                "(CSV, Parquet).")
 
 
 # --- usage send, usage show ---------------------------------------------------------------------
@@ -164,3 +168,35 @@ def show(principal, provider_id, ref, as_json):
                                      f"{data['as_of']} ({data['currency']})")
     if not rows:
         say("Its plan prices no usage.")
+
+
+# --- usage export ------------------------------------------------------------------------------
+
+@usage.command("export")
+@tenant_scoped
+@click.option("--period", type=Day(), required=True, help="The invoicing period's start date.")
+@click.option("--format", "form", type=click.Choice(export_service.FORMATS), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="The file to write, atomically (default: standard output for csv; usage-PERIOD.parquet).")
+@provider_option(False, "Only this provider's subscriptions (as its API key sees them).")
+def export(principal, period, form, output, provider_id):
+    """One row per (subscription, meter, dimension values, UTC hour) of a period, as
+    GET /v1/usage_export writes it (a period still open: as of now)."""
+    if provider_id:
+        principal = acting_for(principal, provider_id)
+    found = export_service.usage_export(principal, period.date(), now_for(principal))
+    if output is None and form == "parquet":
+        output = Path(f"{found.name}.parquet")
+    if output is None or str(output) == "-":
+        export_service.write(found, form, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            rows = export_service.write(found, form, handle)
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    say(f"Wrote {output}: {rows:,} rows of {found.period.start.isoformat()} as of {found.as_of.isoformat()} "
+        f"(period {found.status}).")

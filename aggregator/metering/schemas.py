@@ -6,8 +6,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..fields import reasonable_instant, text
+from ..fields import CalendarDate, reasonable_instant, text
 from ..ingest.schemas import refusal
+from ..openapi import DATE_1970_2200
 from .events_service import UsageEventRequest
 
 _EVENT_ID = validate.Length(min=1, max=255)
@@ -41,17 +42,20 @@ class UsageEventInputSchema(Schema):
     meter = fields.String(required=True, validate=validate.Length(min=1, max=100), metadata={
         "description": "The meter's code."})
     value = fields.Raw(load_default=None, metadata={
-        "type": ["string", "integer", "null"], "example": "12.5",
+        "type": ["string", "integer"], "example": "12.5",  # apispec adds "null" (allow_none)
         "description": "A whole number or a decimal string with at most the meter's decimals (never a JSON "
                        "fraction). Count meters may leave it out; a meter with a `field` reads that property."})
     timestamp = fields.AwareDateTime(load_default=None, validate=reasonable_instant, metadata={
         "description": "When the usage happened (default: now on the tenant's clock). It decides the period; "
                        "at most 5 minutes ahead."})
-    properties = _Properties(load_default=dict)
+    properties = _Properties(load_default=dict, metadata={
+        "maxProperties": 20, "propertyNames": {"minLength": 1, "maxLength": 100},
+        "additionalProperties": {"type": ["string", "integer", "boolean"], "maxLength": 255}})
 
 
 class UsageEventBatchSchema(Schema):
-    events = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=1000), metadata={
+    events = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(min=1, max=1000),
+                         metadata={
         "description": "Up to 1,000 events, each accepted or refused on its own."})
 
 
@@ -132,3 +136,10 @@ def load_event(body: Any, now) -> UsageEventRequest:
         raise refusal("Invalid usage event", exc.messages) from None
     return UsageEventRequest(data["id"], data["subscription"], data["meter"], data["timestamp"] or now,
                              data["value"], data["properties"])
+
+
+class UsageExportArgs(Schema):
+    period = CalendarDate(required=True, metadata={"description": "The invoicing period (its start date).",
+                                                   "pattern": DATE_1970_2200})
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "parquet"]),
+                           metadata={"description": "csv (streamed) or parquet"})
