@@ -1,7 +1,8 @@
 """The upcoming invoice: the consolidated invoice a customer would receive at the close of the
 open period if nothing changed from now on (as Stripe's upcoming invoice): its pending bills and
-its subscriptions' fees rated as the close would rate them with what is known now, converted,
-credited and taxed as the close does. Nothing is stored.
+its subscriptions' fees rated as the close would rate them with what is known now, their usage
+so far rated as the close would rate it if no more came (metering.rating_service, the same
+function as the close's), converted, credited and taxed as the close does. Nothing is stored.
 
 A provider's key sees its own lines only (isolation between providers is absolute); an admin's
 sees the whole invoice, with the customer's carried credits applied."""
@@ -20,6 +21,7 @@ from ..catalog.models import Subscription
 from ..db import db, run
 from ..errors import Conflict
 from ..ingest.models import Bill
+from ..metering.rating_service import upcoming_usage
 from ..periods import calendar as C
 from ..periods.models import PeriodRecord
 from .fx_service import rates_in_effect
@@ -89,6 +91,11 @@ def upcoming_invoice(principal: Principal, customer_ref: str, now: datetime) -> 
             items.append(BillItem(line_id, of[charge.subscription_id].provider_id, charge.amount, plan.currency,
                                   rating_service.describe(charge, plan.name), charge.covered.start,
                                   charge.covered.end))
+        for usage in upcoming_usage(settings, period, [s.id for s in subscriptions]):
+            line_id = f"upcoming_{len(rated) + 1}"
+            rated.add(line_id)
+            items.append(BillItem(line_id, usage.subscription.provider_id, usage.own.amount,
+                                  usage.priced.plan.currency, usage.description, period.start, period.end))
 
     credits = [] if own else [
         CreditItem(c.id, c.amount, c.currency, f"Credit carried from invoice {c.number or c.id}")

@@ -44,6 +44,10 @@ EVENT_TYPES = {
     "subscription.created": "A provider subscribed one of its customers to one of its plans.",
     "subscription.updated": "A subscription changed plan, quantity or metadata.",
     "subscription.canceled": "A subscription was ended (the instance was deleted), at an instant now or later.",
+    "usage.threshold_reached": "A subscription's usage of a usage component reached one of its thresholds (% of "
+                               "the included units): once per (subscription, component, threshold, period); "
+                               "reached_at is the instant of the usage event that reached it. The customer is "
+                               "emailed unless notifications say not.",
 }
 
 

@@ -46,6 +46,7 @@ from .models import (
     RECEIPT,
     REFUND,
     UNCOLLECTIBLE,
+    USAGE_THRESHOLD,
     EmailDelivery,
 )
 
@@ -232,6 +233,10 @@ def _context(delivery: EmailDelivery, event: Event, invoice: Invoice | None, set
         return messages.payouts_awaiting_review_context(payout_notices.payout_review(event.object_id), settings)
     if kind == PAYOUT_FAILED:
         return messages.payout_failed_context(*payout_notices.payout_with_provider(event.object_id), settings)
+    if kind == USAGE_THRESHOLD:
+        crossing = data.get("object") or {}
+        return messages.usage_threshold_context(crossing, db.session.get(Customer, crossing.get("customer")),
+                                                settings)
     raise ValueError(f"unknown email kind {kind!r}")  # pragma: no cover - the kinds are a closed list
 
 

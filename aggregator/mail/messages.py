@@ -14,12 +14,13 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
+from fractions import Fraction
 from functools import cache
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_interval, format_time
 
 from .. import money
 from ..config import PROJECT_ROOT
@@ -329,3 +330,34 @@ def payout_failed_context(payout, provider, settings) -> dict[str, Any]:
             or "the transfer was refused",
             "failure_code": payout.failure_code or "",
             "stripe_account_id": payout.stripe_account_id or ""}
+
+
+# --- the customer's usage notice ---------------------------------------------------------------
+
+def usage_threshold_context(crossing: Mapping[str, Any], customer, settings) -> dict[str, Any]:
+    """A threshold of the included usage reached (the object of `usage.threshold_reached`):
+    "You have used 80% of the 100 GB included in Cloud (Bandwidth) for the period Oct 25 – Nov
+    24, 2026: 80 GB as of Nov 10, 2026 at 11:00 PM", in the tenant's locale and time zone."""
+    locale = settings.locale
+    unit = crossing.get("unit") or ""
+
+    def quantity(value: Any) -> str:
+        text = money.display_quantity(Fraction(str(value or "0")), locale, 9)
+        return f"{text} {unit}".strip()
+
+    start, end = (date.fromisoformat(crossing[k]) for k in ("period", "period_end"))
+    reached_at = datetime.fromisoformat(crossing["reached_at"]).astimezone(ZoneInfo(settings.timezone))
+    dimension = ", ".join(f"{k} {v}" for k, v in sorted((crossing.get("dimension") or {}).items()))
+    return {"tenant_name": settings.legal_name or settings.name,
+            "customer_name": (customer.name or customer.external_id) if customer else "",
+            "threshold": int(crossing["threshold"]),
+            "included": quantity(crossing.get("included_units")),
+            "quantity": quantity(crossing.get("quantity")),
+            "plan_name": crossing.get("plan_name") or crossing.get("plan") or "",
+            "component_name": crossing.get("name") or crossing.get("meter") or "",
+            "dimension": dimension,
+            "subscription": crossing.get("external_billing_id") or crossing.get("subscription") or "",
+            "period": format_interval(start, end, "yMMMd", locale=locale),
+            "reached_date": _day(reached_at.date(), locale),
+            "reached_time": format_time(reached_at, "short", locale=locale),
+            "reply_to": settings.email_reply_to}

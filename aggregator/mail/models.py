@@ -26,8 +26,11 @@ PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED = "payouts_awaiting_review", "payout_fail
 PAYOUT_STATEMENT = "payout_statement"
 #: The customer's notice of an invoice still unpaid after its due date.
 OVERDUE = "invoice_overdue"
+#: The customer's notice that its usage of a subscription reached a threshold of the included units.
+USAGE_THRESHOLD = "usage_threshold"
 EMAIL_KINDS = (INVOICE, PERIOD_SUMMARY, ENDPOINT_DISABLED, RECEIPT, PAYMENT_FAILED, ACTION_REQUIRED, REFUND,
-               UNCOLLECTIBLE, DISPUTE, PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED, PAYOUT_STATEMENT, OVERDUE)
+               UNCOLLECTIBLE, DISPUTE, PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED, PAYOUT_STATEMENT, OVERDUE,
+               USAGE_THRESHOLD)
 
 
 class EmailDelivery(db.Model):

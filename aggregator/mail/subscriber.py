@@ -13,10 +13,13 @@ transaction, and does no I/O (the deliveries queue sends them).
   a refund notice (`refund.succeeded`). Not for a void invoice; a customer without an address
   gets a delivery recorded as failed, as for its invoice.
 * The customer's overdue notice (`invoice.overdue`), while the invoice is still open.
+* The customer's usage notice (`usage.threshold_reached`): its usage of a subscription reached
+  a threshold of the included units (the subscription's customer, from the event; no address:
+  recorded failed, as above).
 * The tenant's notification settings (accounts/notifications.py) decide, per mode, whether the
-  customer is sent its invoice (`invoice_generated`), a receipt (`payment_received`) and an
-  overdue notice (`payment_overdue`): turned off, nothing is recorded. They are read when the
-  event is dispatched.
+  customer is sent its invoice (`invoice_generated`), a receipt (`payment_received`), an
+  overdue notice (`payment_overdue`) and a usage notice (`usage_threshold`): turned off,
+  nothing is recorded. They are read when the event is dispatched.
 * The tenant's finance address: the summary of each closed period (`period.closed`), the
   notice of a disabled webhook endpoint (`webhook_endpoint.disabled`), an invoice marked
   uncollectible (`invoice.marked_uncollectible`) and a disputed charge (`invoice.disputed`);
@@ -58,6 +61,7 @@ from .models import (
     RECEIPT,
     REFUND,
     UNCOLLECTIBLE,
+    USAGE_THRESHOLD,
 )
 
 NO_ADDRESS = "no_address: the customer has no email address"
@@ -74,7 +78,11 @@ CUSTOMER_EVENTS = {"invoice.paid": RECEIPT, "invoice.payment_failed": PAYMENT_FA
                    "invoice.overdue": OVERDUE}
 
 #: The customer emails a tenant may turn off, and the notification setting of each.
-NOTIFICATIONS = {INVOICE: "invoice_generated", RECEIPT: "payment_received", OVERDUE: "payment_overdue"}
+NOTIFICATIONS = {INVOICE: "invoice_generated", RECEIPT: "payment_received", OVERDUE: "payment_overdue",
+                 USAGE_THRESHOLD: "usage_threshold"}
+
+#: The event a customer's usage notice answers.
+THRESHOLD_REACHED = "usage.threshold_reached"
 
 
 def record_deliveries(events: Sequence[Event], now: datetime) -> None:
@@ -83,6 +91,7 @@ def record_deliveries(events: Sequence[Event], now: datetime) -> None:
     rows += _payment_emails([e for e in events if e.type in CUSTOMER_EVENTS and e.object_id])
     rows += _finance_emails([e for e in events if e.type in FINANCE_EVENTS])
     rows += _statement_emails([e for e in events if e.type == "payout.paid" and e.object_id])
+    rows += _usage_emails([e for e in events if e.type == THRESHOLD_REACHED])
     transitions.record(_as_configured(rows), now)
 
 
@@ -174,3 +183,21 @@ def _statement_emails(events: Sequence[Event]) -> list[dict]:
         .where(Payout.id.in_(sorted({e.object_id for e in events})))).all())
     return [{"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id, "kind": PAYOUT_STATEMENT,
              "recipient": addresses[e.object_id]} for e in events if addresses.get(e.object_id)]
+
+
+def _usage_emails(events: Sequence[Event]) -> list[dict]:
+    """A threshold reached, to the subscription's customer (the event's `customer`)."""
+    customers = {(e.data.get("object") or {}).get("customer") for e in events} - {None}
+    if not customers:
+        return []
+    addresses = dict(db.session.execute(sa.select(Customer.id, Customer.email)
+                                        .where(Customer.id.in_(sorted(customers)))).all())
+    rows = []
+    for e in events:
+        customer = (e.data.get("object") or {}).get("customer")
+        if customer not in addresses:
+            continue
+        email = addresses[customer]
+        rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id, "kind": USAGE_THRESHOLD,
+                     "recipient": email or "", "invoice_id": None, "unsendable": None if email else NO_ADDRESS})
+    return rows

@@ -8,6 +8,7 @@ from ..errors import DomainError, describe
 from ..web import Blueprint, clock_now, current, documents, json_body, requires
 from . import events_service, export_service, usage_service
 from .schemas import (
+    SubscriptionUsageArgs,
     SubscriptionUsageSchema,
     UsageEventBatchResultSchema,
     UsageEventBatchSchema,
@@ -68,10 +69,14 @@ def create_usage_events(body):
 
 @blp.route("/subscriptions/<ref>/usage", methods=["GET"])
 @requires("admin", "provider")
+@blp.arguments(SubscriptionUsageArgs(), location="query")
 @blp.response(200, SubscriptionUsageSchema)
-def subscription_usage(ref):
-    """Per usage component: the quantity so far this period, included units, % used, amount so far."""
+def subscription_usage(args, ref):
+    """Per usage component: the quantity so far this period, included units, % used, amount so far;
+    or, with `period`, what a closed period's close rated (quantity, breakdown, amount, bill)."""
     principal = current()
+    if "period" in args:
+        return usage_service.rated_usage_of(principal, ref, args["period"])
     return usage_service.current_usage(principal, ref, clock_now(principal))
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,7 +22,7 @@ from .. import money
 from ..accounts.models import TenantSettings
 from ..catalog import rating
 from ..catalog.models import Subscription, SubscriptionChange
-from ..catalog.pricing import describe
+from ..catalog.pricing import Priced, describe
 from ..db import in_ids, insert_rows, new_id, run
 from ..ingest.transitions import create_bills
 from ..periods import calendar as C
@@ -49,27 +51,15 @@ def rate_usage(settings: TenantSettings, period: C.Period, store: UsageStore | N
     components: dict[str, list[PricedComponent]] = {}
     models: dict = {}  # the components' price models, parsed once
     for subs in _chunks(settings.tenant_id, settings.livemode, period, chunk):
-        plans = _plans_at_end(subs, period)
-        missing = {p for p in plans.values() if p not in components}
-        if missing:
-            components.update(components_of_plans(missing))
-        rated = [s for s in subs if components.get(plans.get(s.id, ""))]
-        if not rated:
-            continue
-        report.subscriptions += len(rated)
-        meters = {pc.meter.id: pc.meter for s in rated for pc in components[plans[s.id]]}
-        usage = load_usage(store, [s.id for s in rated], meters.values(), period)
+        rated = rated_usage(settings, period, subs, store, components, models)
+        report.subscriptions += len({r.subscription.id for r in rated})
         bills, charges = [], []
-        for sub in rated:
-            for pc in components[plans[sub.id]]:
-                quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period)
-                own, parent = priced(pc, quantity, models)
-                if not quantity and not own.amount and not (parent and parent.amount):
-                    continue
-                bill, charge = _bill(settings, period, sub, pc, quantity, own, parent)
-                bills.append(bill)
-                charges.append(charge)
-                report.amounts[pc.plan.currency] = report.amounts.get(pc.plan.currency, 0) + own.amount
+        for r in rated:
+            bill, charge = _bill(settings, period, r)
+            bills.append(bill)
+            charges.append(charge)
+            currency = r.priced.plan.currency
+            report.amounts[currency] = report.amounts.get(currency, 0) + r.own.amount
         created = create_bills(bills)
         fresh = [c for c in charges if c["bill_id"] in created]
         if fresh:
@@ -79,18 +69,77 @@ def rate_usage(settings: TenantSettings, period: C.Period, store: UsageStore | N
     return report
 
 
-def _bill(settings: TenantSettings, period: C.Period, sub, pc: PricedComponent, quantity, own, parent):
+@dataclass(frozen=True)
+class RatedUsage:
+    """One (subscription, usage component)'s usage in a period, priced: what its bill says."""
+
+    subscription: Any  # a row: id, provider_id, customer_id
+    priced: PricedComponent
+    quantity: Fraction
+    own: Priced
+    parent: Priced | None  # the parent plan's price of the same quantity (the platform's share)
+    description: str  # the invoice line
+
+
+def rated_usage(settings: TenantSettings, period: C.Period, subs: Sequence, store: UsageStore,
+                components: dict[str, list[PricedComponent]] | None = None,
+                models: dict | None = None) -> list[RatedUsage]:
+    """The usage of these subscriptions in `period`, as the store holds it now, priced by the
+    plan each was on last in the period (as known at its end): one per (subscription, component)
+    with a quantity or an amount. Shared by the close (rate_usage) and the upcoming invoice, so
+    that both say the same. `components` caches plan id -> components across calls, `models`
+    the components' parsed price models."""
+    components = {} if components is None else components
+    plans = _plans_at_end(subs, period)
+    missing = {p for p in plans.values() if p not in components}
+    if missing:
+        components.update(components_of_plans(missing))
+    rated = [s for s in subs if components.get(plans.get(s.id, ""))]
+    if not rated:
+        return []
+    meters = {pc.meter.id: pc.meter for s in rated for pc in components[plans[s.id]]}
+    usage = load_usage(store, [s.id for s in rated], meters.values(), period)
+    out = []
+    for sub in rated:
+        for pc in components[plans[sub.id]]:
+            quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period)
+            own, parent = priced(pc, quantity, models)
+            if not quantity and not own.amount and not (parent and parent.amount):
+                continue
+            out.append(RatedUsage(sub, pc, quantity, own, parent, line_description(pc, own, settings.locale)))
+    return out
+
+
+def upcoming_usage(settings: TenantSettings, period: C.Period, subscription_ids: Sequence[str],
+                   store: UsageStore | None = None) -> list[RatedUsage]:
+    """The usage the close of `period` would rate for these subscriptions if no more usage came:
+    the events stored so far (a time-weighted meter's last value held to the period's end), of
+    the subscriptions the close rates (active at some moment of the period)."""
+    if not subscription_ids:
+        return []
+    s = Subscription.__table__.c
+    subs = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id).where(
+        in_ids(s.id, sorted(subscription_ids)), *_rated_in(period)).order_by(s.id)).all()
+    return rated_usage(settings, period, subs, store or SqlUsageStore())
+
+
+def line_description(pc: PricedComponent, own: Priced, locale: str | None) -> str:
+    """The invoice line of a usage charge ("Bandwidth — 1,340 GB: 100 GB included, …")."""
+    return describe(own, pc.component.name, pc.meter.unit, pc.plan.currency, locale or "en",
+                    max(pc.meter.decimals, 3 if pc.meter.aggregation == A.TIME_WEIGHTED else 0))
+
+
+def _bill(settings: TenantSettings, period: C.Period, rated: RatedUsage):
+    sub, pc, quantity, own, parent = rated.subscription, rated.priced, rated.quantity, rated.own, rated.parent
     currency = pc.plan.currency
     key = f"use:{sub.id}:{pc.component.id}:{period.start}"
     bill_id = new_id("bill")
-    line = describe(own, pc.component.name, pc.meter.unit, currency, settings.locale or "en",
-                    max(pc.meter.decimals, 3 if pc.meter.aggregation == A.TIME_WEIGHTED else 0))
     bill = {
         "id": bill_id, "tenant_id": settings.tenant_id, "livemode": settings.livemode,
         "provider_id": sub.provider_id, "customer_id": sub.customer_id, "idempotency_key": key,
         "fingerprint": hashlib.sha256(key.encode()).digest(),
         "amount": money.check_storable(own.amount, currency), "currency": currency,
-        "revenue_share": pc.fee.revenue_share or parent is not None, "description": line[:1000],
+        "revenue_share": pc.fee.revenue_share or parent is not None, "description": rated.description[:1000],
         "service_period_start": period.start, "service_period_end": period.end, "metadata": {},
         "period_start": period.start, "received_at": period.end_at, "source": "usage",
         "platform_fee": None if parent is None else parent.amount,
@@ -131,13 +180,20 @@ def _chunks(tenant_id: str, livemode: bool, period: C.Period, chunk: int) -> Ite
     after = ""
     while True:
         rows = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id).where(
-            s.tenant_id == tenant_id, s.livemode == livemode, s.id > after, s.created_at <= period.end_at,
-            s.starts_at < period.end_at, sa.or_(s.ends_at.is_(None), s.ends_at > period.start_at))
+            s.tenant_id == tenant_id, s.livemode == livemode, s.id > after, *_rated_in(period))
             .order_by(s.id).limit(chunk)).all()
         if not rows:
             return
         yield rows
         after = rows[-1].id
+
+
+def _rated_in(period: C.Period) -> tuple[sa.ColumnElement[bool], ...]:
+    """The subscriptions whose usage a period's close rates: active at some moment of it (as now
+    known)."""
+    s = Subscription.__table__.c
+    return (s.created_at <= period.end_at, s.starts_at < period.end_at,
+            sa.or_(s.ends_at.is_(None), s.ends_at > period.start_at))
 
 
 def usage_charges_of(bill_ids: Sequence[str]) -> dict[str, sa.Row]:

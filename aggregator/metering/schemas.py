@@ -97,14 +97,30 @@ class ComponentUsageSchema(Schema):
     thresholds = fields.List(fields.Integer())
 
 
+    # a closed period's (?period=): what its close rated, from the usage charges
+    breakdown = fields.List(fields.Dict(), metadata={
+        "description": "A closed period's: the tier breakdown billed (units, unit_amount, flat_amount, amount)."})
+    platform_fee = fields.String(allow_none=True, metadata={
+        "description": "A closed period's: the parent plan's price of the same quantity (the platform's share)."})
+    bill = fields.String(metadata={"description": "A closed period's: the bill the usage was rated into."})
+    description = fields.String(metadata={"description": "A closed period's: the invoice line."})
+
+
 class SubscriptionUsageSchema(Schema):
     object = fields.Constant("subscription_usage")
     subscription = fields.String()
     period = fields.String()
     period_end = fields.DateTime()
     as_of = fields.DateTime()
+    closed = fields.Boolean(metadata={"description": "true: a closed period's usage as its close rated it."})
     currency = fields.String()
     data = fields.List(fields.Nested(ComponentUsageSchema))
+
+
+class SubscriptionUsageArgs(Schema):
+    period = fields.Date(metadata={
+        "description": "A closed (or closing) period's start date, e.g. 2026-10-25: the usage its close rated "
+                       "into bills. Without it: the open period's usage so far."})
 
 
 _EVENT = UsageEventInputSchema()

@@ -2,7 +2,16 @@
 a component reaches one, `usage.threshold_reached` is published once per (subscription,
 component, threshold, period) — the database's primary key says once — as of the instant of the
 event that reached it, in the transaction that stored that event. The customer's email follows
-from the event (mail), as the tenant's notification settings say."""
+from the event (mail), as the tenant's notification settings say.
+
+Once, and never missed, under concurrent intake (PostgreSQL): a transaction checks a
+subscription's thresholds under a transaction-scoped lock of that subscription, taken after its
+events went in, so the usage and the crossings it reads (a fresh snapshot: read committed) hold
+every event committed before it, and a batch that commits later sees this one's. Two batches
+that each stay below a threshold but together cross it: the second to take the lock publishes
+it. The claim (INSERT ... ON CONFLICT DO NOTHING on the crossing's primary key) is the arbiter
+should two ever reach the same threshold: the second waits for the first's commit and inserts
+nothing."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -13,7 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..accounts.keys import Principal
-from ..db import dialect_insert, in_ids, run
+from ..accounts.models import Customer
+from ..db import advisory_locks, dialect_insert, in_ids, run
 from ..events.service import NewEvent, record
 from ..periods import calendar as C
 from . import aggregation as A
@@ -44,6 +54,9 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
         if components:
             period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
             work.append((sub_id, period, batch, components))
+    if not work:
+        return 0
+    advisory_locks([f"usage_thresholds:{sub_id}" for sub_id in sorted({sub_id for sub_id, *_ in work})])
     # the thresholds already reached need neither usage read nor claim (a claim would find them)
     done = _reached_of({sub_id for sub_id, *_ in work}, {period.start for _, period, *_ in work})
     work = [(sub_id, period, batch, [pc for pc in components if any(
@@ -55,6 +68,7 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
                 if components and period.start == start]
         usage_of[start] = load_usage(store, sorted({sub_id for sub_id, *_ in mine}),
                                      {pc.meter.id: pc.meter for *_, cs in mine for pc in cs}.values(), mine[0][1])
+    external = _external_ids({subs[sub_id].customer_id for sub_id, _, _, components in work if components})
     candidates = []  # (claim row, event), claimed together below: once each, by the primary key
     for sub_id, period, batch, components in work:
         sub = subs[sub_id]
@@ -62,29 +76,51 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
             continue
         usage = usage_of[period.start]
         for pc in components:
+            mine = [r for r in batch if r["meter_id"] == pc.meter.id
+                    and A.matches(r["dims"], pc.component.dimension or {})]
+            if not mine:  # none of the batch's events counts for this component (another dimension)
+                continue
             included = Fraction(pc.component.pricing.get("included_units") or "0")
             quantity = quantity_of(usage, sub_id, pc.component, pc.meter, period)
             reached = [t for t in pc.component.thresholds if t * included <= quantity * 100
                        and (sub_id, pc.component.id, t, period.start) not in done]
-            mine = [r for r in batch if r["meter_id"] == pc.meter.id
-                    and A.matches(r["dims"], pc.component.dimension or {})]
             for threshold in sorted(reached):
                 at = _instant(pc.meter, mine, quantity, threshold * included / 100)
                 candidates.append(({
                     "subscription_id": sub_id, "component_id": pc.component.id, "threshold": threshold,
                     "period_start": period.start, "tenant_id": principal.tenant_id, "livemode": principal.livemode,
                     "reached_at": at, "quantity": A.format_quantity(quantity)},
-                    NewEvent(THRESHOLD_REACHED, sub_id, {"object": {
-                        "object": "usage_threshold", "subscription": sub_id, "customer": sub.customer_id,
-                        "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code,
-                        "unit": pc.meter.unit, "threshold": threshold, "quantity": A.format_quantity(quantity),
-                        "included_units": A.format_quantity(included), "period": period.start.isoformat(),
-                        "reached_at": at.isoformat()}}, provider_id=principal.provider_id)))
+                    NewEvent(THRESHOLD_REACHED, sub_id, {"object": threshold_document(
+                        principal, sub, external.get(sub.customer_id), pc, threshold, quantity, included, period,
+                        at)}, provider_id=principal.provider_id)))
     claimed = _claim_all([row for row, _ in candidates])
     events = [event for row, event in candidates if _key(row) in claimed]
     if events:
         record(principal.tenant_id, principal.livemode, now, events)
     return len(events)
+
+
+def threshold_document(principal: Principal, sub: Any, customer_external_id: str | None, pc: Any,
+                       threshold: int, quantity: Fraction, included: Fraction, period: C.Period,
+                       at: datetime) -> dict[str, Any]:
+    """The event's object: which subscription (and its customer, provider and plan) reached
+    which threshold of which component, with the usage then and the period."""
+    return {"object": "usage_threshold", "subscription": sub.id,
+            "external_billing_id": sub.external_billing_id, "customer": sub.customer_id,
+            "customer_external_id": customer_external_id, "provider": principal.provider_id,
+            "plan": pc.plan.code, "plan_name": pc.plan.name, "component": pc.component.id,
+            "name": pc.component.name, "meter": pc.meter.code, "unit": pc.meter.unit,
+            "dimension": dict(pc.component.dimension or {}), "threshold": threshold,
+            "quantity": A.format_quantity(quantity), "included_units": A.format_quantity(included),
+            "period": period.start.isoformat(), "period_end": period.end.isoformat(),
+            "reached_at": at.isoformat()}
+
+
+def _external_ids(customer_ids: set[str]) -> dict[str, str]:
+    if not customer_ids:
+        return {}
+    c = Customer.__table__.c
+    return dict(run(sa.select(c.id, c.external_id).where(in_ids(c.id, sorted(customer_ids)))).all())
 
 
 def _reached_of(subscription_ids: set[str], period_starts: set) -> set[tuple]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -19,9 +19,13 @@ from ..catalog.models import Meter, Plan, PlanFee, UsageComponent
 from ..catalog.pricing import Priced, price
 from ..catalog.subscriptions_service import get_subscription
 from ..catalog.usage_prices import price_model
-from ..db import db
+from ..db import db, run
+from ..errors import Conflict
+from ..ingest.models import Bill
 from ..periods import calendar as C
+from ..periods.models import PeriodRecord
 from . import aggregation as A
+from .models import UsageCharge
 from .store import SqlUsageStore, UsageStore
 
 
@@ -144,7 +148,51 @@ def current_usage(principal: Principal, ref: str, now: datetime, store: UsageSto
             "thresholds": list(pc.component.thresholds or []),
         })
     return {"object": "subscription_usage", "subscription": sub.id, "period": period.start.isoformat(),
-            "period_end": period.end_at, "as_of": now, "currency": currency, "data": data}
+            "period_end": period.end_at, "as_of": now, "closed": False, "currency": currency, "data": data}
+
+
+# --- GET /v1/subscriptions/{id}/usage?period=… -------------------------------------------------
+
+class PeriodNotRated(Conflict):
+    code = "period_not_closed"
+
+
+def rated_usage_of(principal: Principal, ref: str, start: date) -> dict[str, Any]:
+    """What the close of the period starting on `start` rated of the subscription's usage: per
+    usage charge (subscription, component) its quantity, tier breakdown, amount, platform fee and
+    bill, read from the usage charges (never re-rated: the bill is what it is). The period must
+    be closing or closed (its usage is rated in the close's first transaction)."""
+    sub = get_subscription(principal, ref)
+    record = db.session.get(PeriodRecord, (sub.tenant_id, sub.livemode, start))
+    if record is None or record.status == "open":
+        raise PeriodNotRated.on("period", f"The period {start.isoformat()} is not closed: its usage is rated at its "
+                                          "close (without `period`: the usage so far).")
+    c, b = UsageCharge.__table__.c, Bill.__table__.c
+    rows = run(sa.select(c.bill_id, c.component_id, c.quantity, c.breakdown, c.amount, c.platform_fee, b.currency,
+                         b.description)
+               .join(Bill.__table__, b.id == c.bill_id)
+               .where(c.subscription_id == sub.id, c.period_start == start).order_by(c.component_id)).all()
+    components = {u.id: u for u in db.session.scalars(sa.select(UsageComponent).where(
+        UsageComponent.id.in_(sorted({r.component_id for r in rows}))))} if rows else {}
+    data = []
+    for row in rows:
+        component = components[row.component_id]
+        meter = component.meter
+        included = Fraction(component.pricing.get("included_units") or "0")
+        quantity = Fraction(row.quantity)
+        pct = A.percent_used(quantity, included)
+        data.append({
+            "component": component.id, "name": component.name, "meter": meter.code, "unit": meter.unit,
+            "dimension": dict(component.dimension or {}), "aggregation": meter.aggregation,
+            "quantity": A.format_quantity(quantity), "included_units": A.format_quantity(included),
+            "percent_used": None if pct is None else A.format_quantity(pct, 2),
+            "amount": money.format_amount(row.amount, row.currency),
+            "thresholds": list(component.thresholds or []), "breakdown": list(row.breakdown or []),
+            "platform_fee": None if row.platform_fee is None else money.format_amount(row.platform_fee, row.currency),
+            "bill": row.bill_id, "description": row.description})
+    return {"object": "subscription_usage", "subscription": sub.id, "period": start.isoformat(),
+            "period_end": record.end_at, "as_of": record.end_at, "closed": True,
+            "currency": rows[0].currency if rows else sub.plan.currency, "data": data}
 
 
 def meters_by_id(ids: Iterable[str]) -> dict[str, Meter]:

@@ -43,7 +43,7 @@ def test_the_demo_closes_a_period_and_writes_each_customers_invoice(demo_with_ca
     assert made["events"]["period.closed"] == 1 and made["events"]["invoice.pdf_ready"] == 3
     assert len(made["webhooks"]) == sum(made["events"].values()) and all(ok for _, ok in made["webhooks"])
     assert sorted((e["kind"], e["status"]) for e in made["emails"]) == [
-        ("invoice", "sent")] * 3 + [("period_summary", "sent")]
+        ("invoice", "sent")] * 3 + [("period_summary", "sent")] + [("usage_threshold", "sent")] * 3  # 80/90/100 %
 
 
 def test_the_demo_pays_by_card_and_by_transfer_and_retries_a_declined_card(demo_with_cards):
