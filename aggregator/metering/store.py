@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
 from ..db import db, dialect_insert, greatest, in_ids, insert_rows, is_postgres, json_rows, json_select, run
 from . import aggregation as A
@@ -230,9 +230,17 @@ class SqlUsageStore:
         if not event_ids:
             return {}
         e = UsageEvent.__table__.c
-        rows = run(sa.select(e.period_start, e.provider_id, e.event_id, e.subscription_id, e.meter_id, e.timestamp,
-                             e.value, e.properties, e.fingerprint, e.received_at)
-                   .where(e.provider_id == provider_id, in_ids(e.event_id, sorted(set(event_ids)))))
+        query = sa.select(e.period_start, e.provider_id, e.event_id, e.subscription_id, e.meter_id, e.timestamp,
+                          e.value, e.properties, e.fingerprint, e.received_at).where(e.provider_id == provider_id)
+        ids = sorted(set(event_ids))
+        if is_postgres():  # a join to the ids, an index look-up each: `= ANY(:ids)` made PostgreSQL
+            # estimate every element against every partition's statistics (150-250 ms for 1,000)
+            wanted = sa.func.unnest(sa.bindparam("ids", ids, type_=ARRAY(e.event_id.type))).table_valued(
+                "id").render_derived()
+            query = query.join_from(UsageEvent.__table__, wanted, e.event_id == wanted.c.id)
+        else:
+            query = query.where(in_ids(e.event_id, ids))
+        rows = run(query)
         return {row.event_id: Stored(*row) for row in rows}
 
     def hours(self, subscription_ids: Sequence[str], meter_ids: Sequence[str], period_start: date,
