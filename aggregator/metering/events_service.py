@@ -15,11 +15,10 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..accounts.keys import Principal
 from ..catalog.models import Meter, Subscription
-from ..db import db, in_ids, is_postgres, run
+from ..db import db, in_ids, is_postgres, run, unnested
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..faults import crash_point
 from ..periods import calendar as C
@@ -291,9 +290,8 @@ def _subscriptions(principal: Principal, refs: set[str]) -> dict[str, Any]:
         s.tenant_id == principal.tenant_id, s.livemode == principal.livemode, s.provider_id == principal.provider_id)
     if is_postgres():  # each column by its own index, the refs joined (an OR of two `= ANY` scanned the table)
         def joined(column):
-            wanted = sa.func.unnest(sa.bindparam(f"refs_{column.name}", refs_list, type_=ARRAY(sa.String))) \
-                .table_valued("ref").render_derived()
-            return query.join_from(Subscription.__table__, wanted, column == wanted.c.ref)
+            wanted = unnested(refs_list, column, f"refs_{column.name}")
+            return query.join_from(Subscription.__table__, wanted, column == wanted.c.id)
         rows = run(sa.union_all(joined(s.id), joined(s.external_billing_id))).all()
     else:
         rows = run(query.where(sa.or_(in_ids(s.id, refs_list), in_ids(s.external_billing_id, refs_list)))).all()

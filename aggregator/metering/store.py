@@ -18,9 +18,20 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
-from ..db import db, dialect_insert, greatest, in_ids, insert_rows, is_postgres, json_rows, json_select, run
+from ..db import (
+    db,
+    dialect_insert,
+    first_by,
+    greatest,
+    in_ids,
+    insert_rows,
+    is_postgres,
+    json_rows,
+    json_select,
+    run,
+    unnested,
+)
 from . import aggregation as A
 from .models import UsageEvent, UsageRollup, UsageUnique
 
@@ -235,8 +246,7 @@ class SqlUsageStore:
         ids = sorted(set(event_ids))
         if is_postgres():  # a join to the ids, an index look-up each: `= ANY(:ids)` made PostgreSQL
             # estimate every element against every partition's statistics (150-250 ms for 1,000)
-            wanted = sa.func.unnest(sa.bindparam("ids", ids, type_=ARRAY(e.event_id.type))).table_valued(
-                "id").render_derived()
+            wanted = unnested(ids, e.event_id, "ids")
             query = query.join_from(UsageEvent.__table__, wanted, e.event_id == wanted.c.id)
         else:
             query = query.where(in_ids(e.event_id, ids))
@@ -276,8 +286,8 @@ class SqlUsageStore:
             r.subscription_id, r.meter_id, r.dims, sa.func.min(r.hour), sa.func.sum(r.events), sa.func.sum(r.total),
             sa.case((r.meter_id.in_(hourly), sa.func.sum(r.maximum)), else_=sa.func.max(r.maximum))
             if hourly else sa.func.max(r.maximum),
-            sa.func.min(r.first_at), _first(r.first_value, r.first_at) if latest else sa.literal(0),
-            sa.func.max(r.last_at), _first(r.last_value, r.last_at.desc()) if latest else sa.literal(0)).where(
+            sa.func.min(r.first_at), first_by(r.first_value, r.first_at) if latest else sa.literal(0),
+            sa.func.max(r.last_at), first_by(r.last_value, r.last_at.desc()) if latest else sa.literal(0)).where(
             in_ids(r.subscription_id, subscription_ids), r.meter_id.in_(sorted(meters)), in_period).group_by(
             r.subscription_id, r.meter_id, r.dims)
         if until is not None:
@@ -323,11 +333,6 @@ class SqlUsageStore:
                  .where(r.tenant_id == tenant_id, r.livemode == livemode, r.period_start == period_start)
                  .order_by(r.subscription_id, r.meter_id, r.dims, r.hour))
         yield from db.session.connection().execution_options(yield_per=5000).execute(query)
-
-
-def _first(value, order) -> sa.ColumnElement:
-    """PostgreSQL: the group's `value` first in `order` ((array_agg(value ORDER BY order))[1])."""
-    return sa.func.array_agg(aggregate_order_by(value, order))[1]
 
 
 _ROLLUP_COLUMNS = ("subscription_id", "meter_id", "dims", "period_start", "hour", "tenant_id", "livemode", "events",
