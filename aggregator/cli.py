@@ -37,6 +37,10 @@ GROUPS: dict[str, tuple[str, str, str]] = {
               "Plans: parent plans granted to providers, and the providers' plans with their profit."),
     "subscriptions": ("aggregator.catalog.cli", "subscriptions",
                       "Subscriptions: a provider's customers on its plans, rated into bills at each close."),
+    "meters": ("aggregator.catalog.cli", "meters",
+               "Meters: how each kind of usage event aggregates (count, sum, max, hourly_max, …)."),
+    "usage": ("aggregator.metering.cli", "usage",
+              "Usage events sent, a subscription's current usage, a period's usage export (CSV, Parquet)."),
     "periods": ("aggregator.consolidate.cli", "periods",
                 "Invoicing periods: list them, close them, move a tenant's test clock."),
     "invoices": ("aggregator.consolidate.cli", "invoices",
@@ -130,9 +134,9 @@ def _hidden(param: click.Parameter) -> click.Parameter:
 
 main = _Main(name="aggregator", help=(
     "Operate the aggregator: each group below is an area's commands (tenants, providers, customers, "
-    "plans, subscriptions, environments, periods, invoices, payments, refunds, payouts, ledger, events), the "
-    "demo, the worker and the server's own (db, run, shell, routes, openapi). Errors print one line and exit "
-    "with status 1; usage errors exit with status 2. `aggregator COMMAND --help` for more."))
+    "plans, subscriptions, environments, meters, usage, periods, invoices, payments, refunds, payouts, ledger, "
+    "events), the demo, the worker and the server's own (db, run, shell, routes, openapi). Errors print one "
+    "line and exit with status 1; usage errors exit with status 2. `aggregator COMMAND --help` for more."))
 
 
 if __name__ == "__main__":  # `python -m aggregator.cli`: run as aggregator.cli, not as a second copy

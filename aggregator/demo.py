@@ -43,6 +43,7 @@ PROVIDERS = [
     ("Ledgerly", "accounting software, a monthly subscription", "0.30"),
     ("TextBlast", "SMS packs, passed through at cost", "0"),
     ("Academy Pro", "training sessions and customisation", "0.20"),
+    ("CloudNest", "metered cloud VMs, priced on usage", "0.10"),
 ]
 #: (external id, name, currency)
 CUSTOMERS = [
@@ -69,6 +70,33 @@ RESOLD_PLANS = [("ledgerly-cloud", "Ledgerly Cloud", "35.00"), ("ledgerly-cloud-
 #: The plans' story (a backdated subscription, a change, a cancellation) needs days of the open
 #: period: a demo started with fewer left starts with the next period.
 STORY_DAYS = 7
+#: The metered app (CloudNest, the last provider): PLATFORMA's bandwidth, 100 GB included then
+#: graduated tiers (cumulative bounds), with alerts at 80/90/100 % of the included 100 GB; and
+#: Omnistrate's instance resources, the hourly maximum of each resource's samples, priced per dimension.
+METERS = [
+    {"code": "bandwidth", "name": "Bandwidth", "unit": "GB", "aggregation": "sum", "decimals": 2},
+    {"code": "instance-resources", "name": "Instance resources", "unit": "unit-hours", "aggregation": "hourly_max",
+     "field": "amount", "dimensions": ["resource"]},
+]
+METERED_PLAN = {"code": "cloud-vm", "name": "Cloud VM", "currency": "EUR", "fees": [
+    {"name": "Cloud VM", "price": "49.99", "timing": "in_arrears", "usage": [
+        {"meter": "bandwidth", "name": "Bandwidth", "model": "graduated", "included_units": "100",
+         "tiers": [{"up_to": "1000", "unit_amount": "0.05"}, {"up_to": None, "unit_amount": "0.03"}],
+         "thresholds": [80, 90, 100]},
+        {"meter": "instance-resources", "name": "CPU", "dimension": {"resource": "cpu"}, "model": "per_unit",
+         "unit_amount": "0.04"},
+        {"meter": "instance-resources", "name": "Memory", "dimension": {"resource": "memory"}, "model": "per_unit",
+         "unit_amount": "0.005"},
+        {"meter": "instance-resources", "name": "Storage", "dimension": {"resource": "storage"},
+         "model": "per_unit", "unit_amount": "0.0002"}]}]}
+#: Bandwidth used by the VM, in GB, in the order sent: the 2nd crosses 80 %, the 3rd 90 and 100 %
+BANDWIDTH = ["70", "15", "20.5"]
+#: Bandwidth used after the usage is read, before the period ends (1,340 GB in all, PLATFORMA's example)
+BANDWIDTH_LATER = "1234.5"
+#: The instance's samples every 15 minutes over 3 hours, per resource (cores, GiB of memory, GiB of storage)
+SAMPLES = {"cpu": [2, 2, 4, 4, 4, 8, 8, 4, 4, 2, 2, 2],
+           "memory": [8, 8, 16, 16, 16, 32, 32, 16, 16, 8, 8, 8],
+           "storage": [100, 100, 100, 120, 120, 120, 120, 120, 150, 150, 150, 150]}
 #: customer external id -> (the card it gives, what that card does); the others pay by bank transfer
 CARDS = {
     "bakery-42": (localstripe.CARD_OK, "a working card"),
@@ -178,8 +206,9 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
 
     _before_close(api, admin, receiver, console)
     catalog = _plans(api, admin, provider_keys[0], provider_ids[0], period, console)
+    metered = _metered(api, admin, provider_keys[3], provider_ids[3], period, console)
 
-    console.rule("[bold]6. The period ends, and the service closes it by itself")
+    console.rule("[bold]7. The period ends, and the service closes it by itself")
     end = datetime.fromisoformat(period["end_at"])
     target = end + timedelta(hours=1)
     console.print(f"Period {period['start']} ends at {period['end_at']}. The test clock jumps to "
@@ -193,7 +222,7 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
                   f"{ran['pdfs']['rendered']} PDFs rendered.")
     delivered = _drain(lane, adapters)
 
-    console.rule("[bold]7. One consolidated invoice per customer")
+    console.rule("[bold]8. One consolidated invoice per customer")
     invoices = api.call("GET", "/invoices?limit=100", admin)["data"]
     names = {c["id"]: c["name"] for c in api.call("GET", "/customers?limit=100", admin)["data"]}
     table = Table("number", "customer", "lines", "total", "status", "due on", "PDF")
@@ -209,8 +238,9 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     console.print(f"Each PDF is in {out}/. Bills of every app on one invoice; the credit is a negative line; the "
                   "USD SMS pack appears converted on the EUR invoice at the recorded rate.")
     catalog["lines"] = _plan_lines(api, admin, provider_keys[0], catalog, invoices, console)
+    metered["lines"] = _usage_lines(api, admin, metered, invoices, console)
 
-    console.rule("[bold]8. Everyone is told: events, webhooks, emails")
+    console.rule("[bold]9. Everyone is told: events, webhooks, emails")
     events = api.call("GET", "/events?limit=100", admin)["data"]
     counts = Counter(event["type"] for event in events)
     table = Table("event", "count")
@@ -233,7 +263,8 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
                   f"curl -s http://127.0.0.1:8001/v1/invoices -H 'Authorization: Bearer {admin}'")
     return {"delivery": delivery, "tenant": tenant_id, "admin_key": admin, "invoices": invoices,
             "pdfs": written, "events": counts,
-            "delivered": delivered, **extras, "charging": charging, **payouts, "catalog": catalog}
+            "delivered": delivered, **extras, "charging": charging, **payouts, "catalog": catalog,
+            "metered": metered}
 
 
 def _make_room(api: _Client, admin: str, settings: dict, console: Console) -> None:
@@ -314,6 +345,101 @@ def _plans(api: _Client, admin: str, key: str, provider_id: str, period: dict, c
                   f"{upcoming['currency']}, {rated} of its {len(upcoming['lines'])} lines rated from its subscription "
                   "(GET /v1/customers/bakery-42/upcoming_invoice: nothing is stored).")
     return {"plans": [parent, *made], "subscriptions": [bakery, studio], "upcoming": upcoming}
+
+
+def _metered(api: _Client, admin: str, key: str, provider_id: str, period: dict, console: Console) -> dict:
+    """CloudNest's metered VM: the tenant's meters, a plan priced on usage, a subscription; usage
+    events that cross the bandwidth's thresholds and an instance sampled every 15 minutes; the
+    usage so far."""
+    console.rule("[bold]6. A metered app: usage events, included units, thresholds")
+    meters = [api.call("POST", "/meters", admin, meter) for meter in METERS]
+    console.print("The platform defines what is measured (POST /v1/meters, admin key; `aggregator meters create`): "
+                  + "; ".join(f"{m['code']} ({m['aggregation']} of {m['unit']}"
+                              + (f", per {', '.join(m['dimensions'])}" if m["dimensions"] else "") + ")"
+                              for m in meters) + ". hourly_max is Omnistrate's rule: per hour the largest sample, "
+                  "summed over the hours.")
+    plan = api.call("POST", "/plans", key, METERED_PLAN)
+    table = Table("fee / usage", "meter", "price")
+    fee = plan["fees"][0]
+    table.add_row(fee["name"], "—", f"{fee['price']} {plan['currency']} a period, {fee['timing']}")
+    units = {m["code"]: m["unit"] for m in meters}
+    for component in fee["usage"]:
+        unit = units[component["meter"]]
+        dimension = "".join(f" [{k}={v}]" for k, v in component["dimension"].items())
+        if component["tiers"]:
+            bounds = "; ".join(f"{'up to ' + t['up_to'] if t['up_to'] else 'beyond'}: {t['unit_amount']}"
+                               for t in component["tiers"])
+            price = f"{component['included_units']} {unit} included, then {bounds} (alerts at " \
+                    f"{', '.join(f'{t} %' for t in component['thresholds'])})"
+        else:
+            price = f"{component['unit_amount']} per {unit.removesuffix('s')}"
+        table.add_row(f"  {component['name']}", component["meter"] + dimension, price)
+    console.print(f"CloudNest prices its VM on usage: plan {plan['code']} ({plan['currency']}; POST /v1/plans with "
+                  "its fee's usage components, or `aggregator plans create --fees-json`).")
+    console.print(table)
+
+    now = datetime.fromisoformat(api.call("GET", "/test_clock", admin)["now"])
+    starts = _on_the_hour(now - timedelta(hours=4))
+    sub = api.call("POST", "/subscriptions", key, {"customer": "cafe-lune", "plan": plan["code"],
+                                                   "starts_at": starts.isoformat(),
+                                                   "external_billing_id": "cloudnest-vm-7"})
+    events = [{"id": f"bw-{n}", "subscription": sub["external_billing_id"], "meter": "bandwidth", "value": gb,
+               "timestamp": (starts + timedelta(minutes=30 + 60 * n)).isoformat()} for n, gb in enumerate(BANDWIDTH)]
+    events += [{"id": f"res-{resource}-{n}", "subscription": sub["external_billing_id"],
+                "meter": "instance-resources", "timestamp": (starts + timedelta(minutes=15 * n)).isoformat(),
+                "properties": {"resource": resource, "amount": amount}}
+               for resource, samples in SAMPLES.items() for n, amount in enumerate(samples)]
+    sent = api.call("POST", "/usage_events/batch", key, {"events": events})["data"]
+    accepted = sum(result["status"] == 201 for result in sent)
+    console.print(f"cafe-lune runs a VM since {_utc(sub['starts_at'])} (subscription {sub['external_billing_id']}). "
+                  f"CloudNest sends its usage (POST /v1/usage_events/batch, each event with its own id: a retry never "
+                  f"counts twice; `aggregator usage send --file`): {len(BANDWIDTH)} bandwidth events "
+                  f"({' + '.join(BANDWIDTH)} GB) and the instance's cpu, memory and storage sampled every 15 minutes "
+                  f"over 3 hours; {accepted} of {len(events)} accepted. Each timestamp decides the period; none may be "
+                  "more than 5 minutes ahead, nor in a closed period.")
+    usage = api.call("GET", f"/subscriptions/{sub['id']}/usage", key)
+    table = Table("usage", "quantity", "included", "used", "so far")
+    for line in usage["data"]:
+        table.add_row(line["name"], f"{line['quantity']} {line['unit']}", line["included_units"],
+                      f"{line['percent_used']} %" if line["percent_used"] is not None else "—",
+                      f"{line['amount']} {usage['currency']}")
+    console.print(f"Its usage so far (GET /v1/subscriptions/{{id}}/usage; `aggregator usage show "
+                  f"{sub['external_billing_id']} --provider …`), as the close would price it:")
+    console.print(table)
+    reached = sorted(e["data"]["object"]["threshold"] for e in api.call("GET", "/events?limit=100", admin)["data"]
+                     if e["type"] == "usage.threshold_reached")
+    console.print(f"The bandwidth reached {', '.join(f'{t} %' for t in reached)} of its 100 GB included: "
+                  "usage.threshold_reached was published once for each, as of the event that crossed it (a webhook, "
+                  "and the customer's usage-threshold email when the tenant's notification settings send it).")
+    later = _on_the_hour(datetime.fromisoformat(period["end_at"]) - timedelta(hours=2))
+    api.call("POST", "/test_clock/advance", admin, {"to": later.isoformat()})
+    api.call("POST", "/usage_events", key, {"id": "bw-later", "subscription": sub["external_billing_id"],
+                                            "meter": "bandwidth", "value": BANDWIDTH_LATER,
+                                            "timestamp": later.isoformat()})
+    console.print(f"The test clock moves to {later.isoformat()}, two hours before the period ends: a busy stretch "
+                  f"brings {BANDWIDTH_LATER} GB more. Once the period closes it takes no more usage (409 "
+                  "period_closed).")
+    return {"provider": provider_id, "meters": meters, "plan": plan, "subscription": sub, "sent": sent,
+            "usage": usage, "thresholds": reached}
+
+
+def _usage_lines(api: _Client, admin: str, metered: dict, invoices: list[dict], console: Console) -> list[dict]:
+    """The metered app's lines at the close: its VM's fee, and one line per usage component with
+    its quantity and tiers."""
+    lines = []
+    for invoice in invoices:
+        for line in api.call("GET", f"/invoices/{invoice['id']}", admin)["lines"]:
+            if line["provider"] == metered["provider"]:
+                lines.append({"invoice": invoice["number"], "description": line["description"],
+                              "amount": line["amount"], "currency": invoice["currency"]})
+    table = Table("invoice", "line", "amount")
+    for line in lines:
+        table.add_row(line["invoice"], line["description"], f"{line['amount']} {line['currency']}")
+    console.print("At the close the VM's fee was rated for its days, and each usage component of its plan into one "
+                  "bill (as of the period's end: its quantity, included units and tiers on the line), invoiced "
+                  "with the customer's other bills:")
+    console.print(table)
+    return lines
 
 
 def _statements(api: _Client, key: str, catalog: dict) -> list[dict]:
@@ -450,7 +576,7 @@ def _get_paid(api: _Client, admin: str, lane: due.Lane, adapters: Adapters, rece
     emails_before = {email["id"] for email in api.call("GET", "/email_deliveries?limit=100", admin)["data"]}
     webhooks_before = len(receiver.received)
     program = localstripe.executable()
-    steps = iter(range(9, 100))
+    steps = iter(range(10, 100))
     console.rule(f"[bold]{next(steps)}. Getting paid: a card on file, or a bank transfer")
     stripe = stack.enter_context(localstripe.LocalStripe(program)) if program else None
     if stripe is None:

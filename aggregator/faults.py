@@ -43,6 +43,7 @@ POINTS = (
     "close.finish.before_commit", "close.finish.after_commit",
     # render
     "pdf.claim.after_commit", "pdf.store.after_file", "pdf.store.after_commit",
+    "usage_export.after_files",
     # the outbox
     "events.dispatch.before_commit", "events.dispatch.after_commit",
     # webhook delivery

@@ -31,13 +31,14 @@ def _register_due_work() -> None:
     from .consolidate import due_work as consolidate
     from .events.dispatch import DISPATCH_QUEUE
     from .mail import due_work as mail
+    from .metering.export_service import EXPORT_QUEUE
     from .payments import due_work as payments
     from .payouts import due_work as payouts
     from .webhooks.delivery import DELIVERY_QUEUE
 
     due.register_kinds(*consolidate.KINDS, *payments.KINDS, *payouts.KINDS)
     due.register_queues(DISPATCH_QUEUE, *consolidate.QUEUES, *payments.QUEUES, *payouts.QUEUES, DELIVERY_QUEUE,
-                        *mail.QUEUES)
+                        *mail.QUEUES, EXPORT_QUEUE)
     due.after_catch_up(testmode.lane_caught_up)
 
 

@@ -1,12 +1,14 @@
-"""`aggregator plans|subscriptions|environments …`: the catalog's use cases from the command line,
-as the API's /v1/plans, /v1/subscriptions and /v1/environments run them (same services, same
-schemas, same shapes with --json).
+"""`aggregator plans|subscriptions|environments|meters …`: the catalog's use cases from the command
+line, as the API's /v1/plans, /v1/subscriptions, /v1/environments and /v1/meters run them (same
+services, same schemas, same shapes with --json).
 
 Parent plans and environments are the tenant's: the operator acts as its admin. What a provider
 owns (its plans, its subscriptions) is done with `--provider prov_…`: the operator acts as that
 provider, as its API key would."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,7 +31,8 @@ from ..commands import (
     tenant_scoped,
 )
 from ..errors import NotFound
-from . import plans_service, rating, subscriptions_service
+from . import meters_service, plans_service, rating, subscriptions_service
+from .meters_service import meter_document
 from .models import ALL_PROVIDERS, PLATFORM
 from .presenters import entitlement_document, plan_document, statement_document, subscription_document
 from .schemas import (
@@ -37,6 +40,9 @@ from .schemas import (
     EntitlementListSchema,
     EnvironmentInputSchema,
     EnvironmentsSchema,
+    MeterInputSchema,
+    MeterSchema,
+    MeterUpdateSchema,
     PlanInputSchema,
     PlanSchema,
     PlanUpdateSchema,
@@ -52,6 +58,7 @@ subscriptions = AreaGroup("subscriptions", help="Subscriptions: a provider's cus
                                                 "bills at each close.")
 environments = AreaGroup("environments", help="The tenant's environments (production, staging, …) plans and "
                                               "subscriptions name.")
+meters = AreaGroup("meters", help="Meters: how each kind of usage event aggregates (count, sum, max, hourly_max, …).")
 
 _TIMINGS = (rating.IN_ADVANCE, rating.IN_ARREARS)
 
@@ -72,6 +79,25 @@ def _fees(ctx, param, given: tuple[str, ...]) -> list[dict[str, str]]:
         if timing and timing not in _TIMINGS:
             raise click.BadParameter(f"{text!r}: the timing is one of {', '.join(_TIMINGS)}.")
         fees.append({"name": name.strip(), "price": price.strip(), **({"timing": timing} if timing else {})})
+    return fees
+
+
+def _fees_json(ctx, param, given: str | None) -> list[dict[str, Any]] | None:
+    """--fees-json '[{"name": …, "usage": [...]}]' or --fees-json @fees.json: the API's `fees`."""
+    if given is None:
+        return None
+    text = given
+    if given.startswith("@"):
+        try:
+            text = Path(given[1:]).read_text()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {given[1:]!r}: {exc.strerror}.") from None
+    try:
+        fees = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}.") from None
+    if not isinstance(fees, list) or not all(isinstance(fee, dict) for fee in fees):
+        raise click.BadParameter("a JSON list of fees, as POST /v1/plans takes them ([{\"name\": …}, …]).")
     return fees
 
 
@@ -116,6 +142,21 @@ def _print_plan(plan, now, as_json: bool) -> None:
                  "amount": price["amount"], "recorded_at": price["recorded_at"]}
                 for fee in fees for price in fee["prices"]], ["fee", "effective_from", "amount", "recorded_at"],
                "Prices")
+    usage = [{"fee": fee["name"], **component, "price": _usage_price(component)}
+             for fee in fees for component in fee.get("usage") or []]
+    if usage:
+        print_rows(usage, ["fee", "name", "meter", "dimension", "model", "included_units", "price", "minimum",
+                           "maximum", "thresholds"], "Usage prices (rated at each close)")
+
+
+def _usage_price(component: dict[str, Any]) -> str:
+    """A usage component's unit price or tiers in a cell: "0.05" or "≤ 1000: 0.05; above: 0.03"."""
+    if not component.get("tiers"):
+        size = component.get("package_size")
+        return f"{component['unit_amount']}" + (f" per {size}" if size else "")
+    return "; ".join(f"{'≤ ' + tier['up_to'] if tier['up_to'] else 'above'}: {tier['unit_amount']}"
+                     + (f" + {tier['flat_amount']}" if tier.get("flat_amount") not in (None, "0") else "")
+                     for tier in component["tiers"])
 
 
 def _parent_timings(principal, parent: str) -> dict[str, str]:
@@ -133,10 +174,13 @@ def _parent_timings(principal, parent: str) -> dict[str, str]:
 @click.option("--code", required=True, help="Unique per owner: how the API and subscriptions name the plan.")
 @click.option("--name", required=True)
 @click.option("--currency", required=True, help="ISO 4217, e.g. USD.")
-@click.option("--fee", "fees", multiple=True, required=True, callback=_fees, metavar="NAME=PRICE[:TIMING]",
+@click.option("--fee", "fees", multiple=True, callback=_fees, metavar="NAME=PRICE[:TIMING]",
               help="Repeat, one per fee: Hosting=150.00, Support=30.00:in_arrears (timing in_advance or "
                    "in_arrears; default: the parent fee's, else in_advance). Built on a parent plan (--parent), "
                    "each fee resells the parent fee of its name.")
+@click.option("--fees-json", "fees_json", callback=_fees_json, default=None, metavar="JSON|@FILE",
+              help="Instead of --fee: the fees as POST /v1/plans takes them, a JSON list (or @file holding it), "
+                   "for fees with usage components (docs/metering.md). Timing and parent fee default as for --fee.")
 @click.option("--parent", "parent_plan", default=None, metavar="CODE",
               help="With --provider: the parent plan (granted to it) the plan is built on.")
 @click.option("--grant", "granted_to", multiple=True, metavar="PROVIDER",
@@ -153,22 +197,27 @@ def _parent_timings(principal, parent: str) -> dict[str, str]:
               help="A customer needs a payment method on file to subscribe.")
 @_metadata_option
 @json_option
-def create_plan(principal, provider_id, fees, pass_through, as_json, **fields):
+def create_plan(principal, provider_id, fees, fees_json, pass_through, as_json, **fields):
     """Create a parent plan (the tenant's price list, granted to providers) or, with --provider, a
     provider's plan, standing alone or built on a parent plan with --parent.
 
     Checked by the rules of POST /v1/plans: a malformed option is a usage error (exit status 2), a
     refusal (an unknown or ungranted parent, a code taken) exit status 1."""
+    if bool(fees) == (fees_json is not None):
+        raise click.UsageError("Give the fees with --fee (repeated) or with --fees-json, one of the two.")
+    fees = list(fees) or fees_json
     principal = _principal(principal, provider_id)
     timings = _parent_timings(principal, fields["parent_plan"]) if fields["parent_plan"] else {}
     for fee in fees:
-        fee.setdefault("timing", timings.get(fee["name"], rating.IN_ADVANCE))
+        name = fee.get("name") if isinstance(fee.get("name"), str) else ""
+        fee.setdefault("timing", timings.get(name, rating.IN_ADVANCE))
         if fields["parent_plan"]:
-            fee["parent_fee"] = fee["name"]
+            fee.setdefault("parent_fee", name)
         if pass_through:
             fee["revenue_share"] = False
     values = {key: value for key, value in {**fields, "fees": fees}.items() if value not in (None, ())}
-    values = checked(PlanInputSchema(), values, _PLAN_OPTIONS)
+    values = checked(PlanInputSchema(), values,
+                     {**_PLAN_OPTIONS, "fees": "--fees-json"} if fees_json is not None else _PLAN_OPTIONS)
     now = now_for(principal)
     _print_plan(plans_service.create_plan(principal, values, now), now, as_json)
 
@@ -473,3 +522,89 @@ def entitlements(principal, provider_id, customer, as_json):
         return
     print_rows([{**e, "reasons": "; ".join(r["message"] for r in e["reasons"]) or None} for e in data["data"]],
                ["plan", "name", "allowed", "reasons"], f"Entitlements of {customer}")
+
+
+# --- meters -------------------------------------------------------------------------------------
+
+_METER_COLUMNS = ["code", "name", "unit", "aggregation", "field", "reset", "decimals", "dimensions", "in_use"]
+_METER_OPTIONS = {"code": "--code", "name": "--name", "unit": "--unit", "field": "--field",
+                  "aggregation": "--aggregation", "reset": "--reset", "decimals": "--decimals",
+                  "dimensions": "--dimension"}
+_AGGREGATIONS = click.Choice(meters_service.AGGREGATIONS)
+
+
+def _print_meter(meter, as_json: bool) -> None:
+    data = MeterSchema().dump(meter_document(meter))
+    if as_json:
+        print_json(data)
+    else:
+        print_record(data, f"Meter {data['code']}")
+
+
+@meters.command("create")
+@tenant_scoped
+@click.option("--code", required=True, help="Unique in the tenant and mode: how events and plans name it.")
+@click.option("--name", required=True)
+@click.option("--aggregation", required=True, type=_AGGREGATIONS,
+              help="count, sum, max, latest, unique_count (of --field), time_weighted (value × hours held) or "
+                   "hourly_max (per hour the largest sample, summed over the hours).")
+@click.option("--unit", default=None, help='What a unit is: "GB", "call", "core" (default: unit).')
+@click.option("--field", default=None, metavar="PROPERTY",
+              help="The event property holding the value (default: the event's value); for unique_count, the "
+                   "property whose distinct values count.")
+@click.option("--reset", type=click.Choice(["period", "never"]), default=None,
+              help="period (default): usage starts again each period; never: carried across periods (seats).")
+@click.option("--decimals", type=int, default=None, help="Decimal places a value may have (default 0).")
+@click.option("--dimension", "dimensions", multiple=True, metavar="PROPERTY",
+              help="Repeat: an event property that groups the usage (cloud, region, resource); at most 5.")
+@json_option
+def create_meter(principal, as_json, **fields):
+    """Create a meter, by the rules of POST /v1/meters: what one kind of usage event measures and
+    how its events aggregate over a period."""
+    values = checked(MeterInputSchema(), {k: v for k, v in fields.items() if v not in (None, ())}, _METER_OPTIONS)
+    _print_meter(meters_service.create_meter(principal, values, now_for(principal)), as_json)
+
+
+@meters.command("list")
+@tenant_scoped
+@list_options
+@json_option
+def list_meters(principal, limit, starting_after, as_json):
+    """The tenant's meters in this mode."""
+    page = meters_service.list_meters(principal, limit, starting_after)
+    data = MeterSchema().dump([meter_document(m) for m in page.data], many=True)
+    if as_json:
+        print_json({"data": data, "has_more": page.has_more})
+    else:
+        print_rows(data, _METER_COLUMNS, f"Meters ({principal.mode} mode)")
+        if page.has_more:
+            say(f"(more: --starting-after {data[-1]['id']})")
+
+
+@meters.command("show")
+@tenant_scoped
+@click.argument("code", metavar="METER")
+@json_option
+def show_meter(principal, code, as_json):
+    """One meter, by code or id (in_use: it has usage events, so how it aggregates is fixed)."""
+    _print_meter(meters_service.get_meter(principal, code), as_json)
+
+
+@meters.command("update")
+@tenant_scoped
+@click.argument("code", metavar="METER")
+@click.option("--name", default=None)
+@click.option("--unit", default=None)
+@click.option("--aggregation", type=_AGGREGATIONS, default=None)
+@click.option("--field", default=None, metavar="PROPERTY")
+@click.option("--reset", type=click.Choice(["period", "never"]), default=None)
+@click.option("--decimals", type=int, default=None)
+@click.option("--dimension", "dimensions", multiple=True, metavar="PROPERTY", help="Repeat: the new dimensions.")
+@json_option
+def update_meter(principal, code, as_json, **fields):
+    """Rename a meter or change its unit; how it aggregates (aggregation, field, reset, decimals,
+    dimensions) only while it has no usage events, by the rules of PATCH /v1/meters/{code}."""
+    changes = checked(MeterUpdateSchema(), {k: v for k, v in fields.items() if v not in (None, ())}, _METER_OPTIONS)
+    if not changes:
+        raise click.UsageError("Nothing to change: give at least one option.")
+    _print_meter(meters_service.update_meter(principal, code, changes, now_for(principal)), as_json)

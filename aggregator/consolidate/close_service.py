@@ -22,6 +22,7 @@ from ..errors import Conflict
 from ..events.service import NewEvent
 from ..faults import crash_point
 from ..ingest.models import Bill
+from ..metering.export_service import queue_export as queue_usage_export
 from ..metering.rating_service import rate_usage
 from ..periods import calendar as C
 from ..periods import transitions as period_transitions
@@ -125,7 +126,8 @@ def close_period(tenant_id: str, livemode: bool, start: date, now: datetime,
         period_transitions.wait(tenant_id, livemode, start, "missing_fx_rates" if report.missing_fx_rates else "errors")
         log.warning("close of %s waits: FX rates %s, errors %s", start, sorted(report.missing_fx_rates), report.errors)
     else:  # (a concurrent run may have closed it first: then this one announces nothing)
-        period_transitions.finish_closing(tenant_id, livemode, start, now, *_close_events(settings, period))
+        if period_transitions.finish_closing(tenant_id, livemode, start, now, *_close_events(settings, period)):
+            queue_usage_export(tenant_id, livemode, start, now)  # its usage export to storage, once
         report.closed = True
     crash_point("close.finish.before_commit")
     db.session.commit()

@@ -40,7 +40,8 @@ class Bill(db.Model):
     service_period_end: Mapped[date | None] = mapped_column(sa.Date)
     metadata_: Mapped[dict] = mapped_column("metadata", sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
-    # "api" (sent by its provider) or "subscription" (rated from a plan at a close: catalog/)
+    # "api" (sent by its provider), "subscription" (a plan's fee rated at a close: catalog/) or
+    # "usage" (metered usage rated at a close: metering/)
     source: Mapped[str] = mapped_column(sa.String(16), server_default="api")
     # The platform's fee the bill carries itself (a plan-rated bill's parent fee), which wins over
     # its provider's revenue-share rate (revenue.terms.ExplicitFee); None for the others.

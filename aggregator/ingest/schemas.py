@@ -131,8 +131,9 @@ class BillSchema(Schema):
     received_at = fields.DateTime()
     period = fields.Date(metadata={"description": "The invoicing period (named by its start date)."})
     livemode = fields.Boolean()
-    source = fields.String(metadata={"enum": ["api", "subscription"], "description":
-                                     "api: sent by its provider; subscription: rated from a plan at a close."})
+    source = fields.String(metadata={"enum": ["api", "subscription", "usage"], "description":
+                                     "api: sent by its provider; subscription: a plan's fee rated at a close; "
+                                     "usage: a subscription's metered usage rated at a close."})
     platform_fee = fields.Method("_platform_fee", metadata={
         "type": ["string", "null"], "description": "A plan-rated bill's platform fee (its parent plan's price); "
                                                    "its provider's profit is amount − platform_fee."})

@@ -1,17 +1,19 @@
-"""Metering API: providers send usage events; providers and admins read a subscription's usage."""
+"""Metering API: providers send usage events; providers and admins read a subscription's usage
+and export a period's."""
 from __future__ import annotations
 
-from flask import current_app
+from flask import Response, current_app, stream_with_context
 
 from ..errors import DomainError, describe
 from ..web import Blueprint, clock_now, current, documents, json_body, requires
-from . import events_service, usage_service
+from . import events_service, export_service, usage_service
 from .schemas import (
     SubscriptionUsageSchema,
     UsageEventBatchResultSchema,
     UsageEventBatchSchema,
     UsageEventInputSchema,
     UsageEventSchema,
+    UsageExportArgs,
     load_event,
 )
 
@@ -71,3 +73,29 @@ def subscription_usage(ref):
     """Per usage component: the quantity so far this period, included units, % used, amount so far."""
     principal = current()
     return usage_service.current_usage(principal, ref, clock_now(principal))
+
+
+@blp.route("/usage_export", methods=["GET"])
+@requires("admin", "provider")
+@blp.arguments(UsageExportArgs(), location="query")
+@blp.doc(responses={"200": {
+    "description": "One row per (subscription, meter, dimension values, UTC hour)",
+    "headers": {"Usage-As-Of": {"description": "The instant the quantities run to (now, or the period's end)",
+                                "schema": {"type": "string", "format": "date-time"}},
+                "Period-Status": {"description": "The period's status",
+                                  "schema": {"type": "string", "enum": ["open", "closing", "closed"]}}},
+    "content": {"text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}}})
+def usage_export(args):
+    """A period's usage, hour by hour (docs/metering.md, Usage export): an admin key the
+    tenant's in its mode, a provider key its own subscriptions'. `format=csv` (the default) is
+    streamed; `format=parquet` is written in row groups. A period still open is exported as of
+    now (`Usage-As-Of`; `Period-Status` says whether it is closed)."""
+    principal = current()
+    export = export_service.usage_export(principal, args["period"], clock_now(principal))
+    form = args["format"]
+    body = (export_service.csv_chunks(export) if form == "csv"
+            else export_service.parquet_chunks(export))
+    return Response(stream_with_context(body), mimetype=export_service.MEDIA_TYPES[form], headers={
+        "Content-Disposition": f'attachment; filename="{export.name}.{form}"',
+        "Usage-As-Of": export.as_of.isoformat(), "Period-Status": export.status})

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ..accounts.keys import Principal
 from ..catalog.models import Meter, Subscription
-from ..db import db, in_ids, is_postgres, run, unnested
+from ..db import db, in_ids, is_postgres, run, unnested, write_lock
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..faults import crash_point
 from ..periods import calendar as C
@@ -120,6 +120,7 @@ def record_usage_events(principal: Principal, requests: Sequence[UsageEventReque
                         store: UsageStore | None = None) -> list[Outcome]:
     """Store each event once (accepted or refused on its own), in one transaction."""
     store = store or SqlUsageStore()
+    write_lock()  # SQLite: take the write lock before reading the periods' status and stored ids
     outcomes: list[Outcome | None] = [None] * len(requests)
     meters = _meters(principal, {r.meter for r in requests})
     subs = _subscriptions(principal, {r.subscription for r in requests})

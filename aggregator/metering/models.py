@@ -8,7 +8,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import UTCDateTime, db
+from ..db import UTCDateTime, db, id_column
 
 
 class UsageEvent(db.Model):
@@ -110,3 +110,28 @@ class UsageCharge(db.Model):
 
     __table_args__ = (sa.UniqueConstraint("subscription_id", "component_id", "period_start",
                                           name="uq_usage_charges_key"),)
+
+
+class UsageExport(db.Model):
+    """A closed period's usage export to write to the storage directory: queued once by the
+    close's finishing transaction (unique per tenant, mode and period), claimed by a worker
+    with a lease, written atomically, then marked written (docs/metering.md, Usage export)."""
+
+    __tablename__ = "usage_exports"
+
+    id: Mapped[str] = id_column("uexp")
+    tenant_id: Mapped[str] = mapped_column(sa.String(40))
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    period_start: Mapped[date] = mapped_column(sa.Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+    written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rows: Mapped[int | None] = mapped_column(sa.BigInteger)
+    csv_path: Mapped[str | None] = mapped_column(sa.String(300))
+    parquet_path: Mapped[str | None] = mapped_column(sa.String(300))
+
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "livemode", "period_start", name="uq_usage_exports_period"),
+                      sa.Index("ix_usage_exports_written", "written_at"))

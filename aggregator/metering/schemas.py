@@ -6,8 +6,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..fields import reasonable_instant, text
+from ..fields import CalendarDate, reasonable_instant, text
 from ..ingest.schemas import refusal
+from ..openapi import DATE_1970_2200
 from .events_service import UsageEventRequest
 
 _EVENT_ID = validate.Length(min=1, max=255)
@@ -116,3 +117,10 @@ def load_event(body: Any, now) -> UsageEventRequest:
         raise refusal("Invalid usage event", exc.messages) from None
     return UsageEventRequest(data["id"], data["subscription"], data["meter"], data["timestamp"] or now,
                              data["value"], data["properties"])
+
+
+class UsageExportArgs(Schema):
+    period = CalendarDate(required=True, metadata={"description": "The invoicing period (its start date).",
+                                                   "pattern": DATE_1970_2200})
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "parquet"]),
+                           metadata={"description": "csv (streamed) or parquet"})

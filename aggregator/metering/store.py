@@ -332,7 +332,35 @@ class SqlUsageStore:
                            r.first_at, r.first_value, r.last_at, r.last_value, r.tw_inner)
                  .where(r.tenant_id == tenant_id, r.livemode == livemode, r.period_start == period_start)
                  .order_by(r.subscription_id, r.meter_id, r.dims, r.hour))
-        yield from db.session.connection().execution_options(yield_per=5000).execute(query)
+        # the option on this statement only: Connection.execution_options would change the
+        # session's connection for good (every later statement a server-side cursor)
+        yield from db.session.connection().execute(query, execution_options={"yield_per": 5000})
+
+
+_ROLLUP_COLUMNS = ("subscription_id", "meter_id", "dims", "period_start", "hour", "tenant_id", "livemode", "events",
+                   "total", "maximum", "first_at", "first_value", "last_at", "last_value", "tw_inner")
+_UPSERT: list[sa.TextClause] = []
+
+
+def _upsert_sql() -> sa.TextClause:
+    """PostgreSQL's rollup upsert: one statement whose rows are one JSON parameter (as
+    db.insert_rows does), the same merge as SqlUsageStore._upsert's."""
+    if not _UPSERT:
+        table = UsageRollup.__table__
+        _UPSERT.append(sa.text(
+            f"INSERT INTO usage_rollups ({', '.join(_ROLLUP_COLUMNS)})" + json_select(table, _ROLLUP_COLUMNS)
+            + " ON CONFLICT (subscription_id, meter_id, dims, period_start, hour) DO UPDATE SET"
+            " events = usage_rollups.events + excluded.events, total = usage_rollups.total + excluded.total,"
+            " maximum = greatest(usage_rollups.maximum, excluded.maximum),"
+            " first_at = CASE WHEN excluded.first_at < usage_rollups.first_at THEN excluded.first_at"
+            "   ELSE usage_rollups.first_at END,"
+            " first_value = CASE WHEN excluded.first_at < usage_rollups.first_at THEN excluded.first_value"
+            "   ELSE usage_rollups.first_value END,"
+            " last_at = CASE WHEN excluded.last_at >= usage_rollups.last_at THEN excluded.last_at"
+            "   ELSE usage_rollups.last_at END,"
+            " last_value = CASE WHEN excluded.last_at >= usage_rollups.last_at THEN excluded.last_value"
+            "   ELSE usage_rollups.last_value END"))
+    return _UPSERT[0]
 
 
 _ROLLUP_COLUMNS = ("subscription_id", "meter_id", "dims", "period_start", "hour", "tenant_id", "livemode", "events",

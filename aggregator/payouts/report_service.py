@@ -302,14 +302,16 @@ def payout_report(principal: Principal, period: date) -> PayoutReport:
 
 
 def _plan_bills(principal: Principal, sources: Sequence[PayoutSource]) -> set[str]:
-    """The ids of the plan-rated bills among those the sources' invoices may hold."""
+    """The ids of the plan-rated bills (a plan's fees and its priced usage) among those the
+    sources' invoices may hold."""
     if not sources:
         return set()
     oldest = run(sa.select(sa.func.min(Invoice.period_start)).where(
         Invoice.id.in_({s.invoice_id for s in sources}))).scalar()
     b = Bill.__table__.c
     return set(run(sa.select(b.id).where(b.tenant_id == principal.tenant_id, b.livemode == principal.livemode,
-                                         b.source == "subscription", b.period_start >= oldest)).scalars())
+                                         b.source.in_(["subscription", "usage"]),  # fees and usage
+                                         b.period_start >= oldest)).scalars())
 
 
 def _outstanding(principal: Principal, period: date) -> list[tuple[str, OutstandingInvoice]]:

@@ -200,6 +200,8 @@ TABLE: dict[tuple[str, str], Access] = {
                                                                    "meter": "a-meter", "value": 1}),
     ("POST", "/v1/usage_events/batch"): Access(PROVIDER, own=200, body={"events": [
         {"id": "theirs", "subscription": "sub-of-a", "meter": "a-meter", "value": 1}]}),
+    # the usage export is of the caller's own tenant and mode (a provider's: its own subscriptions' rows)
+    ("GET", "/v1/usage_export"): Access(EITHER, own=200, query={"period": PERIOD}),
     # entitlements are a provider's plans for a customer: P2 reads its own (none) for A's customer
     ("GET", "/v1/customers/<customer>/entitlements"): Access(
         PROVIDER, path={"customer": "customer_external_id"}, own={"other_provider": 200}),

@@ -12,8 +12,8 @@ from tests.support.callers import Caller
 from tests.support.cli import as_json, commands_of
 from tests.support.invoicing import bill_body
 
-GROUPS = ["tenants", "tenants keys", "providers", "customers", "plans", "subscriptions", "environments", "periods",
-          "invoices", "events", "payments", "refunds", "payouts", "ledger", "worker"]
+GROUPS = ["tenants", "tenants keys", "providers", "customers", "plans", "subscriptions", "environments", "meters",
+          "usage", "periods", "invoices", "events", "payments", "refunds", "payouts", "ledger", "worker"]
 
 
 @pytest.mark.parametrize("group", GROUPS)

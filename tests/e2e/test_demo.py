@@ -36,7 +36,7 @@ def test_the_demo_closes_a_period_and_writes_each_customers_invoice(demo_with_ca
     made, text = demo_with_cards
     assert "Closed period" in text and "One consolidated invoice per customer" in text
     assert sorted((i["currency"], i["total"], i["status"]) for i in made["invoices"]) == [
-        ("EUR", "54.20", "open"), ("USD", "430.85", "open"), ("USD", "45.77", "open")]
+        ("EUR", "118.50", "open"), ("USD", "430.85", "open"), ("USD", "45.77", "open")]
     assert len(made["pdfs"]) == 3
     for pdf in made["pdfs"]:
         assert pdf.stem in PdfReader(pdf).pages[0].extract_text()  # the file is the invoice it is named after
@@ -53,7 +53,7 @@ def test_the_demo_pays_by_card_and_by_transfer_and_retries_a_declined_card(demo_
     assert {i["customer_external_id"]: i["status"] for i in charging["invoices"]} == {
         "bakery-42": "paid", "studio-9": "paid", "cafe-lune": "paid"}
     assert _payments(made) == [
-        ("manual", "bank_transfer", 0, "succeeded", "54.20", "EUR"),
+        ("manual", "bank_transfer", 0, "succeeded", "118.50", "EUR"),
         ("stripe", "card", 1, "failed", "45.77", "USD"),
         ("stripe", "card", 1, "succeeded", "430.85", "USD"),
         ("stripe", "card", 2, "succeeded", "45.77", "USD")]
@@ -93,13 +93,15 @@ def test_the_demo_resells_a_parent_plan_and_bills_its_subscriptions_by_the_day(d
     assert sum(line["source"] == "subscription" for line in upcoming["lines"]) == 3
     bakery = next(pdf for pdf in made["pdfs"] if pdf.stem == catalog["lines"][0]["invoice"])
     assert "Hosting — Ledgerly Cloud, 10 of 31 days" in PdfReader(bakery).pages[0].extract_text()
-    assert made["events"]["plan.created"] == 3 and made["events"]["subscription.canceled"] == 1
+    assert made["events"]["plan.created"] == 4 and made["events"]["subscription.canceled"] == 1
     # Ledgerly's USD payout: the platform fee is its 30 % of 63.00 in bills plus the parent fees
     ledgerly = catalog["plans"][1]["owner"]
     [payout] = [p for p in made["payouts"] if p["provider"] == ledgerly and p["currency"] == "USD"]
     assert (payout["gross"], payout["fee"]) == ("139.12", "52.45")
-    assert [(r["provider"], r["currency"], r["plan_gross"], r["plan_fee"], r["plan_profit"])
-            for r in made["plan_revenue"]] == [(ledgerly, "USD", "76.12", "33.55", "42.57")]
+    cloudnest = made["metered"]["provider"]  # its VM's fee, without a parent: its revenue share (10 %)
+    assert sorted((r["provider"], r["currency"], r["plan_gross"], r["plan_fee"], r["plan_profit"])
+                  for r in made["plan_revenue"]) == sorted([(ledgerly, "USD", "76.12", "33.55", "42.57"),
+                                                            (cloudnest, "EUR", "64.30", "6.43", "57.87")])
     assert "what the providers' plans brought in" in text
 
 
@@ -155,3 +157,24 @@ def test_the_demo_pays_the_providers_and_writes_the_report_beside_the_invoices(d
     report_text = "\n".join(page.extract_text() for page in PdfReader(report).pages)
     assert "Ledgerly" in report_text and "Reconciliation" in report_text
     assert set(made["ledger_sums"].values()) == {0}  # each currency's books balance
+
+
+def test_the_demo_meters_a_vm_with_included_bandwidth_thresholds_and_hourly_maxima(demo_with_cards):
+    """CloudNest's VM for cafe-lune: PLATFORMA's bandwidth (100 GB included, then 0.05 and 0.03 a
+    GB) crossing 80, 90 and 100 %; Omnistrate's instance resources, the hourly maximum of samples
+    every 15 minutes, priced per resource; the usage so far, then the lines at the close."""
+    made, text = demo_with_cards
+    metered = made["metered"]
+    assert [m["code"] for m in metered["meters"]] == ["bandwidth", "instance-resources"]
+    assert [r["status"] for r in metered["sent"]] == [201] * 39
+    assert metered["thresholds"] == [80, 90, 100]
+    assert [(u["name"], u["quantity"], u["percent_used"], u["amount"]) for u in metered["usage"]["data"]] == [
+        ("Bandwidth", "105.5", "105.5", "0.28"), ("CPU", "16", None, "0.64"), ("Memory", "64", None, "0.32"),
+        ("Storage", "390", None, "0.08")]
+    assert [(line["description"], line["amount"]) for line in metered["lines"]] == [
+        ("Cloud VM — Cloud VM, 5 of 31 days", "8.06"),
+        ("Bandwidth — 1,340 GB: 100 GB included, 900 × €0.05, 340 × €0.03 = €55.20", "55.20"),
+        ("CPU — 16 unit-hours × €0.04 = €0.64", "0.64"), ("Memory — 64 unit-hours × €0.005 = €0.32", "0.32"),
+        ("Storage — 390 unit-hours × €0.0002 = €0.08", "0.08")]
+    assert {line["invoice"] for line in metered["lines"]} == {made["charging"]["invoices"][2]["number"]}
+    assert "usage.threshold_reached" in text and "GET /v1/subscriptions/{id}/usage" in text

@@ -81,4 +81,8 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     # the plan's story: the subscription was created, rated at the close and shown in its statements
     assert '"object": "upcoming_invoice"' in result.stdout.replace('":"', '": "')
     assert "subscription.created" in result.stdout and "Hosting — Pro hosting" in result.stdout
+    # usage metering: the usage so far, the thresholds crossed, the usage line at the close (rounded once)
+    assert "340.5 GB" in result.stdout and "340.5 %" in result.stdout
+    assert result.stdout.count("usage.threshold_reached") == 2  # 80 % and 100 %, once each
+    assert "Bandwidth — 340.5 GB: 100 GB included, 240.5 × A$0.05 = A$12.03" in result.stdout
     assert "Traceback" not in result.stderr
