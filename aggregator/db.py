@@ -193,6 +193,20 @@ def _insert_rows_sql(table: sa.Table, names: tuple[str, ...], conflict: tuple[st
     return _INSERT_ROWS[key]
 
 
+def unnested(ids: Sequence, column: sa.Column, name: str) -> sa.TableValuedAlias:
+    """PostgreSQL: `unnest(:name) AS …(id)`, the ids as rows to join a table to (an index look-up
+    each), where `column = ANY(:ids)` of a thousand ids plans slowly: the planner estimates every
+    element against the statistics (of every partition)."""
+    return sa.func.unnest(sa.bindparam(name, list(ids), type_=postgresql.ARRAY(column.type))).table_valued(
+        "id").render_derived()
+
+
+def first_by(value: sa.ColumnElement, order: sa.ColumnElement) -> sa.ColumnElement:
+    """PostgreSQL's aggregate: the group's `value` first in `order` ((array_agg(value ORDER BY
+    order))[1])."""
+    return sa.func.array_agg(postgresql.aggregate_order_by(value, order))[1]
+
+
 def locking(query: sa.Select, dialect: str | None = None, **kwargs) -> sa.Select:
     """SELECT … FOR UPDATE (or FOR SHARE with read=True) on PostgreSQL (the session's database, or
     the `dialect` named). SQLite has no row locks; it serializes writers, and the code takes its

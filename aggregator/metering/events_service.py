@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ..accounts.keys import Principal
 from ..catalog.models import Meter, Subscription
-from ..db import db, in_ids, run, write_lock
+from ..db import db, in_ids, is_postgres, run, unnested, write_lock
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..faults import crash_point
 from ..periods import calendar as C
@@ -287,9 +287,15 @@ def _meters(principal: Principal, codes: set[str]) -> dict[str, Meter]:
 def _subscriptions(principal: Principal, refs: set[str]) -> dict[str, Any]:
     s = Subscription.__table__.c
     refs_list = sorted(refs)
-    rows = run(sa.select(s.id, s.external_billing_id, s.starts_at, s.ends_at, s.customer_id, s.plan_id).where(
-        s.tenant_id == principal.tenant_id, s.livemode == principal.livemode, s.provider_id == principal.provider_id,
-        sa.or_(in_ids(s.id, refs_list), in_ids(s.external_billing_id, refs_list)))).all()
+    query = sa.select(s.id, s.external_billing_id, s.starts_at, s.ends_at, s.customer_id, s.plan_id).where(
+        s.tenant_id == principal.tenant_id, s.livemode == principal.livemode, s.provider_id == principal.provider_id)
+    if is_postgres():  # each column by its own index, the refs joined (an OR of two `= ANY` scanned the table)
+        def joined(column):
+            wanted = unnested(refs_list, column, f"refs_{column.name}")
+            return query.join_from(Subscription.__table__, wanted, column == wanted.c.id)
+        rows = run(sa.union_all(joined(s.id), joined(s.external_billing_id))).all()
+    else:
+        rows = run(query.where(sa.or_(in_ids(s.id, refs_list), in_ids(s.external_billing_id, refs_list)))).all()
     out: dict[str, Any] = {}
     for row in rows:
         if row.external_billing_id in refs:

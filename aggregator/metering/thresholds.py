@@ -47,20 +47,26 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
     watched = {plan_id: [pc for pc in pcs if pc.component.thresholds] for plan_id, pcs in plans.items()}
     if not any(watched.values()):
         return 0
+    # (component id, thresholds, meter id) of each watched component, read off the ORM once
+    plain = {id(pc): (pc.component.id, tuple(pc.component.thresholds), pc.meter.id)
+             for pcs in watched.values() for pc in pcs}
+    periods: dict[Any, C.Period] = {}
     work = []  # (subscription, period, its events of the batch, the components they may push over)
-    for (sub_id, _), batch in sorted(touched.items()):
-        components = [pc for pc in watched.get(subs[sub_id].plan_id, ())
-                      if any(r["meter_id"] == pc.meter.id for r in batch)]
+    for (sub_id, start), batch in sorted(touched.items()):
+        metered = {r["meter_id"] for r in batch}
+        components = [pc for pc in watched.get(subs[sub_id].plan_id, ()) if plain[id(pc)][2] in metered]
         if components:
-            period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
-            work.append((sub_id, period, batch, components))
+            if start not in periods:
+                periods[start] = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day,
+                                                     principal.timezone)
+            work.append((sub_id, periods[start], batch, components))
     if not work:
         return 0
     advisory_locks([f"usage_thresholds:{sub_id}" for sub_id in sorted({sub_id for sub_id, *_ in work})])
     # the thresholds already reached need neither usage read nor claim (a claim would find them)
     done = _reached_of({sub_id for sub_id, *_ in work}, {period.start for _, period, *_ in work})
     work = [(sub_id, period, batch, [pc for pc in components if any(
-        (sub_id, pc.component.id, t, period.start) not in done for t in pc.component.thresholds)])
+        (sub_id, plain[id(pc)][0], t, period.start) not in done for t in plain[id(pc)][1])])
         for sub_id, period, batch, components in work]
     usage_of = {}  # one read of the rollups per period for all the subscriptions touched
     for start in sorted({period.start for _, period, _, components in work if components}):

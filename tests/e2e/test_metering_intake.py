@@ -9,10 +9,16 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.test_metering_api import IN_PERIOD, meter
 from tests.support.invoicing import advance
 
 THRESHOLD = "usage.threshold_reached"
+IN_PERIOD = "2026-11-10T12:00:00+00:00"  # the test clock's instant (period 2026-10-25 in Sydney)
+
+
+def meter(admin, code, aggregation="sum", **fields):
+    response = admin.post("/v1/meters", {"code": code, "name": code.title(), "aggregation": aggregation, **fields})
+    assert response.status_code == 201, response.json
+    return response.json
 
 
 @pytest.fixture
