@@ -138,6 +138,7 @@ def record_usage_events(principal: Principal, requests: Sequence[UsageEventReque
         first_of[request.id] = i
         rows.append(row)
         row_of[request.id] = row
+    store.prepare({row["period_start"] for row in rows})  # before this transaction reads any event
     stored = store.stored(principal.provider_id, [r.id for r in requests])
     statuses = _open_periods(principal, sorted({row["period_start"] for row in rows
                                                 if row["event_id"] not in stored}), periods, now)
