@@ -63,9 +63,9 @@ def rate_usage(settings: TenantSettings, period: C.Period, store: UsageStore | N
             for pc in components[plans[sub.id]]:
                 quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period)
                 own, parent = priced(pc, quantity)
-                if not quantity and not own.amount and not (parent and parent.amount):
+                if not own.quantity and not own.amount and not (parent and parent.amount):
                     continue
-                bill, charge = _bill(settings, period, sub, pc, quantity, own, parent)
+                bill, charge = _bill(settings, period, sub, pc, own.quantity, own, parent)
                 bills.append(bill)
                 charges.append(charge)
                 report.amounts[pc.plan.currency] = report.amounts.get(pc.plan.currency, 0) + own.amount

@@ -86,7 +86,9 @@ def quantity_of(usage: Usage, subscription_id: str, component: UsageComponent, m
 
 
 def priced(pc: PricedComponent, quantity: Fraction) -> tuple[Priced, Priced | None]:
-    """The component's price of `quantity`, and its parent's (the platform's share) if any."""
+    """The component's price of `quantity`, and its parent's (the platform's share) if any. A
+    negative quantity (more removed than added, e.g. seats) prices as none."""
+    quantity = max(quantity, Fraction(0))
     own = price(price_model(pc.component.pricing, pc.plan.currency), quantity)
     parent = price(price_model(pc.parent.pricing, pc.plan.currency), quantity) if pc.parent else None
     return own, parent
