@@ -44,10 +44,12 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
         if not components:
             continue
         period = C.period_containing(batch[0]["timestamp"], principal.period_anchor_day, principal.timezone)
-        usage = load_usage(store, [sub_id], [pc.meter for pc in components], period)
+        # usage so far (events may be a few minutes ahead): a level is not yet held to the period's end
+        until = max([now, *(r["timestamp"] for r in batch)])
+        usage = load_usage(store, [sub_id], [pc.meter for pc in components], period, until)
         for pc in components:
             included = Fraction(pc.component.pricing.get("included_units") or "0")
-            quantity = quantity_of(usage, sub_id, pc.component, pc.meter, period)
+            quantity = quantity_of(usage, sub_id, pc.component, pc.meter, period, until)
             reached = [t for t in pc.component.thresholds if t * included <= quantity * 100]
             mine = [r for r in batch if r["meter_id"] == pc.meter.id
                     and A.matches(r["dims"], pc.component.dimension or {})]

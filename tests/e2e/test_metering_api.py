@@ -305,3 +305,39 @@ def test_unique_count_latest_max_and_count(tenant, counters):
     assert rated(tenant, PERIOD) == sorted([
         ("Users — 3 user × A$1.00 = A$3.00", "3.00"), ("Queue — 3 job × A$1.00 = A$3.00", "3.00"),
         ("Peak — 9 conn × A$1.00 = A$9.00", "9.00"), ("Calls — 2 call × A$1.00 = A$2.00", "2.00")])
+
+
+def test_more_removed_than_added_prices_as_no_usage_and_the_close_goes_on(tenant, counters):
+    provider, sub = counters
+    assert usage(provider, "minus", -2, meter_code="seats").status_code == 201
+    assert usage(provider, "low", -3, meter_code="peak").status_code == 201
+    current = {c["meter"]: (c["quantity"], c["amount"]) for c in
+               provider.get(f"/v1/subscriptions/{sub['id']}/usage").json["data"]}
+    assert current["seats"] == ("-2", "0.00") and current["peak"] == ("-3", "0.00"), current
+    advance(tenant)
+    assert tenant.admin["test"].get("/v1/periods/2026-10-25").json["status"] == "closed"
+    assert rated(tenant, PERIOD) == []
+
+
+def test_a_threshold_on_usage_over_time_is_reached_by_usage_so_far(tenant):
+    """GB-hours so far, not the level projected to the period's end: 10 GB held from now reaches
+    80 % of 1,000 GB-hours after 80 hours, which the next event (or none) finds."""
+    admin = tenant.admin["test"]
+    meter(admin, "disk", "time_weighted", unit="GB-h")
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    assert provider.post("/v1/plans", {"code": "disk", "name": "Disk", "currency": "AUD", "fees": [
+        {"name": "Disk", "usage": [{"meter": "disk", "model": "per_unit", "unit_amount": "0.01",
+                                    "included_units": "1000", "thresholds": [80, 100]}]}]}).status_code == 201
+    sub = provider.post("/v1/subscriptions", {"customer": "cust-1", "plan": "disk"}).json
+
+    def reached():
+        return sorted((e["data"]["object"]["threshold"], e["data"]["object"]["reached_at"])
+                      for e in admin.get("/v1/events?limit=100").json["data"] if e["type"] == "usage.threshold_reached")
+
+    assert usage(provider, "d1", 10, subscription=sub["id"], meter_code="disk").status_code == 201
+    assert reached() == []
+    advance(tenant, "2026-11-13T20:00:00+00:00")  # 80 hours later: 800 GB-hours
+    assert usage(provider, "d2", 10, subscription=sub["id"], meter_code="disk",
+                 timestamp="2026-11-13T20:00:00+00:00").status_code == 201
+    assert reached() == [(80, "2026-11-13T20:00:00+00:00")]
