@@ -61,7 +61,7 @@ def rate_usage(settings: TenantSettings, period: C.Period, store: UsageStore | N
         bills, charges = [], []
         for sub in rated:
             for pc in components[plans[sub.id]]:
-                quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period)
+                quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period, sub.ends_at)
                 own, parent = priced(pc, quantity)
                 if not own.quantity and not own.amount and not (parent and parent.amount):
                     continue
@@ -129,7 +129,7 @@ def _chunks(tenant_id: str, livemode: bool, period: C.Period, chunk: int) -> Ite
     s = Subscription.__table__.c
     after = ""
     while True:
-        rows = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id).where(
+        rows = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id, s.ends_at).where(
             s.tenant_id == tenant_id, s.livemode == livemode, s.id > after, s.created_at <= period.end_at,
             s.starts_at < period.end_at, sa.or_(s.ends_at.is_(None), s.ends_at > period.start_at))
             .order_by(s.id).limit(chunk)).all()

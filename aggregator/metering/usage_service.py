@@ -78,6 +78,8 @@ def load_usage(store: UsageStore, subscription_ids: Sequence[str], meters: Itera
 
 def quantity_of(usage: Usage, subscription_id: str, component: UsageComponent, meter: Meter, period: C.Period,
                 until: datetime | None = None) -> Fraction:
+    """The component's quantity over the period, or up to `until` if earlier (now; the
+    subscription's end: a level over time is held no longer than the subscription)."""
     key = (subscription_id, meter.id)
     end = period.end_at if until is None else min(until, period.end_at)
     return A.component_quantity(meter.aggregation, meter.decimals, component.dimension or {},
@@ -108,7 +110,7 @@ def current_usage(principal: Principal, ref: str, now: datetime, store: UsageSto
     data = []
     currency = sub.plan.currency
     for pc in components:
-        q = quantity_of(usage, sub.id, pc.component, pc.meter, period, now)
+        q = quantity_of(usage, sub.id, pc.component, pc.meter, period, min(now, sub.ends_at or now))
         own, _ = priced(pc, q)
         included = Fraction(pc.component.pricing.get("included_units") or "0")
         pct = A.percent_used(q, included)

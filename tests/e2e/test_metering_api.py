@@ -341,3 +341,20 @@ def test_a_threshold_on_usage_over_time_is_reached_by_usage_so_far(tenant):
     assert usage(provider, "d2", 10, subscription=sub["id"], meter_code="disk",
                  timestamp="2026-11-13T20:00:00+00:00").status_code == 201
     assert reached() == [(80, "2026-11-13T20:00:00+00:00")]
+
+
+def test_a_level_is_held_until_the_subscription_ends_not_to_the_periods_end(tenant):
+    admin = tenant.admin["test"]
+    meter(admin, "disk", "time_weighted", unit="GB-h")
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    assert provider.post("/v1/plans", {"code": "disk", "name": "Disk", "currency": "AUD", "fees": [
+        {"name": "Disk", "usage": [{"meter": "disk", "model": "per_unit", "unit_amount": "0.01"}]}]}).status_code == 201
+    sub = provider.post("/v1/subscriptions", {"customer": "cust-1", "plan": "disk"}).json
+    assert usage(provider, "d1", 10, subscription=sub["id"], meter_code="disk").status_code == 201
+    advance(tenant, "2026-11-11T12:00:00+00:00")
+    assert provider.delete(f"/v1/subscriptions/{sub['id']}").status_code == 200
+    advance(tenant, "2026-11-12T12:00:00+00:00")
+    assert provider.get(f"/v1/subscriptions/{sub['id']}/usage").json["data"][0]["quantity"] == "240"
+    advance(tenant)
+    assert rated(tenant, PERIOD) == [("Disk — 240 GB-h × A$0.01 = A$2.40", "2.40")]  # 10 GB for 24 hours
