@@ -307,7 +307,7 @@ class MeteredShop:
                          i["total"], i["created_at"], tuple(sorted((line["description"], line["amount"])
                                                                   for line in i["lines"])))
                         for i in invoices)
-        events = sorted((e["type"], e["created"], str(e["data"]["object"].get("threshold")), e["data"]["object"].get("reached_at"))
+        events = sorted((e["type"], e["created"], e["data"]["object"]["threshold"], e["data"]["object"]["reached_at"])
                         for e in self.admin.get("/v1/events?limit=100").json["data"]
                         if e["type"] == "usage.threshold_reached")
         return billed, events, self.answers
