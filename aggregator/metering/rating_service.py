@@ -82,7 +82,7 @@ def _bill(settings: TenantSettings, period: C.Period, sub, pc: PricedComponent, 
     currency = pc.plan.currency
     key = f"use:{sub.id}:{pc.component.id}:{period.start}"
     bill_id = new_id("bill")
-    line = describe(own, pc.component.name, pc.meter.unit, currency, settings.locale or "en",
+    line = describe(own, pc.component.name, pc.unit, currency, settings.locale or "en",
                     max(pc.meter.decimals, 3 if pc.meter.aggregation == A.TIME_WEIGHTED else 0))
     bill = {
         "id": bill_id, "tenant_id": settings.tenant_id, "livemode": settings.livemode,

@@ -59,7 +59,7 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
                     events.append(NewEvent(THRESHOLD_REACHED, sub_id, {"object": {
                         "object": "usage_threshold", "subscription": sub_id, "customer": sub.customer_id,
                         "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code,
-                        "unit": pc.meter.unit, "threshold": threshold, "quantity": A.format_quantity(quantity),
+                        "unit": pc.unit, "threshold": threshold, "quantity": A.format_quantity(quantity),
                         "included_units": A.format_quantity(included), "period": period.start.isoformat(),
                         "reached_at": at.isoformat()}}, provider_id=principal.provider_id))
     if events:

@@ -35,6 +35,12 @@ class PricedComponent:
     meter: Meter
     parent: UsageComponent | None
 
+    @property
+    def unit(self) -> str:
+        """The unit its invoice line names: the component's own (a dimension's, e.g. core-hours
+        beside GB-hours of one meter), else the meter's."""
+        return self.component.pricing.get("unit") or self.meter.unit
+
 
 def components_of_plans(plan_ids: Iterable[str]) -> dict[str, list[PricedComponent]]:
     """plan id -> its usage components (with their fees, meters and parent components)."""
@@ -115,7 +121,7 @@ def current_usage(principal: Principal, ref: str, now: datetime, store: UsageSto
         included = Fraction(pc.component.pricing.get("included_units") or "0")
         pct = A.percent_used(q, included)
         data.append({
-            "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code, "unit": pc.meter.unit,
+            "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code, "unit": pc.unit,
             "dimension": dict(pc.component.dimension or {}), "aggregation": pc.meter.aggregation,
             "quantity": A.format_quantity(q), "included_units": A.format_quantity(included),
             "percent_used": None if pct is None else A.format_quantity(pct, 2),

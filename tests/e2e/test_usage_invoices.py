@@ -94,14 +94,15 @@ def test_ten_vms_are_priced_at_the_first_tier(paris):
 
 def test_omnistrates_per_dimension_hourly_maxima_are_invoice_lines(paris):
     provider = paris.provider(name="Omnistrate")
-    created(provider.post("/v1/plans", {"code": "vm", "name": "Instance", "currency": "EUR", "fees": [
+    plan = created(provider.post("/v1/plans", {"code": "vm", "name": "Instance", "currency": "EUR", "fees": [
         {"name": "Instance", "usage": [
-            {"meter": "instance", "name": "CPU", "dimension": {"resource": "cpu"}, "model": "per_unit",
-             "unit_amount": "0.04"},
-            {"meter": "instance", "name": "Memory", "dimension": {"resource": "memory"}, "model": "per_unit",
-             "unit_amount": "0.005"},
+            {"meter": "instance", "name": "CPU", "dimension": {"resource": "cpu"}, "unit": "core-hours",
+             "model": "per_unit", "unit_amount": "0.04"},
+            {"meter": "instance", "name": "Memory", "dimension": {"resource": "memory"}, "unit": "GB-hours",
+             "model": "per_unit", "unit_amount": "0.005"},
             {"meter": "instance", "name": "Storage", "dimension": {"resource": "storage"}, "model": "per_unit",
              "unit_amount": "0.0001"}]}]}))
+    assert [c["unit"] for c in plan["fees"][0]["usage"]] == ["core-hours", "GB-hours", "unit-hours"]
     advance(paris, NEXT_START)
     sub = created(provider.post("/v1/subscriptions", {"customer": "omnistrate", "plan": "vm",
                                                       "external_billing_id": "inst-1"}))
@@ -118,12 +119,14 @@ def test_omnistrates_per_dimension_hourly_maxima_are_invoice_lines(paris):
                            "timestamp": at, "properties": {"resource": resource}})
     response = provider.post("/v1/usage_events/batch", {"events": events})
     assert {r["status"] for r in response.json["data"]} == {201}, response.json
-    usage = {c["name"]: c["quantity"] for c in provider.get(f"/v1/subscriptions/{sub['id']}/usage").json["data"]}
-    assert usage == {"CPU": "17", "Memory": "72", "Storage": "2000"}  # 4+8+1+4, 16+32+16+8, 4 × 500
+    usage = {c["name"]: (c["quantity"], c["unit"])
+             for c in provider.get(f"/v1/subscriptions/{sub['id']}/usage").json["data"]}
+    assert usage == {"CPU": ("17", "core-hours"), "Memory": ("72", "GB-hours"),  # 4+8+1+4, 16+32+16+8
+                     "Storage": ("2000", "unit-hours")}  # 4 × 500, in the meter's unit
     advance(paris, AFTER_NEXT)
     assert lines_of(paris, "omnistrate") == sorted([
-        ("CPU — 17 unit-hours × €0.04 = €0.68", "0.68"),
-        ("Memory — 72 unit-hours × €0.005 = €0.36", "0.36"),
+        ("CPU — 17 core-hours × €0.04 = €0.68", "0.68"),
+        ("Memory — 72 GB-hours × €0.005 = €0.36", "0.36"),
         ("Storage — 2,000 unit-hours × €0.0001 = €0.20", "0.20")])
 
 
