@@ -164,3 +164,42 @@ def test_identical_batches_sent_at_once_store_each_event_once(postgres_only, app
     assert tuple(stored) == (400, 400, expected)
     rolled = _sql(app, "SELECT sum(events), sum(total) FROM usage_rollups WHERE tenant_id = :t", t=tenant.id)[0]
     assert tuple(rolled) == (400, expected)
+
+
+def test_concurrent_batches_into_the_same_hours_keep_the_time_weighted_integral_exact(postgres_only, app, tenant):
+    """Four senders interleave samples of one GB-hours meter in the same hours: each hour's
+    integral is recomputed from its events under the rollup's row lock, so the rollups give the
+    integral of all the samples, whichever transaction came last."""
+    from datetime import datetime, timedelta, timezone
+
+    from aggregator.metering import aggregation as A
+
+    admin = tenant.admin["test"]
+    assert admin.post("/v1/meters", {"code": "disk", "name": "Disk", "aggregation": "time_weighted",
+                                     "unit": "GB-h"}).status_code == 201
+    provider = tenant.provider()
+    assert provider.post("/v1/plans", {"code": "disk", "name": "Disk", "currency": "AUD", "fees": [
+        {"name": "Disk", "usage": [{"meter": "disk", "model": "per_unit", "unit_amount": "0.01"}]}]}
+                         ).status_code == 201
+    tenant.customer("c0")
+    sub = provider.post("/v1/subscriptions", {"customer": "c0", "plan": "disk"}).json["id"]
+    start = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
+    assert admin.post("/v1/test_clock/advance", {"to": "2026-11-10T16:00:00+00:00"}).status_code == 200
+    samples = [(start + timedelta(seconds=37 * n + 0.123), 1 + (n * 7) % 50) for n in range(320)]
+
+    def send(worker: int):
+        caller = Caller(app.test_client(), provider.key)
+        mine = [(n, s) for n, s in enumerate(samples) if n % 4 == worker]
+        for i in range(0, len(mine), 10):
+            response = caller.post("/v1/usage_events/batch", {"events": [
+                {"id": f"d{n}", "subscription": sub, "meter": "disk", "value": value, "timestamp": at.isoformat()}
+                for n, (at, value) in mine[i:i + 10]]})
+            assert {r["status"] for r in response.json["data"]} == {201}, response.json
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(send, range(4)))
+    now = datetime(2026, 11, 10, 16, tzinfo=timezone.utc)
+    exact = sum(value * A.ms(at, (samples[n + 1][0] if n + 1 < len(samples) else now))
+                for n, (at, value) in enumerate(samples))
+    (line,) = provider.get(f"/v1/subscriptions/{sub}/usage").json["data"]
+    assert line["quantity"] == A.format_quantity(A.Fraction(exact, A.MS_PER_HOUR))
