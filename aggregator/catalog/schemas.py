@@ -357,6 +357,9 @@ class TierInputSchema(Schema):
 class UsageComponentInputSchema(Schema):
     meter = fields.String(required=True, validate=CODE, metadata={"description": "The meter's code."})
     name = text(200, load_default=None, allow_none=True, metadata={"description": "Default: the meter's name."})
+    unit = text(40, load_default=None, allow_none=True, metadata={
+        "description": "The unit its invoice line names (default: the meter's), e.g. \"core-hours\" for the cpu "
+                       "dimension of a meter whose memory is in GB-hours."})
     dimension = fields.Dict(keys=fields.String(validate=PROPERTY), values=fields.String(validate=validate.Length(
         min=1, max=255)), load_default=dict, validate=validate.Length(max=5), metadata={
         "description": "Price only the usage with these dimension values (e.g. {\"resource\": \"cpu\"})."})
@@ -397,6 +400,7 @@ class UsageComponentSchema(Schema):
     meter = fields.String()
     name = fields.String()
     dimension = fields.Dict(keys=fields.String(), values=fields.String())
+    unit = fields.String()
     model = fields.String()
     unit_amount = fields.String(allow_none=True)
     package_size = fields.Integer(allow_none=True)

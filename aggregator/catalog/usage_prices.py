@@ -36,6 +36,8 @@ def _stored(given: Mapping[str, Any], currency: str, where: str) -> dict[str, An
                            "package_size": given.get("package_size"),
                            "tiers": [dict(t) for t in given.get("tiers") or ()],
                            "included_units": given.get("included_units") or "0"}
+    if given.get("unit"):
+        out["unit"] = given["unit"]
     for name in ("minimum", "maximum"):
         value = given.get(name)
         try:
@@ -101,7 +103,8 @@ def component_document(component: UsageComponent, currency: str) -> dict[str, An
         return None if minor is None else money.format_amount(minor, currency)
 
     return {"id": component.id, "meter": component.meter.code, "name": component.name,
-            "dimension": dict(component.dimension or {}), "model": p["model"], "unit_amount": p.get("unit_amount"),
+            "dimension": dict(component.dimension or {}), "unit": p.get("unit") or component.meter.unit,
+            "model": p["model"], "unit_amount": p.get("unit_amount"),
             "package_size": p.get("package_size"), "tiers": p.get("tiers") or [],
             "included_units": p.get("included_units") or "0", "minimum": amount(p.get("minimum")),
             "maximum": amount(p.get("maximum")), "thresholds": list(component.thresholds or [])}

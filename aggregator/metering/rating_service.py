@@ -102,11 +102,12 @@ def rated_usage(settings: TenantSettings, period: C.Period, subs: Sequence, stor
     out = []
     for sub in rated:
         for pc in components[plans[sub.id]]:
-            quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period)
+            # a level over time is held no longer than the subscription
+            quantity = quantity_of(usage, sub.id, pc.component, pc.meter, period, sub.ends_at)
             own, parent = priced(pc, quantity, models)
-            if not quantity and not own.amount and not (parent and parent.amount):
-                continue
-            out.append(RatedUsage(sub, pc, quantity, own, parent, line_description(pc, own, settings.locale)))
+            if not own.quantity and not own.amount and not (parent and parent.amount):
+                continue  # (a negative net, e.g. seats, prices as none)
+            out.append(RatedUsage(sub, pc, own.quantity, own, parent, line_description(pc, own, settings.locale)))
     return out
 
 
@@ -118,14 +119,14 @@ def upcoming_usage(settings: TenantSettings, period: C.Period, subscription_ids:
     if not subscription_ids:
         return []
     s = Subscription.__table__.c
-    subs = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id).where(
+    subs = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id, s.ends_at).where(
         in_ids(s.id, sorted(subscription_ids)), *_rated_in(period)).order_by(s.id)).all()
     return rated_usage(settings, period, subs, store or SqlUsageStore())
 
 
 def line_description(pc: PricedComponent, own: Priced, locale: str | None) -> str:
     """The invoice line of a usage charge ("Bandwidth — 1,340 GB: 100 GB included, …")."""
-    return describe(own, pc.component.name, pc.meter.unit, pc.plan.currency, locale or "en",
+    return describe(own, pc.component.name, pc.unit, pc.plan.currency, locale or "en",
                     max(pc.meter.decimals, 3 if pc.meter.aggregation == A.TIME_WEIGHTED else 0))
 
 
@@ -179,7 +180,7 @@ def _chunks(tenant_id: str, livemode: bool, period: C.Period, chunk: int) -> Ite
     s = Subscription.__table__.c
     after = ""
     while True:
-        rows = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id).where(
+        rows = run(sa.select(s.id, s.provider_id, s.customer_id, s.plan_id, s.ends_at).where(
             s.tenant_id == tenant_id, s.livemode == livemode, s.id > after, *_rated_in(period))
             .order_by(s.id).limit(chunk)).all()
         if not rows:

@@ -104,26 +104,30 @@ class UsageStore(Protocol):
 class SqlUsageStore:
     """The store on the service's database."""
 
-    _partitions: set[date] = set()  # months known to have a partition (this process)
+    _partitions: set[tuple[str, date]] = set()  # (database, month) known to have a partition (this process)
 
     # --- writing -------------------------------------------------------------------------------
 
     def prepare(self, period_starts: Iterable[date]) -> None:
+        """On PostgreSQL, the partitions of these periods' months. Creating one (on a connection of
+        its own) waits for every transaction that has read usage_events to end: the caller's own
+        must not have yet, or it would wait for itself forever."""
         if is_postgres():
             self._ensure_partitions(period_starts)
 
     def record(self, rows: Sequence[dict], meters: Mapping[str, MeterInfo]) -> set[tuple[date, str]]:
+        """(The caller called `prepare` for these rows' periods before its transaction read any event.)"""
         if not rows:
             return set()
-        if is_postgres():
-            self._ensure_partitions({row["period_start"] for row in rows})
+        self.prepare({row["period_start"] for row in rows})
         keys = self._insert(rows)
         fresh = [row for row in rows if (row["period_start"], row["event_id"]) in keys]
         self._fold(fresh, meters)
         return keys
 
     def _insert(self, rows: Sequence[dict]) -> set[tuple[date, str]]:
-        """INSERT the events whose (period, provider, id) is not stored yet -> their keys."""
+        """INSERT the events whose (period, provider, id) is not stored yet -> their keys (a
+        statement per period: insert_rows returns a column, the event's id)."""
         table = UsageEvent.__table__
         columns = [c.name for c in table.c]
         rows = [{name: row[name] for name in columns} for row in rows]  # not the intake's extra keys
@@ -136,13 +140,14 @@ class SqlUsageStore:
         intake rarely meets a missing one), created (committed) on a connection of its own.
         CREATE TABLE ... PARTITION OF takes an exclusive lock on usage_events: it must run
         before the events' transaction touches the table (`prepare`), or it waits for that very
-        transaction."""
+        transaction. Known partitions are remembered per database (a process may serve several)."""
+        engine = db.session.get_bind()
+        database = engine.url.render_as_string(hide_password=True)
         months = {d.replace(day=1) for d in period_starts}
         months |= {(m + timedelta(days=32)).replace(day=1) for m in months}
-        months -= self._partitions
+        months -= {m for d, m in self._partitions if d == database}
         if not months:
             return
-        engine = db.session.get_bind()
         for month in sorted(months):
             following = (month + timedelta(days=32)).replace(day=1)
             name = f"usage_events_y{month.year:04d}m{month.month:02d}"
@@ -155,39 +160,15 @@ class SqlUsageStore:
             except sa.exc.DBAPIError as exc:  # another worker created it meanwhile
                 if "already exists" not in str(exc):
                     raise
-            SqlUsageStore._partitions.add(month)
+            SqlUsageStore._partitions.add((database, month))
 
     def _fold(self, rows: Sequence[dict], meters: Mapping[str, MeterInfo]) -> None:
         """Fold freshly stored events into their hourly rollups (and unique values), then
         recompute the time-weighted integral of the hours they touched."""
         if not rows:
             return
-        hours: dict[tuple, dict] = {}
-        uniques: set[tuple] = set()
-        timed: set[tuple] = set()
-        for row in sorted(rows, key=lambda r: r["timestamp"]):
-            meter = meters[row["meter_id"]]
-            at = row["timestamp"]
-            hour = at.replace(minute=0, second=0, microsecond=0)
-            key = (row["subscription_id"], row["meter_id"], row["dims"], row["period_start"], hour)
-            h = hours.get(key)
-            value = row["value"]
-            if h is None:
-                hours[key] = {"subscription_id": key[0], "meter_id": key[1], "dims": key[2], "period_start": key[3],
-                              "hour": hour, "tenant_id": row["tenant_id"], "livemode": row["livemode"], "events": 1,
-                              "total": value, "maximum": value, "first_at": at, "first_value": value, "last_at": at,
-                              "last_value": value, "tw_inner": 0}
-            else:
-                h["events"] += 1
-                h["total"] += value
-                h["maximum"] = max(h["maximum"], value)
-                h["last_at"], h["last_value"] = at, value
-            if meter.aggregation == A.UNIQUE_COUNT:
-                uniques.add((key[0], key[1], key[2], key[3], row["unique"]))
-            elif meter.aggregation == A.TIME_WEIGHTED:
-                timed.add(key)
-        self._upsert(sorted(hours.values(), key=lambda h: (h["subscription_id"], h["meter_id"], h["dims"],
-                                                           h["period_start"], h["hour"])))
+        hours, uniques, timed = fold_batch(rows, meters)
+        self._upsert(hours)
         if uniques:
             insert_rows(UsageUnique.__table__, [
                 {"subscription_id": s, "meter_id": m, "dims": d, "period_start": p, "value": v}
@@ -391,3 +372,36 @@ def _upsert_sql() -> sa.TextClause:
 
 def utc_hour(at: datetime) -> datetime:
     return at.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def fold_batch(rows: Sequence[dict], meters: Mapping[str, MeterInfo]) -> tuple[list[dict], set[tuple], set[tuple]]:
+    """One batch of events (rows as UsageEvent's columns, plus `unique`) folded into rollup rows
+    (pure): -> the rollups of the batch alone, in key order (the store adds them to the stored
+    ones: `aggregation.merge` is the same rule in Python), the distinct (subscription, meter,
+    dims, period, value) of unique_count meters, and the keys of the time-weighted hours touched
+    (whose `tw_inner` the store recomputes from their events)."""
+    hours: dict[tuple, dict] = {}
+    uniques: set[tuple] = set()
+    timed: set[tuple] = set()
+    for row in sorted(rows, key=lambda r: r["timestamp"]):
+        meter = meters[row["meter_id"]]
+        at = row["timestamp"]
+        hour = utc_hour(at)
+        key = (row["subscription_id"], row["meter_id"], row["dims"], row["period_start"], hour)
+        h = hours.get(key)
+        value = row["value"]
+        if h is None:
+            hours[key] = {"subscription_id": key[0], "meter_id": key[1], "dims": key[2], "period_start": key[3],
+                          "hour": hour, "tenant_id": row["tenant_id"], "livemode": row["livemode"], "events": 1,
+                          "total": value, "maximum": value, "first_at": at, "first_value": value, "last_at": at,
+                          "last_value": value, "tw_inner": 0}
+        else:
+            h["events"] += 1
+            h["total"] += value
+            h["maximum"] = max(h["maximum"], value)
+            h["last_at"], h["last_value"] = at, value
+        if meter.aggregation == A.UNIQUE_COUNT:
+            uniques.add((key[0], key[1], key[2], key[3], row["unique"]))
+        elif meter.aggregation == A.TIME_WEIGHTED:
+            timed.add(key)
+    return [hours[key] for key in sorted(hours)], uniques, timed

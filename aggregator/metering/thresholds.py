@@ -72,8 +72,11 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
     for start in sorted({period.start for _, period, _, components in work if components}):
         mine = [(sub_id, period, components) for sub_id, period, _, components in work
                 if components and period.start == start]
+        # usage so far (events may be a few minutes ahead): a level is not yet held to the period's end
+        until = max([now, *(r["timestamp"] for _, p, batch, cs in work if cs and p.start == start for r in batch)])
         usage_of[start] = load_usage(store, sorted({sub_id for sub_id, *_ in mine}),
-                                     {pc.meter.id: pc.meter for *_, cs in mine for pc in cs}.values(), mine[0][1])
+                                     {pc.meter.id: pc.meter for *_, cs in mine for pc in cs}.values(), mine[0][1],
+                                     until)
     external = _external_ids({subs[sub_id].customer_id for sub_id, _, _, components in work if components})
     candidates = []  # (claim row, event), claimed together below: once each, by the primary key
     for sub_id, period, batch, components in work:
@@ -87,7 +90,8 @@ def check_thresholds(principal: Principal, rows: Sequence[Mapping[str, Any]], me
             if not mine:  # none of the batch's events counts for this component (another dimension)
                 continue
             included = Fraction(pc.component.pricing.get("included_units") or "0")
-            quantity = quantity_of(usage, sub_id, pc.component, pc.meter, period)
+            until = max([now, *(r["timestamp"] for r in batch)])
+            quantity = quantity_of(usage, sub_id, pc.component, pc.meter, period, until)
             reached = [t for t in pc.component.thresholds if t * included <= quantity * 100
                        and (sub_id, pc.component.id, t, period.start) not in done]
             for threshold in sorted(reached):
@@ -115,7 +119,7 @@ def threshold_document(principal: Principal, sub: Any, customer_external_id: str
             "external_billing_id": sub.external_billing_id, "customer": sub.customer_id,
             "customer_external_id": customer_external_id, "provider": principal.provider_id,
             "plan": pc.plan.code, "plan_name": pc.plan.name, "component": pc.component.id,
-            "name": pc.component.name, "meter": pc.meter.code, "unit": pc.meter.unit,
+            "name": pc.component.name, "meter": pc.meter.code, "unit": pc.unit,
             "dimension": dict(pc.component.dimension or {}), "threshold": threshold,
             "quantity": A.format_quantity(quantity), "included_units": A.format_quantity(included),
             "period": period.start.isoformat(), "period_end": period.end.isoformat(),

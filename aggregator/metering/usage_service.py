@@ -40,6 +40,12 @@ class PricedComponent:
     meter: Meter
     parent: UsageComponent | None
 
+    @property
+    def unit(self) -> str:
+        """The unit its invoice line names: the component's own (a dimension's, e.g. core-hours
+        beside GB-hours of one meter), else the meter's."""
+        return self.component.pricing.get("unit") or self.meter.unit
+
 
 def components_of_plans(plan_ids: Iterable[str]) -> dict[str, list[PricedComponent]]:
     """plan id -> its usage components (with their fees, meters and parent components)."""
@@ -96,6 +102,8 @@ def load_usage(store: UsageStore, subscription_ids: Sequence[str], meters: Itera
 
 def quantity_of(usage: Usage, subscription_id: str, component: UsageComponent, meter: Meter, period: C.Period,
                 until: datetime | None = None) -> Fraction:
+    """The component's quantity over the period, or up to `until` if earlier (now; the
+    subscription's end: a level over time is held no longer than the subscription)."""
     key = (subscription_id, meter.id)
     end = period.end_at if until is None else min(until, period.end_at)
     return A.component_quantity(meter.aggregation, meter.decimals, component.dimension or {},
@@ -106,7 +114,9 @@ def quantity_of(usage: Usage, subscription_id: str, component: UsageComponent, m
 def priced(pc: PricedComponent, quantity: Fraction, models: dict | None = None) -> tuple[Priced, Priced | None]:
     """The component's price of `quantity`, and its parent's (the platform's share) if any.
     `models`: a cache of the components' parsed price models (component id -> model) kept by a
-    caller that prices many subscriptions (rating)."""
+    caller that prices many subscriptions (rating). A negative quantity (more removed than
+    added, e.g. seats) prices as none."""
+    quantity = max(quantity, Fraction(0))
     own = price(_model(pc.component, pc.plan.currency, models), quantity)
     parent = price(_model(pc.parent, pc.plan.currency, models), quantity) if pc.parent else None
     return own, parent
@@ -135,12 +145,12 @@ def current_usage(principal: Principal, ref: str, now: datetime, store: UsageSto
     data = []
     currency = sub.plan.currency
     for pc in components:
-        q = quantity_of(usage, sub.id, pc.component, pc.meter, period, now)
+        q = quantity_of(usage, sub.id, pc.component, pc.meter, period, min(now, sub.ends_at or now))
         own, _ = priced(pc, q)
         included = Fraction(pc.component.pricing.get("included_units") or "0")
         pct = A.percent_used(q, included)
         data.append({
-            "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code, "unit": pc.meter.unit,
+            "component": pc.component.id, "name": pc.component.name, "meter": pc.meter.code, "unit": pc.unit,
             "dimension": dict(pc.component.dimension or {}), "aggregation": pc.meter.aggregation,
             "quantity": A.format_quantity(q), "included_units": A.format_quantity(included),
             "percent_used": None if pct is None else A.format_quantity(pct, 2),
@@ -182,7 +192,7 @@ def rated_usage_of(principal: Principal, ref: str, start: date) -> dict[str, Any
         quantity = Fraction(row.quantity)
         pct = A.percent_used(quantity, included)
         data.append({
-            "component": component.id, "name": component.name, "meter": meter.code, "unit": meter.unit,
+            "component": component.id, "name": component.name, "meter": meter.code, "unit": component.pricing.get("unit") or meter.unit,
             "dimension": dict(component.dimension or {}), "aggregation": meter.aggregation,
             "quantity": A.format_quantity(quantity), "included_units": A.format_quantity(included),
             "percent_used": None if pct is None else A.format_quantity(pct, 2),

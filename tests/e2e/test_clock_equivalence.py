@@ -245,3 +245,98 @@ def test_a_jump_day_steps_and_random_steps_rate_subscriptions_alike(make_tenant,
         kinds = {c[0] for statements in results[0][1] for s in statements for c in s[2]}
         assert kinds == {"in_advance", "in_arrears", "adjustment"} and len(results[0][0]) >= 4, results[0]
     assert results[0] == results[1] == results[2]
+
+
+# --- usage: rated at each close as of the period's end, whatever the clock's steps ----------------------
+
+#: Usage providers send, each at its own instant on the test clock: (hours after START, customer,
+#: meter, value).
+usage_events = st.lists(st.tuples(
+    st.integers(min_value=0, max_value=60 * 24),
+    st.sampled_from(["c1", "c2"]),
+    st.sampled_from(["storage", "cpu", "seats", "calls"]),
+    st.sampled_from(["1", "4", "12.5", "0"])), min_size=1, max_size=12)
+USAGE_END = START + timedelta(days=80)  # past the end of the period 2026-12-25 .. 2027-01-24 (Sydney)
+
+
+class MeteredShop:
+    """One tenant in test mode: meters of each kind over time (GB held, hourly maximum cores, seats
+    never reset, calls counted with included units) priced on one plan with a flat fee; c1 and c2
+    subscribed at START."""
+
+    def __init__(self, make_tenant):
+        self.tenant = make_tenant()
+        self.admin = self.tenant.admin["test"]
+        for code, aggregation, extra in (("storage", "time_weighted", {"decimals": 1, "unit": "GB-h"}),
+                                         ("cpu", "hourly_max", {"decimals": 1, "unit": "core-h"}),
+                                         ("seats", "sum", {"decimals": 1, "reset": "never", "unit": "seat"}),
+                                         ("calls", "count", {"unit": "call"})):
+            response = self.admin.post("/v1/meters", {"code": code, "name": code.title(),
+                                                      "aggregation": aggregation, **extra})
+            assert response.status_code == 201, response.json
+        self.provider = self.tenant.provider()
+        response = self.provider.post("/v1/plans", {"code": "metered", "name": "Metered", "currency": "AUD", "fees": [
+            {"name": "Platform", "price": "10.00", "timing": "in_arrears", "usage": [
+                {"meter": "storage", "model": "per_unit", "unit_amount": "0.001"},
+                {"meter": "cpu", "model": "per_unit", "unit_amount": "0.04", "minimum": "0.50"},
+                {"meter": "seats", "model": "per_unit", "unit_amount": "3.00"},
+                {"meter": "calls", "model": "graduated", "included_units": "2", "thresholds": [50, 100],
+                 "tiers": [{"up_to": "4", "unit_amount": "0.10"}, {"up_to": None, "unit_amount": "0.05"}]}]}]})
+        assert response.status_code == 201, response.json
+        for customer in ("c1", "c2"):
+            self.tenant.customer(customer)
+            response = self.provider.post("/v1/subscriptions", {"customer": customer, "plan": "metered",
+                                                                "external_billing_id": f"sub-{customer}"})
+            assert response.status_code == 201, response.json
+        self.at = START
+        self.answers: list[tuple] = []
+
+    def move(self, to: datetime) -> None:
+        response = self.admin.post("/v1/test_clock/advance", {"to": _iso(to)})
+        assert response.status_code == 200, response.json
+        self.at = to
+
+    def send(self, n: int, customer: str, meter: str, value: str) -> None:
+        response = self.provider.post("/v1/usage_events", {"id": f"u{n}", "subscription": f"sub-{customer}",
+                                                           "meter": meter, "value": value})
+        self.answers.append((response.status_code, response.json.get("timestamp")))
+
+    def results(self) -> tuple:
+        invoices = self.admin.get("/v1/invoices?limit=100").json["data"]
+        billed = sorted((i["period"]["start"], i["customer_external_id"], i["number"], i["status"], i["subtotal"],
+                         i["total"], i["created_at"], tuple(sorted((line["description"], line["amount"])
+                                                                  for line in i["lines"])))
+                        for i in invoices)
+        events = sorted((e["type"], e["created"], e["data"]["object"]["threshold"], e["data"]["object"]["reached_at"])
+                        for e in self.admin.get("/v1/events?limit=100").json["data"]
+                        if e["type"] == "usage.threshold_reached")
+        return billed, events, self.answers
+
+
+def _run_usage(shop: MeteredShop, sent: list, steps) -> tuple:
+    for n, (hours, *event) in enumerate(sorted(sent, key=lambda e: e[0])):
+        for instant in steps(shop.at, max(shop.at, START + timedelta(hours=hours))):
+            shop.move(instant)
+        shop.send(n, *event)
+    for instant in steps(shop.at, USAGE_END):
+        shop.move(instant)
+    return shop.results()
+
+
+@settings(max_examples=int(os.environ.get("CLOCK_USAGE_EXAMPLES", 2)), deadline=None,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@example(sent=(EXPLICIT_USAGE := [(0, "c1", "storage", "12.5"), (5, "c1", "cpu", "4"), (6, "c1", "cpu", "1"),
+                                  (30, "c1", "seats", "4"), (40, "c2", "calls", "1"), (41, "c2", "calls", "1"),
+                                  (42, "c2", "calls", "1"), (20 * 24, "c1", "storage", "1"),
+                                  (40 * 24, "c1", "seats", "1"), (45 * 24, "c2", "cpu", "12.5")]),
+         sizes=[100])  # levels held across closes, seats carried, a threshold, a minimum
+@given(sent=usage_events, sizes=st.lists(st.integers(min_value=12, max_value=24 * 40), min_size=1, max_size=5))
+def test_a_jump_day_steps_and_random_steps_rate_usage_alike(make_tenant, clock, templates_only, sent, sizes):
+    clock.set(START)
+    results = [_run_usage(MeteredShop(make_tenant), sent, steps) for steps in (jump, by_days, by_random(sizes))]
+    if sent == EXPLICIT_USAGE:
+        lines = {line[0].split(" — ")[0] for invoice in results[0][0] for line in invoice[-1]}
+        assert {"Storage", "Cpu", "Seats", "Calls"} <= lines, results[0][0]
+        assert results[0][1], "a threshold should have been reached"
+    assert results[0] == results[1] == results[2]

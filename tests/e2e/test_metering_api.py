@@ -85,3 +85,276 @@ def test_bad_events_are_refused_naming_the_field(metered):
     refused(usage(provider, "x5", "1", timestamp="2026-11-10T12:06:00+00:00"), 422, "timestamp", "timestamp_in_future")
     refused(usage(provider, "x6", "1", timestamp="2026-10-20T00:00:00+00:00"), 409, "timestamp",
             "subscription_not_active")
+
+
+# --- bad input, nothing stored ------------------------------------------------------------------------
+
+def rated(tenant, period) -> list[tuple[str, str]]:
+    """(description, amount) of the lines of the invoices of `period`."""
+    admin = tenant.admin["test"]
+    return sorted((line["description"], line["amount"]) for i in admin.get("/v1/invoices?limit=100").json["data"]
+                  if i["period"]["start"] == period for line in admin.get(f"/v1/invoices/{i['id']}").json["lines"])
+
+
+def quantity(provider, sub_id, meter_code="bandwidth") -> str:
+    data = provider.get(f"/v1/subscriptions/{sub_id}/usage").json["data"]
+    return next(c["quantity"] for c in data if c["meter"] == meter_code)
+
+
+@pytest.mark.parametrize("value", [1.5, 2.0, "1.001", "abc", "1e3", " 1", "0x10", True, None, {"v": 1}, [1], "",
+                                   "1" * 41, "10000000000000"])
+def test_a_value_of_the_wrong_type_or_with_too_many_decimals_is_refused_and_not_stored(metered, value):
+    provider, sub = metered
+    response = usage(provider, "bad", value)
+    assert response.status_code == 422, response.json
+    assert "value" in response.json["error"]["fields"], response.json
+    assert quantity(provider, sub["id"]) == "0"
+    assert usage(provider, "bad", "12.5").status_code == 201  # the id was not taken
+    assert quantity(provider, sub["id"]) == "12.5"
+
+
+def test_a_whole_json_number_is_a_value_and_a_decimal_string_with_trailing_zeros_too(metered):
+    provider, sub = metered
+    assert usage(provider, "e1", 7).json["value"] == "7"
+    assert usage(provider, "e2", "0.50").json["value"] == "0.5"
+    assert usage(provider, "e3", "1.000").status_code == 201  # trailing zeros are not decimals
+    assert quantity(provider, sub["id"]) == "8.5"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"subscription": "vm-1", "meter": "bandwidth", "value": "1"}, "id"),
+    ({"id": "", "subscription": "vm-1", "meter": "bandwidth", "value": "1"}, "id"),
+    ({"id": 5, "subscription": "vm-1", "meter": "bandwidth", "value": "1"}, "id"),
+    ({"id": "e", "meter": "bandwidth", "value": "1"}, "subscription"),
+    ({"id": "e", "subscription": "vm-1", "value": "1"}, "meter"),
+    ({"id": "e", "subscription": "vm-1", "meter": "bandwidth", "value": "1", "timestamp": "yesterday"}, "timestamp"),
+    ({"id": "e", "subscription": "vm-1", "meter": "bandwidth", "value": "1", "timestamp": "2026-11-10T12:00:00"},
+     "timestamp"),  # no offset
+    ({"id": "e", "subscription": "vm-1", "meter": "bandwidth", "value": "1", "properties": {"a": 1.5}}, "properties"),
+    ({"id": "e", "subscription": "vm-1", "meter": "bandwidth", "value": "1", "properties": {"a": {"b": 1}}},
+     "properties"),
+    ({"id": "e", "subscription": "vm-1", "meter": "bandwidth", "value": "1", "properties": [1]}, "properties"),
+])
+def test_a_malformed_event_is_refused_naming_the_field(metered, body, field):
+    provider, sub = metered
+    refused(provider.post("/v1/usage_events", body), 422, field)
+    assert quantity(provider, sub["id"]) == "0"
+
+
+def test_an_event_in_a_closed_period_or_too_far_ahead_is_refused(tenant, metered):
+    provider, sub = metered
+    refused(usage(provider, "ahead", "1", timestamp="2026-11-10T12:05:01+00:00"), 422, "timestamp",
+            "timestamp_in_future")
+    assert usage(provider, "near", "1", timestamp="2026-11-10T12:05:00+00:00").status_code == 201
+    advance(tenant)  # closes 2026-10-25 .. 2026-11-24
+    refused(usage(provider, "late", "5", timestamp="2026-11-20T00:00:00+00:00"), 409, "timestamp", "period_closed")
+    assert "2026-10-25" in usage(provider, "late", "5", timestamp="2026-11-20T00:00:00+00:00").json["error"]["message"]
+    sent = usage(provider, "next", "2", timestamp="2026-11-24T13:00:00+00:00")  # the next period's first instant
+    assert sent.status_code == 201 and sent.json["period"] == "2026-11-25", sent.json
+    assert quantity(provider, sub["id"]) == "2"
+    (line,) = [d for d, _ in rated(tenant, PERIOD) if d.startswith("Bandwidth")]
+    assert line.startswith("Bandwidth — 1 GB"), line  # the refused event was not rated
+
+
+def test_a_test_mode_event_is_judged_on_the_test_clock(tenant, metered):
+    provider, sub = metered
+    advance(tenant, "2026-11-20T00:00:00+00:00")  # the app's clock stays at 2026-11-10T12:00Z
+    sent = provider.post("/v1/usage_events", {"id": "now", "subscription": "vm-1", "meter": "bandwidth", "value": "1"})
+    assert sent.status_code == 201 and sent.json["timestamp"] == "2026-11-20T00:00:00+00:00", sent.json
+    assert usage(provider, "soon", "1", timestamp="2026-11-20T00:04:00+00:00").status_code == 201
+    refused(usage(provider, "later", "1", timestamp="2026-11-20T00:06:00+00:00"), 422, "timestamp",
+            "timestamp_in_future")
+    usage_now = provider.get(f"/v1/subscriptions/{sub['id']}/usage").json
+    assert usage_now["as_of"].startswith("2026-11-20T00:00:00") and usage_now["data"][0]["quantity"] == "2"
+
+
+def test_usage_is_walled_between_providers_modes_and_tenants(tenant, make_tenant, metered):
+    provider, sub = metered
+    other = tenant.provider(name="Other")
+    for ref in ("vm-1", sub["id"]):
+        refused(usage(other, "x", "1", subscription=ref), 404, "subscription", "unknown_subscription")
+    assert other.get(f"/v1/subscriptions/{sub['id']}/usage").status_code == 404
+    live = tenant.provider(mode="live", name="Cloudy live")
+    refused(usage(live, "x", "1"), 404, "meter", "unknown_meter")  # meters are per mode too
+    assert tenant.admin["live"].post("/v1/meters", {"code": "bandwidth", "name": "B", "aggregation": "sum",
+                                                    "decimals": 2}).status_code == 201
+    refused(usage(live, "x", "1"), 404, "subscription", "unknown_subscription")
+    stranger = make_tenant().provider(name="Stranger")
+    refused(usage(stranger, "x", "1", subscription=sub["id"]), 404, "meter")
+    assert stranger.get(f"/v1/subscriptions/{sub['id']}/usage").status_code == 404
+    assert quantity(provider, sub["id"]) == "0"
+    # the same event id is the other provider's own: no conflict with this one's
+    assert usage(provider, "x", "3").status_code == 201
+    assert tenant.admin["test"].get(f"/v1/subscriptions/{sub['id']}/usage").json["data"][0]["quantity"] == "3"
+
+
+# --- batches -----------------------------------------------------------------------------------------
+
+def test_a_batch_of_a_thousand_judges_each_event_alone(metered):
+    provider, sub = metered
+    events, expected, total = [], [], 0
+    for n in range(1000):
+        event = {"id": f"b{n}", "subscription": "vm-1", "meter": "bandwidth", "value": "1", "timestamp": IN_PERIOD}
+        kind = n % 10
+        if kind == 1:
+            event["value"] = "1.001"
+        elif kind == 2:
+            event["meter"] = "nope"
+        elif kind == 3:
+            event["subscription"] = "nope"
+        elif kind == 4:
+            event["timestamp"] = "2026-11-11T00:00:00+00:00"  # ahead
+        elif kind == 5:
+            event = {"id": f"b{n}"}
+        elif kind == 6:
+            event = "not an object"
+        events.append(event)
+        expected.append({1: 422, 2: 404, 3: 404, 4: 422, 5: 422, 6: 422}.get(kind, 201))
+        total += expected[-1] == 201
+    response = provider.post("/v1/usage_events/batch", {"events": events})
+    assert response.status_code == 200, response.json
+    results = response.json["data"]
+    assert [r["status"] for r in results] == expected
+    assert all(r["event"]["id"] == f"b{n}" for n, r in enumerate(results) if r["status"] == 201)
+    assert all("fields" in r["error"] for r in results if r["status"] != 201)
+    assert quantity(provider, sub["id"]) == str(total) == "400"
+    too_many = provider.post("/v1/usage_events/batch", {"events": events + [events[0]]})
+    refused(too_many, 422, "events")
+    refused(provider.post("/v1/usage_events/batch", {"events": []}), 422, "events")
+    assert quantity(provider, sub["id"]) == "400"
+
+
+def test_replays_in_a_batch_are_stored_once(metered):
+    provider, sub = metered
+
+    def event(event_id, value):
+        return {"id": event_id, "subscription": "vm-1", "meter": "bandwidth", "value": value, "timestamp": IN_PERIOD}
+
+    first = provider.post("/v1/usage_events/batch", {"events": [event("r1", "10"), event("r1", "10"),
+                                                                event("r1", "11"), event("r2", "1")]})
+    assert [(r["status"], r.get("replayed")) for r in first.json["data"]] == [
+        (201, False), (201, True), (409, None), (201, False)], first.json
+    assert first.json["data"][2]["error"]["code"] == "idempotency_key_reused"
+    again = provider.post("/v1/usage_events/batch", {"events": [event("r2", "1"), event("r1", "10"),
+                                                                event("r1", "12"), event("r3", "5")]})
+    assert [(r["status"], r.get("replayed")) for r in again.json["data"]] == [
+        (201, True), (201, True), (409, None), (201, False)], again.json
+    assert again.json["data"][1]["event"] == first.json["data"][0]["event"]
+    assert quantity(provider, sub["id"]) == "16"
+
+
+# --- aggregations over the API --------------------------------------------------------------------------
+
+@pytest.fixture
+def counters(tenant):
+    """Meters of every simple aggregation, each priced at 1.00 a unit on one plan."""
+    admin = tenant.admin["test"]
+    meter(admin, "seats", "sum", unit="seat", reset="never")
+    meter(admin, "users", "unique_count", unit="user", field="user")
+    meter(admin, "queue", "latest", unit="job")
+    meter(admin, "peak", "max", unit="conn")
+    meter(admin, "calls", "count", unit="call")
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    response = provider.post("/v1/plans", {"code": "app", "name": "App", "currency": "AUD", "fees": [
+        {"name": "Usage", "usage": [{"meter": code, "model": "per_unit", "unit_amount": "1.00"}
+                                    for code in ("seats", "users", "queue", "peak", "calls")]}]})
+    assert response.status_code == 201, response.json
+    sub = provider.post("/v1/subscriptions", {"customer": "cust-1", "plan": "app", "external_billing_id": "vm-1"})
+    return provider, sub.json
+
+
+def quantities(provider, sub_id) -> dict[str, str]:
+    return {c["meter"]: c["quantity"] for c in provider.get(f"/v1/subscriptions/{sub_id}/usage").json["data"]}
+
+
+
+
+def test_seats_never_reset_carry_a_running_count_across_periods(tenant, counters):
+    provider, sub = counters
+    advance(tenant, "2026-11-14T00:00:00+00:00")
+    for n, (value, day) in enumerate([(1, 11), (1, 11), (1, 12), (-1, 13), (1, 14)]):
+        assert usage(provider, f"s{n}", value, timestamp=f"2026-11-{day}T00:00:00+00:00",
+                     meter_code="seats").status_code == 201
+    assert quantities(provider, sub["id"])["seats"] == "3"
+    advance(tenant)  # the close of 2026-10-25 bills 3 seats
+    assert ("Seats — 3 seat × A$1.00 = A$3.00", "3.00") in rated(tenant, PERIOD)
+    assert quantities(provider, sub["id"])["seats"] == "3"  # carried into the next period
+    assert usage(provider, "s9", -1, timestamp="2026-11-25T00:00:00+00:00", meter_code="seats").status_code == 201
+    assert quantities(provider, sub["id"])["seats"] == "2"
+    advance(tenant, "2026-12-25T00:00:00+00:00")
+    assert ("Seats — 2 seat × A$1.00 = A$2.00", "2.00") in rated(tenant, "2026-11-25")
+
+
+def test_unique_count_latest_max_and_count(tenant, counters):
+    provider, sub = counters
+    sent = [("users", None, {"user": "ann"}, 11), ("users", None, {"user": "bob"}, 11),
+            ("users", None, {"user": "ann"}, 12), ("users", None, {"user": 7}, 13),
+            ("queue", 5, {}, 14), ("queue", 3, {}, 16), ("queue", 9, {}, 15),  # out of order: 3 is the latest
+            ("peak", 5, {}, 14), ("peak", 9, {}, 15), ("peak", 3, {}, 16),
+            ("calls", None, {}, 11), ("calls", None, {}, 11)]
+    batch = [{"id": f"u{n}", "subscription": "vm-1", "meter": code, "value": value, "properties": props,
+              "timestamp": f"2026-11-{day}T00:00:00+00:00"} for n, (code, value, props, day) in enumerate(sent)]
+    advance(tenant, "2026-11-20T00:00:00+00:00")
+    response = provider.post("/v1/usage_events/batch", {"events": batch})
+    assert [r["status"] for r in response.json["data"]] == [201] * len(sent), response.json
+    refused(usage(provider, "nouser", None, meter_code="users", timestamp="2026-11-19T00:00:00+00:00"), 422,
+            "properties.user")
+    assert quantities(provider, sub["id"]) == {"seats": "0", "users": "3", "queue": "3", "peak": "9", "calls": "2"}
+    advance(tenant)
+    assert rated(tenant, PERIOD) == sorted([
+        ("Users — 3 user × A$1.00 = A$3.00", "3.00"), ("Queue — 3 job × A$1.00 = A$3.00", "3.00"),
+        ("Peak — 9 conn × A$1.00 = A$9.00", "9.00"), ("Calls — 2 call × A$1.00 = A$2.00", "2.00")])
+
+
+def test_more_removed_than_added_prices_as_no_usage_and_the_close_goes_on(tenant, counters):
+    provider, sub = counters
+    assert usage(provider, "minus", -2, meter_code="seats").status_code == 201
+    assert usage(provider, "low", -3, meter_code="peak").status_code == 201
+    current = {c["meter"]: (c["quantity"], c["amount"]) for c in
+               provider.get(f"/v1/subscriptions/{sub['id']}/usage").json["data"]}
+    assert current["seats"] == ("-2", "0.00") and current["peak"] == ("-3", "0.00"), current
+    advance(tenant)
+    assert tenant.admin["test"].get("/v1/periods/2026-10-25").json["status"] == "closed"
+    assert rated(tenant, PERIOD) == []
+
+
+def test_a_threshold_on_usage_over_time_is_reached_by_usage_so_far(tenant):
+    """GB-hours so far, not the level projected to the period's end: 10 GB held from now reaches
+    80 % of 1,000 GB-hours after 80 hours, which the next event (or none) finds."""
+    admin = tenant.admin["test"]
+    meter(admin, "disk", "time_weighted", unit="GB-h")
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    assert provider.post("/v1/plans", {"code": "disk", "name": "Disk", "currency": "AUD", "fees": [
+        {"name": "Disk", "usage": [{"meter": "disk", "model": "per_unit", "unit_amount": "0.01",
+                                    "included_units": "1000", "thresholds": [80, 100]}]}]}).status_code == 201
+    sub = provider.post("/v1/subscriptions", {"customer": "cust-1", "plan": "disk"}).json
+
+    def reached():
+        return sorted((e["data"]["object"]["threshold"], e["data"]["object"]["reached_at"])
+                      for e in admin.get("/v1/events?limit=100").json["data"] if e["type"] == "usage.threshold_reached")
+
+    assert usage(provider, "d1", 10, subscription=sub["id"], meter_code="disk").status_code == 201
+    assert reached() == []
+    advance(tenant, "2026-11-13T20:00:00+00:00")  # 80 hours later: 800 GB-hours
+    assert usage(provider, "d2", 10, subscription=sub["id"], meter_code="disk",
+                 timestamp="2026-11-13T20:00:00+00:00").status_code == 201
+    assert reached() == [(80, "2026-11-13T20:00:00+00:00")]
+
+
+def test_a_level_is_held_until_the_subscription_ends_not_to_the_periods_end(tenant):
+    admin = tenant.admin["test"]
+    meter(admin, "disk", "time_weighted", unit="GB-h")
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    assert provider.post("/v1/plans", {"code": "disk", "name": "Disk", "currency": "AUD", "fees": [
+        {"name": "Disk", "usage": [{"meter": "disk", "model": "per_unit", "unit_amount": "0.01"}]}]}).status_code == 201
+    sub = provider.post("/v1/subscriptions", {"customer": "cust-1", "plan": "disk"}).json
+    assert usage(provider, "d1", 10, subscription=sub["id"], meter_code="disk").status_code == 201
+    advance(tenant, "2026-11-11T12:00:00+00:00")
+    assert provider.delete(f"/v1/subscriptions/{sub['id']}").status_code == 200
+    advance(tenant, "2026-11-12T12:00:00+00:00")
+    assert provider.get(f"/v1/subscriptions/{sub['id']}/usage").json["data"][0]["quantity"] == "240"
+    advance(tenant)
+    assert rated(tenant, PERIOD) == [("Disk — 240 GB-h × A$0.01 = A$2.40", "2.40")]  # 10 GB for 24 hours
