@@ -192,7 +192,8 @@ def rated_usage_of(principal: Principal, ref: str, start: date) -> dict[str, Any
         quantity = Fraction(row.quantity)
         pct = A.percent_used(quantity, included)
         data.append({
-            "component": component.id, "name": component.name, "meter": meter.code, "unit": component.pricing.get("unit") or meter.unit,
+            "component": component.id, "name": component.name, "meter": meter.code,
+            "unit": component.pricing.get("unit") or meter.unit,
             "dimension": dict(component.dimension or {}), "aggregation": meter.aggregation,
             "quantity": A.format_quantity(quantity), "included_units": A.format_quantity(included),
             "percent_used": None if pct is None else A.format_quantity(pct, 2),

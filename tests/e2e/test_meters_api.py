@@ -59,7 +59,6 @@ def test_meters_are_the_tenants_and_the_modes_own(tenant, make_tenant):
     (meter_body(code="x", decimals="2"), "decimals", None),
     (meter_body(code="x", dimensions=["cloud", "cloud"]), "dimensions", None),
     (meter_body(code="x", dimensions=["a", "b", "c", "d", "e", "f"]), "dimensions", None),
-    (meter_body(code="x", field="cloud", dimensions=["cloud"]), "field", None),
     (meter_body(code="x", field="has space"), "field", None),
     ({"code": "x", "name": "X"}, "aggregation", None),
 ])
