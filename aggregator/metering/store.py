@@ -344,32 +344,6 @@ def _upsert_sql() -> sa.TextClause:
     return _UPSERT[0]
 
 
-_ROLLUP_COLUMNS = ("subscription_id", "meter_id", "dims", "period_start", "hour", "tenant_id", "livemode", "events",
-                   "total", "maximum", "first_at", "first_value", "last_at", "last_value", "tw_inner")
-_UPSERT: list[sa.TextClause] = []
-
-
-def _upsert_sql() -> sa.TextClause:
-    """PostgreSQL's rollup upsert: one statement whose rows are one JSON parameter (as
-    db.insert_rows does), the same merge as SqlUsageStore._upsert's."""
-    if not _UPSERT:
-        table = UsageRollup.__table__
-        _UPSERT.append(sa.text(
-            f"INSERT INTO usage_rollups ({', '.join(_ROLLUP_COLUMNS)})" + json_select(table, _ROLLUP_COLUMNS)
-            + " ON CONFLICT (subscription_id, meter_id, dims, period_start, hour) DO UPDATE SET"
-            " events = usage_rollups.events + excluded.events, total = usage_rollups.total + excluded.total,"
-            " maximum = greatest(usage_rollups.maximum, excluded.maximum),"
-            " first_at = CASE WHEN excluded.first_at < usage_rollups.first_at THEN excluded.first_at"
-            "   ELSE usage_rollups.first_at END,"
-            " first_value = CASE WHEN excluded.first_at < usage_rollups.first_at THEN excluded.first_value"
-            "   ELSE usage_rollups.first_value END,"
-            " last_at = CASE WHEN excluded.last_at >= usage_rollups.last_at THEN excluded.last_at"
-            "   ELSE usage_rollups.last_at END,"
-            " last_value = CASE WHEN excluded.last_at >= usage_rollups.last_at THEN excluded.last_value"
-            "   ELSE usage_rollups.last_value END"))
-    return _UPSERT[0]
-
-
 def utc_hour(at: datetime) -> datetime:
     return at.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
