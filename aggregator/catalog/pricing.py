@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from numbers import Rational
 
 from .. import money
@@ -94,7 +95,7 @@ class Priced:
 def price(model: PriceModel, quantity: Fraction) -> Priced:
     """`quantity` priced by `model`. ValueError for a model `check` refuses or a negative quantity
     (what rates usage validated both before: this is a programming error, not bad input)."""
-    problems = check(model)
+    problems = _problems(model)
     if problems:
         raise ValueError("invalid price: " + "; ".join(f"{field}: {message}" for field, message in problems))
     quantity = Fraction(quantity)
@@ -114,6 +115,13 @@ def price(model: PriceModel, quantity: Fraction) -> Priced:
     amount, clamped = clamp(money.round_exact(exact), model.minimum, model.maximum)
     return Priced(quantity=quantity, included=included, billable=billable, steps=steps, exact=exact,
                   amount=amount, clamped=clamped)
+
+
+@lru_cache(maxsize=1024)
+def _problems(model: PriceModel) -> tuple[tuple[str, str], ...]:
+    """check(model), remembered: rating prices one model for many subscriptions (a model is a
+    frozen value, so equal models share the answer)."""
+    return tuple(check(model))
 
 
 def clamp(amount: int, minimum: int | None, maximum: int | None) -> tuple[int, str | None]:
