@@ -137,7 +137,8 @@ def parse_unit_amount(text: object, currency: str) -> Fraction:
         raise MoneyError(f"The price's magnitude must not exceed {MAX_MAJOR:,}.")
     if len(fraction) > UNIT_PRICE_PLACES:
         raise MoneyError(f"Unit prices have at most {UNIT_PRICE_PLACES} decimal places.")
-    return Fraction(whole * 10**len(fraction) + int(fraction or 0), 10**len(fraction)) * 10 ** exponent(currency)
+    scale: int = 10 ** exponent(currency)
+    return Fraction(whole * 10**len(fraction) + int(fraction or 0), 10**len(fraction)) * scale
 
 
 @lru_cache(maxsize=4096)  # pure; rating prints the same few prices and tiers per line
