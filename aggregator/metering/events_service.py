@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ..accounts.keys import Principal
 from ..catalog.models import Meter, Subscription
-from ..db import db, in_ids, is_postgres, run, unnested, write_lock
+from ..db import db, in_ids, is_postgres, locking, run, unnested, write_lock
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..faults import crash_point
 from ..periods import calendar as C
@@ -32,6 +32,8 @@ FUTURE_LEEWAY = timedelta(minutes=5)
 #: integrals of an hour (value × ms) then stay within 64 bits.
 MAX_SCALED = 10**15
 MAX_SCALED_TIME_WEIGHTED = 10**12
+#: The longest key of an event's dimension values (the rollups' `dims` column).
+MAX_DIMS_KEY = 500
 _NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?")
 
 
@@ -43,6 +45,9 @@ class UsageEventRequest:
     timestamp: datetime
     value: Any = None  # a decimal string or an integer, per the meter (None: count meters)
     properties: Mapping[str, Any] = field(default_factory=dict)
+    # whether the sender gave the timestamp (else it is the instant received): a retry of an
+    # event sent without one is the same event, though it arrives later
+    timestamp_sent: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +115,10 @@ def format_value(scaled: int, decimals: int) -> str:
     return A.format_quantity(A.Fraction(scaled, 10**decimals), decimals) if decimals else str(scaled)
 
 
-def _fingerprint(subscription_id: str, meter_id: str, value: int, timestamp: datetime,
+def _fingerprint(subscription_id: str, meter_id: str, value: int, timestamp: datetime | None,
                  properties: Mapping[str, Any]) -> bytes:
-    return hashlib.sha256(orjson.dumps([subscription_id, meter_id, value, timestamp.isoformat(), properties],
+    sent = timestamp and timestamp.isoformat()
+    return hashlib.sha256(orjson.dumps([subscription_id, meter_id, value, sent, properties],
                                        option=orjson.OPT_SORT_KEYS)).digest()
 
 
@@ -153,7 +159,8 @@ def record_usage_events(principal: Principal, requests: Sequence[UsageEventReque
             outcomes[first_of[row["event_id"]]] = Outcome(error=statuses[row["period_start"]])
             continue
         fresh.append(row)
-    fresh.sort(key=lambda r: (r["subscription_id"], r["meter_id"], r["dims"], r["timestamp"]))  # one lock order
+    # one lock order across concurrent batches (the id last: equal keys otherwise in any order)
+    fresh.sort(key=lambda r: (r["subscription_id"], r["meter_id"], r["dims"], r["timestamp"], r["event_id"]))
     created = store.record(fresh, {m.id: _info(m) for m in meters.values()})
     unused = {m.id for m in meters.values() if m.first_event_at is None}
     if created and unused:
@@ -174,6 +181,8 @@ def record_usage_events(principal: Principal, requests: Sequence[UsageEventReque
         if first_of[request.id] == i:
             outcomes[i] = Outcome(event=_view(row, by_id[row["meter_id"]], sub_ref[row["subscription_id"]],
                                               principal.livemode))
+        elif (refused := outcomes[first_of[request.id]]) is not None and refused.error is not None:
+            outcomes[i] = refused  # a later copy of an event refused (e.g. its period closed): refused alike
         else:  # a later duplicate within the batch
             first = row_of[request.id]
             same = first["fingerprint"] == _request_fingerprint(request, meters, subs)
@@ -201,7 +210,8 @@ def _request_fingerprint(request: UsageEventRequest, meters, subs) -> bytes | No
         value = _value_of(request, meter)
     except ValueError:
         return None
-    return _fingerprint(sub.id, meter.id, value, request.timestamp, dict(request.properties or {}))
+    return _fingerprint(sub.id, meter.id, value, request.timestamp if request.timestamp_sent else None,
+                        dict(request.properties or {}))
 
 
 def _replay_or_conflict(existing: Stored, request: UsageEventRequest, meters, subs, by_id, sub_ref,
@@ -253,13 +263,18 @@ def _row(principal: Principal, request: UsageEventRequest, meters: Mapping[str, 
     if at < sub.starts_at or (sub.ends_at is not None and at >= sub.ends_at):
         raise _on(SubscriptionNotActive, "timestamp", f"The subscription {sub.id} was not active at "
                                                       f"{at.isoformat()}.")
+    dims = A.dims_key(meter.dimensions or (), properties)
+    if len(dims) > MAX_DIMS_KEY:
+        raise _on(InvalidInput, "properties", f"The values of the meter's dimensions take {len(dims)} characters "
+                                              f"together; at most {MAX_DIMS_KEY}.")
     period = C.period_containing(at, principal.period_anchor_day, principal.timezone)
     periods[period.start] = period
     return {"period_start": period.start, "provider_id": principal.provider_id, "event_id": request.id,
             "tenant_id": principal.tenant_id, "livemode": principal.livemode, "subscription_id": sub.id,
             "meter_id": meter.id, "timestamp": at, "value": value,
-            "dims": A.dims_key(meter.dimensions or (), properties), "properties": properties,
-            "fingerprint": _fingerprint(sub.id, meter.id, value, at, properties), "received_at": now,
+            "dims": dims, "properties": properties,
+            "fingerprint": _fingerprint(sub.id, meter.id, value, at if request.timestamp_sent else None, properties),
+            "received_at": now,
             "unique": None if unique is None else str(unique)}
 
 
@@ -280,8 +295,11 @@ def _open_periods(principal: Principal, starts: Sequence[date], periods: Mapping
 
 def _meters(principal: Principal, codes: set[str]) -> dict[str, Meter]:
     m = Meter.__table__.c
-    return {row.code: row for row in db.session.scalars(sa.select(Meter).where(
-        m.tenant_id == principal.tenant_id, m.livemode == principal.livemode, m.code.in_(sorted(codes))))}
+    # share-locked (PostgreSQL): a meter's aggregation or decimals cannot change while its first
+    # events, scaled and folded the current way, go in (update_meter locks it for update)
+    return {row.code: row for row in db.session.scalars(locking(sa.select(Meter).where(
+        m.tenant_id == principal.tenant_id, m.livemode == principal.livemode, m.code.in_(sorted(codes))),
+        read=True))}
 
 
 def _subscriptions(principal: Principal, refs: set[str]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class _Properties(fields.Dict):
             if isinstance(item, (dict, list)) or isinstance(item, float):
                 raise ValidationError(f"{key}: a property is a string, a whole number or a boolean "
                                       "(a decimal as a string such as \"12.5\").")
+            if isinstance(item, int) and not isinstance(item, bool) and not -2**63 <= item < 2**63:
+                raise ValidationError(f"{key}: a whole number of at most 64 bits.")
             if isinstance(item, str) and len(item) > 255:
                 raise ValidationError(f"{key}: at most 255 characters.")
         return out
@@ -50,7 +52,8 @@ class UsageEventInputSchema(Schema):
                        "at most 5 minutes ahead."})
     properties = _Properties(load_default=dict, metadata={
         "maxProperties": 20, "propertyNames": {"minLength": 1, "maxLength": 100},
-        "additionalProperties": {"type": ["string", "integer", "boolean"], "maxLength": 255}})
+        "additionalProperties": {"type": ["string", "integer", "boolean"], "maxLength": 255,
+                                 "minimum": -2**63, "maximum": 2**63 - 1}})
 
 
 class UsageEventBatchSchema(Schema):
@@ -135,7 +138,7 @@ def load_event(body: Any, now) -> UsageEventRequest:
     except ValidationError as exc:
         raise refusal("Invalid usage event", exc.messages) from None
     return UsageEventRequest(data["id"], data["subscription"], data["meter"], data["timestamp"] or now,
-                             data["value"], data["properties"])
+                             data["value"], data["properties"], timestamp_sent=data["timestamp"] is not None)
 
 
 class UsageExportArgs(Schema):

@@ -8,6 +8,8 @@ Revises: 0017
 Create Date: 2026-12-07 20:15:00
 
 """
+from datetime import datetime, timedelta, timezone
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -36,6 +38,14 @@ def upgrade():
         batch_op.add_column(sa.Column('overdue_at', UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_invoices_overdue_due', ['tenant_id', 'livemode', 'due_date', 'finalized_at'],
                               unique=False, postgresql_where=_WAITING, sqlite_where=_WAITING)
+    # Live invoices already past due when this ships are marked overdue now, without an event or
+    # an email: the first run would otherwise announce every old unpaid invoice at once. (Test
+    # mode runs on test clocks: its invoices are judged by the due work, on their own clock.)
+    now = datetime.now(timezone.utc)  # the deploy's instant: a one-off, not due work
+    op.get_bind().execute(sa.text(
+        "UPDATE invoices SET overdue_at = :now WHERE livemode AND status = 'open' AND due_date < :cutoff")
+        .bindparams(sa.bindparam("now", now, type_=UTCDateTime()),
+                    sa.bindparam("cutoff", (now - timedelta(days=1)).date(), type_=sa.Date())))
 
 
 def downgrade():

@@ -358,3 +358,41 @@ def test_a_level_is_held_until_the_subscription_ends_not_to_the_periods_end(tena
     assert provider.get(f"/v1/subscriptions/{sub['id']}/usage").json["data"][0]["quantity"] == "240"
     advance(tenant)
     assert rated(tenant, PERIOD) == [("Disk — 240 GB-h × A$0.01 = A$2.40", "2.40")]  # 10 GB for 24 hours
+
+
+def test_an_event_sent_again_without_a_timestamp_is_a_replay_though_the_clock_moved(tenant, metered):
+    provider, _ = metered
+    body = {"id": "no-ts", "subscription": "vm-1", "meter": "bandwidth", "value": "3"}
+    first = provider.post("/v1/usage_events", body)
+    assert first.status_code == 201, first.json
+    tenant.admin["test"].post("/v1/test_clock/advance", {"to": "2026-11-10T12:00:05+00:00"})
+    again = provider.post("/v1/usage_events", body)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true", again.json
+    assert again.json["timestamp"] == first.json["timestamp"]
+    refused(provider.post("/v1/usage_events", {**body, "timestamp": "2026-11-10T12:00:05+00:00"}), 409, "id",
+            "idempotency_key_reused")
+
+
+def test_a_later_copy_of_a_refused_event_in_a_batch_is_refused_alike(tenant, metered):
+    provider, _ = metered
+    advance(tenant)  # closes 2026-10-25 .. 2026-11-24
+    event = {"id": "twice", "subscription": "vm-1", "meter": "bandwidth", "value": "1",
+             "timestamp": "2026-11-20T00:00:00+00:00"}
+    batch = provider.post("/v1/usage_events/batch", {"events": [event, event]})
+    assert [(r["status"], r["error"]["code"]) for r in batch.json["data"]] == [(409, "period_closed")] * 2, batch.json
+
+
+def test_properties_too_large_to_store_are_refused_naming_them(tenant):
+    admin = tenant.admin["test"]
+    meter(admin, "bw", unit="GB", dimensions=["a", "b", "c"])
+    tenant.customer("cust-1")
+    provider = tenant.provider()
+    assert provider.post("/v1/plans", {"code": "p", "name": "P", "currency": "AUD", "fees": [
+        {"name": "F", "usage": [{"meter": "bw", "model": "per_unit", "unit_amount": "1"}]}]}).status_code == 201
+    assert provider.post("/v1/subscriptions", {"customer": "cust-1", "plan": "p", "external_billing_id": "s"}
+                         ).status_code == 201
+    refused(usage(provider, "big", "1", subscription="s", meter_code="bw", properties={"x": 2**64}), 422,
+            "properties")
+    refused(usage(provider, "long", "1", subscription="s", meter_code="bw",
+                  properties={"a": "x" * 200, "b": "y" * 200, "c": "z" * 200}), 422, "properties")
+    assert provider.get("/v1/subscriptions/s/usage").json["data"][0]["quantity"] == "0"
