@@ -120,8 +120,10 @@ def _batch_rows(store, tenant_id, livemode, provider_id, period, as_of, meters, 
             continue
         hours = [A.Hour(r.dims, r.hour, r.events, r.total, r.maximum, r.first_at, r.first_value, r.last_at,
                         r.last_value, int(r.tw_inner)) for r in rows]
+        # a level is held no longer than the subscription (as rating holds it)
+        end = as_of if sub.ends_at is None else max(period.start_at, min(as_of, sub.ends_at))
         quantities = X.hour_quantities(meter.aggregation, meter.decimals, hours, start_at=period.start_at,
-                                       end_at=as_of, carried=carried.get((sub_id, meter_id), {}).get(dims))
+                                       end_at=end, carried=carried.get((sub_id, meter_id), {}).get(dims))
         dimension_cells = X.dimension_cells(dims, names)
         for h, (quantity, unit_ms) in zip(hours, quantities, strict=True):
             yield [sub_id, sub.external_billing_id or "", sub.customer, sub.provider_id, sub.provider_name, sub.plan,
@@ -133,7 +135,7 @@ def _subscriptions(tenant_id: str, livemode: bool, provider_id: str | None, ids:
     """subscription id -> what its rows show, for those of the tenant's mode (and the provider's)."""
     s = Subscription.__table__.c
     query = (sa.select(s.id, s.external_billing_id, Customer.external_id.label("customer"), s.provider_id,
-                       Provider.name.label("provider_name"), Plan.code.label("plan"))
+                       Provider.name.label("provider_name"), Plan.code.label("plan"), s.ends_at)
              .join(Customer, Customer.id == s.customer_id).join(Provider, Provider.id == s.provider_id)
              .join(Plan, Plan.id == s.plan_id)
              .where(in_ids(s.id, ids), s.tenant_id == tenant_id, s.livemode == livemode))
