@@ -154,6 +154,9 @@ def declare_cross_field_rules(schemas: dict) -> None:
         plan["anyOf"] = [{"properties": {"currency": {"enum": codes}, "fees": {"items": {"properties": {
             "price": {"pattern": amount_pattern(places, signed=False)}}}}}}
             for places, codes in sorted(by_places.items())]
+    if "FeeInput" in schemas:  # a fee has a flat price, usage components, or both
+        schemas["FeeInput"]["anyOf"] = [{"required": ["price"]},
+                                        {"required": ["usage"], "properties": {"usage": {"minItems": 1}}}]
     if "MeterInput" in schemas:  # a unique_count meter names its field; timed ones reset each period
         schemas["MeterInput"]["allOf"] = [
             {"if": {"properties": {"aggregation": {"const": "unique_count"}}, "required": ["aggregation"]},

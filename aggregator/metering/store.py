@@ -104,7 +104,6 @@ class UsageStore(Protocol):
 class SqlUsageStore:
     """The store on the service's database."""
 
-    _partitions: set[tuple[str, date]] = set()  # (database, month) known to have a partition (this process)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -140,27 +139,27 @@ class SqlUsageStore:
         intake rarely meets a missing one), created (committed) on a connection of its own.
         CREATE TABLE ... PARTITION OF takes an exclusive lock on usage_events: it must run
         before the events' transaction touches the table (`prepare`), or it waits for that very
-        transaction. Known partitions are remembered per database (a process may serve several)."""
-        engine = db.session.get_bind()
-        database = engine.url.render_as_string(hide_password=True)
+        transaction. Which exist is asked each time (one catalog lookup): a partition dropped
+        (retention, a schema rebuilt) is never assumed to be there."""
         months = {d.replace(day=1) for d in period_starts}
         months |= {(m + timedelta(days=32)).replace(day=1) for m in months}
-        months -= {m for d, m in self._partitions if d == database}
-        if not months:
-            return
-        for month in sorted(months):
-            following = (month + timedelta(days=32)).replace(day=1)
-            name = f"usage_events_y{month.year:04d}m{month.month:02d}"
-            try:
-                with engine.connect() as connection:
+        names = {month: f"usage_events_y{month.year:04d}m{month.month:02d}" for month in sorted(months)}
+        engine = db.session.get_bind()
+        with engine.connect() as connection:
+            missing = [month for month in sorted(months) if connection.execute(
+                sa.text("SELECT to_regclass(:name)"), {"name": names[month]}).scalar() is None]
+            connection.rollback()
+            for month in missing:
+                following = (month + timedelta(days=32)).replace(day=1)
+                try:
                     connection.execute(sa.text(
-                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF usage_events "
+                        f"CREATE TABLE IF NOT EXISTS {names[month]} PARTITION OF usage_events "
                         f"FOR VALUES FROM ('{month.isoformat()}') TO ('{following.isoformat()}')"))
                     connection.commit()
-            except sa.exc.DBAPIError as exc:  # another worker created it meanwhile
-                if "already exists" not in str(exc):
-                    raise
-            SqlUsageStore._partitions.add((database, month))
+                except sa.exc.DBAPIError as exc:  # another worker created it meanwhile
+                    connection.rollback()
+                    if "already exists" not in str(exc):
+                        raise
 
     def _fold(self, rows: Sequence[dict], meters: Mapping[str, MeterInfo]) -> None:
         """Fold freshly stored events into their hourly rollups (and unique values), then
