@@ -152,8 +152,16 @@ def declare_cross_field_rules(schemas: dict) -> None:
     plan = schemas.get("PlanInput")
     if plan is not None:  # each fee's price has at most the plan currency's decimals
         plan["anyOf"] = [{"properties": {"currency": {"enum": codes}, "fees": {"items": {"properties": {
-            "price": {"pattern": amount_pattern(places, signed=False)}}}}}}
+            "price": {"pattern": amount_pattern(places, signed=False)},
+            "usage": {"items": {"properties": {  # a usage price's bounds too
+                "minimum": {"pattern": amount_pattern(places, signed=False)},
+                "maximum": {"pattern": amount_pattern(places, signed=False)}}}}}}}}}
             for places, codes in sorted(by_places.items())]
+    if "UsageComponentInput" in schemas:  # thresholds are percentages of included units: some are included
+        schemas["UsageComponentInput"]["allOf"] = [
+            {"if": {"properties": {"thresholds": {"minItems": 1}}, "required": ["thresholds"]},
+             "then": {"required": ["included_units"], "properties": {"included_units": {"pattern": "[1-9]",
+                                                                                         "minimum": 1}}}}]
     if "FeeInput" in schemas:  # a fee has a flat price, usage components, or both
         schemas["FeeInput"]["anyOf"] = [{"required": ["price"]},
                                         {"required": ["usage"], "properties": {"usage": {"minItems": 1}}}]

@@ -263,7 +263,7 @@ class EntitlementListSchema(Schema):
 
 PROPERTY = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$", error="1-100 letters, digits, '_', '.' or '-', "
                                                                      "starting with a letter or '_'.")
-QUANTITY = validate.Regexp(r"^\d{1,15}(\.\d{1,9})?$", error='A quantity is a decimal string such as "100" or "0.5".')
+QUANTITY = validate.Regexp(r"^[0-9]{1,15}(\.[0-9]{1,9})?$", error='A quantity is a decimal string such as "100" or "0.5".')
 
 
 class _Dimensions(fields.List):
@@ -326,8 +326,16 @@ class MeterSchema(Schema):
     updated_at = fields.DateTime()
 
 
+UNIT_PRICE_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,9}0*)?$"  # below money.MAX_MAJOR, 9 places at most
+
+
 class UnitPrice(fields.String):
     """A unit price: a decimal string, possibly finer than the currency's minor unit."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": UNIT_PRICE_PATTERN, "maxLength": 40, **kwargs.get("metadata", {})}
+        super().__init__(validate=validate.Regexp(UNIT_PRICE_PATTERN, error=(
+            'A unit price is a decimal string such as "0.05" (at most 9 decimal places).')), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
@@ -337,6 +345,11 @@ class UnitPrice(fields.String):
 
 class Quantity(fields.String):
     """A quantity of a meter's unit: a decimal string (or a whole JSON number)."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"type": ["string", "integer"], "pattern": QUANTITY.regex.pattern, "minimum": 0,
+                              "maximum": 10**15 - 1, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**15:
@@ -362,6 +375,8 @@ class UsageComponentInputSchema(Schema):
                        "dimension of a meter whose memory is in GB-hours."})
     dimension = fields.Dict(keys=fields.String(validate=PROPERTY), values=fields.String(validate=validate.Length(
         min=1, max=255)), load_default=dict, validate=validate.Length(max=5), metadata={
+        "maxProperties": 5, "propertyNames": {"pattern": PROPERTY.regex.pattern},
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 255},
         "description": "Price only the usage with these dimension values (e.g. {\"resource\": \"cpu\"})."})
     model = fields.String(required=True, validate=validate.OneOf(["per_unit", "package", "graduated", "volume"]))
     unit_amount = UnitPrice(load_default=None, allow_none=True, metadata={
