@@ -12,8 +12,14 @@ from aggregator.db import db
 def test_the_migrations_build_exactly_the_schema_the_models_declare(app):
     with app.app_context():
         with db.engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+            # usage_events' monthly partitions are made as events arrive (metering.store), not declared
+            context = MigrationContext.configure(connection, opts={"include_name": _not_a_partition})
+            differences = compare_metadata(context, db.metadata)
     assert differences == []
+
+
+def _not_a_partition(name, type_, parent_names) -> bool:
+    return not (type_ == "table" and name and name.startswith("usage_events_y"))
 
 
 def _insert_bill(app, *, tenant_id, livemode, provider_id, customer_id, key):
