@@ -263,7 +263,8 @@ class EntitlementListSchema(Schema):
 
 PROPERTY = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$", error="1-100 letters, digits, '_', '.' or '-', "
                                                                      "starting with a letter or '_'.")
-QUANTITY = validate.Regexp(r"^[0-9]{1,15}(\.[0-9]{1,9})?$", error='A quantity is a decimal string such as "100" or "0.5".')
+QUANTITY = validate.Regexp(r"^[0-9]{1,15}(\.[0-9]{1,9})?$",
+                           error='A quantity is a decimal string such as "100" or "0.5".')
 
 
 class _Dimensions(fields.List):

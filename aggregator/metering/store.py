@@ -328,7 +328,7 @@ def _upsert_sql() -> sa.TextClause:
     if not _UPSERT:
         table = UsageRollup.__table__
         _UPSERT.append(sa.text(
-            f"INSERT INTO usage_rollups ({', '.join(_ROLLUP_COLUMNS)})" + json_select(table, _ROLLUP_COLUMNS)
+            f"INSERT INTO usage_rollups ({', '.join(_ROLLUP_COLUMNS)})" + json_select(table, _ROLLUP_COLUMNS)  # nosec B608 - column names of our own table, never input
             + " ON CONFLICT (subscription_id, meter_id, dims, period_start, hour) DO UPDATE SET"
             " events = usage_rollups.events + excluded.events, total = usage_rollups.total + excluded.total,"
             " maximum = greatest(usage_rollups.maximum, excluded.maximum),"
