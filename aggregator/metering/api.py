@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response, current_app, stream_with_context
 
-from ..errors import DomainError, describe
 from ..web import Blueprint, clock_now, current, documents, json_body, requires
 from . import events_service, export_service, usage_service
+from .batch import judge_batch
 from .schemas import (
     SubscriptionUsageArgs,
     SubscriptionUsageSchema,
@@ -46,24 +46,7 @@ def create_usage_events(body):
     """Up to 1,000 events, each accepted or refused on its own (as bills are)."""
     principal = current()
     now = clock_now(principal)
-    items: list = []
-    for item in body["events"]:
-        try:
-            items.append(load_event(item, now))
-        except DomainError as error:
-            items.append(error)
-    valid = [item for item in items if isinstance(item, events_service.UsageEventRequest)]
-    outcomes = iter(events_service.record_usage_events(principal, valid, now) if valid else [])
-    results = []
-    for item in items:
-        outcome = next(outcomes) if isinstance(item, events_service.UsageEventRequest) \
-            else events_service.Outcome(error=item)
-        if outcome.error:
-            status, error = describe(outcome.error)
-            results.append({"status": status, "error": error})
-        else:
-            results.append({"status": 201, "replayed": outcome.replayed,
-                            "event": events_service.event_document(outcome.event)})
+    results = judge_batch(principal, body["events"], now)
     return current_app.json.response({"data": results})
 
 

@@ -27,9 +27,9 @@ from ..commands import (
     say,
     tenant_scoped,
 )
-from ..errors import DomainError, describe
-from . import events_service, export_service, usage_service
-from .schemas import SubscriptionUsageSchema, load_event
+from . import export_service, usage_service
+from .batch import judge_batch
+from .schemas import SubscriptionUsageSchema
 
 usage = AreaGroup("usage", help="Usage events sent, a subscription's current usage, a period's usage export "
                                 "(CSV, Parquet).")
@@ -73,24 +73,7 @@ def _send(principal, bodies: list[Any]) -> list[dict[str, Any]]:
     answers it ({status, event | error})."""
     results: list[dict[str, Any]] = []
     for start in range(0, len(bodies), _BATCH):
-        now = now_for(principal)
-        items: list[Any] = []
-        for body in bodies[start:start + _BATCH]:
-            try:
-                items.append(load_event(body, now))
-            except DomainError as error:
-                items.append(error)
-        valid = [item for item in items if isinstance(item, events_service.UsageEventRequest)]
-        outcomes = iter(events_service.record_usage_events(principal, valid, now) if valid else [])
-        for item in items:
-            outcome = next(outcomes) if isinstance(item, events_service.UsageEventRequest) \
-                else events_service.Outcome(error=item)
-            if outcome.error:
-                status, error = describe(outcome.error)
-                results.append({"status": status, "error": error})
-            else:
-                results.append({"status": 201, "replayed": outcome.replayed,
-                                "event": events_service.event_document(outcome.event)})
+        results.extend(judge_batch(principal, bodies[start:start + _BATCH], now_for(principal)))
     return results
 
 
