@@ -85,6 +85,22 @@ class TenantSettings(db.Model):
     # reviews them first).
     payout_day: Mapped[int] = mapped_column(sa.SmallInteger, default=10, server_default="10")
     payout_auto_approve: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # Tax identity and documents (issue 20): the seller's country (ISO 3166-1 alpha-2; decides the
+    # default locale, the EU rules and the default of void_finalized), its tax ids ([{"type":
+    # "eu_vat", "value": "DE123456789"}], Stripe's type names), the tax's name ("VAT", "GST") and
+    # the invoice's title ("Tax invoice" where the law wants it), whether an exempt business
+    # customer in another EU country is reverse charged, how a customer pays by bank transfer
+    # ({"account_holder", "iban", "bic", "bsb", "account_number", "bank_name", "reference"}),
+    # whether a finalized invoice may be voided (NULL: no in the EU, yes elsewhere; else a credit
+    # note corrects it) and past how many lines an invoice's detail goes to a CSV attachment.
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    tax_ids: Mapped[list] = mapped_column(sa.JSON, default=list, server_default="[]")
+    tax_name: Mapped[str] = mapped_column(sa.String(32), default="Tax", server_default="Tax")
+    invoice_title: Mapped[str] = mapped_column(sa.String(64), default="Invoice", server_default="Invoice")
+    reverse_charge: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    payment_instructions: Mapped[dict | None] = mapped_column(sa.JSON)
+    void_finalized: Mapped[bool | None] = mapped_column(sa.Boolean)
+    invoice_line_limit: Mapped[int] = mapped_column(sa.Integer, default=2000, server_default="2000")
 
     tenant: Mapped[Tenant] = relationship(lazy="joined", innerjoin=True)
 
@@ -96,6 +112,7 @@ class TenantSettings(db.Model):
         sa.CheckConstraint("after_final_failure IN ('uncollectible', 'past_due')", name="after_final_failure"),
         sa.CheckConstraint("payout_day BETWEEN 1 AND 28", name="payout_day"),
         sa.CheckConstraint("payment_terms_days BETWEEN 0 AND 365", name="payment_terms_days"),
+        sa.CheckConstraint("invoice_line_limit BETWEEN 10 AND 100000", name="invoice_line_limit"),
     )
 
     @property
@@ -158,6 +175,8 @@ class Customer(db.Model):
     address: Mapped[dict | None] = mapped_column(sa.JSON)
     tax_exempt: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     tax_rate: Mapped[str | None] = mapped_column(sa.String(16))
+    # The customer's tax ids, as the tenant's: [{"type": "eu_vat", "value": "FR40303265045"}].
+    tax_ids: Mapped[list] = mapped_column(sa.JSON, default=list, server_default="[]")
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255))
     stripe_payment_method: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
