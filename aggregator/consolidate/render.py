@@ -9,10 +9,15 @@ Templates are versioned and an invoice records the one it was issued with. From
 per process and passes with every document (the HTML does not link it): its @font-face fonts
 are registered once in the kept FontConfiguration instead of being fetched and installed for
 every invoice. `invoice_v1.html` links its stylesheet itself and renders as it always did.
+
+Two context keys are the renderer's, not the template's: `attachments`, files embedded in the
+PDF (a list of `Attachment`: the Factur-X XML, a large invoice's lines as CSV), and
+`pdf_variant` (e.g. "pdf/a-3b", which PDF/A-3 e-invoices need).
 """
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -22,6 +27,18 @@ from ..config import PROJECT_ROOT
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "invoices"
 LINKS_OWN_STYLESHEET = frozenset({"invoice_v1.html"})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file embedded in a PDF. `relationship` is PDF/A-3's AFRelationship: "Data" for the
+    Factur-X XML that states the invoice's content, "Supplement" for a CSV of its lines."""
+
+    name: str
+    data: bytes
+    mime: str
+    description: str = ""
+    relationship: str = "Supplement"
 
 
 class InvoiceRenderer(Protocol):
@@ -139,6 +156,8 @@ class WeasyPrintRenderer:
             return exc
 
     def _render(self, template: str, context: Mapping[str, Any]) -> bytes:
+        import io
+
         import weasyprint
         from weasyprint.text.fonts import FontConfiguration
 
@@ -146,6 +165,9 @@ class WeasyPrintRenderer:
             self._font_config = FontConfiguration()
         base_url = self.template_dir.as_uri() + "/"
         html = self.html(template, context)
+        attachments = [weasyprint.Attachment(file_obj=io.BytesIO(a.data), name=a.name, description=a.description,
+                                             relationship=a.relationship, url_fetcher=self.fetcher)
+                       for a in context.get("attachments") or ()]
         if template not in self._stylesheets:
             css = self.stylesheet_name(template)
             self._stylesheets[template] = [] if css is None else [weasyprint.CSS(
@@ -153,8 +175,11 @@ class WeasyPrintRenderer:
         document = weasyprint.HTML(string=html, base_url=base_url,
                                    url_fetcher=self.fetcher)
         # Defaults otherwise: fonts are subset (with HarfBuzz), images resampled to 150 dpi.
+        options = {"attachments": attachments} if attachments else {}
+        if context.get("pdf_variant"):
+            options["pdf_variant"] = context["pdf_variant"]
         return document.write_pdf(stylesheets=self._stylesheets[template], font_config=self._font_config,
-                                  dpi=150, cache=self._image_cache)
+                                  dpi=150, cache=self._image_cache, **options)
 
 
 class RenderError(Exception):
