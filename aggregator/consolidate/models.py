@@ -115,6 +115,13 @@ class Invoice(db.Model):
     # When it became overdue (still open at the end of its due date; payments/overdue_service.py),
     # set once; it stays as a record after the invoice is paid.
     overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who issued the invoice to whom, as they were when it was finalized (issue 20): {"seller":
+    # {legal_name, address, country, tax_ids, tax_name, title}, "buyer": {name, address, country,
+    # tax_ids}}; a finalized invoice's document never changes with later settings. And its tax
+    # treatment: "standard", "reverse_charge" (an exempt EU business in another member state, the
+    # tenant enabling it) or "exempt". NULL on invoices finalized before: read from the settings.
+    parties: Mapped[dict | None] = mapped_column(sa.JSON)
+    tax_treatment: Mapped[str | None] = mapped_column(sa.String(16))
 
     @property
     def amount_remaining(self) -> int:

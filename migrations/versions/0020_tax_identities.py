@@ -1,6 +1,7 @@
 """tax identities and documents: tenant_settings.country, tax_ids, tax_name, invoice_title,
 reverse_charge, payment_instructions, void_finalized (NULL: decided by the country) and
-invoice_line_limit (past it an invoice's detail goes to a CSV attachment); customers.tax_ids
+invoice_line_limit (past it an invoice's detail goes to a CSV attachment); customers.tax_ids;
+invoices.parties (seller and buyer as they were at finalization) and tax_treatment
 
 Revision ID: 0020
 Revises: 0019_usage_exports
@@ -34,8 +35,16 @@ def upgrade():
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tax_ids', sa.JSON(), server_default='[]', nullable=False))
 
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('parties', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('tax_treatment', sa.String(length=16), nullable=True))
+
 
 def downgrade():
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.drop_column('tax_treatment')
+        batch_op.drop_column('parties')
+
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_column('tax_ids')
 
