@@ -10,11 +10,20 @@ from ..errors import NotFound
 from ..fields import ListArgs, page_schema
 from ..periods import service as periods
 from ..web import Blueprint, clock_now, current, requires
-from . import close_service, fx_service, invoice_service, pdf_service, test_clock_service, upcoming_service
+from . import (
+    close_service,
+    einvoice_service,
+    fx_service,
+    invoice_service,
+    pdf_service,
+    test_clock_service,
+    upcoming_service,
+)
 from .schemas import (
     AdvanceResultSchema,
     AdvanceSchema,
     CloseReportSchema,
+    EInvoiceArgs,
     FxRateInputSchema,
     FxRateSchema,
     InvoiceListArgs,
@@ -104,6 +113,20 @@ def invoice_pdf(invoice_id):
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{invoice.number or invoice.id}.pdf"',
         "ETag": invoice.pdf_sha256})
+
+
+@blp.route("/invoices/<invoice_id>/einvoice", methods=["GET"])
+@requires("admin")
+@blp.arguments(EInvoiceArgs(), location="query")
+@blp.doc(responses={"200": {"description": "The invoice as an EN 16931 e-invoice: UN/CEFACT CII XML "
+                                           "(Factur-X / ZUGFeRD, EN 16931 profile), as embedded in its PDF",
+                            "content": {"application/xml": {"schema": {"type": "string"}}}}})
+def invoice_einvoice(args, invoice_id):
+    principal = current()
+    """The invoice's e-invoice (finalized invoices only: a draft is `409 invoice_not_finalized`)."""
+    number, xml = einvoice_service.invoice_einvoice(principal, invoice_id, args["format"])
+    return Response(xml, mimetype="application/xml",
+                    headers={"Content-Disposition": f'inline; filename="{number}.xml"'})
 
 
 @blp.route("/fx_rates")

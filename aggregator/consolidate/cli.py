@@ -29,7 +29,7 @@ from ..commands import (
     tenant_scoped,
 )
 from ..periods import service as periods_service
-from . import close_service, invoice_service, pdf_service, test_clock_service, upcoming_service
+from . import close_service, einvoice_service, invoice_service, pdf_service, test_clock_service, upcoming_service
 from .schemas import (
     AdvanceResultSchema,
     CloseReportSchema,
@@ -268,3 +268,21 @@ def pdf(principal, invoice_id, output):
     output = output or Path(f"{invoice.number or invoice.id}.pdf")
     output.write_bytes(document)
     say(f"Wrote {output} ({len(document):,} bytes).")
+
+
+@invoices.command("einvoice")
+@tenant_scoped
+@click.argument("invoice_id", metavar="INVOICE")
+@click.option("--format", "format_", type=click.Choice(einvoice_service.FORMATS), default="cii", show_default=True,
+              help="cii: UN/CEFACT CII XML, the Factur-X / ZUGFeRD EN 16931 profile.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="The file to write (default: NUMBER.xml; '-' for standard output).")
+def einvoice(principal, invoice_id, format_, output):
+    """Save a finalized invoice's e-invoice (the XML its PDF embeds as factur-x.xml)."""
+    number, xml = einvoice_service.invoice_einvoice(principal, invoice_id, format_)
+    if str(output) == "-":
+        click.get_binary_stream("stdout").write(xml)
+        return
+    output = output or Path(f"{number}.xml")
+    output.write_bytes(xml)
+    say(f"Wrote {output} ({len(xml):,} bytes).")

@@ -22,6 +22,7 @@ from ..events.service import NewEvent, record_one
 from ..faults import crash_point
 from ..testmode import TestClockRecord
 from .document import DocumentLine, invoice_document
+from .einvoice_service import with_einvoice
 from .invoice_service import find_invoice, invoice_lines, rate_text
 from .models import Invoice
 from .snapshots import columns, invoice_snapshot
@@ -78,7 +79,7 @@ def render_claimed(invoice_ids: Sequence[str], adapters, processes: int = 1) -> 
     jobs, built = [], []
     for invoice in invoices:
         try:
-            jobs.append((invoice.template, invoice_document_for(invoice)))
+            jobs.append((invoice.template, with_einvoice(invoice, invoice_document_for(invoice))))
             built.append(invoice)
         except Exception as exc:  # a document that cannot be built: recorded like a failed render
             _record_failure(invoice, exc, report, adapters.clocks.base.now())

@@ -134,6 +134,11 @@ class InvoiceListArgs(ListArgs):
         "description": "true: only open invoices past the end of their due date; false: every other invoice."})
 
 
+class EInvoiceArgs(Schema):
+    format = fields.String(load_default="cii", validate=validate.OneOf(["cii"]), metadata={
+        "description": "cii: UN/CEFACT Cross Industry Invoice, the Factur-X / ZUGFeRD EN 16931 profile."})
+
+
 class VoidSchema(Schema):
     reason = text(500, load_default=None, allow_none=True)
 

@@ -1,0 +1,92 @@
+"""E-invoices of finalized invoices: the EN 16931 data of an invoice read from the database
+(einvoice.py writes it), served as XML and embedded in its PDF (PDF/A-3b with factur-x.xml).
+
+What the e-invoice says is what the invoice was issued with: the parties and tax treatment kept
+at finalization (`invoices.parties`, `invoices.tax_treatment`); for invoices finalized before
+those were kept, the tenant's and customer's settings as they are now, and "exempt" for an
+exempt customer's untaxed invoice, else "standard" (the rule the PDF follows too).
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from ..accounts.models import Customer, Provider, TenantSettings
+from ..auth import Principal
+from ..db import db
+from ..errors import Conflict
+from . import einvoice
+from .einvoice import EInvoice
+from .invoice_service import find_invoice
+from .lines import invoice_lines
+from .models import Invoice
+from .render import Attachment
+
+FORMATS = ("cii",)
+
+
+class InvoiceNotFinalized(Conflict):
+    code = "invoice_not_finalized"
+
+
+def invoice_parties(invoice: Invoice, settings: TenantSettings, customer: Customer) -> dict[str, Any]:
+    """The seller and buyer as the invoice keeps them, else as the settings say now."""
+    if invoice.parties:
+        return invoice.parties
+    return {
+        "seller": {"legal_name": settings.legal_name or settings.name, "address": settings.address,
+                   "country": settings.country, "tax_ids": settings.tax_ids or []},
+        "buyer": {"name": customer.name or customer.external_id, "address": customer.address,
+                  "country": (customer.address or {}).get("country"), "tax_ids": customer.tax_ids or []},
+    }
+
+
+def invoice_tax_treatment(invoice: Invoice, customer: Customer) -> str:
+    if invoice.tax_treatment:
+        return invoice.tax_treatment
+    return "exempt" if customer.tax_exempt and Decimal(invoice.tax_rate) == 0 else "standard"
+
+
+def einvoice_for(invoice: Invoice) -> EInvoice:
+    """The e-invoice of a finalized invoice (409 invoice_not_finalized for a draft)."""
+    if invoice.number is None:
+        raise InvoiceNotFinalized(f"Invoice {invoice.id} is a draft: only a finalized invoice has an e-invoice.")
+    settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
+    customer = invoice.customer
+    lines = invoice_lines([invoice])[invoice.id]
+    provider_ids = {line.provider_id for line in lines if line.provider_id}
+    names = dict(db.session.execute(sa.select(Provider.id, Provider.name)
+                                    .where(Provider.id.in_(provider_ids))).all()) if provider_ids else {}
+    parties = invoice_parties(invoice, settings, customer)
+    issued = invoice.finalized_at.astimezone(ZoneInfo(settings.timezone)).date()
+    card = bool(customer.stripe_payment_method and settings.stripe_secret_key)
+    return einvoice.einvoice_of(
+        invoice={"number": invoice.number, "issue_date": issued, "currency": invoice.currency,
+                 "tax_rate": invoice.tax_rate, "subtotal": invoice.subtotal, "tax": invoice.tax,
+                 "total": invoice.total, "carried_credit": invoice.carried_credit, "due_date": invoice.due_date,
+                 "period_start": invoice.period_start, "period_end": invoice.period_end},
+        lines=lines,
+        seller=einvoice.party_of(parties.get("seller"), name_key="legal_name", seller=True),
+        buyer=einvoice.party_of(parties.get("buyer"), name_key="name", seller=False, email=customer.email),
+        treatment=invoice_tax_treatment(invoice, customer), provider_names=names,
+        payment_means=einvoice.payment_means_of(card=card, instructions=settings.payment_instructions,
+                                                currency=invoice.currency, due_date=invoice.due_date),
+        buyer_reference=customer.external_id)
+
+
+def invoice_einvoice(principal: Principal, invoice_id: str, format: str = "cii") -> tuple[str, bytes]:
+    """GET /v1/invoices/{id}/einvoice: a finalized invoice's number and XML (409 for a draft)."""
+    invoice = find_invoice(principal, invoice_id)
+    return invoice.number or invoice.id, einvoice.to_cii(einvoice_for(invoice))
+
+
+def with_einvoice(invoice: Invoice, context: dict[str, Any]) -> dict[str, Any]:
+    """The PDF's rendering context made a Factur-X e-invoice: PDF/A-3b, the XML attached as
+    factur-x.xml (relationship Data) beside any other attachment, and the Factur-X XMP."""
+    xml = einvoice.to_cii(einvoice_for(invoice))
+    attachment = Attachment(einvoice.FACTURX_FILENAME, xml, "text/xml", "Factur-X invoice (EN 16931)", "Data")
+    return {**context, "attachments": [attachment, *(context.get("attachments") or ())],
+            "pdf_variant": "pdf/a-3b", "xmp_rdf": einvoice.FACTURX_XMP}
