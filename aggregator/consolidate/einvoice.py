@@ -12,7 +12,8 @@ readers):
   amount is negative (an applied credit, a provider's adjustment) has quantity -1 and a positive
   price: EN 16931 forbids a negative price (BR-27), not a negative line.
 - One tax category for the whole invoice (an invoice has one rate): S (standard, rate > 0),
-  Z (rate 0), AE (reverse charge: the buyer accounts for the VAT) or E (exempt).
+  Z (rate 0), AE (reverse charge: the buyer accounts for the VAT), E (exempt), or O (outside the
+  tax's scope: a seller with no tax id that charges no tax).
 - A negative subtotal is not invoiced: our total is 0 and the difference is carried to the
   next invoice as credit. The XML states that as a document-level charge of the carried amount
   ("Credit carried to the next invoice"), so that its sums hold (BR-CO-10..16) and the grand
@@ -20,7 +21,7 @@ readers):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
@@ -40,15 +41,17 @@ NS = {
     "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
 }
 
-#: Stripe's tax id types that are VAT numbers (BT-31 / BT-48, scheme "VA"); any other type is a
-#: tax registration number (BT-32, scheme "FC") for the seller, a legal registration id (BT-47)
-#: for the buyer.
+#: Stripe's tax id types that are VAT numbers (BT-31 / BT-48, scheme "VA"). Any other type (an
+#: ABN, a GST number, an EIN) identifies the business and registers it for its tax at once: the
+#: seller's is its legal registration id (BT-30) and tax registration (BT-32, scheme "FC"), the
+#: buyer's its legal registration id (BT-47).
 VAT_TYPES = frozenset({"eu_vat", "gb_vat", "ch_vat", "no_vat", "is_vat", "li_vat", "za_vat", "ae_trn"})
 
 #: Exemption reasons (BT-120/121) for the categories that need one (BR-AE-10, BR-E-10).
 EXEMPTION = {
     "AE": ("VATEX-EU-AE", "Reverse charge"),
     "E": (None, "Exempt from tax"),
+    "O": ("VATEX-EU-O", "Not subject to VAT"),
 }
 
 CARRIED_CREDIT_REASON = "Credit carried to the next invoice"
@@ -64,6 +67,7 @@ class Party:
 
     name: str  # BT-27 / BT-44
     country: str | None  # BT-40 / BT-55 (ISO 3166-1 alpha-2)
+    id: str | None = None  # BT-29 / BT-46: the seller's id on this platform (its tenant id)
     line1: str | None = None  # BT-35 / BT-50
     line2: str | None = None  # BT-36 / BT-51
     city: str | None = None  # BT-37 / BT-52
@@ -83,7 +87,7 @@ class Line:
     name: str  # BT-153
     net_amount: int  # BT-131
     tax_category: str  # BT-151
-    tax_rate: Decimal  # BT-152, a percentage
+    tax_rate: Decimal | None  # BT-152, a percentage (none for category O)
     quantity: int = 1  # BT-129: -1 for a negative line (the price stays positive)
     unit: str = "C62"  # BT-130: UN/ECE rec. 20 "one"
     note: str | None = None  # BT-127 (one per line)
@@ -96,8 +100,8 @@ class Line:
 class TaxBreakdown:
     """A VAT breakdown (BG-23): one per category and rate."""
 
-    category: str  # BT-118: S, Z, E, AE
-    rate: Decimal  # BT-119, a percentage
+    category: str  # BT-118: S, Z, E, AE, O
+    rate: Decimal | None  # BT-119, a percentage (none for category O)
     basis: int  # BT-116
     amount: int  # BT-117
     exemption_code: str | None = None  # BT-121
@@ -155,7 +159,8 @@ class EInvoice:
 
 # --- building one from an invoice's values ------------------------------------------------------
 
-def party_of(values: Mapping[str, Any] | None, *, name_key: str, seller: bool, email: str | None = None) -> Party:
+def party_of(values: Mapping[str, Any] | None, *, name_key: str, seller: bool, email: str | None = None,
+             party_id: str | None = None) -> Party:
     """A Party from an `invoices.parties` side ({legal_name | name, address, country, tax_ids})."""
     values = values or {}
     address = values.get("address") or {}
@@ -166,24 +171,28 @@ def party_of(values: Mapping[str, Any] | None, *, name_key: str, seller: bool, e
             continue
         if kind in VAT_TYPES:
             vat_id = vat_id or value
-        elif seller:
-            tax_number = tax_number or value
         else:
             legal_id = legal_id or value
-    return Party(name=values.get(name_key) or values.get("name") or "", country=values.get("country") or
+            if seller:
+                tax_number = tax_number or value
+    return Party(name=values.get(name_key) or values.get("name") or "", id=party_id, country=values.get("country") or
                  address.get("country") or None, line1=address.get("line1") or None,
                  line2=address.get("line2") or None, city=address.get("city") or None,
                  postal_code=address.get("postal_code") or None, state=address.get("state") or None,
                  vat_id=vat_id, tax_number=tax_number, legal_id=legal_id, email=email or None)
 
 
-def tax_category(treatment: str, rate: Decimal) -> str:
-    """The EN 16931 VAT category of an invoice with this treatment and rate (a fraction)."""
+def tax_category(treatment: str, rate: Decimal, seller: Party) -> str:
+    """The EN 16931 VAT category of an invoice with this treatment and rate (a fraction) from
+    this seller. A seller with no tax registration that charges no tax is outside the tax's
+    scope (O): zero-rated (Z) and exempt (E) supplies are those of a registered seller."""
     if treatment == "reverse_charge":
         return "AE"
-    if treatment == "exempt":
-        return "E"
-    return "S" if rate > 0 else "Z"
+    if rate > 0 and treatment == "standard":
+        return "S"
+    if not (seller.vat_id or seller.tax_number):
+        return "O"
+    return "E" if treatment == "exempt" else "Z"
 
 
 def payment_means_of(*, card: bool, instructions: Mapping[str, Any] | None, currency: str,
@@ -219,8 +228,10 @@ def einvoice_of(*, invoice: Mapping[str, Any], lines: Sequence[Any], seller: Par
         raise EInvoiceError("A draft has no number: only a finalized invoice has an e-invoice.")
     currency = invoice["currency"]
     rate = Decimal(invoice["tax_rate"])
-    category = tax_category(treatment, rate)
-    percent = (rate * 100).normalize() if category in ("S", "Z") else Decimal(0)
+    category = tax_category(treatment, rate, seller)
+    percent = {"S": (rate * 100).normalize(), "O": None}.get(category, Decimal(0))
+    if category == "O":  # BR-O-02: no VAT identifiers on a supply outside the tax's scope
+        buyer = replace(buyer, vat_id=None)
     e_lines = tuple(_line(position, line, currency, provider_names, category, percent)
                     for position, line in enumerate(lines, 1))
     line_total = sum(line.net_amount for line in e_lines)
@@ -242,7 +253,7 @@ def einvoice_of(*, invoice: Mapping[str, Any], lines: Sequence[Any], seller: Par
 
 
 def _line(position: int, line: Any, currency: str, provider_names: Mapping[str, str], category: str,
-          percent: Decimal) -> Line:
+          percent: Decimal | None) -> Line:
     notes = []
     if line.provider_id:
         notes.append(f"Provider: {provider_names.get(line.provider_id, line.provider_id)}")
@@ -273,8 +284,9 @@ def _date(parent: etree._Element, tag: str, value: date, *, qualified: bool = Fa
         format="102")
 
 
-def _percent(value: Decimal) -> str:
-    return f"{value.normalize():f}"
+def _percent(parent: etree._Element, tag: str, value: Decimal | None) -> None:
+    if value is not None:
+        _el(parent, tag, f"{value.normalize():f}")
 
 
 def to_cii(e: EInvoice) -> bytes:
@@ -318,7 +330,7 @@ def to_cii(e: EInvoice) -> bytes:
         _el(trade_tax, "ram:CategoryCode", tax.category)
         if tax.exemption_code:
             _el(trade_tax, "ram:ExemptionReasonCode", tax.exemption_code)
-        _el(trade_tax, "ram:RateApplicablePercent", _percent(tax.rate))
+        _percent(trade_tax, "ram:RateApplicablePercent", tax.rate)
     if e.period_start and e.period_end:
         period = _el(settlement, "ram:BillingSpecifiedPeriod")
         _date(period, "ram:StartDateTime", e.period_start)
@@ -331,7 +343,7 @@ def to_cii(e: EInvoice) -> bytes:
         category = _el(element, "ram:CategoryTradeTax")
         _el(category, "ram:TypeCode", "VAT")
         _el(category, "ram:CategoryCode", e.taxes[0].category)
-        _el(category, "ram:RateApplicablePercent", _percent(e.taxes[0].rate))
+        _percent(category, "ram:RateApplicablePercent", e.taxes[0].rate)
     if e.due_date or e.payment_terms:
         terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
         if e.payment_terms:
@@ -371,7 +383,7 @@ def _write_line(transaction: etree._Element, line: Line, amount) -> None:
     tax = _el(settlement, "ram:ApplicableTradeTax")
     _el(tax, "ram:TypeCode", "VAT")
     _el(tax, "ram:CategoryCode", line.tax_category)
-    _el(tax, "ram:RateApplicablePercent", _percent(line.tax_rate))
+    _percent(tax, "ram:RateApplicablePercent", line.tax_rate)
     if line.service_start and line.service_end:
         period = _el(settlement, "ram:BillingSpecifiedPeriod")
         _date(period, "ram:StartDateTime", line.service_start)
@@ -382,6 +394,8 @@ def _write_line(transaction: etree._Element, line: Line, amount) -> None:
 
 def _write_party(agreement: etree._Element, tag: str, party: Party, *, seller: bool) -> None:
     element = _el(agreement, tag)
+    if party.id:
+        _el(element, "ram:ID", party.id)
     _el(element, "ram:Name", party.name)
     if party.legal_id:
         _el(_el(element, "ram:SpecifiedLegalOrganization"), "ram:ID", party.legal_id)
