@@ -281,7 +281,7 @@ def einvoice(principal, invoice_id, format_, output):
     """Save a finalized invoice's e-invoice (the XML its PDF embeds as factur-x.xml)."""
     number, xml = einvoice_service.invoice_einvoice(principal, invoice_id, format_)
     if str(output) == "-":
-        click.get_binary_stream("stdout").write(xml)
+        click.echo(xml, nl=False)  # bytes: written to the binary stream as they are
         return
     output = output or Path(f"{number}.xml")
     output.write_bytes(xml)

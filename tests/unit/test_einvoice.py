@@ -208,6 +208,12 @@ def test_a_seller_without_tax_ids_charging_no_tax_is_outside_its_scope(treatment
     assert root.find(".//ram:BuyerTradeParty/ram:SpecifiedTaxRegistration", NS) is None  # BR-O-02
 
 
+def test_a_description_xml_cannot_hold_is_cleaned_not_fatal():
+    root = xml_of(build([bill(1_000, "Seats <b>&</b> \"more\"\x07"), bill(500, "\x00\x1f ")]))
+    assert [text(item, ".//ram:Name") for item in root.findall(".//ram:IncludedSupplyChainTradeLineItem", NS)] == [
+        'Seats <b>&</b> "more"', "Charge"]
+
+
 def test_a_draft_has_no_einvoice():
     e = build([bill(100)])
     with pytest.raises(einvoice.EInvoiceError):
@@ -218,15 +224,19 @@ def test_a_draft_has_no_einvoice():
 amounts = st.integers(-50_000, 500_000).filter(bool)
 
 
+descriptions = st.text(st.characters(codec="utf-8"), max_size=40)  # &, <, quotes, control characters…
+
+
 @settings(max_examples=40, deadline=None)
-@given(lines=st.lists(st.tuples(amounts, st.sampled_from(["prov_a", "prov_b"])), min_size=1, max_size=6),
+@given(lines=st.lists(st.tuples(amounts, st.sampled_from(["prov_a", "prov_b"]), descriptions), min_size=1,
+                      max_size=6),
        applied=st.integers(0, 80_000), rate=st.sampled_from(["0", "0.05", "0.1", "0.19", "0.2", "0.077"]),
        treatment=st.sampled_from(["standard", "reverse_charge", "exempt"]),
        seller=st.sampled_from([FR_SELLER, replace(FR_SELLER, vat_id=None, id="ten_1")]))
 def test_any_invoice_makes_a_valid_einvoice_whose_sums_are_the_invoices(lines, applied, rate, treatment, seller):
     # a seller without a tax id that charges tax or reverse charges is refused (BR-S-02, BR-AE-02)
     assume(seller.vat_id or (treatment != "reverse_charge" and rate == "0"))
-    invoice_lines = [bill(amount, f"Line {n}", provider) for n, (amount, provider) in enumerate(lines)]
+    invoice_lines = [bill(amount, description, provider) for amount, provider, description in lines]
     invoice_lines += [credit(applied)] if applied else []
     e = build(invoice_lines, rate=rate, treatment=treatment, buyer=DE_BUYER if treatment != "exempt" else FR_BUYER,
               seller=seller)
@@ -235,3 +245,8 @@ def test_any_invoice_makes_a_valid_einvoice_whose_sums_are_the_invoices(lines, a
                   "EUR")
     assert e.line_total == sums.subtotal and e.tax_total == sums.tax and e.grand_total == e.due_payable == sums.total
     assert sums_of(root)["DuePayableAmount"] == f"{Decimal(sums.total) / 100:.2f}"
+    names = [text(item, ".//ram:SpecifiedTradeProduct/ram:Name")
+             for item in root.findall(".//ram:IncludedSupplyChainTradeLineItem", NS)]
+    assert names == [einvoice._xml_chars(line.description).strip() or "Charge"
+                     for line in invoice_lines[:len(lines)]] + (
+        [invoice_lines[-1].description] if applied else [])
