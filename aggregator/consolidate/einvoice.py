@@ -366,7 +366,7 @@ def to_cii(e: EInvoice) -> bytes:
         if e.preceding_date:
             _date(preceding, "ram:FormattedIssueDateTime", e.preceding_date, qualified=True)
     document = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-    lines = "".join(_line_xml(line, amount) for line in e.lines).encode()
+    lines = "\n    ".join(_line_xml(line, amount) for line in e.lines).encode()  # one line of text each
     return document.replace(f"<!--{_LINES}-->".encode(), lines, 1)
 
 
@@ -403,7 +403,7 @@ def _line_xml(line: Line, amount) -> str:
             f"{period()}<ram:SpecifiedTradeSettlementLineMonetarySummation>"
             f"<ram:LineTotalAmount>{amount(line.net_amount)}</ram:LineTotalAmount>"
             "</ram:SpecifiedTradeSettlementLineMonetarySummation></ram:SpecifiedLineTradeSettlement>"
-            "</ram:IncludedSupplyChainTradeLineItem>\n")
+            "</ram:IncludedSupplyChainTradeLineItem>")
 
 
 @cache  # a large invoice's lines mostly share their service periods
