@@ -13,7 +13,7 @@ from lxml import etree
 from pypdf import PdfReader
 
 from tests.support.einvoices import NS, assert_valid_einvoice
-from tests.support.invoicing import advance, send
+from tests.support.invoicing import advance, pdf_text, send
 
 SELLER = {"legal_name": "Marché Numérique SAS", "country": "FR",
           "address": {"line1": "12 rue de la Paix", "city": "Paris", "postal_code": "75002", "country": "FR"},
@@ -189,6 +189,25 @@ def test_the_xml_says_what_the_invoice_says(eu_shop):
         "58", "FR7630006000011234567890189", "AGRIFRPP")
     assert _text(settlement, "ram:PaymentReference") == invoice["number"]
     assert sum(Decimal(line["amount"]) for line in invoice["lines"]) == Decimal(invoice["subtotal"])
+
+
+def test_the_xml_and_the_pdf_show_the_same_lines_totals_and_parties(eu_shop):
+    from aggregator import money
+
+    invoice = _invoice(eu_shop, (0, {"amount": "100.00", "description": "Ledger, November"}),
+                       (1, {"amount": "25.99", "description": "Payroll, 12 staff"}))
+    text = pdf_text(eu_shop, invoice)
+    root = etree.fromstring(_einvoice(eu_shop, invoice))
+    shown = lambda amount: money.display(money.parse_amount(amount, "EUR"), "EUR", "en")  # noqa: E731
+    for item in root.findall(".//ram:IncludedSupplyChainTradeLineItem", NS):
+        assert _text(item, ".//ram:SpecifiedTradeProduct/ram:Name") in text
+        assert shown(_text(item, ".//ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount")) in text
+    sums = root.find(".//ram:SpecifiedTradeSettlementHeaderMonetarySummation", NS)
+    for total in ("TaxBasisTotalAmount", "TaxTotalAmount", "GrandTotalAmount"):
+        assert shown(_text(sums, f"ram:{total}")) in text, total
+    assert _text(root, ".//ram:SellerTradeParty/ram:Name") in text
+    assert _text(root, ".//ram:BuyerTradeParty/ram:Name") in text
+    assert _text(root, "rsm:ExchangedDocument/ram:ID") in text
 
 
 def _period(element) -> tuple[str, str] | None:
