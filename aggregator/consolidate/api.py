@@ -119,14 +119,13 @@ def invoice_pdf(invoice_id):
 @requires("admin")
 @blp.arguments(EInvoiceArgs(), location="query")
 @blp.doc(responses={"200": {"description": "The invoice as an EN 16931 e-invoice: UN/CEFACT CII XML "
-                                           "(Factur-X / ZUGFeRD, EN 16931 profile), as embedded in its PDF",
+                                           "(Factur-X / ZUGFeRD, EN 16931 profile), as embedded in its PDF, "
+                                           "or UBL 2.1",
                             "content": {"application/xml": {"schema": {"type": "string"}}}}})
 def invoice_einvoice(args, invoice_id):
-    principal = current()
     """The invoice's e-invoice (finalized invoices only: a draft is `409 invoice_not_finalized`)."""
-    number, xml = einvoice_service.invoice_einvoice(principal, invoice_id, args["format"])
-    return Response(xml, mimetype="application/xml",
-                    headers={"Content-Disposition": f'inline; filename="{number}.xml"'})
+    filename, xml = einvoice_service.invoice_einvoice(current(), invoice_id, args["format"])
+    return Response(xml, mimetype="application/xml", headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
 
 @blp.route("/fx_rates")

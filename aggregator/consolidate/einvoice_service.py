@@ -18,14 +18,15 @@ from ..accounts.models import Customer, Provider, TenantSettings
 from ..auth import Principal
 from ..db import db
 from ..errors import Conflict
-from . import einvoice
+from . import einvoice, ubl
 from .einvoice import EInvoice
 from .invoice_service import find_invoice
 from .lines import invoice_lines
 from .models import Invoice
 from .render import Attachment
 
-FORMATS = ("cii",)
+#: The syntaxes an e-invoice is served in: CII (what Factur-X embeds) and UBL 2.1.
+FORMATS = {"cii": einvoice.to_cii, "ubl": ubl.to_ubl}
 
 
 class InvoiceNotFinalized(Conflict):
@@ -79,15 +80,22 @@ def einvoice_for(invoice: Invoice) -> EInvoice:
 
 
 def invoice_einvoice(principal: Principal, invoice_id: str, format: str = "cii") -> tuple[str, bytes]:
-    """GET /v1/invoices/{id}/einvoice: a finalized invoice's number and XML (409 for a draft)."""
+    """GET /v1/invoices/{id}/einvoice: a finalized invoice's XML in `format` and its file name
+    (NUMBER.xml, NUMBER.ubl.xml), 409 for a draft."""
     invoice = find_invoice(principal, invoice_id)
-    return invoice.number or invoice.id, einvoice.to_cii(einvoice_for(invoice))
+    xml = FORMATS[format](einvoice_for(invoice))
+    return f"{invoice.number}{'' if format == 'cii' else '.' + format}.xml", xml
 
 
 def with_einvoice(invoice: Invoice, context: dict[str, Any]) -> dict[str, Any]:
-    """The PDF's rendering context made a Factur-X e-invoice: PDF/A-3b, the XML attached as
-    factur-x.xml (relationship Data) beside any other attachment, and the Factur-X XMP."""
-    xml = einvoice.to_cii(einvoice_for(invoice))
-    attachment = Attachment(einvoice.FACTURX_FILENAME, xml, "text/xml", "Factur-X invoice (EN 16931)", "Data")
+    """The invoice PDF's rendering context made a Factur-X e-invoice (see facturx_context)."""
+    return facturx_context(context, einvoice.to_cii(einvoice_for(invoice)))
+
+
+def facturx_context(context: dict[str, Any], xml: bytes) -> dict[str, Any]:
+    """A document's rendering context made a Factur-X PDF: PDF/A-3b, `xml` (an invoice's or a
+    credit note's CII) attached as factur-x.xml (relationship Data) before any other attachment,
+    and the Factur-X XMP properties."""
+    attachment = Attachment(einvoice.FACTURX_FILENAME, xml, "text/xml", "Factur-X e-invoice (EN 16931)", "Data")
     return {**context, "attachments": [attachment, *(context.get("attachments") or ())],
             "pdf_variant": "pdf/a-3b", "xmp_rdf": einvoice.FACTURX_XMP}

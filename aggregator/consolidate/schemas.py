@@ -135,8 +135,9 @@ class InvoiceListArgs(ListArgs):
 
 
 class EInvoiceArgs(Schema):
-    format = fields.String(load_default="cii", validate=validate.OneOf(["cii"]), metadata={
-        "description": "cii: UN/CEFACT Cross Industry Invoice, the Factur-X / ZUGFeRD EN 16931 profile."})
+    format = fields.String(load_default="cii", validate=validate.OneOf(["cii", "ubl"]), metadata={
+        "description": "cii: UN/CEFACT Cross Industry Invoice, the Factur-X / ZUGFeRD EN 16931 profile (what "
+                       "the PDF embeds); ubl: OASIS UBL 2.1 Invoice (CreditNote for a credit note), EN 16931."})
 
 
 class VoidSchema(Schema):

@@ -1,6 +1,7 @@
 """E-invoices: every finalized invoice's PDF is a Factur-X PDF/A-3b carrying its EN 16931 XML,
 and the same XML is served at GET /v1/invoices/{id}/einvoice and by `aggregator invoices
-einvoice`; what the XML says is what the invoice (the API) says."""
+einvoice` (and as UBL 2.1 with format=ubl); what the XML says is what the invoice (the API) and
+its PDF say."""
 from __future__ import annotations
 
 import io
@@ -12,7 +13,7 @@ import pytest
 from lxml import etree
 from pypdf import PdfReader
 
-from tests.support.einvoices import NS, assert_valid_einvoice
+from tests.support.einvoices import NS, assert_valid_einvoice, assert_valid_ubl
 from tests.support.invoicing import advance, pdf_text, send
 
 SELLER = {"legal_name": "Marché Numérique SAS", "country": "FR",
@@ -243,9 +244,37 @@ def test_a_draft_has_no_einvoice_and_format_is_checked(eu_shop):
     assert draft["status"] == "draft"
     response = admin.get(f"/v1/invoices/{draft['id']}/einvoice")
     assert response.status_code == 409 and response.json["error"]["code"] == "invoice_not_finalized"
+    response = admin.get(f"/v1/invoices/{draft['id']}/einvoice?format=ubl")
+    assert response.status_code == 409 and response.json["error"]["code"] == "invoice_not_finalized"
     response = admin.get(f"/v1/invoices/{draft['id']}/einvoice?format=pdf")
     assert response.status_code == 422 and "format" in response.json["error"]["fields"]
     assert admin.get("/v1/invoices/inv_nope/einvoice").status_code == 404
+
+
+def test_the_ubl_says_what_the_cii_and_the_invoice_say(eu_shop):
+    invoice = _invoice(eu_shop, (0, {"amount": "100.00", "description": "Ledger, November"}),
+                       (1, {"amount": "25.99", "description": "Payroll, 12 staff"}))
+    response = eu_shop.admin["test"].get(f"/v1/invoices/{invoice['id']}/einvoice?format=ubl")
+    assert response.status_code == 200 and response.mimetype == "application/xml"
+    assert response.headers["Content-Disposition"] == f'inline; filename="{invoice["number"]}.ubl.xml"'
+    assert_valid_ubl(response.data)
+    ubl = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+           "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
+    root = etree.fromstring(response.data)
+    assert root.findtext("cbc:ID", namespaces=ubl) == invoice["number"]
+    assert [(line.findtext("cac:Item/cbc:Name", namespaces=ubl), line.findtext("cbc:LineExtensionAmount",
+                                                                                namespaces=ubl))
+            for line in root.findall("cac:InvoiceLine", ubl)] == [
+        (line["description"], line["amount"]) for line in invoice["lines"]]
+    sums = root.find("cac:LegalMonetaryTotal", ubl)
+    assert (sums.findtext("cbc:TaxExclusiveAmount", namespaces=ubl), root.findtext("cac:TaxTotal/cbc:TaxAmount",
+                                                                                    namespaces=ubl),
+            sums.findtext("cbc:PayableAmount", namespaces=ubl)) == (invoice["subtotal"], invoice["tax"],
+                                                                    invoice["total"])
+    assert root.findtext("cac:AccountingCustomerParty//cac:PartyTaxScheme/cbc:CompanyID", namespaces=ubl) == (
+        "DE136695976")
+    assert root.findtext("cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID", namespaces=ubl) == SELLER[
+        "payment_instructions"]["iban"]
 
 
 def test_the_cli_saves_the_same_xml(cli, eu_shop, tmp_path):
@@ -256,3 +285,6 @@ def test_the_cli_saves_the_same_xml(cli, eu_shop, tmp_path):
     assert "Wrote" in result.output
     assert target.read_bytes() == _einvoice(eu_shop, invoice)
     assert cli("invoices", "einvoice", invoice["id"], *scope, "-o", "-").stdout_bytes == target.read_bytes()
+    cli("invoices", "einvoice", invoice["id"], *scope, "--format", "ubl", "-o", str(tmp_path / "u.xml"))
+    assert (tmp_path / "u.xml").read_bytes() == eu_shop.admin["test"].get(
+        f"/v1/invoices/{invoice['id']}/einvoice?format=ubl").data

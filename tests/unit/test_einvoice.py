@@ -1,6 +1,6 @@
-"""The EN 16931 e-invoice of every kind of invoice is valid: against the Factur-X EN 16931 XSD
-and, where Saxon is installed, the EN 16931 business rules (tests/support/einvoices.py); and its
-sums are the invoice's."""
+"""The EN 16931 e-invoice of every kind of invoice is valid, in both syntaxes (CII, as Factur-X
+embeds it, and UBL 2.1): against the XSDs and, where Saxon is installed, the EN 16931 business
+rules (tests/support/einvoices.py); and its sums are the invoice's."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,9 +12,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from aggregator.consolidate import einvoice
+from aggregator.consolidate import einvoice, ubl
 from aggregator.consolidate.invoices import Line, totals
-from tests.support.einvoices import NS, assert_valid_einvoice
+from tests.support.einvoices import NS, assert_valid_einvoice, assert_valid_ubl
 
 FR_SELLER = einvoice.party_of({
     "legal_name": "Marché Numérique SAS", "country": "FR", "tax_ids": [{"type": "eu_vat", "value": "FR40303265045"}],
@@ -62,8 +62,10 @@ def build(lines, *, rate="0.2", treatment="standard", currency="EUR", seller=FR_
 
 
 def xml_of(e: einvoice.EInvoice) -> etree._Element:
+    """The CII, valid; the UBL of the same e-invoice is checked as valid too."""
     xml = einvoice.to_cii(e)
     assert_valid_einvoice(xml)
+    assert_valid_ubl(ubl.to_ubl(e))
     return etree.fromstring(xml)
 
 
