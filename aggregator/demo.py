@@ -231,12 +231,16 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
         pdf = out / f"{invoice['number']}.pdf"
         pdf.write_bytes(api.call("GET", f"/invoices/{invoice['id']}/pdf", admin, raw=True))
         written.append(pdf)
+        (out / f"{invoice['number']}.xml").write_bytes(api.call("GET", f"/invoices/{invoice['id']}/einvoice", admin,
+                                                                 raw=True))
         lines = api.call("GET", f"/invoices/{invoice['id']}", admin)["lines"]
         table.add_row(invoice["number"], names.get(invoice["customer"], invoice["customer"]), str(len(lines)),
                       f"{invoice['total']} {invoice['currency']}", invoice["status"], invoice["due_date"], pdf.name)
     console.print(table)
     console.print(f"Each PDF is in {out}/. Bills of every app on one invoice; the credit is a negative line; the "
                   "USD SMS pack appears converted on the EUR invoice at the recorded rate.")
+    console.print("Each PDF is also an e-invoice (Factur-X: PDF/A-3 with its EN 16931 XML inside, the same XML as "
+                  "NUMBER.xml beside it; GET /v1/invoices/{id}/einvoice).")
     catalog["lines"] = _plan_lines(api, admin, provider_keys[0], catalog, invoices, console)
     metered["lines"] = _usage_lines(api, admin, metered, invoices, console)
 

@@ -435,12 +435,14 @@ def _write_party(agreement: etree._Element, tag: str, party: Party, *, seller: b
     _el(element, "ram:Name", party.name)
     if party.legal_id:
         _el(_el(element, "ram:SpecifiedLegalOrganization"), "ram:ID", party.legal_id)
-    address = _el(element, "ram:PostalTradeAddress")
-    for tag_name, value in (("ram:PostcodeCode", party.postal_code), ("ram:LineOne", party.line1),
-                            ("ram:LineTwo", party.line2), ("ram:CityName", party.city),
-                            ("ram:CountryID", party.country), ("ram:CountrySubDivisionName", party.state)):
-        if value:
-            _el(address, tag_name, value)
+    address = [(tag_name, value) for tag_name, value in (
+        ("ram:PostcodeCode", party.postal_code), ("ram:LineOne", party.line1), ("ram:LineTwo", party.line2),
+        ("ram:CityName", party.city), ("ram:CountryID", party.country),
+        ("ram:CountrySubDivisionName", party.state)) if value]
+    if address:  # none known: left out (an empty one is not valid); EN 16931 wants the country (BR-09, BR-11)
+        element_address = _el(element, "ram:PostalTradeAddress")
+        for tag_name, value in address:
+            _el(element_address, tag_name, value)
     if party.email:
         _el(_el(element, "ram:URIUniversalCommunication"), "ram:URIID", party.email, schemeID="EM")
     if party.vat_id:

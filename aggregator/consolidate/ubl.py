@@ -145,14 +145,15 @@ def _party(holder: etree._Element, party: Party, *, seller: bool) -> None:
         _el(element, "cbc:EndpointID", party.email, schemeID="EM")
     if party.id:
         _el(_el(element, "cac:PartyIdentification"), "cbc:ID", party.id)
-    address = _el(element, "cac:PostalAddress")
-    for tag, value in (("cbc:StreetName", party.line1), ("cbc:AdditionalStreetName", party.line2),
-                       ("cbc:CityName", party.city), ("cbc:PostalZone", party.postal_code),
-                       ("cbc:CountrySubentity", party.state)):
-        if value:
+    lines = [(tag, value) for tag, value in (
+        ("cbc:StreetName", party.line1), ("cbc:AdditionalStreetName", party.line2), ("cbc:CityName", party.city),
+        ("cbc:PostalZone", party.postal_code), ("cbc:CountrySubentity", party.state)) if value]
+    if lines or party.country:  # as in the CII: no empty address
+        address = _el(element, "cac:PostalAddress")
+        for tag, value in lines:
             _el(address, tag, value)
-    if party.country:
-        _el(_el(address, "cac:Country"), "cbc:IdentificationCode", party.country)
+        if party.country:
+            _el(_el(address, "cac:Country"), "cbc:IdentificationCode", party.country)
     if party.vat_id:
         scheme = _el(element, "cac:PartyTaxScheme")
         _el(scheme, "cbc:CompanyID", party.vat_id)

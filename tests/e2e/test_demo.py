@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 from datetime import datetime, timezone
 
+import facturx
 import pytest
 from pypdf import PdfReader
 from rich.console import Console
@@ -178,3 +179,13 @@ def test_the_demo_meters_a_vm_with_included_bandwidth_thresholds_and_hourly_maxi
         ("Storage — 390 unit-hours × €0.0002 = €0.08", "0.08")]
     assert {line["invoice"] for line in metered["lines"]} == {made["charging"]["invoices"][2]["number"]}
     assert "usage.threshold_reached" in text and "GET /v1/subscriptions/{id}/usage" in text
+
+
+def test_each_demo_invoice_is_an_einvoice_too(demo_with_cards):
+    made, text = demo_with_cards
+    assert "Each PDF is also an e-invoice" in text
+    for pdf in made["pdfs"]:
+        xml = pdf.with_suffix(".xml").read_bytes()  # written beside it from GET /v1/invoices/{id}/einvoice
+        # the XML in the PDF, valid against the Factur-X EN 16931 XSD (how complete it is for EN 16931's
+        # rules depends on the demo's data: tests/unit/test_einvoice.py checks the rules on every kind)
+        assert facturx.get_facturx_xml_from_pdf(pdf.read_bytes(), check_xsd=True) == ("factur-x.xml", xml)

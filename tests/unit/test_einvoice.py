@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
+import facturx
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from lxml import etree
 
 from aggregator.consolidate import einvoice, ubl
 from aggregator.consolidate.invoices import Line, totals
-from tests.support.einvoices import NS, assert_valid_einvoice, assert_valid_ubl
+from tests.support.einvoices import NS, assert_valid_einvoice, assert_valid_ubl, schematron_failures
 
 FR_SELLER = einvoice.party_of({
     "legal_name": "Marché Numérique SAS", "country": "FR", "tax_ids": [{"type": "eu_vat", "value": "FR40303265045"}],
@@ -214,6 +215,18 @@ def test_a_description_xml_cannot_hold_is_cleaned_not_fatal():
     root = xml_of(build([bill(1_000, "Seats <b>&</b> \"more\"\x07"), bill(500, "\x00\x1f ")]))
     assert [text(item, ".//ram:Name") for item in root.findall(".//ram:IncludedSupplyChainTradeLineItem", NS)] == [
         'Seats <b>&</b> "more"', "Charge"]
+
+
+def test_a_buyer_without_an_address_makes_valid_xml_that_en_16931_finds_incomplete():
+    e = build([bill(1_000)], buyer=einvoice.Party("Walk-in customer", None))
+    xml = einvoice.to_cii(e)
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    assert etree.fromstring(xml).find(".//ram:BuyerTradeParty/ram:PostalTradeAddress", NS) is None
+    failures = schematron_failures(xml)
+    if failures is not None:  # the buyer's postal address and its country are missing: the data's gap
+        assert sorted(failure.split(":")[0] for failure in failures) == ["BR-10", "BR-11", "FX-SCH-A-000419"]
+        assert all("PostalTradeAddress" in f or "Buyer postal address" in f for f in failures), failures
+    assert facturx.xml_check_xsd(ubl.to_ubl(e), flavor="ubl-2.1-invoice")
 
 
 def test_a_draft_has_no_einvoice():
