@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from functools import cache
@@ -157,7 +157,6 @@ class EInvoice:
     notes: tuple[str, ...] = ()  # BT-22
     preceding_number: str | None = None  # BT-25 (a credit note's invoice)
     preceding_date: date | None = None  # BT-26
-    extra: Mapping[str, Any] = field(default_factory=dict)  # not written: for callers' checks
 
 
 # --- building one from an invoice's values ------------------------------------------------------
@@ -223,10 +222,11 @@ def einvoice_of(*, invoice: Mapping[str, Any], lines: Sequence[Any], seller: Par
                 buyer_reference: str | None, type_code: str = INVOICE, preceding_number: str | None = None,
                 preceding_date: date | None = None) -> EInvoice:
     """The e-invoice of an invoice: `invoice` has its values by name (number, issue_date,
-    currency, tax_rate, subtotal, tax, total, carried_credit, due_date, period_start,
-    period_end); `lines` are its lines (kind, amount, description, provider_id, service_start,
-    service_end, original_amount, original_currency, fx_rate) in order. A credit note (type
-    381) passes its own values the same way, with the invoice it credits as `preceding_*`."""
+    currency, tax_rate, tax, total, carried_credit, due_date, period_start, period_end);
+    `lines` are its lines (consolidate.invoices.Line: kind, amount, description, provider_id,
+    service_start, service_end, original_amount, original_currency, fx_rate) in order, whose
+    amounts add up to its subtotal. A credit note (type 381) passes its own values the same way
+    (amounts credited, positive), with the invoice it credits as `preceding_*`."""
     if not invoice.get("number"):
         raise EInvoiceError("A draft has no number: only a finalized invoice has an e-invoice.")
     currency = invoice["currency"]

@@ -15,7 +15,7 @@ PDF (a list of `Attachment`: the Factur-X XML, a large invoice's lines as CSV), 
 (e.g. "pdf/a-3b", which PDF/A-3 e-invoices need) and `xmp_rdf`, rdf:Description elements
 (bytes) added inside the PDF's XMP metadata packet, next to WeasyPrint's own (the Factur-X
 properties and their PDF/A extension schema: WeasyPrint's `xmp_metadata` option would put them
-in a second rdf:RDF, which XMP readers ignore).
+in a second rdf:RDF, where XMP readers expect one and read the first).
 """
 from __future__ import annotations
 
@@ -183,7 +183,6 @@ class WeasyPrintRenderer:
         options = {"attachments": attachments} if attachments else {}
         if context.get("pdf_variant"):
             options["pdf_variant"] = context["pdf_variant"]
-        if context.get("pdf_variant"):
             options["finisher"] = _pdfa_finisher(context.get("xmp_rdf"))
         return document.write_pdf(stylesheets=self._stylesheets[template], font_config=self._font_config,
                                   dpi=150, cache=self._image_cache, **options)
