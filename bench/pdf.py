@@ -267,8 +267,9 @@ def format_scale(rows: list[dict], line_limit: int) -> str:
     big = [r for r in rows if r["lines"] >= 5000]
     if big:
         v3 = big[0]["v3"]
-        lines.append(f"target, {big[0]['lines']:,} lines in < 2 s: {v3['median_ms']:,.0f} ms wall, "
-                     f"{v3['cpu_ms']:,.0f} ms CPU: {'MET' if v3['median_ms'] < 2000 else 'NOT MET'}")
+        lines.append(f"target, {big[0]['lines']:,} lines in < 2 s: {v3['median_ms']:,.0f} ms wall "
+                     f"({'MET' if v3['median_ms'] < 2000 else 'NOT MET'}), {v3['cpu_ms']:,.0f} ms CPU "
+                     f"({'MET' if v3['cpu_ms'] < 2000 else 'NOT MET'}; the wall time of a render on an idle core)")
     return "\n".join(lines)
 
 
