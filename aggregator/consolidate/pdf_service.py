@@ -22,7 +22,6 @@ from ..db import db, in_ids, run, skip_locked
 from ..errors import NotFound
 from ..events.service import NewEvent, record_one
 from ..faults import crash_point
-from ..ingest.models import Bill
 from ..metering.models import UsageCharge
 from ..testmode import TestClockRecord
 from .document import DocumentLine, Payment, address_lines, invoice_document, plan_fee_details, usage_details
@@ -205,7 +204,7 @@ def invoice_document_for(invoice: Invoice) -> dict:
                  "due_date": invoice.due_date, "subtotal": invoice.subtotal, "tax": invoice.tax,
                  "tax_rate": invoice.tax_rate, "total": invoice.total, "amount_due": invoice.amount_due,
                  "carried_credit": invoice.carried_credit},
-        lines=[_document_line(line, details.get(line.bill_id)) for line in lines],
+        lines=[_document_line(line, details.get(line.bill_id, ())) for line in lines],
         provider_names=names,
         tenant={"legal_name": settings.legal_name or settings.name, "logo": _usable_logo(settings),
                 "address_lines": address_lines(settings.address), "address": settings.address,
@@ -227,8 +226,11 @@ def invoice_document_for(invoice: Invoice) -> dict:
     return document
 
 
-def _document_line(line, rated: tuple[str, tuple[str, ...]] | None) -> DocumentLine:
-    description, details = rated if rated else (line.description, ())
+def _document_line(line, details: tuple[str, ...] | None) -> DocumentLine:
+    """`details`: a plan fee's rating in words; None for a usage charge (its words are split)."""
+    description = line.description
+    if details is None:
+        description, details = usage_details(description)
     return DocumentLine(line.kind, line.provider_id, description, line.service_start, line.service_end, line.amount,
                         line.original_amount, line.original_currency, rate_text(line.fx_rate), details)
 
@@ -249,24 +251,20 @@ def _payment(settings: TenantSettings, customer) -> Payment:
     return Payment("due")
 
 
-def _rating_details(bill_ids: list[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """bill id -> (description, details) for the bills rated from plans and usage: a plan fee's
-    timing, proration and quantity; a usage charge's included units and tiers (split from the
-    words rating wrote, catalog.pricing.describe)."""
+def _rating_details(bill_ids: list[str]) -> dict[str, tuple[str, ...] | None]:
+    """bill id -> how it was rated, for the bills rated from plans and usage: a plan fee's
+    timing, proration and quantity (subscription_charges); None for a usage charge, whose
+    included units and tiers are in the words rating wrote (document.usage_details)."""
     if not bill_ids:
         return {}
-    out: dict[str, tuple[str, tuple[str, ...]]] = {}
     fees = SubscriptionCharge.__table__.c
-    bills = Bill.__table__.c
-    for row in run(sa.select(fees.bill_id, fees.kind, fees.days, fees.period_days, fees.quantity, bills.description)
-                   .join_from(SubscriptionCharge.__table__, Bill.__table__, bills.id == fees.bill_id)
-                   .where(in_ids(fees.bill_id, bill_ids))):
-        out[row.bill_id] = (row.description, plan_fee_details(row.kind, row.days, row.period_days, row.quantity))
+    out: dict[str, tuple[str, ...] | None] = {
+        row.bill_id: plan_fee_details(row.kind, row.days, row.period_days, row.quantity)
+        for row in run(sa.select(fees.bill_id, fees.kind, fees.days, fees.period_days, fees.quantity)
+                       .where(in_ids(fees.bill_id, bill_ids)))}
     usage = UsageCharge.__table__.c
-    for row in run(sa.select(usage.bill_id, bills.description)
-                   .join_from(UsageCharge.__table__, Bill.__table__, bills.id == usage.bill_id)
-                   .where(in_ids(usage.bill_id, bill_ids))):
-        out[row.bill_id] = usage_details(row.description)
+    out.update((bill_id, None) for bill_id in run(sa.select(usage.bill_id).where(in_ids(usage.bill_id, bill_ids)))
+               .scalars())
     return out
 
 
