@@ -15,6 +15,7 @@ from itertools import groupby
 from typing import Any, Mapping, Sequence
 
 from babel.dates import format_date
+from babel.numbers import format_decimal
 
 from .. import money
 
@@ -192,9 +193,12 @@ def invoice_document(*, invoice: Mapping[str, Any], lines: Sequence[DocumentLine
         "tax_summary": [{"label": tax_label, "base": amount(max(invoice["subtotal"], 0)),
                          "tax": amount(invoice["tax"])}],
         "tax_note": _tax_note(tax_treatment, buyer),
-        "summary": [{"app": g["app"], "count": g["count"], "subtotal": g["subtotal"], "tax_label": tax_label}
+        "summary": [{"app": g["app"], "count": format_decimal(g["count"], locale=locale), "subtotal": g["subtotal"],
+                     "tax_label": tax_label}
                     for g in groups],
         "line_count": len(bill_lines),
+        "line_count_text": format_decimal(len(bill_lines), locale=locale),
+        "line_limit_text": format_decimal(line_limit, locale=locale) if line_limit is not None else "",
         "detail_on_next_page": len(bill_lines) > DETAIL_ON_NEXT_PAGE,
         "summarized": _summarized(bill_lines, provider_names, amount) if summarized else None,
         "line_limit": line_limit,

@@ -119,7 +119,7 @@ def test_each_line_shows_its_service_period_and_its_rating_details():
     assert first["details"] == ["Billed in advance", "Prorated: 11 of 30 days"]
     assert second["service_period"] == ""
     assert [(row["app"], row["count"], row["subtotal"]) for row in doc["summary"]] == [
-        ("Ledgerly", 1, "A$10.00"), ("CloudNest", 1, "A$5.00")]
+        ("Ledgerly", "1", "A$10.00"), ("CloudNest", "1", "A$5.00")]
 
 
 def test_dates_and_amounts_follow_the_tenants_locale():
