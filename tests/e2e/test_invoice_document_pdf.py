@@ -180,3 +180,21 @@ def test_an_invoice_at_its_line_limit_prints_every_line_and_attaches_nothing(sho
 def test_the_lines_of_an_unknown_invoice_are_a_404_naming_it(shop):
     response = shop.admin["test"].get("/v1/invoices/inv_nope/lines.csv")
     assert response.status_code == 404 and "inv_nope" in response.json["error"]["message"]
+
+
+def test_a_customer_with_a_card_is_told_it_will_be_charged_the_others_when_it_is_due(stripe_tenant, localstripe):
+    from tests.localstripe_server import CARD_OK
+    from tests.support.charges import _customer_paying_with
+
+    _customer_paying_with(stripe_tenant, localstripe, CARD_OK, "with-card")
+    stripe_tenant.customer("no-card")
+    app = stripe_tenant.provider(name="Ledgerly")
+    send(app, "a", customer="with-card", amount="10.00")
+    send(app, "b", customer="no-card", amount="20.00")
+    advance(stripe_tenant)
+    invoices = {i["customer_external_id"]: i for i in stripe_tenant.admin["test"].get("/v1/invoices").json["data"]}
+    due = _text_date(invoices["with-card"])
+    with_card = _text(_pdf(stripe_tenant, invoices["with-card"]))
+    assert f"A$10.00 will be charged to your card on file on {due}." in with_card
+    no_card = _text(_pdf(stripe_tenant, invoices["no-card"]))
+    assert f"Payment of A$20.00 is due on {due}." in no_card and "will be charged" not in no_card
