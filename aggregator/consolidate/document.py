@@ -241,7 +241,8 @@ def _summarized(bill_lines: Sequence[DocumentLine], provider_names: Mapping[str,
         shown, rest = ranked[:SUMMARY_ROWS_PER_PROVIDER], ranked[SUMMARY_ROWS_PER_PROVIDER:]
         rows = [{"description": text, "count": count, "amount": amount(total)} for text, (count, total) in shown]
         if rest:
-            rows.append({"description": f"{len(rest)} other descriptions", "count": sum(r[1][0] for r in rest),
+            other = f"{len(rest)} other description{'s' if len(rest) > 1 else ''}"
+            rows.append({"description": other, "count": sum(r[1][0] for r in rest),
                          "amount": amount(sum(r[1][1] for r in rest))})
         out.append({"app": provider_names.get(provider_id, provider_id), "rows": rows})
     return out

@@ -138,6 +138,8 @@ def test_past_the_line_limit_the_detail_is_summarized_by_provider_and_descriptio
     assert cloudnest["rows"] == [{"description": "Backups", "count": 3, "amount": "A$0.21"}]
     assert sum(row["count"] for row in ledgerly["rows"]) == 40
     assert document(lines, limit=43)["summarized"] is None  # at the limit, every line is printed
+    sixteen = [line("prov_a", 100 + i, f"Seat {i}") for i in range(16)]
+    assert document(sixteen, limit=10)["summarized"][0]["rows"][-1]["description"] == "1 other description"
 
 
 def test_a_plan_fee_reads_when_it_is_billed_its_proration_and_quantity():
