@@ -30,7 +30,7 @@ INVOICE_TEMPLATE = "invoice_v3.html"
 DETAIL_ON_NEXT_PAGE = 25
 #: In a summarized detail (past the line limit), the rows shown per provider: its lines grouped
 #: by description, the largest first, the rest added up in one row.
-SUMMARY_ROWS_PER_PROVIDER = 15
+SUMMARY_ROWS_PER_PROVIDER = 10
 
 #: How a tax id of each type (Stripe's names) is labelled on the document.
 TAX_ID_LABELS = {

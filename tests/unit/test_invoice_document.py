@@ -133,13 +133,13 @@ def test_past_the_line_limit_the_detail_is_summarized_by_provider_and_descriptio
     assert doc["summarized"] is not None and doc["lines_file"] == "INV-2026-000007-lines.csv"
     assert doc["line_count"] == 43 and doc["groups"][0]["lines"] == []  # the detail's lines are not laid out
     ledgerly, cloudnest = doc["summarized"]
-    assert len(ledgerly["rows"]) == 16  # the 15 largest descriptions, then the rest in one row
-    assert ledgerly["rows"][-1]["description"] == "5 other descriptions" and ledgerly["rows"][-1]["count"] == 10
+    assert len(ledgerly["rows"]) == 11  # the 10 largest descriptions, then the rest in one row
+    assert ledgerly["rows"][-1]["description"] == "10 other descriptions" and ledgerly["rows"][-1]["count"] == 20
     assert cloudnest["rows"] == [{"description": "Backups", "count": 3, "amount": "A$0.21"}]
     assert sum(row["count"] for row in ledgerly["rows"]) == 40
     assert document(lines, limit=43)["summarized"] is None  # at the limit, every line is printed
-    sixteen = [line("prov_a", 100 + i, f"Seat {i}") for i in range(16)]
-    assert document(sixteen, limit=10)["summarized"][0]["rows"][-1]["description"] == "1 other description"
+    eleven = [line("prov_a", 100 + i, f"Seat {i}") for i in range(11)]
+    assert document(eleven, limit=10)["summarized"][0]["rows"][-1]["description"] == "1 other description"
 
 
 def test_a_plan_fee_reads_when_it_is_billed_its_proration_and_quantity():
