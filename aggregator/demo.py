@@ -35,6 +35,7 @@ from .config import Settings, default_database_url, var_dir
 from .mail.mailer import FileSink
 from .payments.stripe import StripeGateways, localstripe
 from .periods import calendar
+from .plurals import counted
 from .webhooks import signing
 from .webhooks.sender import WebhookSender
 
@@ -216,10 +217,11 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     result = api.call("POST", "/test_clock/advance", admin, {"to": target.isoformat()})
     ran = result["ran"]
     for close in ran["closes"]:
-        console.print(f"Closed period {close['period']} as of its end: {close['invoices_created']} invoices "
-                      f"({close['customers_waiting']} customers waiting).")
+        console.print(f"Closed period {close['period']} as of its end: "
+                      f"{counted(close['invoices_created'], 'invoice', 'invoices')} "
+                      f"({counted(close['customers_waiting'], 'customer', 'customers')} waiting).")
     console.print(f"Invoices are finalized at the close (review: automatic; a tenant may review drafts first); "
-                  f"{ran['pdfs']['rendered']} PDFs rendered.")
+                  f"{counted(ran['pdfs']['rendered'], 'PDF', 'PDFs')} rendered.")
     delivered = _drain(lane, adapters)
 
     console.rule("[bold]8. One consolidated invoice per customer")
@@ -493,8 +495,9 @@ def _deliveries(api: _Client, admin: str, receiver: "_Receiver", adapters: Adapt
     counts = {"events": events, "webhooks": sum(ok for _, ok in receiver.received), "emails": len(emails),
               "emails_sent": sum(email["status"] == "sent" for email in emails)}
     complete = counts["webhooks"] == events and counts["emails_sent"] == len(emails)
-    console.print(f"Delivered: {counts['webhooks']} of {events} events as signed webhooks to {receiver.url}, "
-                  f"{counts['emails_sent']} of {len(emails)} emails to {adapters.mailer.test!r}"
+    console.print(f"Delivered: {counts['webhooks']} of {counted(events, 'event', 'events')} as signed webhooks to "
+                  f"{receiver.url}, {counts['emails_sent']} of {counted(len(emails), 'email', 'emails')} to "
+                  f"{adapters.mailer.test!r}"
                   + (": nothing lost." if complete else "."))
     if not complete:
         raise DemoFailed("Not everyone was told: some events or emails were not delivered (see above).")
@@ -743,7 +746,8 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
         raise DemoFailed("The payout day built no payouts.")
     period = payouts[0]["period"]
     names = {p["id"]: p["name"] for p in api.call("GET", "/providers?limit=100", admin)["data"]}
-    console.print(f"{len(payouts)} payouts await finance's review (status pending_review); finance was told by email. "
+    console.print(f"{counted(len(payouts), 'payout awaits', 'payouts await')} finance's review "
+                  f"(status pending_review); finance was told by email. "
                   f"No provider has a Stripe Connect account here (localstripe has no Connect), so each is paid by "
                   f"bank transfer, which finance records.")
     approved = api.call("POST", "/payouts/approve", admin, {"period": period})["data"]
