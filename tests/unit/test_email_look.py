@@ -226,3 +226,12 @@ def test_the_message_id_is_under_the_senders_domain():
     operator = messages.Sender.of(_settings(), "billing@operator.example")
     assert messages.message_id("edl_1", tenant.domain) == "<edl_1@market.example>"
     assert messages.message_id("edl_1", operator.domain) == "<edl_1@operator.example>"
+
+
+def test_documents_count_nouns_by_the_same_rule(tmp_path):
+    from aggregator.consolidate.render import WeasyPrintRenderer
+
+    (tmp_path / "t.html").write_text('{{ n|counted("payment", "payments") }}')
+    renderer = WeasyPrintRenderer(tmp_path)
+    assert [renderer.html("t.html", {"n": n}) for n in (1, 2)] == ["1 payment", "2 payments"]
+    assert renderer.html("t.html", {"n": 1250, "locale": "de_DE"}) == "1.250 payments"
