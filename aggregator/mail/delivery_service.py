@@ -28,6 +28,7 @@ from ..errors import NotFound
 from ..events.models import Event
 from ..faults import crash_point
 from ..pagination import Page, paginate
+from ..payments.gateway import charges_automatically
 from ..payments.models import Payment, Refund
 from ..payouts import statement
 from ..periods.models import PeriodRecord
@@ -188,7 +189,8 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
     if delivery.kind == OVERDUE and invoice.status != "open":
         raise NotToBeSent(f"the invoice was {invoice.status} before its overdue notice was sent")
     if delivery.kind == INVOICE:
-        context = messages.invoice_context(invoice, settings)
+        charged = charges_automatically(adapters.payments.for_settings(settings), invoice.customer)
+        context = messages.invoice_context(invoice, settings, charged)
         attachments.append(messages.Attachment(f"{invoice.number}.pdf", adapters.storage.get(invoice.pdf_path)))
     else:
         event = db.session.scalars(sa.select(Event).where(Event.id == delivery.event_id)).one()

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.dates import format_date, format_interval, format_time, get_timezone_name
+from stdnum import iban
 
 from .. import money, plurals
 from ..config import PROJECT_ROOT
@@ -186,11 +187,17 @@ def _about_invoice(invoice, settings) -> dict[str, Any]:
             "reply_to": settings.email_reply_to}
 
 
-def invoice_context(invoice, settings) -> dict[str, Any]:
-    """A customer's invoice: what the email says of it (the PDF says the rest)."""
+def invoice_context(invoice, settings, charged: bool = False) -> dict[str, Any]:
+    """A customer's invoice: what the email says of it (the PDF says the rest), and how it gets
+    paid (`payment`): "card" when a charge run will charge the customer's card (`charged`:
+    payments.gateway.charges_automatically), else "transfer" with the tenant's bank details and
+    the invoice number to quote when it has them, else "due" (pay by the due date, ask how);
+    "nothing" when nothing is due."""
     locale, currency = settings.locale, invoice.currency
     issued = (invoice.finalized_at or invoice.created_at).astimezone(ZoneInfo(settings.timezone)).date()
     customer = invoice.customer
+    bank = bank_details(settings.payment_instructions) if not charged else []
+    payment = "nothing" if invoice.amount_due <= 0 else "card" if charged else "transfer" if bank else "due"
     return {
         **_tenant(settings),
         "customer_name": customer.name or customer.external_id,
@@ -203,7 +210,26 @@ def invoice_context(invoice, settings) -> dict[str, Any]:
         "carried_credit": money.display(invoice.carried_credit, currency, locale) if invoice.carried_credit else "",
         "currency": currency,
         "reply_to": settings.email_reply_to,
+        "payment": payment,
+        "bank": bank,
     }
+
+
+#: The tenant's payment instructions, in the order and words a customer's bank form asks them.
+BANK_FIELDS = (("account_holder", "Account holder"), ("bank_name", "Bank"), ("iban", "IBAN"), ("bic", "BIC"),
+               ("bsb", "BSB"), ("account_number", "Account number"))
+
+
+def bank_details(instructions: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(label, value) of the tenant's bank details that are set (an IBAN grouped by four, as it
+    is printed: "DE89 3704 0044 …"); none without an account to pay to (an IBAN, or an account
+    number)."""
+    given = {key: str(value).strip() for key, value in (instructions or {}).items() if value}
+    if not (given.get("iban") or given.get("account_number")):
+        return []
+    if given.get("iban"):
+        given["iban"] = iban.format(given["iban"])
+    return [(label, given[key]) for key, label in BANK_FIELDS if given.get(key)]
 
 
 def period_summary_context(summary, settings) -> dict[str, Any]:

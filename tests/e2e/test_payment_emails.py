@@ -24,6 +24,9 @@ def test_a_declined_card_emails_payment_failed_with_the_retry_date_then_a_receip
     assert overdue["Subject"] == (f"[test] Invoice {invoice['number']} from Marketplace is overdue: A$50.00 was due on "
                                   "Dec 2, 2026")
     assert invoice_email["Subject"].startswith(f"[test] Invoice {invoice['number']}")
+    # a card on file and Stripe settings: the invoice says it will be charged, and when
+    assert "We will charge A$50.00 to your payment method on file on Dec 2, 2026" in \
+        invoice_email.get_body(preferencelist=("plain",)).get_content()
     # the retry is 4 December 22:00 UTC: in the tenant's time zone (Sydney), the 5th at 09:00
     assert failed["Subject"] == (f"[test] Payment of A$50.00 for invoice {invoice['number']} failed: "
                                  "we will try again on Dec 5, 2026")

@@ -53,6 +53,8 @@ def test_a_closed_period_emails_each_customer_its_invoice_with_the_pdf_and_finan
         assert message["Message-ID"].endswith("@market.example>")  # the sender's domain
         text, html, pdf = _parts(message)
         assert f"Hello {name}" in text and number in text and "A$19.99" in text
+        # no Stripe settings: nothing will charge it, so the email says when it is due, not a charge date
+        assert "Due date:" in text and "Please pay A$19.99 by" in text and "charge" not in text.lower()
         assert f"Hello {name}" in html and "<table" in html
         assert pdf.get_filename() == f"{number}.pdf"
         pdf_text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.get_content())).pages)

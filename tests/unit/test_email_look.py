@@ -23,7 +23,7 @@ UTC = timezone.utc
 def _settings(**overrides):
     values = {"name": "Market", "legal_name": "Market Pty Ltd", "locale": "en_AU", "timezone": "Australia/Sydney",
               "email_reply_to": "help@market.example", "livemode": False, "email_from": None,
-              "email_from_name": None}
+              "email_from_name": None, "payment_instructions": None}
     return SimpleNamespace(**{**values, **overrides})
 
 
@@ -145,6 +145,39 @@ def test_a_style_written_in_the_template_stays_and_classes_add_to_the_tags_style
     assert f'<td class="num" style="{html_style.style_of("td", "num")}">' in html
     assert "text-align: right" in html_style.style_of("td", "num")
     assert f'<p class="note" style="{html_style.style_of("p", "note")}">' in html and "<pre>y</pre>" in html
+
+
+# --- how the invoice gets paid ---------------------------------------------------------------------
+
+def test_an_invoice_charged_to_a_card_says_when_and_that_nothing_is_to_be_done():
+    _, text, html = messages.render("invoice", messages.invoice_context(_invoice(), _settings(), charged=True))
+    assert "Charge date:    2 Dec 2026" in text and "Due date" not in text
+    assert "We will charge $19.99 to your payment method on file on 2 Dec 2026" in text and "IBAN" not in html
+
+
+def test_an_invoice_paid_by_transfer_gives_the_bank_details_and_the_reference_to_quote():
+    settings = _settings(payment_instructions={"account_holder": "Market Pty Ltd", "iban": "DE89370400440532013000",
+                                               "bic": "COBADEFFXXX", "bsb": None, "reference": None})
+    _, text, html = messages.render("invoice", messages.invoice_context(_invoice(), settings, charged=False))
+    assert "Due date:       2 Dec 2026" in text and "Charge date" not in text and "will charge" not in text
+    assert "Please pay $19.99 by bank transfer by 2 Dec 2026, quoting the invoice number INV-1" in text
+    assert "  IBAN:           DE89 3704 0044 0532 0130 00\n" in text and "  Reference:      INV-1\n" in text
+    assert "Account holder" in html and "COBADEFFXXX" in html and "BSB" not in html
+    australian = messages.bank_details({"account_holder": "Market", "bsb": "062-000", "account_number": "12345678"})
+    assert australian == [("Account holder", "Market"), ("BSB", "062-000"), ("Account number", "12345678")]
+
+
+def test_without_a_card_or_bank_details_the_invoice_says_when_it_is_due_and_how_to_ask():
+    settings = _settings(payment_instructions={"account_holder": "Market"})  # no account to pay to
+    _, text, _ = messages.render("invoice", messages.invoice_context(_invoice(), settings))
+    assert "Please pay $19.99 by 2 Dec 2026. To ask how, reply to this email or write to help@market.example." in text
+    assert "Charge date" not in text
+
+
+def test_an_invoice_with_nothing_due_asks_for_nothing():
+    context = messages.invoice_context(_invoice(amount_due=0, carried_credit=1999), _settings(), charged=True)
+    subject, text, _ = messages.render("invoice", context)
+    assert subject.endswith("nothing to pay") and "Nothing is due" in text and "charge" not in text.lower()
 
 
 # --- the payment-failed email ---------------------------------------------------------------------
