@@ -3,11 +3,13 @@
 Mail clients drop or ignore `<style>` sheets (Gmail's app, Outlook's Word engine, many webmail
 clients strip them): only inline styles reach every reader. The templates stay plain semantic
 HTML (`templates/emails/_layout.html` is the one shared layout); `inline(html)` gives each
-opening tag of `STYLES` its style, and a `class` its extra declarations, after rendering.
+opening tag of `STYLES` its style, and a `class` its extra declarations. The mail templates'
+loader applies it to each HTML template's source once, when it is loaded (messages.py), so no
+message pays for it; the values rendered in later are autoescaped and bring no tag.
 
-Only our own templates pass here, rendered with autoescaping: a value shown in them cannot hold
-a `<`, so a tag found by the pattern is one the template wrote. A tag that already has a
-`style` attribute (the layout's frame) keeps it as written.
+A tag is `<name>` or `<name attributes…>` with plain attributes: one whose attributes a Jinja
+statement writes (`<p{% if x %} class="…"{% endif %}>`) is not seen; write two tags instead. A
+tag that already has a `style` attribute (the layout's frame) keeps it as written.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Email messages: the values each kind of email shows (formatted in the tenant's locale, amounts
 through money.display as on the invoice PDF, times with their time zone), rendered from
 `templates/emails/<kind>.subject.txt`, `<kind>.txt` and `<kind>.html` (Jinja2; HTML autoescaped,
-every kind in the one layout `_layout.html`, its styles inlined by `html_style`), built as a MIME
+every kind in the one layout `_layout.html`, its styles written into the templates' tags by
+`html_style` as they are loaded), built as a MIME
 message with a text and an HTML part and any attachments.
 
 Rules every kind follows, applied here once: a test-mode email's subject starts with `[test]`
@@ -75,9 +76,18 @@ def _counted(context, n: int, one: str, other: str) -> str:
     return plurals.counted(n, one, other, context.get("locale") or "en")
 
 
+class _StyledLoader(jinja2.FileSystemLoader):
+    """Loads the templates with the styles of `html_style` written into the HTML ones' tags, once
+    per template (not per message: the values rendered into them carry no tags)."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        source, filename, uptodate = super().get_source(environment, template)
+        return (html_style.inline(source) if template.endswith(".html") else source), filename, uptodate
+
+
 @cache
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    env = jinja2.Environment(loader=_StyledLoader(str(TEMPLATE_DIR)),
                              autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["counted"] = _counted
@@ -92,8 +102,7 @@ def render(kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     subject = " ".join(env.get_template(f"{kind}.subject.txt").render(context).split())
     if context.get("mode") == "test" and not subject.startswith(TEST_MARK):
         subject = f"{TEST_MARK} {subject}"
-    html = html_style.inline(env.get_template(f"{kind}.html").render(context))
-    return subject, env.get_template(f"{kind}.txt").render(context), html
+    return subject, env.get_template(f"{kind}.txt").render(context), env.get_template(f"{kind}.html").render(context)
 
 
 def build(kind: str, context: Mapping[str, Any], *, sender: Sender, to: str, message_id: str, date_: datetime,

@@ -106,10 +106,13 @@ def test_every_kind_with_a_template_is_covered_here():
     assert templates >= set(KINDS)
 
 
-def test_every_html_email_is_the_shared_layout():
+def test_every_html_email_is_the_shared_layout_and_every_tag_of_it_can_be_styled():
     for path in messages.TEMPLATE_DIR.glob("*.html"):
+        source = path.read_text()
         if not path.name.startswith("_"):
-            assert path.read_text().startswith('{% extends "_layout.html" %}'), path.name
+            assert source.startswith('{% extends "_layout.html" %}'), path.name
+        # a tag whose attributes a Jinja statement writes is not seen by html_style.inline
+        assert not re.search(r"<[a-z0-9]+\{", source), path.name
 
 
 @pytest.mark.parametrize("kind", KINDS)
