@@ -343,8 +343,9 @@ def _plans(api: _Client, admin: str, key: str, provider_id: str, period: dict, c
     console.print(table)
     upcoming = api.call("GET", "/customers/bakery-42/upcoming_invoice", admin)
     rated = sum(line["source"] == "subscription" for line in upcoming["lines"])
+    lines = counted(len(upcoming["lines"]), "line", "lines")
     console.print(f"Were the period to close now, bakery-42's invoice would come to {upcoming['total']} "
-                  f"{upcoming['currency']}, {rated} of its {len(upcoming['lines'])} lines rated from its subscription "
+                  f"{upcoming['currency']}, {rated} of its {lines} rated from its subscription "
                   "(GET /v1/customers/bakery-42/upcoming_invoice: nothing is stored).")
     return {"plans": [parent, *made], "subscriptions": [bakery, studio], "upcoming": upcoming}
 
@@ -560,8 +561,8 @@ def _before_close(api: _Client, admin: str, receiver: _Receiver, console: Consol
 
 def _after_close(api: _Client, admin: str, receiver: _Receiver, adapters: Adapters, console: Console) -> dict:
     verified = sum(ok for _, ok in receiver.received)
-    console.print(f"Webhooks: {len(receiver.received)} events POSTed to {receiver.url}, {verified} with a valid "
-                  "Standard Webhooks signature.")
+    console.print(f"Webhooks: {counted(len(receiver.received), 'event', 'events')} POSTed to {receiver.url}, "
+                  f"{verified} with a valid Standard Webhooks signature.")
     emails = api.call("GET", "/email_deliveries?limit=100", admin)["data"]
     table = Table("email", "to", "status")
     for email in sorted(emails, key=lambda e: (e["kind"], e["recipient"] or "")):
