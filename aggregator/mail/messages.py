@@ -2,8 +2,8 @@
 through money.display as on the invoice PDF, times with their time zone), rendered from
 `templates/emails/<kind>.subject.txt`, `<kind>.txt` and `<kind>.html` (Jinja2; HTML autoescaped,
 every kind in the one layout `_layout.html`, its styles written into the templates' tags by
-`html_style` as they are loaded), built as a MIME
-message with a text and an HTML part and any attachments.
+`html_style` as they are loaded), built as a MIME message with a text and an HTML part and any
+attachments.
 
 Rules every kind follows, applied here once: a test-mode email's subject starts with `[test]`
 (customers', providers' and finance's alike); counted nouns go through Babel's plural rules (the
