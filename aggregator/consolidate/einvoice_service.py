@@ -3,24 +3,23 @@
 
 What the e-invoice says is what the invoice was issued with: the parties and tax treatment kept
 at finalization (`invoices.parties`, `invoices.tax_treatment`); for invoices finalized before
-those were kept, the tenant's and customer's settings as they are now, and "exempt" for an
-exempt customer's untaxed invoice, else "standard" (the rule the PDF follows too).
+those were kept, the tenant's and customer's settings as they are now, and the treatment and
+means of payment the PDF shows too (issued.py).
 """
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-
-from ..accounts.models import Customer, Provider, TenantSettings
+from ..accounts.models import Customer, TenantSettings
 from ..auth import Principal
 from ..db import db
 from ..errors import Conflict
 from . import einvoice, ubl
 from .einvoice import EInvoice
 from .invoice_service import find_invoice
+from .issued import pays_by_card, tax_treatment
+from .line_export import provider_names
 from .lines import invoice_lines
 from .models import Invoice
 from .render import Attachment
@@ -45,12 +44,6 @@ def invoice_parties(invoice: Invoice, settings: TenantSettings, customer: Custom
     }
 
 
-def invoice_tax_treatment(invoice: Invoice, customer: Customer) -> str:
-    if invoice.tax_treatment:
-        return invoice.tax_treatment
-    return "exempt" if customer.tax_exempt and Decimal(invoice.tax_rate) == 0 else "standard"
-
-
 def einvoice_for(invoice: Invoice) -> EInvoice:
     """The e-invoice of a finalized invoice (409 invoice_not_finalized for a draft)."""
     if invoice.number is None:
@@ -58,12 +51,9 @@ def einvoice_for(invoice: Invoice) -> EInvoice:
     settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
     customer = invoice.customer
     lines = invoice_lines([invoice])[invoice.id]
-    provider_ids = {line.provider_id for line in lines if line.provider_id}
-    names = dict(db.session.execute(sa.select(Provider.id, Provider.name)
-                                    .where(Provider.id.in_(provider_ids))).all()) if provider_ids else {}
+    names = provider_names(line.provider_id for line in lines)
     parties = invoice_parties(invoice, settings, customer)
     issued = invoice.finalized_at.astimezone(ZoneInfo(settings.timezone)).date()
-    card = bool(customer.stripe_payment_method and settings.stripe_secret_key)
     return einvoice.einvoice_of(
         invoice={"number": invoice.number, "issue_date": issued, "currency": invoice.currency,
                  "tax_rate": invoice.tax_rate, "subtotal": invoice.subtotal, "tax": invoice.tax,
@@ -73,8 +63,9 @@ def einvoice_for(invoice: Invoice) -> EInvoice:
         seller=einvoice.party_of(parties.get("seller"), name_key="legal_name", seller=True,
                                  party_id=invoice.tenant_id),
         buyer=einvoice.party_of(parties.get("buyer"), name_key="name", seller=False, email=customer.email),
-        treatment=invoice_tax_treatment(invoice, customer), provider_names=names,
-        payment_means=einvoice.payment_means_of(card=card, instructions=settings.payment_instructions,
+        treatment=tax_treatment(invoice), provider_names=names,
+        payment_means=einvoice.payment_means_of(card=pays_by_card(settings, customer),
+                                                instructions=settings.payment_instructions,
                                                 currency=invoice.currency, due_date=invoice.due_date),
         buyer_reference=customer.external_id)
 

@@ -7,7 +7,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ from ..testmode import TestClockRecord
 from .document import DocumentLine, Payment, address_lines, invoice_document, plan_fee_details, usage_details
 from .einvoice_service import with_einvoice
 from .invoice_service import find_invoice, invoice_lines, rate_text
+from .issued import pays_by_card, tax_treatment
 from .line_export import file_name, lines_csv_bytes, provider_names
 from .models import Invoice
 from .render import Attachment
@@ -215,7 +215,7 @@ def invoice_document_for(invoice: Invoice) -> dict:
                   "address": customer.address, "tax_ids": customer.tax_ids or []},
         locale=settings.locale,
         parties=invoice.parties,
-        tax_treatment=invoice.tax_treatment or _treatment_before_parties(invoice),
+        tax_treatment=tax_treatment(invoice),
         payment=_payment(settings, customer),
         line_limit=settings.invoice_line_limit if v3 else None,
         lines_file=file_name(invoice) if large else None,
@@ -236,16 +236,10 @@ def _document_line(line, details: tuple[str, ...] | None) -> DocumentLine:
                         line.original_amount, line.original_currency, rate_text(line.fx_rate), details)
 
 
-def _treatment_before_parties(invoice: Invoice) -> str:
-    """An invoice finalized before tax treatments were recorded: exempt if its customer is
-    tax-exempt and it charged no tax, else standard."""
-    return "exempt" if invoice.customer.tax_exempt and Decimal(invoice.tax_rate) == 0 else "standard"
-
-
 def _payment(settings: TenantSettings, customer) -> Payment:
     """Charged on the due date only when the tenant has Stripe in this mode and the customer a
     card; else the tenant's bank details if it has some; else when it is due."""
-    if settings.stripe_secret_key and customer.stripe_payment_method:
+    if pays_by_card(settings, customer):
         return Payment("card")
     if settings.payment_instructions:
         return Payment("transfer", settings.payment_instructions)

@@ -209,6 +209,10 @@ def test_the_xml_and_the_pdf_show_the_same_lines_totals_and_parties(eu_shop):
     assert _text(root, ".//ram:SellerTradeParty/ram:Name") in text
     assert _text(root, ".//ram:BuyerTradeParty/ram:Name") in text
     assert _text(root, "rsm:ExchangedDocument/ram:ID") in text
+    compact = text.replace(" ", "")  # an IBAN may be printed in groups of four
+    for vat_id in root.iterfind(".//ram:SpecifiedTaxRegistration/ram:ID", NS):
+        assert vat_id.text in compact
+    assert _text(root, ".//ram:IBANID") in compact and _text(root, ".//ram:BICID") in compact
 
 
 def _period(element) -> tuple[str, str] | None:
