@@ -270,6 +270,8 @@ class UpcomingInvoiceSchema(Schema):
     subtotal = _amount("subtotal")
     tax_rate = fields.Function(lambda u: money.format_rate(u.draft.tax_rate))
     tax = _amount("tax")
+    tax_treatment = fields.String(metadata={"enum": list(TREATMENTS),
+                                            "description": "As the invoice's: reverse_charge is taxed at 0."})
     total = _amount("total")
     lines = fields.List(fields.Nested(UpcomingLineSchema))
 
@@ -299,4 +301,5 @@ def upcoming_document(upcoming) -> dict:
             "period": {"start": upcoming.period.start.isoformat(), "end": upcoming.period.end.isoformat()},
             "currency": currency, "subtotal": money.format_amount(upcoming.subtotal, currency),
             "tax_rate": money.format_rate(upcoming.draft.tax_rate), "tax": money.format_amount(upcoming.tax, currency),
+            "tax_treatment": upcoming.tax_treatment,
             "total": money.format_amount(upcoming.total, currency), "lines": lines}

@@ -95,6 +95,8 @@ def test_an_exempt_eu_business_in_another_member_state_is_reverse_charged(german
     provider = tenant.provider()
     for n, customer in enumerate(["fr-business", "de-business", "fr-private"]):
         send(provider, f"b{n}", customer=customer, amount="100.00")
+    upcoming = tenant.admin["test"].get("/v1/customers/fr-business/upcoming_invoice").json
+    assert (upcoming["tax_treatment"], upcoming["tax_rate"], upcoming["total"]) == ("reverse_charge", "0", "100.00")
     advance(tenant)
     reversed_ = _invoice(tenant, "fr-business")
     assert (reversed_["tax_treatment"], reversed_["tax_rate"], reversed_["tax"], reversed_["total"]) == (
