@@ -34,6 +34,8 @@ def demo_with_cards(app, tmp_path_factory):
 
 def test_the_demo_closes_a_period_and_writes_each_customers_invoice(demo_with_cards):
     made, text = demo_with_cards
+    assert "Demo Marketplace Pty Ltd, AU: its invoices are titled \"Tax invoice\", with its ABN 83914571673" in text
+    assert "cafe-lune), invoiced in EUR; tax id FR40303265045" in text
     assert "Closed period" in text and "One consolidated invoice per customer" in text
     assert sorted((i["currency"], i["total"], i["status"]) for i in made["invoices"]) == [
         ("EUR", "118.50", "open"), ("USD", "430.85", "open"), ("USD", "45.77", "open")]
@@ -171,10 +173,11 @@ def test_the_demo_meters_a_vm_with_included_bandwidth_thresholds_and_hourly_maxi
     assert [(u["name"], u["quantity"], u["percent_used"], u["amount"]) for u in metered["usage"]["data"]] == [
         ("Bandwidth", "105.5", "105.5", "0.28"), ("CPU", "16", None, "0.64"), ("Memory", "64", None, "0.32"),
         ("Storage", "390", None, "0.08")]
+    # in the tenant's locale, en_AU (from its country): CLDR writes euros "EUR" there
     assert [(line["description"], line["amount"]) for line in metered["lines"]] == [
         ("Cloud VM — Cloud VM, 5 of 31 days", "8.06"),
-        ("Bandwidth — 1,340 GB: 100 GB included, 900 × €0.05, 340 × €0.03 = €55.20", "55.20"),
-        ("CPU — 16 unit-hours × €0.04 = €0.64", "0.64"), ("Memory — 64 unit-hours × €0.005 = €0.32", "0.32"),
-        ("Storage — 390 unit-hours × €0.0002 = €0.08", "0.08")]
+        ("Bandwidth — 1,340 GB: 100 GB included, 900 × EUR0.05, 340 × EUR0.03 = EUR55.20", "55.20"),
+        ("CPU — 16 unit-hours × EUR0.04 = EUR0.64", "0.64"), ("Memory — 64 unit-hours × EUR0.005 = EUR0.32", "0.32"),
+        ("Storage — 390 unit-hours × EUR0.0002 = EUR0.08", "0.08")]
     assert {line["invoice"] for line in metered["lines"]} == {made["charging"]["invoices"][2]["number"]}
     assert "usage.threshold_reached" in text and "GET /v1/subscriptions/{id}/usage" in text
