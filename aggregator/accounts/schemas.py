@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from .. import money
@@ -41,7 +43,8 @@ class Country(fields.String):
     """An ISO 3166-1 alpha-2 country code that CLDR knows ("AU", "DE"); upper case."""
 
     def __init__(self, **kwargs):
-        kwargs["metadata"] = {"pattern": "^[A-Z]{2}$", "example": "AU", **kwargs.get("metadata", {})}
+        kwargs["metadata"] = {"enum": [*sorted(_countries()), *([None] if kwargs.get("allow_none") else [])],
+                              **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -51,7 +54,9 @@ class Country(fields.String):
         return text
 
 
+@functools.cache
 def _countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes as CLDR names them (less its groupings: EU, UN, …)."""
     from babel import Locale
 
     return frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha()
@@ -66,7 +71,7 @@ class TaxIdSchema(Schema):
         "description": "; ".join(f"{t.name}: {t.label}" for t in tax_ids.TYPES.values())})
     value = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={
         "description": "As written (\"DE 136 695 976\"); stored and returned in its compact form (DE136695976). "
-                       "An EU VAT number starts with its country's prefix.", "example": "DE136695976"})
+                       "An EU VAT number starts with its country's prefix."})
 
     @validates_schema
     def _well_formed(self, data, **kwargs):
@@ -102,12 +107,12 @@ class PaymentInstructionsSchema(Schema):
 
     account_holder = optional_text(200)
     iban = fields.String(allow_none=True, validate=[validate.Length(max=42), _checked(tax_ids.normalize_iban)],
-                         metadata={"description": "Checked by its check digits; stored in its compact form.",
-                                   "example": "DE89370400440532013000"})
+                         metadata={"description": "Checked by its check digits; stored in its compact form "
+                                                  "(DE89370400440532013000)."})
     bic = fields.String(allow_none=True, validate=[validate.Length(max=14), _checked(tax_ids.normalize_bic)],
-                        metadata={"example": "COBADEFFXXX"})
+                        metadata={"description": "8 or 11 characters (COBADEFFXXX)."})
     bsb = fields.String(allow_none=True, validate=validate.Regexp(
-        r"^[0-9]{3}-?[0-9]{3}$", error="An Australian BSB: six digits, such as 062-000."), metadata={"example": "062-000"})
+        r"^[0-9]{3}-?[0-9]{3}$", error="An Australian BSB: six digits, such as 062-000."))
     account_number = fields.String(allow_none=True, validate=validate.Regexp(
         r"^[0-9A-Za-z -]{1,34}$", error="Up to 34 letters, digits, spaces or dashes."))
     bank_name = optional_text(200)
