@@ -44,7 +44,7 @@ class TaxIdType:
         checker: Any = importlib.import_module(f"stdnum.{self.module}")
         if self.prefix and value.strip().upper().startswith(self.prefix):
             value = value.strip()[len(self.prefix):]
-        return self.prefix + checker.validate(value)
+        return self.prefix + str(checker.validate(value))
 
     def display(self, compact: str) -> str:
         """As people write it (stdnum's format: "51 824 753 556"), else the compact form."""
@@ -133,7 +133,7 @@ def normalize_iban(value: str) -> str:
     from stdnum import iban
 
     try:
-        return iban.validate(value)
+        return str(iban.validate(value))
     except ValidationError as exc:
         raise ValueError(f"{str(value)[:40]!r} is not a valid IBAN: {_problem(exc)}.") from None
 
@@ -143,7 +143,7 @@ def normalize_bic(value: str) -> str:
     from stdnum import bic
 
     try:
-        return bic.validate(value)
+        return str(bic.validate(value))
     except ValidationError as exc:
         raise ValueError(f"{str(value)[:40]!r} is not a valid BIC: {_problem(exc)}.") from None
 
@@ -170,7 +170,7 @@ def tax_treatment(seller_country: str | None, reverse_charge_enabled: bool, buye
     buyer_country = buyer_country or (country_of("eu_vat", vat_id) if vat_id else None)
     if (reverse_charge_enabled and buyer_exempt and vat_id is not None and in_eu(seller_country)
             and in_eu(buyer_country) and in_eu(country_of("eu_vat", vat_id))
-            and buyer_country.upper() != seller_country.upper()):
+            and str(buyer_country).upper() != str(seller_country).upper()):
         return "reverse_charge"
     if buyer_exempt or tax_rate == 0:
         return "exempt"
