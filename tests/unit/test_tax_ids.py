@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.accounts import tax_ids
 from aggregator.fields import known_locales
@@ -139,3 +141,24 @@ def test_without_a_country_the_locale_comes_from_the_time_zone_else_english():
     assert tax_ids.locale_for(None, "UTC") == "en"
     assert tax_ids.locale_for(None) == "en"
     assert tax_ids.locale_for("AQ") == "en"  # no locale for it
+
+
+COUNTRIES = st.sampled_from(["DE", "FR", "GR", "IE", "GB", "CH", "AU", "US", None])
+IDS = st.lists(st.sampled_from([{"type": "eu_vat", "value": "FR40303265045"},
+                                {"type": "eu_vat", "value": "EL094259216"},
+                                {"type": "eu_vat", "value": "XI980780684"},
+                                {"type": "gb_vat", "value": "GB980780684"},
+                                {"type": "au_abn", "value": "83914571673"}]), max_size=3)
+
+
+@given(COUNTRIES, st.booleans(), COUNTRIES, st.booleans(), IDS, st.sampled_from([Decimal(0), Decimal("0.2")]))
+def test_reverse_charge_only_between_two_member_states_for_an_exempt_vat_registered_buyer(
+        seller, enabled, buyer, exempt, ids, rate):
+    treatment = tax_ids.tax_treatment(seller, enabled, buyer, exempt, ids, rate)
+    if treatment == "reverse_charge":
+        vat = tax_ids.eu_vat_id(ids)
+        buyer_country = buyer or tax_ids.country_of("eu_vat", vat)
+        assert enabled and exempt and vat and tax_ids.in_eu(seller) and tax_ids.in_eu(buyer_country)
+        assert buyer_country != seller and tax_ids.in_eu(tax_ids.country_of("eu_vat", vat))
+    else:  # otherwise nothing changes from before: exempt customers and zero rates pay no tax
+        assert treatment == ("exempt" if exempt or rate == 0 else "standard")
