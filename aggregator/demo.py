@@ -203,16 +203,19 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     console.rule("[bold]4. Bills: each provider sends what its customers owe (POST /v1/bills)")
     table = Table("provider", "customer", "description", "amount", "revenue share")
     sent = []
+    billed = calendar.period_containing(datetime.fromisoformat(api.call("GET", "/test_clock", admin)["now"]),
+                                        settings["period_anchor_day"], settings["timezone"])
+    covered = {"start": billed.start.isoformat(), "end": billed.end.isoformat()}  # what each bill is for
     for n, (provider, customer, amount, currency, share, description) in enumerate(BILLS):
         body = {"customer": customer, "amount": amount, "currency": currency, "revenue_share": share,
-                "description": description}
+                "description": description, "service_period": covered}
         sent.append(api.call("POST", "/bills", provider_keys[provider], body, **{"Idempotency-Key": f"demo-{n}"}))
         table.add_row(PROVIDERS[provider][0], customer, description, f"{amount} {currency}", "yes" if share else "no")
     console.print(table)
     provider, customer, amount, currency, share, description = BILLS[0]
     again = api.call("POST", "/bills", provider_keys[provider],
                      {"customer": customer, "amount": amount, "currency": currency, "revenue_share": share,
-                      "description": description}, **{"Idempotency-Key": "demo-0"})
+                      "description": description, "service_period": covered}, **{"Idempotency-Key": "demo-0"})
     console.print(f"The first bill sent again with the same Idempotency-Key (a retry after a timeout) is answered "
                   f"with the same bill, {again['id']} {'=' if again['id'] == sent[0]['id'] else '!='} "
                   f"{sent[0]['id']}: never a second one.")

@@ -184,8 +184,11 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
     invoice = invoices[delivery.invoice_id] if delivery.invoice_id else None
     if invoice is not None and invoice.status == "void":
         raise NotToBeSent("the invoice was voided before its email was sent")
-    if delivery.kind == OVERDUE and invoice.status != "open":
-        raise NotToBeSent(f"the invoice was {invoice.status} before its overdue notice was sent")
+    if delivery.kind == OVERDUE and invoice.status == "paid":
+        # Paid since it became overdue: the notice would mislead. Written off (uncollectible) it
+        # is still owed: the notice goes, as it would have gone on time (a worker down or a
+        # clock jump must not change what the customer is told).
+        raise NotToBeSent("the invoice was paid before its overdue notice was sent")
     if delivery.kind == INVOICE:
         context = messages.invoice_context(invoice, settings)
         attachments.append(messages.Attachment(f"{invoice.number}.pdf", adapters.storage.get(invoice.pdf_path)))

@@ -191,3 +191,23 @@ def test_a_draft_finalized_after_its_due_date_is_overdue_from_its_finalization(s
     assert invoice["overdue_at"] == invoice["finalized_at"]  # not before it was issued
     [event] = _overdue_events(shop)
     assert event["created"] == invoice["finalized_at"]
+
+
+def test_an_overdue_notice_is_still_sent_when_the_invoice_was_written_off_first(app, shop, smtp, mailer):
+    """The notice was due at the end of the due date; a write-off processed before a worker sent
+    it (a worker down, a clock jump) does not unsay it: the invoice is still owed, and running on
+    time would have sent it."""
+    from aggregator.accounts.models import TenantSettings
+    from aggregator.consolidate import transitions
+    from aggregator.db import db
+
+    advance(shop, END_OF_DUE_DATE)
+    with app.app_context():
+        settings = db.session.get(TenantSettings, (shop.id, False))
+        assert transitions.mark_uncollectible(settings, _invoice(shop)["id"],
+                                              datetime(2026, 12, 3, tzinfo=timezone.utc))
+        db.session.commit()
+    deliver(app, shop, mailer)
+    assert [d["kind"] for d in deliveries(shop, recipient=ANN)].count("invoice_overdue") == 1
+    assert [d["status"] for d in deliveries(shop, recipient=ANN) if d["kind"] == "invoice_overdue"] == ["sent"]
+    assert sum(" is overdue: " in r.message["Subject"] for r in smtp.handler.to(ANN)) == 1
