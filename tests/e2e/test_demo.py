@@ -98,7 +98,8 @@ def test_the_demo_resells_a_parent_plan_and_bills_its_subscriptions_by_the_day(d
     bakery_text = " ".join(" ".join(page.extract_text() for page in PdfReader(bakery).pages).split())
     assert "Hosting — Ledgerly Cloud, 10 of 31 days" in bakery_text
     assert "Billed in advance Prorated: 10 of 31 days" in bakery_text  # the plan fee's rating, in words
-    period = f"{format_date(date.fromisoformat(made['invoices'][0]['period']['start']), 'medium', locale='en')} – "
+    start = date.fromisoformat(made["invoices"][0]["period"]["start"])
+    period = f"{format_date(start, 'medium', locale='en_AU')} – "  # the tenant's locale, from its country
     assert "Ledgerly Pro plan " + period in bakery_text  # a bill sent with its service period shows it
     assert made["events"]["plan.created"] == 4 and made["events"]["subscription.canceled"] == 1
     # Ledgerly's USD payout: the platform fee is its 30 % of 63.00 in bills plus the parent fees
