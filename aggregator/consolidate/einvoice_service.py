@@ -2,26 +2,27 @@
 (einvoice.py writes it), served as XML and embedded in its PDF (PDF/A-3b with factur-x.xml).
 
 What the e-invoice says is what the invoice was issued with: the parties and tax treatment kept
-at finalization (`invoices.parties`, `invoices.tax_treatment`); for invoices finalized before
-those were kept, the tenant's and customer's settings as they are now, and the treatment and
-means of payment the PDF shows too (issued.py).
+at finalization (parties.py: `parties_of`, `treatment_of`; for invoices finalized before those
+were kept, the tenant's and customer's settings as they are now), paid as the PDF says
+(issued.py).
 """
 from __future__ import annotations
 
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..accounts.models import Customer, TenantSettings
+from ..accounts.models import TenantSettings
 from ..auth import Principal
 from ..db import db
 from ..errors import Conflict
 from . import einvoice, ubl
 from .einvoice import EInvoice
 from .invoice_service import find_invoice
-from .issued import pays_by_card, tax_treatment
+from .issued import pays_by_card
 from .line_export import provider_names
 from .lines import invoice_lines
 from .models import Invoice
+from .parties import parties_of, treatment_of
 from .render import Attachment
 
 #: The syntaxes an e-invoice is served in: CII (what Factur-X embeds) and UBL 2.1.
@@ -32,18 +33,6 @@ class InvoiceNotFinalized(Conflict):
     code = "invoice_not_finalized"
 
 
-def invoice_parties(invoice: Invoice, settings: TenantSettings, customer: Customer) -> dict[str, Any]:
-    """The seller and buyer as the invoice keeps them, else as the settings say now."""
-    if invoice.parties:
-        return invoice.parties
-    return {
-        "seller": {"legal_name": settings.legal_name or settings.name, "address": settings.address,
-                   "country": settings.country, "tax_ids": settings.tax_ids or []},
-        "buyer": {"name": customer.name or customer.external_id, "address": customer.address,
-                  "country": (customer.address or {}).get("country"), "tax_ids": customer.tax_ids or []},
-    }
-
-
 def einvoice_for(invoice: Invoice) -> EInvoice:
     """The e-invoice of a finalized invoice (409 invoice_not_finalized for a draft)."""
     if invoice.number is None:
@@ -52,7 +41,7 @@ def einvoice_for(invoice: Invoice) -> EInvoice:
     customer = invoice.customer
     lines = invoice_lines([invoice])[invoice.id]
     names = provider_names(line.provider_id for line in lines)
-    parties = invoice_parties(invoice, settings, customer)
+    parties = parties_of(invoice)
     issued = invoice.finalized_at.astimezone(ZoneInfo(settings.timezone)).date()
     return einvoice.einvoice_of(
         invoice={"number": invoice.number, "issue_date": issued, "currency": invoice.currency,
@@ -63,7 +52,7 @@ def einvoice_for(invoice: Invoice) -> EInvoice:
         seller=einvoice.party_of(parties.get("seller"), name_key="legal_name", seller=True,
                                  party_id=invoice.tenant_id),
         buyer=einvoice.party_of(parties.get("buyer"), name_key="name", seller=False, email=customer.email),
-        treatment=tax_treatment(invoice), provider_names=names,
+        treatment=treatment_of(invoice), provider_names=names,
         payment_means=einvoice.payment_means_of(card=pays_by_card(settings, customer),
                                                 instructions=settings.payment_instructions,
                                                 currency=invoice.currency, due_date=invoice.due_date),

@@ -1,19 +1,8 @@
-"""What an issued invoice's documents (its PDF and its e-invoice) both say of it, decided once."""
+"""What an issued invoice's documents (its PDF and its e-invoice) both say of how it is paid,
+decided once. (Who issued it to whom and its tax treatment: parties.py.)"""
 from __future__ import annotations
 
-from decimal import Decimal
-
 from ..accounts.models import Customer, TenantSettings
-from .models import Invoice
-
-
-def tax_treatment(invoice: Invoice) -> str:
-    """The invoice's tax treatment as recorded at finalization; for an invoice finalized before
-    treatments were recorded: exempt if its customer is tax-exempt and it charged no tax, else
-    standard."""
-    if invoice.tax_treatment:
-        return invoice.tax_treatment
-    return "exempt" if invoice.customer.tax_exempt and Decimal(invoice.tax_rate) == 0 else "standard"
 
 
 def pays_by_card(settings: TenantSettings, customer: Customer) -> bool:

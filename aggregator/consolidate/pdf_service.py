@@ -26,9 +26,10 @@ from ..testmode import TestClockRecord
 from .document import DocumentLine, Payment, address_lines, invoice_document, plan_fee_details, usage_details
 from .einvoice_service import with_einvoice
 from .invoice_service import find_invoice, invoice_lines, rate_text
-from .issued import pays_by_card, tax_treatment
+from .issued import pays_by_card
 from .line_export import file_name, lines_csv_bytes, provider_names
 from .models import Invoice
+from .parties import treatment_of
 from .render import Attachment
 from .snapshots import columns, invoice_snapshot
 
@@ -215,7 +216,7 @@ def invoice_document_for(invoice: Invoice) -> dict:
                   "address": customer.address, "tax_ids": customer.tax_ids or []},
         locale=settings.locale,
         parties=invoice.parties,
-        tax_treatment=tax_treatment(invoice),
+        tax_treatment=treatment_of(invoice),
         payment=_payment(settings, customer),
         line_limit=settings.invoice_line_limit if v3 else None,
         lines_file=file_name(invoice) if large else None,
