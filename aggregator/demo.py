@@ -64,6 +64,9 @@ CUSTOMER_TAX_IDENTITIES = {
                   "address": {"line1": "42 Baker St", "city": "Melbourne", "state": "VIC", "country": "AU"}},
     "cafe-lune": {"tax_ids": [{"type": "eu_vat", "value": "FR 40 303 265 045"}],
                   "address": {"line1": "3 rue de la Lune", "city": "Paris", "postal_code": "75002", "country": "FR"}},
+    # no tax id, but an address: EN 16931 wants every buyer's (BR-10, BR-11)
+    "studio-9": {"address": {"line1": "9 Chapel St", "city": "Windsor", "state": "VIC", "postal_code": "3181",
+                             "country": "AU"}},
 }
 #: (provider index, customer external id, amount, currency, revenue share, description)
 BILLS = [
