@@ -24,6 +24,7 @@ from babel.dates import format_date, format_interval, format_time
 
 from .. import money
 from ..config import PROJECT_ROOT
+from ..consolidate.credit_notes import SETTLEMENT_WORDS
 from ..payouts.statement import about_payout, period_words
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "emails"
@@ -250,6 +251,15 @@ def refund_context(invoice, refund, payment, settings) -> dict[str, Any]:
             "refunded_on": _local_day(refund.settled_at or refund.created_at, settings),
             "reason": REFUND_REASON_WORDS.get(refund.reason or "", ""),
             "method": METHOD_WORDS.get(payment.method, payment.method) if payment else ""}
+
+
+def credit_note_context(note, settings) -> dict[str, Any]:
+    """A credit note of one of the customer's invoices (the PDF attached says the rest)."""
+    locale = settings.locale
+    return {**_about_invoice(note.invoice, settings), "credit_note_number": note.number,
+            "total": money.display(note.total, note.currency, locale),
+            "issued_on": _local_day(note.created_at, settings),
+            "settlement": SETTLEMENT_WORDS[note.settlement]}
 
 
 # --- finance's payment emails -----------------------------------------------------------------

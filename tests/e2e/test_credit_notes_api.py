@@ -14,6 +14,7 @@ from pypdf import PdfReader
 
 from tests.support.charges import _event_types, _invoice, _pay_manually
 from tests.support.invoicing import advance, send
+from tests.support.mail import deliver, deliveries
 
 PAID = "2026-12-20T00:00:00+00:00"
 
@@ -236,3 +237,28 @@ def test_outside_the_eu_and_by_choice_a_finalized_invoice_is_voided(app, make_te
         invoice = _invoice(tenant)
         voided = tenant.admin["test"].post(f"/v1/invoices/{invoice['id']}/void", {"reason": "wrong customer"})
         assert voided.status_code == 200 and voided.json["status"] == "void", (settings, voided.json)
+
+
+def test_the_customer_is_emailed_its_credit_note_with_the_pdf_once(app, tenant, smtp, mailer):
+    tenant.customer("cust-1", name="Ann", email="ann@example.com")
+    send(tenant.provider(), "b1", amount="50.00")
+    advance(tenant, PAID)
+    invoice = _invoice(tenant)
+    _pay_manually(app, tenant, invoice, 5000)
+    note = _credit(tenant, invoice["id"], amount="12.00", reason="order_change", settlement="customer_balance").json
+    deliver(app, tenant, mailer)
+    deliver(app, tenant, mailer)  # a second pass sends nothing more
+    emails = [r.message for r in smtp.handler.to("ann@example.com")]
+    subjects = [m["Subject"] for m in emails]
+    assert subjects.count(f"Credit note {note['number']} for invoice {invoice['number']} from Marketplace") == 1
+    assert not any(s.startswith("Refund") for s in subjects)  # its refund to the balance is the note's to tell
+    email = next(m for m in emails if m["Subject"].startswith("Credit note"))
+    text = email.get_body(preferencelist=("plain",)).get_content()
+    assert "A$12.00" in text and "taken off your next invoice" in text
+    (pdf,) = [part for part in email.iter_attachments() if part.get_content_type() == "application/pdf"]
+    assert pdf.get_filename() == f"{note['number']}.pdf"
+    attached = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.get_content())).pages)
+    assert "Credit note" in attached and note["number"] in attached and invoice["number"] in attached
+    fetched = tenant.admin["test"].get(f"/v1/credit_notes/{note['id']}/pdf")
+    assert fetched.data == pdf.get_content()  # rendered once, stored: the same document
+    assert [d["kind"] for d in deliveries(tenant, recipient="ann@example.com")].count("credit_note") == 1
