@@ -15,6 +15,7 @@ from pypdf import PdfReader
 from tests.support.charges import _event_types, _invoice, _pay_manually
 from tests.support.invoicing import advance, send
 from tests.support.mail import deliver, deliveries
+from tests.support.payouts import AFTER_PAYOUT_DAY, _pay, _payouts
 
 PAID = "2026-12-20T00:00:00+00:00"
 
@@ -262,3 +263,34 @@ def test_the_customer_is_emailed_its_credit_note_with_the_pdf_once(app, tenant, 
     fetched = tenant.admin["test"].get(f"/v1/credit_notes/{note['id']}/pdf")
     assert fetched.data == pdf.get_content()  # rendered once, stored: the same document
     assert [d["kind"] for d in deliveries(tenant, recipient="ann@example.com")].count("credit_note") == 1
+
+
+@pytest.mark.parametrize("settlement", ["refund", "customer_balance"])
+def test_a_providers_share_of_a_credit_is_clawed_back_from_its_next_payout(market, settlement):
+    """The market's invoice of 135.01 paid and paid out; a credit note of 27.00 then takes back
+    each provider's share of it by the refund rule: clawback lines on the next payout day."""
+    from aggregator.revenue.parts import InvoicedBill, InvoiceParts
+    from aggregator.revenue.shares import clawback
+    from aggregator.revenue.terms import Split
+
+    admin = market.admin["test"]
+    accounting, sms = market.apps
+    _pay(market, market.invoice["total"])
+    advance(market, AFTER_PAYOUT_DAY)
+    for payout in _payouts(market).values():
+        assert admin.post(f"/v1/payouts/{payout['id']}/approve").status_code == 200
+        assert admin.post(f"/v1/payouts/{payout['id']}/mark_paid", {"reference": "t"}).status_code == 200
+    note = _credit(market, market.invoice["id"], amount="27.00", reason="other", settlement=settlement).json
+    advance(market, "2027-01-10T00:00:00+00:00")
+    later = _payouts(market, period="2026-11-25")
+    expected = clawback(2700, InvoiceParts("AUD", (
+        InvoicedBill("a1", accounting.id, "AUD", 10000, 10000, Split(3000, 7000), revenue_share=True),
+        InvoicedBill("a2", accounting.id, "AUD", 1001, 1001, Split(0, 1001)),
+        InvoicedBill("s1", sms.id, "AUD", 2500, 2500, Split(0, 2500), revenue_share=True)), 0), 13501)
+    for provider in (accounting, sms):
+        payout = later[provider.id]
+        net = sum(b.net for b in expected.bills if b.provider_id == provider.id)
+        assert payout["clawback"] == f"-{-net // 100}.{-net % 100:02d}", (provider.id, payout)
+        assert payout["amount"] == "0.00" and payout["carry"] == payout["clawback"]
+        lines = admin.get(f"/v1/payouts/{payout['id']}/lines").json["data"]
+        assert {line["source"] for line in lines} == {note["refund"]}
