@@ -60,7 +60,8 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_credit_notes')),
     sa.UniqueConstraint('refund_id', name=op.f('uq_credit_notes_refund_id')),
     sa.UniqueConstraint('tenant_id', 'livemode', 'number', name=op.f('uq_credit_notes_tenant_id_livemode_number')),
-    sa.UniqueConstraint('tenant_id', 'livemode', 'idempotency_key', name=op.f('uq_credit_notes_tenant_id_livemode_idempotency_key'))
+    sa.UniqueConstraint('tenant_id', 'livemode', 'idempotency_key',
+                        name=op.f('uq_credit_notes_tenant_id_livemode_idempotency_key'))
     )
     with op.batch_alter_table('credit_notes', schema=None) as batch_op:
         batch_op.create_index('ix_credit_notes_invoice', ['invoice_id', 'id'], unique=False)
