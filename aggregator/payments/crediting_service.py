@@ -121,5 +121,7 @@ def _check_settleable(invoice: Invoice, settlement: str, total: int) -> None:
             fields={"settlement": ["More than the invoice collected."]})
 
 
-def _refund_reason(reason: str) -> str:
-    return reason if reason in ("duplicate", "fraudulent", "requested_by_customer") else "other"
+def _refund_reason(reason: str) -> str | None:
+    """The refund's reason: Stripe's when it means something to it (a fraudulent charge blocks the
+    card); else none (the refund's note names the credit note, whose reason says why)."""
+    return reason if reason in ("duplicate", "fraudulent") else None

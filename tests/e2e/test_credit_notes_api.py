@@ -294,3 +294,28 @@ def test_a_providers_share_of_a_credit_is_clawed_back_from_its_next_payout(marke
         assert payout["amount"] == "0.00" and payout["carry"] == payout["clawback"]
         lines = admin.get(f"/v1/payouts/{payout['id']}/lines").json["data"]
         assert {line["source"] for line in lines} == {note["refund"]}
+
+
+def test_a_card_payment_is_credited_through_a_stripe_refund(stripe_tenant, localstripe):
+    from tests.localstripe_server import CARD_OK
+    from tests.support.charges import _customer_paying_with
+
+    _customer_paying_with(stripe_tenant, localstripe, CARD_OK)
+    send(stripe_tenant.provider(), "b1", amount="120.00")
+    advance(stripe_tenant, PAID)
+    invoice = _invoice(stripe_tenant)
+    assert invoice["status"] == "paid"
+    note = _credit(stripe_tenant, invoice["id"], key="cn-card", amount="20.00", reason="order_change")
+    assert note.status_code == 201, note.json
+    assert note.json["settlement"] == "refund"
+    admin = stripe_tenant.admin["test"]
+    refund = admin.get(f"/v1/refunds/{note.json['refund']}").json  # no reason: localstripe takes none
+    assert (refund["status"], refund["gateway"], refund["amount"]) == ("succeeded", "stripe", "20.00"), refund
+    assert refund["note"] == f"Credit note {note.json['number']}"
+    at_stripe = [r for r in localstripe.client.v1.refunds.list(params={"limit": 100}).auto_paging_iter()
+                 if r.to_dict().get("metadata", {}).get("refund_id") == refund["id"]]
+    assert [r.amount for r in at_stripe] == [2000]
+    again = _credit(stripe_tenant, invoice["id"], key="cn-card", amount="20.00", reason="order_change")
+    assert again.json["id"] == note.json["id"]  # a retry: no second note, no second refund
+    assert admin.get(f"/v1/invoices/{invoice['id']}").json["amount_refunded"] == "20.00"
+    assert len(admin.get("/v1/credit_notes").json["data"]) == 1
