@@ -126,7 +126,10 @@ def issue_for_refund(invoice: Invoice, refund_id: str, amount: int, reason: str 
                      as_of: datetime) -> CreditNote | None:
     """The credit note of a refund asked for by itself, as it succeeds (settlement `refund`, an
     amount of the invoice as a whole): at most what is left to credit (a refund from before credit
-    notes existed credited nothing); none when nothing is left."""
+    notes existed credited nothing); none when nothing is left. The invoice is locked first: a
+    Stripe refund settles in a transaction of its own, and two settling at once credit in turn."""
+    db.session.execute(locking(sa.select(Invoice.id).where(Invoice.id == invoice.id)))
+    db.session.refresh(invoice)
     try:
         left, _ = creditable_of(invoice)
     except NotCreditable:

@@ -219,7 +219,9 @@ def create_refund(row: dict, as_of: datetime, *, settled: bool) -> Refund:
 
 
 def _post_refund(refund: Refund, as_of: datetime) -> None:
-    invoice = db.session.scalars(sa.select(Invoice).where(Invoice.id == refund.invoice_id)
+    # locked before the ledger locks the payables (the order every path takes: the invoice first),
+    # and for the credit note a refund asked for by itself issues
+    invoice = db.session.scalars(locking(sa.select(Invoice).where(Invoice.id == refund.invoice_id), of=Invoice)
                                  .execution_options(populate_existing=True)).one()
     collected = min(invoice.amount_paid, invoice.amount_due) - _refunded(invoice.id, but=refund.id)
     bus.publish(RefundSucceeded(refund.tenant_id, refund.livemode, refund.id, refund.currency, refund.amount,
