@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 from babel.dates import format_date
 
 from .. import money
+from ..accounts.tax_ids import in_eu
 from ..errors import Conflict, InvalidInput
 
 REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory", "requested_by_customer", "other")
@@ -165,13 +166,7 @@ def void_allowed(void_finalized: bool | None, country: str | None) -> bool:
     in the EU, whose VAT rules require correcting an issued invoice by a credit note)."""
     if void_finalized is not None:
         return void_finalized
-    return (country or "").upper() not in EU_MEMBER_STATES
-
-
-#: The EU's member states (ISO 3166 alpha-2): where a finalized invoice is never voided by default.
-EU_MEMBER_STATES = frozenset({
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU",
-    "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"})
+    return not in_eu(country)
 
 
 # --- the document ------------------------------------------------------------------------------
