@@ -273,6 +273,7 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     extras = _after_close(api, admin, receiver, adapters, console)
     charging = _get_paid(api, admin, lane, adapters, receiver, stack, console)
     payouts = _pay_providers(api, admin, lane, adapters, out, console)
+    credit_note = _credit_note(api, admin, lane, adapters, out, console)
 
     delivery = _deliveries(api, admin, receiver, adapters, console)
 
@@ -287,7 +288,7 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     return {"delivery": delivery, "tenant": tenant_id, "admin_key": admin, "invoices": invoices,
             "pdfs": written, "events": counts,
             "delivered": delivered, **extras, "charging": charging, **payouts, "catalog": catalog,
-            "metered": metered}
+            "metered": metered, "credit_note": credit_note}
 
 
 def _make_room(api: _Client, admin: str, settings: dict, console: Console) -> None:
@@ -810,6 +811,24 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
     _drain(lane, adapters)
     return {"payouts": payouts, "payout_report": report_pdf, "reconciled": balanced,
             "ledger_sums": dict(per_currency), "plan_revenue": plan_revenue}
+
+
+def _credit_note(api: _Client, admin: str, lane: due.Lane, adapters: Adapters, out: Path,
+                 console: Console) -> dict:
+    """A paid invoice corrected, as an issued invoice is: a credit note refunding part of it."""
+    console.rule("[bold]A correction: a credit note, not a void")
+    paid = [i for i in api.call("GET", "/invoices?limit=100", admin)["data"] if i["status"] == "paid"]
+    invoice = sorted(paid, key=lambda i: i["number"])[0]
+    note = api.call("POST", f"/invoices/{invoice['id']}/credit_notes", admin,
+                    {"amount": "5.00", "reason": "product_unsatisfactory", "memo": "Two days of downtime"},
+                    **{"Idempotency-Key": f"demo-credit-{invoice['id']}"})
+    pdf = out / f"{note['number']}.pdf"
+    pdf.write_bytes(api.call("GET", f"/credit_notes/{note['id']}/pdf", admin, raw=True))
+    console.print(f"Invoice {invoice['number']} is paid and issued: it is never edited. Credit note {note['number']} "
+                  f"takes {note['total']} {note['currency']} back (tax {note['tax']}), refunded to what paid it "
+                  f"({note['refund']}); the providers' shares come off their next payouts. PDF: {pdf.name}.")
+    _drain(lane, adapters)
+    return {**note, "pdf": pdf}
 
 
 def _console() -> Console:

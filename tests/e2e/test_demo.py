@@ -187,3 +187,12 @@ def test_the_demo_meters_a_vm_with_included_bandwidth_thresholds_and_hourly_maxi
         ("Storage — 390 unit-hours × EUR0.0002 = EUR0.08", "0.08")]
     assert {line["invoice"] for line in metered["lines"]} == {made["charging"]["invoices"][2]["number"]}
     assert "usage.threshold_reached" in text and "GET /v1/subscriptions/{id}/usage" in text
+
+
+def test_the_demo_corrects_a_paid_invoice_by_a_credit_note(demo_with_cards):
+    made, text = demo_with_cards
+    note = made["credit_note"]
+    assert "A correction: a credit note, not a void" in text and note["number"] in text
+    assert note["number"].endswith("-CN-2026-000001") and note["total"] == "5.00" and note["refund"]
+    pdf_text = "\n".join(page.extract_text() for page in PdfReader(note["pdf"]).pages)
+    assert "Credit note" in pdf_text and "Two days of downtime" in pdf_text
