@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 
 from .. import money
 from ..fields import ListArgs, text
+from . import arithmetic
 
 PAYOUT_STATUSES = ["pending_review", "approved", "paid", "failed", "canceled"]
 
@@ -30,6 +31,9 @@ class PayoutSchema(Schema):
     period = fields.Date(attribute="run.period_start", metadata={
         "description": "The invoicing period it mostly pays (the one before the period containing its payout day)."})
     line_count = fields.Integer(metadata={"description": "Its lines: a bill's part of one payment (or refund)."})
+    charges = fields.Function(lambda obj: money.format_amount(arithmetic.charges(obj), obj.currency), metadata={
+        "type": "string", "example": "19.99",
+        "description": "What its bills other than credits collected: charges + credits = gross."})
     gross = _amount("gross", "What its bills collected, in the bill's currency (credits included).")
     revenue_share_gross = _amount("revenue_share_gross")
     pass_through_gross = _amount("pass_through_gross")
