@@ -114,3 +114,19 @@ def test_an_empty_export_is_still_a_valid_file(app, tenant, tmp_path, form):
         assert bean_check(path).returncode == 0
     else:
         assert text == ",".join(CSV_COLUMNS) + "\r\n"
+
+
+def test_on_postgresql_the_export_reads_each_journals_entries_by_its_id_not_the_tenants_entries(
+        postgres_only, app, tenant):
+    """Joined on the tenant too, PostgreSQL (its statistics stale after a close's bulk insert)
+    read all the tenant's entries for each journal through the balance index: 20,000 journals
+    took 144 s instead of 3."""
+    import sqlalchemy as sa
+
+    post_every_kind(app, tenant.id)
+    with app.app_context():
+        found = export_service.ledger_export(Principal(tenant.id, False, "admin", None, "test"))
+        query = export_service._joined(found, export_service.LedgerEntry.amount)
+        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(row[0] for row in db.session.execute(sa.text(f"EXPLAIN {sql}")))  # nosec B608
+    assert "ix_ledger_entries_balance" not in plan, plan
