@@ -68,6 +68,10 @@ class PayoutLineSchema(Schema):
     invoice = fields.String(attribute="invoice_id")
     source = fields.String(attribute="source_id", metadata={"description": "The payment, refund (negative line) "
                                                                             "or settled invoice it comes from."})
+    customer = fields.String(metadata={"description": "The bill's customer: its name, else its external id."})
+    description = fields.String(metadata={"description": "The bill's description."})
+    service_period_start = fields.Date(allow_none=True)
+    service_period_end = fields.Date(allow_none=True)
     revenue_share = fields.Boolean()
     amount = _amount("amount", "The bill's part of the source, in the bill's currency.")
     fee = _amount("fee")

@@ -12,8 +12,6 @@ statement says where the full list is (`GET /v1/payouts/{id}/lines`). The totals
 payout's own, as arithmetic a reader can follow (payouts/arithmetic.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -21,11 +19,10 @@ import sqlalchemy as sa
 from babel.dates import format_date
 
 from .. import money
-from ..accounts.models import Customer, Provider, TenantSettings
+from ..accounts.models import Provider, TenantSettings
 from ..auth import Principal
 from ..consolidate.models import Invoice
 from ..db import db, in_ids
-from ..ingest.models import Bill
 from ..periods import calendar as C
 from . import arithmetic
 from .models import Payout, PayoutSource
@@ -69,34 +66,23 @@ def about_payout(payout, run, provider, settings) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class BillFacts:
-    """What a provider knows a bill by: its customer (name, else external id), its description
-    and its service period."""
-
-    customer: str
-    description: str
-    service_start: date | None = None
-    service_end: date | None = None
-
-
-def _what(line: PayoutLine, facts: BillFacts | None, source_kind: str | None, locale: str) -> str:
-    words = facts.description if facts and facts.description else "Bill"
-    if facts and facts.service_start and facts.service_end:
-        words += (f" ({format_date(facts.service_start, 'medium', locale=locale)} – "
-                  f"{format_date(facts.service_end, 'medium', locale=locale)})")
+def _what(line: PayoutLine, source_kind: str | None, locale: str) -> str:
+    """What a line was: its bill's description and service period; a refund's line says so."""
+    words = line.description or "Bill"
+    if line.service_period_start and line.service_period_end:
+        words += (f" ({format_date(line.service_period_start, 'medium', locale=locale)} – "
+                  f"{format_date(line.service_period_end, 'medium', locale=locale)})")
     return f"Refund: {words}" if source_kind == "refund" else words
 
 
 def statement_context(payout, run, provider, lines: Sequence[PayoutLine], invoice_numbers: Mapping[str, str],
-                      settings, bills: Mapping[str, BillFacts] | None = None,
-                      source_kinds: Mapping[str, str] | None = None) -> dict[str, Any]:
+                      settings, source_kinds: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The statement of `payout` (paid in `run`, to `provider`), listing `lines`: its first
     lines, at most STATEMENT_LINES of them (more are summed into `rest`), each with its bill's
-    customer and description (`bills`, by bill id) and whether it is a refund (`source_kinds`,
-    source id -> payment, refund or settled)."""
+    customer and description and whether it is a refund (`source_kinds`, source id -> payment,
+    refund or settled)."""
     locale, currency = settings.locale, payout.currency
-    bills, source_kinds = bills or {}, source_kinds or {}
+    source_kinds = source_kinds or {}
 
     def amount(minor: int) -> str:
         return money.display(minor, currency, locale)
@@ -107,8 +93,8 @@ def statement_context(payout, run, provider, lines: Sequence[PayoutLine], invoic
     return {
         **about_payout(payout, run, provider, settings),
         "lines": [{"bill": line.bill_id, "invoice": invoice_numbers.get(line.invoice_id) or line.invoice_id,
-                   "customer": bills[line.bill_id].customer if line.bill_id in bills else "",
-                   "description": _what(line, bills.get(line.bill_id), source_kinds.get(line.source_id), locale),
+                   "customer": line.customer,
+                   "description": _what(line, source_kinds.get(line.source_id), locale),
                    "kind": "revenue share" if line.revenue_share else "pass-through",
                    "gross": amount(line.amount), "fee": amount(line.fee), "net": amount(line.net)}
                   for line in shown],
@@ -140,23 +126,7 @@ def statement_of(payout_id: str) -> dict[str, Any]:
     invoice_ids = sorted({line.invoice_id for line in lines})
     numbers = dict(db.session.execute(sa.select(Invoice.id, Invoice.number)
                                       .where(in_ids(Invoice.id, invoice_ids))).all()) if invoice_ids else {}
-    return statement_context(payout, payout.run, provider, lines, numbers, settings, bill_facts(lines),
-                             source_kinds(lines))
-
-
-def bill_facts(lines: Sequence[PayoutLine]) -> dict[str, BillFacts]:
-    """bill id -> its customer, description and service period, for the lines shown (one query)."""
-    bill_ids = sorted({line.bill_id for line in lines})
-    if not bill_ids:
-        return {}
-    rows = db.session.execute(
-        sa.select(Bill.id, Customer.name, Customer.external_id, Bill.description, Bill.service_period_start,
-                  Bill.service_period_end)
-        .join(Customer, sa.and_(Customer.id == Bill.customer_id, Customer.tenant_id == Bill.tenant_id,
-                                Customer.livemode == Bill.livemode))
-        .where(in_ids(Bill.id, bill_ids))).all()
-    return {bill_id: BillFacts(name or external_id, description or "", start, end)
-            for bill_id, name, external_id, description, start, end in rows}
+    return statement_context(payout, payout.run, provider, lines, numbers, settings, source_kinds(lines))
 
 
 def source_kinds(lines: Sequence[PayoutLine]) -> dict[str, str]:

@@ -40,9 +40,10 @@ def _line(n: int, amount: int = 10000, fee: int = 3000) -> PayoutLine:
 
 
 def test_a_statement_shows_its_lines_totals_and_how_it_was_sent_in_the_tenants_locale():
-    lines = [_line(1), PayoutLine("bill_2", "inv_1", "pay_1", False, "AUD", 1001, 0, 1001)]
-    bills = {"bill_1": statement.BillFacts("Bakery 42", "Hosting — Cloud", date(2026, 10, 25), date(2026, 11, 24))}
-    context = statement.statement_context(_payout(), RUN, PROVIDER, lines, {"inv_1": "INV-7"}, _settings(), bills)
+    lines = [PayoutLine("bill_1", "inv_1", "pay_1", True, "AUD", 10000, 3000, 7000, "Bakery 42", "Hosting — Cloud",
+                        date(2026, 10, 25), date(2026, 11, 24)),
+             PayoutLine("bill_2", "inv_1", "pay_1", False, "AUD", 1001, 0, 1001)]
+    context = statement.statement_context(_payout(), RUN, PROVIDER, lines, {"inv_1": "INV-7"}, _settings())
     assert (context["payout_date"], context["period"]) == ("Dec 10, 2026", "Oct 25, 2026 – Nov 24, 2026")
     assert context["lines"][0] == {"bill": "bill_1", "invoice": "INV-7", "customer": "Bakery 42",
                                    "description": "Hosting — Cloud (Oct 25, 2026 – Nov 24, 2026)",
@@ -61,12 +62,11 @@ def test_a_statement_adds_up_on_its_face_credits_inside_gross_and_names_each_lin
     """Issue 20's example: gross 63.00 with a credit of -5.00 inside it, fee 18.90, net 44.10 —
     shown as charges 68.00 + credits -5.00 = gross 63.00; - fee 18.90 = net 44.10."""
     payout = _payout(line_count=3, gross=6300, fee=1890, credits=-500, net=4410, brought_forward=0, amount=4410)
-    lines = [PayoutLine("bill_01jdw8m1x2y3z4a5b6c7d8e9f0", "inv_1", "pay_1", True, "AUD", 6800, 2040, 4760),
-             PayoutLine("bill_2", "inv_1", "pay_1", True, "AUD", -500, -150, -350),
-             PayoutLine("bill_01jdw8m1x2y3z4a5b6c7d8e9f0", "inv_2", "re_1", True, "AUD", -100, -30, -70)]
-    bills = {"bill_01jdw8m1x2y3z4a5b6c7d8e9f0": statement.BillFacts("Bakery 42", "Hosting — Cloud"),
-             "bill_2": statement.BillFacts("studio-9", "Goodwill credit")}
-    context = statement.statement_context(payout, RUN, PROVIDER, lines, {"inv_1": "INV-7"}, _settings(), bills,
+    hosting = ("Bakery 42", "Hosting — Cloud")
+    lines = [PayoutLine("bill_01jdw8m1x2y3z4a5b6c7d8e9f0", "inv_1", "pay_1", True, "AUD", 6800, 2040, 4760, *hosting),
+             PayoutLine("bill_2", "inv_1", "pay_1", True, "AUD", -500, -150, -350, "studio-9", "Goodwill credit"),
+             PayoutLine("bill_01jdw8m1x2y3z4a5b6c7d8e9f0", "inv_2", "re_1", True, "AUD", -100, -30, -70, *hosting)]
+    context = statement.statement_context(payout, RUN, PROVIDER, lines, {"inv_1": "INV-7"}, _settings(),
                                           {"pay_1": "payment", "re_1": "refund"})
     assert [(s["label"], s["amount"], s["kind"]) for s in context["arithmetic"]] == [
         ("Charges", "A$68.00", "term"), ("Credits", "-A$5.00", "term"), ("Gross", "A$63.00", "subtotal"),
