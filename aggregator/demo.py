@@ -35,6 +35,7 @@ from .config import Settings, default_database_url, var_dir
 from .mail.mailer import FileSink
 from .payments.stripe import StripeGateways, localstripe
 from .periods import calendar
+from .plurals import counted
 from .webhooks import signing
 from .webhooks.sender import WebhookSender
 
@@ -185,16 +186,19 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     console.rule("[bold]4. Bills: each provider sends what its customers owe (POST /v1/bills)")
     table = Table("provider", "customer", "description", "amount", "revenue share")
     sent = []
+    billed = calendar.period_containing(datetime.fromisoformat(api.call("GET", "/test_clock", admin)["now"]),
+                                        settings["period_anchor_day"], settings["timezone"])
+    covered = {"start": billed.start.isoformat(), "end": billed.end.isoformat()}  # what each bill is for
     for n, (provider, customer, amount, currency, share, description) in enumerate(BILLS):
         body = {"customer": customer, "amount": amount, "currency": currency, "revenue_share": share,
-                "description": description}
+                "description": description, "service_period": covered}
         sent.append(api.call("POST", "/bills", provider_keys[provider], body, **{"Idempotency-Key": f"demo-{n}"}))
         table.add_row(PROVIDERS[provider][0], customer, description, f"{amount} {currency}", "yes" if share else "no")
     console.print(table)
     provider, customer, amount, currency, share, description = BILLS[0]
     again = api.call("POST", "/bills", provider_keys[provider],
                      {"customer": customer, "amount": amount, "currency": currency, "revenue_share": share,
-                      "description": description}, **{"Idempotency-Key": "demo-0"})
+                      "description": description, "service_period": covered}, **{"Idempotency-Key": "demo-0"})
     console.print(f"The first bill sent again with the same Idempotency-Key (a retry after a timeout) is answered "
                   f"with the same bill, {again['id']} {'=' if again['id'] == sent[0]['id'] else '!='} "
                   f"{sent[0]['id']}: never a second one.")
@@ -216,10 +220,11 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     result = api.call("POST", "/test_clock/advance", admin, {"to": target.isoformat()})
     ran = result["ran"]
     for close in ran["closes"]:
-        console.print(f"Closed period {close['period']} as of its end: {close['invoices_created']} invoices "
-                      f"({close['customers_waiting']} customers waiting).")
+        console.print(f"Closed period {close['period']} as of its end: "
+                      f"{counted(close['invoices_created'], 'invoice', 'invoices')} "
+                      f"({counted(close['customers_waiting'], 'customer', 'customers')} waiting).")
     console.print(f"Invoices are finalized at the close (review: automatic; a tenant may review drafts first); "
-                  f"{ran['pdfs']['rendered']} PDFs rendered.")
+                  f"{counted(ran['pdfs']['rendered'], 'PDF', 'PDFs')} rendered.")
     delivered = _drain(lane, adapters)
 
     console.rule("[bold]8. One consolidated invoice per customer")
@@ -341,8 +346,9 @@ def _plans(api: _Client, admin: str, key: str, provider_id: str, period: dict, c
     console.print(table)
     upcoming = api.call("GET", "/customers/bakery-42/upcoming_invoice", admin)
     rated = sum(line["source"] == "subscription" for line in upcoming["lines"])
+    lines = counted(len(upcoming["lines"]), "line", "lines")
     console.print(f"Were the period to close now, bakery-42's invoice would come to {upcoming['total']} "
-                  f"{upcoming['currency']}, {rated} of its {len(upcoming['lines'])} lines rated from its subscription "
+                  f"{upcoming['currency']}, {rated} of its {lines} rated from its subscription "
                   "(GET /v1/customers/bakery-42/upcoming_invoice: nothing is stored).")
     return {"plans": [parent, *made], "subscriptions": [bakery, studio], "upcoming": upcoming}
 
@@ -493,8 +499,9 @@ def _deliveries(api: _Client, admin: str, receiver: "_Receiver", adapters: Adapt
     counts = {"events": events, "webhooks": sum(ok for _, ok in receiver.received), "emails": len(emails),
               "emails_sent": sum(email["status"] == "sent" for email in emails)}
     complete = counts["webhooks"] == events and counts["emails_sent"] == len(emails)
-    console.print(f"Delivered: {counts['webhooks']} of {events} events as signed webhooks to {receiver.url}, "
-                  f"{counts['emails_sent']} of {len(emails)} emails to {adapters.mailer.test!r}"
+    console.print(f"Delivered: {counts['webhooks']} of {counted(events, 'event', 'events')} as signed webhooks to "
+                  f"{receiver.url}, {counts['emails_sent']} of {counted(len(emails), 'email', 'emails')} to "
+                  f"{adapters.mailer.test!r}"
                   + (": nothing lost." if complete else "."))
     if not complete:
         raise DemoFailed("Not everyone was told: some events or emails were not delivered (see above).")
@@ -557,8 +564,8 @@ def _before_close(api: _Client, admin: str, receiver: _Receiver, console: Consol
 
 def _after_close(api: _Client, admin: str, receiver: _Receiver, adapters: Adapters, console: Console) -> dict:
     verified = sum(ok for _, ok in receiver.received)
-    console.print(f"Webhooks: {len(receiver.received)} events POSTed to {receiver.url}, {verified} with a valid "
-                  "Standard Webhooks signature.")
+    console.print(f"Webhooks: {counted(len(receiver.received), 'event', 'events')} POSTed to {receiver.url}, "
+                  f"{verified} with a valid Standard Webhooks signature.")
     emails = api.call("GET", "/email_deliveries?limit=100", admin)["data"]
     table = Table("email", "to", "status")
     for email in sorted(emails, key=lambda e: (e["kind"], e["recipient"] or "")):
@@ -743,7 +750,8 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
         raise DemoFailed("The payout day built no payouts.")
     period = payouts[0]["period"]
     names = {p["id"]: p["name"] for p in api.call("GET", "/providers?limit=100", admin)["data"]}
-    console.print(f"{len(payouts)} payouts await finance's review (status pending_review); finance was told by email. "
+    console.print(f"{counted(len(payouts), 'payout awaits', 'payouts await')} finance's review "
+                  f"(status pending_review); finance was told by email. "
                   f"No provider has a Stripe Connect account here (localstripe has no Connect), so each is paid by "
                   f"bank transfer, which finance records.")
     approved = api.call("POST", "/payouts/approve", admin, {"period": period})["data"]

@@ -40,6 +40,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from . import due, metrics
+from .plurals import counted
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class TickReport:
     def line(self) -> str:
         units = ", ".join(f"{kind} {n}" for kind, n in sorted(self.units.items())) or "no units"
         failed = ", ".join(f"{kind} {n}" for kind, n in sorted(self.failed.items()))
-        return (f"tick: {self.lanes} lanes, {units}" + (f"; failed: {failed}" if failed else "")
+        return (f"tick: {counted(self.lanes, 'lane', 'lanes')}, {units}" + (f"; failed: {failed}" if failed else "")
                 + (f"; {self.let_go} let go (stopping)" if self.let_go else "") + f" in {self.seconds * 1000:.0f} ms")
 
 

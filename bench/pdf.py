@@ -33,8 +33,13 @@ this process, PDF size, page count (pypdf). Then --workers N: --invoices K 1-pag
 rendered by a multiprocessing pool (one WeasyPrintRenderer per process, warmed up in its
 initializer) with 1 and N processes; invoices/s.
 
+Then very large invoices (issue 20, --scale-sizes, default 1, 100, 1,000 and 5,000 bill lines):
+the current template's document built as pdf_service builds it (past --line-limit lines, default
+2,000 as the tenant setting, the detail summarized and every line attached as CSV) and rendered,
+against invoice_v2.html (every line laid out) in the same process.
+
 Target: the 1-page invoice through the renderer in <= 40% of the plain default's time and
-<= 100 KB.
+<= 100 KB; a 5,000-line invoice in < 2 s.
 """
 from __future__ import annotations
 
@@ -158,6 +163,116 @@ def measure(fns: dict, warmup: int, repeat: int) -> dict:
     return out
 
 
+# --- very large invoices (issue 20) --------------------------------------------------------
+
+V2 = "invoice_v2.html"
+
+
+def scale_lines(n_lines: int, n_apps: int) -> list:
+    """n_lines bill lines (consolidate.invoices.Line, as the service reads them) over n_apps apps."""
+    from decimal import Decimal
+
+    from aggregator.consolidate.invoices import Line
+
+    lines = []
+    for i in range(n_lines):
+        app = i * n_apps // max(n_lines, 1)
+        fx = i % 7 == 3
+        amount = 100 + (i * 7919) % 40_000
+        lines.append(Line("bill", amount, "USD", DESCRIPTIONS[i % len(DESCRIPTIONS)].format(n=i % 97 + 1),
+                          f"bill_{i:06d}", f"prov_{app:02d}", None, date(2026, 9, 25), date(2026, 10, 24),
+                          round(amount / 1.083412) if fx else None, "EUR" if fx else None,
+                          Decimal("1.083412") if fx else None))
+    return lines
+
+
+def scale_document(lines: list, template_name: str, line_limit: int) -> dict:
+    """What pdf_service.invoice_document_for builds for an invoice of these lines (no database):
+    the document, and past the line limit (v3) the CSV of every line attached."""
+    from aggregator import money
+    from aggregator.consolidate.document import DocumentLine, Payment, invoice_document
+    from aggregator.consolidate.line_export import lines_csv_bytes
+    from aggregator.consolidate.render import Attachment
+
+    names = {f"prov_{i:02d}": name for i, name in enumerate(APPS)}
+    subtotal = sum(line.amount for line in lines)
+    tax = money.apply_rate(subtotal, money.parse_rate("0.1"))
+    v3 = template_name != V2
+    large = v3 and len(lines) > line_limit
+    document = invoice_document(
+        invoice={"number": "INV-2026-000123", "currency": "USD", "issue_date": date(2026, 10, 25),
+                 "period_start": date(2026, 9, 25), "period_end": date(2026, 10, 24),
+                 "due_date": date(2026, 11, 2), "subtotal": subtotal, "tax": tax, "tax_rate": "0.1",
+                 "total": subtotal + tax, "amount_due": subtotal + tax, "carried_credit": 0},
+        lines=[DocumentLine(line.kind, line.provider_id, line.description, line.service_start, line.service_end,
+                            line.amount, line.original_amount, line.original_currency,
+                            None if line.fx_rate is None else money.format_rate(line.fx_rate)) for line in lines],
+        provider_names=names,
+        tenant={"legal_name": "Aggregator Marketplace Pty Ltd", "logo": None,
+                "address_lines": ["1 Harbour Street", "Sydney NSW 2000", "AU"],
+                "tax_ids": [{"type": "au_abn", "value": "51824753556"}], "tax_name": "GST", "title": "Tax invoice"},
+        customer={"name": "Müller & Søn GmbH", "email": "accounts@mueller-soen.example", "external_id": "ext-0004711",
+                  "address_lines": ["Hauptstraße 1", "10115 Berlin", "DE"],
+                  "tax_ids": [{"type": "eu_vat", "value": "DE136695976"}]},
+        locale="en_AU", payment=Payment("transfer", {"account_holder": "Aggregator Marketplace Pty Ltd",
+                                                     "bsb": "062-000", "account_number": "12345678"}),
+        line_limit=line_limit if v3 else None, lines_file="INV-2026-000123-lines.csv" if large else None)
+    if large:
+        document["attachments"] = [Attachment("INV-2026-000123-lines.csv", lines_csv_bytes(lines, names), "text/csv",
+                                              "Every line of invoice INV-2026-000123", "Supplement")]
+    return document
+
+
+def scale_run(args, renderer) -> list[dict]:
+    """Each size: the current template (document built, CSV attached past the limit, rendered)
+    and v2 as the baseline, in this process, one after the other; median of --scale-repeat
+    (v2 at 1,000 lines and more: one render, it takes seconds)."""
+    out = []
+    for name in (template(), V2):  # warm: the stylesheet, its fonts, the template
+        renderer.render(name, scale_document(scale_lines(10, 1), name, args.line_limit))
+    for n_lines in args.scale_sizes:
+        lines = scale_lines(n_lines, min(10, max(1, n_lines // 10)) if n_lines > 1 else 1)
+        row: dict = {"lines": n_lines}
+        for label, name in (("v3", template()), ("v2", V2)):
+            repeat = args.scale_repeat if label == "v3" or n_lines < 1000 else 1
+            wall, cpu, pdf = [], [], b""
+            for _ in range(repeat):
+                c0, t0 = time.process_time(), time.perf_counter()
+                pdf = renderer.render(name, scale_document(lines, name, args.line_limit))
+                wall.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+            from pypdf import PdfReader
+
+            reader = PdfReader(io.BytesIO(pdf))
+            text = reader.pages[0].extract_text() or ""
+            row[label] = {"median_ms": round(statistics.median(wall), 1), "cpu_ms": round(statistics.median(cpu), 1),
+                          "bytes": len(pdf), "pages": len(reader.pages), "renders": repeat,
+                          "attached": list(reader.attachments), "text_ok": "INV-2026-000123" in text}
+        log(f"{n_lines} lines: v3 {row['v3']['median_ms']:.0f} ms ({row['v3']['pages']} pages), "
+            f"v2 {row['v2']['median_ms']:.0f} ms ({row['v2']['pages']} pages)")
+        out.append(row)
+    return out
+
+
+def format_scale(rows: list[dict], line_limit: int) -> str:
+    lines = ["", f"very large invoices: {template()} (document + CSV attachment past {line_limit:,} lines + render) "
+             "against invoice_v2.html (document + render), same process",
+             f"{'lines':>7}{'v3 ms':>10}{'v3 cpu':>9}{'pages':>6}{'KB':>7}  {'attached':<28}"
+             f"{'v2 ms':>10}{'v2 cpu':>9}{'pages':>6}{'v3/v2':>7}", "-" * 99]
+    for r in rows:
+        v3, v2 = r["v3"], r["v2"]
+        lines.append(f"{r['lines']:>7,}{v3['median_ms']:>10,.1f}{v3['cpu_ms']:>9,.1f}{v3['pages']:>6}"
+                     f"{v3['bytes'] / 1024:>7.1f}  {', '.join(v3['attached']) or '-':<28}{v2['median_ms']:>10,.1f}"
+                     f"{v2['cpu_ms']:>9,.1f}{v2['pages']:>6}{v3['median_ms'] / v2['median_ms']:>7.2f}")
+    big = [r for r in rows if r["lines"] >= 5000]
+    if big:
+        v3 = big[0]["v3"]
+        lines.append(f"target, {big[0]['lines']:,} lines in < 2 s: {v3['median_ms']:,.0f} ms wall "
+                     f"({'MET' if v3['median_ms'] < 2000 else 'NOT MET'}), {v3['cpu_ms']:,.0f} ms CPU "
+                     f"({'MET' if v3['cpu_ms'] < 2000 else 'NOT MET'}; the wall time of a render on an idle core)")
+    return "\n".join(lines)
+
+
 # --- the worker pool ------------------------------------------------------------------------
 
 _worker_renderer = None
@@ -276,6 +391,11 @@ def main_run(args) -> dict:
         ((m1[0] - m1[1]) - (m0[0] - m0[1])) / max(1, m1[0] - m0[0]) * (os.cpu_count() or 1), 2)
     result["ru_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
+    if args.scale_sizes:
+        log(f"very large invoices: {args.scale_sizes} lines, {template()} against {V2}")
+        result["scale"] = scale_run(args, renderer)
+        result["line_limit"] = args.line_limit
+
     if args.workers:
         contexts = [make_context(args.lines1, 3) for _ in range(args.invoices)]
         result["pool"] = []
@@ -324,6 +444,8 @@ def format_report(result: dict, quick: bool) -> str:
                          f"{p['invoices_per_s']:>6.1f} invoices/s ({p['invoices']} in {p['seconds']} s, "
                          f"x{p['invoices_per_s'] / base:.2f}, workers' CPU {p['workers_cpu_s']} s, "
                          f"machine busy {p['machine_busy_cores']} cores)")
+    if result.get("scale"):
+        lines.append(format_scale(result["scale"], result["line_limit"]))
     lines.append("")
     lines.append(f"WeasyPrint {result['weasyprint']}, libharfbuzz-subset loaded: {result['harfbuzz_subset_loaded']}; "
                  f"busy cores during the single-process part: {result['machine_busy_cores_during_single']} "
@@ -347,6 +469,11 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="pool size compared with 1 process (0: skip)")
     p.add_argument("--invoices", type=int, default=60, help="1-page invoices rendered by each pool")
     p.add_argument("--no-v1", action="store_true", help="skip the invoice_v1.html variants")
+    p.add_argument("--scale-sizes", type=lambda text: [int(n) for n in text.split(",") if n],
+                   default=[1, 100, 1000, 5000], help="bill lines of the very large invoices ('' to skip)")
+    p.add_argument("--scale-repeat", type=int, default=3, help="renders per size of the current template")
+    p.add_argument("--line-limit", type=int, default=2000,
+                   help="the tenant's invoice_line_limit: past it the detail is summarized, the lines attached")
     p.add_argument("--quick", action="store_true",
                    help="one render each, a 40-line second invoice (seconds), to check the bench works")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
@@ -355,6 +482,7 @@ def parse_args(argv=None):
     if args.quick and args.phase is None:
         args.warmup, args.warmup10, args.repeat, args.repeat10, args.invoices = 0, 0, 1, 1, 4
         args.lines10 = min(args.lines10, 40)  # 2 pages: keeps --quick to seconds
+        args.scale_sizes, args.scale_repeat, args.line_limit = [1, 100], 1, 50  # 100 lines: summarized
     return args
 
 
@@ -379,6 +507,8 @@ def main(argv=None) -> int:
     print(f"elapsed {result['elapsed_s']} s")
     bad = [f"{label}/{variant}" for label, s in result["sizes"].items() for variant, v in s.items()
            if isinstance(v, dict) and not v["text_ok"]]
+    bad += [f"{r['lines']} lines/{label}" for r in result.get("scale", []) for label in ("v3", "v2")
+            if not r[label]["text_ok"]]
     if bad:
         print("FAILED: text missing from " + ", ".join(bad))
         return 1

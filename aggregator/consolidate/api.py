@@ -1,7 +1,7 @@
 """Periods, invoices, FX rates and the test clock (admin keys)."""
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 
 from .. import adapters as edge
@@ -10,7 +10,15 @@ from ..errors import NotFound
 from ..fields import ListArgs, page_schema
 from ..periods import service as periods
 from ..web import Blueprint, clock_now, current, requires
-from . import close_service, fx_service, invoice_service, pdf_service, test_clock_service, upcoming_service
+from . import (
+    close_service,
+    fx_service,
+    invoice_service,
+    line_export,
+    pdf_service,
+    test_clock_service,
+    upcoming_service,
+)
 from .schemas import (
     AdvanceResultSchema,
     AdvanceSchema,
@@ -104,6 +112,19 @@ def invoice_pdf(invoice_id):
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{invoice.number or invoice.id}.pdf"',
         "ETag": invoice.pdf_sha256})
+
+
+@blp.route("/invoices/<invoice_id>/lines.csv", methods=["GET"])
+@requires("admin")
+@blp.doc(responses={"200": {"description": "Every line of the invoice, one CSV row each (streamed): the file a "
+                                           "very large invoice's PDF carries attached",
+                            "content": {"text/csv": {"schema": {"type": "string"}}}}})
+def invoice_lines_csv(invoice_id):
+    """Every line of the invoice as CSV (line, kind, provider, provider_name, bill, description,
+    service_start, service_end, amount, currency, original_amount, original_currency, fx_rate)."""
+    name, chunks = line_export.invoice_lines_csv(current(), invoice_id)
+    return Response(stream_with_context(chunks), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @blp.route("/fx_rates")

@@ -10,6 +10,7 @@ import click
 
 from .. import adapters as edge
 from .. import testmode
+from ..accounts import service as accounts_service
 from ..commands import (
     AreaGroup,
     Day,
@@ -29,6 +30,7 @@ from ..commands import (
     tenant_scoped,
 )
 from ..periods import service as periods_service
+from ..plurals import counted
 from . import close_service, invoice_service, pdf_service, test_clock_service, upcoming_service
 from .schemas import (
     AdvanceResultSchema,
@@ -150,7 +152,7 @@ def advance_clock(principal, to, no_wait, as_json):
     ran = result["ran"]
     print_record(title="Test clock", record={
         "from": result["previous"].isoformat(), "to": result["now"].isoformat(), "status": result["status"],
-        "periods closed": ", ".join(f"{c.period} ({c.status}, {c.invoices_created} invoices)"
+        "periods closed": ", ".join(f"{c.period} ({c.status}, {counted(c.invoices_created, 'invoice', 'invoices')})"
                                     for c in ran.closes) or "none" if ran else "left to the workers",
         "drafts finalized": ran.finalized if ran else None,
         "PDFs rendered": ran.pdfs.rendered if ran else None,
@@ -181,14 +183,21 @@ def list_invoices(principal, limit, starting_after, period, customer, status, ov
     print_page(page, InvoiceSchema(), _INVOICE_COLUMNS, f"Invoices ({principal.mode} mode)", as_json)
 
 
-def _print_invoice(invoice, as_json: bool) -> None:
+def _print_invoice(invoice, as_json: bool, principal) -> None:
     data = InvoiceSchema().dump(invoice)
     if as_json:
         print_json(data)
         return
-    lines = data.pop("lines")
+    lines = _named_providers(principal, data.pop("lines"))
     print_record(data, f"Invoice {invoice.number or invoice.id}")
     print_rows(lines, ["kind", "provider", "description", "amount", "original_amount", "fx_rate"], "Lines")
+
+
+def _named_providers(principal, lines: list[dict]) -> list[dict]:
+    """The lines with each provider shown by its name (the JSON keeps its id, as the API)."""
+    ids = sorted({line["provider"] for line in lines if line.get("provider")})
+    names = {provider_id: accounts_service.get_provider(principal, provider_id).name for provider_id in ids}
+    return [{**line, "provider": names.get(line.get("provider"), line.get("provider"))} for line in lines]
 
 
 @invoices.command("show")
@@ -197,7 +206,7 @@ def _print_invoice(invoice, as_json: bool) -> None:
 @json_option
 def show_invoice(principal, invoice_id, as_json):
     """One invoice with its lines."""
-    _print_invoice(invoice_service.get_invoice(principal, invoice_id), as_json)
+    _print_invoice(invoice_service.get_invoice(principal, invoice_id), as_json, principal)
 
 
 @invoices.command("upcoming")
@@ -213,7 +222,7 @@ def upcoming(principal, provider_id, customer, as_json):
     if as_json:
         print_json(data)
         return
-    lines = data.pop("lines")
+    lines = _named_providers(principal, data.pop("lines"))
     print_record(data, f"Upcoming invoice of {customer}")
     print_rows(lines, ["source", "provider", "description", "amount", "original_amount", "fx_rate"], "Lines")
 
@@ -226,7 +235,7 @@ def finalize(principal, invoice_id, as_json):
     """Finalize a draft (number it, open it) and render its PDF; finalizing again changes nothing."""
     invoice = invoice_service.finalize_invoice(principal, invoice_id, now_for(principal))
     pdf_service.render_pending(edge.current(), only=[invoice.id])
-    _print_invoice(invoice_service.get_invoice(principal, invoice_id), as_json)
+    _print_invoice(invoice_service.get_invoice(principal, invoice_id), as_json, principal)
 
 
 @invoices.command("void")
@@ -236,7 +245,8 @@ def finalize(principal, invoice_id, as_json):
 @json_option
 def void(principal, invoice_id, reason, as_json):
     """Void a draft, or a finalized invoice with a reason; its bills are released."""
-    _print_invoice(invoice_service.void_invoice(principal, invoice_id, reason, now_for(principal)), as_json)
+    _print_invoice(invoice_service.void_invoice(principal, invoice_id, reason, now_for(principal)), as_json,
+                   principal)
 
 
 @invoices.command("render")

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -14,16 +15,20 @@ import sqlalchemy as sa
 
 from .. import due
 from ..accounts.logos import logo_problem
-from ..accounts.models import Provider, TenantSettings
+from ..accounts.models import TenantSettings
 from ..auth import Principal
-from ..db import db, skip_locked
+from ..catalog.models import SubscriptionCharge
+from ..db import db, in_ids, run, skip_locked
 from ..errors import NotFound
 from ..events.service import NewEvent, record_one
 from ..faults import crash_point
+from ..metering.models import UsageCharge
 from ..testmode import TestClockRecord
-from .document import DocumentLine, invoice_document
+from .document import DocumentLine, Payment, address_lines, invoice_document, plan_fee_details, usage_details
 from .invoice_service import find_invoice, invoice_lines, rate_text
+from .line_export import file_name, lines_csv_bytes, provider_names
 from .models import Invoice
+from .render import Attachment
 from .snapshots import columns, invoice_snapshot
 
 log = logging.getLogger(__name__)
@@ -174,38 +179,93 @@ def _record_failure(invoice: Invoice, exc: BaseException, report: RenderReport, 
 
 # --- the document ----------------------------------------------------------------------------
 
-def _address_lines(address: dict | None) -> list[str]:
-    if not address:
-        return []
-    city = " ".join(filter(None, [address.get("city"), address.get("state"), address.get("postal_code")]))
-    return [line for line in (address.get("line1"), address.get("line2"), city, address.get("country")) if line]
+#: Templates that show the v3 document: parties, tax summary, payment, the summarized detail.
+_SUMMARIZING_TEMPLATES = frozenset({"invoice_v3.html"})
 
 
 def invoice_document_for(invoice: Invoice) -> dict:
+    """The template values of the invoice's PDF: who issued it to whom as recorded at its
+    finalization (invoices.parties; the live settings for an invoice finalized before), its tax
+    treatment, how it is paid, each plan or usage line's rating in words; past the tenant's line
+    limit (v3), every line attached as CSV (render.Attachment, "Supplement")."""
     settings = db.session.get(TenantSettings, (invoice.tenant_id, invoice.livemode))
     lines = invoice_lines([invoice])[invoice.id]
-    provider_ids = {line.provider_id for line in lines if line.provider_id}
-    names = dict(db.session.execute(sa.select(Provider.id, Provider.name)
-                                    .where(Provider.id.in_(provider_ids))).all()) if provider_ids else {}
+    names = provider_names(line.provider_id for line in lines)
     customer = invoice.customer
     issued = invoice.finalized_at or invoice.created_at
-    return invoice_document(
+    v3 = invoice.template in _SUMMARIZING_TEMPLATES
+    bill_count = sum(1 for line in lines if line.kind == "bill")
+    large = v3 and bill_count > settings.invoice_line_limit
+    details = {} if large or not v3 else _rating_details([line.bill_id for line in lines if line.bill_id])
+    document = invoice_document(
         invoice={"number": invoice.number, "currency": invoice.currency,
                  "issue_date": issued.astimezone(ZoneInfo(settings.timezone)).date(),
                  "period_start": invoice.period_start, "period_end": invoice.period_end,
                  "due_date": invoice.due_date, "subtotal": invoice.subtotal, "tax": invoice.tax,
                  "tax_rate": invoice.tax_rate, "total": invoice.total, "amount_due": invoice.amount_due,
                  "carried_credit": invoice.carried_credit},
-        lines=[DocumentLine(line.kind, line.provider_id, line.description, line.service_start, line.service_end,
-                            line.amount, line.original_amount, line.original_currency, rate_text(line.fx_rate))
-               for line in lines],
+        lines=[_document_line(line, details.get(line.bill_id, ())) for line in lines],
         provider_names=names,
         tenant={"legal_name": settings.legal_name or settings.name, "logo": _usable_logo(settings),
-                "address_lines": _address_lines(settings.address)},
+                "address_lines": address_lines(settings.address), "address": settings.address,
+                "tax_ids": settings.tax_ids or [], "tax_name": settings.tax_name, "title": settings.invoice_title},
         customer={"name": customer.name or customer.external_id, "email": customer.email,
-                  "external_id": customer.external_id, "address_lines": _address_lines(customer.address)},
+                  "external_id": customer.external_id, "address_lines": address_lines(customer.address),
+                  "address": customer.address, "tax_ids": customer.tax_ids or []},
         locale=settings.locale,
+        parties=invoice.parties,
+        tax_treatment=invoice.tax_treatment or _treatment_before_parties(invoice),
+        payment=_payment(settings, customer),
+        line_limit=settings.invoice_line_limit if v3 else None,
+        lines_file=file_name(invoice) if large else None,
     )
+    if large:
+        document["attachments"] = [Attachment(
+            file_name(invoice), lines_csv_bytes(lines, names), "text/csv",
+            f"Every line of invoice {invoice.number or invoice.id}", "Supplement")]
+    return document
+
+
+def _document_line(line, details: tuple[str, ...] | None) -> DocumentLine:
+    """`details`: a plan fee's rating in words; None for a usage charge (its words are split)."""
+    description = line.description
+    if details is None:
+        description, details = usage_details(description)
+    return DocumentLine(line.kind, line.provider_id, description, line.service_start, line.service_end, line.amount,
+                        line.original_amount, line.original_currency, rate_text(line.fx_rate), details)
+
+
+def _treatment_before_parties(invoice: Invoice) -> str:
+    """An invoice finalized before tax treatments were recorded: exempt if its customer is
+    tax-exempt and it charged no tax, else standard."""
+    return "exempt" if invoice.customer.tax_exempt and Decimal(invoice.tax_rate) == 0 else "standard"
+
+
+def _payment(settings: TenantSettings, customer) -> Payment:
+    """Charged on the due date only when the tenant has Stripe in this mode and the customer a
+    card; else the tenant's bank details if it has some; else when it is due."""
+    if settings.stripe_secret_key and customer.stripe_payment_method:
+        return Payment("card")
+    if settings.payment_instructions:
+        return Payment("transfer", settings.payment_instructions)
+    return Payment("due")
+
+
+def _rating_details(bill_ids: list[str]) -> dict[str, tuple[str, ...] | None]:
+    """bill id -> how it was rated, for the bills rated from plans and usage: a plan fee's
+    timing, proration and quantity (subscription_charges); None for a usage charge, whose
+    included units and tiers are in the words rating wrote (document.usage_details)."""
+    if not bill_ids:
+        return {}
+    fees = SubscriptionCharge.__table__.c
+    out: dict[str, tuple[str, ...] | None] = {
+        row.bill_id: plan_fee_details(row.kind, row.days, row.period_days, row.quantity)
+        for row in run(sa.select(fees.bill_id, fees.kind, fees.days, fees.period_days, fees.quantity)
+                       .where(in_ids(fees.bill_id, bill_ids)))}
+    usage = UsageCharge.__table__.c
+    out.update((bill_id, None) for bill_id in run(sa.select(usage.bill_id).where(in_ids(usage.bill_id, bill_ids)))
+               .scalars())
+    return out
 
 
 def _usable_logo(settings: TenantSettings) -> str | None:

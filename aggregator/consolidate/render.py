@@ -23,6 +23,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import jinja2
 
+from .. import plurals
 from ..config import PROJECT_ROOT
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "invoices"
@@ -81,11 +82,19 @@ def confined_fetcher(root: Path):
     return TemplateDirFetcher(fail_on_errors=True, allowed_protocols=("file", "data"))
 
 
+@jinja2.pass_context
+def _counted(context, n: int, one: str, other: str) -> str:
+    """`{{ n|counted("payment", "payments") }}` in a document: "1 payment", "1,250 payments" (the
+    number in the context's `locale`, if it has one, the noun by English's plural rule)."""
+    return plurals.counted(n, one, other, context.get("locale") or "en")
+
+
 class WeasyPrintRenderer:
     def __init__(self, template_dir: Path = TEMPLATE_DIR):
         self.template_dir = template_dir
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)),
                                       autoescape=True, undefined=jinja2.StrictUndefined)
+        self.env.filters["counted"] = _counted
         self._fetcher = None  # made at the first render: importing WeasyPrint takes about 1 s
         self._font_config = None
         self._stylesheets: dict[str, list] = {}  # per template, parsed once (see the module doc)

@@ -18,7 +18,7 @@ from email.message import Message
 
 import sqlalchemy as sa
 
-from .. import due
+from .. import due, plurals
 from ..accounts.models import Customer, TenantSettings
 from ..auth import Principal
 from ..consolidate.models import Invoice
@@ -28,6 +28,7 @@ from ..errors import NotFound
 from ..events.models import Event
 from ..faults import crash_point
 from ..pagination import Page, paginate
+from ..payments.gateway import charges_automatically
 from ..payments.models import Payment, Refund
 from ..payouts import statement
 from ..periods.models import PeriodRecord
@@ -138,7 +139,8 @@ def _sort(item: _Outgoing, outcome, now: datetime, results: _Results) -> None:
         attempts = item.attempts + 1
         retry_at = now + retry_delay(attempts)
         if retry_at > item.created_at + RETRY_FOR:
-            results.failed.append((item.delivery_id, f"gave up after {attempts} attempts: {outcome}", True))
+            tried = plurals.counted(attempts, "attempt", "attempts")
+            results.failed.append((item.delivery_id, f"gave up after {tried}: {outcome}", True))
         else:
             results.retries.append((item.delivery_id, str(outcome), retry_at, True))
 
@@ -184,22 +186,27 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
     invoice = invoices[delivery.invoice_id] if delivery.invoice_id else None
     if invoice is not None and invoice.status == "void":
         raise NotToBeSent("the invoice was voided before its email was sent")
-    if delivery.kind == OVERDUE and invoice.status != "open":
-        raise NotToBeSent(f"the invoice was {invoice.status} before its overdue notice was sent")
+    if delivery.kind == OVERDUE and invoice.status == "paid":
+        # Paid since it became overdue: the notice would mislead. Written off (uncollectible) it
+        # is still owed: the notice goes, as it would have gone on time (a worker down or a
+        # clock jump must not change what the customer is told).
+        raise NotToBeSent("the invoice was paid before its overdue notice was sent")
     if delivery.kind == INVOICE:
-        context = messages.invoice_context(invoice, settings)
+        charged = charges_automatically(adapters.payments.for_settings(settings), invoice.customer)
+        context = messages.invoice_context(invoice, settings, charged)
         attachments.append(messages.Attachment(f"{invoice.number}.pdf", adapters.storage.get(invoice.pdf_path)))
     else:
         event = db.session.scalars(sa.select(Event).where(Event.id == delivery.event_id)).one()
         if delivery.kind == PAYOUT_STATEMENT:  # rendered now, from the payout as it was paid
-            context = statement.statement_of(event.object_id)
+            context = {**statement.statement_of(event.object_id), "locale": settings.locale}
             attachments.append(messages.Attachment(statement.statement_filename(context),
                                                    statement.render_statement(adapters.renderer, context)))
         else:
             context = _context(delivery, event, invoice, settings)
-    return messages.build(delivery.kind, context, sender=messages.Sender.of(settings, mailer.default_from),
-                          to=delivery.recipient, message_id=messages.message_id(delivery.id, mailer.domain),
-                          date_=now, attachments=attachments)
+    sender = messages.Sender.of(settings, mailer.default_from)
+    return messages.build(delivery.kind, context, sender=sender, to=delivery.recipient,
+                          message_id=messages.message_id(delivery.id, sender.domain), date_=now,
+                          attachments=attachments)
 
 
 def _context(delivery: EmailDelivery, event: Event, invoice: Invoice | None, settings: TenantSettings) -> dict:

@@ -318,11 +318,6 @@ class Mailer:
                   deadline: float | None = None) -> list[Outcome]:
         return self.transport(livemode).send_many(messages, deadline)
 
-    @property
-    def domain(self) -> str:
-        """The domain of Message-IDs: the operator's sender address's."""
-        return self.default_from.rpartition("@")[2] or "localhost"
-
     def close(self) -> None:
         self.live.close()
         if self.test is not self.live:

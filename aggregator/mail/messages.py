@@ -1,7 +1,13 @@
 """Email messages: the values each kind of email shows (formatted in the tenant's locale, amounts
-through money.display as on the invoice PDF), rendered from `templates/emails/<kind>.subject.txt`,
-`<kind>.txt` and `<kind>.html` (Jinja2; HTML autoescaped), built as a MIME message with a text
-and an HTML part and any attachments."""
+through money.display as on the invoice PDF, times with their time zone), rendered from
+`templates/emails/<kind>.subject.txt`, `<kind>.txt` and `<kind>.html` (Jinja2; HTML autoescaped,
+every kind in the one layout `_layout.html`, its styles written into the templates' tags by
+`html_style` as they are loaded), built as a MIME message with a text and an HTML part and any
+attachments.
+
+Rules every kind follows, applied here once: a test-mode email's subject starts with `[test]`
+(customers', providers' and finance's alike); counted nouns go through Babel's plural rules (the
+`counted` filter: "1 invoice", "2 invoices"); the Message-ID's domain is the sender's."""
 from __future__ import annotations
 
 import secrets
@@ -20,11 +26,13 @@ from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel.dates import format_date, format_interval, format_time
+from babel.dates import format_date, format_interval, format_time, get_timezone_name
+from stdnum import iban
 
-from .. import money
+from .. import money, plurals
 from ..config import PROJECT_ROOT
 from ..payouts.statement import about_payout, period_words
+from . import html_style
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "emails"
 
@@ -43,6 +51,11 @@ class Sender:
         return cls(settings.email_from or default_from, settings.email_from_name or settings.name,
                    settings.email_reply_to)
 
+    @property
+    def domain(self) -> str:
+        """The domain of the sender's address: its messages' Message-IDs end with it."""
+        return self.address.rpartition("@")[2].strip().lower() or "localhost"
+
 
 @dataclass(frozen=True)
 class Attachment:
@@ -52,17 +65,43 @@ class Attachment:
     subtype: str = "pdf"
 
 
+#: The subject's mark of an email sent in test mode.
+TEST_MARK = "[test]"
+
+
+@jinja2.pass_context
+def _counted(context, n: int, one: str, other: str) -> str:
+    """`{{ n|counted("invoice", "invoices") }}`: "1 invoice", "1,250 invoices" (the number in the
+    email's locale, the noun by English's plural rule)."""
+    return plurals.counted(n, one, other, context.get("locale") or "en")
+
+
+class _StyledLoader(jinja2.FileSystemLoader):
+    """Loads the templates with the styles of `html_style` written into the HTML ones' tags, once
+    per template (not per message: the values rendered into them carry no tags)."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        source, filename, uptodate = super().get_source(environment, template)
+        return (html_style.inline(source) if template.endswith(".html") else source), filename, uptodate
+
+
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                              autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(loader=_StyledLoader(str(TEMPLATE_DIR)),
+                             autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["counted"] = _counted
+    env.globals["frame"] = html_style.FRAME
+    return env
 
 
 def render(kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
-    """-> (subject, text, html) of an email of this kind."""
+    """-> (subject, text, html) of an email of this kind; in test mode (`mode` "test") the
+    subject starts with TEST_MARK."""
     env = _environment()
     subject = " ".join(env.get_template(f"{kind}.subject.txt").render(context).split())
+    if context.get("mode") == "test" and not subject.startswith(TEST_MARK):
+        subject = f"{TEST_MARK} {subject}"
     return subject, env.get_template(f"{kind}.txt").render(context), env.get_template(f"{kind}.html").render(context)
 
 
@@ -108,7 +147,10 @@ def _header(value: str) -> str | Header:
 
 def message_id(delivery_id: str, domain: str) -> str:
     """Stable for a delivery: every attempt at it carries the same Message-ID (receivers that
-    deduplicate on it see a resend after a crash as the same message)."""
+    deduplicate on it see a resend after a crash as the same message). `domain`: the sender's
+    (Sender.domain: the tenant's `email_from`, else the operator's AGGREGATOR_EMAIL_FROM), so
+    that the ID is under a domain the sender answers for, as RFC 5322 asks, and spam filters
+    do not score a foreign or `localhost` ID against it."""
     return f"<{delivery_id}@{domain}>"
 
 
@@ -122,6 +164,26 @@ def _local_day(instant: datetime | None, settings) -> str:
     return _day(instant.astimezone(ZoneInfo(settings.timezone)).date(), settings.locale) if instant else ""
 
 
+def clock_time(local: datetime, locale: str) -> str:
+    """A time of day with its time zone, "9:00 AM AEDT" (`local`: an aware instant in the zone
+    meant): the locale's short time, then the zone's short name in the locale (CLDR's, "MEZ"
+    in de_DE) where it has one, else the time zone database's ("AEDT", "CET", "IST"), else the
+    offset from UTC ("UTC+04:00")."""
+    zone = get_timezone_name(local, "short", locale=locale)
+    if not zone.isalpha():
+        zone = local.strftime("%Z")
+    if not zone.isalpha():
+        offset = local.strftime("%z")
+        zone = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
+    return f"{format_time(local, 'short', locale=locale)} {zone}"
+
+
+def _tenant(settings) -> dict[str, Any]:
+    """What every email shows of its tenant, and how: its name, its mode, its locale."""
+    return {"tenant_name": settings.legal_name or settings.name, "mode": "live" if settings.livemode else "test",
+            "locale": settings.locale}
+
+
 def _period(invoice, locale: str) -> str:
     return f"{_day(invoice.period_start, locale)} – {_day(invoice.period_end, locale)}"
 
@@ -129,18 +191,24 @@ def _period(invoice, locale: str) -> str:
 def _about_invoice(invoice, settings) -> dict[str, Any]:
     """What every email about a customer's invoice shows of it."""
     customer = invoice.customer
-    return {"tenant_name": settings.legal_name or settings.name, "customer_name": customer.name or customer.external_id,
+    return {**_tenant(settings), "customer_name": customer.name or customer.external_id,
             "number": invoice.number, "period": _period(invoice, settings.locale), "currency": invoice.currency,
             "reply_to": settings.email_reply_to}
 
 
-def invoice_context(invoice, settings) -> dict[str, Any]:
-    """A customer's invoice: what the email says of it (the PDF says the rest)."""
+def invoice_context(invoice, settings, charged: bool = False) -> dict[str, Any]:
+    """A customer's invoice: what the email says of it (the PDF says the rest), and how it gets
+    paid (`payment`): "card" when a charge run will charge the customer's card (`charged`:
+    payments.gateway.charges_automatically), else "transfer" with the tenant's bank details and
+    the invoice number to quote when it has them, else "due" (pay by the due date, ask how);
+    "nothing" when nothing is due."""
     locale, currency = settings.locale, invoice.currency
     issued = (invoice.finalized_at or invoice.created_at).astimezone(ZoneInfo(settings.timezone)).date()
     customer = invoice.customer
+    bank = bank_details(settings.payment_instructions) if not charged else []
+    payment = "nothing" if invoice.amount_due <= 0 else "card" if charged else "transfer" if bank else "due"
     return {
-        "tenant_name": settings.legal_name or settings.name,
+        **_tenant(settings),
         "customer_name": customer.name or customer.external_id,
         "number": invoice.number,
         "issue_date": _day(issued, locale),
@@ -151,15 +219,33 @@ def invoice_context(invoice, settings) -> dict[str, Any]:
         "carried_credit": money.display(invoice.carried_credit, currency, locale) if invoice.carried_credit else "",
         "currency": currency,
         "reply_to": settings.email_reply_to,
+        "payment": payment,
+        "bank": bank,
     }
+
+
+#: The tenant's payment instructions, in the order and words a customer's bank form asks them.
+BANK_FIELDS = (("account_holder", "Account holder"), ("bank_name", "Bank"), ("iban", "IBAN"), ("bic", "BIC"),
+               ("bsb", "BSB"), ("account_number", "Account number"))
+
+
+def bank_details(instructions: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(label, value) of the tenant's bank details that are set (an IBAN grouped by four, as it
+    is printed: "DE89 3704 0044 …"); none without an account to pay to (an IBAN, or an account
+    number)."""
+    given = {key: str(value).strip() for key, value in (instructions or {}).items() if value}
+    if not (given.get("iban") or given.get("account_number")):
+        return []
+    if given.get("iban"):
+        given["iban"] = iban.format(given["iban"])
+    return [(label, given[key]) for key, label in BANK_FIELDS if given.get(key)]
 
 
 def period_summary_context(summary, settings) -> dict[str, Any]:
     """A closed period, for the tenant's finance address (see delivery_service.PeriodSummary)."""
     locale = settings.locale
     return {
-        "tenant_name": settings.legal_name or settings.name,
-        "mode": "live" if settings.livemode else "test",
+        **_tenant(settings),
         "period": f"{_day(summary.start, locale)} – {_day(summary.end, locale)}",
         "currencies": [{"currency": c.currency, "invoices": c.invoices, "open": c.open, "drafts": c.drafts,
                         "total": money.display(c.total, c.currency, locale),
@@ -177,8 +263,7 @@ def period_summary_context(summary, settings) -> dict[str, Any]:
 def endpoint_disabled_context(endpoint: Mapping[str, Any], settings) -> dict[str, Any]:
     """A webhook endpoint disabled after failing for too long (the event's object)."""
     return {
-        "tenant_name": settings.legal_name or settings.name,
-        "mode": "live" if settings.livemode else "test",
+        **_tenant(settings),
         "endpoint_id": endpoint.get("id") or "",
         "url": endpoint.get("url") or "",
         "reason": endpoint.get("disabled_reason") or endpoint.get("last_error") or "repeated delivery failures",
@@ -215,7 +300,7 @@ def payment_failed_context(invoice, payment, data: Mapping[str, Any], settings) 
             "reason": data.get("failure_message") or data.get("hard_decline_reason") or _code_words(data)
             or "the payment was declined",
             "next_attempt_date": _day(retry_at.date(), locale) if retry_at else "",
-            "next_attempt_time": format_time(retry_at, "short", locale=locale) if retry_at else "",
+            "next_attempt_time": clock_time(retry_at, locale) if retry_at else "",
             "hard_decline": bool(data.get("hard_decline")),
             "final": bool(data.get("final"))}
 
@@ -258,7 +343,6 @@ def uncollectible_context(invoice, last_failure: str | None, settings) -> dict[s
     """An invoice given up on after its last retry failed."""
     customer = invoice.customer
     return {**_about_invoice(invoice, settings),
-            "mode": "live" if settings.livemode else "test",
             "invoice_id": invoice.id,
             "customer_external_id": customer.external_id,
             "customer_email": customer.email or "",
@@ -273,8 +357,7 @@ def dispute_context(snapshot: Mapping[str, Any], dispute: Mapping[str, Any], cus
     what it tells of the dispute (any of its fields may be missing). A dispute's `amount` as a
     decimal string is in the currency's units ("12.50"), as an integer in Stripe's."""
     currency = snapshot.get("currency") or ""
-    return {"tenant_name": settings.legal_name or settings.name,
-            "mode": "live" if settings.livemode else "test",
+    return {**_tenant(settings),
             "number": snapshot.get("number") or snapshot.get("id") or "",
             "invoice_id": snapshot.get("id") or "",
             "customer_name": (customer.name or customer.external_id) if customer else "",
@@ -306,8 +389,7 @@ def payouts_awaiting_review_context(review, settings) -> dict[str, Any]:
     """A payout day's payouts awaiting finance's review (see payout_notices.PayoutReview)."""
     locale = settings.locale
     return {
-        "tenant_name": settings.legal_name or settings.name,
-        "mode": "live" if settings.livemode else "test",
+        **_tenant(settings),
         "run_id": review.run_id,
         "payout_date": _day(review.payout_date, locale),
         "period": period_words(review.period_start, settings.timezone, locale),
@@ -325,7 +407,7 @@ def payouts_awaiting_review_context(review, settings) -> dict[str, Any]:
 def payout_failed_context(payout, provider, settings) -> dict[str, Any]:
     """A payout whose transfer Stripe refused: nothing was sent; its amount is brought into the
     provider's next payout in the currency."""
-    return {**about_payout(payout, payout.run, provider, settings),
+    return {**about_payout(payout, payout.run, provider, settings), "locale": settings.locale,
             "reason": payout.failure_message or (payout.failure_code or "").replace("_", " ")
             or "the transfer was refused",
             "failure_code": payout.failure_code or "",
@@ -348,7 +430,7 @@ def usage_threshold_context(crossing: Mapping[str, Any], customer, settings) -> 
     start, end = (date.fromisoformat(crossing[k]) for k in ("period", "period_end"))
     reached_at = datetime.fromisoformat(crossing["reached_at"]).astimezone(ZoneInfo(settings.timezone))
     dimension = ", ".join(f"{k} {v}" for k, v in sorted((crossing.get("dimension") or {}).items()))
-    return {"tenant_name": settings.legal_name or settings.name,
+    return {**_tenant(settings),
             "customer_name": (customer.name or customer.external_id) if customer else "",
             "threshold": int(crossing["threshold"]),
             "included": quantity(crossing.get("included_units")),
@@ -359,5 +441,5 @@ def usage_threshold_context(crossing: Mapping[str, Any], customer, settings) -> 
             "subscription": crossing.get("external_billing_id") or crossing.get("subscription") or "",
             "period": format_interval(start, end, "yMMMd", locale=locale),
             "reached_date": _day(reached_at.date(), locale),
-            "reached_time": format_time(reached_at, "short", locale=locale),
+            "reached_time": clock_time(reached_at, locale),
             "reply_to": settings.email_reply_to}

@@ -141,8 +141,8 @@ def _payment_emails(events: Sequence[Event]) -> list[dict]:
             continue
         if e.type == "invoice.paid" and not invoice.amount_paid:
             continue  # paid with nothing due: no receipt
-        if e.type == "invoice.overdue" and invoice.status != "open":
-            continue  # paid (or written off) before the event was dispatched
+        if e.type == "invoice.overdue" and invoice.status == "paid":
+            continue  # paid before the event was dispatched (written off: still owed, told)
         rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id,
                      "kind": CUSTOMER_EVENTS[e.type], "recipient": invoice.email or "", "invoice_id": invoice.id,
                      "unsendable": None if invoice.email else NO_ADDRESS})

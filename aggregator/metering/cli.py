@@ -27,6 +27,7 @@ from ..commands import (
     say,
     tenant_scoped,
 )
+from ..plurals import counted
 from . import export_service, usage_service
 from .batch import judge_batch
 from .schemas import SubscriptionUsageSchema
@@ -123,9 +124,9 @@ def send(principal, provider_id, path, event_id, subscription, meter, value, tim
         print_rows(rows, ["id", "status", "outcome", "period", "value", "error"], "Usage events")
     refused = sum("error" in result for result in results)
     if refused:
-        raise click.ClickException(f"{refused} of {len(results)} events refused.")
+        raise click.ClickException(f"{refused} of {counted(len(results), 'event', 'events')} refused.")
     if not as_json:
-        say(f"{len(results)} events accepted.")
+        say(f"{counted(len(results), 'event', 'events')} accepted.")
 
 
 @usage.command("show")

@@ -47,6 +47,7 @@ from .gateway import (
     Outcome,
     PaymentGateway,
     RateLimiter,
+    charges_automatically,
     default_rate,
 )
 from .models import Payment
@@ -358,7 +359,7 @@ def _start(settings: TenantSettings, gateway: PaymentGateway, ids: list[str], as
         if remaining <= 0:
             paid_now.append(invoice.id)
             continue
-        if not gateway.charges_cards or not customer.stripe_customer_id or not customer.stripe_payment_method:
+        if not charges_automatically(gateway, customer):
             manual.append(invoice.id)
             continue
         payment_id = new_id("pay")

@@ -147,6 +147,13 @@ class ManualGateway:
 MANUAL = ManualGateway()
 
 
+def charges_automatically(gateway: PaymentGateway, customer: Any) -> bool:
+    """Whether a charge run charges this customer's invoices: the gateway charges cards (the
+    tenant has Stripe settings in the mode) and the customer has a Stripe customer and payment
+    method. Otherwise an invoice waits for a payment the platform records (a bank transfer)."""
+    return bool(gateway.charges_cards and customer.stripe_customer_id and customer.stripe_payment_method)
+
+
 class RateLimiter:
     """At most `rate` calls per second across threads (calls are spaced 1/rate apart)."""
 

@@ -31,6 +31,7 @@ from ..consolidate import transitions as invoice_transitions
 from ..db import db, locking, new_id, skip_locked, write_lock
 from ..due import Lane, Worked
 from ..errors import InvalidRequest, NotFound
+from ..plurals import counted
 from . import charge_service, transitions
 from .failures import refund_failure
 from .models import Payment, Refund, StripeEvent
@@ -189,8 +190,9 @@ def _retry_later(event_id: str, real_now: datetime, reason: str) -> str:
     attempts = row.attempts + 1
     retry_at = real_now + retry_delay(attempts)
     if retry_at > row.received_at + RETRY_FOR:
+        tried = counted(attempts, "attempt", "attempts")
         transitions.settle_stripe_event(event_id, "ignored", attempts=attempts, handled_at=real_now,
-                                        last_error=f"Gave up after {attempts} attempts: {reason}"[:1000])
+                                        last_error=f"Gave up after {tried}: {reason}"[:1000])
         status = "ignored"
     else:
         db.session.execute(sa.update(_events).where(_events.c.id == event_id, _events.c.status == "pending")

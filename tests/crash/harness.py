@@ -526,12 +526,16 @@ class Cycle:
         if extra:
             (v.append(f"{extra} webhooks delivered twice") if "webhook" not in windows else None)
             resent += extra if "webhook" in windows else 0
+        # An email the service decided not to send (its invoice paid or voided before it went:
+        # failed, "not sent: …") is no lost delivery.
+        deliberate = "status = 'failed' AND last_error LIKE 'not sent:%'"
         failed = self._sql("SELECT (SELECT count(*) FROM webhook_deliveries WHERE tenant_id = ANY(:t) AND status <> "
                            "'delivered'), (SELECT count(*) FROM email_deliveries WHERE tenant_id = ANY(:t) AND "
-                           "status <> 'sent')")[0]
+                           f"status <> 'sent' AND NOT ({deliberate}))")[0]
         if any(failed):
             v.append(f"deliveries not done: webhooks {failed[0]}, emails {failed[1]}")
-        deliveries = {r[0] for r in self._sql("SELECT id FROM email_deliveries WHERE tenant_id = ANY(:t)")}
+        deliveries = {r[0] for r in self._sql(
+            f"SELECT id FROM email_deliveries WHERE tenant_id = ANY(:t) AND NOT ({deliberate})")}
         received = Counter(m.message["Message-ID"] for m in self.smtp.handler.received)
         ids = {mid: d for d in deliveries for mid in received if d in (mid or "")}
         if len(ids) != len(deliveries):

@@ -136,6 +136,8 @@ def test_a_whole_cycle_on_the_test_clock(cli, client, cli_tenant, tmp_path):
     assert invoice["status"] == "open" and invoice["total"] == "19.99"
     shown = cli("invoices", "show", *scope, invoice["id"]).stdout
     assert invoice["number"] in shown and "Pro plan, October" in shown
+    assert provider["id"] not in shown and re.search(r"│ bill +│ App +│", shown)  # its provider by name, not id
+    assert f'"provider": "{provider["id"]}"' in cli("invoices", "show", *scope, invoice["id"], "--json").stdout
     target = tmp_path / "invoice.pdf"
     assert "Wrote" in cli("invoices", "pdf", *scope, invoice["id"], "-o", str(target)).stdout
     assert target.read_bytes().startswith(b"%PDF")

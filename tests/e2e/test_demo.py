@@ -4,10 +4,11 @@ from __future__ import annotations
 import io
 import subprocess  # nosec B404  # runs bean-check, installed with the tests
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from babel.dates import format_date
 from pypdf import PdfReader
 from rich.console import Console
 
@@ -95,7 +96,11 @@ def test_the_demo_resells_a_parent_plan_and_bills_its_subscriptions_by_the_day(d
     assert (upcoming["total"], upcoming["currency"]) == ("430.85", "USD")
     assert sum(line["source"] == "subscription" for line in upcoming["lines"]) == 3
     bakery = next(pdf for pdf in made["pdfs"] if pdf.stem == catalog["lines"][0]["invoice"])
-    assert "Hosting — Ledgerly Cloud, 10 of 31 days" in PdfReader(bakery).pages[0].extract_text()
+    bakery_text = " ".join(" ".join(page.extract_text() for page in PdfReader(bakery).pages).split())
+    assert "Hosting — Ledgerly Cloud, 10 of 31 days" in bakery_text
+    assert "Billed in advance Prorated: 10 of 31 days" in bakery_text  # the plan fee's rating, in words
+    period = f"{format_date(date.fromisoformat(made['invoices'][0]['period']['start']), 'medium', locale='en')} – "
+    assert "Ledgerly Pro plan " + period in bakery_text  # a bill sent with its service period shows it
     assert made["events"]["plan.created"] == 4 and made["events"]["subscription.canceled"] == 1
     # Ledgerly's USD payout: the platform fee is its 30 % of 63.00 in bills plus the parent fees
     ledgerly = catalog["plans"][1]["owner"]

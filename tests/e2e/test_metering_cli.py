@@ -123,7 +123,7 @@ def test_bad_usage_options_are_usage_errors(cli, metered):
                                      "--meter", "bandwidth", exit_code=1).stderr  # no --provider
     closed = cli("usage", "send", *metered["as"], "--id", "e9", "--subscription", "vm-1", "--meter", "bandwidth",
                  "--value", "1", "--timestamp", "2026-11-10T13:00:00+00:00", exit_code=1)
-    assert "timestamp_in_future" in closed.stdout and "1 of 1 events refused" in closed.stderr
+    assert "timestamp_in_future" in closed.stdout and "1 of 1 event refused" in closed.stderr
     assert "No subscription" in cli("usage", "show", *metered["as"], "nope", exit_code=1).stderr
 
 

@@ -97,12 +97,12 @@ def test_the_customer_is_emailed_once_about_an_overdue_invoice(app, shop, smtp, 
     deliver(app, shop, mailer)
     invoice = _invoice(shop)
     invoice_email, overdue = (r.message for r in smtp.handler.to(ANN))
-    assert overdue["Subject"] == (f"Invoice {invoice['number']} from Marketplace is overdue: A$50.00 was due on "
-                                  "Dec 2, 2026")
+    assert overdue["Subject"] == (f"[test] Invoice {invoice['number']} from Marketplace is overdue: A$50.00 was due "
+                                  "on Dec 2, 2026")
     text = overdue.get_body(preferencelist=("plain",)).get_content()
     assert "Hello Ann," in text and "A$50.00 remains to pay" in text and "Due date:       Dec 2, 2026" in text
     html = overdue.get_body(preferencelist=("html",)).get_content()
-    assert "<strong>A$50.00</strong> remains to pay" in html
+    assert "A$50.00</strong> remains to pay" in html
     assert [d["kind"] for d in deliveries(shop, recipient=ANN)].count("invoice_overdue") == 1
 
 
@@ -110,7 +110,7 @@ def test_an_overdue_notice_is_not_sent_once_the_invoice_is_paid(app, shop, smtp,
     advance(shop, END_OF_DUE_DATE)
     _pay(shop, _invoice(shop), on="2026-12-03")  # before a worker dispatched the event
     deliver(app, shop, mailer)
-    assert [r.message["Subject"].split(" ")[0] for r in smtp.handler.to(ANN)] == ["Invoice", "Receipt"]
+    assert [r.message["Subject"].split(" ")[1] for r in smtp.handler.to(ANN)] == ["Invoice", "Receipt"]
     assert "invoice_overdue" not in [d["kind"] for d in deliveries(shop, recipient=ANN)]
 
 
@@ -191,3 +191,23 @@ def test_a_draft_finalized_after_its_due_date_is_overdue_from_its_finalization(s
     assert invoice["overdue_at"] == invoice["finalized_at"]  # not before it was issued
     [event] = _overdue_events(shop)
     assert event["created"] == invoice["finalized_at"]
+
+
+def test_an_overdue_notice_is_still_sent_when_the_invoice_was_written_off_first(app, shop, smtp, mailer):
+    """The notice was due at the end of the due date; a write-off processed before a worker sent
+    it (a worker down, a clock jump) does not unsay it: the invoice is still owed, and running on
+    time would have sent it."""
+    from aggregator.accounts.models import TenantSettings
+    from aggregator.consolidate import transitions
+    from aggregator.db import db
+
+    advance(shop, END_OF_DUE_DATE)
+    with app.app_context():
+        settings = db.session.get(TenantSettings, (shop.id, False))
+        assert transitions.mark_uncollectible(settings, _invoice(shop)["id"],
+                                              datetime(2026, 12, 3, tzinfo=timezone.utc))
+        db.session.commit()
+    deliver(app, shop, mailer)
+    assert [d["kind"] for d in deliveries(shop, recipient=ANN)].count("invoice_overdue") == 1
+    assert [d["status"] for d in deliveries(shop, recipient=ANN) if d["kind"] == "invoice_overdue"] == ["sent"]
+    assert sum(" is overdue: " in r.message["Subject"] for r in smtp.handler.to(ANN)) == 1

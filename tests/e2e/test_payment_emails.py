@@ -21,11 +21,14 @@ def test_a_declined_card_emails_payment_failed_with_the_retry_date_then_a_receip
     deliver(app, stripe_tenant, mailer)
     # still unpaid at the end of its due date (2 December, Sydney): overdue too
     invoice_email, failed, overdue = (r.message for r in smtp.handler.to(ANN))
-    assert overdue["Subject"] == (f"Invoice {invoice['number']} from Marketplace is overdue: A$50.00 was due on "
+    assert overdue["Subject"] == (f"[test] Invoice {invoice['number']} from Marketplace is overdue: A$50.00 was due on "
                                   "Dec 2, 2026")
-    assert invoice_email["Subject"].startswith(f"Invoice {invoice['number']}")
+    assert invoice_email["Subject"].startswith(f"[test] Invoice {invoice['number']}")
+    # a card on file and Stripe settings: the invoice says it will be charged, and when
+    assert "We will charge A$50.00 to your payment method on file on Dec 2, 2026" in \
+        invoice_email.get_body(preferencelist=("plain",)).get_content()
     # the retry is 4 December 22:00 UTC: in the tenant's time zone (Sydney), the 5th at 09:00
-    assert failed["Subject"] == (f"Payment of A$50.00 for invoice {invoice['number']} failed: "
+    assert failed["Subject"] == (f"[test] Payment of A$50.00 for invoice {invoice['number']} failed: "
                                  "we will try again on Dec 5, 2026")
     text = failed.get_body(preferencelist=("plain",)).get_content()
     assert "We will try again on Dec 5, 2026 at 9:00" in text and "A$50.00" in text and "Reason:" in text
@@ -37,7 +40,7 @@ def test_a_declined_card_emails_payment_failed_with_the_retry_date_then_a_receip
     assert _invoice(stripe_tenant)["status"] == "paid"
     deliver(app, stripe_tenant, mailer)
     receipt = smtp.handler.to(ANN)[-1].message
-    assert receipt["Subject"] == f"Receipt for invoice {invoice['number']} from Marketplace: A$50.00 paid"
+    assert receipt["Subject"] == f"[test] Receipt for invoice {invoice['number']} from Marketplace: A$50.00 paid"
     assert "Paid on:        Dec 5, 2026" in receipt.get_body(preferencelist=("plain",)).get_content()
     assert sorted(d["kind"] for d in deliveries(stripe_tenant, recipient=ANN)) == [
         "invoice", "invoice_overdue", "payment_failed", "receipt"]

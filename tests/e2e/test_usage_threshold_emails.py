@@ -77,20 +77,20 @@ def test_the_customer_is_emailed_in_the_tenants_locale_and_time_zone(app, tenant
     deliver(app, tenant, mailer)
     (received,) = smtp.handler.to(ANN)
     message = received.message
-    assert message["Subject"] == "You have used 80% of the 100 GB included in Cloud (Bandwidth)"
+    assert message["Subject"] == "[test] You have used 80% of the 100 GB included in Cloud (Bandwidth)"
     text = " ".join(message.get_body(preferencelist=("plain",)).get_content().replace("\u202f", " ").split())
     # 12:00Z is 23:00 on November 10 in Sydney
     assert ("You have used 80% of the 100 GB included in Cloud (Bandwidth) for the period Oct 25 – Nov 24, 2026: "
-            "80 GB as of Nov 10, 2026 at 11:00 PM.") in text
+            "80 GB as of Nov 10, 2026 at 11:00 PM AEDT.") in text
     assert "Subscription: vm-1" in text and "billed" not in text
     html = message.get_body(preferencelist=("html",)).get_content()
-    assert "<strong>80%</strong>" in html
+    assert "80%</strong>" in html
     _use(provider, [("e2", "30", IN_PERIOD)])  # 110 GB: 90 % and 100 %
     deliver(app, tenant, mailer)
     subjects = sorted(r.message["Subject"] for r in smtp.handler.to(ANN))
-    assert subjects == ["You have used 100% of the 100 GB included in Cloud (Bandwidth)",
-                        "You have used 80% of the 100 GB included in Cloud (Bandwidth)",
-                        "You have used 90% of the 100 GB included in Cloud (Bandwidth)"]
+    assert subjects == ["[test] You have used 100% of the 100 GB included in Cloud (Bandwidth)",
+                        "[test] You have used 80% of the 100 GB included in Cloud (Bandwidth)",
+                        "[test] You have used 90% of the 100 GB included in Cloud (Bandwidth)"]
     assert sorted(d["kind"] for d in deliveries(tenant, recipient=ANN)) == ["usage_threshold"] * 3
     deliver(app, tenant, mailer)  # nothing twice
     assert len(smtp.handler.to(ANN)) == 3

@@ -50,9 +50,11 @@ def test_a_closed_period_emails_each_customer_its_invoice_with_the_pdf_and_finan
         assert message["From"] == "Market Ltd <billing@market.example>"
         assert message["Reply-To"] == "help@market.example"
         assert number in message["Subject"] and "Market" in message["Subject"]
-        assert message["Message-ID"].endswith("@operator.example>")
+        assert message["Message-ID"].endswith("@market.example>")  # the sender's domain
         text, html, pdf = _parts(message)
         assert f"Hello {name}" in text and number in text and "A$19.99" in text
+        # no Stripe settings: nothing will charge it, so the email says when it is due, not a charge date
+        assert "Due date:" in text and "Please pay A$19.99 by" in text and "charge" not in text.lower()
         assert f"Hello {name}" in html and "<table" in html
         assert pdf.get_filename() == f"{number}.pdf"
         pdf_text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.get_content())).pages)

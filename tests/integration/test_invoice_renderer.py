@@ -55,11 +55,11 @@ def renderer():
     return WeasyPrintRenderer()
 
 
-def test_new_invoices_use_the_v2_template():
-    assert INVOICE_TEMPLATE == "invoice_v2.html"
+def test_new_invoices_use_the_v3_template():
+    assert INVOICE_TEMPLATE == "invoice_v3.html"
 
 
-@pytest.mark.parametrize("template", ["invoice_v1.html", "invoice_v2.html"])
+@pytest.mark.parametrize("template", ["invoice_v1.html", "invoice_v2.html", "invoice_v3.html"])
 def test_every_template_version_prints_the_invoice(renderer, template):
     reader, text = text_of(renderer.render(template, document()))
     flat = " ".join(text.split())

@@ -99,7 +99,7 @@ def test_a_card_payment_sends_the_customer_a_receipt_with_amount_date_method_and
     assert deliver(app, billed, mailer).done == 1
     [receipt] = received_by(smtp, ANN)
     number = number_of(billed, invoice)
-    assert receipt["Subject"] == f"Receipt for invoice {number} from Marketplace: A$19.99 paid"
+    assert receipt["Subject"] == f"[test] Receipt for invoice {number} from Marketplace: A$19.99 paid"
     assert receipt["From"] == "Market Ltd <billing@market.example>"
     text = text_of(receipt)
     assert "Hello Ann" in text and number in text and "A$19.99" in text
@@ -158,7 +158,8 @@ def test_a_declined_charge_tells_the_customer_why_and_the_next_attempts_date_in_
     [failed] = received_by(smtp, ANN)
     number = number_of(billed, invoice)
     # retried 3 days after the first failure at the same local time: 4 December 22:00 UTC, the 5th in Sydney
-    assert failed["Subject"] == f"Payment of A$19.99 for invoice {number} failed: we will try again on Dec 5, 2026"
+    assert failed["Subject"] == (f"[test] Payment of A$19.99 for invoice {number} failed: "
+                                 "we will try again on Dec 5, 2026")
     text = text_of(failed)
     assert "Reason:         Your card has insufficient funds." in text
     assert "We will try again on Dec 5, 2026 at 9:00" in text
@@ -207,7 +208,7 @@ def test_a_charge_awaiting_authentication_asks_the_customer_to_confirm_it(app, b
     deliver(app, billed, mailer)
     [asked] = received_by(smtp, ANN)
     number = number_of(billed, invoice)
-    assert asked["Subject"] == f"Action required: confirm your payment of A$19.99 for invoice {number}"
+    assert asked["Subject"] == f"[test] Action required: confirm your payment of A$19.99 for invoice {number}"
     text = text_of(asked)
     assert "Your bank needs you to confirm the payment of A$19.99" in text and "What to do:" in text
     assert [d["kind"] for d in deliveries(billed, recipient=ANN)][0] == "payment_action_required"
@@ -230,7 +231,7 @@ def test_a_refund_tells_the_customer_what_was_given_back(app, billed, smtp, mail
         db.session.commit()
     assert deliver(app, billed, mailer).done == 2  # the receipt, the refund
     receipt, refund = received_by(smtp, ANN)
-    assert refund["Subject"] == f"Refund of A$5.00 for invoice {number_of(billed, invoice)} from Marketplace"
+    assert refund["Subject"] == f"[test] Refund of A$5.00 for invoice {number_of(billed, invoice)} from Marketplace"
     text = text_of(refund)
     assert "refunded A$5.00 of your payment" in text and "for your request" in text
     assert "Refunded on:    Dec 5, 2026" in text and "the card you paid with" in text

@@ -1,5 +1,5 @@
 """What the payment emails say, from plain values: the next attempt in the tenant's time zone and
-locale, and a dispute told with whatever the webhook gave of it."""
+locale (with the zone), and a dispute told with whatever the webhook gave of it."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
@@ -35,7 +35,7 @@ def test_the_next_attempt_is_told_in_the_tenants_time_zone_and_locale():
     assert (context["next_attempt_date"], context["amount"]) == ("Dec 5, 2026", "A$19.99")
     german = messages.payment_failed_context(_invoice(), None, _failed(next_retry_at=retry),
                                              _settings(locale="de_DE", timezone="Europe/Berlin"))
-    assert (german["next_attempt_date"], german["next_attempt_time"]) == ("04.12.2026", "23:00")
+    assert (german["next_attempt_date"], german["next_attempt_time"]) == ("04.12.2026", "23:00 MEZ")
 
 
 def test_a_decline_without_a_message_is_told_by_its_code():

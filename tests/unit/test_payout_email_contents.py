@@ -117,9 +117,9 @@ def test_finance_is_told_what_awaits_review_per_currency_and_provider_and_where_
     assert subject == "Payouts await your review: 3 for Dec 10, 2026, A$105.01, €9.00"
     assert "Period:     Oct 25, 2026 – Nov 24, 2026" in text
     assert "AUD: 2 payouts, A$105.01 to transfer" in text and "Accounting App: A$80.01 (AUD, pending review)" in text
-    assert "… and 1 more payouts (GET /v1/payouts?period=2026-10-25)" in text
+    assert "… and 1 more payout (GET /v1/payouts?period=2026-10-25)" in text
     assert "/finance" in text and 'POST /v1/payouts/approve {"period": "2026-10-25"}' in text
-    assert '<a href="/finance">' in html and "SMS Gateway" in html
+    assert '<a href="/finance" style=' in html and "SMS Gateway" in html
 
 
 def test_a_failed_payout_tells_finance_the_reason_provider_and_amount():
