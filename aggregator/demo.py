@@ -52,6 +52,19 @@ CUSTOMERS = [
     ("studio-9", "Studio Nine", "USD"),
     ("cafe-lune", "Café de la Lune", "EUR"),
 ]
+#: The demo tenant's identity on its documents: an Australian "Tax invoice" naming GST, with its ABN
+#: (its locale follows its country: en_AU).
+DEMO_TAX_IDENTITY = {
+    "country": "AU", "tax_ids": [{"type": "au_abn", "value": "83914571673"}], "tax_name": "GST",
+    "invoice_title": "Tax invoice",
+    "address": {"line1": "1 George St", "city": "Sydney", "state": "NSW", "postal_code": "2000", "country": "AU"}}
+#: Customers' tax ids and addresses (as written: the API keeps them in their compact form).
+CUSTOMER_TAX_IDENTITIES = {
+    "bakery-42": {"tax_ids": [{"type": "au_abn", "value": "51 824 753 556"}],
+                  "address": {"line1": "42 Baker St", "city": "Melbourne", "state": "VIC", "country": "AU"}},
+    "cafe-lune": {"tax_ids": [{"type": "eu_vat", "value": "FR 40 303 265 045"}],
+                  "address": {"line1": "3 rue de la Lune", "city": "Paris", "postal_code": "75002", "country": "FR"}},
+}
 #: (provider index, customer external id, amount, currency, revenue share, description)
 BILLS = [
     (0, "bakery-42", "49.00", "USD", True, "Ledgerly Pro plan"),
@@ -157,10 +170,13 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
                                       "timezone": "Australia/Sydney", "default_currency": "USD",
                                       "finance_email": "finance@demo-marketplace.example",
                                       "email_from": "billing@demo-marketplace.example",
-                                      "email_from_name": "Demo Marketplace Billing"}, now)
+                                      "email_from_name": "Demo Marketplace Billing", **DEMO_TAX_IDENTITY}, now)
     tenant_id, admin = created.tenant.id, created.admin_keys["test"]
     lane = due.Lane(tenant_id, False)
     settings = api.call("GET", "/tenant", admin)
+    console.print(f"{settings['legal_name']}, {settings['country']}: its invoices are titled "
+                  f"\"{settings['invoice_title']}\", with its ABN {settings['tax_ids'][0]['value']} and the tax "
+                  f"named {settings['tax_name']}, formatted for {settings['locale']}.")
     console.print(f"Tenant [bold]{settings['name']}[/] ({tenant_id}), in [bold]test mode[/]: nothing here touches "
                   f"live data or moves real money.\nInvoicing periods run from the {settings['period_anchor_day']}th "
                   f"to the day before, in {settings['timezone']}; customers are charged on day "
@@ -179,9 +195,11 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
 
     console.rule("[bold]3. Customers: businesses using several apps")
     for external_id, name, currency in CUSTOMERS:
-        api.call("POST", "/customers", admin, {"external_id": external_id, "name": name, "currency": currency,
-                                               "email": f"accounts@{external_id}.example"})
-        console.print(f"{name} ({external_id}), invoiced in {currency}")
+        customer = api.call("POST", "/customers", admin, {
+            "external_id": external_id, "name": name, "currency": currency, "email": f"accounts@{external_id}.example",
+            **CUSTOMER_TAX_IDENTITIES.get(external_id, {})})
+        tax_ids = ", ".join(t["value"] for t in customer["tax_ids"])
+        console.print(f"{name} ({external_id}), invoiced in {currency}" + (f"; tax id {tax_ids}" if tax_ids else ""))
 
     console.rule("[bold]4. Bills: each provider sends what its customers owe (POST /v1/bills)")
     table = Table("provider", "customer", "description", "amount", "revenue share")

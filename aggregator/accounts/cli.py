@@ -44,6 +44,31 @@ def _address(ctx, param, pairs: tuple[str, ...]) -> dict[str, str] | None:
     return address
 
 
+def _tax_ids(ctx, param, pairs: tuple[str, ...]) -> list[dict[str, str]] | None:
+    """--tax-id au_abn='83 914 571 673' (repeat for several) -> [{"type", "value"}]; --tax-id none -> []."""
+    if not pairs:
+        return None
+    if pairs == ("none",):
+        return []
+    found = []
+    for pair in pairs:
+        type_, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not TYPE=VALUE (eu_vat=DE136695976, au_abn=83914571673).")
+        found.append({"type": type_.strip(), "value": value})
+    return found
+
+
+def _payment_instructions(ctx, param, pairs: tuple[str, ...]) -> dict[str, str] | str | None:
+    """--payment-instructions iban=… --payment-instructions bic=… -> a dict; none -> "none" (cleared)."""
+    if pairs == ("none",):
+        return "none"
+    return _address(ctx, param, pairs)
+
+
+_VOID_FINALIZED = {"allow": True, "forbid": False, "country": None}
+
+
 # --- tenants ----------------------------------------------------------------------------------
 
 #: TenantSchema field -> the option that sets it
@@ -54,7 +79,10 @@ _TENANT_OPTIONS = {"name": "--name", "legal_name": "--legal-name", "timezone": "
                    "email_from_name": "--email-from-name", "email_reply_to": "--email-reply-to",
                    "finance_email": "--finance-email", "invoice_review": "--invoice-review",
                    "auto_finalize_after_days": "--auto-finalize-after-days",
-                   "payment_terms_days": "--payment-terms-days"}
+                   "payment_terms_days": "--payment-terms-days", "country": "--country", "tax_ids": "--tax-id",
+                   "tax_name": "--tax-name", "invoice_title": "--invoice-title",
+                   "reverse_charge": "--reverse-charge", "payment_instructions": "--payment-instructions",
+                   "void_finalized": "--void-finalized", "invoice_line_limit": "--invoice-line-limit"}
 
 
 def _setting_options(create: bool):
@@ -74,8 +102,8 @@ def _setting_options(create: bool):
                      help="Day of the month (1-28)."),
         click.option("--invoice-prefix", default=default("INV"), show_default=create,
                      help="1-16 upper-case letters, digits or dashes."),
-        click.option("--locale", default=default("en"), show_default=create,
-                     help="How invoices format amounts and dates, e.g. en_AU."),
+        click.option("--locale", help="How invoices format amounts and dates, e.g. en_AU (default: the "
+                                      "country's, else en)."),
         click.option("--tax-rate", default=default("0"), show_default=create,
                      help='Default tax rate, "0.10" = 10 %.'),
         click.option("--address", multiple=True, callback=_address, metavar="FIELD=VALUE",
@@ -90,6 +118,21 @@ def _setting_options(create: bool):
                      help="Under manual review, drafts are finalized after this many days."),
         click.option("--payment-terms-days", metavar="DAYS|none",
                      help="Invoices are due this many days (0-365) after they are issued; none: on the charge day."),
+        click.option("--country", help="Where the tenant is established (ISO alpha-2, e.g. AU)."),
+        click.option("--tax-id", multiple=True, callback=_tax_ids, metavar="TYPE=VALUE|none",
+                     help="Repeat for several: eu_vat=DE136695976, au_abn=83914571673 … (replaces the list; "
+                          "none: no tax id)."),
+        click.option("--tax-name", help="What the tax is called on invoices: VAT, GST (default Tax)."),
+        click.option("--invoice-title", help="The invoices' title, e.g. 'Tax invoice' (default Invoice)."),
+        click.option("--reverse-charge/--no-reverse-charge", default=None,
+                     help="Reverse charge exempt EU business customers in another member state."),
+        click.option("--payment-instructions", multiple=True, callback=_payment_instructions,
+                     metavar="FIELD=VALUE|none", help="Repeat: account_holder=…, iban=…, bic=…, bsb=…, "
+                     "account_number=…, bank_name=…, reference=… (replaces them; none: no instructions)."),
+        click.option("--void-finalized", type=click.Choice(list(_VOID_FINALIZED)),
+                     help="Whether finalized invoices may be voided; country: no in the EU, yes elsewhere."),
+        click.option("--invoice-line-limit", type=int,
+                     help="Past this many lines an invoice's PDF attaches its detail as CSV (default 2000)."),
     ]
 
     def decorate(command):
@@ -105,6 +148,10 @@ def _settings(options: dict[str, Any], partial: bool) -> dict[str, Any]:
     values = {field: options[option.removeprefix("--").replace("-", "_")]
               for field, option in _TENANT_OPTIONS.items()}
     values = {field: value for field, value in values.items() if value is not None}
+    if values.get("payment_instructions") == "none":
+        values["payment_instructions"] = None
+    if "void_finalized" in values:
+        values["void_finalized"] = _VOID_FINALIZED[values["void_finalized"]]
     if "payment_terms_days" in values:  # a number of days, or "none" (back to the charge day)
         days = values["payment_terms_days"]
         values["payment_terms_days"] = None if days.lower() == "none" else int(days) if days.isdigit() else days
@@ -263,12 +310,43 @@ def show_provider(principal, provider_id, as_json):
 @click.option("--currency", default=None, help="Invoice currency (default: the tenant's).")
 @click.option("--tax-rate", default=None, help="Overrides the tenant's default rate.")
 @click.option("--tax-exempt", is_flag=True, default=None)
+@click.option("--tax-id", "tax_ids", multiple=True, callback=_tax_ids, metavar="TYPE=VALUE",
+              help="Repeat for several: eu_vat=FR40303265045, au_abn=83914571673 …")
+@click.option("--address", multiple=True, callback=_address, metavar="FIELD=VALUE",
+              help="Repeat: line1=…, line2=…, city=…, state=…, postal_code=…, country=FR.")
 @json_option
 def create_customer(principal, as_json, **fields):
     """Add a customer."""
-    fields = checked(CustomerSchema(), {k: v for k, v in fields.items() if v is not None},
-                     {k: f"--{k.replace('_', '-')}" for k in fields})
+    fields = checked(CustomerSchema(), {k: v for k, v in fields.items() if v is not None}, _CUSTOMER_OPTIONS)
     print_object(service.create_customer(principal, fields, now_for(principal)), CustomerSchema(),
+                 "Customer", as_json)
+
+
+#: CustomerSchema field -> the option that sets it
+_CUSTOMER_OPTIONS = {"external_id": "--external-id", "name": "--name", "email": "--email", "currency": "--currency",
+                     "tax_rate": "--tax-rate", "tax_exempt": "--tax-exempt", "tax_ids": "--tax-id",
+                     "address": "--address"}
+
+
+@customers.command("update")
+@tenant_scoped
+@click.argument("customer", metavar="CUSTOMER")
+@click.option("--name", default=None)
+@click.option("--email", default=None)
+@click.option("--tax-rate", default=None, help="Overrides the tenant's default rate.")
+@click.option("--tax-exempt/--no-tax-exempt", default=None)
+@click.option("--tax-id", "tax_ids", multiple=True, callback=_tax_ids, metavar="TYPE=VALUE|none",
+              help="Repeat for several (replaces the list; none: no tax id).")
+@click.option("--address", multiple=True, callback=_address, metavar="FIELD=VALUE",
+              help="Repeat: line1=…, city=…, country=FR … (replaces the address).")
+@json_option
+def update_customer(principal, customer, as_json, **fields):
+    """Change a customer (by its id or external id), by the rules of PATCH /v1/customers/{id}."""
+    changes = checked(CustomerSchema(partial=True), {k: v for k, v in fields.items() if v is not None},
+                      _CUSTOMER_OPTIONS)
+    if not changes:
+        raise click.UsageError("Nothing to change: give at least one option.")
+    print_object(service.update_customer(principal, customer, changes, now_for(principal)), CustomerSchema(),
                  "Customer", as_json)
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+import functools
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from .. import money
 from ..fields import (
@@ -16,6 +18,7 @@ from ..fields import (
     optional_text,
     text,
 )
+from . import tax_ids
 from .logos import MAX_SIDE, MAX_URI_CHARS, logo_problem
 from .models import ROLES
 
@@ -32,6 +35,98 @@ def _real_image(uri: str) -> None:
 
 #: As periods.calendar and the tenant_settings check constraint say (accounts sits below periods).
 MAX_PAYMENT_TERMS_DAYS = 365
+
+MAX_TAX_IDS = 5  # as Stripe allows a customer
+
+
+class Country(fields.String):
+    """An ISO 3166-1 alpha-2 country code that CLDR knows ("AU", "DE"); upper case."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"enum": [*sorted(_countries()), *([None] if kwargs.get("allow_none") else [])],
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) != 2 or not text.isascii() or not text.isupper() or text not in _countries():
+            raise ValidationError(f"{text[:10]!r} is not an ISO 3166-1 alpha-2 country code such as 'AU' or 'DE'.")
+        return text
+
+
+@functools.cache
+def _countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes as CLDR names them (less its groupings: EU, UN, …)."""
+    from babel import Locale
+
+    return frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha()
+                     and code not in {"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
+
+
+class TaxIdSchema(Schema):
+    """A tax id, as Stripe names its types; checked for form (country prefix, length, check
+    digits) and stored in its compact form."""
+
+    type = fields.String(required=True, validate=validate.OneOf(sorted(tax_ids.TYPES)), metadata={
+        "description": "; ".join(f"{t.name}: {t.label}" for t in tax_ids.TYPES.values())})
+    value = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={
+        "description": "As written (\"DE 136 695 976\"); stored and returned in its compact form (DE136695976). "
+                       "An EU VAT number starts with its country's prefix."})
+
+    @validates_schema
+    def _well_formed(self, data, **kwargs):
+        missing = {name: ["Missing data for required field."] for name in ("type", "value") if name not in data}
+        if missing:  # required even in a PATCH (partial loads reach nested schemas): a tax id is whole
+            raise ValidationError(missing)
+        try:
+            tax_ids.normalize(data["type"], data["value"])
+        except ValueError as exc:
+            raise ValidationError(str(exc), field_name="value") from None
+
+    @post_load
+    def _compact(self, data, **kwargs):
+        return {"type": data["type"], "value": tax_ids.normalize(data["type"], data["value"])}
+
+
+def tax_id_list(description: str) -> fields.List:
+    return fields.List(fields.Nested(TaxIdSchema), validate=validate.Length(max=MAX_TAX_IDS),
+                       metadata={"description": description})
+
+
+def _checked(normalize):
+    def check(value: str) -> None:
+        try:
+            normalize(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+    return check
+
+
+class PaymentInstructionsSchema(Schema):
+    """How a customer pays by bank transfer: what invoices print for manual collection."""
+
+    account_holder = optional_text(200)
+    iban = fields.String(allow_none=True, validate=[validate.Length(max=42), _checked(tax_ids.normalize_iban)],
+                         metadata={"description": "Checked by its check digits; stored in its compact form "
+                                                  "(DE89370400440532013000)."})
+    bic = fields.String(allow_none=True, validate=[validate.Length(max=14), _checked(tax_ids.normalize_bic)],
+                        metadata={"description": "8 or 11 characters (COBADEFFXXX)."})
+    bsb = fields.String(allow_none=True, validate=validate.Regexp(
+        r"^[0-9]{3}-?[0-9]{3}$", error="An Australian BSB: six digits, such as 062-000."))
+    account_number = fields.String(allow_none=True, validate=validate.Regexp(
+        r"^[0-9A-Za-z -]{1,34}$", error="Up to 34 letters, digits, spaces or dashes."))
+    bank_name = optional_text(200)
+    reference = optional_text(140)
+
+    @post_load
+    def _compact(self, data, **kwargs):
+        if data.get("iban"):
+            data["iban"] = tax_ids.normalize_iban(data["iban"])
+        if data.get("bic"):
+            data["bic"] = tax_ids.normalize_bic(data["bic"])
+        if data.get("bsb"):
+            data["bsb"] = f"{data['bsb'].replace('-', '')[:3]}-{data['bsb'].replace('-', '')[3:]}"
+        return data
 
 
 class TenantSchema(Schema):
@@ -106,6 +201,27 @@ class TenantSchema(Schema):
         "api_base": s.stripe_api_base,
         "webhook_path": f"/v1/stripe/webhooks/{s.tenant_id}/{'live' if s.livemode else 'test'}",
     }, dump_only=True, metadata={"type": "object", "description": "Stripe in this mode, as hints (never the secrets)."})
+    country = Country(allow_none=True, metadata={
+        "description": "Where the tenant is established (ISO 3166-1 alpha-2): decides the EU rules (reverse "
+                       "charge, void_finalized) and, when a tenant is created without a locale or sets its country "
+                       "while its locale is still the default en, the locale (AU: en_AU, DE: de_DE)."})
+    tax_ids = tax_id_list("The tenant's tax ids, printed on its invoices (an ABN, a VAT number).")
+    tax_name = text(32, metadata={"description": "What the tax is called on invoices: VAT, GST (default Tax)."})
+    invoice_title = text(64, metadata={"description": "The invoices' title: Tax invoice where the law wants it "
+                                                      "(default Invoice)."})
+    reverse_charge = StrictBoolean(metadata={
+        "description": "true: an exempt business customer with an EU VAT number in another EU member state is "
+                       "invoiced without tax, \"VAT reverse charged\" (only where the tenant's country is an EU member "
+                       "state; default false)."})
+    payment_instructions = fields.Nested(PaymentInstructionsSchema, allow_none=True, metadata={
+        "description": "What invoices print for payment by bank transfer (IBAN and BIC, or BSB and account "
+                       "number; reference: what the customer quotes, null: the invoice number)."})
+    void_finalized = StrictBoolean(allow_none=True, metadata={
+        "description": "Whether a finalized invoice may be voided (else a credit note corrects it). null "
+                       "(default): not in the EU (by country), allowed elsewhere."})
+    invoice_line_limit = WholeNumber(validate=validate.Range(min=10, max=100000), metadata={
+        "description": "Past this many lines an invoice's PDF summarizes its detail and attaches the full list "
+                       "as CSV (default 2000)."})
     livemode = fields.Boolean(dump_only=True, metadata={
         "description": "The mode these settings apply to: each mode has its own, changed with its own keys."})
     created_at = fields.DateTime(dump_only=True)
@@ -161,6 +277,8 @@ class CustomerSchema(Schema):
     address = fields.Nested(AddressSchema, allow_none=True)
     tax_exempt = StrictBoolean(load_default=False)
     tax_rate = Rate(allow_none=True, metadata={"description": "Overrides the tenant's default rate."})
+    tax_ids = tax_id_list("The customer's tax ids, printed on its invoices; an EU VAT number makes an exempt "
+                          "customer in another member state reverse charged where the tenant enables it.")
     stripe_customer_id = fields.String(allow_none=True, validate=validate.Regexp(
         r"^cus_[A-Za-z0-9]{1,250}$", error="A Stripe customer id: cus_…"))
     stripe_payment_method = fields.String(allow_none=True, validate=validate.Regexp(

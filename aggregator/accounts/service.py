@@ -14,6 +14,7 @@ from ..pagination import Page, one, paginate
 from .facts import PaymentMethodChanged
 from .keys import NewKey, Principal, generate_key
 from .models import SETTING_DEFAULTS, ApiKey, Customer, Provider, Tenant, TenantSettings
+from .tax_ids import locale_for
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,14 @@ def _store_key(tenant_id: str, livemode: bool, role: str, provider_id: str | Non
 # --- tenants -----------------------------------------------------------------------------
 
 def create_tenant(settings: Mapping[str, Any], now: datetime) -> CreatedTenant:
-    """A tenant with the same settings in both modes, and an admin key for each."""
+    """A tenant with the same settings in both modes, and an admin key for each. Given a
+    country and no locale, it formats its documents in the country's locale (AU: en_AU)."""
     tenant = Tenant(created_at=now)
     db.session.add(tenant)
     db.session.flush()
     values = {**SETTING_DEFAULTS, **settings}
+    if settings.get("country") and not settings.get("locale"):
+        values["locale"] = locale_for(settings["country"], values["timezone"])
     modes = {mode: TenantSettings(tenant_id=tenant.id, livemode=mode == "live", **values) for mode in ("live", "test")}
     db.session.add_all(modes.values())
     issued = {mode: _store_key(tenant.id, mode == "live", "admin", None, now)
@@ -133,12 +137,15 @@ def update_tenant(principal: Principal, changes: Mapping[str, Any], vault=None,
     mode does. The calendar (anchor day, time zone) is fixed once the mode has periods: changing
     it would re-tile periods that bills and invoices already belong to. Stripe's secrets are
     sealed by `vault` and only their hints kept in the clear; a Stripe API address must pass
-    `check_api_base` (the payment gateways': the operator's rules)."""
+    `check_api_base` (the payment gateways': the operator's rules). Setting a country while the
+    locale is still the default (en) and not set with it sets the country's locale too."""
     settings = get_tenant(principal)
     calendar = {k for k in ("period_anchor_day", "timezone") if k in changes and changes[k] != getattr(settings, k)}
     if calendar and _has_periods(principal.tenant_id, principal.livemode):
         raise CalendarInUse(f"{' and '.join(sorted(calendar))} cannot change once bills have been received.")
     changes = _seal_stripe_secrets(principal, dict(changes), vault, check_api_base)
+    if changes.get("country") and "locale" not in changes and settings.locale == SETTING_DEFAULTS["locale"]:
+        changes["locale"] = locale_for(changes["country"], settings.timezone)  # the default follows the country
     for name, value in changes.items():
         setattr(settings, name, value)
     if _SCHEDULE_SETTINGS & changes.keys():

@@ -30,7 +30,7 @@ from ..periods.service import ensure_period_row, tenant_period
 from ..revenue.shares import Share
 from ..revenue.terms import RevenueShare
 from ..revenue_sql import ShareGrouping
-from . import period_rates, transitions
+from . import parties, period_rates, transitions
 from .document import INVOICE_TEMPLATE
 from .facts import FinalizedInvoice
 from .fx_service import rates_in_effect
@@ -223,7 +223,8 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         .group_by(bills.customer_id, bills.currency, foreign_amount)
         .order_by(bills.customer_id)).all()
     terms_of = {row[0]: row[1:] for row in run(
-        sa.select(customers.id, customers.currency, customers.tax_exempt, customers.tax_rate, customers.external_id)
+        sa.select(customers.id, customers.currency, customers.tax_exempt, customers.tax_rate, customers.external_id,
+                  customers.name, customers.address, customers.tax_ids)
         .where(customers.tenant_id == ctx.tenant_id, customers.livemode == ctx.livemode,
                customers.id > after, customers.id <= upto))}
     credits: dict[str, list[CreditItem]] = {}
@@ -243,13 +244,17 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
     summaries: list[tuple[str, InvoiceSummary]] = []
     converted: dict[tuple[str, str], list[int]] = {}  # (bill currency, invoice currency) -> [amount, invoiced]
     external_ids: dict[str, str] = {}
+    buyers: dict[str, tuple[str, dict]] = {}  # customer id -> (tax treatment, the buyer as invoices name it)
     waiting = 0
     for customer_id, group in groupby(rows, key=lambda r: r[0]):
         if customer_id in done:
             continue
         group = list(group)
-        currency, exempt, own_rate, external_ids[customer_id] = terms_of[customer_id]
-        rate = tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt)
+        currency, exempt, own_rate, external_ids[customer_id], name, address, tax_ids = terms_of[customer_id]
+        treatment, rate = parties.treatment(
+            ctx.settings, address, exempt, tax_ids,
+            tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt))
+        buyers[customer_id] = treatment, parties.buyer(name, external_ids[customer_id], address, tax_ids)
         try:
             totals = [BillTotal(r[1], int(r[2]), r[3]) for r in group]  # SUM: numeric
             summaries.append((customer_id, summarize_invoice(currency, rate, totals, credits.get(customer_id, ()),
@@ -270,7 +275,7 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         invoiced = {customer_id for customer_id, _ in summaries}
         shares = _chunk_shares(ctx, after, upto, set(terms_of) - invoiced) if ctx.auto else ()
         _store_invoices(ctx, summaries, external_ids, next_number, shares,
-                        {pair: (amount, invoiced) for pair, (amount, invoiced) in converted.items()})
+                        {pair: (amount, invoiced) for pair, (amount, invoiced) in converted.items()}, buyers)
         report.invoices_created += len(summaries)
     return waiting
 
@@ -297,13 +302,16 @@ def _chunk_shares(ctx: _CloseContext, after: str, upto: str, not_invoiced: set[s
 
 
 def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummary]],
-                    external_ids: dict[str, str], first: int, shares: Sequence[Share] = (),
-                    converted: dict[tuple[str, str], tuple[int, int]] | None = None) -> None:
+                    external_ids: dict[str, str], first: int, shares: Sequence[Share],
+                    converted: dict[tuple[str, str], tuple[int, int]], buyers: dict[str, tuple[str, dict]]) -> None:
     """One invoice per customer (see transitions.create_invoices), then the credits. A duplicate
     invoice could only come from a writer that ignored the sequence lock: the unique constraint
-    refuses it and the chunk rolls back."""
+    refuses it and the chunk rolls back. Each keeps its tax treatment (its tax depends on it)
+    and, finalized at once, its parties: the seller and `buyers`' buyer as they are now."""
     invoice_rows, credit_rows, applied, finalized = [], [], [], []
+    seller = parties.seller(ctx.settings) if ctx.auto else None
     for customer_id, s in summaries:
+        treatment, buyer = buyers[customer_id]
         invoice_id = new_id("inv")
         if ctx.auto:
             finalized.append(FinalizedInvoice(
@@ -315,7 +323,8 @@ def _store_invoices(ctx: _CloseContext, summaries: list[tuple[str, InvoiceSummar
             "currency": s.currency, "tax_rate": money.format_rate(s.tax_rate), "subtotal": s.totals.subtotal,
             "tax": s.totals.tax, "total": s.totals.total, "amount_due": s.totals.total,
             "carried_credit": s.totals.carried_credit, "due_date": ctx.due_date, "template": INVOICE_TEMPLATE,
-            "fx_rates": _rates_text(s.rates),
+            "fx_rates": _rates_text(s.rates), "tax_treatment": treatment,
+            "parties": {"seller": seller, "buyer": buyer} if ctx.auto else None,
         })
         for position, line in enumerate(s.credit_lines):
             applied.append({"invoice_id": invoice_id, "position": position, "kind": "credit",

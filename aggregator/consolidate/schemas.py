@@ -5,7 +5,8 @@ from decimal import Decimal
 from marshmallow import Schema, ValidationError, fields, validate
 
 from .. import money
-from ..fields import Currency, ListArgs, StrictBoolean, reasonable_instant, text
+from ..accounts.tax_ids import TREATMENTS, recorded_treatment
+from ..fields import AddressSchema, Currency, ListArgs, StrictBoolean, reasonable_instant, text
 from .models import COLLECTION
 
 
@@ -62,6 +63,32 @@ class InvoiceLineSchema(Schema):
                               metadata={"type": ["string", "null"]})
 
 
+class TaxIdOutSchema(Schema):
+    type = fields.String(metadata={"example": "au_abn"})
+    value = fields.String(metadata={"description": "Its compact form.", "example": "83914571673"})
+
+
+class SellerSchema(Schema):
+    legal_name = fields.String()
+    address = fields.Nested(AddressSchema, allow_none=True)
+    country = fields.String(allow_none=True)
+    tax_ids = fields.List(fields.Nested(TaxIdOutSchema))
+    tax_name = fields.String(metadata={"description": "What the tax is called: VAT, GST."})
+    title = fields.String(metadata={"description": "The document's title: Invoice, Tax invoice."})
+
+
+class BuyerSchema(Schema):
+    name = fields.String(metadata={"description": "The customer's name, else its external id."})
+    address = fields.Nested(AddressSchema, allow_none=True)
+    country = fields.String(allow_none=True)
+    tax_ids = fields.List(fields.Nested(TaxIdOutSchema))
+
+
+class PartiesSchema(Schema):
+    seller = fields.Nested(SellerSchema)
+    buyer = fields.Nested(BuyerSchema)
+
+
 class InvoiceSchema(Schema):
     id = fields.String()
     object = fields.Constant("invoice")
@@ -74,6 +101,15 @@ class InvoiceSchema(Schema):
     subtotal = _amount("subtotal")
     tax_rate = fields.String()
     tax = _amount("tax")
+    tax_treatment = fields.Function(lambda i: recorded_treatment(i.tax_treatment, Decimal(i.tax_rate)), metadata={
+        "type": "string", "enum": list(TREATMENTS),
+        "description": "standard: tax charged at tax_rate; reverse_charge: none charged (tax_rate 0), the buyer, an "
+                       "EU business in another member state, accounts for it; exempt: the customer is exempt or the "
+                       "rate is 0."})
+    parties = fields.Nested(PartiesSchema, allow_none=True, metadata={
+        "description": "Seller and buyer as they were when the invoice was finalized (its documents never change "
+                       "with later settings); null on a draft and on invoices finalized before parties were kept, "
+                       "whose documents show the current settings."})
     total = _amount("total")
     amount_due = _amount("amount_due")
     carried_credit = _amount("carried_credit")
@@ -234,6 +270,8 @@ class UpcomingInvoiceSchema(Schema):
     subtotal = _amount("subtotal")
     tax_rate = fields.Function(lambda u: money.format_rate(u.draft.tax_rate))
     tax = _amount("tax")
+    tax_treatment = fields.String(metadata={"enum": list(TREATMENTS),
+                                            "description": "As the invoice's: reverse_charge is taxed at 0."})
     total = _amount("total")
     lines = fields.List(fields.Nested(UpcomingLineSchema))
 
@@ -263,4 +301,5 @@ def upcoming_document(upcoming) -> dict:
             "period": {"start": upcoming.period.start.isoformat(), "end": upcoming.period.end.isoformat()},
             "currency": currency, "subtotal": money.format_amount(upcoming.subtotal, currency),
             "tax_rate": money.format_rate(upcoming.draft.tax_rate), "tax": money.format_amount(upcoming.tax, currency),
+            "tax_treatment": upcoming.tax_treatment,
             "total": money.format_amount(upcoming.total, currency), "lines": lines}

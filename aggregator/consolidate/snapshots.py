@@ -5,9 +5,11 @@ a test holds it equal to InvoiceSchema's dump."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Mapping
 
 from .. import money
+from ..accounts.tax_ids import recorded_treatment
 
 
 def _day(value: date | None) -> str | None:
@@ -31,6 +33,8 @@ def invoice_snapshot(invoice: Mapping[str, Any], customer_external_id: str) -> d
         "period": {"start": _day(invoice["period_start"]), "end": _day(invoice["period_end"])},
         "status": invoice["status"], "currency": currency, "subtotal": amount("subtotal"),
         "tax_rate": invoice["tax_rate"], "tax": amount("tax"), "total": amount("total"),
+        "tax_treatment": recorded_treatment(invoice.get("tax_treatment"), Decimal(invoice["tax_rate"])),
+        "parties": invoice.get("parties"),
         "amount_due": amount("amount_due"), "carried_credit": amount("carried_credit"),
         "due_date": _day(invoice["due_date"]),
         "amount_paid": amount("amount_paid"), "amount_remaining": money.format_amount(

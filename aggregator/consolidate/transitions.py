@@ -22,10 +22,11 @@ import sqlalchemy as sa
 
 from .. import bus, due
 from ..accounts.models import Customer, TenantSettings
-from ..db import bulk_insert, db, dialect_insert, in_ids, locking, new_ordered_id, run
+from ..db import bulk_insert, db, dialect_insert, in_ids, json_for_bulk_insert, locking, new_ordered_id, run
 from ..events.service import NewEvent, record
 from ..periods.calendar import invoice_due_date
 from ..states import guarded_update
+from . import parties
 from .facts import (
     FinalizedInvoice,
     InvoicesFinalized,
@@ -88,7 +89,9 @@ def create_invoices(settings: TenantSettings, rows: list[dict], external_ids: di
                                              as_of))
         for row in rows:
             row["finalized_journal_id"] = journal_id
-    bulk_insert(_invoices, rows)
+    as_json = json_for_bulk_insert()
+    bulk_insert(_invoices, [{**row, "parties": as_json(row["parties"])} if row.get("parties") else row
+                            for row in rows])
     if auto and rows:
         _advance_sequence(settings.tenant_id, settings.livemode, first_number + len(rows))
         bus.publish(InvoicesOpened(settings.tenant_id, settings.livemode, as_of,
@@ -114,26 +117,32 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
     from the gapless sequence in id order, with an `invoice.finalized` event each. Under payment
     terms their due date moves to the terms after `as_of`'s day (the day they are issued). The drafts
     and the sequence row stay locked until the caller's transaction commits; a rollback returns
-    the numbers. -> the ids finalized here."""
+    the numbers. Each keeps its parties, the tenant and its customer as they are now (its tax
+    treatment was decided with its amounts, when the draft was made). -> the ids finalized here."""
     if not invoice_ids:
         return []
     tenant_id, livemode = settings.tenant_id, settings.livemode
     first = lock_sequence(tenant_id, livemode)
-    drafts = run(locking(sa.select(_invoices.c.id, _invoices.c.due_date).where(_invoices.c.id.in_(list(invoice_ids)),
-                                                         _invoices.c.tenant_id == tenant_id,
-                                                         _invoices.c.livemode == livemode,
-                                                         _invoices.c.status == "draft")
-                         .order_by(_invoices.c.id))).all()
-    if not drafts:
+    found = run(locking(sa.select(_invoices.c.id, _invoices.c.due_date, _invoices.c.customer_id)
+                        .where(_invoices.c.id.in_(list(invoice_ids)), _invoices.c.tenant_id == tenant_id,
+                               _invoices.c.livemode == livemode, _invoices.c.status == "draft")
+                        .order_by(_invoices.c.id))).all()
+    if not found:
         return []
+    drafts = [(invoice_id, due_date) for invoice_id, due_date, _ in found]
+    seller = parties.seller(settings)
+    buyers = {c.id: parties.buyer_of(c) for c in db.session.scalars(
+        sa.select(Customer).where(in_ids(Customer.id, {customer_id for _, _, customer_id in found})))}
+    parties_of = {invoice_id: {"seller": seller, "buyer": buyers[customer_id]} for invoice_id, _, customer_id in found}
     _advance_sequence(tenant_id, livemode, first + len(drafts))
     issued_on = as_of.astimezone(ZoneInfo(settings.timezone)).date()
     if settings.payment_terms_days is not None:  # due after the invoice, now issued; else as the close set it
         drafts = [(invoice_id, invoice_due_date(issued_on, settings.charge_day, settings.payment_terms_days))
                   for invoice_id, _ in drafts]
     run(guarded_update(INVOICE_STATES, _invoices, "open", _invoices.c.id == sa.bindparam("invoice"))
-        .values(finalized_at=as_of, number=sa.bindparam("number"), due_date=sa.bindparam("due")),
-        [{"invoice": invoice_id, "due": due_date,
+        .values(finalized_at=as_of, number=sa.bindparam("number"), due_date=sa.bindparam("due"),
+                parties=sa.bindparam("parties", type_=_invoices.c.parties.type)),
+        [{"invoice": invoice_id, "due": due_date, "parties": parties_of[invoice_id],
           "number": format_number(settings.invoice_prefix, issued_on.year, first + offset)}
          for offset, (invoice_id, due_date) in enumerate(drafts)])
     ids = [invoice_id for invoice_id, _ in drafts]

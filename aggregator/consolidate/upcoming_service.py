@@ -24,6 +24,7 @@ from ..ingest.models import Bill
 from ..metering.rating_service import upcoming_usage
 from ..periods import calendar as C
 from ..periods.models import PeriodRecord
+from . import parties
 from .fx_service import rates_in_effect
 from .invoices import BillItem, CreditItem, InvoiceDraft, MissingRates, build_invoice, tax_rate_for
 from .models import Credit, Invoice
@@ -35,6 +36,7 @@ class UpcomingInvoice:
     period: C.Period
     draft: InvoiceDraft
     rated: frozenset[str]  # the ids of its lines rated from subscriptions (not stored bills)
+    tax_treatment: str = "standard"  # as the close would decide it (parties.treatment)
 
     @property
     def currency(self) -> str:
@@ -104,8 +106,9 @@ def upcoming_invoice(principal: Principal, customer_ref: str, now: datetime) -> 
             .join(Invoice, Invoice.id == Credit.source_invoice_id)
             .where(Credit.customer_id == customer.id, Credit.applied_invoice_id.is_(None)).order_by(Credit.id))]
     default_rate = money.parse_rate(settings.default_tax_rate)
-    tax_rate = tax_rate_for(default_rate, money.parse_rate(customer.tax_rate) if customer.tax_rate else None,
-                            customer.tax_exempt)
+    treatment, tax_rate = parties.treatment(settings, customer.address, customer.tax_exempt, customer.tax_ids,
+                                            tax_rate_for(default_rate, money.parse_rate(customer.tax_rate)
+                                                         if customer.tax_rate else None, customer.tax_exempt))
     try:
         draft = build_invoice(customer.currency, tax_rate, items, credits,
                               rates_in_effect(principal.tenant_id, principal.livemode, period.end))
@@ -113,7 +116,7 @@ def upcoming_invoice(principal: Principal, customer_ref: str, now: datetime) -> 
         pairs = ", ".join(f"{base}/{quote}" for base, quote in sorted(missing.pairs))
         raise Conflict(f"No exchange rate {pairs} is set for the period's end: the close would wait for it.",
                        code="missing_fx_rates") from None
-    return UpcomingInvoice(customer.external_id, period, draft, frozenset(rated))
+    return UpcomingInvoice(customer.external_id, period, draft, frozenset(rated), treatment)
 
 
 def _open_period(principal: Principal, settings, now: datetime) -> C.Period:

@@ -38,6 +38,8 @@ def demo_with_cards(app, tmp_path_factory):
 
 def test_the_demo_closes_a_period_and_writes_each_customers_invoice(demo_with_cards):
     made, text = demo_with_cards
+    assert "Demo Marketplace Pty Ltd, AU: its invoices are titled \"Tax invoice\", with its ABN 83914571673" in text
+    assert "cafe-lune), invoiced in EUR; tax id FR40303265045" in text
     assert "Closed period" in text and "One consolidated invoice per customer" in text
     assert sorted((i["currency"], i["total"], i["status"]) for i in made["invoices"]) == [
         ("EUR", "118.50", "open"), ("USD", "430.85", "open"), ("USD", "45.77", "open")]
@@ -99,7 +101,8 @@ def test_the_demo_resells_a_parent_plan_and_bills_its_subscriptions_by_the_day(d
     bakery_text = " ".join(" ".join(page.extract_text() for page in PdfReader(bakery).pages).split())
     assert "Hosting — Ledgerly Cloud, 10 of 31 days" in bakery_text
     assert "Billed in advance Prorated: 10 of 31 days" in bakery_text  # the plan fee's rating, in words
-    period = f"{format_date(date.fromisoformat(made['invoices'][0]['period']['start']), 'medium', locale='en')} – "
+    start = date.fromisoformat(made["invoices"][0]["period"]["start"])
+    period = f"{format_date(start, 'medium', locale='en_AU')} – "  # the tenant's locale, from its country
     assert "Ledgerly Pro plan " + period in bakery_text  # a bill sent with its service period shows it
     assert made["events"]["plan.created"] == 4 and made["events"]["subscription.canceled"] == 1
     # Ledgerly's USD payout: the platform fee is its 30 % of 63.00 in bills plus the parent fees
@@ -186,10 +189,11 @@ def test_the_demo_meters_a_vm_with_included_bandwidth_thresholds_and_hourly_maxi
     assert [(u["name"], u["quantity"], u["percent_used"], u["amount"]) for u in metered["usage"]["data"]] == [
         ("Bandwidth", "105.5", "105.5", "0.28"), ("CPU", "16", None, "0.64"), ("Memory", "64", None, "0.32"),
         ("Storage", "390", None, "0.08")]
+    # in the tenant's locale, en_AU (from its country): CLDR writes euros "EUR" there
     assert [(line["description"], line["amount"]) for line in metered["lines"]] == [
         ("Cloud VM — Cloud VM, 5 of 31 days", "8.06"),
-        ("Bandwidth — 1,340 GB: 100 GB included, 900 × €0.05, 340 × €0.03 = €55.20", "55.20"),
-        ("CPU — 16 unit-hours × €0.04 = €0.64", "0.64"), ("Memory — 64 unit-hours × €0.005 = €0.32", "0.32"),
-        ("Storage — 390 unit-hours × €0.0002 = €0.08", "0.08")]
+        ("Bandwidth — 1,340 GB: 100 GB included, 900 × EUR0.05, 340 × EUR0.03 = EUR55.20", "55.20"),
+        ("CPU — 16 unit-hours × EUR0.04 = EUR0.64", "0.64"), ("Memory — 64 unit-hours × EUR0.005 = EUR0.32", "0.32"),
+        ("Storage — 390 unit-hours × EUR0.0002 = EUR0.08", "0.08")]
     assert {line["invoice"] for line in metered["lines"]} == {made["charging"]["invoices"][2]["number"]}
     assert "usage.threshold_reached" in text and "GET /v1/subscriptions/{id}/usage" in text

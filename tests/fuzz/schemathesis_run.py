@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import schemathesis
 from schemathesis.engine import events
 
+from aggregator.accounts import tax_ids
+
 #: The checks every run makes; each must find nothing. Not use_after_free: DELETE revokes a key or
 #: cancels a bill, which stays readable with its status (as in Stripe), not gone.
 CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
@@ -41,6 +43,35 @@ def _plan_fees_break_the_rules(body) -> bool:
     return len(names) != len(set(map(str, names))) or (resold and not body.get("parent_plan"))
 
 
+def _tax_identity_of_another_form(body) -> bool:
+    """A tax id whose value is not of its type's form (check digits, length: tax_ids.normalize), or
+    an IBAN or BIC that is not one (their check digits): JSON Schema cannot state these."""
+    if not isinstance(body, dict):
+        return False
+    for item in body.get("tax_ids") or []:
+        if isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("value"), str):
+            try:
+                tax_ids.normalize(item["type"], item["value"])
+            except ValueError:
+                return True
+    instructions = body.get("payment_instructions")
+    for name, check in (("iban", tax_ids.normalize_iban), ("bic", tax_ids.normalize_bic)):
+        value = instructions.get(name) if isinstance(instructions, dict) else None
+        if isinstance(value, str):
+            try:
+                check(value)
+            except ValueError:
+                return True
+    return False
+
+
+def _retry_days_out_of_order(body) -> bool:
+    """A tenant's retry_days in increasing order, each once (the document says it in words)."""
+    days = body.get("retry_days") if isinstance(body, dict) else None
+    return (isinstance(days, list) and all(isinstance(d, (int, float)) for d in days)
+            and any(b <= a for a, b in zip(days, days[1:])))
+
+
 #: The mode of the run under way (runs are one after the other).
 _MODE = {"live": False}
 
@@ -56,14 +87,16 @@ def filter_case(context, case):
     period does not end before it starts; a tenant's logo decodes to an image (the pattern states
     the data: URI; tests/e2e/test_tenant_logo.py checks images); a Stripe key is of the caller's
     mode and stripe_api_base is for test mode only (one document serves both); a plan's fees have
-    names of their own and name parent fees only on a plan built on a parent plan. Valid bodies that
-    break them are not generated."""
+    names of their own and name parent fees only on a plan built on a parent plan; a tax id, IBAN or
+    BIC has its kind's check digits and length; retry days increase. Valid bodies that break them are not generated."""
     meta = case.meta
     positive = meta is not None and meta.generation.mode.is_positive
     live_api_base = _MODE["live"] and isinstance(case.body, dict) and case.body.get("stripe_api_base")
     return not (positive and (_period_backwards(case.body) or _has_logo(case.body)
                               or _stripe_key_of_the_other_mode(case) or live_api_base
-                              or _plan_fees_break_the_rules(case.body)))
+                              or _plan_fees_break_the_rules(case.body)
+                              or _tax_identity_of_another_form(case.body)
+                              or _retry_days_out_of_order(case.body)))
 
 
 @dataclass
