@@ -780,9 +780,12 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
         if payout["method"] == "bank_transfer":
             api.call("POST", f"/payouts/{payout['id']}/mark_paid", admin, {"reference": f"PAYOUT-{payout['id'][-6:]}"})
     payouts = api.call("GET", "/payouts?limit=100", admin)["data"]
-    table = Table("provider", "currency", "gross", "platform fee", "net", "paid", "status")
+    table = Table("provider", "currency", "charges", "credits", "= gross", "platform fee", "clawback", "= net",
+                  "paid", "status")
     for p in sorted(payouts, key=lambda p: (names.get(p["provider"], ""), p["currency"])):
-        table.add_row(names.get(p["provider"], p["provider"]), p["currency"], p["gross"], p["fee"], p["net"],
+        table.add_row(names.get(p["provider"], p["provider"]), p["currency"], p["charges"], p["credits"], p["gross"],
+                      money.format_amount(-money.parse_amount(p["fee"], p["currency"]), p["currency"]),
+                      p["clawback"], p["net"],
                       p["amount"], p["status"])
     console.print(table)
     report_pdf = out / f"payout-report-{period}.pdf"
@@ -791,9 +794,10 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
     report_csv.write_bytes(api.call("GET", f"/reports/payouts?period={period}&format=csv", admin, raw=True))
     report = api.call("GET", f"/reports/payouts?period={period}", admin)
     balanced = all(r["balanced"] for r in report["reconciliation"])
-    console.print(f"The payout report (per provider, with the reconciliation: collected = tax + provider payouts + "
-                  f"platform revenue ± FX) is in {report_pdf} and {report_csv.name}; reconciled: "
-                  f"{'yes' if balanced else 'NO'}.")
+    console.print(f"The payout report (per provider: charges + credits = gross, less the fee and clawback = net; "
+                  f"with the reconciliation: money in = collected + converted in, money out = tax + provider payouts "
+                  f"+ platform revenue + credits + FX + converted out) is in {report_pdf} and {report_csv.name}; "
+                  f"reconciled: {'yes' if balanced else 'NO'}.")
     plan_revenue = [row for row in report["rows"] if money.parse_amount(row["plan_gross"], row["currency"])]
     if plan_revenue:
         console.print("Of those payouts, what the providers' plans brought in (the report's plan revenue): the "
@@ -808,9 +812,12 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
         per_currency[account["currency"]] += money.parse_amount(account["balance"], account["currency"])
     console.print("The ledger: every movement a balanced journal; each currency's accounts add up to "
                   + ", ".join(f"{money.format_amount(v, c)} {c}" for c, v in sorted(per_currency.items())) + ".")
+    books = out / "ledger.beancount"
+    books.write_bytes(api.call("GET", "/ledger/export?format=beancount", admin, raw=True))
+    console.print(f"The books for an accountant's tools (GET /v1/ledger/export, Beancount; format=csv also): {books}.")
     _drain(lane, adapters)
     return {"payouts": payouts, "payout_report": report_pdf, "reconciled": balanced,
-            "ledger_sums": dict(per_currency), "plan_revenue": plan_revenue}
+            "ledger_sums": dict(per_currency), "plan_revenue": plan_revenue, "books": books}
 
 
 def _credit_note(api: _Client, admin: str, lane: due.Lane, adapters: Adapters, out: Path,
