@@ -47,6 +47,7 @@ def post_every_kind(app, tenant_id: str, customer_id: str = "cus_c1") -> dict[st
                                      owed)),
         (at(8), books.write_off("inv_2", "AUD", 5500, 500, [Share("prov_a", "AUD", 3500, 1500, 5000)], 0, owed)),
         (at(9), books.payout_sent("po_1", "prov_a", "AUD", 2000)),
+        (at(10), books.credit_note("cn_1", "AUD", 1100, 100, [Share("prov_a", "AUD", 700, 300, 1000)], 0, owed)),
     ]
     ids = {}
     with app.app_context():
