@@ -96,7 +96,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .mail import api as mail_api
     from .metering import api as metering_api
     from .payments import api as payments_api
-    from .payments import refunds_api, stripe_webhooks_api
+    from .payments import credit_notes_api, refunds_api, stripe_webhooks_api
     from .payouts import api as payouts_api
     from .payouts import reports_api as payout_reports_api
     from .webhooks import api as webhooks_api
@@ -122,6 +122,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(ledger_api.blp)
     api.register_blueprint(payouts_api.blp)
     api.register_blueprint(payout_reports_api.blp)
+    api.register_blueprint(credit_notes_api.blp)
     openapi.declare_links(api.spec._paths)  # apispec has no public way to add links to a response
     openapi.declare_cross_field_rules(api.spec.components.schemas)
     error_responses.register(app)

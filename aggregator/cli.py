@@ -49,6 +49,8 @@ GROUPS: dict[str, tuple[str, str, str]] = {
                  "Payments: gateway attempts and money recorded outside Stripe."),
     "refunds": ("aggregator.payments.refunds_cli", "refunds",
                 "Refunds: give back (part of) what a customer paid, through Stripe or manually."),
+    "credit-notes": ("aggregator.payments.credit_notes_cli", "credit_notes",
+                     "Credit notes: correct a finalized invoice, refunding, crediting the customer's balance..."),
     "payouts": ("aggregator.payouts.cli", "payouts",
                 "Provider payouts: build a payout day's, list, approve, record paid, report a period's."),
     "ledger": ("aggregator.ledger.cli", "ledger", "The double-entry ledger: balances, the trial balance, journals."),

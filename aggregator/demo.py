@@ -280,6 +280,7 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     extras = _after_close(api, admin, receiver, adapters, console)
     charging = _get_paid(api, admin, lane, adapters, receiver, stack, console)
     payouts = _pay_providers(api, admin, lane, adapters, out, console)
+    credit_note = _credit_note(api, admin, lane, adapters, out, console)
 
     delivery = _deliveries(api, admin, receiver, adapters, console)
 
@@ -294,7 +295,7 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
     return {"delivery": delivery, "tenant": tenant_id, "admin_key": admin, "invoices": invoices,
             "pdfs": written, "events": counts,
             "delivered": delivered, **extras, "charging": charging, **payouts, "catalog": catalog,
-            "metered": metered}
+            "metered": metered, "credit_note": credit_note}
 
 
 def _make_room(api: _Client, admin: str, settings: dict, console: Console) -> None:
@@ -786,9 +787,12 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
         if payout["method"] == "bank_transfer":
             api.call("POST", f"/payouts/{payout['id']}/mark_paid", admin, {"reference": f"PAYOUT-{payout['id'][-6:]}"})
     payouts = api.call("GET", "/payouts?limit=100", admin)["data"]
-    table = Table("provider", "currency", "gross", "platform fee", "net", "paid", "status")
+    table = Table("provider", "currency", "charges", "credits", "= gross", "platform fee", "clawback", "= net",
+                  "paid", "status")
     for p in sorted(payouts, key=lambda p: (names.get(p["provider"], ""), p["currency"])):
-        table.add_row(names.get(p["provider"], p["provider"]), p["currency"], p["gross"], p["fee"], p["net"],
+        table.add_row(names.get(p["provider"], p["provider"]), p["currency"], p["charges"], p["credits"], p["gross"],
+                      money.format_amount(-money.parse_amount(p["fee"], p["currency"]), p["currency"]),
+                      p["clawback"], p["net"],
                       p["amount"], p["status"])
     console.print(table)
     report_pdf = out / f"payout-report-{period}.pdf"
@@ -797,9 +801,10 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
     report_csv.write_bytes(api.call("GET", f"/reports/payouts?period={period}&format=csv", admin, raw=True))
     report = api.call("GET", f"/reports/payouts?period={period}", admin)
     balanced = all(r["balanced"] for r in report["reconciliation"])
-    console.print(f"The payout report (per provider, with the reconciliation: collected = tax + provider payouts + "
-                  f"platform revenue ± FX) is in {report_pdf} and {report_csv.name}; reconciled: "
-                  f"{'yes' if balanced else 'NO'}.")
+    console.print(f"The payout report (per provider: charges + credits = gross, less the fee and clawback = net; "
+                  f"with the reconciliation: money in = collected + converted in, money out = tax + provider payouts "
+                  f"+ platform revenue + credits + FX + converted out) is in {report_pdf} and {report_csv.name}; "
+                  f"reconciled: {'yes' if balanced else 'NO'}.")
     plan_revenue = [row for row in report["rows"] if money.parse_amount(row["plan_gross"], row["currency"])]
     if plan_revenue:
         console.print("Of those payouts, what the providers' plans brought in (the report's plan revenue): the "
@@ -814,9 +819,30 @@ def _pay_providers(api: _Client, admin: str, lane: due.Lane, adapters: Adapters,
         per_currency[account["currency"]] += money.parse_amount(account["balance"], account["currency"])
     console.print("The ledger: every movement a balanced journal; each currency's accounts add up to "
                   + ", ".join(f"{money.format_amount(v, c)} {c}" for c, v in sorted(per_currency.items())) + ".")
+    books = out / "ledger.beancount"
+    books.write_bytes(api.call("GET", "/ledger/export?format=beancount", admin, raw=True))
+    console.print(f"The books for an accountant's tools (GET /v1/ledger/export, Beancount; format=csv also): {books}.")
     _drain(lane, adapters)
     return {"payouts": payouts, "payout_report": report_pdf, "reconciled": balanced,
-            "ledger_sums": dict(per_currency), "plan_revenue": plan_revenue}
+            "ledger_sums": dict(per_currency), "plan_revenue": plan_revenue, "books": books}
+
+
+def _credit_note(api: _Client, admin: str, lane: due.Lane, adapters: Adapters, out: Path,
+                 console: Console) -> dict:
+    """A paid invoice corrected, as an issued invoice is: a credit note refunding part of it."""
+    console.rule("[bold]A correction: a credit note, not a void")
+    paid = [i for i in api.call("GET", "/invoices?limit=100", admin)["data"] if i["status"] == "paid"]
+    invoice = sorted(paid, key=lambda i: i["number"])[0]
+    note = api.call("POST", f"/invoices/{invoice['id']}/credit_notes", admin,
+                    {"amount": "5.00", "reason": "product_unsatisfactory", "memo": "Two days of downtime"},
+                    **{"Idempotency-Key": f"demo-credit-{invoice['id']}"})
+    pdf = out / f"{note['number']}.pdf"
+    pdf.write_bytes(api.call("GET", f"/credit_notes/{note['id']}/pdf", admin, raw=True))
+    console.print(f"Invoice {invoice['number']} is paid and issued: it is never edited. Credit note {note['number']} "
+                  f"takes {note['total']} {note['currency']} back (tax {note['tax']}), refunded to what paid it "
+                  f"({note['refund']}); the providers' shares come off their next payouts. PDF: {pdf.name}.")
+    _drain(lane, adapters)
+    return {**note, "pdf": pdf}
 
 
 def _console() -> Console:

@@ -74,7 +74,13 @@ def _lend_credit_balances() -> None:
 def _subscribe_books() -> None:
     """The ledger posts the journal of each fact that moves money, in the publisher's
     transaction (ledger/handlers.py)."""
-    from .consolidate.facts import InvoicesFinalized, InvoicesFinalizedAtClose, InvoiceVoided, InvoiceWrittenOff
+    from .consolidate.facts import (
+        CreditNoteIssued,
+        InvoicesFinalized,
+        InvoicesFinalizedAtClose,
+        InvoiceVoided,
+        InvoiceWrittenOff,
+    )
     from .ledger import handlers
     from .payments.facts import PaymentsSucceeded, RefundSucceeded
     from .payouts.facts import PayoutPaid
@@ -86,6 +92,7 @@ def _subscribe_books() -> None:
     bus.subscribe(PaymentsSucceeded, handlers.post_payments)
     bus.subscribe(RefundSucceeded, handlers.post_refund)
     bus.subscribe(PayoutPaid, handlers.post_payout)
+    bus.subscribe(CreditNoteIssued, handlers.post_credit_note)
 
 
 def _subscribe_payments() -> None:

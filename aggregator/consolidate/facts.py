@@ -110,3 +110,22 @@ class InvoicesPaid(Fact):
     livemode: bool
     invoice_ids: tuple[str, ...]
     as_of: datetime
+
+
+@dataclass(frozen=True)
+class CreditNoteIssued(Fact):
+    """A credit note of `total` was issued for an invoice that asked `amount_due` before it and
+    is made of `parts`. Settled `reduce_due`, it takes `total` off what the invoice still asks (the
+    ledger reverses that part of it from receivable); settled `refund` or `customer_balance`, its
+    money moves by a refund, whose own journal records it (RefundSucceeded)."""
+
+    tenant_id: str
+    livemode: bool
+    credit_note_id: str
+    invoice_id: str
+    currency: str
+    settlement: str
+    total: int
+    amount_due: int
+    parts: InvoiceParts
+    as_of: datetime

@@ -16,6 +16,8 @@ from ..pagination import Page, paginate
 from ..periods.service import claim_open_period
 from ..states import InvalidTransition
 from . import transitions
+from .credit_note_service import has_credit_notes
+from .credit_notes import void_allowed
 from .lines import invoice_lines
 from .models import INVOICE_STATES, Credit, Invoice, InvoiceLine
 
@@ -26,6 +28,10 @@ class InvoiceNotEditable(Conflict):
 
 class InvoiceHasPayments(Conflict):
     code = "invoice_has_payments"
+
+
+class VoidNotAllowed(Conflict):
+    code = "void_not_allowed"
 
 
 def _scoped_invoices(principal: Principal) -> sa.Select:
@@ -152,6 +158,13 @@ def void_invoice(principal: Principal, invoice_id: str, reason: str | None, now:
                                  f"({money.format_amount(invoice.amount_paid, invoice.currency)} {invoice.currency}): "
                                  "refund them rather than void it.")
     INVOICE_STATES.check(invoice.status, "void")
+    if invoice.status != "draft":
+        settings = db.session.get(TenantSettings, (principal.tenant_id, principal.livemode))
+        if not void_allowed(settings.void_finalized, settings.country):
+            raise VoidNotAllowed(f"Invoice {invoice.number} is finalized and this tenant's tax regime keeps issued "
+                                 "invoices: correct it by a credit note (POST /v1/invoices/{id}/credit_notes).")
+        if has_credit_notes(invoice.id):
+            raise VoidNotAllowed(f"Invoice {invoice.number} has credit notes: correct it by another credit note.")
     if invoice.status != "draft" and not reason:
         raise InvalidInput.on("reason", "Voiding a finalized invoice needs a reason.", "reason_required")
     carried = db.session.scalars(locking(sa.select(Credit).where(Credit.source_invoice_id == invoice.id))).first()

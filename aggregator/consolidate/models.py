@@ -215,11 +215,104 @@ class Credit(db.Model):
     currency: Mapped[str] = mapped_column(sa.String(3))
     # an invoice gives at most one credit: a negative total (nothing due, so never overpaid) or
     # an overpayment (after which it is paid, so never overpaid again)
-    source_invoice_id: Mapped[str] = mapped_column(sa.ForeignKey("invoices.id"), unique=True)
+    source_invoice_id: Mapped[str] = mapped_column(sa.ForeignKey("invoices.id"))
     kind: Mapped[str] = mapped_column(sa.String(16), default="carried", server_default="carried")
+    # a credit note settled to the customer's balance (kind "credit_note"): one credit each; an
+    # invoice still gives at most one credit of the other kinds (ux_credits_source_invoice)
+    source_credit_note_id: Mapped[str | None] = mapped_column(sa.String(40), unique=True)
     source_payment_id: Mapped[str | None] = mapped_column(sa.String(40))
     applied_invoice_id: Mapped[str | None] = mapped_column(sa.ForeignKey("invoices.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (sa.Index("ix_credits_customer", "customer_id", "applied_invoice_id"),)
+    __table_args__ = (
+        sa.Index("ix_credits_customer", "customer_id", "applied_invoice_id"),
+        sa.Index("ux_credits_source_invoice", "source_invoice_id", unique=True,
+                 postgresql_where=sa.text("source_credit_note_id IS NULL"),
+                 sqlite_where=sa.text("source_credit_note_id IS NULL")),
+    )
 
+
+
+# --- credit notes (issue 20) ----------------------------------------------------------------------
+
+#: How a credit note's money is settled (Stripe's refund_amount / credit_amount / out_of_band):
+#: given back through the payment's refund path, kept as the customer's credit for its next
+#: invoice, or taken off what the open invoice still asks.
+SETTLEMENTS = ("refund", "customer_balance", "reduce_due")
+
+
+class CreditNoteSequence(db.Model):
+    """The next credit note number of a tenant in a mode and year: taken under a row lock, so
+    gapless (`{prefix}-CN-{YYYY}-{000123}`)."""
+
+    __tablename__ = "credit_note_sequences"
+
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    livemode: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    year: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    next_number: Mapped[int] = mapped_column(sa.BigInteger, default=1)
+
+
+class CreditNote(db.Model):
+    """A correction of a finalized invoice: what it takes back of the invoice (its lines, tax
+    and total, all > 0 as credited) and how the money is settled. Never changed once issued."""
+
+    __tablename__ = "credit_notes"
+
+    id: Mapped[str] = id_column("cn")
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"))
+    livemode: Mapped[bool] = mapped_column(sa.Boolean)
+    invoice_id: Mapped[str] = mapped_column(sa.ForeignKey("invoices.id"))
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
+    number: Mapped[str] = mapped_column(sa.String(48))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    reason: Mapped[str] = mapped_column(sa.String(32))
+    memo: Mapped[str | None] = mapped_column(sa.String(500))
+    settlement: Mapped[str] = mapped_column(sa.String(16))
+    subtotal: Mapped[int] = mapped_column(sa.BigInteger)
+    tax: Mapped[int] = mapped_column(sa.BigInteger)
+    total: Mapped[int] = mapped_column(sa.BigInteger)
+    # the refund that gives the money back (settlement refund or customer_balance)
+    refund_id: Mapped[str | None] = mapped_column(sa.String(40), unique=True)
+    # a request's Idempotency-Key, scoped by tenant and mode: a retry is answered with the same note
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    pdf_path: Mapped[str | None] = mapped_column(sa.String(500))
+    pdf_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    pdf_error: Mapped[str | None] = mapped_column(sa.String(500))
+    template: Mapped[str] = mapped_column(sa.String(40), default="credit_note_v1.html")
+
+    invoice: Mapped[Invoice] = relationship(lazy="joined", innerjoin=True)
+    customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
+    lines: Mapped[list["CreditNoteLine"]] = relationship(order_by="CreditNoteLine.position", lazy="selectin")
+
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "livemode", "number"),
+        sa.UniqueConstraint("tenant_id", "livemode", "idempotency_key"),
+        sa.CheckConstraint("settlement IN ('refund', 'customer_balance', 'reduce_due')", name="settlement"),
+        sa.CheckConstraint("subtotal >= 0 AND tax >= 0 AND total = subtotal + tax AND total > 0", name="amounts"),
+        sa.Index("ix_credit_notes_scope", "tenant_id", "livemode", "id"),
+        sa.Index("ix_credit_notes_invoice", "invoice_id", "id"),
+    )
+
+
+class CreditNoteLine(db.Model):
+    """What a credit note credits: part of one invoice line (`bill_id`) or, with none, an amount
+    of the invoice as a whole. `amount` (> 0) is before tax."""
+
+    __tablename__ = "credit_note_lines"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    credit_note_id: Mapped[str] = mapped_column(sa.ForeignKey("credit_notes.id"))
+    position: Mapped[int] = mapped_column(sa.Integer)
+    bill_id: Mapped[str | None] = mapped_column(sa.String(40))
+    provider_id: Mapped[str | None] = mapped_column(sa.String(40))
+    description: Mapped[str] = mapped_column(sa.String(1000))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="positive"),
+        sa.Index("ix_credit_note_lines_note", "credit_note_id", "position"),
+        sa.Index("ix_credit_note_lines_bill", "bill_id"),
+    )

@@ -7,7 +7,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from .. import money
 from ..accounts.tax_ids import TREATMENTS, recorded_treatment
 from ..fields import AddressSchema, Currency, ListArgs, StrictBoolean, reasonable_instant, text
-from .models import COLLECTION
+from .credit_notes import REASONS as CREDIT_NOTE_REASONS
+from .models import COLLECTION, SETTLEMENTS
 
 
 def _amount(attribute: str, currency_of=lambda obj: obj.currency):
@@ -309,3 +310,57 @@ def upcoming_document(upcoming) -> dict:
             "tax_rate": money.format_rate(upcoming.draft.tax_rate), "tax": money.format_amount(upcoming.tax, currency),
             "tax_treatment": upcoming.tax_treatment,
             "total": money.format_amount(upcoming.total, currency), "lines": lines}
+
+
+# --- credit notes -------------------------------------------------------------------------------
+
+class CreditNoteSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("credit_note")
+    number = fields.String(metadata={"description": "{prefix}-CN-{YYYY}-{000123}: gapless per tenant, mode and year."})
+    invoice = fields.String(attribute="invoice_id")
+    invoice_number = fields.Function(lambda n: n.invoice.number, metadata={"type": "string"})
+    customer = fields.String(attribute="customer_id")
+    customer_external_id = fields.Function(lambda n: n.customer.external_id, metadata={"type": "string"})
+    currency = fields.String()
+    reason = fields.String(metadata={"enum": list(CREDIT_NOTE_REASONS)})
+    memo = fields.String(allow_none=True)
+    settlement = fields.String(metadata={"enum": list(SETTLEMENTS), "description": (
+        "refund: given back through the refund of a payment; customer_balance: kept as the customer's credit, "
+        "taken off its next invoice; reduce_due: taken off what the open invoice still asks.")})
+    refund = fields.String(attribute="refund_id", allow_none=True)
+    lines = fields.Function(lambda n: [{
+        "invoice_line": line.bill_id, "provider": line.provider_id, "description": line.description,
+        "amount": money.format_amount(line.amount, n.currency)} for line in n.lines],
+        metadata={"type": "array", "items": {"type": "object", "properties": {
+            "invoice_line": {"type": ["string", "null"]}, "provider": {"type": ["string", "null"]},
+            "description": {"type": "string"}, "amount": {"type": "string"}}}})
+    subtotal = _amount("subtotal")
+    tax = _amount("tax")
+    total = _amount("total")
+    pdf_url = fields.Function(lambda n: f"/v1/credit_notes/{n.id}/pdf", metadata={"type": "string"})
+    created_at = fields.DateTime()
+    livemode = fields.Boolean()
+
+
+class CreditNoteLineInputSchema(Schema):
+    invoice_line = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
+        "description": "The line to credit: the id of the bill it shows (the invoice line's `bill`)."})
+    amount = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32), metadata={
+        "description": "How much of the line, before tax (e.g. \"5.00\"); omitted: all that is left of it."})
+
+
+class CreditNoteInputSchema(Schema):
+    lines = fields.List(fields.Nested(CreditNoteLineInputSchema), validate=validate.Length(min=1, max=1000),
+                        load_default=None)
+    amount = fields.String(load_default=None, validate=validate.Length(max=32), metadata={
+        "description": "Instead of lines: an amount of the invoice as a whole, tax included."})
+    reason = fields.String(required=True, validate=validate.OneOf(CREDIT_NOTE_REASONS))
+    memo = text(500, load_default=None, allow_none=True)
+    settlement = fields.String(load_default=None, validate=validate.OneOf(SETTLEMENTS), metadata={
+        "description": "Default: reduce_due for an open invoice, refund for one with money collected."})
+
+
+class CreditNoteListArgs(ListArgs):
+    invoice = fields.String(validate=validate.Length(max=40))
+    customer = fields.String(validate=validate.Length(max=40))

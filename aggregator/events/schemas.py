@@ -26,6 +26,8 @@ EVENT_TYPES = {
     "refund.created": "A refund was created.",
     "refund.succeeded": "A refund succeeded.",
     "refund.failed": "A refund failed.",
+    "credit_note.created": "A credit note corrected a finalized invoice (its number, lines, total and settlement: "
+                           "refund, customer_balance or reduce_due); the customer is emailed it with its PDF.",
     "payout.created": "A payout was built for a provider and currency on a payout day (pending review, unless "
                       "the tenant approves payouts automatically).",
     "payout.approved": "Finance approved a payout (or it was approved automatically): it will be sent.",

@@ -20,6 +20,7 @@ from ..errors import DomainError, describe
 from ..payouts import report_service
 from ..payouts import service as payouts
 from ..payouts.models import Payout
+from ..payouts.report_service import ARITHMETIC_COLUMNS, arithmetic_cells
 from ..payouts.schemas import MarkPaidSchema
 from ..web import clock_now, takes_form
 from . import session
@@ -37,6 +38,20 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 _OPEN = {"finance.login", "finance.static"}
+
+#: The reconciliation's lines (report_service.Reconciliation's figures), as the PDF report shows
+#: them: money in, where it went (money out), then what the payouts table says and what is due.
+RECONCILIATION_ROWS = (
+    ("collected", "Collected", "in"), ("converted_in", "+ Converted in from other currencies", "in"),
+    ("money_in", "= Money in", "sum"),
+    ("tax", "Tax", "out"), ("provider_payouts", "+ Provider payouts (net)", "out"),
+    ("platform_revenue", "+ Platform revenue (fees)", "out"), ("credits_applied", "+ Customer credits applied", "out"),
+    ("credits_carried", "+ Customer credits carried forward", "out"), ("fx_difference", "+ FX difference", "out"),
+    ("converted_out", "+ Converted out to other currencies", "out"),
+    ("money_out", "= Money out", "sum"),
+    ("payouts_net", "Payouts' net (payouts table)", "check"),
+    ("uncollected", "Uncollected (open invoices of the period)", "due"), ("uncollectible", "Uncollectible", "due"),
+)
 
 
 @blp.before_request
@@ -113,11 +128,14 @@ def payouts_page():
     period = _period(request.args.get("period"))
     tenant = accounts.get_tenant(principal)
     report = report_service.payout_report(principal, period) if period else None
+    show = lambda minor, currency: money.display(minor, currency, tenant.locale)  # noqa: E731
     return render_template("finance/payouts.html", tenant=tenant, period=period, report=report,
                            totals=_per_currency(report.totals) if report else [],
                            payouts={p.id: p for p in _payouts_of(period)} if period else {},
-                           actions=_actions, money=lambda minor, currency: money.display(minor, currency,
-                                                                                         tenant.locale))
+                           actions=_actions, money=show, columns=ARITHMETIC_COLUMNS,
+                           arithmetic=lambda figures, currency: arithmetic_cells(
+                               figures, lambda minor: show(minor, currency)),
+                           reconciliation_rows=RECONCILIATION_ROWS)
 
 
 @blp.get("/report.pdf")

@@ -1,10 +1,25 @@
-"""`aggregator ledger …`: the books, as GET /v1/ledger/accounts and /v1/ledger/journals show them."""
+"""`aggregator ledger …`: the books, as GET /v1/ledger/accounts, /v1/ledger/journals and
+/v1/ledger/export show them."""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
-from ..commands import AreaGroup, json_option, list_options, print_json, print_page, print_rows, say, tenant_scoped
-from . import service
+from ..commands import (
+    AreaGroup,
+    Day,
+    json_option,
+    list_options,
+    print_json,
+    print_page,
+    print_rows,
+    say,
+    tenant_scoped,
+)
+from . import export_service, service
+from .export import FORMATS
 from .journal import KINDS
 from .schemas import JournalSchema, TrialBalanceSchema
 
@@ -41,3 +56,30 @@ def list_journals(principal, limit, starting_after, kind, object_id, account, as
     page = service.list_journals(principal, limit, starting_after, kind, object_id, account)
     print_page(page, JournalSchema(), ["id", "kind", "object_id", "posted_at", "memo"],
                f"Journals ({principal.mode} mode)", as_json)
+
+
+@ledger.command("export")
+@tenant_scoped
+@click.option("--format", "form", type=click.Choice(FORMATS), default="beancount", show_default=True)
+@click.option("--from", "start", type=Day(), default=None, help="The first day (the tenant's time zone), included.")
+@click.option("--to", "end", type=Day(), default=None, help="The last day (the tenant's time zone), included.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="The file to write, atomically (default: standard output).")
+def export(principal, form, start, end, output):
+    """Every journal of a range of days, as GET /v1/ledger/export writes it: Beancount text
+    (bean-check accepts it) or a CSV row per entry."""
+    found = export_service.ledger_export(principal, start.date() if start else None, end.date() if end else None)
+    if output is None or str(output) == "-":
+        for chunk in export_service.chunks(found, form):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            for chunk in export_service.chunks(found, form):
+                handle.write(chunk)
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    say(f"Wrote {output}: {found.title}.")

@@ -13,7 +13,9 @@ records what is `journal.py`'s docstring.
   collect;
 - `post_payments` (PaymentsSucceeded): payment_received for payments that succeeded (recovery
   lines on an uncollectible invoice);
-- `post_refund` (RefundSucceeded): refund, with the clawback of the refunded amount;
+- `post_refund` (RefundSucceeded): refund, with the clawback of the refunded amount (to the
+  customer's credit rather than cash for a credit note settled to its balance);
+- `post_credit_note` (CreditNoteIssued): credit_note, what a note took off an open invoice's due;
 - `post_payout` (PayoutPaid): payout_sent of the money sent to a provider.
 
 The ledger reads nothing but its own tables: what it needs of an invoice, a payment or a
@@ -26,6 +28,7 @@ from collections import defaultdict
 import sqlalchemy as sa
 
 from ..consolidate.facts import (
+    CreditNoteIssued,
     FinalizedInvoice,
     InvoicesFinalized,
     InvoicesFinalizedAtClose,
@@ -205,8 +208,24 @@ def post_refund(fact: RefundSucceeded) -> None:
                  {(s.provider_id, s.currency): s.net for s in given.shares if s.net > 0})
     service.post(fact.tenant_id, fact.livemode,
                  books.refund(fact.refund_id, fact.currency, fact.amount, given.tax, given.shares, owed,
-                              credit_part=given.credit), fact.as_of)
+                              credit_part=given.credit, to_customer=fact.to_credit_of), fact.as_of)
     crash_point("ledger.refund.posted")
+
+
+def post_credit_note(fact: CreditNoteIssued) -> None:
+    """credit_note of a note that reduced what an open invoice asks (`reduce_due`): receivable
+    credited its total, its part of the invoice debited back as a write-off's is. A note settled
+    by a refund (to the card or to the customer's balance) posts nothing here: its refund's
+    journal, when the money moves, is its reversal (RefundSucceeded)."""
+    if fact.settlement != "reduce_due":
+        return
+    given = _negated(_given_back(difference(collected_shares(fact.parts, fact.amount_due - fact.total),
+                                            collected_shares(fact.parts, fact.amount_due))))
+    owed = _owed(fact.tenant_id, fact.livemode,
+                 {(s.provider_id, s.currency): s.net for s in given.shares if s.net > 0})
+    service.post(fact.tenant_id, fact.livemode,
+                 books.credit_note(fact.credit_note_id, fact.currency, fact.total, given.tax, given.shares,
+                                   given.credit, owed), fact.as_of)
 
 
 # --- payouts -----------------------------------------------------------------------------------

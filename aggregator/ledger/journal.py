@@ -124,6 +124,7 @@ KINDS: dict[str, str] = {
     "credit": "credit",
     "payout_sent": "payout",
     "write_off": "invoice",  # what an uncollectible invoice did not collect
+    "credit_note": "credit_note",  # what a credit note took off an open invoice's amount due
     "reversal": "journal",  # a correction: the exact opposite of a posted journal
 }
 
@@ -360,7 +361,7 @@ def _given_back(kind: str, object_id: str, source: Posting, currency: str, amoun
 
 
 def refund(refund_id: str, currency: str, amount: int, tax: int, shares: Sequence[Share], owed: Owed | None = None,
-           memo: str | None = None, credit_part: int = 0) -> Journal:
+           memo: str | None = None, credit_part: int = 0, to_customer: str | None = None) -> Journal:
     """Money given back to a customer: credit cash the amount; debit back its parts, given as
     inputs (the refunded proportion of the invoice's tax and shares): tax_payable, each
     provider's net (the clawback) and `refunds` the platform's fees.
@@ -371,9 +372,24 @@ def refund(refund_id: str, currency: str, amount: int, tax: int, shares: Sequenc
     all of it is debited to the payable (which the service refuses if it would go negative).
 
     `credit_part` (<= 0) is the applied customer credit's part of what is given back (to
-    `refunds`, with the fees): tax + Σ invoiced + credit_part == amount."""
-    return _given_back("refund", refund_id, credit(CASH, currency, amount), currency, amount, tax, shares, owed,
-                       memo, credit_part)
+    `refunds`, with the fees): tax + Σ invoiced + credit_part == amount.
+
+    `to_customer`: the money is not given back but kept as that customer's credit (a credit
+    note settled to its balance): its credit account is credited instead of cash."""
+    source = credit(CASH if to_customer is None else customer_credit(to_customer), currency, amount)
+    return _given_back("refund", refund_id, source, currency, amount, tax, shares, owed, memo, credit_part)
+
+
+def credit_note(credit_note_id: str, currency: str, amount: int, tax: int, shares: Sequence[Share],
+                credit_part: int = 0, owed: Owed | None = None, memo: str | None = None) -> Journal:
+    """A credit note takes `amount` off what an open invoice asks: credit receivable the amount
+    and debit back that part of the invoice as a write-off does (tax_payable, each provider's net,
+    its payable up to what it is owed, the fees to `refunds`, through fx). The parts are
+    shares.difference(collected_shares(D - amount), collected_shares(D)), signs flipped, D being
+    what the invoice asked before: so a later payment, refund or write-off of the rest attributes
+    exactly what it would have on an invoice of D - amount."""
+    return _given_back("credit_note", credit_note_id, credit(RECEIVABLE, currency, amount), currency, amount, tax,
+                       shares, owed, memo, credit_part)
 
 
 def write_off(invoice_id: str, currency: str, amount: int, tax: int, shares: Sequence[Share], credit_part: int = 0,

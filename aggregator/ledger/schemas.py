@@ -3,7 +3,9 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from .. import money
-from ..fields import Currency, ListArgs, reasonable_instant
+from ..fields import CalendarDate, Currency, ListArgs, reasonable_instant
+from ..openapi import DATE_1970_2200
+from .export import FORMATS
 from .journal import KINDS
 
 
@@ -88,3 +90,15 @@ class TrialBalanceSchema(Schema):
     balanced = fields.Boolean(metadata={"description": "Each currency's debits equal its credits."})
     accounts = fields.List(fields.Nested(AccountBalanceSchema))
     totals = fields.List(fields.Nested(CurrencyTotalSchema))
+
+
+class LedgerExportArgs(Schema):
+    format = fields.String(load_default="beancount", validate=validate.OneOf(FORMATS), metadata={
+        "description": "beancount: Beancount text (accounts opened, a transaction per journal), which bean-check "
+                       "accepts; csv: a row per entry."})
+    from_ = CalendarDate(data_key="from", attribute="start", metadata={
+        "description": "The first day (the tenant's time zone), included; default: the first journal's.",
+        "pattern": DATE_1970_2200})
+    to = CalendarDate(attribute="end", metadata={
+        "description": "The last day (the tenant's time zone), included; default: the last journal's.",
+        "pattern": DATE_1970_2200})

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from .. import due, plurals
 from ..accounts.models import Customer, TenantSettings
 from ..auth import Principal
-from ..consolidate.models import Invoice
+from ..consolidate import credit_note_service
+from ..consolidate.models import CreditNote, Invoice
 from ..db import db
 from ..due import Lane, Worked
 from ..errors import NotFound
@@ -35,6 +36,7 @@ from ..periods.models import PeriodRecord
 from . import messages, payout_notices, transitions
 from .models import (
     ACTION_REQUIRED,
+    CREDIT_NOTE,
     DISPUTE,
     ENDPOINT_DISABLED,
     INVOICE,
@@ -201,6 +203,11 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
             context = {**statement.statement_of(event.object_id), "locale": settings.locale}
             attachments.append(messages.Attachment(statement.statement_filename(context),
                                                    statement.render_statement(adapters.renderer, context)))
+        elif delivery.kind == CREDIT_NOTE:  # its PDF, rendered and stored the first time it is needed
+            note = db.session.get(CreditNote, event.object_id)
+            context = messages.credit_note_context(note, settings)
+            attachments.append(messages.Attachment(f"{note.number}.pdf",
+                                                   credit_note_service.render_pdf(note, adapters)))
         else:
             context = _context(delivery, event, invoice, settings)
     sender = messages.Sender.of(settings, mailer.default_from)

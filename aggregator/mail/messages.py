@@ -31,6 +31,7 @@ from stdnum import iban
 
 from .. import money, plurals
 from ..config import PROJECT_ROOT
+from ..consolidate.credit_notes import SETTLEMENT_WORDS
 from ..payouts.statement import about_payout, period_words
 from . import html_style
 
@@ -335,6 +336,15 @@ def refund_context(invoice, refund, payment, settings) -> dict[str, Any]:
             "refunded_on": _local_day(refund.settled_at or refund.created_at, settings),
             "reason": REFUND_REASON_WORDS.get(refund.reason or "", ""),
             "method": METHOD_WORDS.get(payment.method, payment.method) if payment else ""}
+
+
+def credit_note_context(note, settings) -> dict[str, Any]:
+    """A credit note of one of the customer's invoices (the PDF attached says the rest)."""
+    locale = settings.locale
+    return {**_about_invoice(note.invoice, settings), "credit_note_number": note.number,
+            "total": money.display(note.total, note.currency, locale),
+            "issued_on": _local_day(note.created_at, settings),
+            "settlement": SETTLEMENT_WORDS[note.settlement]}
 
 
 # --- finance's payment emails -----------------------------------------------------------------

@@ -28,9 +28,11 @@ PAYOUT_STATEMENT = "payout_statement"
 OVERDUE = "invoice_overdue"
 #: The customer's notice that its usage of a subscription reached a threshold of the included units.
 USAGE_THRESHOLD = "usage_threshold"
+#: The customer's credit note (an invoice corrected), its PDF attached.
+CREDIT_NOTE = "credit_note"
 EMAIL_KINDS = (INVOICE, PERIOD_SUMMARY, ENDPOINT_DISABLED, RECEIPT, PAYMENT_FAILED, ACTION_REQUIRED, REFUND,
                UNCOLLECTIBLE, DISPUTE, PAYOUTS_AWAITING_REVIEW, PAYOUT_FAILED, PAYOUT_STATEMENT, OVERDUE,
-               USAGE_THRESHOLD)
+               USAGE_THRESHOLD, CREDIT_NOTE)
 
 
 class EmailDelivery(db.Model):

@@ -13,6 +13,8 @@ transaction, and does no I/O (the deliveries queue sends them).
   a refund notice (`refund.succeeded`). Not for a void invoice; a customer without an address
   gets a delivery recorded as failed, as for its invoice.
 * The customer's overdue notice (`invoice.overdue`), while the invoice is still open.
+* The customer's credit note, its PDF attached (`credit_note.created`; not for a void invoice,
+  nor at once a refund notice for a refund to its balance: the credit note says it).
 * The customer's usage notice (`usage.threshold_reached`): its usage of a subscription reached
   a threshold of the included units (the subscription's customer, from the event; no address:
   recorded failed, as above).
@@ -41,7 +43,7 @@ import sqlalchemy as sa
 
 from ..accounts.models import Customer, Provider, TenantSettings
 from ..accounts.notifications import enabled_kinds
-from ..consolidate.models import Invoice
+from ..consolidate.models import CreditNote, Invoice
 from ..db import db
 from ..events.models import Event
 from ..payments.models import Refund
@@ -49,6 +51,7 @@ from ..payouts.models import Payout
 from . import transitions
 from .models import (
     ACTION_REQUIRED,
+    CREDIT_NOTE,
     DISPUTE,
     ENDPOINT_DISABLED,
     INVOICE,
@@ -92,6 +95,7 @@ def record_deliveries(events: Sequence[Event], now: datetime) -> None:
     rows += _finance_emails([e for e in events if e.type in FINANCE_EVENTS])
     rows += _statement_emails([e for e in events if e.type == "payout.paid" and e.object_id])
     rows += _usage_emails([e for e in events if e.type == THRESHOLD_REACHED])
+    rows += _credit_note_emails([e for e in events if e.type == "credit_note.created" and e.object_id])
     transitions.record(_as_configured(rows), now)
 
 
@@ -126,9 +130,10 @@ def _payment_emails(events: Sequence[Event]) -> list[dict]:
         return []
     invoice_of = {e.id: e.object_id for e in events if e.type.startswith("invoice.")}
     refunds = {e.id: e.object_id for e in events if e.type == "refund.succeeded"}
-    if refunds:
+    if refunds:  # a refund to the customer's balance is told by its credit note's email
         refunded = dict(db.session.execute(sa.select(Refund.id, Refund.invoice_id)
-                                           .where(Refund.id.in_(sorted(set(refunds.values()))))).all())
+                                           .where(Refund.id.in_(sorted(set(refunds.values()))),
+                                                  Refund.gateway != "balance")).all())
         invoice_of.update((event_id, refunded.get(refund_id)) for event_id, refund_id in refunds.items())
     found = {row.id: row for row in db.session.execute(
         sa.select(Invoice.id, Invoice.status, Invoice.amount_paid, Customer.email)
@@ -200,4 +205,23 @@ def _usage_emails(events: Sequence[Event]) -> list[dict]:
         email = addresses[customer]
         rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id, "kind": USAGE_THRESHOLD,
                      "recipient": email or "", "invoice_id": None, "unsendable": None if email else NO_ADDRESS})
+    return rows
+
+
+def _credit_note_emails(events: Sequence[Event]) -> list[dict]:
+    """A credit note, to its invoice's customer (no address: recorded failed, as for its invoice)."""
+    if not events:
+        return []
+    found = {row.id: row for row in db.session.execute(
+        sa.select(CreditNote.id, CreditNote.invoice_id, Invoice.status, Customer.email)
+        .join(Invoice, Invoice.id == CreditNote.invoice_id).join(Customer, Customer.id == CreditNote.customer_id)
+        .where(CreditNote.id.in_(sorted({e.object_id for e in events})))).all()}
+    rows = []
+    for e in events:
+        note = found.get(e.object_id)
+        if note is None or note.status == "void":
+            continue
+        rows.append({"tenant_id": e.tenant_id, "livemode": e.livemode, "event_id": e.id, "kind": CREDIT_NOTE,
+                     "recipient": note.email or "", "invoice_id": note.invoice_id,
+                     "unsendable": None if note.email else NO_ADDRESS})
     return rows

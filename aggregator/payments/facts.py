@@ -46,7 +46,8 @@ class PaymentsSucceeded(Fact):
 @dataclass(frozen=True)
 class RefundSucceeded(Fact):
     """A refund that succeeded: `amount` given back of an invoice that had `collected` (net of
-    the refunds before it) and is made of `parts`."""
+    the refunds before it) and is made of `parts`. `to_credit_of`: the customer whose credit
+    balance keeps the money (a credit note settled to its balance), rather than given back."""
 
     tenant_id: str
     livemode: bool
@@ -57,3 +58,4 @@ class RefundSucceeded(Fact):
     collected: int
     parts: InvoiceParts
     as_of: datetime
+    to_credit_of: str | None = None

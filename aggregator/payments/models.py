@@ -98,6 +98,10 @@ class Refund(db.Model):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the credit note it settles (credit_notes.refund_id names it back); NULL: a refund asked for
+    # by itself, whose credit note is issued when it succeeds. gateway "balance": kept as the
+    # customer's credit rather than given back (a credit note settled to the customer's balance)
+    credit_note_id: Mapped[str | None] = mapped_column(sa.String(40), unique=True)
 
     @property
     def idempotency_key(self) -> str:

@@ -88,13 +88,19 @@ def refund_invoice(principal: Principal, invoice_id: str, body: dict, now: datet
     real_now = adapters.clocks.base.now()
     try:
         refund, request = _create(principal, invoice_id, body, now, real_now, adapters)
-        gateway = _gateway_of(refund, adapters) if request else None
+        gateway = gateway_of(refund, adapters) if request else None
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
     if request is None:  # money returned outside a gateway: recorded succeeded
         return refund
+    return send_created(refund, request, gateway, now, real_now)
+
+
+def send_created(refund: Refund, request: RefundRequest, gateway: PaymentGateway, now: datetime,
+                 real_now: datetime) -> Refund:
+    """Steps 2 and 3 of a refund created and committed: send it, settle it, commit."""
     crash_point("refund.create.after_commit")
     outcome = _send(request, gateway)
     try:
@@ -117,7 +123,15 @@ def _create(principal: Principal, invoice_id: str, body: dict, now: datetime, re
         Invoice.livemode == principal.livemode), of=Invoice).execution_options(populate_existing=True)).first()
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id!r}.")
-    amount = _parse_amount(body.get("amount"), invoice.currency)
+    return create_for(invoice, body, _parse_amount(body.get("amount"), invoice.currency), now, real_now, adapters)
+
+
+def create_for(invoice: Invoice, body: dict, amount: int | None, now: datetime, real_now: datetime, adapters, *,
+               credit_note_id: str | None = None, to_balance: bool = False) -> tuple[Refund, RefundRequest | None]:
+    """Step 1 for an invoice the caller locked: `amount` (None: all that is left of the payment)
+    of the payment `body["payment"]` or the latest with enough left. A credit note's refund
+    names it (`credit_note_id`); `to_balance`, the money stays with the platform as the
+    customer's credit (gateway "balance", succeeded at once)."""
     payment = _choose_payment(invoice, body.get("payment"), amount)
     left = payment.amount - payment.amount_refunded
     amount = left if amount is None else amount
@@ -125,12 +139,13 @@ def _create(principal: Principal, invoice_id: str, body: dict, now: datetime, re
         raise RefundExceedsPayment(
             f"The payment {payment.id} has {money.format_amount(left, payment.currency)} {payment.currency} left "
             f"to refund (pending refunds included).", fields={"amount": ["More than is left to refund."]})
-    stripe = payment.gateway == "stripe"
+    stripe = payment.gateway == "stripe" and not to_balance
     if stripe:
         _check_sendable(payment, amount, adapters)
     row = {"id": new_id("re"), "tenant_id": invoice.tenant_id, "livemode": invoice.livemode,
            "invoice_id": invoice.id, "payment_id": payment.id, "amount": amount, "currency": payment.currency,
-           "reason": body.get("reason"), "note": body.get("note"), "gateway": payment.gateway, "requests": 0,
+           "reason": body.get("reason"), "note": body.get("note"), "requests": 0, "credit_note_id": credit_note_id,
+           "gateway": "balance" if to_balance else payment.gateway,
            "locked_until": real_now + due.lease(SEND_LEASE) if stripe else None, "created_at": now}
     try:
         refund = transitions.create_refund(row, now, settled=not stripe)
@@ -206,7 +221,7 @@ def _request_of(refund: Refund, payment: Payment) -> RefundRequest:
                   "invoice_id": refund.invoice_id, "payment_id": refund.payment_id, "refund_id": refund.id})
 
 
-def _gateway_of(refund: Refund, adapters) -> PaymentGateway:
+def gateway_of(refund: Refund, adapters) -> PaymentGateway:
     settings = db.session.get(TenantSettings, (refund.tenant_id, refund.livemode))
     return adapters.payments.for_settings(settings)
 
@@ -274,7 +289,7 @@ def resume_batch(adapters, now: datetime, limit: int, lane: Lane | None = None) 
     refunds = db.session.scalars(sa.select(Refund).where(Refund.id.in_(claim.ids)).order_by(Refund.id)).all()
     payments = {p.id: p for p in db.session.scalars(sa.select(Payment).where(
         Payment.id.in_({r.payment_id for r in refunds})))}
-    sends = [(_request_of(r, payments[r.payment_id]), _gateway_of(r, adapters), r.stripe_refund_id) for r in refunds]
+    sends = [(_request_of(r, payments[r.payment_id]), gateway_of(r, adapters), r.stripe_refund_id) for r in refunds]
     db.session.commit()  # no transaction stays open while Stripe is talked to
     crash_point("refund.resume.after_claim")
     outcomes = [_send(request, gateway, resume=True, stripe_refund_id=known) for request, gateway, known in sends]

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from .. import bus
 from ..accounts.models import Customer, TenantSettings
+from ..consolidate import credit_note_service
 from ..consolidate.lines import invoice_parts_of
 from ..consolidate.models import Invoice
 from ..consolidate.snapshots import columns, invoice_snapshot
@@ -218,11 +219,16 @@ def create_refund(row: dict, as_of: datetime, *, settled: bool) -> Refund:
 
 
 def _post_refund(refund: Refund, as_of: datetime) -> None:
-    invoice = db.session.scalars(sa.select(Invoice).where(Invoice.id == refund.invoice_id)
+    # locked before the ledger locks the payables (the order every path takes: the invoice first),
+    # and for the credit note a refund asked for by itself issues
+    invoice = db.session.scalars(locking(sa.select(Invoice).where(Invoice.id == refund.invoice_id), of=Invoice)
                                  .execution_options(populate_existing=True)).one()
     collected = min(invoice.amount_paid, invoice.amount_due) - _refunded(invoice.id, but=refund.id)
     bus.publish(RefundSucceeded(refund.tenant_id, refund.livemode, refund.id, refund.currency, refund.amount,
-                                invoice.id, collected, invoice_parts_of(invoice), as_of))
+                                invoice.id, collected, invoice_parts_of(invoice), as_of,
+                                to_credit_of=invoice.customer_id if refund.gateway == "balance" else None))
+    if refund.credit_note_id is None:  # a refund asked for by itself: its credit note, once (it succeeds once)
+        credit_note_service.issue_for_refund(invoice, refund.id, refund.amount, refund.reason, as_of)
 
 
 def _count_refunded(refund: Refund, delta: int) -> None:

@@ -56,6 +56,7 @@ from ..ingest.models import Bill
 from ..periods import calendar as C
 from ..revenue import shares
 from ..revenue.parts import InvoiceParts
+from . import arithmetic
 from .collections import source_lines
 from .models import Payout, PayoutRun, PayoutSource
 
@@ -75,6 +76,12 @@ class Figures:
     brought_forward: int
     net: int
     amount: int  # transferred (or to be)
+    carry: int = 0  # a negative balance carried to the next payout (<= 0): amount + carry = net + brought_forward
+
+    @property
+    def charges(self) -> int:
+        """Gross without the credits (the provider's negative bills, which gross includes)."""
+        return arithmetic.charges(self)
 
 
 _MONEY = tuple(f.name for f in fields(Figures))
@@ -147,6 +154,17 @@ class Reconciliation:
     sources: int = 0
     uncollected_invoices: tuple[OutstandingInvoice, ...] = ()
     uncollectible_invoices: tuple[OutstandingInvoice, ...] = ()
+
+    @property
+    def money_in(self) -> int:
+        """The identity's left side: what was collected in the currency and converted into it."""
+        return self.collected + self.converted_in
+
+    @property
+    def money_out(self) -> int:
+        """The identity's right side: where that money went (balanced: equal to money_in)."""
+        return (self.tax + self.provider_payouts + self.platform_revenue + self.credits_applied + self.credits_carried
+                + self.fx_difference + self.converted_out)
 
 
 @dataclass(frozen=True)
@@ -330,26 +348,44 @@ def _outstanding(principal: Principal, period: date) -> list[tuple[str, Outstand
 # --- documents -------------------------------------------------------------------------------------
 
 _PLAN = ("gross", "fee", "net")
-_CSV_COLUMNS = ["provider_id", "provider_name", "currency", "bills", *_MONEY, "status", "payout_ids",
+#: The amounts in the order of their arithmetic (payouts/arithmetic.py): charges + credits = gross;
+#: gross - fee + clawback = net; net + brought_forward = amount + carry. Then gross's split.
+CSV_AMOUNTS = ("charges", "credits", "gross", "fee", "clawback", "net", "brought_forward", "carry", "amount",
+               "revenue_share_gross", "pass_through_gross")
+_CSV_COLUMNS = ["provider_id", "provider_name", "currency", "bills", *CSV_AMOUNTS, "status", "payout_ids",
                 "plan_gross", "plan_fee", "plan_profit"]
 
 
 def report_csv(report: PayoutReport) -> str:
     """One line per provider and currency, then one `total` line per currency; amounts as
-    decimal strings (as the API gives them)."""
+    decimal strings (as the API gives them), in the order of their arithmetic."""
     out = io.StringIO()
     writer = csv_cells.writer(out, lineterminator="\r\n")
     writer.writerow(_CSV_COLUMNS)
     for row in report.rows:
         writer.writerow([row.provider_id, row.provider_name, row.currency, row.bills,
-                         *(money.format_amount(getattr(row, name), row.currency) for name in _MONEY),
+                         *(money.format_amount(getattr(row, name), row.currency) for name in CSV_AMOUNTS),
                          row.status, " ".join(row.payout_ids),
                          *(money.format_amount(getattr(row.plan, name), row.currency) for name in _PLAN)])
     for total in report.totals:
         writer.writerow(["total", f"{total.providers} providers", total.currency, total.bills,
-                         *(money.format_amount(getattr(total, name), total.currency) for name in _MONEY), "", "",
+                         *(money.format_amount(getattr(total, name), total.currency) for name in CSV_AMOUNTS), "", "",
                          *(money.format_amount(getattr(total.plan, name), total.currency) for name in _PLAN)])
     return out.getvalue()
+
+
+#: The report's columns of arithmetic (payouts/arithmetic.py's steps, a column each), in order.
+ARITHMETIC_COLUMNS = (("charges", "Charges"), ("credits", "Credits"), ("gross", "Gross"), ("fee", "Fee"),
+                      ("clawback", "Clawback"), ("net", "Net"), ("brought_forward", "Brought fwd"),
+                      ("carry", "Carried"), ("amount", "Payout"))
+
+
+def arithmetic_cells(figures: Figures, show) -> dict[str, dict]:
+    """key -> {"amount": displayed, "sum": is a subtotal} of a row's arithmetic, each step signed
+    as it adds (the fee negative; a negative balance carried positive, bringing the payout to 0)."""
+    cells = {step.key: {"amount": show(step.amount), "sum": step.is_sum} for step in arithmetic.steps(figures)}
+    cells.setdefault("carry", {"amount": show(0), "sum": False})
+    return cells
 
 
 def report_document(report: PayoutReport) -> dict:
@@ -358,9 +394,11 @@ def report_document(report: PayoutReport) -> dict:
     show = lambda minor, currency: money.display(minor, currency, report.locale)  # noqa: E731
     rows = [{"name": r.provider_name, "currency": r.currency, "bills": r.bills, "status": r.status.replace("_", " "),
              "net_minor": r.net, **{name: show(getattr(r, name), r.currency) for name in _MONEY},
+             "cells": arithmetic_cells(r, lambda minor, c=r.currency: show(minor, c)),
              "plan": {name: show(getattr(r.plan, name), r.currency) for name in _PLAN} if r.plan.gross else None}
             for r in report.rows]
     totals = [{"currency": t.currency, "providers": t.providers, "bills": t.bills,
+               "cells": arithmetic_cells(t, lambda minor, c=t.currency: show(minor, c)),
                **{name: show(getattr(t, name), t.currency) for name in _MONEY}} for t in report.totals]
     reconciliation = []
     for r in report.reconciliation:
@@ -371,12 +409,14 @@ def report_document(report: PayoutReport) -> dict:
                         "amount": show(i.amount, i.currency)}
                        for kind, invoices in (("Uncollected", r.uncollected_invoices),
                                               ("Uncollectible", r.uncollectible_invoices)) for i in invoices]
+        amounts.update(money_in=show(r.money_in, r.currency), money_out=show(r.money_out, r.currency))
         reconciliation.append({"currency": r.currency, "balanced": r.balanced, "sources": r.sources,
                                "converted": bool(r.converted_in or r.converted_out), "outstanding": outstanding,
                                **amounts})
     return {"tenant_name": report.tenant_name, "mode": "live" if report.livemode else "test",
             "period_start": report.period_start.isoformat(), "period_end": report.period_end.isoformat(),
             "currencies": [t.currency for t in report.totals], "rows": rows, "totals": totals,
+            "columns": ARITHMETIC_COLUMNS,
             "plans": [row for row in rows if row["plan"]],
             "reconciliation": reconciliation}
 

@@ -31,11 +31,18 @@ def _figures(*names: str) -> dict:
 
 _ROW_AMOUNTS = ("gross", "revenue_share_gross", "pass_through_gross", "fee", "credits", "clawback",
                 "brought_forward", "net", "amount")
+#: beside them, the two that make the arithmetic whole (docs/invoices.md, Books and payout documents)
+_ARITHMETIC = {
+    "charges": _amount("charges", "The provider's bills other than its credits: charges + credits = gross; "
+                                  "gross - fee + clawback = net."),
+    "carry": _amount("carry", "A negative balance carried to the next payout (<= 0): "
+                              "net + brought_forward = amount + carry."),
+}
 
 ProviderRowSchema = Schema.from_dict({
     "provider": fields.String(attribute="provider_id"), "provider_name": fields.String(),
     "currency": fields.String(), "bills": fields.Integer(metadata={"description": "Its payouts' lines."}),
-    **_figures(*_ROW_AMOUNTS),
+    **_figures(*_ROW_AMOUNTS), **_ARITHMETIC,
     "status": fields.String(metadata={"description": "Its payouts' status; mixed when they differ."}),
     "payouts": fields.List(fields.String(), attribute="payout_ids"),
     "plan_gross": _plan("gross", "Of gross: what customers paid for the provider's plans (plan-rated bills)."),
@@ -45,6 +52,7 @@ ProviderRowSchema = Schema.from_dict({
 
 CurrencyTotalSchema = Schema.from_dict({
     "currency": fields.String(), "providers": fields.Integer(), "bills": fields.Integer(), **_figures(*_ROW_AMOUNTS),
+    **_ARITHMETIC,
 }, name="PayoutReportTotal")
 
 OutstandingInvoiceSchema = Schema.from_dict({

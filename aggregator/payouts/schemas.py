@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 
 from .. import money
 from ..fields import ListArgs, text
+from . import arithmetic
 
 PAYOUT_STATUSES = ["pending_review", "approved", "paid", "failed", "canceled"]
 
@@ -30,6 +31,9 @@ class PayoutSchema(Schema):
     period = fields.Date(attribute="run.period_start", metadata={
         "description": "The invoicing period it mostly pays (the one before the period containing its payout day)."})
     line_count = fields.Integer(metadata={"description": "Its lines: a bill's part of one payment (or refund)."})
+    charges = fields.Function(lambda obj: money.format_amount(arithmetic.charges(obj), obj.currency), metadata={
+        "type": "string", "example": "19.99",
+        "description": "What its bills other than credits collected: charges + credits = gross."})
     gross = _amount("gross", "What its bills collected, in the bill's currency (credits included).")
     revenue_share_gross = _amount("revenue_share_gross")
     pass_through_gross = _amount("pass_through_gross")
@@ -64,6 +68,10 @@ class PayoutLineSchema(Schema):
     invoice = fields.String(attribute="invoice_id")
     source = fields.String(attribute="source_id", metadata={"description": "The payment, refund (negative line) "
                                                                             "or settled invoice it comes from."})
+    customer = fields.String(metadata={"description": "The bill's customer: its name, else its external id."})
+    description = fields.String(metadata={"description": "The bill's description."})
+    service_period_start = fields.Date(allow_none=True)
+    service_period_end = fields.Date(allow_none=True)
     revenue_share = fields.Boolean()
     amount = _amount("amount", "The bill's part of the source, in the bill's currency.")
     fee = _amount("fee")

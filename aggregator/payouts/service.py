@@ -3,16 +3,18 @@ finance's review (approve one or a whole period, cancel), recording a bank trans
 Building them is build_service (due work); sending them by Stripe is send_service (a queue)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Sequence
 
 import sqlalchemy as sa
 
+from ..accounts.models import Customer
 from ..auth import Principal
-from ..db import db, locking, write_lock
+from ..db import db, in_ids, locking, write_lock
 from ..errors import Conflict
 from ..faults import crash_point
+from ..ingest.models import Bill
 from ..pagination import Page, one, paginate
 from ..states import InvalidTransition
 from . import transitions
@@ -51,7 +53,9 @@ def get_payout(principal: Principal, payout_id: str) -> Payout:
 
 @dataclass(frozen=True, slots=True)
 class PayoutLine:
-    """A bill's part of one source (payment, refund, settled invoice) of a payout."""
+    """A bill's part of one source (payment, refund, settled invoice) of a payout, with what its
+    provider knows the bill by: its customer (name, else external id), description and service
+    period."""
 
     bill_id: str
     invoice_id: str
@@ -61,6 +65,10 @@ class PayoutLine:
     amount: int
     fee: int
     net: int
+    customer: str = ""
+    description: str = ""
+    service_period_start: date | None = None
+    service_period_end: date | None = None
 
 
 def payout_lines(principal: Principal, payout_id: str, limit: int, starting_after: str | None = None) -> Page:
@@ -84,8 +92,26 @@ def payout_lines(principal: Principal, payout_id: str, limit: int, starting_afte
             lines.append(PayoutLine(bill.bill_id, source.invoice_id, source.source_id, bill.revenue_share,
                                     bill.currency, line.amount, line.fee, line.net))
             if len(lines) > limit:
-                return Page(lines[:limit], True)
-    return Page(lines, False)
+                return Page(_described(lines[:limit]), True)
+    return Page(_described(lines), False)
+
+
+def _described(lines: list[PayoutLine]) -> list[PayoutLine]:
+    """The lines with their bills' customer, description and service period (one query)."""
+    bill_ids = sorted({line.bill_id for line in lines})
+    if not bill_ids:
+        return lines
+    rows = db.session.execute(
+        sa.select(Bill.id, Customer.name, Customer.external_id, Bill.description, Bill.service_period_start,
+                  Bill.service_period_end)
+        .join(Customer, sa.and_(Customer.id == Bill.customer_id, Customer.tenant_id == Bill.tenant_id,
+                                Customer.livemode == Bill.livemode))
+        .where(in_ids(Bill.id, bill_ids))).all()
+    facts = {bill_id: (name or external_id, description or "", start, end)
+             for bill_id, name, external_id, description, start, end in rows}
+    return [replace(line, customer=facts[line.bill_id][0], description=facts[line.bill_id][1],
+                    service_period_start=facts[line.bill_id][2], service_period_end=facts[line.bill_id][3])
+            if line.bill_id in facts else line for line in lines]
 
 
 # --- finance's review -------------------------------------------------------------------------------

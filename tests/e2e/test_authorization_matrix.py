@@ -154,6 +154,7 @@ TABLE: dict[tuple[str, str], Access] = {
     ("GET", "/v1/ledger/accounts"): Access(ADMIN, own=200),
     ("GET", "/v1/ledger/journals"): Access(ADMIN, own=200),
     ("GET", "/v1/ledger/journals/<journal_id>"): Access(ADMIN, path={"journal_id": "journal"}),
+    ("GET", "/v1/ledger/export"): Access(ADMIN, own=200),
     ("GET", "/v1/events"): Access(EITHER, own=200),
     ("GET", "/v1/events/<event_id>"): Access(EITHER, path={"event_id": "p1_event"}, p1_owned=True),
     ("POST", "/v1/events/<event_id>/resend"): Access(EITHER, path={"event_id": "p1_event"}, p1_owned=True),

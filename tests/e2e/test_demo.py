@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import io
+import subprocess  # nosec B404  # runs bean-check, installed with the tests
+import sys
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import facturx
 import pytest
@@ -166,6 +169,13 @@ def test_the_demo_pays_the_providers_and_writes_the_report_beside_the_invoices(d
     report_text = "\n".join(page.extract_text() for page in PdfReader(report).pages)
     assert "Ledgerly" in report_text and "Reconciliation" in report_text
     assert set(made["ledger_sums"].values()) == {0}  # each currency's books balance
+    assert "charges + credits = gross" in text and "= gross" in text
+    # the books of the whole story, for an accountant's tools: bean-check accepts them
+    books = made["books"]
+    assert books.parent == report.parent and books.read_text().count(" open ") > 3
+    checked = subprocess.run([str(Path(sys.executable).with_name("bean-check")), str(books)],  # nosec B603
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_the_demo_meters_a_vm_with_included_bandwidth_thresholds_and_hourly_maxima(demo_with_cards):
@@ -201,3 +211,12 @@ def test_each_demo_invoice_is_an_einvoice_too(demo_with_cards):
         # EN 16931's rules: the demo's tenant and customers have what they ask for
         assert facturx.get_facturx_xml_from_pdf(pdf.read_bytes(), check_xsd=True) == ("factur-x.xml", xml)
         assert_valid_einvoice(xml)
+
+
+def test_the_demo_corrects_a_paid_invoice_by_a_credit_note(demo_with_cards):
+    made, text = demo_with_cards
+    note = made["credit_note"]
+    assert "A correction: a credit note, not a void" in text and note["number"] in text
+    assert note["number"].endswith("-CN-2026-000001") and note["total"] == "5.00" and note["refund"]
+    pdf_text = "\n".join(page.extract_text() for page in PdfReader(note["pdf"]).pages)
+    assert "Credit note" in pdf_text and "Two days of downtime" in pdf_text

@@ -380,3 +380,28 @@ def test_finance_reviews_a_period_in_a_real_browser(chrome, served, paid_out):
     assert chrome.current_url.endswith("/finance/login") and "Signed out." in _flash(chrome)
     chrome.get(f"{served}/finance/payouts")
     assert chrome.current_url.endswith("/finance/login")
+
+
+@pytest.mark.slow
+def test_the_page_fits_1200_pixels_with_its_review_column_and_the_reconciliations_converted_columns(
+        chrome, served, paid_out):
+    """The widest review cell (an approved bank transfer: its reference form and cancel) stays
+    inside a 1200 px window, nothing scrolls sideways; the reconciliation shows money in and out."""
+    from selenium.webdriver.common.by import By
+
+    admin = paid_out.admin["test"]
+    assert admin.post("/v1/payouts/approve", {"period": "2026-10-25"}).status_code == 200
+    chrome.set_window_size(1200, 1000)
+    chrome.get(f"{served}/finance/login")
+    chrome.find_element(By.ID, "api_key").send_keys(admin_key(paid_out))
+    _submit(chrome, chrome.find_element(By.ID, "sign_in"))
+    assert chrome.find_elements(By.CSS_SELECTOR, "form.mark-paid")
+    width = chrome.execute_script("return window.innerWidth")
+    assert width <= 1200
+    assert chrome.execute_script("return document.documentElement.scrollWidth") <= width
+    for cell in chrome.find_elements(By.CSS_SELECTOR, "td.review"):
+        assert cell.rect["x"] + cell.rect["width"] <= width, cell.rect
+    reconciliation = chrome.find_element(By.ID, "reconciliation").text
+    for label in ("Converted in from other currencies", "Converted out to other currencies", "= Money in",
+                  "= Money out", "Balanced"):
+        assert label in reconciliation, label

@@ -195,3 +195,44 @@ def test_a_provider_named_like_a_formula_is_text_in_both_csvs_and_negative_amoun
         mine = next(r for r in rows if r["provider_id"] == accounting.id)
         assert mine["provider_name"] == "'" + evil
         assert mine["clawback"] == "-18.00"  # a number, not text
+
+
+def test_every_face_of_the_report_adds_up_charges_credits_gross_fee_net(app, period_paid_out, caplog):
+    """SMS Gateway's credit of -15.00 is inside its gross: charges 30.00 + credits -15.00 = gross
+    15.00; - fee 0.00 + clawback -6.00 = net 9.00; the JSON, the CSV, the PDF and finance's page
+    all show that arithmetic, and the PDF's chart has its colors without WeasyPrint warnings."""
+    from tests.support.finance import sign_in
+
+    _, sms = period_paid_out.apps
+    theirs = next(r for r in _report(period_paid_out).json["rows"] if r["provider"] == sms.id)
+    assert (theirs["charges"], theirs["credits"], theirs["gross"], theirs["fee"], theirs["clawback"], theirs["net"],
+            theirs["brought_forward"], theirs["carry"], theirs["amount"]) == (
+        "30.00", "-15.00", "15.00", "0.00", "-6.00", "9.00", "0.00", "0.00", "9.00")
+    rows = list(csv.DictReader(io.StringIO(_report(period_paid_out, format="csv").get_data(as_text=True))))
+    assert list(rows[0])[4:13] == ["charges", "credits", "gross", "fee", "clawback", "net", "brought_forward",
+                                   "carry", "amount"]
+    assert [rows[1][k] for k in ("charges", "credits", "gross", "fee", "clawback", "net", "amount")] == [
+        "30.00", "-15.00", "15.00", "0.00", "-6.00", "9.00", "9.00"]
+
+    caplog.set_level("WARNING", logger="weasyprint")
+    pdf = PdfReader(io.BytesIO(_report(period_paid_out, format="pdf").data))
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("weasyprint")] == []
+    text = " ".join(pdf.pages[0].extract_text().split())
+    assert "Provider Cur. Bills Charges Credits Gross Fee Clawback Net Brought fwd Carried Payout Status" in text
+    assert "SMS Gateway AUD 3 A$30.00 -A$15.00 A$15.00 A$0.00 -A$6.00 A$9.00 A$0.00 A$0.00 A$9.00" in text
+    assert "Accounting App AUD 6 A$150.00 A$0.00 A$150.00 -A$39.00 -A$18.00 A$93.00" in text
+    assert "= Money in A$142.00" in " ".join(" ".join(p.extract_text() for p in pdf.pages).split())
+    fills = {op for page in pdf.pages for op in page.get_contents().get_data().decode("latin-1").split("\n")
+             if op.endswith(" rg")}
+    assert "0.184314 0.4 0.564706 rg" in fills  # the bars' blue (#2f6690), an SVG attribute WeasyPrint honours
+
+    visitor = app.test_client()
+    sign_in(visitor, period_paid_out.admin["test"].key)
+    page = visitor.get(f"/finance/payouts?period={PERIOD}").text
+    row = page[page.index(f'data-provider="{sms.id}"'):]
+    row = row[:row.index('class="review"')]
+    cells = [c.split(">", 1)[1].split("<", 1)[0] for c in row.split('data-amount="')[1:]]
+    assert cells == ["A$30.00", "-A$15.00", "A$15.00", "A$0.00", "-A$6.00", "A$9.00", "A$0.00", "A$0.00", "A$9.00"]
+    for label in ("+ Converted in from other currencies", "+ Converted out to other currencies", "= Money in",
+                  "= Money out", "Payouts&#39; net (payouts table)"):
+        assert label in page, label

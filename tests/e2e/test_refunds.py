@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.localstripe_server import CARD_OK
-from tests.support.charges import _customer_paying_with, _event_types, _intents_of, _invoice
+from tests.support.charges import _customer_paying_with, _event_types, _intents_of, _invoice, _pay_manually
 from tests.support.invoicing import advance, send
 
 PAID = "2026-12-20T00:00:00+00:00"  # past the charge instant of the period 2026-10-25
@@ -88,33 +88,6 @@ def test_an_unpaid_invoice_has_nothing_to_refund(tenant):
     refused = _refund(tenant, invoice["id"])
     assert refused.status_code == 409 and refused.json["error"]["code"] == "nothing_to_refund"
     assert _refund(tenant, "inv_nope").status_code == 404
-
-
-def _pay_manually(app, tenant, invoice: dict, amount: int) -> str:
-    """Money received by bank transfer, recorded the way the manual-payments use case does."""
-    from datetime import date
-
-    import sqlalchemy as sa
-
-    from aggregator.accounts.service import tenant_settings
-    from aggregator.consolidate import transitions as invoice_transitions
-    from aggregator.consolidate.models import Invoice
-    from aggregator.db import db
-    from aggregator.payments import transitions
-
-    with app.app_context():
-        as_of = db.session.get(Invoice, invoice["id"]).finalized_at
-        payment = transitions.record_received({
-            "tenant_id": tenant.id, "livemode": False, "invoice_id": invoice["id"],
-            "customer_id": invoice["customer"],
-            "gateway": "manual", "method": "bank_transfer", "trigger": "recorded", "amount": amount,
-            "currency": invoice["currency"], "reference": "TRX-1", "received_on": date(2026, 12, 1),
-            "created_at": as_of, "requests": 0, "hard_decline": False, "amount_refunded": 0}, as_of)
-        db.session.execute(sa.update(Invoice.__table__).where(Invoice.id == invoice["id"])
-                           .values(amount_paid=Invoice.__table__.c.amount_paid + amount))
-        invoice_transitions.mark_paid(tenant_settings(tenant.id, False), [invoice["id"]], as_of)
-        db.session.commit()
-        return payment.id
 
 
 def test_money_received_by_transfer_is_refunded_as_manual(app, tenant):

@@ -229,8 +229,9 @@ def test_a_refund_tells_the_customer_what_was_given_back(app, billed, smtp, mail
                                    "reason": "requested_by_customer", "gateway": "manual", "created_at": refunded_at},
                                   refunded_at, settled=True)
         db.session.commit()
-    assert deliver(app, billed, mailer).done == 2  # the receipt, the refund
-    receipt, refund = received_by(smtp, ANN)
+    assert deliver(app, billed, mailer).done == 3  # the receipt, the refund, the credit note it issued
+    receipt, refund, credit_note = received_by(smtp, ANN)
+    assert f"Credit note INV-CN-2026-000001 for invoice {number_of(billed, invoice)}" in credit_note["Subject"]
     assert refund["Subject"] == f"[test] Refund of A$5.00 for invoice {number_of(billed, invoice)} from Marketplace"
     text = text_of(refund)
     assert "refunded A$5.00 of your payment" in text and "for your request" in text

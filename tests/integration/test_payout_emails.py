@@ -101,6 +101,14 @@ def test_a_paid_payout_emails_its_provider_the_statement_pdf_once(app, payday, s
     for shown in ("A$100.00", "A$30.00", "A$70.00", "A$10.01", "A$110.01", "A$80.01", "SEPA-42",
                   payday.invoice["number"]):
         assert shown in document, shown
+    # each line says whose it is and what it was, its bill id whole; the totals add up on their face
+    words = " ".join(document.split())
+    api_lines = payday.admin["test"].get(f"/v1/payouts/{payouts[accounting.id]['id']}/lines").json["data"]
+    assert {(line["customer"], line["description"]) for line in api_lines} == {("Customer One", "Pro plan, October")}
+    bill_ids = {line["bill"] for line in api_lines}
+    assert words.count("Customer One") == 2 and words.count("Pro plan, October") == 2
+    assert all(bill_id in words for bill_id in bill_ids) and len(bill_ids) == 2
+    assert "Charges A$110.01 Credits A$0.00 Gross = charges + credits A$110.01 Platform fee -A$30.00" in words
     assert len(smtp.handler.received) == 1
     # dispatched again, the event records nothing new
     with app.app_context():

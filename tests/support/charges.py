@@ -35,3 +35,30 @@ def _intents_of(localstripe, invoice_id: str) -> list:
 
 def _event_types(tenant) -> list[str]:
     return [e["type"] for e in tenant.admin["test"].get("/v1/events", query_string={"limit": 100}).json["data"]]
+
+
+def _pay_manually(app, tenant, invoice: dict, amount: int) -> str:
+    """Money received by bank transfer, recorded the way the manual-payments use case does."""
+    from datetime import date
+
+    import sqlalchemy as sa
+
+    from aggregator.accounts.service import tenant_settings
+    from aggregator.consolidate import transitions as invoice_transitions
+    from aggregator.consolidate.models import Invoice
+    from aggregator.db import db
+    from aggregator.payments import transitions
+
+    with app.app_context():
+        as_of = db.session.get(Invoice, invoice["id"]).finalized_at
+        payment = transitions.record_received({
+            "tenant_id": tenant.id, "livemode": False, "invoice_id": invoice["id"],
+            "customer_id": invoice["customer"],
+            "gateway": "manual", "method": "bank_transfer", "trigger": "recorded", "amount": amount,
+            "currency": invoice["currency"], "reference": "TRX-1", "received_on": date(2026, 12, 1),
+            "created_at": as_of, "requests": 0, "hard_decline": False, "amount_refunded": 0}, as_of)
+        db.session.execute(sa.update(Invoice.__table__).where(Invoice.id == invoice["id"])
+                           .values(amount_paid=Invoice.__table__.c.amount_paid + amount))
+        invoice_transitions.mark_paid(tenant_settings(tenant.id, False), [invoice["id"]], as_of)
+        db.session.commit()
+        return payment.id

@@ -3,8 +3,11 @@ the tenant's locale, the method with its reference, and a statement of very many
 its first STATEMENT_LINES and a sum of the rest."""
 from __future__ import annotations
 
+import io
 from datetime import date, datetime, timezone
 from types import SimpleNamespace
+
+import pypdf
 
 from aggregator.consolidate.render import WeasyPrintRenderer
 from aggregator.mail import messages
@@ -37,11 +40,14 @@ def _line(n: int, amount: int = 10000, fee: int = 3000) -> PayoutLine:
 
 
 def test_a_statement_shows_its_lines_totals_and_how_it_was_sent_in_the_tenants_locale():
-    lines = [_line(1), PayoutLine("bill_2", "inv_1", "pay_1", False, "AUD", 1001, 0, 1001)]
+    lines = [PayoutLine("bill_1", "inv_1", "pay_1", True, "AUD", 10000, 3000, 7000, "Bakery 42", "Hosting — Cloud",
+                        date(2026, 10, 25), date(2026, 11, 24)),
+             PayoutLine("bill_2", "inv_1", "pay_1", False, "AUD", 1001, 0, 1001)]
     context = statement.statement_context(_payout(), RUN, PROVIDER, lines, {"inv_1": "INV-7"}, _settings())
     assert (context["payout_date"], context["period"]) == ("Dec 10, 2026", "Oct 25, 2026 – Nov 24, 2026")
-    assert context["lines"][0] == {"bill": "bill_1", "invoice": "INV-7", "kind": "revenue share",
-                                   "gross": "A$100.00", "fee": "A$30.00", "net": "A$70.00"}
+    assert context["lines"][0] == {"bill": "bill_1", "invoice": "INV-7", "customer": "Bakery 42",
+                                   "description": "Hosting — Cloud (Oct 25, 2026 – Nov 24, 2026)",
+                                   "kind": "revenue share", "gross": "A$100.00", "fee": "A$30.00", "net": "A$70.00"}
     assert (context["gross"], context["fee"], context["net"]) == ("A$110.01", "A$30.00", "A$80.01")
     assert (context["brought_forward"], context["amount"]) == ("-A$10.00", "A$70.01")
     assert context["method"] == "Bank transfer SEPA-42" and context["rest"] is None
@@ -50,6 +56,39 @@ def test_a_statement_shows_its_lines_totals_and_how_it_was_sent_in_the_tenants_l
                                          RUN, PROVIDER, lines, {}, _settings(locale="de_DE"))
     assert stripe["method"] == "Stripe transfer tr_9" and stripe["amount"] == "70,01\xa0AU$"
     assert stripe["lines"][0]["invoice"] == "inv_1"  # no number known: its id
+
+
+def test_a_statement_adds_up_on_its_face_credits_inside_gross_and_names_each_lines_customer():
+    """Issue 20's example: gross 63.00 with a credit of -5.00 inside it, fee 18.90, net 44.10 —
+    shown as charges 68.00 + credits -5.00 = gross 63.00; - fee 18.90 = net 44.10."""
+    payout = _payout(line_count=3, gross=6300, fee=1890, credits=-500, net=4410, brought_forward=0, amount=4410)
+    hosting = ("Bakery 42", "Hosting — Cloud")
+    lines = [PayoutLine("bill_01jdw8m1x2y3z4a5b6c7d8e9f0", "inv_1", "pay_1", True, "AUD", 6800, 2040, 4760, *hosting),
+             PayoutLine("bill_2", "inv_1", "pay_1", True, "AUD", -500, -150, -350, "studio-9", "Goodwill credit"),
+             PayoutLine("bill_01jdw8m1x2y3z4a5b6c7d8e9f0", "inv_2", "re_1", True, "AUD", -100, -30, -70, *hosting)]
+    context = statement.statement_context(payout, RUN, PROVIDER, lines, {"inv_1": "INV-7"}, _settings(),
+                                          {"pay_1": "payment", "re_1": "refund"})
+    assert [(s["label"], s["amount"], s["kind"]) for s in context["arithmetic"]] == [
+        ("Charges", "A$68.00", "term"), ("Credits", "-A$5.00", "term"), ("Gross", "A$63.00", "subtotal"),
+        ("Platform fee", "-A$18.90", "term"), ("Clawback (refunds)", "A$0.00", "term"),
+        ("Net", "A$44.10", "subtotal"), ("Brought forward", "A$0.00", "term"),
+        ("Amount transferred", "A$44.10", "total")]
+    assert [(line["customer"], line["description"]) for line in context["lines"]] == [
+        ("Bakery 42", "Hosting — Cloud"), ("studio-9", "Goodwill credit"), ("Bakery 42", "Refund: Hosting — Cloud")]
+    pdf = WeasyPrintRenderer().render(statement.TEMPLATE, context)
+    text = " ".join(pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+    for shown in ("Charges A$68.00", "Credits -A$5.00", "Gross = charges + credits A$63.00",
+                  "Platform fee -A$18.90", "Net = gross − fee + clawback A$44.10", "Amount transferred",
+                  "Bakery 42", "Refund: Hosting — Cloud", "bill_01jdw8m1x2y3z4a5b6c7d8e9f0"):
+        assert shown in text, (shown, text)
+
+
+def test_a_negative_balance_carried_brings_the_transfer_to_zero_on_the_statement():
+    payout = _payout(gross=1000, fee=300, clawback=-1500, net=-800, brought_forward=0, amount=0, carry=-800)
+    context = statement.statement_context(payout, RUN, PROVIDER, [], {}, _settings())
+    assert [(s["label"], s["amount"]) for s in context["arithmetic"]][-3:] == [
+        ("Brought forward", "A$0.00"), ("Negative balance carried to the next payout", "A$8.00"),
+        ("Amount transferred", "A$0.00")]
 
 
 def test_a_statement_of_very_many_lines_lists_the_first_and_sums_the_rest():

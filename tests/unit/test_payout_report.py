@@ -101,3 +101,27 @@ def test_the_csv_has_a_line_per_provider_and_a_total_per_currency_in_decimal_str
             for line in lines] == [
         ("Accounting, Inc.", "5", "86.00", "86.00", "po_1"), ("SMS", "1", "24.00", "24.00", "po_2"),
         ("2 providers", "6", "110.00", "110.00", "")]
+
+
+def test_the_charts_negative_bars_go_left_of_zero_in_red_and_positive_ones_right_in_blue(caplog):
+    """WeasyPrint's SVG ignores CSS fill and stroke: the colors are attributes, and it warns of nothing."""
+    import pypdf
+
+    from aggregator.consolidate.render import WeasyPrintRenderer
+    from aggregator.payouts.report_service import TEMPLATE, report_document
+
+    payouts = [figures("po_1", "prov_a", "paid", 4410), figures("po_2", "prov_b", "paid", -800)]
+    rows = provider_rows(payouts, {"prov_a": "Accounting App", "prov_b": "SMS Gateway"})
+    report = PayoutReport("ten_1", False, "Market", date(2026, 10, 25), date(2026, 11, 24), rows,
+                          currency_totals(rows), reconcile([], {"AUD": 3610}), "en_AU")
+    html = WeasyPrintRenderer().html(TEMPLATE, report_document(report))
+    bars = {cls: line for line in html.split("<rect")[1:] for cls in ("positive", "negative") if cls in line}
+    assert 'fill="#2f6690"' in bars["positive"] and 'fill="#c0392b"' in bars["negative"]
+    x = lambda bar: float(bar.split('x="')[1].split('"')[0])  # noqa: E731
+    width = lambda bar: float(bar.split('width="')[1].split('"')[0])  # noqa: E731
+    assert x(bars["negative"]) + width(bars["negative"]) == x(bars["positive"])  # both meet at zero
+    caplog.set_level("WARNING", logger="weasyprint")
+    pdf = pypdf.PdfReader(io.BytesIO(WeasyPrintRenderer().render(TEMPLATE, report_document(report))))
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("weasyprint")] == []
+    content = pdf.pages[0].get_contents().get_data().decode("latin-1")
+    assert "0.184314 0.4 0.564706 rg" in content and "0.752941 0.223529 0.168627 rg" in content
