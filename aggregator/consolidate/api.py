@@ -125,7 +125,8 @@ def invoice_pdf(invoice_id):
                             "content": {"application/xml": {"schema": {"type": "string"}}}}})
 def invoice_einvoice(args, invoice_id):
     """The invoice's e-invoice (finalized invoices only: a draft is `409 invoice_not_finalized`)."""
-    filename, xml = einvoice_service.invoice_einvoice(current(), invoice_id, args["format"])
+    invoice = invoice_service.find_invoice(current(), invoice_id)
+    filename, xml = einvoice_service.invoice_einvoice(invoice, args["format"])
     return Response(xml, mimetype="application/xml", headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
 

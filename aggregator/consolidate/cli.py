@@ -290,7 +290,7 @@ def pdf(principal, invoice_id, output):
               help="The file to write (default: NUMBER.xml, NUMBER.ubl.xml; '-' for standard output).")
 def einvoice(principal, invoice_id, format_, output):
     """Save a finalized invoice's e-invoice (the XML its PDF embeds as factur-x.xml)."""
-    filename, xml = einvoice_service.invoice_einvoice(principal, invoice_id, format_)
+    filename, xml = einvoice_service.invoice_einvoice(invoice_service.find_invoice(principal, invoice_id), format_)
     if str(output) == "-":
         click.echo(xml, nl=False)  # bytes: written to the binary stream as they are
         return

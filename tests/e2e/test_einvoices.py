@@ -292,3 +292,32 @@ def test_the_cli_saves_the_same_xml(cli, eu_shop, tmp_path):
     cli("invoices", "einvoice", invoice["id"], *scope, "--format", "ubl", "-o", str(tmp_path / "u.xml"))
     assert (tmp_path / "u.xml").read_bytes() == eu_shop.admin["test"].get(
         f"/v1/invoices/{invoice['id']}/einvoice?format=ubl").data
+
+
+@pytest.mark.parametrize("body", [
+    {"lines": [{"invoice_line": "BILL", "amount": "40.00"}], "reason": "product_unsatisfactory"},
+    {"amount": "30.00", "reason": "requested_by_customer"},
+], ids=["lines", "amount"])
+def test_a_credit_note_pdf_is_a_factur_x_credit_note_of_its_invoice(eu_shop, body):
+    invoice = _invoice(eu_shop, (0, {"amount": "100.00", "description": "Ledger, November"}),
+                       (1, {"amount": "25.99", "description": "Payroll, 12 staff"}))
+    admin = eu_shop.admin["test"]
+    if "lines" in body:
+        body["lines"][0]["invoice_line"] = invoice["lines"][0]["bill"]
+    created = admin.post(f"/v1/invoices/{invoice['id']}/credit_notes", body)
+    assert created.status_code == 201, created.json
+    note = created.json
+    response = admin.get(f"/v1/credit_notes/{note['id']}/pdf")
+    assert response.status_code == 200
+    name, xml = facturx.get_facturx_xml_from_pdf(response.data, check_xsd=True)
+    assert name == "factur-x.xml"
+    assert_valid_einvoice(xml)
+    root = etree.fromstring(xml)
+    assert (_text(root, "rsm:ExchangedDocument/ram:ID"), _text(root, "rsm:ExchangedDocument/ram:TypeCode")) == (
+        note["number"], "381")
+    assert _text(root, ".//ram:InvoiceReferencedDocument/ram:IssuerAssignedID") == invoice["number"]
+    sums = root.find(".//ram:SpecifiedTradeSettlementHeaderMonetarySummation", NS)
+    assert (_text(sums, "ram:TaxBasisTotalAmount"), _text(sums, "ram:TaxTotalAmount"),
+            _text(sums, "ram:GrandTotalAmount")) == (note["subtotal"], note["tax"], note["total"])
+    assert _text(root, ".//ram:SellerTradeParty/ram:Name") == SELLER["legal_name"]
+    assert _text(root, ".//ram:BuyerTradeParty/ram:SpecifiedTaxRegistration/ram:ID") == "DE136695976"
