@@ -64,6 +64,9 @@ CUSTOMER_TAX_IDENTITIES = {
                   "address": {"line1": "42 Baker St", "city": "Melbourne", "state": "VIC", "country": "AU"}},
     "cafe-lune": {"tax_ids": [{"type": "eu_vat", "value": "FR 40 303 265 045"}],
                   "address": {"line1": "3 rue de la Lune", "city": "Paris", "postal_code": "75002", "country": "FR"}},
+    # no tax id, but an address: EN 16931 wants every buyer's (BR-10, BR-11)
+    "studio-9": {"address": {"line1": "9 Chapel St", "city": "Windsor", "state": "VIC", "postal_code": "3181",
+                             "country": "AU"}},
 }
 #: (provider index, customer external id, amount, currency, revenue share, description)
 BILLS = [
@@ -254,12 +257,16 @@ def _story(app, adapters, api, out, now, receiver, stack, console) -> dict[str, 
         pdf = out / f"{invoice['number']}.pdf"
         pdf.write_bytes(api.call("GET", f"/invoices/{invoice['id']}/pdf", admin, raw=True))
         written.append(pdf)
+        (out / f"{invoice['number']}.xml").write_bytes(api.call("GET", f"/invoices/{invoice['id']}/einvoice", admin,
+                                                                 raw=True))
         lines = api.call("GET", f"/invoices/{invoice['id']}", admin)["lines"]
         table.add_row(invoice["number"], names.get(invoice["customer"], invoice["customer"]), str(len(lines)),
                       f"{invoice['total']} {invoice['currency']}", invoice["status"], invoice["due_date"], pdf.name)
     console.print(table)
     console.print(f"Each PDF is in {out}/. Bills of every app on one invoice; the credit is a negative line; the "
                   "USD SMS pack appears converted on the EUR invoice at the recorded rate.")
+    console.print("Each PDF is also an e-invoice (Factur-X: PDF/A-3 with its EN 16931 XML inside, the same XML as "
+                  "NUMBER.xml beside it; GET /v1/invoices/{id}/einvoice).")
     catalog["lines"] = _plan_lines(api, admin, provider_keys[0], catalog, invoices, console)
     metered["lines"] = _usage_lines(api, admin, metered, invoices, console)
 

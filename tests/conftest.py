@@ -63,6 +63,7 @@ SAME_ON_ANY_DATABASE = (
     "tests/integration/test_start.py",
     "tests/integration/test_slow_clients.py",
     "tests/integration/test_invoice_renderer.py",
+    "tests/integration/test_facturx_pdf.py",
     "tests/integration/test_mailer.py",
     "tests/integration/test_stripe_faults.py",
     "tests/integration/test_stripe_transfers.py",

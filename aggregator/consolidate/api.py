@@ -12,6 +12,7 @@ from ..periods import service as periods
 from ..web import Blueprint, clock_now, current, requires
 from . import (
     close_service,
+    einvoice_service,
     fx_service,
     invoice_service,
     line_export,
@@ -23,6 +24,7 @@ from .schemas import (
     AdvanceResultSchema,
     AdvanceSchema,
     CloseReportSchema,
+    EInvoiceArgs,
     FxRateInputSchema,
     FxRateSchema,
     InvoiceListArgs,
@@ -112,6 +114,20 @@ def invoice_pdf(invoice_id):
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{invoice.number or invoice.id}.pdf"',
         "ETag": invoice.pdf_sha256})
+
+
+@blp.route("/invoices/<invoice_id>/einvoice", methods=["GET"])
+@requires("admin")
+@blp.arguments(EInvoiceArgs(), location="query")
+@blp.doc(responses={"200": {"description": "The invoice as an EN 16931 e-invoice: UN/CEFACT CII XML "
+                                           "(Factur-X / ZUGFeRD, EN 16931 profile), as embedded in its PDF, "
+                                           "or UBL 2.1",
+                            "content": {"application/xml": {"schema": {"type": "string"}}}}})
+def invoice_einvoice(args, invoice_id):
+    """The invoice's e-invoice (finalized invoices only: a draft is `409 invoice_not_finalized`)."""
+    invoice = invoice_service.find_invoice(current(), invoice_id)
+    filename, xml = einvoice_service.invoice_einvoice(invoice, args["format"])
+    return Response(xml, mimetype="application/xml", headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
 
 @blp.route("/invoices/<invoice_id>/lines.csv", methods=["GET"])

@@ -31,7 +31,7 @@ from ..commands import (
 )
 from ..periods import service as periods_service
 from ..plurals import counted
-from . import close_service, invoice_service, pdf_service, test_clock_service, upcoming_service
+from . import close_service, einvoice_service, invoice_service, pdf_service, test_clock_service, upcoming_service
 from .schemas import (
     AdvanceResultSchema,
     CloseReportSchema,
@@ -278,3 +278,22 @@ def pdf(principal, invoice_id, output):
     output = output or Path(f"{invoice.number or invoice.id}.pdf")
     output.write_bytes(document)
     say(f"Wrote {output} ({len(document):,} bytes).")
+
+
+@invoices.command("einvoice")
+@tenant_scoped
+@click.argument("invoice_id", metavar="INVOICE")
+@click.option("--format", "format_", type=click.Choice(list(einvoice_service.FORMATS)), default="cii",
+              show_default=True, help="cii: UN/CEFACT CII, the Factur-X / ZUGFeRD EN 16931 profile (what the "
+                                      "PDF embeds); ubl: OASIS UBL 2.1, EN 16931.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="The file to write (default: NUMBER.xml, NUMBER.ubl.xml; '-' for standard output).")
+def einvoice(principal, invoice_id, format_, output):
+    """Save a finalized invoice's e-invoice (the XML its PDF embeds as factur-x.xml)."""
+    filename, xml = einvoice_service.invoice_einvoice(invoice_service.find_invoice(principal, invoice_id), format_)
+    if str(output) == "-":
+        click.echo(xml, nl=False)  # bytes: written to the binary stream as they are
+        return
+    output = output or Path(filename)
+    output.write_bytes(xml)
+    say(f"Wrote {output} ({len(xml):,} bytes).")

@@ -20,7 +20,7 @@ from ..db import db, dialect_insert, locking, new_id, run
 from ..errors import Conflict
 from ..events.service import NewEvent, record
 from ..pagination import Page, one, paginate
-from . import transitions
+from . import einvoice, transitions
 from .credit_notes import (
     REASONS,
     Creditable,
@@ -31,6 +31,7 @@ from .credit_notes import (
     credit_note_document,
     format_number,
 )
+from .einvoice_service import credit_note_einvoice_for, facturx_context
 from .facts import CreditNoteIssued
 from .lines import invoice_lines, invoice_parts_of
 from .models import Credit, CreditNote, CreditNoteLine, CreditNoteSequence, Invoice
@@ -229,7 +230,8 @@ def render_pdf(note: CreditNote, adapters) -> bytes:
     in the caller's transaction. -> its bytes."""
     if note.pdf_path is not None:
         return adapters.storage.get(note.pdf_path)
-    pdf = adapters.renderer.render(note.template, credit_note_document_for(note))
+    pdf = adapters.renderer.render(note.template, facturx_context(  # a Factur-X PDF/A-3b, as invoices' are
+        credit_note_document_for(note), einvoice.to_cii(credit_note_einvoice_for(note))))
     digest = hashlib.sha256(pdf).hexdigest()
     key = f"credit_notes/{note.tenant_id}/{'live' if note.livemode else 'test'}/{note.id}-{digest[:16]}.pdf"
     adapters.storage.put(key, pdf)

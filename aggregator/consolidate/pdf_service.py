@@ -7,7 +7,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -25,9 +24,12 @@ from ..faults import crash_point
 from ..metering.models import UsageCharge
 from ..testmode import TestClockRecord
 from .document import DocumentLine, Payment, address_lines, invoice_document, plan_fee_details, usage_details
+from .einvoice_service import with_einvoice
 from .invoice_service import find_invoice, invoice_lines, rate_text
+from .issued import pays_by_card
 from .line_export import file_name, lines_csv_bytes, provider_names
 from .models import Invoice
+from .parties import treatment_of
 from .render import Attachment
 from .snapshots import columns, invoice_snapshot
 
@@ -83,7 +85,7 @@ def render_claimed(invoice_ids: Sequence[str], adapters, processes: int = 1) -> 
     jobs, built = [], []
     for invoice in invoices:
         try:
-            jobs.append((invoice.template, invoice_document_for(invoice)))
+            jobs.append((invoice.template, with_einvoice(invoice, invoice_document_for(invoice))))
             built.append(invoice)
         except Exception as exc:  # a document that cannot be built: recorded like a failed render
             _record_failure(invoice, exc, report, adapters.clocks.base.now())
@@ -214,7 +216,7 @@ def invoice_document_for(invoice: Invoice) -> dict:
                   "address": customer.address, "tax_ids": customer.tax_ids or []},
         locale=settings.locale,
         parties=invoice.parties,
-        tax_treatment=invoice.tax_treatment or _treatment_before_parties(invoice),
+        tax_treatment=treatment_of(invoice),
         payment=_payment(settings, customer),
         line_limit=settings.invoice_line_limit if v3 else None,
         lines_file=file_name(invoice) if large else None,
@@ -235,16 +237,10 @@ def _document_line(line, details: tuple[str, ...] | None) -> DocumentLine:
                         line.original_amount, line.original_currency, rate_text(line.fx_rate), details)
 
 
-def _treatment_before_parties(invoice: Invoice) -> str:
-    """An invoice finalized before tax treatments were recorded: exempt if its customer is
-    tax-exempt and it charged no tax, else standard."""
-    return "exempt" if invoice.customer.tax_exempt and Decimal(invoice.tax_rate) == 0 else "standard"
-
-
 def _payment(settings: TenantSettings, customer) -> Payment:
     """Charged on the due date only when the tenant has Stripe in this mode and the customer a
     card; else the tenant's bank details if it has some; else when it is due."""
-    if settings.stripe_secret_key and customer.stripe_payment_method:
+    if pays_by_card(settings, customer):
         return Payment("card")
     if settings.payment_instructions:
         return Payment("transfer", settings.payment_instructions)

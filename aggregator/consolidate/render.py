@@ -10,9 +10,12 @@ per process and passes with every document (the HTML does not link it): its @fon
 are registered once in the kept FontConfiguration instead of being fetched and installed for
 every invoice. `invoice_v1.html` links its stylesheet itself and renders as it always did.
 
-Two context keys are the renderer's, not the template's: `attachments`, files embedded in the
-PDF (a list of `Attachment`: the Factur-X XML, a large invoice's lines as CSV), and
-`pdf_variant` (e.g. "pdf/a-3b", which PDF/A-3 e-invoices need).
+Three context keys are the renderer's, not the template's: `attachments`, files embedded in the
+PDF (a list of `Attachment`: the Factur-X XML, a large invoice's lines as CSV), `pdf_variant`
+(e.g. "pdf/a-3b", which PDF/A-3 e-invoices need) and `xmp_rdf`, rdf:Description elements
+(bytes) added inside the PDF's XMP metadata packet, next to WeasyPrint's own (the Factur-X
+properties and their PDF/A extension schema: WeasyPrint's `xmp_metadata` option would put them
+in a second rdf:RDF, where XMP readers expect one and read the first).
 """
 from __future__ import annotations
 
@@ -165,7 +168,7 @@ class WeasyPrintRenderer:
             return exc
 
     def _render(self, template: str, context: Mapping[str, Any]) -> bytes:
-        import io
+        import base64
 
         import weasyprint
         from weasyprint.text.fonts import FontConfiguration
@@ -174,7 +177,9 @@ class WeasyPrintRenderer:
             self._font_config = FontConfiguration()
         base_url = self.template_dir.as_uri() + "/"
         html = self.html(template, context)
-        attachments = [weasyprint.Attachment(file_obj=io.BytesIO(a.data), name=a.name, description=a.description,
+        # As data: URIs, so that the embedded file's MIME type (its /Subtype) is the attachment's.
+        attachments = [weasyprint.Attachment(url=f"data:{a.mime};base64,{base64.b64encode(a.data).decode()}",
+                                             name=a.name, description=a.description,
                                              relationship=a.relationship, url_fetcher=self.fetcher)
                        for a in context.get("attachments") or ()]
         if template not in self._stylesheets:
@@ -187,8 +192,30 @@ class WeasyPrintRenderer:
         options = {"attachments": attachments} if attachments else {}
         if context.get("pdf_variant"):
             options["pdf_variant"] = context["pdf_variant"]
+            options["finisher"] = _pdfa_finisher(context.get("xmp_rdf"))
         return document.write_pdf(stylesheets=self._stylesheets[template], font_config=self._font_config,
                                   dpi=150, cache=self._image_cache, **options)
+
+
+def _pdfa_finisher(rdf: bytes | None):
+    """A WeasyPrint finisher for PDF variants: lists each associated file once in the catalog's
+    /AF (WeasyPrint 70 lists every attachment twice there) and puts `rdf` inside the rdf:RDF of
+    the XMP packet it wrote."""
+    def finish(document, pdf) -> None:
+        import pydyf
+
+        if "AF" in pdf.catalog:
+            pdf.catalog["AF"] = pydyf.Array(dict.fromkeys(pdf.catalog["AF"]))
+        if not rdf:
+            return
+        if "Metadata" not in pdf.catalog:
+            raise RenderError("the PDF has no XMP metadata to add to")
+        metadata = pdf.objects[int(pdf.catalog["Metadata"].split()[0])]
+        packet = b"".join(part if isinstance(part, bytes) else str(part).encode() for part in metadata.stream)
+        if b"</rdf:RDF>" not in packet:
+            raise RenderError("the PDF's XMP metadata has no rdf:RDF to add to")
+        metadata.stream = [packet.replace(b"</rdf:RDF>", rdf + b"</rdf:RDF>", 1)]
+    return finish
 
 
 class RenderError(Exception):

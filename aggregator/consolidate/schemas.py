@@ -171,6 +171,12 @@ class InvoiceListArgs(ListArgs):
         "description": "true: only open invoices past the end of their due date; false: every other invoice."})
 
 
+class EInvoiceArgs(Schema):
+    format = fields.String(load_default="cii", validate=validate.OneOf(["cii", "ubl"]), metadata={
+        "description": "cii: UN/CEFACT Cross Industry Invoice, the Factur-X / ZUGFeRD EN 16931 profile (what "
+                       "the PDF embeds); ubl: OASIS UBL 2.1 Invoice (CreditNote for a credit note), EN 16931."})
+
+
 class VoidSchema(Schema):
     reason = text(500, load_default=None, allow_none=True)
 

@@ -118,6 +118,7 @@ TABLE: dict[tuple[str, str], Access] = {
     ("POST", "/v1/invoices/<invoice_id>/finalize"): Access(ADMIN, path={"invoice_id": "invoice"}),
     ("POST", "/v1/invoices/<invoice_id>/void"): Access(ADMIN, path={"invoice_id": "invoice"}, body={}),
     ("GET", "/v1/invoices/<invoice_id>/pdf"): Access(ADMIN, path={"invoice_id": "invoice"}),
+    ("GET", "/v1/invoices/<invoice_id>/einvoice"): Access(ADMIN, path={"invoice_id": "invoice"}),
     ("GET", "/v1/invoices/<invoice_id>/lines.csv"): Access(ADMIN, path={"invoice_id": "invoice"}),
     ("POST", "/v1/invoices/<invoice_id>/pay"): Access(ADMIN, path={"invoice_id": "invoice"}),
     ("GET", "/v1/invoices/<invoice_id>/payments"): Access(ADMIN, path={"invoice_id": "invoice"}),

@@ -7,6 +7,7 @@ import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import facturx
 import pytest
 from babel.dates import format_date
 from pypdf import PdfReader
@@ -197,6 +198,19 @@ def test_the_demo_meters_a_vm_with_included_bandwidth_thresholds_and_hourly_maxi
         ("Storage — 390 unit-hours × EUR0.0002 = EUR0.08", "0.08")]
     assert {line["invoice"] for line in metered["lines"]} == {made["charging"]["invoices"][2]["number"]}
     assert "usage.threshold_reached" in text and "GET /v1/subscriptions/{id}/usage" in text
+
+
+def test_each_demo_invoice_is_an_einvoice_too(demo_with_cards):
+    from tests.support.einvoices import assert_valid_einvoice
+
+    made, text = demo_with_cards
+    assert "Each PDF is also an e-invoice" in text
+    for pdf in made["pdfs"]:
+        xml = pdf.with_suffix(".xml").read_bytes()  # written beside it from GET /v1/invoices/{id}/einvoice
+        # the XML in the PDF, valid against the Factur-X EN 16931 XSD and (where Saxon is installed)
+        # EN 16931's rules: the demo's tenant and customers have what they ask for
+        assert facturx.get_facturx_xml_from_pdf(pdf.read_bytes(), check_xsd=True) == ("factur-x.xml", xml)
+        assert_valid_einvoice(xml)
 
 
 def test_the_demo_corrects_a_paid_invoice_by_a_credit_note(demo_with_cards):

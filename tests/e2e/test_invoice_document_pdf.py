@@ -150,7 +150,7 @@ def test_a_very_large_invoice_summarizes_its_detail_and_carries_every_line_as_cs
     assert "This invoice has 24 lines, more than the 10 printed in full" in text
     assert "Seat licence 3 5" in text  # a description, its count of lines, then their sum
     attached = reader.attachments
-    assert list(attached) == [f"{invoice['number']}-lines.csv"]
+    assert sorted(attached) == sorted([f"{invoice['number']}-lines.csv", "factur-x.xml"])  # and its e-invoice
 
     served = shop.admin["test"].get(f"/v1/invoices/{invoice['id']}/lines.csv")
     assert served.status_code == 200 and served.mimetype == "text/csv"
@@ -174,7 +174,8 @@ def test_an_invoice_at_its_line_limit_prints_every_line_and_attaches_nothing(sho
     assert shop.apps[0].post("/v1/bills/batch", {"bills": items}).status_code == 200
     advance(shop)
     reader = _pdf(shop, _invoice(shop))
-    assert not reader.attachments and "Seat 9" in _text(reader) and "summarized" not in _text(reader)
+    assert list(reader.attachments) == ["factur-x.xml"]  # its e-invoice only
+    assert "Seat 9" in _text(reader) and "summarized" not in _text(reader)
 
 
 def test_the_lines_of_an_unknown_invoice_are_a_404_naming_it(shop):
