@@ -125,6 +125,12 @@ TABLE: dict[tuple[str, str], Access] = {
     ("POST", "/v1/invoices/<invoice_id>/payments"): Access(
         ADMIN, path={"invoice_id": "invoice"},
         body={"amount": "1.00", "method": "bank_transfer", "reference": "stolen", "received_on": "2026-11-26"}),
+    ("POST", "/v1/invoices/<invoice_id>/credit_notes"): Access(
+        ADMIN, path={"invoice_id": "invoice"}, body={"amount": "1.00", "reason": "order_change",
+                                                     "settlement": "customer_balance"}),
+    ("GET", "/v1/credit_notes"): Access(ADMIN, own=200),
+    ("GET", "/v1/credit_notes/<credit_note_id>"): Access(ADMIN, path={"credit_note_id": "credit_note"}),
+    ("GET", "/v1/credit_notes/<credit_note_id>/pdf"): Access(ADMIN, path={"credit_note_id": "credit_note"}),
     ("GET", "/v1/invoices/<invoice_id>/refunds"): Access(ADMIN, path={"invoice_id": "invoice"}),
     ("POST", "/v1/invoices/<invoice_id>/refunds"): Access(ADMIN, path={"invoice_id": "invoice"},
                                                           body={"amount": "1.00"}),
@@ -299,6 +305,7 @@ def world(app, clock) -> World:
         "amount": invoice["total"], "method": "bank_transfer", "reference": "bank-1", "received_on": "2026-11-26"}),
         201)["payment"]["id"]
     w.refund = _ok(admin.post(f"/v1/invoices/{w.invoice}/refunds", {"amount": "1.00"}), 201)["id"]
+    (w.credit_note,) = [n["id"] for n in _ok(admin.get("/v1/credit_notes"))["data"]]  # the refund's own
     _ok(admin.post("/v1/test_clock/advance", {"to": AFTER_PAYOUT_DAY}))
     with app.app_context():
         due.drain(DISPATCH_QUEUE, app.extensions["aggregator.adapters"], lane=due.Lane(w.tenant_id, False))
@@ -338,8 +345,8 @@ def world(app, clock) -> World:
         "other_mode_admin": live, "other_mode_provider": other_mode_provider,
     }
     w.client = client
-    w.private_ids = {w.p1_id, w.customer, w.endpoint, w.invoice, w.payment, w.refund, w.payout, w.pending_bill,
-                     w.journal, w.email_delivery, w.p1_event, w.p1_key, w.plan, w.subscription}
+    w.private_ids = {w.p1_id, w.customer, w.endpoint, w.invoice, w.payment, w.refund, w.credit_note, w.payout,
+                     w.pending_bill, w.journal, w.email_delivery, w.p1_event, w.p1_key, w.plan, w.subscription}
     w.p1_private_ids = {w.endpoint, w.payout, w.pending_bill, w.p1_event, w.p1_key, w.plan, w.subscription}
     w.before = _snapshot(w)
     return w
