@@ -57,7 +57,10 @@ CUSTOMERS = [
 DEMO_TAX_IDENTITY = {
     "country": "AU", "tax_ids": [{"type": "au_abn", "value": "83914571673"}], "tax_name": "GST",
     "invoice_title": "Tax invoice",
-    "address": {"line1": "1 George St", "city": "Sydney", "state": "NSW", "postal_code": "2000", "country": "AU"}}
+    "address": {"line1": "1 George St", "city": "Sydney", "state": "NSW", "postal_code": "2000", "country": "AU"},
+    # customers without a card pay by bank transfer: their invoices print these details
+    "payment_instructions": {"account_holder": "Demo Marketplace Pty Ltd", "bank_name": "Harbour Bank",
+                             "bsb": "062-000", "account_number": "12345678"}}
 #: Customers' tax ids and addresses (as written: the API keeps them in their compact form).
 CUSTOMER_TAX_IDENTITIES = {
     "bakery-42": {"tax_ids": [{"type": "au_abn", "value": "51 824 753 556"}],

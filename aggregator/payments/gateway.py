@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
+from ..consolidate.issued import has_card
 from .transfers import Transfers
 
 #: How many times an attempt whose outcome is unknown is looked up (and, if the gateway has no
@@ -151,7 +152,7 @@ def charges_automatically(gateway: PaymentGateway, customer: Any) -> bool:
     """Whether a charge run charges this customer's invoices: the gateway charges cards (the
     tenant has Stripe settings in the mode) and the customer has a Stripe customer and payment
     method. Otherwise an invoice waits for a payment the platform records (a bank transfer)."""
-    return bool(gateway.charges_cards and customer.stripe_customer_id and customer.stripe_payment_method)
+    return gateway.charges_cards and has_card(customer)
 
 
 class RateLimiter:

@@ -8,6 +8,7 @@ import click
 
 from .. import adapters as edge
 from ..commands import AreaGroup, Day, json_option, list_options, now_for, print_object, print_page, say, tenant_scoped
+from ..plurals import counted
 from . import build_service, report_service, service
 from .schemas import PAYOUT_STATUSES, PayoutSchema
 
@@ -39,7 +40,8 @@ def build(principal, payout_date):
     if report.run_id is None:
         say(f"Payout day {report.payout_date} was built before: nothing to do.")
     else:
-        say(f"Payout day {report.payout_date}: {report.sources} new collections, {len(report.payouts)} payouts.")
+        say(f"Payout day {report.payout_date}: {counted(report.sources, 'new collection', 'new collections')}, "
+            f"{counted(len(report.payouts), 'payout', 'payouts')}.")
 
 
 @payouts.command("approve")
@@ -57,7 +59,7 @@ def approve(principal, payout_id, period, as_json):
                      as_json)
     else:
         approved = service.approve_period(principal, period.date(), now_for(principal))
-        say(f"Approved {len(approved)} payouts.")
+        say(f"Approved {counted(len(approved), 'payout', 'payouts')}.")
 
 
 @payouts.command("mark-paid")
