@@ -93,7 +93,7 @@ def beancount_opens(first_used: Mapping[str, date], names: Mapping[str, str] | N
 
 def beancount_transaction(journal: ExportedJournal) -> str:
     narration = f"{journal.kind.replace('_', ' ').capitalize()} {journal.object_id}"
-    if journal.memo:
+    if journal.memo and journal.memo.strip():  # a blank memo adds nothing (not a dangling ": ")
         narration += f": {journal.memo}"
     lines = [f"{journal.day.isoformat()} * {_quoted(narration)} #{journal.kind} ^{journal.object_id}",
              f"  journal_id: {_quoted(journal.id)}",

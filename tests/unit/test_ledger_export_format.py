@@ -44,7 +44,7 @@ def test_a_memo_of_any_text_parses_back_as_the_narration(memo):
     entries, errors, _ = parser.parse_string(beancount_text("A \"title\"", "JPY", [journal]))
     assert not errors
     [txn] = [e for e in entries if isinstance(e, data.Transaction)]
-    assert txn.narration == "Payment received pay_1" + (f": {' '.join(memo.split())}" if memo else "")
+    assert txn.narration == "Payment received pay_1" + (f": {' '.join(memo.split())}" if memo.split() else "")
     assert [(p.account, str(p.units)) for p in txn.postings] == [("Assets:Cash", "1200 JPY"),
                                                                  ("Assets:Receivable", "-1200 JPY")]
     assert (txn.meta["journal_id"], txn.links, txn.tags) == ("jrn_1", {"pay_1"}, {"payment_received"})
