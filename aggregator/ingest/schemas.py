@@ -77,6 +77,15 @@ class IdempotencyHeader(Schema):
                                     validate=IDEMPOTENCY_KEY)
 
 
+class OptionalIdempotencyHeader(Schema):
+    """An Idempotency-Key a request may carry (a retry is then answered as the first was)."""
+
+    idempotency_key = fields.String(data_key="Idempotency-Key", load_default=None, validate=IDEMPOTENCY_KEY)
+
+    class Meta:
+        unknown = "exclude"  # every other header
+
+
 class ItemsLoadedOneByOne(fields.List):
     """A list whose items are accepted or refused one by one: each loaded item becomes the
     inner schema's result, each refused one an InvalidInput naming its fields."""

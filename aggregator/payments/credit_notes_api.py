@@ -2,12 +2,13 @@
 read credit notes and their PDFs."""
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response
 
 from .. import adapters
 from ..consolidate import credit_note_service
 from ..consolidate.schemas import CreditNoteInputSchema, CreditNoteListArgs, CreditNoteSchema
 from ..fields import page_schema
+from ..ingest.schemas import OptionalIdempotencyHeader
 from ..web import Blueprint, clock_now, current, requires
 from . import crediting_service
 
@@ -18,9 +19,10 @@ CreditNotePage = page_schema(CreditNoteSchema, "CreditNotePage")
 
 @blp.route("/invoices/<invoice_id>/credit_notes", methods=["POST"])
 @requires("admin")
+@blp.arguments(OptionalIdempotencyHeader(), location="headers", as_kwargs=True)
 @blp.arguments(CreditNoteInputSchema())
 @blp.response(201, CreditNoteSchema)
-def create_credit_note(body, invoice_id):
+def create_credit_note(body, invoice_id, idempotency_key=None):
     """Credit lines of a finalized invoice (`lines`: each line's bill and an amount before tax,
     or all that is left of it) or an amount of it (`amount`, tax included), and settle it:
     `refund`, `customer_balance` or `reduce_due`. An Idempotency-Key makes a retry return the
@@ -28,7 +30,7 @@ def create_credit_note(body, invoice_id):
     `credit_not_settleable`, `refund_exceeds_payment`, `idempotency_key_reused`; 422 naming the field."""
     principal = current()
     return crediting_service.credit_invoice(principal, invoice_id, body, clock_now(principal), adapters.current(),
-                                            request.headers.get("Idempotency-Key"))
+                                            idempotency_key)
 
 
 @blp.route("/credit_notes", methods=["GET"])

@@ -74,6 +74,10 @@ def _issue(principal: Principal, invoice_id: str, body: dict, now: datetime, rea
         Invoice.livemode == principal.livemode), of=Invoice).execution_options(populate_existing=True)).first()
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id!r}.")
+    if idempotency_key is not None:  # a retry that waited for the invoice's lock behind its first try
+        earlier = _replayed(principal, invoice_id, idempotency_key)
+        if earlier is not None:
+            return earlier, None, None
     left, lines = credit_note_service.creditable_of(invoice)
     amounts = _amounts(body, left, lines, invoice)
     settlement = body.get("settlement") or ("reduce_due" if invoice.status == "open" and invoice.amount_remaining

@@ -131,6 +131,19 @@ def test_a_retry_with_the_same_idempotency_key_answers_the_same_note(tenant, ope
     assert len(tenant.admin["test"].get("/v1/credit_notes").json["data"]) == 1
 
 
+def test_an_idempotency_key_longer_than_stored_is_refused_naming_the_header(tenant, open_invoice):
+    response = _credit(tenant, open_invoice["id"], key="k" * 256, amount="10.00", reason="other")
+    assert response.status_code == 422, response.json
+    assert "Idempotency-Key" in response.json["error"]["fields"]
+    assert tenant.admin["test"].get("/v1/credit_notes").json["data"] == []
+
+
+def test_a_retry_of_a_whole_credit_answers_its_note_not_that_nothing_is_left(tenant, open_invoice):
+    first = _credit(tenant, open_invoice["id"], key="cn-all", amount="132.00", reason="other")
+    again = _credit(tenant, open_invoice["id"], key="cn-all", amount="132.00", reason="other")
+    assert (first.status_code, again.status_code) == (201, 201) and again.json == first.json
+
+
 def test_a_paid_invoice_is_credited_by_a_refund_and_a_refund_issues_its_own_note_once(app, tenant):
     tenant.customer("cust-1")
     send(tenant.provider(), "b1", amount="50.00")

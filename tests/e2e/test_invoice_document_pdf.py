@@ -130,9 +130,13 @@ def test_the_card_on_file_is_mentioned_only_when_the_tenant_has_stripe_and_the_c
 
     with_stripe, without = SimpleNamespace(stripe_secret_key="sealed", payment_instructions=None), \
         SimpleNamespace(stripe_secret_key=None, payment_instructions={"iban": "DE89370400440532013000"})
-    card, no_card = SimpleNamespace(stripe_payment_method="pm_1"), SimpleNamespace(stripe_payment_method=None)
+    card = SimpleNamespace(stripe_customer_id="cus_1", stripe_payment_method="pm_1")
+    no_card = SimpleNamespace(stripe_customer_id="cus_1", stripe_payment_method=None)
     assert pdf_service._payment(with_stripe, card).method == "card"
     assert pdf_service._payment(with_stripe, no_card).method == "due"
+    # a payment method without a Stripe customer is not charged by the charge run: not said to be
+    assert pdf_service._payment(with_stripe, SimpleNamespace(stripe_customer_id=None,
+                                                             stripe_payment_method="pm_1")).method == "due"
     assert pdf_service._payment(without, card).method == "transfer"
 
 
