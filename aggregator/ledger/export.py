@@ -109,10 +109,17 @@ def beancount_transaction(journal: ExportedJournal) -> str:
 
 def beancount_text(title: str, operating_currency: str | None, journals: Sequence[ExportedJournal],
                    names: Mapping[str, str] | None = None) -> str:
-    """A whole export at once (the streamed one is the same text in chunks)."""
+    """A whole export at once (the streamed one is the same text in chunks): the header, the
+    transactions, then the `open` of each account they use (Beancount orders directives by date,
+    wherever they stand: written last, they are exactly the accounts of the journals written), and
+    a closing line saying how many journals it holds (a file cut short lacks it)."""
     return "".join([beancount_header(title, operating_currency),
-                    beancount_opens(first_use(journals), names),
-                    *(beancount_transaction(j) for j in journals)])
+                    *(beancount_transaction(j) for j in journals),
+                    beancount_opens(first_use(journals), names), beancount_end(len(journals))])
+
+
+def beancount_end(count: int) -> str:
+    return f"; end of the export: {count} {'journal' if count == 1 else 'journals'}\n"
 
 
 def first_use(journals: Iterable[ExportedJournal]) -> dict[str, date]:

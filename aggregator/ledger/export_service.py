@@ -57,9 +57,16 @@ class LedgerExport:
                 f"{self.end.isoformat() if self.end else 'the last'} ({self.timezone} days)")
 
 
+#: The days an export may name (the API documents them): beyond, a day's bounds leave the calendar.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2200, 12, 31)
+
+
 def ledger_export(principal: Principal, start: date | None = None, end: date | None = None) -> LedgerExport:
     """The export of the caller's tenant and mode from `start` to `end` (local days, included).
     InvalidInput naming `to` when the range ends before it starts."""
+    for name, day in (("from", start), ("to", end)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidInput.on(name, f"A day from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}.")
     if start is not None and end is not None and end < start:
         raise InvalidInput.on("to", f"The range ends ({end.isoformat()}) before it starts ({start.isoformat()}).")
     settings = tenant_settings(principal.tenant_id, principal.livemode)
@@ -99,13 +106,6 @@ def journals(export: LedgerExport) -> Iterator[X.ExportedJournal]:
         yield X.ExportedJournal(journal_id, kind, object_type, object_id, memo, posted_at,
                                 posted_at.astimezone(zone).date(),
                                 tuple((account, currency, int(amount)) for *_, account, currency, amount in entries))
-
-
-def first_use(export: LedgerExport) -> dict[str, date]:
-    """account -> the local day of its first posting in the range (one GROUP BY)."""
-    zone = ZoneInfo(export.timezone)
-    return {account: first.astimezone(zone).date() for account, first in run(
-        _joined(export, LedgerEntry.account, sa.func.min(LedgerJournal.posted_at)).group_by(LedgerEntry.account))}
 
 
 def party_names(export: LedgerExport, accounts) -> dict[str, str]:
@@ -149,7 +149,19 @@ def chunks(export: LedgerExport, form: str) -> Iterator[str]:
         yield X.csv_text((), header=True)
         yield from _chunked(journals(export), lambda chunk: X.csv_text(chunk, header=False))
         return
-    opened = first_use(export)
+    opened: dict[str, date] = {}  # the day of each account's first use, in what was written
+    count = [0]
+
+    def tracked() -> Iterator[X.ExportedJournal]:
+        for journal in journals(export):  # in posting order: an account's first is its earliest day
+            for account, _, _ in journal.postings:
+                opened.setdefault(account, journal.day)
+            count[0] += 1
+            yield journal
+
     yield X.beancount_header(export.title, export.currency)
+    yield from _chunked(tracked(), lambda chunk: "".join(map(X.beancount_transaction, chunk)))
+    # Opened from the journals written, not by a query of its own: a journal posted while the
+    # export streams cannot bring an account that is never opened.
     yield X.beancount_opens(opened, party_names(export, opened))
-    yield from _chunked(journals(export), lambda chunk: "".join(map(X.beancount_transaction, chunk)))
+    yield X.beancount_end(count[0])

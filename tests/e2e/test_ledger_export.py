@@ -26,6 +26,7 @@ def test_the_api_streams_beancount_that_bean_check_accepts_and_the_same_as_csv(t
     checked = subprocess.run([str(BEAN_CHECK), str(path)], capture_output=True, text=True, timeout=60)  # nosec B603
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert ids["payment_received"] in response.text and ids["reversal"] not in response.text
+    assert response.text.endswith(f"; end of the export: {len(ids['all'].split()) - 1} journals\n")
     table = admin.get("/v1/ledger/export?format=csv")
     assert table.status_code == 200 and table.mimetype == "text/csv"
     assert table.text.startswith("journal_id,date,posted_at,kind,") and ids["reversal"] in table.text
@@ -33,7 +34,8 @@ def test_the_api_streams_beancount_that_bean_check_accepts_and_the_same_as_csv(t
 
 
 @pytest.mark.parametrize("query, field", [("format=xlsx", "format"), ("from=2026-13-01", "from"),
-                                          ("to=20261101", "to"), ("from=2026-11-02&to=2026-11-01", "to")])
+                                          ("to=20261101", "to"), ("from=2026-11-02&to=2026-11-01", "to"),
+                                          ("to=9999-12-31", "to"), ("from=0001-01-01", "from")])
 def test_bad_input_is_a_4xx_naming_the_field(tenant, query, field):
     response = tenant.admin["test"].get(f"/v1/ledger/export?{query}")
     assert response.status_code in (400, 422), response.json
