@@ -224,7 +224,8 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         .order_by(bills.customer_id)).all()
     terms_of = {row[0]: row[1:] for row in run(
         sa.select(customers.id, customers.currency, customers.tax_exempt, customers.tax_rate, customers.external_id,
-                  customers.name, customers.address, customers.tax_ids)
+                  customers.name, customers.address, customers.tax_ids,
+                  sa.and_(customers.stripe_customer_id.is_not(None), customers.stripe_payment_method.is_not(None)))
         .where(customers.tenant_id == ctx.tenant_id, customers.livemode == ctx.livemode,
                customers.id > after, customers.id <= upto))}
     credits: dict[str, list[CreditItem]] = {}
@@ -250,11 +251,12 @@ def _invoice_customers(ctx: _CloseContext, after: str, upto: str, next_number: i
         if customer_id in done:
             continue
         group = list(group)
-        currency, exempt, own_rate, external_ids[customer_id], name, address, tax_ids = terms_of[customer_id]
+        currency, exempt, own_rate, external_ids[customer_id], name, address, tax_ids, card = terms_of[customer_id]
         treatment, rate = parties.treatment(
             ctx.settings, address, exempt, tax_ids,
             tax_rate_for(default_rate, money.parse_rate(own_rate) if own_rate else None, exempt))
-        buyers[customer_id] = treatment, parties.buyer(name, external_ids[customer_id], address, tax_ids)
+        buyers[customer_id] = treatment, parties.buyer(name, external_ids[customer_id], address, tax_ids,
+                                                             bool(card))
         try:
             totals = [BillTotal(r[1], int(r[2]), r[3]) for r in group]  # SUM: numeric
             summaries.append((customer_id, summarize_invoice(currency, rate, totals, credits.get(customer_id, ()),

@@ -19,10 +19,9 @@ from ..errors import Conflict
 from . import einvoice, ubl
 from .einvoice import EInvoice
 from .invoices import Line
-from .issued import pays_by_card
 from .lines import invoice_lines
 from .models import CreditNote, Invoice
-from .parties import parties_of, treatment_of
+from .parties import parties_of, payment_of, treatment_of
 from .render import Attachment
 
 #: The syntaxes an e-invoice is served in: CII (what Factur-X embeds) and UBL 2.1.
@@ -50,6 +49,7 @@ def einvoice_for(invoice: Invoice) -> EInvoice:
     lines = invoice_lines([invoice])[invoice.id]
     names = _provider_names(lines)
     parties = parties_of(invoice)
+    card, instructions = payment_of(invoice, settings, customer)
     issued = invoice.finalized_at.astimezone(ZoneInfo(settings.timezone)).date()
     return einvoice.einvoice_of(
         invoice={"number": invoice.number, "issue_date": issued, "currency": invoice.currency,
@@ -61,8 +61,7 @@ def einvoice_for(invoice: Invoice) -> EInvoice:
                                  party_id=invoice.tenant_id),
         buyer=einvoice.party_of(parties.get("buyer"), name_key="name", seller=False, email=customer.email),
         treatment=treatment_of(invoice), provider_names=names,
-        payment_means=einvoice.payment_means_of(card=pays_by_card(settings, customer),
-                                                instructions=settings.payment_instructions,
+        payment_means=einvoice.payment_means_of(card=card, instructions=instructions,
                                                 currency=invoice.currency, due_date=invoice.due_date),
         buyer_reference=customer.external_id)
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from ..accounts.models import Customer, TenantSettings
 from ..accounts.tax_ids import recorded_treatment, tax_treatment
 from ..db import db
+from .issued import has_card, pays_by_card
 
 _ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postal_code", "country")
 
@@ -34,19 +35,35 @@ def seller_country(settings: TenantSettings) -> str | None:
 
 
 def seller(settings: TenantSettings) -> dict[str, Any]:
+    """The tenant as an invoice names it, with how it is paid as issued: whether the tenant
+    charges cards in this mode, and its bank details."""
     return {"legal_name": settings.legal_name or settings.name, "address": _address(settings.address),
             "country": seller_country(settings), "tax_ids": _tax_ids(settings.tax_ids),
-            "tax_name": settings.tax_name, "title": settings.invoice_title}
+            "tax_name": settings.tax_name, "title": settings.invoice_title,
+            "charges_cards": bool(settings.stripe_secret_key), "payment_instructions": settings.payment_instructions}
 
 
-def buyer(name: str | None, external_id: str, address: Mapping[str, Any] | None, tax_ids) -> dict[str, Any]:
-    """The customer as an invoice names it (its name, else its external id)."""
+def buyer(name: str | None, external_id: str, address: Mapping[str, Any] | None, tax_ids,
+          card: bool = False) -> dict[str, Any]:
+    """The customer as an invoice names it (its name, else its external id), and whether it has
+    a card a charge run charges (issued.has_card)."""
     return {"name": name or external_id, "address": _address(address),
-            "country": (address or {}).get("country"), "tax_ids": _tax_ids(tax_ids)}
+            "country": (address or {}).get("country"), "tax_ids": _tax_ids(tax_ids), "card": card}
 
 
 def buyer_of(customer: Customer) -> dict[str, Any]:
-    return buyer(customer.name, customer.external_id, customer.address, customer.tax_ids)
+    return buyer(customer.name, customer.external_id, customer.address, customer.tax_ids, has_card(customer))
+
+
+def payment_of(invoice, settings: TenantSettings, customer: Customer) -> tuple[bool, dict[str, Any] | None]:
+    """How the invoice's documents say it is paid: (charged to a card, the bank details), as
+    kept at its finalization (its PDF and its e-invoice then agree whenever either is made), else
+    (a draft, or kept before this was) as the settings and the customer are now."""
+    kept = invoice.parties or {}
+    if "card" in (kept.get("buyer") or {}) and "charges_cards" in (kept.get("seller") or {}):
+        return (bool(kept["seller"]["charges_cards"] and kept["buyer"]["card"]),
+                kept["seller"].get("payment_instructions"))
+    return pays_by_card(settings, customer), settings.payment_instructions
 
 
 def treatment(settings: TenantSettings, address: Mapping[str, Any] | None, exempt: bool, tax_ids,

@@ -26,10 +26,9 @@ from ..testmode import TestClockRecord
 from .document import DocumentLine, Payment, address_lines, invoice_document, plan_fee_details, usage_details
 from .einvoice_service import with_einvoice
 from .invoice_service import find_invoice, invoice_lines, rate_text
-from .issued import pays_by_card
 from .line_export import file_name, lines_csv_bytes, provider_names
 from .models import Invoice
-from .parties import treatment_of
+from .parties import payment_of, treatment_of
 from .render import Attachment
 from .snapshots import columns, invoice_snapshot
 
@@ -217,7 +216,7 @@ def invoice_document_for(invoice: Invoice) -> dict:
         locale=settings.locale,
         parties=invoice.parties,
         tax_treatment=treatment_of(invoice),
-        payment=_payment(settings, customer),
+        payment=_payment(*payment_of(invoice, settings, customer)),
         line_limit=settings.invoice_line_limit if v3 else None,
         lines_file=file_name(invoice) if large else None,
     )
@@ -237,13 +236,14 @@ def _document_line(line, details: tuple[str, ...] | None) -> DocumentLine:
                         line.original_amount, line.original_currency, rate_text(line.fx_rate), details)
 
 
-def _payment(settings: TenantSettings, customer) -> Payment:
-    """Charged on the due date only when the tenant has Stripe in this mode and the customer a
-    card; else the tenant's bank details if it has some; else when it is due."""
-    if pays_by_card(settings, customer):
+def _payment(card: bool, instructions: dict | None) -> Payment:
+    """Charged on the due date only when the tenant charges cards and the customer has one (as
+    kept at finalization: parties.payment_of); else the tenant's bank details if it has some;
+    else when it is due."""
+    if card:
         return Payment("card")
-    if settings.payment_instructions:
-        return Payment("transfer", settings.payment_instructions)
+    if instructions:
+        return Payment("transfer", instructions)
     return Payment("due")
 
 

@@ -76,6 +76,10 @@ class SellerSchema(Schema):
     tax_ids = fields.List(fields.Nested(TaxIdOutSchema))
     tax_name = fields.String(metadata={"description": "What the tax is called: VAT, GST."})
     title = fields.String(metadata={"description": "The document's title: Invoice, Tax invoice."})
+    charges_cards = fields.Boolean(metadata={
+        "description": "Whether the tenant charged cards (had Stripe) in this mode."})
+    payment_instructions = fields.Dict(allow_none=True, metadata={
+        "description": "The tenant's bank details as the invoice printed them (see the tenant's setting)."})
 
 
 class BuyerSchema(Schema):
@@ -83,6 +87,8 @@ class BuyerSchema(Schema):
     address = fields.Nested(AddressSchema, allow_none=True)
     country = fields.String(allow_none=True)
     tax_ids = fields.List(fields.Nested(TaxIdOutSchema))
+    card = fields.Boolean(metadata={"description": "Whether the customer had a card the charge run charges "
+                                                   "(a Stripe customer and payment method)."})
 
 
 class PartiesSchema(Schema):

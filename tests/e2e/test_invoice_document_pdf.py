@@ -128,16 +128,26 @@ def _text_date(invoice, locale: str = "en") -> str:
 def test_the_card_on_file_is_mentioned_only_when_the_tenant_has_stripe_and_the_customer_a_card(shop, app):
     from types import SimpleNamespace
 
+    from aggregator.consolidate.parties import payment_of
+
     with_stripe, without = SimpleNamespace(stripe_secret_key="sealed", payment_instructions=None), \
         SimpleNamespace(stripe_secret_key=None, payment_instructions={"iban": "DE89370400440532013000"})
     card = SimpleNamespace(stripe_customer_id="cus_1", stripe_payment_method="pm_1")
     no_card = SimpleNamespace(stripe_customer_id="cus_1", stripe_payment_method=None)
-    assert pdf_service._payment(with_stripe, card).method == "card"
-    assert pdf_service._payment(with_stripe, no_card).method == "due"
+    draft = SimpleNamespace(parties=None)  # read as the settings are now
+
+    def method(settings, customer, invoice=draft):
+        return pdf_service._payment(*payment_of(invoice, settings, customer)).method
+
+    assert method(with_stripe, card) == "card"
+    assert method(with_stripe, no_card) == "due"
+    assert method(without, card) == "transfer"
     # a payment method without a Stripe customer is not charged by the charge run: not said to be
-    assert pdf_service._payment(with_stripe, SimpleNamespace(stripe_customer_id=None,
-                                                             stripe_payment_method="pm_1")).method == "due"
-    assert pdf_service._payment(without, card).method == "transfer"
+    assert method(with_stripe, SimpleNamespace(stripe_customer_id=None, stripe_payment_method="pm_1")) == "due"
+    # once finalized, as kept then, whatever the card or the settings since
+    kept = SimpleNamespace(parties={"seller": {"charges_cards": True, "payment_instructions": None},
+                                    "buyer": {"card": True}})
+    assert method(without, no_card, kept) == "card"
 
 
 def test_a_very_large_invoice_summarizes_its_detail_and_carries_every_line_as_csv(shop, app):

@@ -33,9 +33,10 @@ def test_an_invoice_finalized_at_the_close_keeps_its_parties_after_the_settings_
     invoice = _invoice(tenant)
     expected = {
         "seller": {"legal_name": "Marketplace Pty Ltd", "address": SELLER_AU["address"], "country": "AU",
-                   "tax_ids": [ABN], "tax_name": "GST", "title": "Tax invoice"},
+                   "tax_ids": [ABN], "tax_name": "GST", "title": "Tax invoice", "charges_cards": False,
+                   "payment_instructions": None},
         "buyer": {"name": "Customer One", "address": {"city": "Melbourne", "country": "AU"}, "country": "AU",
-                  "tax_ids": [{"type": "au_abn", "value": "51824753556"}]}}
+                  "tax_ids": [{"type": "au_abn", "value": "51824753556"}], "card": False}}
     assert invoice["status"] == "open" and invoice["parties"] == expected
     assert (invoice["tax_treatment"], invoice["tax"]) == ("standard", "10.00")
 
@@ -69,7 +70,7 @@ def test_a_draft_takes_its_parties_when_it_is_finalized(app, tenant):
     parties = finalized.json["parties"]
     assert parties["seller"]["legal_name"] == "Later Pty Ltd" and parties["seller"]["tax_ids"] == [ABN]
     assert parties["buyer"] == {"name": "Customer One", "address": None, "country": None,
-                                "tax_ids": [{"type": "au_abn", "value": "51824753556"}]}
+                                "tax_ids": [{"type": "au_abn", "value": "51824753556"}], "card": False}
 
     admin.patch("/v1/tenant", {"legal_name": "Even Later Pty Ltd"})
     assert _invoice(tenant)["parties"] == parties
