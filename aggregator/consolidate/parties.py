@@ -76,6 +76,15 @@ def treatment(settings: TenantSettings, address: Mapping[str, Any] | None, exemp
     return decided, Decimal(0) if decided == "reverse_charge" else rate
 
 
+def kept_treatment(treatment: str | None, kept_buyer: Mapping[str, Any]) -> str | None:
+    """A draft's treatment as its finalization keeps it with `kept_buyer`: reverse charge needs
+    the buyer's EU VAT number on the document; without it (removed since the draft was made) it is
+    "exempt", at the same zero tax."""
+    if treatment == "reverse_charge" and not any(t["type"] == "eu_vat" for t in kept_buyer.get("tax_ids") or ()):
+        return "exempt"
+    return treatment
+
+
 def parties_of(invoice) -> dict[str, Any]:
     """The invoice's parties: as kept at its finalization, else (a draft, or finalized before
     they were kept) the tenant's and the customer's as they are now."""

@@ -123,17 +123,24 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
         return []
     tenant_id, livemode = settings.tenant_id, settings.livemode
     first = lock_sequence(tenant_id, livemode)
-    found = run(locking(sa.select(_invoices.c.id, _invoices.c.due_date, _invoices.c.customer_id)
+    found = run(locking(sa.select(_invoices.c.id, _invoices.c.due_date, _invoices.c.customer_id,
+                                  _invoices.c.tax_treatment)
                         .where(_invoices.c.id.in_(list(invoice_ids)), _invoices.c.tenant_id == tenant_id,
                                _invoices.c.livemode == livemode, _invoices.c.status == "draft")
                         .order_by(_invoices.c.id))).all()
     if not found:
         return []
-    drafts = [(invoice_id, due_date) for invoice_id, due_date, _ in found]
+    drafts = [(invoice_id, due_date) for invoice_id, due_date, _, _ in found]
     seller = parties.seller(settings)
     buyers = {c.id: parties.buyer_of(c) for c in db.session.scalars(
-        sa.select(Customer).where(in_ids(Customer.id, {customer_id for _, _, customer_id in found})))}
-    parties_of = {invoice_id: {"seller": seller, "buyer": buyers[customer_id]} for invoice_id, _, customer_id in found}
+        sa.select(Customer).where(in_ids(Customer.id, {customer_id for _, _, customer_id, _ in found})))}
+    parties_of = {invoice_id: {"seller": seller, "buyer": buyers[customer_id]}
+                  for invoice_id, _, customer_id, _ in found}
+    # Reverse charged when the draft was made, its buyer kept now: a buyer whose EU VAT number was
+    # removed meanwhile cannot be reverse charged on the document (EN 16931 BR-AE-02): exempt, at
+    # the same zero tax.
+    treatments = {invoice_id: parties.kept_treatment(treatment, buyers[customer_id])
+                  for invoice_id, _, customer_id, treatment in found}
     _advance_sequence(tenant_id, livemode, first + len(drafts))
     issued_on = as_of.astimezone(ZoneInfo(settings.timezone)).date()
     if settings.payment_terms_days is not None:  # due after the invoice, now issued; else as the close set it
@@ -141,8 +148,10 @@ def finalize_invoices(settings: TenantSettings, invoice_ids: Sequence[str], as_o
                   for invoice_id, _ in drafts]
     run(guarded_update(INVOICE_STATES, _invoices, "open", _invoices.c.id == sa.bindparam("invoice"))
         .values(finalized_at=as_of, number=sa.bindparam("number"), due_date=sa.bindparam("due"),
-                parties=sa.bindparam("parties", type_=_invoices.c.parties.type)),
+                parties=sa.bindparam("parties", type_=_invoices.c.parties.type),
+                tax_treatment=sa.bindparam("treatment")),
         [{"invoice": invoice_id, "due": due_date, "parties": parties_of[invoice_id],
+          "treatment": treatments[invoice_id],
           "number": format_number(settings.invoice_prefix, issued_on.year, first + offset)}
          for offset, (invoice_id, due_date) in enumerate(drafts)])
     ids = [invoice_id for invoice_id, _ in drafts]

@@ -109,6 +109,20 @@ def test_an_exempt_eu_business_in_another_member_state_is_reverse_charged(german
     assert (exempt["tax_treatment"], exempt["tax"]) == ("exempt", "0.00")
 
 
+def test_a_draft_whose_buyer_lost_its_vat_number_is_finalized_exempt_not_reverse_charged(german_seller):
+    tenant = german_seller
+    admin = tenant.admin["test"]
+    admin.patch("/v1/tenant", {"invoice_review": "manual"})
+    tenant.customer("fr-business", name="Acme SARL", tax_exempt=True, address={"country": "FR"}, tax_ids=FR_VAT)
+    send(tenant.provider(), "b1", customer="fr-business", amount="100.00")
+    advance(tenant)
+    draft = _invoice(tenant, "fr-business")
+    assert (draft["status"], draft["tax_treatment"]) == ("draft", "reverse_charge")
+    admin.patch("/v1/customers/fr-business", {"tax_ids": []})
+    finalized = admin.post(f"/v1/invoices/{draft['id']}/finalize").json
+    assert (finalized["tax_treatment"], finalized["tax"], finalized["total"]) == ("exempt", "0.00", "100.00")
+
+
 def test_without_the_tenant_enabling_it_nothing_is_reverse_charged(german_seller):
     tenant = german_seller
     tenant.admin["test"].patch("/v1/tenant", {"reverse_charge": False})
