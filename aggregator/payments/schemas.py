@@ -56,8 +56,11 @@ class RefundSchema(Schema):
     currency = fields.String()
     reason = fields.String(allow_none=True, metadata={"enum": [*REFUND_REASONS, None]})
     note = fields.String(allow_none=True)
-    gateway = fields.String(metadata={"enum": ["stripe", "manual"]})
+    gateway = fields.String(metadata={"enum": ["stripe", "manual", "balance"], "description": (
+        "balance: a credit note's credit to the customer's balance, taken off its next invoice")})
     status = fields.String(metadata={"enum": ["pending", "succeeded", "failed", "canceled"]})
+    credit_note = fields.String(attribute="credit_note_id", allow_none=True, metadata={
+        "description": "The credit note this refund settles, or that it issued (a refund asked for by itself)."})
     stripe_refund = fields.String(attribute="stripe_refund_id", allow_none=True)
     failure_message = fields.String(allow_none=True)
     created_at = fields.DateTime()

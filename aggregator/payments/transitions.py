@@ -228,7 +228,10 @@ def _post_refund(refund: Refund, as_of: datetime) -> None:
                                 invoice.id, collected, invoice_parts_of(invoice), as_of,
                                 to_credit_of=invoice.customer_id if refund.gateway == "balance" else None))
     if refund.credit_note_id is None:  # a refund asked for by itself: its credit note, once (it succeeds once)
-        credit_note_service.issue_for_refund(invoice, refund.id, refund.amount, refund.reason, as_of)
+        note = credit_note_service.issue_for_refund(invoice, refund.id, refund.amount, refund.reason, as_of)
+        if note is not None:  # the two name each other, as for a refund a credit note asked for
+            db.session.execute(sa.update(_refunds).where(_refunds.c.id == refund.id)
+                               .values(credit_note_id=note.id).execution_options(synchronize_session=False))
 
 
 def _count_refunded(refund: Refund, delta: int) -> None:

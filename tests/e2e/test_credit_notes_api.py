@@ -164,6 +164,8 @@ def test_a_paid_invoice_is_credited_by_a_refund_and_a_refund_issues_its_own_note
     assert [(n["number"], n["settlement"], n["total"], n["refund"], n["reason"]) for n in notes] == [
         ("INV-CN-2026-000002", "refund", "5.00", by_itself.json["id"], "duplicate"),
         ("INV-CN-2026-000001", "refund", "15.00", note.json["refund"], "requested_by_customer")]
+    assert admin.get(f"/v1/refunds/{by_itself.json['id']}").json["credit_note"] == notes[0]["id"]
+    assert admin.get(f"/v1/refunds/{note.json['refund']}").json["credit_note"] == note.json["id"]
     over = _credit(tenant, invoice["id"], amount="30.01", reason="other")
     assert over.status_code == 409 and over.json["error"]["code"] == "credit_exceeds_invoice"
     assert admin.get(f"/v1/invoices/{invoice['id']}").json["amount_refunded"] == "20.00"
