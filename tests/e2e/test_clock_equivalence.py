@@ -118,7 +118,8 @@ def by_random(sizes: list[int]):
 
 # Each example runs three tenants through months of clock moves: no shrinking (it would take
 # minutes); a failure is reported as found.
-@settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+@settings(max_examples=int(os.environ.get("CLOCK_INVOICE_EXAMPLES", 4)), deadline=None,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @example(sent=(EXPLICIT_SENT := [(10, "c1", "12.50", "AUD", True), (20, "c2", "-30.00", "USD", False),
                                  (800, "c2", "100.00", "AUD", True)]),
@@ -226,7 +227,7 @@ def _run_subscriptions(shop: SubscriptionShop, actions: list, steps) -> tuple:
     return shop.results()
 
 
-@settings(max_examples=int(os.environ.get("CLOCK_SUBSCRIPTION_EXAMPLES", 4)), deadline=None,
+@settings(max_examples=int(os.environ.get("CLOCK_SUBSCRIPTION_EXAMPLES", 2)), deadline=None,
           phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @example(actions=(EXPLICIT_ACTIONS := [(0, "start", "c1", "resold", 1, 0), (30, "start", "c2", "solo", 2, 24 * 9),

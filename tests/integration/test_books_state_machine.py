@@ -321,7 +321,7 @@ def test_the_books_hold_through_any_history(app, make_tenant, templates_only):
     Books.app, Books.make_tenant, Books.done = app, make_tenant, Counter()
     explore = int(os.environ.get("BOOKS_EXAMPLES", 0))  # more, and random: hunting, not CI
     run_state_machine_as_test(Books, settings=settings(
-        max_examples=explore or 25, stateful_step_count=40, deadline=None, derandomize=not explore, database=None,
+        max_examples=explore or 20, stateful_step_count=40, deadline=None, derandomize=not explore, database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
     kinds = {"bill", "time", "pay", "refund", "void", "uncollectible", "payout paid", "subscribe",
              "change subscription", "cancel subscription"}
@@ -432,7 +432,7 @@ def test_the_books_hold_through_any_history_with_credit_notes(app, make_tenant, 
     Books.app, Books.make_tenant, Books.done = app, make_tenant, Counter()
     explore = int(os.environ.get("BOOKS_EXAMPLES", 0))
     run_state_machine_as_test(BooksWithCreditNotes, settings=settings(
-        max_examples=explore or 15, stateful_step_count=40, deadline=None, derandomize=not explore, database=None,
+        max_examples=explore or 10, stateful_step_count=40, deadline=None, derandomize=not explore, database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
     # the random histories seldom collect before they credit: the next test plays every settlement
     kinds = {"bill", "time", "credit note reduce_due", "credit note refund", "credit note customer_balance"}
