@@ -23,13 +23,13 @@ from ..accounts.models import Customer, TenantSettings
 from ..auth import Principal
 from ..consolidate import credit_note_service
 from ..consolidate.models import CreditNote, Invoice
+from ..consolidate.parties import payment_of
 from ..db import db
 from ..due import Lane, Worked
 from ..errors import NotFound
 from ..events.models import Event
 from ..faults import crash_point
 from ..pagination import Page, paginate
-from ..payments.gateway import charges_automatically
 from ..payments.models import Payment, Refund
 from ..payouts import statement
 from ..periods.models import PeriodRecord
@@ -194,8 +194,8 @@ def _compose(delivery: EmailDelivery, settings: TenantSettings, invoices: dict[s
         # clock jump must not change what the customer is told).
         raise NotToBeSent("the invoice was paid before its overdue notice was sent")
     if delivery.kind == INVOICE:
-        charged = charges_automatically(adapters.payments.for_settings(settings), invoice.customer)
-        context = messages.invoice_context(invoice, settings, charged)
+        charged, instructions = payment_of(invoice, settings, invoice.customer)  # as its PDF says
+        context = messages.invoice_context(invoice, settings, charged, instructions)
         attachments.append(messages.Attachment(f"{invoice.number}.pdf", adapters.storage.get(invoice.pdf_path)))
     else:
         event = db.session.scalars(sa.select(Event).where(Event.id == delivery.event_id)).one()

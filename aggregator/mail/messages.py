@@ -197,16 +197,19 @@ def _about_invoice(invoice, settings) -> dict[str, Any]:
             "reply_to": settings.email_reply_to}
 
 
-def invoice_context(invoice, settings, charged: bool = False) -> dict[str, Any]:
+def invoice_context(invoice, settings, charged: bool = False, instructions: Any = "settings") -> dict[str, Any]:
     """A customer's invoice: what the email says of it (the PDF says the rest), and how it gets
-    paid (`payment`): "card" when a charge run will charge the customer's card (`charged`:
-    payments.gateway.charges_automatically), else "transfer" with the tenant's bank details and
-    the invoice number to quote when it has them, else "due" (pay by the due date, ask how);
-    "nothing" when nothing is due."""
+    paid (`payment`): "card" when a charge run will charge the customer's card (`charged`), else
+    "transfer" with the tenant's bank details (`instructions`; default: the settings') and the
+    invoice number to quote when it has them, else "due" (pay by the due date, ask how);
+    "nothing" when nothing is due. The delivery passes both as the invoice keeps them
+    (consolidate.parties.payment_of), so the email says what its PDF says."""
     locale, currency = settings.locale, invoice.currency
     issued = (invoice.finalized_at or invoice.created_at).astimezone(ZoneInfo(settings.timezone)).date()
     customer = invoice.customer
-    bank = bank_details(settings.payment_instructions) if not charged else []
+    if instructions == "settings":
+        instructions = settings.payment_instructions
+    bank = bank_details(instructions) if not charged else []
     payment = "nothing" if invoice.amount_due <= 0 else "card" if charged else "transfer" if bank else "due"
     return {
         **_tenant(settings),
