@@ -116,11 +116,16 @@ def by_random(sizes: list[int]):
     return steps
 
 
-# Each example runs three tenants through months of clock moves: no shrinking (it would take
-# minutes); a failure is reported as found.
-@settings(max_examples=int(os.environ.get("CLOCK_INVOICE_EXAMPLES", 4)), deadline=None,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def _ci_slice(knob: str, examples: int):
+    """CI's slice: `examples` generated examples (the environment's `knob` for more) beside the
+    explicit ones; each runs tenants through months of clock moves, so no shrinking (it would take
+    minutes): a failure is reported as found."""
+    return settings(max_examples=int(os.environ.get(knob, examples)), deadline=None,
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@_ci_slice("CLOCK_INVOICE_EXAMPLES", 4)
 @example(sent=(EXPLICIT_SENT := [(10, "c1", "12.50", "AUD", True), (20, "c2", "-30.00", "USD", False),
                                  (800, "c2", "100.00", "AUD", True)]),
          setup=(EXPLICIT_SETUP := {"invoice_review": "manual", "auto_finalize_after_days": 2, "default_tax_rate": "0.1",
@@ -227,9 +232,7 @@ def _run_subscriptions(shop: SubscriptionShop, actions: list, steps) -> tuple:
     return shop.results()
 
 
-@settings(max_examples=int(os.environ.get("CLOCK_SUBSCRIPTION_EXAMPLES", 2)), deadline=None,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@_ci_slice("CLOCK_SUBSCRIPTION_EXAMPLES", 2)
 @example(actions=(EXPLICIT_ACTIONS := [(0, "start", "c1", "resold", 1, 0), (30, "start", "c2", "solo", 2, 24 * 9),
                   (200, "change", "c1", "solo", 2, 5), (900, "change", "c1", "resold", 3, 0),
                   (1500, "cancel", "c1", "solo", 1, 24 * 9), (1600, "start", "c2", "staging", 1, 0),
@@ -324,9 +327,7 @@ def _run_usage(shop: MeteredShop, sent: list, steps) -> tuple:
     return shop.results()
 
 
-@settings(max_examples=int(os.environ.get("CLOCK_USAGE_EXAMPLES", 2)), deadline=None,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@_ci_slice("CLOCK_USAGE_EXAMPLES", 2)
 @example(sent=(EXPLICIT_USAGE := [(0, "c1", "storage", "12.5"), (5, "c1", "cpu", "4"), (6, "c1", "cpu", "1"),
                                   (30, "c1", "seats", "4"), (40, "c2", "calls", "1"), (41, "c2", "calls", "1"),
                                   (42, "c2", "calls", "1"), (20 * 24, "c1", "storage", "1"),

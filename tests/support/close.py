@@ -68,6 +68,15 @@ def _assert_exactly_once(app, tenant_id: str, customers: int, bills: int) -> Non
                 t=tenant_id, s=PERIOD)[0][0] == "closed"
 
 
+def assert_invoices_are_their_bills(app, tenant_id: str) -> None:
+    """Each invoice's subtotal is the sum of its customer's pending bills of its period: no bill
+    invoiced twice, none left out."""
+    wrong = _sql(app, "SELECT count(*) FROM invoices i WHERE i.tenant_id = :t AND i.subtotal <> ("
+                      "SELECT sum(b.amount) FROM bills b WHERE b.customer_id = i.customer_id "
+                      "AND b.period_start = i.period_start AND b.status = 'pending')", t=tenant_id)
+    assert wrong[0][0] == 0
+
+
 def _close(app, tenant_id: str, chunk: int = 500):
     from aggregator.consolidate import close_service
 
